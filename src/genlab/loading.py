@@ -1,0 +1,47 @@
+"""``genlab.load(dir)``: rebuild a model from ``config.json`` + ``model.safetensors``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import registry
+from .config import from_dict
+from .errors import CheckpointError, ConfigError
+from .train.checkpoint import load_tensors, read_json
+
+
+def load(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a saved model (a run directory or a ``model.save`` directory).
+
+    Reads only JSON and safetensors, never pickle. Returns the model in eval mode.
+    Raises :class:`CheckpointError` with a clear message when the folder is not a
+    genlab model, belongs to an unknown model, or its weights are corrupt or do
+    not fit the config.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a directory; expected a run directory with config.json and model.safetensors")
+    doc = read_json(path / "config.json")
+    name = doc.get("model_name")
+    if not isinstance(name, str) or "model" not in doc:
+        raise CheckpointError(f"{path / 'config.json'} is not a genlab model config (no model_name/model keys)")
+    try:
+        config_cls, model_cls = registry.get(name)
+        config = from_dict(config_cls, doc["model"], "model")
+    except ConfigError as e:
+        raise CheckpointError(f"cannot rebuild the model in {path}: {e}") from None
+    model = model_cls(config)
+    state = load_tensors(path / "model.safetensors")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"the weights in {path / 'model.safetensors'} do not fit a {name!r} model with this config: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
+        )
+    model.load_state_dict(state)
+    return model.to(device).eval()

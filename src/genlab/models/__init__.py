@@ -1,0 +1,1 @@
+"""Generative models, one per file. See ``genlab.registry`` for the list."""

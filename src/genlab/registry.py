@@ -1,0 +1,36 @@
+"""The model registry: one literal dict from a model's name to its config and class.
+
+Add a model by adding one line here; nothing registers itself at import time.
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+from .models.vae import VAE, VAEConfig
+
+MODELS = {
+    "vae": (VAEConfig, VAE),
+}
+
+
+def get(name: str):
+    """(ConfigClass, ModelClass) for ``name``, or a clear error listing the choices."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}") from None
+
+
+def name_of(model) -> str:
+    for name, (config_cls, cls) in MODELS.items():
+        if type(model) is cls and type(model.config) is config_cls:
+            return name
+    raise ConfigError(f"{type(model).__name__} is not in the genlab registry")
+
+
+def build(name: str, config=None, **fields):
+    """Build a registered model from its config (defaults when None) plus field overrides."""
+    config_cls, model_cls = get(name)
+    if config is None:
+        config = config_cls(**fields)
+    return model_cls(config)
