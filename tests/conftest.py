@@ -1,0 +1,43 @@
+"""Shared fixtures. Real data sets are read from the shared data folder beside the
+checkout (``../shared/data``; override with GENLAB_SHARED_DATA); tests that need
+it are skipped where it is absent. Tests never touch the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_shared_data() -> Path | None:
+    candidates = [os.environ.get("GENLAB_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"]
+    for c in candidates:
+        if c and (Path(c) / "mnist").is_dir():
+            return Path(c)
+    return None
+
+
+SHARED_DATA = find_shared_data()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if SHARED_DATA is None:
+        pytest.skip("the shared data folder (../shared/data) is not available")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's downloads and caches out of the user's home."""
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path_factory.getbasetemp() / "genlab-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+    yield
