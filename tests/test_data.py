@@ -410,3 +410,23 @@ def test_value_conversions():
     assert torch.allclose(transforms.from_signed(s), x)
     with pytest.raises(TypeError):
         transforms.to_float(x)
+
+
+def test_celeba_folder_zip_and_partition(tmp_path):
+    import zipfile
+
+    rng = np.random.RandomState(0)
+    names = [f"{i:06d}.jpg" for i in range(1, 11)]
+    for n in names:
+        save(tmp_path / "a" / "celeba" / "img_align_celeba" / n, rng.randint(0, 256, (218, 178, 3)))
+    (tmp_path / "a" / "celeba" / "list_eval_partition.txt").write_text(
+        "".join(f"{n} {0 if i < 6 else 1 if i < 8 else 2}\n" for i, n in enumerate(names)))
+    train = data.load("celeba", "train", tmp_path / "a")
+    assert train.images.shape == (6, 3, 64, 64) and train.labels is None
+    assert len(data.load("celeba", "test", tmp_path / "a", image_size=(32, 32))) == 2
+    (tmp_path / "b" / "celeba").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "b" / "celeba" / "img_align_celeba.zip", "w") as z:
+        for n in names:
+            z.write(tmp_path / "a" / "celeba" / "img_align_celeba" / n, f"img_align_celeba/{n}")
+    test = data.load("celeba", "test", tmp_path / "b", channels=1)  # no partition file: seeded 90/10
+    assert test.images.shape == (1, 1, 64, 64)
