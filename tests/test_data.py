@@ -17,14 +17,13 @@ import torch
 from PIL import Image
 
 from genlab import data
+from conftest import SHARED_DATA
 from genlab.data import DataError, ImageDataset, transforms
 from genlab.data import download as dl
 
 REAL_FETCH = dl._fetch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA or Path("/nonexistent")
 
 
 def shared(sub: str) -> Path:
