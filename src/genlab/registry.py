@@ -6,10 +6,15 @@ Add a model by adding one line here; nothing registers itself at import time.
 from __future__ import annotations
 
 from .errors import ConfigError
+from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
+from .models.gan import GAN, GANConfig
 from .models.vae import VAE, VAEConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
+    "gan": (GANConfig, GAN),
+    "dcgan": (DCGANConfig, DCGAN),
+    "lsgan": (LSGANConfig, DCGAN),
 }
 
 

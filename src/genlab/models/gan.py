@@ -1,0 +1,272 @@
+"""Generative adversarial networks (Goodfellow et al., 2014).
+
+A generator ``G`` maps noise ``z ~ N(0, I)`` to samples; a discriminator ``D`` tells
+them from data. One training iteration is ``d_steps`` discriminator steps then one
+generator step (:meth:`GAN.train_steps`); the Trainer updates only the step's own
+player, with the other frozen. The objective (minimax, non-saturating, least squares,
+hinge) is a config choice; the equations live in :mod:`genlab.losses`.
+
+Data:
+
+* images ``(C, H, W)``: fed in [-1, 1] (``input_mode = "signed"``, G ends in tanh);
+  :meth:`GAN.sample` returns [0, 1];
+* points ``(D,)``, e.g. the toy 2-D sets ``ring8``/``grid25``: set
+  ``image_shape = (2,)`` (the Trainer copies the data set's ``shape``); the data are
+  used as they are (``input_mode = "unit"``) and :meth:`GAN.sample` returns (n, D).
+
+Options: class-conditional (``num_classes > 0``: G takes a label embedding, D uses a
+projection head or the label concatenated to its input); ``d_steps`` discriminator
+steps per generator step; learning rates and Adam betas per player; R1 or WGAN-GP
+gradient penalty; spectral norm in D. Sampling from the Trainer's exponential moving
+average of the weights (``train.ema_decay > 0``) needs nothing here: the EMA copy is
+another instance of this model.
+
+Stability: every step logs both players' losses and D's mean outputs on real and
+fake data (``d/real``, ``d/fake``, ``g/fake``: probabilities for the log-loss
+objectives, raw scores for least squares and hinge). When the discriminator has won
+(its loss below ``collapse_d_loss``), or the generator's loss stays above
+``collapse_g_loss``, for ``collapse_patience`` consecutive steps, the step raises
+:class:`genlab.errors.TrainingError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .. import losses
+from ..config import ModelConfig
+from ..errors import ConfigError, TrainingError
+from ..nn import gan_blocks as blocks
+from .base import Batch, GenerativeModel, TrainStep
+
+ARCHS = ("mlp", "conv")
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    """``image_shape``: (C, H, W) for images or (D,) for points (toy 2-D data: (2,))."""
+
+    image_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 64
+    objective: str = "non-saturating"  # minimax | non-saturating | least-squares | hinge
+    arch: str = "mlp"  # mlp | conv
+    hidden: int = 256  # MLP width
+    depth: int = 3  # MLP hidden layers (each player)
+    channels: int = 64  # conv: D's first width; G's last hidden width
+    upsample: str = "transposed"  # conv G: "transposed" (4x4 stride-2) or "upsample" (nearest x2 + 3x3 conv)
+    g_batchnorm: bool = False
+    d_batchnorm: bool = False
+    conditioning: str = "projection"  # class-conditional D: "projection" or "concat"
+    label_dim: int = 32  # size of G's label embedding
+    d_steps: int = 1  # discriminator steps per generator step
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas_g: tuple[float, float] = (0.5, 0.999)
+    betas_d: tuple[float, float] = (0.5, 0.999)
+    penalty: str = "none"  # none | r1 (gamma/2 E||grad D(x)||^2 on reals) | gp (WGAN-GP)
+    penalty_weight: float = 10.0  # gamma for r1, lambda for gp
+    spectral_norm: bool = False  # spectral normalisation of D's weights
+    collapse_patience: int = 500  # consecutive steps before TrainingError; 0 disables the check
+    collapse_d_loss: float = 1e-3  # D's loss below this counts as a collapsed (won) discriminator
+    collapse_g_loss: float = 30.0  # G's loss above this counts as exploding
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError on a bad choice (called on build and by the model)."""
+        losses.check_objective(self.objective)
+        losses.check_penalty(self.penalty)
+        choices = {"arch": ARCHS, "conditioning": blocks.CONDITIONINGS, "upsample": blocks.UPSAMPLINGS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown model.{name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+        if self.d_steps < 1:
+            raise ConfigError(f"model.d_steps must be >= 1, got {self.d_steps}")
+        if self.latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        if self.num_classes < 0:
+            raise ConfigError(f"model.num_classes must be >= 0, got {self.num_classes}")
+        if len(self.image_shape) not in (1, 3):
+            raise ConfigError(f"model.image_shape must be (C, H, W) for images or (D,) for points, got {self.image_shape}")
+
+
+class GAN(GenerativeModel):
+    """``G`` (generator) and ``D`` (discriminator, returns logits (N,)) with the GAN objectives."""
+
+    config_class = GANConfig
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        config.validate()
+        self.is_image = len(config.image_shape) == 3
+        # images in [-1, 1] to match G's tanh; points as they are
+        self.input_mode = "signed" if self.is_image else "unit"
+        self.G, self.D = self.build_networks()
+        self._d_collapsed = 0  # consecutive D steps with a collapsed discriminator
+        self._g_exploded = 0  # consecutive G steps with an exploding generator loss
+
+    # ---------------------------------------------------------------- networks
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        c = self.config
+        k = c.num_classes
+        if c.arch == "conv":
+            if not self.is_image:
+                raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
+            G = blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm, k, c.label_dim)
+            D = blocks.ConvDiscriminator(c.image_shape, c.channels, c.d_batchnorm, k, c.conditioning, c.spectral_norm)
+            blocks.dcgan_init(G)
+            blocks.dcgan_init(D)
+            return G, D
+        dim = 1
+        for s in c.image_shape:
+            dim *= s
+        G = blocks.MLPGenerator(c.latent_dim, dim, c.hidden, c.depth, k, c.label_dim, c.g_batchnorm)
+        D = blocks.MLPDiscriminator(dim, c.hidden, c.depth, k, c.conditioning, c.spectral_norm)
+        return G, D
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """(C, H, W) for images, (D,) for points."""
+        return tuple(self.config.image_shape)
+
+    @property
+    def num_dims(self) -> int:
+        n = 1
+        for s in self.data_shape:
+            n *= s
+        return n
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """z (N, latent_dim) -> samples in the model's input space ([-1, 1] images or points)."""
+        out = self.G(z, labels)
+        if self.is_image:
+            out = torch.tanh(out.reshape(z.shape[0], *self.data_shape))
+        return out
+
+    def discriminate(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Logits (N,) of D on data in the model's input space."""
+        return self.D(x, labels)
+
+    def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of z ~ N(0, I), shape (n, latent_dim)."""
+        return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
+
+    # ---------------------------------------------------------------- training
+    def train_steps(self) -> list[TrainStep]:
+        """``[D] * d_steps + [G]``. The extra D steps ask the Trainer for a fresh batch.
+        All D steps share the name "discriminator" (and should share one optimiser)."""
+        c = self.config
+        d = TrainStep("discriminator", [self.D], self.d_step_loss, lr=c.lr_d, betas=tuple(c.betas_d))
+        steps = [d] + [dataclasses.replace(d, new_batch=True) for _ in range(c.d_steps - 1)]
+        steps.append(TrainStep("generator", [self.G], self.g_step_loss, lr=c.lr_g, betas=tuple(c.betas_g)))
+        return steps
+
+    def _batch(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        x = batch["x"]
+        y = batch.get("y")
+        if self.config.num_classes > 0:
+            if y is None:
+                raise ValueError(f"this GAN is class-conditional ({self.config.num_classes} classes) but the batch has no labels")
+            y = self.check_labels(y, x.shape[0])
+        else:
+            y = None
+        return x, y
+
+    def d_step_loss(self, batch: Batch) -> dict:
+        """D's loss on a real batch and as many fakes; the fakes are made without a graph,
+        so this loss can never send a gradient into G."""
+        c = self.config
+        real, y = self._batch(batch)
+        with torch.no_grad():
+            fake = self.generate(self.latent(real.shape[0]), y)
+        real_logits = self.D(real, y)
+        fake_logits = self.D(fake, y)
+        d_loss = losses.d_loss(c.objective, real_logits, fake_logits)
+        out = {"d/loss": d_loss.detach()}
+        total = d_loss
+        if c.penalty != "none":
+            d_fn = lambda inp: self.D(inp, y)  # noqa: E731
+            if c.penalty == "r1":
+                pen = losses.r1_penalty(d_fn, real, c.penalty_weight)
+            else:
+                pen = losses.gradient_penalty(d_fn, real, fake, c.penalty_weight)
+            total = total + pen
+            out["d/penalty"] = pen.detach()
+        d_real = losses.d_output(c.objective, real_logits.detach()).mean()
+        d_fake = losses.d_output(c.objective, fake_logits.detach()).mean()
+        out.update({"d/real": d_real, "d/fake": d_fake})
+        if self._tracking():
+            self._d_collapsed = self._d_collapsed + 1 if float(d_loss.detach()) < c.collapse_d_loss else 0
+            if c.collapse_patience and self._d_collapsed >= c.collapse_patience:
+                self._d_collapsed = 0
+                raise TrainingError(
+                    f"the discriminator collapsed: its {c.objective} loss stayed below {c.collapse_d_loss:g} for "
+                    f"{c.collapse_patience} steps (now {float(d_loss.detach()):.3g}, D(real)={float(d_real):.3f}, "
+                    f"D(fake)={float(d_fake):.3f}); the generator gets no useful signal. Try the non-saturating or "
+                    f"least-squares objective, a lower model.lr_d, model.penalty=r1, model.spectral_norm=true, or "
+                    f"raise model.collapse_patience (0 disables this check)"
+                )
+        out["loss"] = total
+        return out
+
+    def g_step_loss(self, batch: Batch) -> dict:
+        """G's loss on fresh fakes judged by D (D is frozen by the Trainer during this step)."""
+        c = self.config
+        real, y = self._batch(batch)
+        fake = self.generate(self.latent(real.shape[0]), y)
+        fake_logits = self.D(fake, y)
+        g_loss = losses.g_loss(c.objective, fake_logits)
+        g_fake = losses.d_output(c.objective, fake_logits.detach()).mean()
+        if self._tracking():
+            self._g_exploded = self._g_exploded + 1 if float(g_loss.detach()) > c.collapse_g_loss else 0
+            if c.collapse_patience and self._g_exploded >= c.collapse_patience:
+                self._g_exploded = 0
+                raise TrainingError(
+                    f"the generator's {c.objective} loss exploded: above {c.collapse_g_loss:g} for "
+                    f"{c.collapse_patience} steps (now {float(g_loss.detach()):.3g}, D(G(z))={float(g_fake):.3g}): the "
+                    f"discriminator rejects every fake. Try a lower model.lr_d, model.penalty=r1 or "
+                    f"model.spectral_norm=true, or raise model.collapse_g_loss / model.collapse_patience"
+                )
+        return {"loss": g_loss, "g/loss": g_loss.detach(), "g/fake": g_fake}
+
+    def _tracking(self) -> bool:
+        # count only real optimisation steps, not evaluation passes
+        return self.training and torch.is_grad_enabled()
+
+    # ---------------------------------------------------------------- sampling
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Latent codes (N, latent_dim) -> samples: images in [0, 1] (N, C, H, W), or
+        points (N, D). G runs in eval mode (batch norm uses its running statistics)."""
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
+            raise ValueError(f"expected latent codes of shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
+        labels = self.check_labels(labels, z.shape[0])
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            with torch.inference_mode():
+                x = self.generate(z, labels)
+        finally:
+            self.G.train(was_training)
+        if self.is_image:
+            from ..data.transforms import from_signed
+
+            x = from_signed(x).clamp(0, 1)
+        return x
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
+        """n samples: images (n, C, H, W) in [0, 1], or points (n, D) in data units.
+        Class-conditional models need ``labels`` (n values, or one for all)."""
+        labels = self.check_labels(labels, n)
+        return self.decode(self.latent(n, generator), labels)
+
+    def check_images(self, x: Tensor) -> None:
+        if self.is_image:
+            return super().check_images(x)
+        if x.dim() != 2 or tuple(x.shape[1:]) != self.data_shape:
+            raise ValueError(f"expected points of shape (N, {self.data_shape[0]}), got {tuple(x.shape)}")
