@@ -1,0 +1,438 @@
+"""The Trainer: the multi-step contract, freezing, bit-identical resume, EMA, schedules,
+logging and samples. Tiny toy models and an in-memory toy data set keep it fast."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import warnings
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from genlab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genlab.errors import ConfigError, TrainingError
+from genlab.models.base import GenerativeModel, TrainStep
+
+# --------------------------------------------------------------------------- toys
+
+
+class ToyData:
+    """Duck-typed stand-in for genlab.data.ImageDataset."""
+
+    def __init__(self, n: int = 96, shape=(1, 6, 6), num_classes: int = 3, seed: int = 0, labelled: bool = True):
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+        self.labels = torch.arange(n) % num_classes if labelled else None
+        self.num_classes = num_classes if labelled else 0
+        self.shape = tuple(shape)
+
+
+@dataclass
+class ToyConfig(ModelConfig):
+    hidden: int = 16
+    dropout: float = 0.2
+    noise: float = 0.1
+
+
+class NoisyAE(GenerativeModel):
+    """One step; uses the global RNG (reparameterisation-like noise, dropout)."""
+
+    config_class = ToyConfig
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        d = self.num_dims
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(d, config.hidden), nn.Tanh(), nn.Dropout(config.dropout))
+        self.dec = nn.Linear(config.hidden, d)
+
+    def train_steps(self):
+        return [TrainStep("ae", [self], self.loss)]
+
+    def loss(self, batch):
+        h = self.enc(batch["x"])
+        h = h + self.config.noise * torch.randn_like(h)
+        rec = torch.sigmoid(self.dec(h))
+        loss = ((rec - batch["x"].flatten(1)) ** 2).mean()
+        return {"loss": loss, "mse": loss.detach()}
+
+    @torch.inference_mode()
+    def sample(self, n, *, generator=None, labels=None):
+        h = torch.randn(n, self.config.hidden, generator=generator, device=self.device)
+        return torch.sigmoid(self.dec(h)).view(n, *self.config.image_shape)
+
+
+class ToyGAN(GenerativeModel):
+    """Two steps: "d" updates D, "g" updates G; each loss touches both modules.
+    ``snapshots`` records every parameter at the start of each step's loss."""
+
+    config_class = ToyConfig
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        d = self.num_dims
+        self.G = nn.Sequential(nn.Linear(4, config.hidden), nn.ReLU(), nn.Linear(config.hidden, d))
+        self.D = nn.Sequential(nn.Linear(d, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1))
+        self.snapshots: list | None = None
+
+    def _record(self, name):
+        if self.snapshots is not None:
+            self.snapshots.append(
+                (name, {k: v.detach().clone() for k, v in self.named_parameters()}, {k: v.grad for k, v in self.named_parameters()},
+                 {k: v.requires_grad for k, v in self.named_parameters()})
+            )
+
+    def train_steps(self):
+        return [TrainStep("d", [self.D], self.d_loss, lr=2e-3), TrainStep("g", [self.G], self.g_loss, betas=(0.5, 0.99))]
+
+    def fake(self, n):
+        return torch.tanh(self.G(torch.randn(n, 4, device=self.device)))
+
+    def d_loss(self, batch):
+        self._record("d")
+        x = batch["x"].flatten(1)
+        # deliberately NOT detached: the Trainer's freezing must keep G untouched
+        fake = self.fake(x.shape[0])
+        sp = nn.functional.softplus
+        loss = sp(-self.D(x)).mean() + sp(self.D(fake)).mean()
+        return {"loss": loss}
+
+    def g_loss(self, batch):
+        self._record("g")
+        fake = self.fake(batch["x"].shape[0])
+        return {"loss": nn.functional.softplus(-self.D(fake)).mean()}
+
+    def sample(self, n, *, generator=None, labels=None):
+        raise NotImplementedError
+
+
+class LinearModel(GenerativeModel):
+    """Deterministic (no noise, no dropout, no batchnorm): for distributed equivalence."""
+
+    config_class = ToyConfig
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        d = self.num_dims
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(d, config.hidden), nn.Tanh(), nn.Linear(config.hidden, d))
+
+    def train_steps(self):
+        return [TrainStep("mse", [self.net], lambda b: {"loss": ((self.net(b["x"]) - b["x"].flatten(1)) ** 2).mean()})]
+
+
+TOY_MODELS = {"toy-ae": (ToyConfig, NoisyAE), "toy-gan": (ToyConfig, ToyGAN), "toy-linear": (ToyConfig, LinearModel)}
+
+
+def register_toys():
+    """Add the toy models to the (literal) registry dict; returns the keys added."""
+    from genlab import registry
+
+    added = [k for k in TOY_MODELS if k not in registry.MODELS]
+    registry.MODELS.update(TOY_MODELS)
+    return added
+
+
+@pytest.fixture
+def toys():
+    from genlab import registry
+
+    added = register_toys()
+    yield
+    for k in added:
+        registry.MODELS.pop(k, None)
+
+
+def tcfg(**kw) -> TrainConfig:
+    base = dict(steps=12, batch_size=16, lr=1e-2, log_every=0, sample_every=0, checkpoint_every=0, progress=False, device="cpu", keep_checkpoints=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run_cfg(model="toy-ae", data="toy", **train) -> RunConfig:
+    return RunConfig(model_name=model, model=ToyConfig(), train=tcfg(**train), data=DataConfig(name=data))
+
+
+def params_of(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_bit_identical(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs"
+
+
+# --------------------------------------------------------------------------- contract
+
+
+def test_gan_steps_freeze_the_other_module():
+    torch.manual_seed(0)
+    model = ToyGAN(ToyConfig(image_shape=(1, 6, 6)))
+    model.snapshots = []
+    from genlab.train import Trainer
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        Trainer(model, ToyData(), tcfg(steps=3, weight_decay=0.1), d).fit()
+    snaps = model.snapshots + [("end", params_of_named(model), None, None)]
+    names = [s[0] for s in snaps]
+    assert names == ["d", "g", "d", "g", "d", "g", "end"]
+    for (name, before, grads, req), (_, after, _, _) in zip(snaps, snaps[1:]):
+        updated, frozen = ("D.", "G.") if name == "d" else ("G.", "D.")
+        for k in before:
+            if k.startswith(frozen):
+                assert torch.equal(before[k], after[k]), f"{name} step changed {k}"
+                assert req[k] is False, f"{k} should be frozen during step {name}"
+            else:
+                assert not torch.equal(before[k], after[k]), f"{name} step did not update {k}"
+                assert req[k] is True
+    # frozen flags are restored after training
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def params_of_named(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_per_step_optimisers_and_overrides(tmp_path):
+    from genlab.train import Trainer
+
+    model = ToyGAN(ToyConfig(image_shape=(1, 6, 6)))
+    t = Trainer(model, ToyData(), tcfg(steps=1, lr=1e-3, betas=(0.9, 0.999)), tmp_path)
+    assert set(t.optimizers) == {"d", "g"}
+    assert t.optimizers["d"].param_groups[0]["lr"] == 2e-3
+    assert t.optimizers["g"].param_groups[0]["lr"] == 1e-3
+    assert tuple(t.optimizers["g"].param_groups[0]["betas"]) == (0.5, 0.99)
+    assert tuple(t.optimizers["d"].param_groups[0]["betas"]) == (0.9, 0.999)
+
+
+def test_batches_are_prepared_uint8_over_255_and_labels(tmp_path):
+    from genlab.train import Trainer
+
+    seen = []
+
+    class Spy(LinearModel):
+        def train_steps(self):
+            inner = super().train_steps()[0]
+
+            def loss(b):
+                seen.append(b)
+                return inner.loss(b)
+
+            return [TrainStep("mse", [self.net], loss)]
+
+    data = ToyData(n=40)
+    Trainer(Spy(ToyConfig(image_shape=(1, 6, 6))), data, tcfg(steps=5, batch_size=8), tmp_path).fit()
+    assert all(b["x"].shape == (8, 1, 6, 6) and b["y"].shape == (8,) for b in seen)
+    # the 5 batches of one epoch are a permutation-slice of the data: images/255 with matching labels
+    xs = torch.cat([b["x"] for b in seen])
+    ys = torch.cat([b["y"] for b in seen])
+    flat = data.images.float().div(255).flatten(1)
+    for x, y in zip(xs, ys):
+        i = int(torch.nonzero((flat == x.flatten()).all(1))[0])
+        assert data.labels[i] == y
+    assert len({tuple(x.flatten().tolist()) for x in xs}) == 40  # no repeats within an epoch
+
+
+def test_nonfinite_loss_raises_and_keeps_last_checkpoint(tmp_path):
+    from genlab.train import Trainer
+    from genlab.train.checkpoint import list_checkpoints
+
+    class Explodes(LinearModel):
+        calls = 0
+
+        def train_steps(self):
+            def loss(b):
+                Explodes.calls += 1
+                v = ((self.net(b["x"]) - b["x"].flatten(1)) ** 2).mean()
+                return {"loss": v * float("nan") if Explodes.calls == 7 else v}
+
+            return [TrainStep("recon", [self.net], loss)]
+
+    t = Trainer(Explodes(ToyConfig(image_shape=(1, 6, 6))), ToyData(), tcfg(steps=10, checkpoint_every=5), tmp_path)
+    with pytest.raises(TrainingError, match=r"iteration 7.*'recon'"):
+        t.fit()
+    assert [s for s, _ in list_checkpoints(tmp_path / "checkpoints")] == [5]
+
+
+def test_lr_schedule_warmup_and_cosine():
+    from genlab.train.trainer import lr_factor
+
+    c = tcfg(lr_schedule="cosine", schedule_steps=20, warmup_steps=4)
+    f = [lr_factor(s, c) for s in range(25)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert f[4] == 1.0 and abs(f[12] - 0.5) < 1e-12 and f[20] == 0.0 and f[24] == 0.0
+    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+    assert [lr_factor(s, tcfg(warmup_steps=2)) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
+
+
+def test_config_errors(tmp_path):
+    from genlab.train import Trainer
+
+    m = LinearModel(ToyConfig(image_shape=(1, 6, 6)))
+    with pytest.raises(ConfigError, match="schedule_steps"):
+        Trainer(m, ToyData(), tcfg(lr_schedule="cosine"), tmp_path)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        Trainer(m, ToyData(), tcfg(lr_schedule="linear"), tmp_path)
+    with pytest.raises(ConfigError, match="fewer than"):
+        Trainer(m, ToyData(n=8), tcfg(batch_size=16), tmp_path)
+
+
+def test_lr_follows_schedule_during_training(tmp_path):
+    from genlab.train import Trainer
+
+    c = tcfg(steps=6, lr=0.1, lr_schedule="cosine", schedule_steps=6, warmup_steps=2, log_every=1)
+    Trainer(LinearModel(ToyConfig(image_shape=(1, 6, 6))), ToyData(), c, tmp_path).fit()
+    recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    from genlab.train.trainer import lr_factor
+
+    assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6]
+    for r in recs:  # lr after step s is the rate for iteration s (0-based)
+        assert math.isclose(r["lr"], 0.1 * lr_factor(r["step"], c), abs_tol=1e-12)
+    assert {"mse/loss", "images_per_s", "time"} <= set(recs[0])
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def _train_direct(model_cls, cfg, run_dir, data, steps, resume_from_dir=None, **model_kw):
+    from genlab.train import Trainer
+
+    torch.manual_seed(123)
+    model = model_cls(ToyConfig(image_shape=data.shape, **model_kw))
+    t = Trainer(model, data, cfg, run_dir)
+    if resume_from_dir is not None:
+        assert t.restore() is not None
+    t.fit(steps)
+    return t
+
+
+@pytest.mark.parametrize(
+    "model_cls,extra",
+    [(NoisyAE, {}), (ToyGAN, {}), (NoisyAE, {"ema_decay": 0.9, "grad_clip": 0.5, "lr_schedule": "cosine", "schedule_steps": 20, "warmup_steps": 3})],
+    ids=["noise+dropout", "two-step", "ema+clip+cosine"],
+)
+def test_bit_identical_resume(tmp_path, model_cls, extra):
+    # n=40, batch 16: 2 batches per epoch, so the stop (step 7) falls mid-epoch
+    data = ToyData(n=40)
+    cfg = tcfg(steps=15, sample_every=4, log_every=3, **extra)
+    full = _train_direct(model_cls, cfg, tmp_path / "full", data, 15)
+    _train_direct(model_cls, cfg, tmp_path / "part", data, 7)
+    # a fresh process-like Trainer: different init weights, RNG consumed elsewhere
+    torch.manual_seed(999)
+    torch.rand(17)
+    resumed = _train_direct(model_cls, cfg, tmp_path / "part", data, 15, resume_from_dir=True)
+    assert resumed.step == 15
+    assert_bit_identical(params_of(full.model), params_of(resumed.model))
+    for k in full.optimizers:
+        a, b = full.optimizers[k].state_dict()["state"], resumed.optimizers[k].state_dict()["state"]
+        for i in a:
+            for key in a[i]:
+                assert torch.equal(a[i][key], b[i][key])
+    if full.ema is not None:
+        assert_bit_identical(full.ema.shadow, resumed.ema.shadow)
+
+
+def test_ema_tracks_weights_and_goes_into_model_file(tmp_path):
+    from genlab.train.checkpoint import load_tensors
+
+    data = ToyData(n=40)
+    t = _train_direct(NoisyAE, tcfg(steps=5, ema_decay=0.5), tmp_path, data, 5)
+    raw = params_of(t.model)
+    saved = load_tensors(tmp_path / "model.safetensors")
+    assert_bit_identical(saved, {k: v.to(raw[k].dtype) for k, v in t.ema.shadow.items()})
+    assert any(not torch.equal(saved[k], raw[k]) for k in raw)
+
+
+def test_sampling_and_logging_do_not_disturb_training(tmp_path):
+    data = ToyData(n=40)
+    a = _train_direct(NoisyAE, tcfg(steps=8), tmp_path / "a", data, 8)
+    b = _train_direct(NoisyAE, tcfg(steps=8, sample_every=2, log_every=1, checkpoint_every=3, ema_decay=0.9), tmp_path / "b", data, 8)
+    assert_bit_identical(params_of(a.model), params_of(b.model))
+    pngs = sorted(p.name for p in (tmp_path / "b" / "samples").iterdir())
+    assert pngs == ["step-0000002.png", "step-0000004.png", "step-0000006.png", "step-0000008.png"]
+    assert len((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()) == 8
+
+
+def test_conditional_sampling_gets_labels(tmp_path):
+    from genlab.train import Trainer
+
+    got = {}
+
+    class Cond(NoisyAE):
+        def sample(self, n, *, generator=None, labels=None):
+            got["labels"] = labels
+            got["training"] = self.training
+            return super().sample(n, generator=generator)
+
+    m = Cond(ToyConfig(image_shape=(1, 6, 6), num_classes=3))
+    Trainer(m, ToyData(), tcfg(steps=2, sample_every=2), tmp_path).fit()
+    assert got["labels"].tolist() == [i % 3 for i in range(64)]
+    assert got["training"] is False and m.training is True
+
+
+# --------------------------------------------------------------------------- train() / resume() / genlab.load
+
+
+def test_train_and_resume_end_to_end(tmp_path, toys, monkeypatch):
+    import genlab
+    from genlab.train import resume, train
+    from genlab.train.checkpoint import list_checkpoints, read_json
+
+    monkeypatch.chdir(tmp_path)
+    data = ToyData(n=40)
+    cfg = run_cfg(steps=6, checkpoint_every=2, keep_checkpoints=2, ema_decay=0.5)
+    d1 = train(cfg, dataset=data)
+    d2 = train(cfg, dataset=data)
+    assert d1 == tmp_path / "runs" / "toy-ae-toy" or d1.resolve() == (tmp_path / "runs" / "toy-ae-toy").resolve()
+    assert d2.name == "toy-ae-toy-2"
+    doc = read_json(d1 / "config.json")
+    assert doc["model_name"] == "toy-ae" and doc["model"]["image_shape"] == [1, 6, 6] and doc["train"]["steps"] == 6
+    assert doc["data"]["name"] == "toy"
+    assert [s for s, _ in list_checkpoints(d1 / "checkpoints")] == [4, 6]
+    model = genlab.load(d1)
+    assert isinstance(model, NoisyAE) and not model.training
+
+    # resume reloads the data through genlab.data.load
+    import genlab.data as gdata
+
+    calls = []
+
+    def fake_load(name, split="train", data_dir=None, **kw):
+        calls.append((name, split, data_dir))
+        return data
+
+    monkeypatch.setattr(gdata, "load", fake_load, raising=False)
+    resume(d1, steps=9)
+    assert calls == [("toy", "train", None)]
+    assert read_json(d1 / "config.json")["train"]["steps"] == 9
+    assert [s for s, _ in list_checkpoints(d1 / "checkpoints")] == [8, 9]
+    # equals a straight 9-step run
+    d3 = train(run_cfg(steps=9, checkpoint_every=2, keep_checkpoints=2, ema_decay=0.5), out_dir=str(tmp_path / "straight"), dataset=data)
+    assert_bit_identical(genlab.load(d1).state_dict(), genlab.load(d3).state_dict())
+
+
+def test_train_validates_labels(tmp_path, toys):
+    from genlab.train import train
+
+    cfg = run_cfg()
+    cfg = dataclasses.replace(cfg, model=ToyConfig(num_classes=3))
+    with pytest.raises(ConfigError, match="no labels"):
+        train(cfg, out_dir=str(tmp_path / "a"), dataset=ToyData(labelled=False))
+    cfg = dataclasses.replace(cfg, model=ToyConfig(num_classes=5))
+    with pytest.raises(ConfigError, match="num_classes=3"):
+        train(cfg, out_dir=str(tmp_path / "b"), dataset=ToyData())
+
+
+def test_amp_and_compile_are_ignored_on_cpu_with_a_warning(tmp_path):
+    from genlab.train import Trainer
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        Trainer(LinearModel(ToyConfig(image_shape=(1, 6, 6))), ToyData(), tcfg(amp=True, compile=True), tmp_path)
+    text = " ".join(str(x.message) for x in w)
+    assert "amp is ignored" in text and "compile is ignored" in text
