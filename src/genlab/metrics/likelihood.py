@@ -121,6 +121,80 @@ def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
     return f"input_mode {mode!r}"
 
 
+def _resolve_k(model, iw_samples):
+    if is_latent_variable_model(model):
+        k = DEFAULT_IW_SAMPLES if iw_samples is None else int(iw_samples)
+        if k < 1:
+            raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
+        return k
+    if iw_samples is not None:
+        raise ValueError(f"{type(model).__name__}.log_prob is exact and takes no iw_samples; leave iw_samples=None")
+    return None
+
+
+def per_example_nll(
+    model,
+    data,
+    *,
+    iw_samples: int | None = None,
+    batch_size: int = 256,
+    max_examples: int | None = None,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    desc: str = "log-likelihood",
+) -> Tensor:
+    """Discrete negative log-likelihood in nats of each example, float64 (N,).
+
+    ``data``: an ImageDataset, uint8 (N, C, H, W) or floats in [0, 1]. The model's
+    ``prepare`` (binarization / dequantization) and importance samples draw from
+    a generator seeded with ``seed``; the ``log_prob_offset`` (-D log 256 for
+    dequantized densities) is applied. ``iw_samples``: see :func:`evaluate_likelihood`.
+    """
+    if not hasattr(model, "log_prob"):
+        raise TypeError(f"{type(model).__name__} has no log_prob: likelihoods exist only for likelihood models")
+    k = _resolve_k(model, iw_samples)
+    images, _, _ = as_images01(data)
+    if max_examples is not None:
+        images = images[: int(max_examples)]
+    n = len(images)
+    if n == 0:
+        raise ValueError("no examples to evaluate")
+    want = tuple(model.config.image_shape) if hasattr(model, "config") else None
+    if want is not None and tuple(images.shape[1:]) != want:
+        raise ValueError(f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have {tuple(images.shape)}")
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    lp_kwargs = {"iw_samples": k} if k is not None else {}
+    pass_gen = _accepts(model.log_prob, "generator")
+    offset = log_prob_offset(model)
+    device = model.device if hasattr(model, "device") else torch.device("cpu")
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+
+    from tqdm.auto import tqdm
+
+    nll = []
+    try:
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(seed)  # for models whose log_prob draws from the global RNG
+            with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar:
+                for start in range(0, n, batch_size):
+                    x01 = images[start : start + batch_size]
+                    x = model.prepare(x01, generator=gen) if hasattr(model, "prepare") else x01
+                    x = x.to(device)
+                    lp = model.log_prob(x, generator=gen, **lp_kwargs) if pass_gen else model.log_prob(x, **lp_kwargs)
+                    nll.append(-(lp.double().cpu() + offset))
+                    bar.update(len(x01))
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+    nll = torch.cat(nll)
+    if not torch.isfinite(nll).all():
+        raise FloatingPointError(f"log_prob returned {int((~torch.isfinite(nll)).sum())} non-finite values")
+    return nll
+
+
 def evaluate_likelihood(
     model,
     dataset,
@@ -155,64 +229,16 @@ def evaluate_likelihood(
         exact models), ``input_mode``, ``preprocessing`` (the sentence to print
         next to the number), ``log_prob_offset_nats``, ``seed``, ``data``.
     """
-    if not hasattr(model, "log_prob"):
-        raise TypeError(f"{type(model).__name__} has no log_prob: likelihoods exist only for likelihood models")
-    latent = is_latent_variable_model(model)
-    if latent:
-        k = DEFAULT_IW_SAMPLES if iw_samples is None else int(iw_samples)
-        if k < 1:
-            raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
-    else:
-        if iw_samples is not None:
-            raise ValueError(f"{type(model).__name__}.log_prob is exact and takes no iw_samples; leave iw_samples=None")
-        k = None
-    images, name, eight_bit = as_images01(dataset)
-    if max_examples is not None:
-        images = images[: int(max_examples)]
-    n = len(images)
-    if n == 0:
-        raise ValueError("no examples to evaluate")
-    want = tuple(model.config.image_shape) if hasattr(model, "config") else None
-    if want is not None and tuple(images.shape[1:]) != want:
-        raise ValueError(f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have {tuple(images.shape)}")
-    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    lp_kwargs = {}
-    if latent:
-        lp_kwargs["iw_samples"] = k
-    pass_gen = _accepts(model.log_prob, "generator")
-    offset = log_prob_offset(model)
-    device = model.device if hasattr(model, "device") else torch.device("cpu")
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-
-    from tqdm.auto import tqdm
-
-    nll = []
-    try:
-        with torch.random.fork_rng(devices=[]), torch.inference_mode():
-            torch.manual_seed(seed)  # for models whose log_prob draws from the global RNG
-            with tqdm(total=n, desc="log-likelihood", unit="img", disable=not progress, leave=False) as bar:
-                for start in range(0, n, batch_size):
-                    x01 = images[start : start + batch_size]
-                    x = model.prepare(x01, generator=gen) if hasattr(model, "prepare") else x01
-                    x = x.to(device)
-                    if pass_gen:
-                        lp = model.log_prob(x, generator=gen, **lp_kwargs)
-                    else:
-                        lp = model.log_prob(x, **lp_kwargs)
-                    nll.append(-(lp.double().cpu() + offset))
-                    bar.update(len(x01))
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
-    nll = torch.cat(nll)
-    if not torch.isfinite(nll).all():
-        raise FloatingPointError(f"log_prob returned {int((~torch.isfinite(nll)).sum())} non-finite values")
+    k = _resolve_k(model, iw_samples) if hasattr(model, "log_prob") else None
+    _, name, eight_bit = as_images01(dataset)
+    nll = per_example_nll(
+        model, dataset, iw_samples=k, batch_size=batch_size, max_examples=max_examples, seed=seed, generator=generator, progress=progress
+    )
+    n = len(nll)
     d = model.num_dims
     mean = nll.mean().item()
     se = (nll.std(unbiased=True).item() / math.sqrt(n)) if n > 1 else float("nan")
-    if latent:
+    if k is not None:
         estimator = f"importance-weighted estimate (IWAE, Burda et al. 2016) with k = {k} samples: a stochastic lower bound on log p(x)"
     else:
         estimator = "the model's log_prob (exact for autoregressive models)"
@@ -227,7 +253,7 @@ def evaluate_likelihood(
         "iw_samples": k,
         "input_mode": getattr(model, "input_mode", "unit"),
         "preprocessing": preprocessing_note(model, seed, eight_bit),
-        "log_prob_offset_nats": offset,
+        "log_prob_offset_nats": log_prob_offset(model),
         "seed": seed if generator is None else None,
         "data": name,
     }
