@@ -1,0 +1,171 @@
+"""Trainer overhead: images/s of genlab's Trainer vs a plain hand-written PyTorch loop.
+
+Same network (the registry's "vae" at its defaults on 1x28x28, or a small conv VAE
+defined here when the registry has none), same batch (128), same Adam, same number
+of steps, same uint8 data in memory, same per-epoch shuffling and preprocessing.
+The Trainer runs with logging, samples and periodic checkpoints off (log_every
+huge); its timing *includes* the one final checkpoint it always writes, which is
+also shown on its own. Runs alternate (plain, trainer, plain, ...) and the median
+of the repeats is reported, so background load hits both alike.
+
+    python benchmarks/trainer_overhead.py [--steps 40] [--repeats 5] [--device cpu] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+from genlab.config import ModelConfig, TrainConfig
+from genlab.models.base import GenerativeModel, TrainStep
+
+
+class SmallConvVAE(GenerativeModel):
+    """Fallback network: conv encoder -> Gaussian z -> conv decoder, Bernoulli likelihood."""
+
+    input_mode = "unit"
+
+    def __init__(self, config: ModelConfig, latent: int = 16):
+        super().__init__(config)
+        c, h, w = config.image_shape
+        self.enc = nn.Sequential(nn.Conv2d(c, 32, 4, 2, 1), nn.ELU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ELU(), nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 2 * latent))
+        self.dec = nn.Sequential(nn.Linear(latent, 64 * (h // 4) * (w // 4)), nn.Unflatten(1, (64, h // 4, w // 4)), nn.ELU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(32, c, 4, 2, 1))
+
+    def loss(self, batch):
+        x = batch["x"]
+        mu, logvar = self.enc(x).chunk(2, 1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = -nn.functional.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none").flatten(1).sum(1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        return {"loss": (kl - recon).mean()}
+
+    def train_steps(self):
+        return [TrainStep("vae", [self], self.loss)]
+
+
+def build_model(shape):
+    try:
+        from genlab import registry
+
+        return registry.build("vae", image_shape=shape), "genlab vae (registry defaults)"
+    except Exception:
+        return SmallConvVAE(ModelConfig(image_shape=shape)), "SmallConvVAE (defined in this script)"
+
+
+class Data:
+    def __init__(self, n, shape):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+        self.labels = None
+        self.num_classes = 0
+        self.shape = shape
+
+
+def plain_loop(model, data, steps, batch, lr, device):
+    """What one would write by hand: shuffle per epoch, uint8 -> [0, 1], prepare, Adam."""
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    images = data.images
+    n = images.shape[0]
+    perm, pos = torch.randperm(n, generator=gen), 0
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        if pos + batch > n:
+            perm, pos = torch.randperm(n, generator=gen), 0
+        idx = perm[pos : pos + batch]
+        pos += batch
+        x = model.prepare(images[idx].to(device).float().div_(255.0))
+        loss = model.loss({"x": x, "y": None})["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def trainer_run(model, data, steps, batch, lr, device, run_dir):
+    from genlab.train import Trainer
+
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=lr, log_every=10**9, sample_every=0, checkpoint_every=0, progress=False, device=device)
+    t = Trainer(model, data, cfg, run_dir)
+    sync(t.device)
+    t0 = time.perf_counter()
+    ck = [0.0]
+    orig = t.save_checkpoint
+
+    def timed_save():
+        sync(t.device)
+        s = time.perf_counter()
+        orig()
+        ck[0] = time.perf_counter() - s
+
+    t.save_checkpoint = timed_save
+    t.fit()
+    sync(t.device)
+    return time.perf_counter() - t0, ck[0]
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    a = p.parse_args(argv)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    shape = (1, 28, 28)
+    data = Data(4096, shape)
+    lr = 1e-3
+    _, name = build_model(shape)
+
+    # warm-up both paths (allocator, kernels, lazy imports)
+    torch.manual_seed(0)
+    plain_loop(build_model(shape)[0], data, 3, a.batch, lr, a.device)
+    with tempfile.TemporaryDirectory() as d:
+        torch.manual_seed(0)
+        trainer_run(build_model(shape)[0], data, 3, a.batch, lr, a.device, d)
+
+    plain, trainer, ckpt = [], [], []
+    for _ in range(a.repeats):
+        torch.manual_seed(0)
+        plain.append(plain_loop(build_model(shape)[0], data, a.steps, a.batch, lr, a.device))
+        with tempfile.TemporaryDirectory() as d:
+            torch.manual_seed(0)
+            tt, ck = trainer_run(build_model(shape)[0], data, a.steps, a.batch, lr, a.device, d)
+        trainer.append(tt)
+        ckpt.append(ck)
+
+    imgs = a.steps * a.batch
+    tp, tt, tc = statistics.median(plain), statistics.median(trainer), statistics.median(ckpt)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads) | python {platform.python_version()} | load avg {load:.1f}")
+    print(f"network: {name}; input {shape}; batch {a.batch}; {a.steps} steps x {a.repeats} repeats (median); device {a.device}")
+    print()
+    print(f"{'loop':<34} {'images/s':>10} {'s/step':>9} {'ratio':>7}")
+    print(f"{'plain PyTorch loop':<34} {imgs / tp:>10.0f} {tp / a.steps:>9.4f} {1.0:>7.3f}")
+    print(f"{'genlab Trainer (incl. final ckpt)':<34} {imgs / tt:>10.0f} {tt / a.steps:>9.4f} {tp / tt:>7.3f}")
+    print(f"{'genlab Trainer (excl. final ckpt)':<34} {imgs / (tt - tc):>10.0f} {(tt - tc) / a.steps:>9.4f} {tp / (tt - tc):>7.3f}")
+    print(f"final checkpoint write: {tc * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
