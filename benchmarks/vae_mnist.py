@@ -13,9 +13,12 @@ with a fixed seed):
 * the test ELBO (one sample per image), negated: an upper bound on the NLL;
 * parameter count and training throughput (images/s), with the machine.
 
-Schedule: Adam, batch 128, learning rate warmed up over the first 2% of the
-time budget, then cosine-decayed to 0 at the end of the budget (the schedule
-is a function of elapsed time, so the run always ends at lr = 0).
+Training goes through genlab's Trainer (Adam, batch 128). The Trainer counts
+steps, not seconds, so the budget is turned into a step count first: a short
+calibration run (a throw-away model, not counted in the budget) measures the
+iterations per second, then the real run takes budget x rate steps with a
+linear warm-up over the first 2% and a cosine decay to 0 at the last step.
+Training time and throughput are measured on the real run.
 
     python benchmarks/vae_mnist.py --data-dir /work/shared/data --minutes 10
 """
@@ -28,12 +31,17 @@ import os
 import platform
 import time
 
+import tempfile
+from pathlib import Path
+
 import torch
 
 import genlab
 from genlab import data as gdata
+from genlab.config import TrainConfig
 from genlab.data import transforms
 from genlab.models.vae import VAE, VAEConfig
+from genlab.train.trainer import Trainer
 
 
 def main() -> None:
@@ -46,50 +54,41 @@ def main() -> None:
     ap.add_argument("--test-images", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calib-steps", type=int, default=40, help="iterations timed to turn --minutes into steps")
     ap.add_argument("--save", default=None, help="save the trained model to this directory")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    train = transforms.to_float(gdata.load("mnist", split="train", data_dir=args.data_dir).images)
+    train_set = gdata.load("mnist", split="train", data_dir=args.data_dir)
     test = transforms.to_float(gdata.load("mnist", split="test", data_dir=args.data_dir).images)[: args.test_images]
+    n_train = train_set.images.shape[0]
+    cfg = VAEConfig(image_shape=tuple(train_set.images.shape[1:]))
+    work = Path(tempfile.mkdtemp(prefix="vae_mnist_"))
+    quiet = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device="cpu")
 
-    model = VAE(VAEConfig(image_shape=tuple(train.shape[1:])))
+    # Calibration: iterations per second of this model on this machine, now.
+    torch.manual_seed(args.seed)
+    calib = Trainer(VAE(cfg), train_set, TrainConfig(steps=args.calib_steps, log_every=0, seed=args.seed, **quiet), work / "calib")
+    calib.fit(5)
+    t = time.perf_counter()
+    calib.fit(args.calib_steps)
+    rate = (args.calib_steps - 5) / (time.perf_counter() - t)
+    steps = max(10, int(rate * args.minutes * 60))
+    print(f"calibration: {rate * args.batch_size:.0f} images/s -> {steps} steps for {args.minutes:g} min", flush=True)
+
+    torch.manual_seed(args.seed)
+    model = VAE(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    budget = args.minutes * 60.0
-    warmup = 0.02 * budget
-    step = [s for s in model.train_steps() if s.name == "vae"][0]
-
-    # The Trainer is step-based; a fixed wall-clock budget needs a time-based
-    # schedule, so this benchmark runs its own minimal loop over the model's train step.
-    model.train()
-    seen, steps, log = 0, 0, []
+    tcfg = TrainConfig(steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=500, seed=args.seed, **quiet)
+    trainer = Trainer(model, train_set, tcfg, work / "run")
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    while True:
-        perm = torch.randperm(train.shape[0])
-        for i in range(0, train.shape[0] - args.batch_size + 1, args.batch_size):
-            elapsed = time.perf_counter() - t0
-            if elapsed >= budget:
-                break
-            frac = elapsed / budget
-            lr = args.lr * (min(1.0, elapsed / warmup) if elapsed < warmup else 0.5 * (1 + math.cos(math.pi * frac)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x = transforms.binarize(train[perm[i : i + args.batch_size]])
-            out = step.loss({"x": x, "y": None})
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            seen += x.shape[0]
-            steps += 1
-            if steps % 500 == 0:
-                log.append(f"step {steps:6d}  {elapsed:6.0f}s  lr {lr:.2e}  elbo {out['elbo'].item():8.2f}  kl {out['kl'].item():6.2f}")
-                print(log[-1], flush=True)
-        else:
-            continue
-        break
+    trainer.fit()
     train_time = time.perf_counter() - t0
+    seen = steps * args.batch_size
+    metrics = work / "run" / "metrics.jsonl"
+    if metrics.exists():
+        print(metrics.read_text().strip())
     model.eval()
 
     g = torch.Generator().manual_seed(1234)
@@ -106,10 +105,10 @@ def main() -> None:
     print()
     print("| quantity | value |")
     print("|---|---|")
-    print(f"| machine | {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads |")
+    print(f"| machine | {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after training (other jobs share the CPUs) |")
     print(f"| model | genlab VAE defaults: {model.config} |")
     print(f"| parameters | {n_params / 1e6:.2f} M |")
-    print(f"| training | {train_time / 60:.1f} min, {steps} steps of {args.batch_size}, {seen / train.shape[0]:.1f} epochs, Adam lr {args.lr:g} cosine |")
+    print(f"| training | {train_time / 60:.1f} min, {steps} steps of {args.batch_size}, {seen / n_train:.1f} epochs, genlab Trainer, Adam lr {args.lr:g}, cosine |")
     print(f"| training throughput | {seen / train_time:.0f} images/s |")
     print(f"| test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation) | {nll.mean().item():.2f} +- {se(nll):.2f} nats |")
     print(f"| test -ELBO (1 sample), same images | {neg_elbo.mean().item():.2f} +- {se(neg_elbo):.2f} nats |")
