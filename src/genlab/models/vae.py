@@ -93,8 +93,15 @@ _INPUT_MODES = {"bernoulli": "binary", "logistic": "unit", "gaussian": "dequanti
 def reparameterize(mu: Tensor, log_var: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I): a sample of N(mu, diag(exp(log_var)))
     that is differentiable in mu and log_var. eps comes from ``generator`` or the global RNG."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype) if generator is not None else torch.randn_like(mu)
-    return mu + torch.exp(0.5 * log_var) * eps
+    return mu + torch.exp(0.5 * log_var) * _randn(mu, generator)
+
+
+def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the generator's device
+    (a CPU generator works for a model on a GPU) and moved to ``like``'s device."""
+    if generator is None:
+        return torch.randn_like(like)
+    return torch.randn(like.shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
 
 
 def iwae_log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
@@ -310,19 +317,20 @@ class VAE(GenerativeModel):
         """
         self.check_labels(labels, n)
         with torch.inference_mode():
-            z = torch.randn(n, self.config.latent_dim, generator=generator, device=generator.device if generator is not None else self.device)
-            z = z.to(self.device) * temperature
+            z = _randn(torch.empty(n, self.config.latent_dim, device=self.device), generator) * temperature
             if not noisy:
                 return self.decode(z)
             loc, scale = self._params(self.decoder_output(z))
             lik = self.config.likelihood
             if lik == "bernoulli":
                 p = torch.sigmoid(loc)
-                return torch.bernoulli(p.cpu(), generator=generator).to(p.device) if generator is not None else torch.bernoulli(p)
+                if generator is None:
+                    return torch.bernoulli(p)
+                return torch.bernoulli(p.to(generator.device), generator=generator).to(p.device)
             if lik == "logistic":
-                return D.discretized_logistic_sample(loc.cpu(), scale.cpu(), generator=generator).to(loc.device)
-            eps = torch.randn(loc.shape, generator=generator).to(loc.device)
-            return (loc + torch.exp(0.5 * scale) * eps).clamp(0.0, 1.0)
+                dev = generator.device if generator is not None else loc.device
+                return D.discretized_logistic_sample(loc.to(dev), scale.to(dev), generator=generator).to(loc.device)
+            return (loc + torch.exp(0.5 * scale) * _randn(loc, generator)).clamp(0.0, 1.0)
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """decode(mu(x)): the mean image at the posterior mean, (B, C, H, W) in [0, 1]."""
