@@ -83,3 +83,36 @@ def discretized_logistic_sample(mean: Tensor, log_scale: Tensor, levels: int = 2
     u = torch.rand(mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
     x = mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
     return torch.round(x.clamp(0, 1) * (levels - 1)) / (levels - 1)
+
+
+# ----------------------------------------------------------------- discretized logistic mixture
+
+
+def discretized_logistic_mixture_log_prob(x: Tensor, logit_weights: Tensor, means: Tensor, log_scales: Tensor, levels: int = 256) -> Tensor:
+    """log P(x) under a mixture of K discretised logistics (Salimans et al. 2017, PixelCNN++),
+    independently for every dimension of x, summed: shape (B,).
+
+    x is on the grid {0, 1/(levels-1), ..., 1}, shape (B, ...); the parameters have
+    shape (B, K, ...): mixture logits, means in [0, 1] units and log scales.
+    Exact: the probabilities of the ``levels`` grid values sum to one.
+    """
+    xk = x.unsqueeze(1).expand_as(means)
+    # The single-logistic function sums over all but dim 0: flattening everything
+    # into dim 0 returns the log mass of every element.
+    log_mass = discretized_logistic_log_prob(xk.reshape(-1, 1), means.reshape(-1, 1), log_scales.reshape(-1, 1), levels).view_as(means)
+    lp = torch.logsumexp(F.log_softmax(logit_weights, dim=1) + log_mass, dim=1)
+    return _sum_except_batch(lp)
+
+
+def discretized_logistic_mixture_sample(logit_weights: Tensor, means: Tensor, log_scales: Tensor, levels: int = 256, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row from the mixture: parameters (B, K) -> values (B,) on the grid.
+
+    Draws, in this order, one uniform per row to pick the component (inverse CDF of
+    the softmax weights) and one for the logistic itself.
+    """
+    u = torch.rand(logit_weights.shape[0], generator=generator, device=logit_weights.device)
+    cdf = torch.softmax(logit_weights, dim=1).cumsum(dim=1)
+    k = (cdf < u[:, None]).sum(dim=1).clamp(max=logit_weights.shape[1] - 1)
+    mean = means.gather(1, k[:, None])[:, 0]
+    log_scale = log_scales.gather(1, k[:, None])[:, 0]
+    return discretized_logistic_sample(mean, log_scale, levels, generator=generator)
