@@ -9,9 +9,13 @@ from .errors import ConfigError
 from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.gan import GAN, GANConfig
 from .models.vae import VAE, VAEConfig
+from .models.pixelcnn import PixelCNN, PixelCNNConfig
+from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
+    "pixelcnn": (PixelCNNConfig, PixelCNN),
+    "gated-pixelcnn": (GatedPixelCNNConfig, GatedPixelCNN),
     "gan": (GANConfig, GAN),
     "dcgan": (DCGANConfig, DCGAN),
     "lsgan": (LSGANConfig, DCGAN),

@@ -1,0 +1,82 @@
+"""PixelCNN: a type-A masked 7x7 convolution, type-B masked residual blocks, 1x1 outputs.
+
+van den Oord, Kalchbrenner and Kavukcuoglu (2016), "Pixel Recurrent Neural
+Networks", section 3.5 and figure 5. The model is exact:
+
+    log p(x) = sum_i log p(x_i | x_<i)
+
+in raster order, channels R -> G -> B inside a pixel (the channel masks of
+:mod:`genlab.nn.masked`). Its receptive field has the well-known blind spot to
+the upper right; :mod:`genlab.models.gated_pixelcnn` removes it.
+
+Shapes: x (B, C, H, W) in the input space ({0, 1} for Bernoulli, the grid
+{0, 1/(levels-1), ..., 1} otherwise) -> parameters (B, C*P, H, W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from ..nn.autoregressive import AutoregressiveImageModel
+from ..nn.masked import pixelcnn_conv, pointwise_conv
+
+
+@dataclass
+class PixelCNNConfig(ModelConfig):
+    """``likelihood``: "auto" (Bernoulli for 1 channel, logistic mixture for RGB),
+    "bernoulli", "categorical" (``levels``-way softmax) or "logistic-mixture"
+    (``mixtures`` components over ``levels`` grey levels)."""
+
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    likelihood: str = "auto"
+    levels: int = 256
+    mixtures: int = 5
+    hidden_channels: int = 64
+    num_blocks: int = 6
+    input_kernel: int = 7
+    block_kernel: int = 3
+    output_channels: int = 64
+
+
+class ResidualBlock(nn.Module):
+    """ReLU, 1x1 (h -> h/2), ReLU, kxk type-B, ReLU, 1x1 (h/2 -> h), plus the input.
+    Shapes: (B, h, H, W) -> (B, h, H, W)."""
+
+    def __init__(self, channels: int, kernel: int, data_channels: int):
+        super().__init__()
+        half = max(channels // 2, data_channels)
+        self.reduce = pointwise_conv(channels, half, data_channels)
+        self.conv = pixelcnn_conv(half, half, kernel, "B", data_channels)
+        self.expand = pointwise_conv(half, channels, data_channels)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + self.expand(F.relu(self.conv(F.relu(self.reduce(F.relu(h))))))
+
+
+class PixelCNN(AutoregressiveImageModel):
+    config_class = PixelCNNConfig
+
+    def __init__(self, config: PixelCNNConfig):
+        super().__init__(config)
+        c = config.image_shape[0]
+        h = config.hidden_channels
+        self.input_conv = pixelcnn_conv(c, h, config.input_kernel, "A", c, first=True)
+        self.blocks = nn.ModuleList(ResidualBlock(h, config.block_kernel, c) for _ in range(config.num_blocks))
+        self.out1 = pointwise_conv(h, config.output_channels, c)
+        self.out2 = pointwise_conv(config.output_channels, self.out_channels, c)
+        # Class conditioning: a learned per-class bias on the first features.
+        self.class_embedding = nn.Embedding(config.num_classes, h) if config.num_classes > 0 else None
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """x (B, C, H, W) in input space -> distribution parameters (B, C*P, H, W)."""
+        h = self.input_conv(self.network_input(x))
+        if self.class_embedding is not None and labels is not None:
+            h = h + self.class_embedding(labels)[:, :, None, None]
+        for block in self.blocks:
+            h = block(h)
+        return self.out2(F.relu(self.out1(F.relu(h))))
