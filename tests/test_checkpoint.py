@@ -17,7 +17,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_trainer import NoisyAE, ToyConfig, ToyData, assert_bit_identical, register_toys, run_cfg, tcfg, toys  # noqa: E402,F401
+from test_trainer import NoisyAE, ToyConfig, ToyData, assert_bit_identical, one_thread, register_toys, run_cfg, tcfg, toys  # noqa: E402,F401
 
 from genlab.errors import CheckpointError  # noqa: E402
 from genlab.train.checkpoint import (  # noqa: E402
@@ -143,7 +143,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, toys):
 
     run = tmp_path / "killed"
     script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), out=str(run))
-    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 60
         while not list_checkpoints(run / "checkpoints"):

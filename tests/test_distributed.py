@@ -14,7 +14,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_trainer import ToyData, run_cfg, toys  # noqa: E402,F401
+from test_trainer import ToyData, one_thread, run_cfg, toys  # noqa: E402,F401
 
 SCRIPT = textwrap.dedent(
     """

@@ -17,6 +17,16 @@ from genlab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from genlab.errors import ConfigError, TrainingError
 from genlab.models.base import GenerativeModel, TrainStep
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest single-threaded (and do not fight other jobs for the cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # --------------------------------------------------------------------------- toys
 
 

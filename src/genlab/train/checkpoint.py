@@ -183,6 +183,15 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    """Plain write + fsync: inside a checkpoint's temporary folder, which is itself
+    renamed into place, files need no rename of their own."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_checkpoint(
     root: str | Path,
     step: int,
@@ -194,21 +203,24 @@ def save_checkpoint(
     ``weights`` maps a file stem ("model", "ema") to a flat state_dict; ``state`` is any
     nested structure accepted by :func:`encode_state`. Returns the folder.
     """
+    if "state" in weights:
+        raise ValueError('"state" is reserved for the training state; name the weights file otherwise')
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
         files = {}
-        for stem, tensors in weights.items():
-            save_tensors(tensors, tmp / f"{stem}.safetensors")
-            files[f"{stem}.safetensors"] = None
         state_tensors: dict[str, torch.Tensor] = {}
         tree = encode_state(state, state_tensors)
-        save_tensors(state_tensors, tmp / "state.safetensors")
-        files["state.safetensors"] = None
-        manifest = {name: {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in files}
-        atomic_write_json(tmp / "state.json", {"format": CHECKPOINT_FORMAT, "step": step, "files": manifest, "state": tree})
+        manifest = {}
+        for stem, tensors in {**weights, "state": state_tensors}.items():
+            flat = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
+            data = _safetensors_bytes(flat)
+            _write_synced(tmp / f"{stem}.safetensors", data)
+            manifest[f"{stem}.safetensors"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        doc = {"format": CHECKPOINT_FORMAT, "step": step, "files": manifest, "state": tree}
+        _write_synced(tmp / "state.json", (json.dumps(doc) + "\n").encode())
         _fsync_dir(tmp)
         if final.exists():
             _remove_tree(final)
