@@ -1,0 +1,283 @@
+"""The ``genlab`` command line: a thin layer over the Python API.
+
+Every subcommand maps its flags onto config fields or function arguments and
+makes one call into the library; nothing here computes anything itself.
+
+    genlab train vae                          # embedded mnist-5k, a few CPU minutes
+    genlab train vae --data frey-face --data-dir ../shared/data --set model.latent_dim=2
+    genlab resume runs/vae-mnist-5k --steps 4000
+    genlab sample runs/vae-mnist-5k -n 64
+    genlab interpolate runs/vae-mnist-5k
+    genlab manifold runs/vae-mnist-5k
+    genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GenlabError
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def _labels(text: str | None, n: int):
+    if text is None:
+        return None
+    import torch
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GenlabError(f"--labels must be comma-separated integers like 0,1,2, got {text!r}") from None
+    if len(values) == 1:
+        values = values * n
+    if len(values) != n:
+        values = [values[i % len(values)] for i in range(n)]
+    return torch.tensor(values)
+
+
+def _out_path(args, run: Path, default_name: str) -> Path:
+    return Path(args.out) if args.out else run / default_name
+
+
+def _load(run: str):
+    import genlab
+
+    return genlab.load(run)
+
+
+def _data_for(model, name: str, split: str, data_dir: str | None, run: Path | None = None):
+    """Load a data set shaped like the model's input (resized / converted if needed)."""
+    from . import data
+
+    c, h, w = model.config.image_shape
+    return data.load(name, split=split, data_dir=data_dir, image_size=(h, w), channels=c)
+
+
+def _run_config(run: Path):
+    """The data section of a run's config.json (None for a bare saved model)."""
+    from .train.checkpoint import read_json
+
+    doc = read_json(run / "config.json")
+    return doc.get("data") or {}
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> None:
+    from . import registry
+    from .config import DataConfig, RunConfig, TrainConfig, apply_overrides
+    from .train import train
+
+    config_cls, _ = registry.get(args.model)
+    cfg = RunConfig(model_name=args.model, model=config_cls(), train=TrainConfig(), data=DataConfig())
+    sets = list(args.set or [])
+    sets.append(f"data.name={json.dumps(args.data)}")
+    if args.data_dir:
+        sets.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
+    if args.steps is not None:
+        sets.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        sets.append(f"train.seed={args.seed}")
+    cfg = apply_overrides(cfg, sets)
+    run = train(cfg, out_dir=args.out)
+    print(run)
+
+
+def cmd_resume(args) -> None:
+    from .train import resume
+
+    print(resume(Path(args.run), steps=args.steps))
+
+
+def cmd_sample(args) -> None:
+    from .viz.images import save_png
+
+    model = _load(args.run)
+    x = model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
+    path = _out_path(args, Path(args.run), "samples.png")
+    save_png(x, path, scale=args.scale)
+    print(path)
+
+
+def cmd_interpolate(args) -> None:
+    import torch
+
+    from .viz import latent
+
+    run = Path(args.run)
+    model = _load(args.run)
+    path = _out_path(args, run, "interpolation.gif")
+    g = _generator(args.seed)
+    if hasattr(model, "encode"):  # latent-variable model: walk between encoded test images
+        d = _run_config(run)
+        ds = _data_for(model, args.data or d.get("name", "mnist-5k"), "test", args.data_dir or d.get("data_dir"))
+        idx = torch.randperm(len(ds), generator=g)[: args.points]
+        x = model.prepare(ds.images[idx].float() / 255, generator=g)
+        with torch.inference_mode():
+            z = model.encode(x.to(model.device))[0].float().cpu()
+        frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
+        latent.save_interpolation_gif(frames, path, scale=args.scale)
+    elif hasattr(model, "latent"):  # GAN: walk between random codes
+        from .viz.gan import gan_walk_gif
+
+        gan_walk_gif(model, path, points=args.points, steps=args.frames, method=args.method, generator=g,
+                     labels=_labels(args.labels, 1), scale=args.scale)
+    else:
+        raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
+    print(path)
+
+
+def cmd_manifold(args) -> None:
+    from .viz import latent
+    from .viz.images import save_png
+
+    model = _load(args.run)
+    image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
+    path = _out_path(args, Path(args.run), "manifold.png")
+    save_png(image, path, scale=args.scale)
+    print(path)
+
+
+def cmd_eval(args) -> None:
+    from .metrics import likelihood
+
+    run = Path(args.run)
+    model = _load(args.run)
+    d = _run_config(run)
+    ds = _data_for(model, args.data or d.get("name", "mnist-5k"), args.split, args.data_dir or d.get("data_dir"))
+    result = likelihood.evaluate_likelihood(
+        model, ds, iw_samples=args.iw_samples, max_examples=args.max_examples, batch_size=args.batch_size, seed=args.seed
+    )
+    result.update({"run": str(run), "data": args.data or d.get("name"), "split": args.split})
+    print(json.dumps(result, indent=2))
+
+
+def cmd_complete(args) -> None:
+    import torch
+
+    from .viz.images import load_image, save_png
+
+    model = _load(args.run)
+    c, h, w = model.config.image_shape
+    x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
+    g = _generator(args.seed)
+    x = model.prepare(x01.contiguous(), generator=g)
+    mask = torch.zeros_like(x)
+    mask[:, :, : args.rows, :] = 1
+    out = model.complete(x, mask, generator=g)
+    path = _out_path(args, Path(args.run), "completion.png")
+    save_png(torch.cat([x01[:1], out.float()]), path, scale=args.scale)
+    print(path)
+
+
+def cmd_models(args) -> None:
+    from . import registry
+
+    for name, (config_cls, model_cls) in registry.MODELS.items():
+        doc = (model_cls.__doc__ or "").strip().splitlines()
+        print(f"{name:18s} {doc[0] if doc else ''}")
+
+
+def cmd_datasets(args) -> None:
+    from . import data
+
+    for name, desc in data.DATASETS.items():
+        print(f"{name:16s} {desc}")
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genlab", description="Deep generative modeling: train, sample, evaluate, explore.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model (see `genlab models`)")
+    t.add_argument("model", help="registry name, e.g. vae")
+    t.add_argument("--data", default="mnist-5k", help="data set name (`genlab datasets`), folder:<path> or npz:<path>; default: the embedded mnist-5k")
+    t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
+    t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--out", help="run directory (default runs/<model>-<data>)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("resume", help="continue a run exactly where it stopped")
+    r.add_argument("run")
+    r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.set_defaults(func=cmd_resume)
+
+    def run_cmd(name, help, func, out_help):
+        s = sub.add_parser(name, help=help)
+        s.add_argument("run", help="run directory (or a folder written by model.save)")
+        s.add_argument("--out", help=out_help)
+        s.add_argument("--seed", type=int, default=0)
+        s.set_defaults(func=func)
+        return s
+
+    s = run_cmd("sample", "draw samples as a PNG grid", cmd_sample, "PNG path (default RUN/samples.png)")
+    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
+    s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
+
+    s = run_cmd("interpolate", "GIF of a smooth walk through latent space", cmd_interpolate, "GIF path (default RUN/interpolation.gif)")
+    s.add_argument("--points", type=int, default=4, help="latent points visited in a loop")
+    s.add_argument("--frames", type=int, default=16, help="frames between two points")
+    s.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
+    s.add_argument("--data", help="data set whose test images are encoded (default: the run's)")
+    s.add_argument("--data-dir")
+    s.add_argument("--labels", help="class label of the walk for a conditional GAN")
+    s.add_argument("--scale", type=int, default=2)
+
+    s = run_cmd("manifold", "the 2-D latent manifold figure", cmd_manifold, "PNG path (default RUN/manifold.png)")
+    s.add_argument("--n", type=int, default=20, help="grid points per axis")
+    s.add_argument("--dims", type=int, nargs=2, default=[0, 1], help="the two latent dimensions to vary")
+    s.add_argument("--scale", type=int, default=2)
+
+    s = run_cmd("eval", "likelihood (NLL in nats and bits/dim) on a data split, JSON on stdout", cmd_eval, "unused")
+    s.add_argument("--data", help="data set (default: the run's)")
+    s.add_argument("--data-dir")
+    s.add_argument("--split", default="test")
+    s.add_argument("--iw-samples", type=int, default=None, help="importance samples for latent-variable models")
+    s.add_argument("--max-examples", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=100)
+
+    s = run_cmd("complete", "complete an image from its top rows (autoregressive models)", cmd_complete, "PNG path")
+    s.add_argument("--image", required=True)
+    s.add_argument("--rows", type=int, required=True, help="rows observed from the top")
+    s.add_argument("-n", type=int, default=8, help="completions drawn")
+    s.add_argument("--scale", type=int, default=4)
+
+    sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (GenlabError, ValueError, FileNotFoundError) as e:
+        print(f"genlab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact (genlab resume RUN --steps N continues)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
