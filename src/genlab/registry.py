@@ -11,11 +11,13 @@ from .models.gan import GAN, GANConfig
 from .models.vae import VAE, VAEConfig
 from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from .models.wavenet import WaveNet, WaveNetConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
     "pixelcnn": (PixelCNNConfig, PixelCNN),
     "gated-pixelcnn": (GatedPixelCNNConfig, GatedPixelCNN),
+    "wavenet": (WaveNetConfig, WaveNet),
     "gan": (GANConfig, GAN),
     "dcgan": (DCGANConfig, DCGAN),
     "lsgan": (LSGANConfig, DCGAN),

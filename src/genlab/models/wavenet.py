@@ -1,0 +1,174 @@
+"""WaveNet: stacks of dilated causal 1-D convolutions with gated activations,
+residual and skip connections, and a 256-way mu-law output.
+
+van den Oord et al. (2016), "WaveNet: A Generative Model for Raw Audio",
+section 2 and figure 4; fast generation with one queue per dilated layer as in
+Paine et al. (2016), "Fast Wavenet Generation Algorithm", and Ramachandran et al.
+(2017). The model is exact: log p(x) = sum_t log p(x_t | x_<t), each factor a
+softmax over the 256 mu-law codes.
+
+Data layout: a sequence of length L is stored like an image of shape
+``(1, 1, L)``, so ``config.image_shape = (1, 1, L)`` (the Trainer fills it from the
+data set) and there is no separate length field. Values are mu-law codes / 255
+in [0, 1] (see :mod:`genlab.data.audio`); the model recovers the integer code.
+
+Receptive field: output t sees x_{t-R} .. x_{t-1} with
+``R = 1 + sum_l (kernel_size - 1) * dilation_l`` (:attr:`WaveNet.receptive_field`).
+
+Shapes: x (B, 1, 1, L) -> logits (B, levels, L).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import distributions as D
+from ..config import ModelConfig
+from ..nn.autoregressive import OutputHead
+from ..nn.masked import CausalConv1d, caching
+from .base import GenerativeModel, TrainStep
+
+
+@dataclass
+class WaveNetConfig(ModelConfig):
+    """``dilations`` are repeated ``stacks`` times; ``num_classes`` > 0 adds a
+    learned global class embedding to every gate."""
+
+    image_shape: tuple[int, int, int] = (1, 1, 256)
+    levels: int = 256
+    residual_channels: int = 32
+    skip_channels: int = 64
+    kernel_size: int = 2
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    stacks: int = 2
+
+
+class ResidualLayer(nn.Module):
+    """z = tanh(W_f * h) . sigmoid(W_g * h); returns (h + 1x1(z), skip 1x1(z)).
+    Shapes: (B, R, T) -> (B, R, T), (B, S, T)."""
+
+    def __init__(self, channels: int, skip_channels: int, kernel_size: int, dilation: int, num_classes: int):
+        super().__init__()
+        self.dilated = CausalConv1d(channels, 2 * channels, kernel_size, dilation)
+        self.residual = nn.Conv1d(channels, channels, 1)
+        self.skip = nn.Conv1d(channels, skip_channels, 1)
+        self.embed = nn.Embedding(num_classes, 2 * channels) if num_classes > 0 else None
+
+    def forward(self, h: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        a = self.dilated(h)
+        if self.embed is not None and labels is not None:
+            a = a + self.embed(labels)[:, :, None]
+        f, g = a.chunk(2, dim=1)
+        z = torch.tanh(f) * torch.sigmoid(g)
+        return h + self.residual(z), self.skip(z)
+
+
+class WaveNet(GenerativeModel):
+    config_class = WaveNetConfig
+    input_mode = "unit"
+
+    def __init__(self, config: WaveNetConfig):
+        super().__init__(config)
+        c, h, length = config.image_shape
+        if c != 1 or h != 1:
+            raise ValueError(f"wavenet models sequences: image_shape must be (1, 1, length), got {tuple(config.image_shape)}")
+        r = config.residual_channels
+        self.head = OutputHead("categorical", config.levels)
+        self.embed = nn.Conv1d(config.levels, r, 1)  # one-hot code -> features (an embedding)
+        self.layers = nn.ModuleList(
+            ResidualLayer(r, config.skip_channels, config.kernel_size, d, config.num_classes)
+            for _ in range(config.stacks)
+            for d in config.dilations
+        )
+        self.out1 = nn.Conv1d(config.skip_channels, config.skip_channels, 1)
+        self.out2 = nn.Conv1d(config.skip_channels, config.levels, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        """Number of past samples an output sees: 1 + sum (k - 1) * d."""
+        return 1 + sum(layer.dilated.left_pad for layer in self.layers)
+
+    def codes(self, x: Tensor) -> Tensor:
+        """x (B, 1, 1, L) in [0, 1] -> integer codes (B, L) in 0..levels-1."""
+        return torch.round(x[:, 0, 0, :] * (self.config.levels - 1)).long().clamp(0, self.config.levels - 1)
+
+    def net(self, h: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Shifted input features (B, R, T): position t holds sample t - 1 -> logits (B, levels, T)."""
+        skips = 0
+        for layer in self.layers:
+            h, s = layer(h, labels)
+            skips = skips + s
+        return self.out2(F.relu(self.out1(F.relu(skips))))
+
+    def logits_from_onehot(self, onehot: Tensor, labels: Tensor | None = None) -> Tensor:
+        """One-hot codes (B, levels, L) -> logits (B, levels, L); output t sees samples < t only."""
+        e = self.embed(onehot)
+        return self.net(F.pad(e, (1, 0))[:, :, :-1], labels)  # shift right: predict x_t from x_<t
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """x (B, 1, 1, L) in [0, 1] -> logits (B, levels, L)."""
+        onehot = F.one_hot(self.codes(x), self.config.levels).transpose(1, 2).to(self.embed.weight.dtype)
+        return self.logits_from_onehot(onehot, labels)
+
+    def log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Exact log p(x) in nats per sequence, shape (B,); x (B, 1, 1, L) mu-law codes / 255."""
+        self.check_images(x)
+        labels = self.check_labels(labels, x.shape[0])
+        logp = F.log_softmax(self(x, labels), dim=1)
+        return logp.gather(1, self.codes(x)[:, None, :])[:, 0, :].sum(1)
+
+    def train_steps(self) -> list[TrainStep]:
+        def loss(batch: dict) -> dict:
+            y = batch.get("y") if self.config.num_classes > 0 else None
+            nll = -self.log_prob(batch["x"], y).mean()
+            return {"loss": nll, "nll": nll.detach(), "bpd": D.bits_per_dim(nll.detach(), self.num_dims)}
+
+        return [TrainStep("nll", [self], loss)]
+
+    # ------------------------------------------------------------ sampling
+    @torch.inference_mode()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+        """n sequences (n, 1, 1, L) of mu-law codes / 255 in [0, 1] (write them with
+        :func:`genlab.data.audio.save_wav`). ``method``: "cached" (one queue per
+        dilated layer, O(receptive field) per sample) or "naive" (full pass per sample)."""
+        x = torch.zeros(n, *self.config.image_shape, device=self.device)
+        return self._generate(x, torch.zeros(n, x.shape[-1], dtype=torch.bool, device=x.device), self.check_labels(labels, n), generator, method)
+
+    @torch.inference_mode()
+    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+        """Keep samples where ``observed_mask`` (broadcastable to x (N, 1, 1, L)) is 1, draw the rest in order."""
+        self.check_images(x)
+        x = self.head.to_grid(x.to(self.device, torch.float32)).clone()
+        observed = torch.as_tensor(observed_mask, device=self.device).bool().expand_as(x)[:, 0, 0, :].clone()
+        return self._generate(x, observed, self.check_labels(labels, x.shape[0]), generator, method)
+
+    def _generate(self, x: Tensor, observed: Tensor, labels, generator, method: str) -> Tensor:
+        if method not in ("cached", "naive"):
+            raise ValueError(f"method must be 'cached' or 'naive', got {method!r}")
+        n, length = x.shape[0], x.shape[-1]
+        was_training = self.training
+        self.eval()
+        try:
+            if method == "naive":
+                for t in range(length):
+                    if not observed[:, t].all():
+                        value = self.head.sample(self(x, labels)[:, :, t], generator)
+                        x[:, 0, 0, t] = torch.where(observed[:, t], x[:, 0, 0, t], value)
+                return x
+            with caching(self, n):
+                # The queues start as zeros, like the left padding; position 0 gets the zero input of the shift.
+                h = x.new_zeros(n, self.config.residual_channels, 1)
+                for t in range(length):
+                    logits = self.net(h, labels)[:, :, 0]
+                    if not observed[:, t].all():
+                        value = self.head.sample(logits, generator)
+                        x[:, 0, 0, t] = torch.where(observed[:, t], x[:, 0, 0, t], value)
+                    onehot = F.one_hot(self.codes(x[:, :, :, t : t + 1]), self.config.levels).transpose(1, 2).to(h.dtype)
+                    h = self.embed(onehot)
+            return x
+        finally:
+            self.train(was_training)
