@@ -1,0 +1,78 @@
+"""The command line end to end on a tiny run (8x8 digits, a few steps)."""
+
+import json
+
+import pytest
+from PIL import Image
+
+import genlab
+from genlab.cli import main
+
+TINY = ["--data", "digits", "--steps", "6", "--set", "train.batch_size=16", "--set", "train.checkpoint_every=3",
+        "--set", "train.sample_every=1000", "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "vae", "--out", str(out), "--seed", "3", *TINY]) == 0
+    return out
+
+
+def test_train_writes_a_loadable_run(run_dir):
+    doc = json.loads((run_dir / "config.json").read_text())
+    assert doc["model_name"] == "vae" and doc["model"]["latent_dim"] == 2 and doc["train"]["seed"] == 3
+    assert doc["data"]["name"] == "digits" and doc["model"]["image_shape"] == [1, 8, 8]
+    model = genlab.load(run_dir)
+    assert model.sample(3).shape == (3, 1, 8, 8)
+
+
+def test_sample_interpolate_manifold(run_dir, tmp_path):
+    assert main(["sample", str(run_dir), "-n", "9", "--out", str(tmp_path / "s.png")]) == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 16
+    assert main(["interpolate", str(run_dir), "--points", "3", "--frames", "4", "--out", str(tmp_path / "i.gif")]) == 0
+    assert Image.open(tmp_path / "i.gif").n_frames == 12
+    assert main(["manifold", str(run_dir), "--n", "4", "--out", str(tmp_path / "m.png"), "--scale", "1"]) == 0
+    assert Image.open(tmp_path / "m.png").size == (32, 32)
+
+
+def test_eval_prints_json(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--iw-samples", "5", "--max-examples", "20"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert result["iw_samples"] == 5 and result["num_examples"] == 20 and result["nll_nats"] > 0
+    assert abs(result["bits_per_dim"] - result["nll_nats"] / (64 * 0.6931471805599453)) < 1e-6
+
+
+def test_resume_continues_to_the_total(run_dir):
+    assert main(["resume", str(run_dir), "--steps", "9"]) == 0
+    doc = json.loads((run_dir / "config.json").read_text())
+    assert doc["train"]["steps"] == 9
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) <= 9
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "nope"], ["unknown model", "vae"]),
+        (["train", "vae", "--set", "model.nope=1"], ["unknown key", "latent_dim"]),
+        (["train", "vae", "--set", "latent_dim=1"], ["section"]),
+        (["train", "vae", "--data", "nope"], ["unknown data set", "mnist-5k"]),
+        (["sample", "/nonexistent/run"], ["not a directory"]),
+    ],
+)
+def test_bad_input_is_a_clear_error(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err
+
+
+def test_loading_a_corrupt_run_is_a_clear_error(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((run_dir / "config.json").read_text())
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    assert main(["sample", str(bad)]) == 2
+    assert "safetensors" in capsys.readouterr().err
