@@ -446,3 +446,32 @@ def test_amp_and_compile_are_ignored_on_cpu_with_a_warning(tmp_path):
         Trainer(LinearModel(ToyConfig(image_shape=(1, 6, 6))), ToyData(), tcfg(amp=True, compile=True), tmp_path)
     text = " ".join(str(x.message) for x in w)
     assert "amp is ignored" in text and "compile is ignored" in text
+
+
+def test_float_data_is_used_as_is(tmp_path):
+    from genlab.train import Trainer
+
+    seen = []
+
+    class Points(GenerativeModel):
+        input_mode = "signed"  # must NOT be applied to float data
+
+        def __init__(self):
+            super().__init__(ToyConfig())
+            self.lin = nn.Linear(2, 2)
+
+        def train_steps(self):
+            def loss(b):
+                seen.append(b["x"])
+                return {"loss": ((self.lin(b["x"]) - b["x"]) ** 2).mean()}
+
+            return [TrainStep("fit", [self.lin], loss)]
+
+    class PointData:
+        images = torch.randn(32, 2) * 5
+        labels = None
+        num_classes = 0
+        shape = (2,)
+
+    Trainer(Points(), PointData(), tcfg(steps=2, batch_size=8), tmp_path).fit()
+    assert all(any(torch.equal(r, p) for p in PointData.images) for r in seen[0])

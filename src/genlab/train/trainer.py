@@ -167,6 +167,7 @@ class Trainer:
     ``dataset`` is anything with ``.images`` (uint8 tensor (N, C, H, W), 0..255) and
     ``.labels`` (int64 (N,) or None). Each batch given to a step is
     ``{"x": model.prepare(images / 255), "y": labels or None}`` on the model's device.
+    Floating-point ``.images`` (N, ...) (e.g. the 2-D toy sets) are passed as they are.
 
     ``run_config``, when given, is written to ``run_dir/config.json`` (so the run can
     be resumed and ``genlab.load(run_dir)`` works); without it the Trainer writes a
@@ -184,8 +185,11 @@ class Trainer:
         self.device = resolve_device(config.device, self.dist.local_rank)
 
         images = getattr(dataset, "images", None)
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
-            raise ConfigError("the data set must have .images, a uint8 tensor of shape (N, C, H, W)")
+        if not isinstance(images, torch.Tensor) or not (
+            (images.dtype == torch.uint8 and images.dim() == 4) or (images.is_floating_point() and images.dim() >= 2)
+        ):
+            raise ConfigError("the data set must have .images: a uint8 tensor (N, C, H, W), or a float tensor (N, ...) of data used as it is")
+        self._raw_float = images.is_floating_point()
         labels = getattr(dataset, "labels", None)
         n = images.shape[0]
         if config.batch_size % self.dist.world_size:
@@ -289,13 +293,14 @@ class Trainer:
         x = self._images[idx]
         if x.device != self.device:
             x = x.to(self.device, non_blocking=True)
-        x01 = x.float().div_(255.0)
+        # uint8 images -> [0, 1] -> the model's input space; float data (e.g. 2-D points) as it is
+        x = x if self._raw_float else self.model.prepare(x.float().div_(255.0))
         y = None
         if self._labels is not None:
             y = self._labels[idx]
             if y.device != self.device:
                 y = y.to(self.device, non_blocking=True)
-        return {"x": self.model.prepare(x01), "y": y}
+        return {"x": x, "y": y}
 
     # ---------------------------------------------------------------- one iteration
     def _autocast(self):
@@ -678,7 +683,7 @@ def _build_model(run_config: RunConfig):
 
 def _fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
     """Fill ``model.image_shape`` from the data and check ``model.num_classes``."""
-    shape = tuple(int(s) for s in dataset.images.shape[1:])
+    images = dataset.images
     k = run_config.model.num_classes
     if k > 0:
         if getattr(dataset, "labels", None) is None:
@@ -689,6 +694,9 @@ def _fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
         have = int(getattr(dataset, "num_classes", 0) or (int(dataset.labels.max()) + 1))
         if have != k:
             raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
+    if images.dim() != 4:  # not images (e.g. 2-D points): the model config keeps its shape
+        return run_config
+    shape = tuple(int(s) for s in images.shape[1:])
     model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
     return dataclasses.replace(run_config, model=model_cfg)
 
