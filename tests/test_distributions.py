@@ -62,7 +62,8 @@ def test_discretized_logistic_mixture_normalizes_and_matches_sampling():
     means = torch.tensor([[0.1, 0.6, 1.05]], dtype=torch.float64).view(1, 3, 1).expand(levels, 3, 1)
     log_scales = torch.tensor([[-2.5, -1.0, -3.0]], dtype=torch.float64).view(1, 3, 1).expand(levels, 3, 1)
     p = D.discretized_logistic_mixture_log_prob(grid, logits, means, log_scales, levels=levels).exp()
-    assert abs(p.sum().item() - 1) < 1e-9
+    # 1e-6, not 1e-9: the single logistic switches to density * width for bins of mass < 1e-5.
+    assert abs(p.sum().item() - 1) < 1e-6
     n = 100000
     g = torch.Generator().manual_seed(0)
     xs = D.discretized_logistic_mixture_sample(logits[:1, :, 0].expand(n, 3), means[:1, :, 0].expand(n, 3), log_scales[:1, :, 0].expand(n, 3), levels=levels, generator=g)
