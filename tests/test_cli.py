@@ -76,3 +76,12 @@ def test_loading_a_corrupt_run_is_a_clear_error(run_dir, tmp_path, capsys):
     (bad / "model.safetensors").write_bytes(b"garbage")
     assert main(["sample", str(bad)]) == 2
     assert "safetensors" in capsys.readouterr().err
+
+
+def test_gan_on_toy_points_trains_and_plots(tmp_path):
+    out = tmp_path / "ring"
+    assert main(["train", "gan", "--data", "ring8", "--steps", "3", "--out", str(out), "--set", "train.progress=false",
+                 "--set", "train.batch_size=32"]) == 0
+    assert genlab.load(out).sample(5).shape == (5, 2)
+    assert main(["sample", str(out), "--out", str(tmp_path / "p.png")]) == 0
+    assert Image.open(tmp_path / "p.png").size[0] >= 256

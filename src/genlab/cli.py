@@ -105,10 +105,16 @@ def cmd_resume(args) -> None:
 def cmd_sample(args) -> None:
     from .viz.images import save_png
 
+    run = Path(args.run)
     model = _load(args.run)
-    x = model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
-    path = _out_path(args, Path(args.run), "samples.png")
-    save_png(x, path, scale=args.scale)
+    path = _out_path(args, run, "samples.png")
+    if len(model.config.image_shape) == 1:  # 2-D points: a scatter over the data and D's surface
+        from .viz.toy2d import plot_gan_toy2d
+
+        plot_gan_toy2d(model, path, data=_run_config(run).get("name", "ring8"), n=max(args.n, 1000), generator=_generator(args.seed))
+    else:
+        x = model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
+        save_png(x, path, scale=args.scale)
     print(path)
 
 

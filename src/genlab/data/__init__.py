@@ -32,6 +32,8 @@ DATASETS = {
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",
     "celeba": "CelebA aligned faces, center-cropped, 3x64x64 by default, unlabeled (manual download)",
+    "ring8": "toy 2-D points: 8 Gaussians (std 0.02) on a circle of radius 2 (GAN mode-collapse benchmark)",
+    "grid25": "toy 2-D points: 25 Gaussians on a 5x5 grid",
 }
 
 #: The default data set of genlab's tools.
@@ -128,6 +130,10 @@ def load(
         key = name.strip().lower()
         if key not in DATASETS:
             raise DataError(f"unknown data set {name!r}; choose one of: {_choices()}")
+        if key in ("ring8", "grid25"):  # points, not images: float (N, 2) in .images
+            from .toy2d import load_toy
+
+            return load_toy(key, split)
         splits = _SPLITS + (("valid",) if key == "celeba" else ())
         if split not in splits:
             raise DataError(f"unknown split {split!r} for {key!r}; choose one of: {', '.join(splits)}")

@@ -694,9 +694,7 @@ def _fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
         have = int(getattr(dataset, "num_classes", 0) or (int(dataset.labels.max()) + 1))
         if have != k:
             raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
-    if images.dim() != 4:  # not images (e.g. 2-D points): the model config keeps its shape
-        return run_config
-    shape = tuple(int(s) for s in images.shape[1:])
+    shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
     model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
     return dataclasses.replace(run_config, model=model_cfg)
 
