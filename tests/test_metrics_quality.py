@@ -1,0 +1,232 @@
+"""Sample-quality metrics: parity with an independent FID, sanity of KID / PR / density-coverage,
+feature networks (hash check, shape errors), reference-statistics cache, evaluate + report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from genlab.config import ModelConfig
+from genlab.metrics import features as F
+from genlab.metrics import quality as Q
+from genlab.models.base import GenerativeModel
+
+
+def _gauss(n, d=16, shift=0.0, seed=0, scale=1.0):
+    a = np.random.default_rng(123).normal(size=(d, d)) / np.sqrt(d)  # one fixed distribution
+    return np.random.default_rng(seed).normal(size=(n, d)) @ a * scale + shift
+
+
+def _fid_scipy(x, y):
+    """Independent reference: the textbook formula with scipy's general sqrtm on S1 S2."""
+    m1, m2 = x.mean(0), y.mean(0)
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    covmean = np.real(covmean)
+    return float(((m1 - m2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+@pytest.mark.parametrize("shift,scale", [(0.0, 1.0), (0.5, 1.0), (0.1, 1.7)])
+def test_frechet_distance_matches_scipy_sqrtm(shift, scale):
+    x, y = _gauss(3000, seed=1), _gauss(2500, seed=2, shift=shift, scale=scale)
+    ours = Q.fid_from_features(x, y)
+    assert ours == pytest.approx(_fid_scipy(x, y), abs=1e-3)
+
+
+def test_frechet_distance_matches_torch_fidelity_if_installed():
+    tf = pytest.importorskip("torch_fidelity.metric_fid")
+    x, y = _gauss(3000, seed=1), _gauss(2500, seed=2, shift=0.3)
+    mu1, s1 = Q.feature_statistics(x)
+    mu2, s2 = Q.feature_statistics(y)
+    ref = tf.fid_statistics_to_metric({"mu": mu1, "sigma": s1}, {"mu": mu2, "sigma": s2}, False)
+    assert Q.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(float(ref["frechet_inception_distance"]), abs=1e-3)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_shift():
+    x = _gauss(2500)
+    assert Q.fid_from_features(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert Q.fid_from_features(x, x + 1.0) == pytest.approx(16.0, rel=1e-6)  # |mu diff|^2 = d * 1
+
+
+def test_fid_warns_below_2000_samples_recommending_kid():
+    x = _gauss(500)
+    with pytest.warns(UserWarning, match="KID"):
+        Q.fid_from_features(x, _gauss(500, seed=3))
+
+
+def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_otherwise():
+    a, b = _gauss(1000, seed=1), _gauss(1000, seed=2)
+    same = Q.kid(a, b, num_subsets=50, subset_size=200, seed=0)
+    diff = Q.kid(a, _gauss(1000, seed=2, shift=0.5), num_subsets=50, subset_size=200, seed=0)
+    assert abs(same[0]) < 3 * same[1] / np.sqrt(50) + 1e-3
+    assert diff[0] > 10 * abs(same[0]) and diff[0] > 0
+    assert Q.kid(a, b, num_subsets=5, subset_size=100, seed=7) == Q.kid(a, b, num_subsets=5, subset_size=100, seed=7)
+
+
+def test_precision_recall_identical_and_disjoint_sets():
+    x = _gauss(400)
+    assert Q.precision_recall(x, x) == (1.0, 1.0)
+    p, r = Q.precision_recall(x, x + 100.0)
+    assert p == 0.0 and r == 0.0
+    # fakes covering only half of the real support: precision stays high, recall drops
+    half = x[x[:, 0] > np.median(x[:, 0])]
+    p, r = Q.precision_recall(x, half)
+    assert p == 1.0 and r < 0.8
+
+
+def test_density_coverage_sanity():
+    x = _gauss(500, seed=1)
+    d, c = Q.density_coverage(x, x, k=5)
+    assert c == 1.0 and d >= 1.0  # each point is inside its own ball
+    d2, c2 = Q.density_coverage(x, _gauss(500, seed=2), k=5)
+    assert 0.7 < d2 < 1.3 and c2 > 0.8
+    d3, c3 = Q.density_coverage(x, x + 100.0, k=5)
+    assert d3 == 0.0 and c3 == 0.0
+
+
+def test_classifier_score_bounds():
+    confident = torch.eye(10).repeat(10, 1) * 50  # every class, confidently
+    assert Q.classifier_score(confident, splits=1)[0] == pytest.approx(10.0, rel=1e-3)
+    assert Q.classifier_score(torch.zeros(100, 10), splits=2)[0] == pytest.approx(1.0)
+
+
+def test_feature_dimension_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match="feature dimensions differ"):
+        Q.fid_from_features(_gauss(10, d=4), _gauss(10, d=5), warn=False)
+
+
+# ------------------------------------------------------------------ feature networks
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10"])
+def test_shipped_feature_nets_load_and_give_128d_features(name):
+    net = F.get_feature_net(name)
+    c, h, w = F.FEATURE_NETS[name]
+    f = net.features(torch.rand(3, c, h, w))
+    assert f.shape == (3, 128) and torch.isfinite(f).all()
+    assert F.weights_path(name).stat().st_size < 2_000_000
+    with pytest.raises(F.FeatureNetError, match=rf"expects images of shape \(N, {c}, {h}, {w}\)"):
+        net.features(torch.rand(2, 3 - c + 1 if c == 1 else 1, h, w))
+
+
+def test_weights_hash_mismatch_is_a_clear_error(tmp_path, monkeypatch):
+    shutil.copy(F.MANIFEST, tmp_path / F.MANIFEST.name)
+    data = bytearray(F.weights_path("mnist").read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / "mnist.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(F, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(F, "MANIFEST", tmp_path / F.MANIFEST.name)
+    F._CACHE.clear()
+    try:
+        with pytest.raises(F.FeatureNetError, match="SHA-256 mismatch"):
+            F.get_feature_net("mnist")
+    finally:
+        F._CACHE.clear()
+
+
+def test_auto_choice_and_unknown_names():
+    assert F.auto_feature_net((1, 28, 28), "fashion-mnist") == "fashion-mnist"
+    assert F.auto_feature_net((1, 28, 28), "mnist-5k") == "mnist"
+    assert F.auto_feature_net((3, 32, 32), "folder:/x") == "cifar10"
+    with pytest.raises(F.FeatureNetError, match="1x28x28"):
+        F.auto_feature_net((1, 28, 20), "frey-face")
+    with pytest.raises(F.FeatureNetError, match="unknown feature network"):
+        F.get_feature_net("vgg")
+
+
+def test_inception_absence_is_a_message_not_a_crash():
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        with pytest.raises(F.FeatureNetError, match="torch-fidelity"):
+            F.get_feature_net("inception")
+    else:
+        pytest.skip("torch-fidelity is installed")
+
+
+# ------------------------------------------------------------------ evaluate + cache + report
+
+
+class _RandomNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 8, 3, 2)
+        self.fc = torch.nn.Linear(8 * 3 * 3, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def features(self, x):
+        return torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1)))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class _Noise(GenerativeModel):
+    """Samples i.i.d. uniform pixels; exact log_prob of the dequantized uniform density (0)."""
+
+    input_mode = "dequantize"
+
+    def log_prob(self, x):
+        return torch.zeros(len(x))
+
+    def sample(self, n, *, generator=None, labels=None):
+        return torch.rand(n, *self.config.image_shape, generator=generator)
+
+
+def test_evaluate_caches_reference_stats_and_writes_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "cache"))
+    from genlab.data import ImageDataset
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageDataset(torch.randint(0, 256, (300, 1, 8, 8), generator=g, dtype=torch.uint8), name="toy")
+    net = F.FeatureNet("toy-net", _RandomNet(), (1, 8, 8), 8, sha256="abc")
+    model = _Noise(ModelConfig(image_shape=(1, 8, 8)))
+    with pytest.warns(UserWarning, match="KID"):
+        r = Q.evaluate(model, data, n_samples=300, feature_net=net, kid_subsets=5, kid_subset_size=100, progress=False)
+    assert r["likelihood"]["bits_per_dim"] == pytest.approx(8.0)
+    q = r["quality"]
+    assert set(q) >= {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"}
+    assert abs(q["kid"]) < 0.05  # uniform noise vs uniform noise
+    files = list((tmp_path / "cache" / "stats").glob("*.safetensors"))
+    assert len(files) == 1 and "toy-net" in files[0].name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r2 = Q.evaluate(model, data, n_samples=300, feature_net=net, kid_subsets=5, kid_subset_size=100, progress=False)
+    assert r2["quality"] == q  # deterministic, and the cached statistics give the same numbers
+    jp, mp = Q.write_report(r, tmp_path / "run")
+    assert json.loads(jp.read_text())["quality"]["fid"] == q["fid"]
+    md = mp.read_text()
+    assert "| FID |" in md and "bits/dim" in md and "dequantization" in md
+
+
+def test_evaluate_rejects_images_the_feature_net_cannot_take():
+    from genlab.data import ImageDataset
+
+    data = ImageDataset(torch.zeros(10, 1, 28, 20, dtype=torch.uint8), name="frey-face")
+    model = _Noise(ModelConfig(image_shape=(1, 28, 20)))
+    with pytest.raises(F.FeatureNetError, match="no feature network fits"):
+        Q.evaluate(model, data, n_samples=10, progress=False)
+
+
+def test_evaluate_a_real_vae_on_mnist_5k(tmp_path, monkeypatch):
+    """End to end with a registered model, a bundled data set and the shipped MNIST feature net."""
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
+    from genlab import data, registry
+
+    test = data.load("mnist-5k", "test").subset(range(120))
+    torch.manual_seed(0)
+    model = registry.build("vae", latent_dim=4, channels=(8, 8), hidden_dim=16)
+    with pytest.warns(UserWarning, match="KID"):
+        r = Q.evaluate(model, test, n_samples=100, iw_samples=3, kid_subsets=3, kid_subset_size=50, knn_max=100, progress=False)
+    assert r["likelihood"]["iw_samples"] == 3 and "dynamic binarization" in r["likelihood"]["preprocessing"]
+    assert r["settings"]["feature_net"] == "mnist" and r["settings"]["n_reference"] == 120
+    assert r["quality"]["fid"] > 0 and 0 <= r["quality"]["coverage"] <= 1
+    jp, mp = Q.write_report(r, tmp_path / "run")
+    assert "| FID |" in mp.read_text()
