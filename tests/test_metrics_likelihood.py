@@ -92,10 +92,10 @@ def test_exact_posterior_gives_exact_likelihood_for_any_k():
 
 def test_iwae_converges_to_the_exact_marginal_likelihood():
     m = _model("poor")
-    x = m.sample(200, generator=torch.Generator().manual_seed(1))
+    x = m.sample(100, generator=torch.Generator().manual_seed(1))
     exact = m.exact_log_prob(x).mean().item()
     gaps = []
-    for k in (1, 10, 100, 2000):
+    for k in (1, 10, 100, 1000):
         est = m.log_prob(x, iw_samples=k, generator=torch.Generator().manual_seed(3)).mean().item()
         gaps.append(exact - est)
     # a lower bound that tightens with k ...
@@ -106,19 +106,21 @@ def test_iwae_converges_to_the_exact_marginal_likelihood():
 
 
 def test_evaluate_likelihood_reports_nats_bits_se_and_k():
-    m = _model("poor")
+    m = _model("exact")  # the estimate is exact for any k: this checks the bookkeeping
     x = m.sample(300, generator=torch.Generator().manual_seed(4))
-    r = evaluate_likelihood(m, x, iw_samples=500, batch_size=64, seed=5, progress=False)
+    r = evaluate_likelihood(m, x, iw_samples=4, batch_size=64, seed=5, progress=False)
     exact_nll = -m.exact_log_prob(x)
-    assert r["iw_samples"] == 500 and "importance" in r["estimator"]
+    assert r["iw_samples"] == 4 and "importance" in r["estimator"]
     assert r["num_examples"] == 300 and r["num_dims"] == 6
-    assert abs(r["nll_nats"] - exact_nll.mean().item()) < 0.02
-    assert r["nll_nats_se"] == pytest.approx(exact_nll.std().item() / math.sqrt(300), rel=0.05)
+    assert r["nll_nats"] == pytest.approx(exact_nll.mean().item(), abs=1e-6)
+    assert r["nll_nats_se"] == pytest.approx(exact_nll.std().item() / math.sqrt(300), rel=1e-5)
     assert r["bits_per_dim"] == pytest.approx(r["nll_nats"] / (6 * math.log(2)))
     assert "continuous" in r["preprocessing"]  # float data not on the 8-bit grid
     # fixed seed -> identical result; max_examples takes the first examples
-    r2 = evaluate_likelihood(m, x, iw_samples=500, batch_size=64, seed=5, progress=False)
-    assert r2["nll_nats"] == r["nll_nats"]
+    m = _model("poor")
+    r1 = evaluate_likelihood(m, x, iw_samples=3, batch_size=64, seed=5, progress=False)
+    r2 = evaluate_likelihood(m, x, iw_samples=3, batch_size=64, seed=5, progress=False)
+    assert r2["nll_nats"] == r1["nll_nats"] > r["nll_nats"]  # repeatable; an upper bound on the NLL
     r3 = evaluate_likelihood(m, x, iw_samples=5, max_examples=10, progress=False)
     assert r3["num_examples"] == 10 and r3["iw_samples"] == 5
 
