@@ -315,6 +315,7 @@ def evaluate(
     max_examples: int | None = None,
     batch_size: int = 256,
     seed: int = 0,
+    split: str | None = None,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     knn_max: int = 5000,
@@ -335,6 +336,7 @@ def evaluate(
         likelihood_data: data for the likelihood (default: ``dataset``).
         max_examples: cap on examples for the likelihood and reference features.
         seed: seeds sampling, binarization/dequantization, KID subsets.
+        split: the split's name ("train"/"test"), recorded and used in the cache key.
 
     Returns:
         ``{"model", "data", "settings": {...}, "likelihood": {...} or None,
@@ -346,6 +348,7 @@ def evaluate(
     result: dict[str, Any] = {
         "model": type(model).__name__,
         "data": data_name,
+        "split": split,
         "settings": {"seed": seed, "n_samples": n_samples if hasattr(model, "sample") else 0, "max_examples": max_examples},
         "likelihood": None,
         "quality": None,
@@ -368,7 +371,7 @@ def evaluate(
                 f"n_samples={n_samples} < {MIN_FID_SAMPLES}: FID is strongly biased and unstable at this size; rely on KID",
                 stacklevel=2,
             )
-        ref = reference_features(dataset, net, split=getattr(dataset, "split", None), max_examples=max_examples, cache=cache)
+        ref = reference_features(dataset, net, split=split, max_examples=max_examples, cache=cache)
         fake = generate_samples(model, n_samples, seed=seed)
         net.check_input(fake)
         ff = net.features(fake).numpy()
@@ -413,7 +416,8 @@ def write_report(results: dict, run_dir: str | os.PathLike) -> tuple[Path, Path]
     run_dir.mkdir(parents=True, exist_ok=True)
     jp, mp = run_dir / "eval.json", run_dir / "eval.md"
     atomic_write_json(jp, json.loads(json.dumps(results, default=str)))
-    lines = [f"# Evaluation: {results.get('model', '')} on {results.get('data', '')}", ""]
+    split = f" ({results['split']} split)" if results.get("split") else ""
+    lines = [f"# Evaluation: {results.get('model', '')} on {results.get('data', '')}{split}", ""]
     lik = results.get("likelihood")
     if lik:
         lines += [
