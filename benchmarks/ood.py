@@ -26,6 +26,7 @@ Files (tables, JSON, ROC plots, the trained runs) go to ``--out``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -44,8 +45,12 @@ from genlab.metrics.likelihood import is_latent_variable_model
 def model_config(name: str, likelihood: str):
     config_cls, _ = registry.get(name)
     fields = {"image_shape": (1, 28, 28)}
-    if name == "vae":
-        fields["likelihood"] = likelihood
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    if "likelihood" in names:
+        if name == "vae":
+            fields["likelihood"] = likelihood
+        else:  # autoregressive models: the 8-bit counterpart of the VAE's choice
+            fields["likelihood"] = {"logistic": "logistic-mixture", "bernoulli": "bernoulli", "gaussian": "categorical"}[likelihood]
     return config_cls(**fields)
 
 
@@ -68,7 +73,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    names = args.models or [n for n in ("vae", "pixelcnn", "gated_pixelcnn", "gated-pixelcnn") if n in registry.MODELS]
+    names = args.models or [n for n in ("vae", "pixelcnn") if n in registry.MODELS]
     out = Path(args.out)
     train = gdata.load("fashion-mnist", "train", args.data_dir)
     test = gdata.load("fashion-mnist", "test", args.data_dir)
@@ -104,7 +109,7 @@ def main() -> None:
             out_dir=out / f"{name}-results",
         )
         t_eval = time.time() - t0 - t_model - t_bg
-        print(f"## {name} (input_mode {model.input_mode}{', ' + args.likelihood + ' likelihood' if name == 'vae' else ''}; "
+        print(f"## {name} (input_mode {model.input_mode}, {getattr(model.config, 'likelihood', '?')} likelihood; "
               f"{args.steps} steps; background {args.bg_steps or args.steps} steps, mutation rate {args.mutation_rate}; "
               f"k = {iw} importance samples; typicality M = {args.typicality_batch})")
         print("\nmean NLL (bits/dim): " + ", ".join(f"{k}: {v['likelihood']:.3f}" for k, v in r["mean_scores"].items()))
