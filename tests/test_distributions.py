@@ -15,7 +15,7 @@ def test_discretized_logistic_normalizes_over_the_grid():
         m = torch.full_like(x, mean)
         s = torch.full_like(x, log_scale)
         total = D.discretized_logistic_log_prob(x, m, s, levels=levels).exp().sum()
-        assert abs(total.item() - 1.0) < 1e-9
+        assert abs(total.item() - 1.0) < 1e-7  # bins under 1e-5 mass use density x width
 
 
 def test_discretized_logistic_256_normalizes_and_matches_sampling():
