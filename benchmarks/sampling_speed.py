@@ -70,7 +70,7 @@ def main() -> None:
                 equal = torch.equal(naive, partial)
                 est = " (est.)" if rows < h else ""
                 print(
-                    f"| {name} | {c}x{h}x{w} | {b} | {b / t_naive_full:.2f}{est} | {b / t_cached:.2f} | {t_naive_full / t_cached:.0f}x{est} | "
+                    f"| {name} | {c}x{h}x{w} | {b} | {b / t_naive_full:.3g}{est} | {b / t_cached:.3g} | {t_naive_full / t_cached:.0f}x{est} | "
                     f"{'yes' if equal else 'NO'}{f' (first {rows} rows)' if rows < h else ''} |",
                     flush=True,
                 )
