@@ -207,7 +207,7 @@ def train_background(
     import tempfile
 
     from . import registry
-    from .config import DataConfig, RunConfig, TrainConfig
+    from .config import DataConfig, RunConfig
     from .data import ImageDataset
     from .loading import load
 
