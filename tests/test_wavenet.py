@@ -112,3 +112,21 @@ def test_wav_folder_errors(tmp_path):
     (tmp_path / "x.wav").write_bytes(b"junk")
     with pytest.raises(DataError, match=f"{tmp_path.name}.*no readable .wav"):
         audio.load_wav_folder(tmp_path, 100, 8000)
+
+
+def test_wav_and_sines_reachable_through_data_load(tmp_path):
+    from genlab import data
+
+    t = np.arange(8000 * 2)
+    pcm = (0.5 * np.sin(2 * np.pi * 440 * t / 8000) * 32767).astype("<i2")
+    with wave.open(str(tmp_path / "a.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.tobytes())
+    everything = data.load(f"wav:{tmp_path}", split="all")
+    train, test = data.load(f"wav:{tmp_path}"), data.load(f"wav:{tmp_path}", split="test")
+    assert everything.images.shape == (3, 1, 1, 4096)
+    assert len(train) + len(test) == 3 and len(test) == 1
+    s = data.load("sines")
+    assert s.images.shape == (512, 1, 1, 256) and s.images.dtype == torch.uint8

@@ -32,6 +32,7 @@ DATASETS = {
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",
     "celeba": "CelebA aligned faces, center-cropped, 3x64x64 by default, unlabeled (manual download)",
+    "sines": "synthetic 1-D sequences: mu-law sine waves, 1x1x256 (for wavenet), 512/128 split",
     "ring8": "toy 2-D points: 8 Gaussians (std 0.02) on a circle of radius 2 (GAN mode-collapse benchmark)",
     "grid25": "toy 2-D points: 25 Gaussians on a 5x5 grid",
 }
@@ -39,7 +40,7 @@ DATASETS = {
 #: The default data set of genlab's tools.
 DEFAULT_DATASET = "mnist-5k"
 
-_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>")
+_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>")
 _SPLITS = ("train", "test")
 
 
@@ -110,6 +111,17 @@ def load(
     kind, sep, path = name.partition(":")
     labels = class_names = None
 
+    if sep and kind == "wav":
+        from .audio import load_wav_folder
+
+        if split not in _SPLITS + ("all",):
+            raise DataError(f"unknown split {split!r} for {name!r}; choose train, test or all")
+        clips = load_wav_folder(os.path.expanduser(path))
+        if split == "all":
+            return clips
+        n_test = max(1, len(clips) // 10) if len(clips) > 1 else 0
+        cut = len(clips) - n_test  # the last 10% of clips (in sorted file order) are the test split
+        return clips.subset(range(cut) if split == "train" else range(cut, len(clips)))
     if sep and kind in ("folder", "npz", "npy"):
         if split not in _SPLITS + ("all",):
             raise DataError(f"unknown split {split!r} for {name!r}; choose train, test or all")
@@ -134,6 +146,10 @@ def load(
             from .toy2d import load_toy
 
             return load_toy(key, split)
+        if key == "sines":
+            from .audio import sines
+
+            return sines(512, seed=0) if split == "train" else sines(128, seed=1)
         splits = _SPLITS + (("valid",) if key == "celeba" else ())
         if split not in splits:
             raise DataError(f"unknown split {split!r} for {key!r}; choose one of: {', '.join(splits)}")
