@@ -85,3 +85,28 @@ def test_gan_on_toy_points_trains_and_plots(tmp_path):
     assert genlab.load(out).sample(5).shape == (5, 2)
     assert main(["sample", str(out), "--out", str(tmp_path / "p.png")]) == 0
     assert Image.open(tmp_path / "p.png").size[0] >= 256
+
+
+def test_wavenet_on_sines_trains_and_writes_wav(tmp_path):
+    import wave
+
+    out = tmp_path / "wn"
+    assert main(["train", "wavenet", "--data", "sines", "--steps", "2", "--out", str(out), "--set", "train.progress=false",
+                 "--set", "train.batch_size=8", "--set", "model.residual_channels=8", "--set", "model.skip_channels=8",
+                 "--set", "model.dilations=[1,2]", "--set", "model.stacks=1"]) == 0
+    assert main(["sample", str(out), "-n", "2", "--out", str(tmp_path / "s.wav")]) == 0
+    with wave.open(str(tmp_path / "s.wav")) as w:
+        assert w.getframerate() == 8000 and w.getnframes() >= 2 * 256
+
+
+def test_pixelcnn_completes_an_image(tmp_path):
+    from genlab.viz.images import save_png
+    import torch
+
+    out = tmp_path / "pc"
+    assert main(["train", "pixelcnn", "--data", "digits", "--steps", "2", "--out", str(out), "--set", "train.progress=false",
+                 "--set", "train.batch_size=8", "--set", "model.hidden_channels=8", "--set", "model.num_blocks=1"]) == 0
+    save_png(torch.rand(1, 8, 8), tmp_path / "x.png")
+    assert main(["complete", str(out), "--image", str(tmp_path / "x.png"), "--rows", "4", "-n", "3",
+                 "--out", str(tmp_path / "c.png"), "--scale", "1"]) == 0
+    assert Image.open(tmp_path / "c.png").size[0] > 8

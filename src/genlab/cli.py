@@ -108,7 +108,14 @@ def cmd_sample(args) -> None:
     run = Path(args.run)
     model = _load(args.run)
     path = _out_path(args, run, "samples.png")
-    if len(model.config.image_shape) == 1:  # 2-D points: a scatter over the data and D's surface
+    from .models.wavenet import WaveNet
+
+    if isinstance(model, WaveNet):  # sequences: mu-law audio clips, written as one WAV file
+        from .data.audio import save_wav
+
+        path = Path(args.out) if args.out else run / "samples.wav"
+        save_wav(model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n)), path, rate=args.rate)
+    elif len(model.config.image_shape) == 1:  # 2-D points: a scatter over the data and D's surface
         from .viz.toy2d import plot_gan_toy2d
 
         plot_gan_toy2d(model, path, data=_run_config(run).get("name", "ring8"), n=max(args.n, 1000), generator=_generator(args.seed))
@@ -179,11 +186,11 @@ def cmd_complete(args) -> None:
     model = _load(args.run)
     c, h, w = model.config.image_shape
     x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
-    g = _generator(args.seed)
-    x = model.prepare(x01.contiguous(), generator=g)
-    mask = torch.zeros_like(x)
-    mask[:, :, : args.rows, :] = 1
-    out = model.complete(x, mask, generator=g)
+    if not 0 < args.rows < h:
+        raise GenlabError(f"--rows must be between 1 and {h - 1} for {h}-row images, got {args.rows}")
+    mask = torch.zeros(h, w)
+    mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
+    out = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
     path = _out_path(args, Path(args.run), "completion.png")
     save_png(torch.cat([x01[:1], out.float()]), path, scale=args.scale)
     print(path)
@@ -238,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="number of samples")
     s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
     s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
+    s.add_argument("--rate", type=int, default=8000, help="sample rate of the WAV written for sequence models")
 
     s = run_cmd("interpolate", "GIF of a smooth walk through latent space", cmd_interpolate, "GIF path (default RUN/interpolation.gif)")
     s.add_argument("--points", type=int, default=4, help="latent points visited in a loop")
@@ -265,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", required=True)
     s.add_argument("--rows", type=int, required=True, help="rows observed from the top")
     s.add_argument("-n", type=int, default=8, help="completions drawn")
+    s.add_argument("--labels", help="class label(s) for a conditional model")
     s.add_argument("--scale", type=int, default=4)
 
     sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
