@@ -36,12 +36,28 @@ def test_sample_interpolate_manifold(run_dir, tmp_path):
     assert Image.open(tmp_path / "m.png").size == (32, 32)
 
 
-def test_eval_prints_json(run_dir, capsys):
-    assert main(["eval", str(run_dir), "--iw-samples", "5", "--max-examples", "20"]) == 0
+def test_eval_prints_json_and_writes_reports(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--iw-samples", "5", "--max-examples", "20", "--samples", "50"]) == 0
     out = capsys.readouterr().out
     result = json.loads(out[out.index("{"):])
-    assert result["iw_samples"] == 5 and result["num_examples"] == 20 and result["nll_nats"] > 0
-    assert abs(result["bits_per_dim"] - result["nll_nats"] / (64 * 0.6931471805599453)) < 1e-6
+    lik = result["likelihood"]
+    assert lik["iw_samples"] == 5 and lik["num_examples"] == 20 and lik["nll_nats"] > 0
+    assert abs(lik["bits_per_dim"] - lik["nll_nats"] / (64 * 0.6931471805599453)) < 1e-6
+    assert "dynamic binarization" in lik["preprocessing"]
+    assert set(result["quality"]) >= {"fid", "kid", "precision", "recall", "density", "coverage"}
+    assert json.loads((run_dir / "eval.json").read_text())["likelihood"]["iw_samples"] == 5
+    assert "|" in (run_dir / "eval.md").read_text()
+
+
+def test_ood_reports_auroc_per_detector(run_dir, capsys, tmp_path):
+    assert main(["ood", str(run_dir), "--out", "noise", "--out", "inverted", "--max-examples", "30",
+                 "--iw-samples", "2", "--report-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    for name in ("noise", "inverted"):
+        for method in ("likelihood", "typicality", "complexity"):
+            assert 0.0 <= result["results"][name][method]["auroc"] <= 1.0
+    assert (tmp_path / "ood.json").is_file() and (tmp_path / "roc-noise.png").is_file()
 
 
 def test_resume_continues_to_the_total(run_dir):

@@ -165,16 +165,43 @@ def cmd_manifold(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .metrics import likelihood
+    from .metrics.quality import evaluate, write_report
 
     run = Path(args.run)
     model = _load(args.run)
     d = _run_config(run)
-    ds = _data_for(model, args.data or d.get("name", "mnist-5k"), args.split, args.data_dir or d.get("data_dir"))
-    result = likelihood.evaluate_likelihood(
-        model, ds, iw_samples=args.iw_samples, max_examples=args.max_examples, batch_size=args.batch_size, seed=args.seed
+    name = args.data or d.get("name", "mnist-5k")
+    ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
+    result = evaluate(
+        model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
+        batch_size=args.batch_size, seed=args.seed, split=args.split, feature_net=args.feature_net,
     )
-    result.update({"run": str(run), "data": args.data or d.get("name"), "split": args.split})
+    write_report(result, Path(args.out) if args.out else run)
+    print(json.dumps(result, indent=2))
+
+
+def cmd_ood(args) -> None:
+    from . import ood
+
+    run = Path(args.run)
+    model = _load(args.run)
+    d = _run_config(run)
+    data_dir = args.data_dir or d.get("data_dir")
+    name = args.in_data or d.get("name", "mnist-5k")
+    test = _data_for(model, name, "test", data_dir)
+    if args.max_examples:
+        test = test.subset(range(min(args.max_examples, len(test))))
+    outs = {spec: ood.outlier_set(spec, test, n=len(test), data_dir=data_dir, seed=args.seed) for spec in args.out_sets}
+    background = _load(args.background) if args.background else None
+    methods = [m for m in args.methods.split(",") if m]
+    if "likelihood-ratio" in methods and background is None:
+        raise GenlabError("the likelihood-ratio method needs --background RUN (a model trained on perturbed inputs, "
+                          "see genlab.ood.train_background)")
+    train = _data_for(model, name, "train", data_dir) if "typicality" in methods else None
+    result = ood.evaluate_ood(
+        model, test, outs, methods, background=background, train_data=train, iw_samples=args.iw_samples,
+        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else run / "ood",
+    )
     print(json.dumps(result, indent=2))
 
 
@@ -261,13 +288,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dims", type=int, nargs=2, default=[0, 1], help="the two latent dimensions to vary")
     s.add_argument("--scale", type=int, default=2)
 
-    s = run_cmd("eval", "likelihood (NLL in nats and bits/dim) on a data split, JSON on stdout", cmd_eval, "unused")
+    s = run_cmd("eval", "likelihood and sample-quality metrics; JSON on stdout, eval.json + eval.md in the run",
+                cmd_eval, "folder for eval.json and eval.md (default RUN)")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--split", default="test")
-    s.add_argument("--iw-samples", type=int, default=None, help="importance samples for latent-variable models")
-    s.add_argument("--max-examples", type=int, default=None)
-    s.add_argument("--batch-size", type=int, default=100)
+    s.add_argument("--iw-samples", type=int, default=None, help="importance samples for latent-variable models (default 100)")
+    s.add_argument("--samples", type=int, default=2000, help="samples drawn for FID/KID/precision-recall (0: skip them)")
+    s.add_argument("--feature-net", help="mnist, fashion-mnist, cifar10 or inception (default: chosen from the data)")
+    s.add_argument("--max-examples", type=int, default=None, help="cap on test examples")
+    s.add_argument("--batch-size", type=int, default=256)
+
+    s = sub.add_parser("ood", help="outlier detection: AUROC/AUPR/FPR95 per detector and outlier set, JSON on stdout")
+    s.add_argument("run", help="run directory of the model trained on the in-distribution data")
+    s.add_argument("--in", dest="in_data", help="in-distribution data set (default: the run's); its test split is used")
+    s.add_argument("--out", dest="out_sets", action="append", required=True, metavar="OUTLIERS",
+                   help="outlier set (repeatable): a data set name, folder:<path>, noise, constant, inverted, flipped")
+    s.add_argument("--report-dir", help="folder for ood.json, ood.md and ROC plots (default RUN/ood)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_ood)
+    s.add_argument("--methods", default="likelihood,typicality,complexity",
+                   help="comma-separated: likelihood, likelihood-ratio, typicality, complexity")
+    s.add_argument("--background", help="run dir of the background model for likelihood-ratio")
+    s.add_argument("--data-dir")
+    s.add_argument("--iw-samples", type=int, default=None)
+    s.add_argument("--max-examples", type=int, default=1000)
 
     s = run_cmd("complete", "complete an image from its top rows (autoregressive models)", cmd_complete, "PNG path")
     s.add_argument("--image", required=True)
