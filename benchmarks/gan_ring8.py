@@ -1,17 +1,21 @@
 """Benchmark: mode coverage of the GAN objectives on ring8 (or grid25).
 
-For each objective, the same MLP GAN, seed and step budget; reports the modes
-covered (a mode counts when it holds >= 1/4 of its fair share of samples as
-high-quality samples) and the fraction of high-quality samples (within 3 std of a
-mode; real data scores 0.989 in 2-D). Prints a table with the machine. Not a test.
+For each objective and seed, the same MLP GAN and step budget, trained by the real
+genlab Trainer (``genlab.train.train`` with a ``RunConfig``, exactly what
+``genlab train gan --data ring8 --set ...`` runs) with the point-data preset
+:data:`genlab.models.gan.POINT_PRESET`. Reports the modes covered (a mode counts
+when it holds >= 1/4 of its fair share of samples as high-quality samples) and the
+fraction of high-quality samples (within 3 std of a mode; real data scores 0.989
+in 2-D), per seed. Prints a table with the machine. Not a test.
 
-    python benchmarks/gan_ring8.py                 # ~ a few CPU minutes
-    python benchmarks/gan_ring8.py --data grid25 --steps 8000 --plots runs/ring8-bench
+    python benchmarks/gan_ring8.py                          # 4 objectives x 1 seed, ~ a few CPU minutes each
+    python benchmarks/gan_ring8.py --seeds 0,1,2            # the 3-seed table
+    python benchmarks/gan_ring8.py --objectives hinge --set model.penalty=none --plots runs/ring8-bench
 
-The loop mimics the genlab Trainer (each step: freeze the other player, zero
-grads, loss, backward, Adam step with the step's own lr/betas and optimiser)
-because the Trainer reads uint8 images; it will switch to the Trainer once that
-accepts float point data.
+The same run from the command line (one objective)::
+
+    genlab train gan --data ring8 --set model.objective=least-squares \\
+        $(python -c "from genlab.models.gan import POINT_PRESET; print(' '.join('--set ' + s for s in POINT_PRESET))")
 """
 
 from __future__ import annotations
@@ -20,78 +24,77 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
 
 import torch
 
-from genlab import registry
+import genlab
+from genlab.config import DataConfig, RunConfig, TrainConfig, apply_overrides
 from genlab.data.toy2d import Toy2D, mode_stats
+from genlab.models.gan import POINT_PRESET, GANConfig
+from genlab.train import train
 
 OBJECTIVES = ("minimax", "non-saturating", "least-squares", "hinge")
 
 
-def minimal_fit(model, data: torch.Tensor, steps: int, batch_size: int, seed: int = 0) -> None:
-    """Run ``steps`` iterations of ``model.train_steps()`` on rows of ``data`` like the Trainer."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    plan = model.train_steps()
-    opts = {s.name: torch.optim.Adam(s.parameters(), lr=s.lr, betas=s.betas) for s in plan}
-    owned = {s.name: {id(p) for p in s.parameters()} for s in plan}
-    model.train()
-    for _ in range(steps):
-        batch = None
-        for s in plan:
-            if batch is None or s.new_batch:
-                batch = {"x": model.prepare(data[torch.randint(len(data), (batch_size,), generator=g)]), "y": None}
-            for p in model.parameters():
-                p.requires_grad_(id(p) in owned[s.name])
-            opts[s.name].zero_grad(set_to_none=True)
-            s.loss(batch)["loss"].backward()
-            opts[s.name].step()
-    for p in model.parameters():
-        p.requires_grad_(True)
-
-
 def machine() -> str:
-    return f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (torch threads {torch.get_num_threads()}), torch {torch.__version__}, python {platform.python_version()}"
+    try:
+        load = "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "load n/a"
+    return (f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+            f"(torch threads {torch.get_num_threads()}), torch {torch.__version__}, python {platform.python_version()}, {load}")
+
+
+def run_config(data: str, objective: str, seed: int, steps: int | None, extra: list[str]) -> RunConfig:
+    cfg = RunConfig(model_name="gan", model=GANConfig(), train=TrainConfig(), data=DataConfig(name=data))
+    sets = list(POINT_PRESET) + [f'model.objective="{objective}"', f"train.seed={seed}", "train.device=\"cpu\"",
+                                 "train.progress=false", "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
+    if steps is not None:  # the cosine schedule ends with the run
+        sets += [f"train.steps={steps}", f"train.schedule_steps={steps}"]
+    return apply_overrides(cfg, sets + list(extra))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="ring8", choices=["ring8", "grid25"])
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
-    ap.add_argument("--steps", type=int, default=6000)
-    ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--depth", type=int, default=3)
-    ap.add_argument("--latent-dim", type=int, default=8)
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    ap.add_argument("--steps", type=int, default=None, help="iterations (default: the preset's train.steps)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override after the preset (repeatable)")
     ap.add_argument("--samples", type=int, default=2500)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--plots", default=None, help="folder for real-vs-generated PNGs with D's surface")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = Toy2D(args.data).images
-    print(f"# GAN objectives on {args.data}: MLP {args.depth}x{args.hidden}, z dim {args.latent_dim}, "
-          f"{args.steps} iterations of 1 D + 1 G step, batch {args.batch_size}, Adam lr {args.lr} betas (0.5, 0.999), seed {args.seed}")
+    dataset = Toy2D(args.data)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    probe = run_config(args.data, OBJECTIVES[0], seeds[0], args.steps, args.set)
+    m, t = probe.model, probe.train
+    print(f"# GAN objectives on {args.data} with the genlab Trainer: MLP {m.depth}x{m.hidden} (G ReLU, D LeakyReLU 0.2), "
+          f"z dim {m.latent_dim}, {t.steps} iterations of {m.d_steps} D + 1 G step, batch {t.batch_size}, "
+          f"Adam lr G {m.lr_g:g} / D {m.lr_d:g} betas {tuple(m.betas_d)} ({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
+          f"spectral norm {m.spectral_norm}, EMA {t.ema_decay:g}")
+    print(f"# preset: {' '.join('--set ' + s for s in POINT_PRESET + args.set)}")
     print(f"# machine: {machine()}")
-    print(f"{'objective':<16}{'modes':>8}{'high-quality':>14}{'seconds':>10}")
+    print(f"{'objective':<16}{'seed':>5}{'modes':>8}{'high-quality':>14}{'seconds':>10}")
     for objective in args.objectives.split(","):
-        torch.manual_seed(args.seed)
-        model = registry.build("gan", image_shape=(2,), objective=objective, hidden=args.hidden, depth=args.depth,
-                               latent_dim=args.latent_dim, lr_g=args.lr, lr_d=args.lr, collapse_patience=0)
-        t0 = time.perf_counter()
-        minimal_fit(model, data, args.steps, args.batch_size, args.seed)
-        secs = time.perf_counter() - t0
-        pts = model.sample(args.samples, generator=torch.Generator().manual_seed(args.seed + 1))
-        st = mode_stats(pts, args.data)
-        print(f"{objective:<16}{st['modes']:>5}/{st['num_modes']:<2}{st['high_quality']:>14.3f}{secs:>10.0f}", flush=True)
-        if args.plots:
-            from genlab.viz.toy2d import plot_gan_toy2d
+        for seed in seeds:
+            cfg = run_config(args.data, objective, seed, args.steps, args.set)
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                run = train(cfg, out_dir=os.path.join(tmp, "run"), dataset=dataset)
+                secs = time.perf_counter() - t0
+                model = genlab.load(run)  # the final weights (the EMA copy when train.ema_decay > 0)
+            pts = model.sample(args.samples, generator=torch.Generator().manual_seed(seed + 1))
+            st = mode_stats(pts, args.data)
+            print(f"{objective:<16}{seed:>5}{st['modes']:>5}/{st['num_modes']:<2}{st['high_quality']:>14.3f}{secs:>10.0f}", flush=True)
+            if args.plots:
+                from genlab.viz.toy2d import plot_gan_toy2d
 
-            plot_gan_toy2d(model, os.path.join(args.plots, f"{args.data}-{objective}.png"), data=args.data,
-                           generator=torch.Generator().manual_seed(args.seed + 1))
+                plot_gan_toy2d(model, os.path.join(args.plots, f"{args.data}-{objective}-seed{seed}.png"), data=args.data,
+                               generator=torch.Generator().manual_seed(seed + 1))
     return 0
 
 
