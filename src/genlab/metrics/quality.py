@@ -365,7 +365,14 @@ def evaluate(
         )
     if hasattr(model, "sample") and n_samples > 0:
         shape = tuple(dataset.shape) if hasattr(dataset, "shape") and len(dataset.shape) == 3 else tuple(torch.as_tensor(dataset).shape[1:])
-        net = _resolve_net(feature_net, shape, data_name)
+        try:
+            net = _resolve_net(feature_net, shape, data_name)
+        except FeatureNetError as e:
+            if feature_net is not None:  # the user asked for this network: a real error
+                raise
+            warnings.warn(f"sample-quality metrics skipped: {e}", stacklevel=2)
+            result["settings"]["quality_skipped"] = str(e)
+            return result
         if n_samples < MIN_FID_SAMPLES:
             warnings.warn(
                 f"n_samples={n_samples} < {MIN_FID_SAMPLES}: FID is strongly biased and unstable at this size; rely on KID",
