@@ -211,8 +211,11 @@ def test_evaluate_rejects_images_the_feature_net_cannot_take():
 
     data = ImageDataset(torch.zeros(10, 1, 28, 20, dtype=torch.uint8), name="frey-face")
     model = _Noise(ModelConfig(image_shape=(1, 28, 20)))
-    with pytest.raises(F.FeatureNetError, match="no feature network fits"):
-        Q.evaluate(model, data, n_samples=10, progress=False)
+    with pytest.raises(F.FeatureNetError, match="expects"):  # a network the user named: an error
+        Q.evaluate(model, data, n_samples=10, progress=False, feature_net="mnist")
+    with pytest.warns(UserWarning, match="no feature network fits"):  # chosen automatically: skipped, with the reason
+        result = Q.evaluate(model, data, n_samples=10, progress=False)
+    assert result["quality"] is None and "no feature network fits" in result["settings"]["quality_skipped"]
 
 
 def test_evaluate_a_real_vae_on_mnist_5k(tmp_path, monkeypatch):
