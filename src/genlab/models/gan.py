@@ -175,6 +175,10 @@ class GAN(GenerativeModel):
 
     def discriminate(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Logits (N,) of D on data in the model's input space."""
+        if len(self.config.image_shape) == 3:
+            self.check_images(x)
+        elif x.dim() != 2 or x.shape[1] != self.config.image_shape[0]:
+            raise ValueError(f"expected points of shape (N, {self.config.image_shape[0]}), got {tuple(x.shape)}")
         return self.D(x, labels)
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
