@@ -34,6 +34,10 @@ def test_sample_interpolate_manifold(run_dir, tmp_path):
     assert Image.open(tmp_path / "i.gif").n_frames == 12
     assert main(["manifold", str(run_dir), "--n", "4", "--out", str(tmp_path / "m.png"), "--scale", "1"]) == 0
     assert Image.open(tmp_path / "m.png").size == (32, 32)
+    assert main(["reconstruct", str(run_dir), "-n", "4", "--out", str(tmp_path / "r.png"), "--scale", "1"]) == 0
+    assert Image.open(tmp_path / "r.png").size == (2 + 4 * 10, 2 + 2 * 10)  # 2 rows of 2 (original, reconstruction) pairs
+    assert main(["traverse", str(run_dir), "--steps", "5", "--out", str(tmp_path / "t.png"), "--scale", "1"]) == 0
+    assert Image.open(tmp_path / "t.png").size == (2 + 5 * 10, 2 + 2 * 10)  # latent_dim=2 rows
 
 
 def test_eval_prints_json_and_writes_reports(run_dir, capsys):

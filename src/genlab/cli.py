@@ -65,6 +65,17 @@ def _data_for(model, name: str, split: str, data_dir: str | None, run: Path | No
     return data.load(name, split=split, data_dir=data_dir, image_size=(h, w), channels=c)
 
 
+def _test_images(model, run: Path, args, n: int, g):
+    """n random test images of the run's data set (or --data), in [0, 1] and in the model's input space."""
+    import torch
+
+    d = _run_config(run)
+    ds = _data_for(model, args.data or d.get("name", "mnist-5k"), "test", args.data_dir or d.get("data_dir"))
+    idx = torch.randperm(len(ds), generator=g)[:n]
+    x01 = ds.images[idx].float() / 255
+    return x01, model.prepare(x01, generator=g)
+
+
 def _run_config(run: Path):
     """The data section of a run's config.json (None for a bare saved model)."""
     from .train.checkpoint import read_json
@@ -135,10 +146,7 @@ def cmd_interpolate(args) -> None:
     path = _out_path(args, run, "interpolation.gif")
     g = _generator(args.seed)
     if hasattr(model, "encode"):  # latent-variable model: walk between encoded test images
-        d = _run_config(run)
-        ds = _data_for(model, args.data or d.get("name", "mnist-5k"), "test", args.data_dir or d.get("data_dir"))
-        idx = torch.randperm(len(ds), generator=g)[: args.points]
-        x = model.prepare(ds.images[idx].float() / 255, generator=g)
+        _, x = _test_images(model, run, args, args.points, g)
         with torch.inference_mode():
             z = model.encode(x.to(model.device))[0].float().cpu()
         frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
@@ -160,6 +168,36 @@ def cmd_manifold(args) -> None:
     model = _load(args.run)
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
     path = _out_path(args, Path(args.run), "manifold.png")
+    save_png(image, path, scale=args.scale)
+    print(path)
+
+
+def cmd_reconstruct(args) -> None:
+    import torch
+
+    from .viz.images import make_grid, save_png
+
+    run = Path(args.run)
+    model = _load(args.run)
+    if not hasattr(model, "reconstruct"):
+        raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
+    x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
+    rec = model.reconstruct(x.to(model.device)).float().cpu()
+    pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
+    path = _out_path(args, run, "reconstructions.png")
+    save_png(make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))), path, scale=args.scale)
+    print(path)
+
+
+def cmd_traverse(args) -> None:
+    from .viz import latent
+    from .viz.images import save_png
+
+    run = Path(args.run)
+    model = _load(args.run)
+    _, x = _test_images(model, run, args, 1, _generator(args.seed))
+    image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
+    path = _out_path(args, run, "traversal.png")
     save_png(image, path, scale=args.scale)
     print(path)
 
@@ -286,6 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = run_cmd("manifold", "the 2-D latent manifold figure", cmd_manifold, "PNG path (default RUN/manifold.png)")
     s.add_argument("--n", type=int, default=20, help="grid points per axis")
     s.add_argument("--dims", type=int, nargs=2, default=[0, 1], help="the two latent dimensions to vary")
+    s.add_argument("--scale", type=int, default=2)
+
+    s = run_cmd("reconstruct", "test images next to their reconstructions (latent-variable models)", cmd_reconstruct,
+                "PNG path (default RUN/reconstructions.png)")
+    s.add_argument("-n", type=int, default=32)
+    s.add_argument("--data", help="data set (default: the run's)")
+    s.add_argument("--data-dir")
+    s.add_argument("--scale", type=int, default=2)
+
+    s = run_cmd("traverse", "vary one latent dimension at a time around an encoded test image", cmd_traverse,
+                "PNG path (default RUN/traversal.png)")
+    s.add_argument("--dims", type=int, default=10, help="how many latent dimensions (rows)")
+    s.add_argument("--span", type=float, default=3.0, help="offsets from -span to +span (standard deviations)")
+    s.add_argument("--steps", type=int, default=9, help="images per row")
+    s.add_argument("--data", help="data set (default: the run's)")
+    s.add_argument("--data-dir")
     s.add_argument("--scale", type=int, default=2)
 
     s = run_cmd("eval", "likelihood and sample-quality metrics; JSON on stdout, eval.json + eval.md in the run",
