@@ -99,7 +99,7 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
     cfg = TrainConfig(steps=1, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
     Trainer(model, data, cfg, tmp_path / "run").fit()
     seen.append(("end", snapshot(model.G), snapshot(model.D)))
-    assert [s[0] for s in seen] == ["discriminator", "discriminator-2", "generator", "end"]
+    assert [s[0] for s in seen] == ["discriminator", "discriminator", "generator", "end"]
     for (name, g_a, d_a), (_, g_b, d_b) in zip(seen, seen[1:]):
         if name.startswith("discriminator"):
             assert identical(g_a, g_b), f"the {name} step changed the generator"
@@ -112,7 +112,7 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
 def test_train_steps_options():
     model = tiny("gan", d_steps=3, lr_g=1e-4, lr_d=4e-4, betas_g=(0.0, 0.9), betas_d=(0.5, 0.99))
     steps = model.train_steps()
-    assert [s.name for s in steps] == ["discriminator", "discriminator-2", "discriminator-3", "generator"]
+    assert [s.name for s in steps] == ["discriminator", "discriminator", "discriminator", "generator"]
     assert [s.new_batch for s in steps] == [False, True, True, False]
     assert [s.lr for s in steps] == [4e-4, 4e-4, 4e-4, 1e-4]
     assert steps[0].betas == (0.5, 0.99) and steps[-1].betas == (0.0, 0.9)

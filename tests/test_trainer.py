@@ -220,6 +220,37 @@ def test_per_step_optimisers_and_overrides(tmp_path):
     assert tuple(t.optimizers["d"].param_groups[0]["betas"]) == (0.9, 0.999)
 
 
+def test_repeated_steps_share_one_optimiser_and_the_schedule_counts_iterations(tmp_path):
+    from genlab.train import Trainer
+
+    class TwoDSteps(ToyGAN):
+        def train_steps(self):
+            d, g = super().train_steps()
+            return [d, dataclasses.replace(d, new_batch=True), g]
+
+        def d_loss(self, batch):
+            return {**super().d_loss(batch), "one": 1.0}
+
+    model = TwoDSteps(ToyConfig(image_shape=(1, 6, 6)))
+    c = tcfg(steps=3, lr=0.1, lr_schedule="cosine", schedule_steps=6, log_every=1)
+    t = Trainer(model, ToyData(), c, tmp_path)
+    assert set(t.optimizers) == {"d", "g"}
+    t.fit()
+    d_state = next(iter(t.optimizers["d"].state.values()))
+    assert int(d_state["step"]) == 6  # two D updates per iteration, one set of Adam moments
+    assert t.schedulers["d"].last_epoch == t.schedulers["g"].last_epoch == 3
+    rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["d/one"] == 1.0  # logged values of repeated steps are averaged, not summed
+
+    class Mismatch(ToyGAN):
+        def train_steps(self):
+            d, g = super().train_steps()
+            return [d, dataclasses.replace(g, name="d")]
+
+    with pytest.raises(ConfigError, match="same parameters"):
+        Trainer(Mismatch(ToyConfig(image_shape=(1, 6, 6))), ToyData(), c, tmp_path / "x")
+
+
 def test_batches_are_prepared_uint8_over_255_and_labels(tmp_path):
     from genlab.train import Trainer
 

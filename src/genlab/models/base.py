@@ -39,7 +39,9 @@ class TrainStep:
     and any other scalars to log. The Trainer gives each step its own optimiser
     over the parameters of ``modules``; ``lr``/``betas`` override the train
     config for this step. ``new_batch`` asks for a fresh batch before the step
-    (e.g. several discriminator steps per generator step).
+    (e.g. several discriminator steps per generator step). Steps that share a
+    name share one optimiser and must update the same parameters; learning-rate
+    schedules advance once per iteration.
     """
 
     name: str

@@ -187,12 +187,11 @@ class GAN(GenerativeModel):
 
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:
-        """``[D] * d_steps + [G]``, named "discriminator", "discriminator-2", ...,
-        "generator". The extra D steps ask the Trainer for a fresh batch. (Step names
-        are unique, so each extra D step has its own Adam moments.)"""
+        """``[D] * d_steps + [G]``. The D steps share one name, so the Trainer gives
+        them one optimiser (one set of Adam moments); the extra ones ask for a fresh batch."""
         c = self.config
         d = TrainStep("discriminator", [self.D], self.d_step_loss, lr=c.lr_d, betas=tuple(c.betas_d))
-        steps = [d] + [dataclasses.replace(d, name=f"discriminator-{i}", new_batch=True) for i in range(2, c.d_steps + 1)]
+        steps = [d] + [dataclasses.replace(d, new_batch=True) for _ in range(2, c.d_steps + 1)]
         steps.append(TrainStep("generator", [self.G], self.g_step_loss, lr=c.lr_g, betas=tuple(c.betas_g)))
         return steps
 

@@ -222,9 +222,6 @@ class Trainer:
         self.steps = list(model.train_steps())
         if not self.steps:
             raise ConfigError(f"{type(model).__name__}.train_steps() returned no steps")
-        names = [s.name for s in self.steps]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"train step names must be unique, got {names}")
         all_params = list(model.parameters())
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
@@ -235,6 +232,10 @@ class Trainer:
             if not params:
                 raise ConfigError(f"train step {s.name!r} updates no parameters")
             ids = {id(p) for p in params}
+            if s.name in self._params:  # a repeated step (e.g. several D steps) shares its optimiser
+                if ids != {id(p) for p in self._params[s.name]}:
+                    raise ConfigError(f"train steps named {s.name!r} must update the same parameters")
+                continue
             self._params[s.name] = params
             self._others[s.name] = [p for p in all_params if id(p) not in ids]
             opt = torch.optim.Adam(
@@ -265,6 +266,7 @@ class Trainer:
                     child.compile()
 
         self._log_sums: dict[str, torch.Tensor | float] = {}
+        self._log_counts: dict[str, int] = {}
         self._log_count = 0
         self._log_t0 = time.perf_counter()
         self._log_step0 = 0
@@ -342,7 +344,6 @@ class Trainer:
                 scaler.update()
             else:
                 opt.step()
-            self.schedulers[name].step()
         finally:
             for p in frozen:
                 p.requires_grad_(True)
@@ -367,6 +368,9 @@ class Trainer:
                 v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
                 prev = self._log_sums.get(key)
                 self._log_sums[key] = v if prev is None else prev + v
+                self._log_counts[key] = self._log_counts.get(key, 0) + 1
+        for scheduler in self.schedulers.values():  # schedules count iterations, not optimiser steps
+            scheduler.step()
         self._log_count += 1
         self.step += 1
         if self.ema is not None:
@@ -402,7 +406,7 @@ class Trainer:
         t_start = time.perf_counter()
         elapsed0 = self._elapsed
         self._log_t0, self._log_step0 = t_start, self.step
-        self._log_sums, self._log_count = {}, 0
+        self._log_sums, self._log_counts, self._log_count = {}, {}, 0
         try:
             while self.step < target:
                 self._iteration()
@@ -428,13 +432,13 @@ class Trainer:
     # ---------------------------------------------------------------- logging
     def _log(self, bar=None) -> None:
         if not self.dist.is_main or self._log_count == 0:
-            self._log_sums, self._log_count = {}, 0
+            self._log_sums, self._log_counts, self._log_count = {}, {}, 0
             return
         now = time.perf_counter()
         iters = self.step - self._log_step0
         record = {"step": self.step}
         for k, v in self._log_sums.items():
-            record[k] = float(v) / self._log_count
+            record[k] = float(v) / self._log_counts[k]
         lrs = {name: sch.get_last_lr()[0] for name, sch in self.schedulers.items()}
         record["lr"] = lrs[self.steps[0].name]
         if len(lrs) > 1:
@@ -442,7 +446,7 @@ class Trainer:
                 record[f"{name}/lr"] = lr
         record["images_per_s"] = iters * self.config.batch_size / max(now - self._log_t0, 1e-9)
         record["time"] = self._elapsed
-        self._log_sums, self._log_count = {}, 0
+        self._log_sums, self._log_counts, self._log_count = {}, {}, 0
         self._log_t0, self._log_step0 = now, self.step
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
