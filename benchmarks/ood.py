@@ -111,7 +111,7 @@ def main() -> None:
         t_eval = time.time() - t0 - t_model - t_bg
         print(f"## {name} (input_mode {model.input_mode}, {getattr(model.config, 'likelihood', '?')} likelihood; "
               f"{args.steps} steps; background {args.bg_steps or args.steps} steps, mutation rate {args.mutation_rate}; "
-              (f"k = {iw} importance samples; " if iw else "exact log-likelihood; ") + f"typicality M = {args.typicality_batch})")
+              + (f"k = {iw} importance samples; " if iw else "exact log-likelihood; ") + f"typicality M = {args.typicality_batch})")
         print("\nmean NLL (bits/dim): " + ", ".join(f"{k}: {v['likelihood']:.3f}" for k, v in r["mean_scores"].items()))
         print(f"training-set entropy estimate: {r['settings']['train_entropy_bits_per_dim']:.3f} bits/dim\n")
         print(r["markdown"])
