@@ -131,3 +131,12 @@ def test_pixelcnn_completes_an_image(tmp_path):
     assert main(["complete", str(out), "--image", str(tmp_path / "x.png"), "--rows", "4", "-n", "3",
                  "--out", str(tmp_path / "c.png"), "--scale", "1"]) == 0
     assert Image.open(tmp_path / "c.png").size[0] > 8
+
+
+def test_models_and_datasets_list_every_choice(capsys):
+    from genlab import data, registry
+
+    assert main(["models"]) == 0 and main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in [*registry.MODELS, *data.DATASETS]:
+        assert f"\n{name} " in "\n" + out

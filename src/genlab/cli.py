@@ -264,9 +264,10 @@ def cmd_complete(args) -> None:
 def cmd_models(args) -> None:
     from . import registry
 
-    for name, (config_cls, model_cls) in registry.MODELS.items():
-        doc = (model_cls.__doc__ or "").strip().splitlines()
-        print(f"{name:18s} {doc[0] if doc else ''}")
+    for name, (_, model_cls) in registry.MODELS.items():
+        doc = sys.modules[model_cls.__module__].__doc__ or ""
+        first = " ".join(doc.strip().split("\n\n")[0].split())  # the module docstring's first paragraph
+        print(f"{name:16s} {first[:100] + ('...' if len(first) > 100 else '')}")
 
 
 def cmd_datasets(args) -> None:
