@@ -104,6 +104,8 @@ def test_gan_on_toy_points_trains_and_plots(tmp_path):
     assert main(["train", "gan", "--data", "ring8", "--steps", "3", "--out", str(out), "--set", "train.progress=false",
                  "--set", "train.batch_size=32"]) == 0
     assert genlab.load(out).sample(5).shape == (5, 2)
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["model"]["penalty"] == "r1" and doc["train"]["batch_size"] == 32  # the point preset, then the user's flags
     assert main(["sample", str(out), "--out", str(tmp_path / "p.png")]) == 0
     assert Image.open(tmp_path / "p.png").size[0] >= 256
 

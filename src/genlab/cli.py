@@ -95,6 +95,10 @@ def cmd_train(args) -> None:
     config_cls, _ = registry.get(args.model)
     cfg = RunConfig(model_name=args.model, model=config_cls(), train=TrainConfig(), data=DataConfig())
     sets = list(args.set or [])
+    if args.model == "gan" and args.data in ("ring8", "grid25"):
+        from .models.gan import POINT_PRESET
+
+        sets = POINT_PRESET + sets  # the measured preset for 2-D points; the user's --set flags win
     sets.append(f"data.name={json.dumps(args.data)}")
     if args.data_dir:
         sets.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
