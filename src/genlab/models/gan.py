@@ -14,7 +14,7 @@ Data:
   ``image_shape = (2,)`` (the Trainer copies the data set's ``shape``); the data are
   used as they are (``input_mode = "unit"``) and :meth:`GAN.sample` returns (n, D).
   The defaults below are for images; for toy 2-D points use :data:`POINT_PRESET`
-  (``genlab train gan --data ring8`` followed by its ``--set`` flags).
+  (``genlab train gan --data ring8`` applies it before the user's ``--set`` flags).
 
 Options: class-conditional (``num_classes > 0``: G takes a label embedding, D uses a
 projection head or the label concatenated to its input); ``d_steps`` discriminator
