@@ -113,11 +113,9 @@ def md5_of(data: bytes) -> str:
 
 
 def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..train.checkpoint import file_digest
+
+    return file_digest(path, "md5")
 
 
 def read_verified(path: Path, spec: RemoteFile) -> bytes:

@@ -164,8 +164,9 @@ def decode_state(tree, tensors: dict[str, torch.Tensor]):
     return tree
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (any hashlib algorithm name)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -251,7 +252,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]
         size = f.stat().st_size
         if size != info.get("bytes"):
             raise CheckpointError(f"{f} is truncated or altered: {size} bytes, expected {info.get('bytes')}")
-        if _sha256(f) != info.get("sha256"):
+        if file_digest(f) != info.get("sha256"):
             raise CheckpointError(f"{f} is corrupt: its SHA-256 does not match the manifest")
     weights = {name[: -len(".safetensors")]: load_tensors(path / name) for name in files if name != "state.safetensors"}
     state = decode_state(doc["state"], load_tensors(path / "state.safetensors"))
