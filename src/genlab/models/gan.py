@@ -132,8 +132,7 @@ class GAN(GenerativeModel):
         # images in [-1, 1] to match G's tanh; points as they are
         self.input_mode = "signed" if self.is_image else "unit"
         self.G, self.D = self.build_networks()
-        self._d_collapsed = 0  # consecutive D steps with a collapsed discriminator
-        self._g_exploded = 0  # consecutive G steps with an exploding generator loss
+        self._streaks = {"d": 0, "g": 0}  # consecutive steps with a collapsed D / an exploding G loss
 
     # ---------------------------------------------------------------- networks
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
@@ -230,9 +229,7 @@ class GAN(GenerativeModel):
         d_fake = losses.d_output(c.objective, fake_logits.detach()).mean()
         out.update({"d/real": d_real, "d/fake": d_fake})
         if self._tracking():
-            self._d_collapsed = self._d_collapsed + 1 if float(d_loss.detach()) < c.collapse_d_loss else 0
-            if c.collapse_patience and self._d_collapsed >= c.collapse_patience:
-                self._d_collapsed = 0
+            if self._streak("d", float(d_loss.detach()) < c.collapse_d_loss):
                 raise TrainingError(
                     f"the discriminator collapsed: its {c.objective} loss stayed below {c.collapse_d_loss:g} for "
                     f"{c.collapse_patience} steps (now {float(d_loss.detach()):.3g}, D(real)={float(d_real):.3f}, "
@@ -252,9 +249,7 @@ class GAN(GenerativeModel):
         g_loss = losses.g_loss(c.objective, fake_logits)
         g_fake = losses.d_output(c.objective, fake_logits.detach()).mean()
         if self._tracking():
-            self._g_exploded = self._g_exploded + 1 if float(g_loss.detach()) > c.collapse_g_loss else 0
-            if c.collapse_patience and self._g_exploded >= c.collapse_patience:
-                self._g_exploded = 0
+            if self._streak("g", float(g_loss.detach()) > c.collapse_g_loss):
                 raise TrainingError(
                     f"the generator's {c.objective} loss exploded: above {c.collapse_g_loss:g} for "
                     f"{c.collapse_patience} steps (now {float(g_loss.detach()):.3g}, D(G(z))={float(g_fake):.3g}): the "
@@ -262,6 +257,15 @@ class GAN(GenerativeModel):
                     f"model.spectral_norm=true, or raise model.collapse_g_loss / model.collapse_patience"
                 )
         return {"loss": g_loss, "g/loss": g_loss.detach(), "g/fake": g_fake}
+
+    def _streak(self, player: str, bad: bool) -> bool:
+        """Count consecutive bad steps of one player; True (and reset) once they reach
+        ``collapse_patience`` (never when the patience is 0)."""
+        self._streaks[player] = self._streaks[player] + 1 if bad else 0
+        if self.config.collapse_patience and self._streaks[player] >= self.config.collapse_patience:
+            self._streaks[player] = 0
+            return True
+        return False
 
     def _tracking(self) -> bool:
         # count only real optimisation steps, not evaluation passes
