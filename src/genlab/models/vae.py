@@ -1,7 +1,9 @@
 """The variational autoencoder (Kingma & Welling, 2014, "Auto-Encoding Variational
 Bayes", arXiv:1312.6114), with the importance-weighted likelihood estimate of
 Burda, Grosse & Salakhutdinov (2016, "Importance Weighted Autoencoders",
-arXiv:1509.00519).
+arXiv:1509.00519), and optionally an inverse autoregressive flow posterior
+(Kingma, Salimans, Jozefowicz, Chen, Sutskever & Welling, 2016, "Improving
+Variational Inference with Inverse Autoregressive Flow", arXiv:1606.04934).
 
 The model
 ---------
@@ -16,6 +18,20 @@ Training maximises the evidence lower bound (ELBO), per example, in nats::
   reparameterisation z = mu + sigma * eps, eps ~ N(0, I), so its gradient
   flows into mu and sigma;
 * the KL term is in closed form: 0.5 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
+
+Posteriors (``posterior``)
+--------------------------
+* ``"gaussian"`` (default): q(z|x) = N(mu(x), diag(sigma^2(x))) as above.
+* ``"iaf"``: the encoder also emits a context vector h(x) (``iaf_context``
+  numbers), and z_0 = mu + sigma * eps goes through ``iaf_steps`` IAF steps
+  (``genlab.nn.iaf``), each [m, s] = AR-NN(z, h), sigma_t = sigmoid(s),
+  z <- sigma_t * z + (1 - sigma_t) * m, alternating the variable order. Then::
+
+      log q(z_T|x) = sum_i [ -eps_i^2 / 2 - log(2 pi) / 2 - log sigma_{0,i} ] - sum_t sum_i log sigma_{t,i}
+
+  and the KL term has no closed form: it is the one-sample estimate
+  ``kl = log q(z_T|x) - log p(z_T)`` at the same z_T as the reconstruction term,
+  so ELBO(x) ~ log p(x|z_T) + log p(z_T) - log q(z_T|x) (unbiased).
 
 The training loss is the batch mean of ``-recon + kl_weight * kl``, where
 kl_weight = beta (beta-VAE, Higgins et al. 2017; beta = 1 is the ELBO), ramped
@@ -58,6 +74,7 @@ from torch import Tensor, nn
 from .. import distributions as D
 from ..config import ModelConfig
 from ..nn.blocks import TransposedConvUp, UpsampleConv, downsampled_sizes
+from ..nn.iaf import IAF
 from .base import GenerativeModel, TrainStep
 
 
@@ -81,6 +98,10 @@ class VAEConfig(ModelConfig):
     kl_warmup_steps: int = 0  # ramp the KL weight linearly 0 -> beta over this many training steps
     min_log_scale: float = -7.0  # floor of the logistic log-scale / 0.5 * Gaussian log-variance
     channels_last: bool = True  # NHWC memory layout: about 2x faster convolutions on CPU
+    posterior: str = "gaussian"  # "gaussian" (diagonal) or "iaf" (diagonal Gaussian + inverse autoregressive flow)
+    iaf_steps: int = 2  # IAF steps T (posterior="iaf")
+    iaf_hidden: int = 256  # width of the two hidden layers of each step's AR-NN (posterior="iaf")
+    iaf_context: int = 64  # size of the context h(x) the encoder feeds to every step (posterior="iaf"; 0: none)
 
 
 _ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
@@ -133,6 +154,10 @@ class VAE(GenerativeModel):
             raise ValueError("gaussian_variance must be 'pixel' or 'global'")
         if not config.channels or config.latent_dim < 1:
             raise ValueError("channels must be non-empty and latent_dim >= 1")
+        if config.posterior not in ("gaussian", "iaf"):
+            raise ValueError(f"unknown posterior {config.posterior!r}; use 'gaussian' or 'iaf'")
+        if config.posterior == "iaf" and (config.iaf_steps < 1 or config.iaf_hidden < 1 or config.iaf_context < 0):
+            raise ValueError(f"posterior='iaf' needs iaf_steps >= 1, iaf_hidden >= 1 and iaf_context >= 0; got {config.iaf_steps}, {config.iaf_hidden}, {config.iaf_context}")
         self.input_mode = _INPUT_MODES[config.likelihood]
         act = _ACTIVATIONS[config.activation]
         c, h, w = config.image_shape
@@ -141,13 +166,18 @@ class VAE(GenerativeModel):
         hs, ws = self.sizes[-1]
         flat = ch[-1] * hs * ws
         d, hid = config.latent_dim, config.hidden_dim
+        iaf = config.posterior == "iaf"
+        self.context_dim = config.iaf_context if iaf else 0
+        n_out = 2 * d + self.context_dim
 
-        # Encoder: stride-2 3x3 convs (each halves the size, rounding up), then mu and log sigma^2.
+        # Encoder: stride-2 3x3 convs (each halves the size, rounding up), then mu and log sigma^2
+        # (and the IAF context h).
         enc: list[nn.Module] = []
         for c_in, c_out in zip([c] + ch[:-1], ch):
             enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), act()]
         self.encoder = nn.Sequential(*enc, nn.Flatten())
-        self.enc_head = nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, 2 * d)) if hid else nn.Linear(flat, 2 * d)
+        self.enc_head = nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, n_out)) if hid else nn.Linear(flat, n_out)
+        self.flow = IAF(d, config.iaf_steps, (config.iaf_hidden, config.iaf_hidden), self.context_dim) if iaf else None
 
         # Decoder: z -> small map -> (upsample + conv) stages back to exactly (H, W).
         self.dec_head = nn.Sequential(nn.Linear(d, hid), act(), nn.Linear(hid, flat), act()) if hid else nn.Sequential(nn.Linear(d, flat), act())
@@ -166,13 +196,44 @@ class VAE(GenerativeModel):
 
     # ------------------------------------------------------------------ networks
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, C, H, W) in the model's input space -> (mu, log_var), each (B, latent_dim)."""
+        """x (B, C, H, W) in the model's input space -> (mu, log_var), each (B, latent_dim).
+        With posterior="iaf" these are the parameters of the flow's initial Gaussian q_0."""
+        mu, log_var = self._encoder_output(x)[:, : 2 * self.config.latent_dim].chunk(2, dim=1)
+        return mu, log_var
+
+    def encode_posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """x -> (mu, log_var, h): q_0's parameters, each (B, latent_dim), and the IAF
+        context h (B, iaf_context), or None for the Gaussian posterior."""
+        if self.flow is None:
+            return (*self.encode(x), None)
+        out = self._encoder_output(x)
+        d = self.config.latent_dim
+        mu, log_var = out[:, : 2 * d].chunk(2, dim=1)
+        return mu, log_var, out[:, 2 * d :]
+
+    def _encoder_output(self, x: Tensor) -> Tensor:
+        """x -> the encoder head's output (B, 2 * latent_dim + context size)."""
         self.check_images(x)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        h = self.enc_head(self.encoder(2.0 * x - 1.0))  # centred input
-        mu, log_var = h.chunk(2, dim=1)
-        return mu, log_var
+        return self.enc_head(self.encoder(2.0 * x - 1.0))  # centred input
+
+    def sample_posterior(self, mu: Tensor, log_var: Tensor, h: Tensor | None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """One draw z ~ q(z|x) per row and its log-density log q(z|x), nats:
+        ((B, latent_dim), (B,)). Differentiable (reparameterisation). For the IAF,
+        log q(z_T|x) = log N(z_0; mu, sigma^2) - sum over steps of sum_i log sigma_{t,i}."""
+        z = reparameterize(mu, log_var, generator)
+        log_q = D.gaussian_log_prob(z, mu, log_var)
+        if self.flow is not None:
+            z, log_det = self.flow(z, h)
+            log_q = log_q - log_det
+        return z, log_q
+
+    def latent_code(self, x: Tensor) -> Tensor:
+        """A deterministic code for x, (B, latent_dim): mu(x), or for the IAF the
+        flow's image of mu(x) (eps = 0), the point reconstructions are decoded from."""
+        mu, _, h = self.encode_posterior(x)
+        return mu if self.flow is None else self.flow(mu, h)[0]
 
     def decoder_output(self, z: Tensor) -> Tensor:
         """z (B, latent_dim) -> raw decoder output (B, C or 2C, H, W): Bernoulli logits,
@@ -223,12 +284,19 @@ class VAE(GenerativeModel):
         return cfg.beta * min(1.0, int(self.step) / cfg.kl_warmup_steps)
 
     def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """One-sample estimate of E_q[log p(x|z)] and the closed-form KL(q(z|x) || N(0, I)),
-        each (B,), nats. Differentiable (reparameterisation)."""
-        mu, log_var = self.encode(x)
-        z = reparameterize(mu, log_var, generator)
+        """One-sample estimate of E_q[log p(x|z)] and KL(q(z|x) || N(0, I)), each (B,),
+        nats. Differentiable (reparameterisation). The KL is in closed form for the
+        Gaussian posterior, and the one-sample estimate log q(z|x) - log p(z) at the
+        same z for the IAF (no closed form)."""
+        mu, log_var, h = self.encode_posterior(x)
+        if self.flow is None:
+            z = reparameterize(mu, log_var, generator)
+            recon = self.log_likelihood(x, z)
+            kl = D.kl_gaussian_standard(mu, log_var)
+            return recon, kl
+        z, log_q = self.sample_posterior(mu, log_var, h, generator)
         recon = self.log_likelihood(x, z)
-        kl = D.kl_gaussian_standard(mu, log_var)
+        kl = log_q - D.standard_normal_log_prob(z)
         return recon, kl
 
     def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -239,7 +307,8 @@ class VAE(GenerativeModel):
     def loss(self, batch: dict) -> dict:
         """The "vae" step: mean over the batch of -recon + kl_weight * kl.
 
-        Logs per-example means (nats) of "elbo", "recon" (E_q log p(x|z)) and "kl".
+        Logs per-example means (nats) of "elbo", "recon" (E_q log p(x|z)) and "kl"
+        (a one-sample estimate for the IAF posterior).
         Each call in training mode counts one step for the KL warm-up.
         """
         x = batch["x"]
@@ -274,7 +343,8 @@ class VAE(GenerativeModel):
         A stochastic lower bound on log p(x) (Burda et al. 2016): its expectation
         increases with k towards log p(x); k = 1 equals the ELBO in expectation.
         ``batch_size`` caps the number of (x, z) pairs decoded at once, so
-        k = 1000 fits in memory. For the Gaussian likelihood this is a density
+        k = 1000 fits in memory. With posterior="iaf", z_i and q(z_i | x) come
+        from the flow (see :meth:`sample_posterior`). For the Gaussian likelihood this is a density
         on dequantised data; see :attr:`log_prob_offset`.
         """
         if iw_samples < 1:
@@ -283,15 +353,15 @@ class VAE(GenerativeModel):
         with torch.inference_mode():
             out = []
             for xb in x.split(max(1, batch_size)):
-                mu, log_var = self.encode(xb)
+                mu, log_var, h = self.encode_posterior(xb)
                 n = xb.shape[0]
                 per_chunk = max(1, batch_size // n)  # samples decoded per pass
                 log_w = []
                 for start in range(0, iw_samples, per_chunk):
                     s = min(per_chunk, iw_samples - start)
                     mu_s, lv_s = mu.repeat(s, 1), log_var.repeat(s, 1)  # (s*n, d), sample-major
-                    z = reparameterize(mu_s, lv_s, generator)
-                    log_q = D.gaussian_log_prob(z, mu_s, lv_s)
+                    h_s = h.repeat(s, 1) if h is not None else None
+                    z, log_q = self.sample_posterior(mu_s, lv_s, h_s, generator)
                     log_pz = D.standard_normal_log_prob(z)
                     log_px = self.log_likelihood(xb.repeat(s, 1, 1, 1), z)
                     log_w.append((log_px + log_pz - log_q).view(s, n))
@@ -333,7 +403,7 @@ class VAE(GenerativeModel):
             return (loc + torch.exp(0.5 * scale) * _randn(loc, generator)).clamp(0.0, 1.0)
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        """decode(mu(x)): the mean image at the posterior mean, (B, C, H, W) in [0, 1]."""
+        """decode(latent_code(x)): the mean image at the posterior mean mu(x) (for the
+        IAF: at the flow's image of mu(x)), (B, C, H, W) in [0, 1]."""
         with torch.inference_mode():
-            mu, _ = self.encode(x)
-            return self.decode(mu)
+            return self.decode(self.latent_code(x))
