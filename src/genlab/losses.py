@@ -24,6 +24,14 @@ minimises; a player who maximises ``V`` minimises ``-V``).
       D: E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))]
       G: -E_z[D(G(z))]
 
+* Wasserstein (WGAN, Arjovsky et al. 2017; with :func:`gradient_penalty` WGAN-GP), on
+  raw critic scores, plus the drift term of progressive growing (Karras et al. 2018)::
+
+      D: E_z[D(G(z))] - E_x[D(x)]  (+ eps_drift E_x[D(x)^2])
+      G: -E_z[D(G(z))]
+
+  (functions only, used by ``progan``; not in :data:`OBJECTIVES`)
+
 The identities ``log sigmoid(l) = -softplus(-l)`` and
 ``log(1 - sigmoid(l)) = log sigmoid(-l) = -softplus(l)`` keep every
 log-loss finite for any logit.
@@ -55,6 +63,9 @@ __all__ = [
     "least_squares_g_loss",
     "hinge_d_loss",
     "hinge_g_loss",
+    "wasserstein_d_loss",
+    "wasserstein_g_loss",
+    "drift_penalty",
     "PENALTIES",
     "check_penalty",
     "r1_penalty",
@@ -120,6 +131,25 @@ def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 def hinge_g_loss(fake_logits: Tensor) -> Tensor:
     """``-E[D(G(z))]``."""
     return -fake_logits.mean()
+
+
+# --------------------------------------------------------------------------- Wasserstein
+
+
+def wasserstein_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """``E[D(G(z))] - E[D(x)]``: the critic's negated estimate of the Wasserstein-1 distance."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_g_loss(fake_scores: Tensor) -> Tensor:
+    """``-E[D(G(z))]``."""
+    return -fake_scores.mean()
+
+
+def drift_penalty(real_scores: Tensor, eps_drift: float) -> Tensor:
+    """``eps_drift * E_x[D(x)^2]`` (Karras et al. 2018, appendix A.1): keeps the critic's
+    scores on real data from drifting far from 0."""
+    return eps_drift * real_scores.pow(2).mean()
 
 
 # --------------------------------------------------------------------------- dispatch

@@ -6,8 +6,10 @@ Add a model by adding one line here; nothing registers itself at import time.
 from __future__ import annotations
 
 from .errors import ConfigError
+from .models.cyclegan import CycleGAN, CycleGANConfig
 from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.gan import GAN, GANConfig
+from .models.progan import ProGAN, ProGANConfig
 from .models.vae import VAE, VAEConfig
 from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
@@ -21,6 +23,8 @@ MODELS = {
     "gan": (GANConfig, GAN),
     "dcgan": (DCGANConfig, DCGAN),
     "lsgan": (LSGANConfig, DCGAN),
+    "cyclegan": (CycleGANConfig, CycleGAN),
+    "progan": (ProGANConfig, ProGAN),
 }
 
 

@@ -11,6 +11,8 @@ Everything that influences the result is in the checkpoint (weights, EMA,
 optimiser moments, schedules, every RNG state, step and data position), so a run
 stopped at step s and resumed to t ends bit-identical (on CPU) to a run straight
 to t. Logging and sampling use their own generators and restore the global RNG.
+A model may define ``begin_iteration(step)``; the Trainer calls it at the start
+of every iteration with the 0-based iteration number.
 """
 
 from __future__ import annotations
@@ -358,6 +360,12 @@ class Trainer:
         )
 
     def _iteration(self) -> None:
+        # Optional hook: a model whose behaviour depends on the iteration (e.g. progan's
+        # growth schedule) defines begin_iteration(step); step is 0-based and checkpointed,
+        # so a resumed run calls it with the same values as an uninterrupted one.
+        begin = getattr(self.model, "begin_iteration", None)
+        if begin is not None:
+            begin(self.step)
         batch = None
         for i, step in enumerate(self.steps):
             if batch is None or step.new_batch:
