@@ -25,7 +25,6 @@ TINY = {
     "gan": dict(image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1),
     "dcgan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8),
     "lsgan": dict(image_shape=(3, 16, 16), latent_dim=4, channels=8),
-    "cyclegan": dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=4),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
 }
 

@@ -6,7 +6,6 @@ Add a model by adding one line here; nothing registers itself at import time.
 from __future__ import annotations
 
 from .errors import ConfigError
-from .models.cyclegan import CycleGAN, CycleGANConfig
 from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.gan import GAN, GANConfig
 from .models.progan import ProGAN, ProGANConfig
@@ -23,7 +22,6 @@ MODELS = {
     "gan": (GANConfig, GAN),
     "dcgan": (DCGANConfig, DCGAN),
     "lsgan": (LSGANConfig, DCGAN),
-    "cyclegan": (CycleGANConfig, CycleGAN),
     "progan": (ProGANConfig, ProGAN),
 }
 
