@@ -10,9 +10,11 @@ binarisation, days of GPU training) -- not directly comparable. Reference
 measured on these machines: a plain PixelCNN (7x7 type-A, 6 residual blocks of 64
 channels, Adam 1e-3, batch 128) reaches 92.9 +- 0.2 nats after 30 CPU minutes.
 
-Training goes through genlab's Trainer. The budget becomes a step count by a
-short calibration run (not counted), then the real run uses a linear warm-up
-over 2% of the steps and a cosine decay to 0 at the last step. With a GPU, the
+Training goes through genlab's Trainer. The wall-clock budget becomes a step
+count during the run itself: the throughput measured so far is re-read at 10%,
+30%, 60% and 85% of the steps and the schedule (linear warm-up over ``--warmup``
+steps, cosine decay to 0 at the last step) is stretched to the new end, so the
+whole budget is used even when the first guess is off. With a GPU, the
 same schedule is run again on it ("GPU schedule", its own calibration).
 
     python benchmarks/pixelcnn_mnist.py --data-dir /work/shared/data --minutes 30
@@ -22,6 +24,7 @@ same schedule is run again on it ("GPU schedule", its own calibration).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import platform
@@ -37,29 +40,47 @@ from genlab import registry
 from genlab.config import TrainConfig
 from genlab.data import transforms
 from genlab.distributions import bits_per_dim
-from genlab.train.trainer import Trainer
+from genlab.train.trainer import Trainer, lr_factor
 
 
 def run(args, device: str, train_set, test_bin: torch.Tensor, work: Path) -> dict:
     shape = tuple(train_set.images.shape[1:])
     build = lambda: registry.build(args.model, image_shape=shape, hidden_channels=args.channels, **({"num_blocks": args.depth} if args.model == "pixelcnn" else {"num_layers": args.depth}))  # noqa: E731
     quiet = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device=device)
-    torch.manual_seed(args.seed)
-    calib = Trainer(build(), train_set, TrainConfig(steps=args.calib_steps, log_every=0, seed=args.seed, **quiet), work / f"calib-{device}")
-    calib.fit(3)
-    t = time.perf_counter()
-    calib.fit(args.calib_steps)
-    rate = (args.calib_steps - 3) / (time.perf_counter() - t)
-    steps = max(10, int(rate * args.minutes * 60))
-    print(f"[{device}] calibration: {rate * args.batch_size:.0f} images/s -> {steps} steps for {args.minutes:g} min", flush=True)
-
+    # The schedule needs a step count; the budget is wall-clock time. A guess from
+    # a short burst is refined during the run: after the first checks the
+    # remaining time is turned into steps at the throughput measured so far, and
+    # the cosine schedule is stretched to the new end (a small change by then).
     torch.manual_seed(args.seed)
     model = build()
-    tcfg = TrainConfig(steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=200, seed=args.seed, **quiet)
+    tcfg = TrainConfig(steps=10**6, lr_schedule="cosine", schedule_steps=10**6, warmup_steps=args.warmup, log_every=200, seed=args.seed, **quiet)
     trainer = Trainer(model, train_set, tcfg, work / f"run-{device}")
+
+    def stretch(steps: int) -> None:
+        nonlocal tcfg
+        tcfg = dataclasses.replace(tcfg, steps=steps, schedule_steps=steps)
+        trainer.config = tcfg
+        for sch in trainer.schedulers.values():
+            sch.lr_lambdas = [lambda k, c=tcfg: lr_factor(k, c)]
+
     load_before = os.getloadavg()[0]
+    budget = args.minutes * 60
     t0 = time.perf_counter()
-    trainer.fit()
+    warm = 10  # the first steps are slower (allocations): not used for the rate
+    trainer.fit(warm)
+    t_warm = time.perf_counter()
+    target = warm + args.calib_steps
+    for fraction in (0.1, 0.3, 0.6, 0.85, 1.0):
+        trainer.fit(target)
+        now = time.perf_counter()
+        rate = (target - warm) / (now - t_warm)  # steps/s so far
+        steps = max(target, int(target + rate * (budget - (now - t0))))
+        stretch(steps)
+        print(f"[{device}] {(now - t0) / 60:.1f} min, step {target}: {rate * args.batch_size:.0f} images/s -> {steps} steps in all", flush=True)
+        target = max(target, int(steps * fraction))
+        if target >= steps:
+            break
+    trainer.fit(steps)
     train_time = time.perf_counter() - t0
     model.eval()
     t1 = time.perf_counter()
@@ -87,7 +108,8 @@ def main() -> None:
     ap.add_argument("--test-images", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--calib-steps", type=int, default=20)
+    ap.add_argument("--calib-steps", type=int, default=30, help="steps before the first estimate of the throughput")
+    ap.add_argument("--warmup", type=int, default=100, help="linear learning-rate warm-up steps")
     ap.add_argument("--no-gpu", action="store_true", help="skip the GPU schedule even when a GPU is present")
     ap.add_argument("--save", default=None, help="save the trained model(s) under this directory")
     args = ap.parse_args()

@@ -118,6 +118,9 @@ class MaskedConv2d(nn.Conv2d):
         if mask is None:
             mask = torch.ones_like(self.weight)
         self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
+        # 1x1 convolutions over one data channel need neither mask nor padding: skip both.
+        self._full_mask = bool(mask.all())
+        self._no_pad = not any(self.pad)
         self._cache: Tensor | None = None  # padded buffer of every input seen so far
         self._pos: Position | None = None
         self._masked_weight: Tensor | None = None
@@ -125,7 +128,8 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._cache is None:
-            return F.conv2d(F.pad(x, self.pad), self.weight * self.mask, self.bias)
+            weight = self.weight if self._full_mask else self.weight * self.mask
+            return F.conv2d(x if self._no_pad else F.pad(x, self.pad), weight, self.bias)
         return self._cached_forward(x)
 
     # -------------------------------------------------------------- cached mode
