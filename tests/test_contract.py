@@ -25,6 +25,7 @@ TINY = {
     "gan": dict(image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1),
     "dcgan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8),
     "lsgan": dict(image_shape=(3, 16, 16), latent_dim=4, channels=8),
+    "ali": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden=16),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
 }
 

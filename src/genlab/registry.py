@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .errors import ConfigError
 from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
+from .models.ali import ALI, ALIConfig
 from .models.gan import GAN, GANConfig
 from .models.progan import ProGAN, ProGANConfig
 from .models.vae import VAE, VAEConfig
@@ -22,6 +23,7 @@ MODELS = {
     "gan": (GANConfig, GAN),
     "dcgan": (DCGANConfig, DCGAN),
     "lsgan": (LSGANConfig, DCGAN),
+    "ali": (ALIConfig, ALI),
     "progan": (ProGANConfig, ProGAN),
 }
 

@@ -100,20 +100,28 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
+def leaky_mlp(in_dim: int, hidden: int, depth: int, spectral_norm: bool = False, dropout: float = 0.0) -> tuple[nn.Sequential, int]:
+    """``depth`` layers Linear -> LeakyReLU(0.2) [-> Dropout], the discriminators' MLP body:
+    (N, in_dim) -> (N, hidden) (the input unchanged when depth is 0). Returns (body, output width)."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(depth):
+        layers += [maybe_sn(nn.Linear(width, hidden), spectral_norm), nn.LeakyReLU(0.2)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = hidden
+    return nn.Sequential(*layers), width
+
+
 class MLPDiscriminator(nn.Module):
-    """(N, in_dim) -> logits (N,) with LeakyReLU(0.2) hidden layers."""
+    """(N, in_dim) -> logits (N,) with LeakyReLU(0.2) hidden layers (dropout after each when > 0)."""
 
     def __init__(self, in_dim: int, hidden: int, depth: int, num_classes: int = 0,
-                 conditioning: str = "projection", spectral_norm: bool = False):
+                 conditioning: str = "projection", spectral_norm: bool = False, dropout: float = 0.0):
         super().__init__()
         self.num_classes = num_classes
         self.concat = num_classes > 0 and conditioning == "concat"
-        width = in_dim + (num_classes if self.concat else 0)
-        layers: list[nn.Module] = []
-        for _ in range(depth):
-            layers += [maybe_sn(nn.Linear(width, hidden), spectral_norm), nn.LeakyReLU(0.2)]
-            width = hidden
-        self.body = nn.Sequential(*layers)
+        self.body, width = leaky_mlp(in_dim + (num_classes if self.concat else 0), hidden, depth, spectral_norm, dropout)
         self.head = LabelHead(width, num_classes, conditioning == "projection", spectral_norm)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -173,6 +181,23 @@ class ConvGenerator(nn.Module):
         return self.blocks(h.view(z.shape[0], self.width, self.s, self.s))
 
 
+def conv_body(in_channels: int, channels: int, k: int, batchnorm: bool = True, spectral_norm: bool = False) -> tuple[nn.Sequential, int]:
+    """The DCGAN discriminator's body: ``k`` strided 4x4 convolutions, each halving the side,
+    widths ``channels, 2 channels, ..., channels * 2^(k-1)``, LeakyReLU(0.2), batch norm after
+    all but the first when ``batchnorm``. (N, in_channels, H, W) -> (N, width, H / 2^k, W / 2^k);
+    returns (body, width)."""
+    layers: list[nn.Module] = []
+    cin, width = in_channels, channels
+    for i in range(k):
+        use_bn = batchnorm and i > 0
+        layers.append(maybe_sn(nn.Conv2d(cin, width, 4, stride=2, padding=1, bias=not use_bn), spectral_norm))
+        if use_bn:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.LeakyReLU(0.2))
+        cin, width = width, width * 2
+    return nn.Sequential(*layers), cin
+
+
 class ConvDiscriminator(nn.Module):
     """images (N, C, H, W) -> logits (N,): ``k`` strided 4x4 convolutions with LeakyReLU(0.2)
     (batch norm after all but the first when ``batchnorm``), then a linear/projection head."""
@@ -184,18 +209,8 @@ class ConvDiscriminator(nn.Module):
         s, k = dcgan_layout(h, w)
         self.num_classes = num_classes
         self.concat = num_classes > 0 and conditioning == "concat"
-        cin = c_img + (num_classes if self.concat else 0)
-        layers: list[nn.Module] = []
-        width = channels
-        for i in range(k):
-            use_bn = batchnorm and i > 0
-            layers.append(maybe_sn(nn.Conv2d(cin, width, 4, stride=2, padding=1, bias=not use_bn), spectral_norm))
-            if use_bn:
-                layers.append(nn.BatchNorm2d(width))
-            layers.append(nn.LeakyReLU(0.2))
-            cin, width = width, width * 2
-        self.body = nn.Sequential(*layers)
-        self.head = LabelHead(cin * s * s, num_classes, conditioning == "projection", spectral_norm)
+        self.body, width = conv_body(c_img + (num_classes if self.concat else 0), channels, k, batchnorm, spectral_norm)
+        self.head = LabelHead(width * s * s, num_classes, conditioning == "projection", spectral_norm)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.concat:
