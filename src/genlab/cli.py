@@ -152,7 +152,7 @@ def cmd_interpolate(args) -> None:
     if hasattr(model, "encode"):  # latent-variable model: walk between encoded test images
         _, x = _test_images(model, run, args, args.points, g)
         with torch.inference_mode():
-            z = model.encode(x.to(model.device))[0].float().cpu()
+            z = latent._codes(model, x.to(model.device)).float().cpu()  # VAE: mu of (mu, log_var); ALI: the codes
         frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
         latent.save_interpolation_gif(frames, path, scale=args.scale)
     elif hasattr(model, "latent"):  # GAN: walk between random codes
