@@ -27,6 +27,7 @@ TINY = {
     "lsgan": dict(image_shape=(3, 16, 16), latent_dim=4, channels=8),
     "ali": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden=16),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
+    "pixelvae": dict(image_shape=(1, 6, 6), latent_levels=2, latent_dim=2, z1_channels=2, channels=(4, 8), hidden_dim=8, pixel_channels=4, pixel_layers=1, input_kernel=3),
 }
 
 

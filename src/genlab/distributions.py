@@ -50,6 +50,13 @@ def kl_gaussian_standard(mean: Tensor, log_var: Tensor) -> Tensor:
     return _sum_except_batch(0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var))
 
 
+def kl_gaussian(mean_q: Tensor, log_var_q: Tensor, mean_p: Tensor, log_var_p: Tensor) -> Tensor:
+    """KL( N(mean_q, diag(exp(log_var_q))) || N(mean_p, diag(exp(log_var_p))) ) in closed form,
+    nats, shape (B,):  0.5 * sum_j [ log(s_p^2 / s_q^2) + (s_q^2 + (m_q - m_p)^2) / s_p^2 - 1 ]."""
+    ratio = torch.exp(log_var_q - log_var_p)
+    return _sum_except_batch(0.5 * (log_var_p - log_var_q + ratio + (mean_q - mean_p) ** 2 * torch.exp(-log_var_p) - 1.0))
+
+
 # ----------------------------------------------------------------- discretized logistic
 
 

@@ -14,6 +14,7 @@ from .models.vae import VAE, VAEConfig
 from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
+from .models.pixelvae import PixelVAE, PixelVAEConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
@@ -25,6 +26,7 @@ MODELS = {
     "lsgan": (LSGANConfig, DCGAN),
     "ali": (ALIConfig, ALI),
     "progan": (ProGANConfig, ProGAN),
+    "pixelvae": (PixelVAEConfig, PixelVAE),
 }
 
 
