@@ -265,6 +265,13 @@ def cmd_complete(args) -> None:
     print(path)
 
 
+def cmd_serve(args) -> None:
+    from .app import serve
+
+    serve(args.run, host=args.host, port=args.port, device=args.device, reference_examples=args.reference_examples,
+          verbose=args.verbose)
+
+
 def cmd_models(args) -> None:
     from . import registry
 
@@ -379,6 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=8, help="completions drawn")
     s.add_argument("--labels", help="class label(s) for a conditional model")
     s.add_argument("--scale", type=int, default=4)
+
+    s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
+    s.add_argument("run", help="run directory (or a folder written by model.save)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
+    s.add_argument("--reference-examples", type=int, default=200,
+                   help="held-out images of the run's data set an uploaded image is compared with (0: none)")
+    s.add_argument("--verbose", action="store_true", help="log every request")
+    s.set_defaults(func=cmd_serve)
 
     sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)

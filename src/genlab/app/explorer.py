@@ -1,0 +1,536 @@
+"""The web explorer's engine: each feature of the page is one method of
+:class:`Explorer` that takes a JSON object (a dict of plain values) and returns
+a JSON-ready dict. Images come back as base64 PNG text at the model's own pixel
+size (the page scales them up); pixel values are the model's [0, 1] output
+rounded to 8 bits, exactly as :func:`genlab.viz.images.to_pil` writes them.
+
+Features are chosen by what the model can do, never by its name, so a new
+model gets every view its methods allow (see :func:`capabilities`):
+
+* ``sample(n, generator, labels)``: a grid of samples for a seed;
+* ``config.latent_dim`` + ``decode(z)``: latent sliders, interpolation strips
+  (lerp / slerp, :mod:`genlab.viz.latent`), the 2-D manifold figure;
+* ``encode`` + ``decode``: the reconstruction of an uploaded image;
+* ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
+  among the run's own held-out images (:mod:`genlab.ood` scores);
+* ``translate(x, direction)`` with direction ``"a2b"`` / ``"b2a"``: image to
+  image translation.
+
+Bad input raises :class:`RequestError` (the server answers HTTP 400 with its
+message). Every model call holds one lock: the server's threads share one model.
+Nothing here writes files into the run directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ..config import to_dict
+from ..errors import GenlabError
+from ..metrics.likelihood import _accepts, is_latent_variable_model, log_prob_offset
+from ..train.checkpoint import read_json
+from ..viz import latent as latent_viz
+from ..viz.images import make_grid, to_pil
+
+MAX_SAMPLES = 64  # images per sample grid
+MAX_POINTS = 5000  # points per scatter plot of a point model
+MAX_FRAMES = 32  # images per interpolation strip
+MAX_MANIFOLD = 30  # manifold grid points per axis
+MAX_IW_SAMPLES = 1000  # importance samples per likelihood estimate
+MAX_IMAGE_SIDE = 4096  # pixels, either side of an uploaded image
+MAX_LATENT_VALUE = 100.0  # |z_j| accepted from a request
+MAX_SEED = 2**63 - 1
+DEFAULT_IW_SAMPLES = 100
+DIRECTIONS = ("a2b", "b2a")
+
+
+class RequestError(GenlabError, ValueError):
+    """A request the explorer cannot answer as asked; the message says what would be right."""
+
+
+# ----------------------------------------------------------------------------- capabilities
+
+
+def latent_dim(model) -> int | None:
+    """``config.latent_dim`` (or ``model.latent_dim``), None for a model without one."""
+    d = getattr(getattr(model, "config", None), "latent_dim", None) or getattr(model, "latent_dim", None)
+    return int(d) if d else None
+
+
+def data_kind(model) -> str:
+    """"image" for (C, H, W) with H > 1, "sequence" for (C, 1, L), "points" for (D,)."""
+    shape = tuple(model.config.image_shape)
+    if len(shape) != 3:
+        return "points"
+    return "sequence" if shape[1] == 1 else "image"
+
+
+def capabilities(model) -> dict[str, Any]:
+    """What the explorer can show for ``model``, from its methods and config alone."""
+    kind = data_kind(model)
+    image = kind == "image"
+    d = latent_dim(model)
+    has = lambda name: callable(getattr(model, name, None))  # noqa: E731
+    latent = image and d is not None and has("decode")
+    caps = {
+        "kind": kind,
+        "sample": has("sample"),
+        "num_classes": int(getattr(model.config, "num_classes", 0) or 0),
+        "latent_dim": d,
+        "latent": latent,
+        "manifold": latent and d >= 2,
+        "reconstruct": image and has("encode") and has("decode"),
+        "log_prob": image and has("log_prob"),
+        "importance_sampled": image and has("log_prob") and is_latent_variable_model(model),
+        "translate": image and has("translate"),
+    }
+    caps["upload"] = caps["reconstruct"] or caps["log_prob"] or caps["translate"]
+    return caps
+
+
+# ----------------------------------------------------------------------------- request values
+
+
+def _get_int(body: dict, key: str, default: int, lo: int, hi: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{key!r} must be an integer in {lo}..{hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise RequestError(f"{key!r} must be in {lo}..{hi}, got {value}")
+    return value
+
+
+def _get_floats(body: dict, key: str, max_len: int, exact: bool = False) -> list[float] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    what = f"exactly {max_len}" if exact else f"at most {max_len}"
+    if not isinstance(value, list) or not (len(value) == max_len if exact else len(value) <= max_len):
+        raise RequestError(f"{key!r} must be a list of {what} numbers, got {_short(value)}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > MAX_LATENT_VALUE:
+            raise RequestError(f"{key!r} must hold finite numbers within +-{MAX_LATENT_VALUE:g}, got {v!r}")
+    return [float(v) for v in value]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def png_base64(image: Tensor) -> str:
+    """One (C, H, W) image in [0, 1] -> base64 text of its PNG (8 bits per channel)."""
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _image_reply(image: Tensor, **extra) -> dict:
+    return {"image": png_base64(image), "width": int(image.shape[-1]), "height": int(image.shape[-2]), **extra}
+
+
+def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
+    """Base64 image text (a ``data:`` URL works) -> (1, C, H, W) in [0, 1] of the model's shape.
+
+    Grey <-> RGB conversion as in :mod:`genlab.data.images`. With ``fit`` the image is
+    scaled to cover (H, W) and center-cropped, the rule the data loaders use; without
+    it an image of another size is an error.
+    """
+    from ..data.images import fit_image, to_array
+
+    if not isinstance(text, str) or not text:
+        raise RequestError("'image' must be a PNG file as base64 text (a data: URL works)")
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("'image' is not valid base64 text") from None
+    c, h, w = shape
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            if max(img.size) > MAX_IMAGE_SIDE:
+                raise RequestError(f"the image is {img.width}x{img.height} pixels; at most {MAX_IMAGE_SIDE} a side")
+            img.load()
+            if not fit and (img.height, img.width) != (h, w):
+                raise RequestError(
+                    f"the image is {img.width}x{img.height} pixels (width x height), the model takes {w}x{h}; "
+                    "send \"fit\": true to scale and center-crop it"
+                )
+            arr = to_array(fit_image(img.convert("L" if c == 1 else "RGB"), (h, w)), c)
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
+        if isinstance(e, RequestError):
+            raise
+        raise RequestError(f"'image' could not be decoded as an image ({type(e).__name__}: {e})") from None
+    return torch.from_numpy(arr.copy()).float().div(255.0).unsqueeze(0)
+
+
+def _complexity_bits(x) -> Tensor:
+    """PNG code length per dimension (bits) of images, the L(x) of Serra et al. (2020)."""
+    from ..ood import compressed_bits
+
+    images = x.images if hasattr(x, "images") else x
+    return compressed_bits(images) / images[0].numel()
+
+
+class _Decoder:
+    """``model.decode`` with a class label (and a seeded generator, for decoders that
+    sample) bound, so that it is the ``decode(z)`` :mod:`genlab.viz.latent` expects."""
+
+    def __init__(self, model, label: int | None, seed: int):
+        self.model, self.config, self.label, self.seed = model, model.config, label, seed
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def decode(self, z: Tensor) -> Tensor:
+        kwargs = {}
+        if self.label is not None and _accepts(self.model.decode, "labels"):
+            kwargs["labels"] = torch.full((z.shape[0],), self.label, dtype=torch.long, device=self.model.device)
+        if _accepts(self.model.decode, "generator"):
+            kwargs["generator"] = torch.Generator().manual_seed(self.seed)
+        with torch.inference_mode():
+            return self.model.decode(z.to(self.model.device), **kwargs)
+
+
+# ----------------------------------------------------------------------------- the explorer
+
+
+class Explorer:
+    """One loaded model and the answers of the web page's requests.
+
+    ``run_dir`` (optional) is only read: ``config.json`` (the run's data set, for the
+    outlier reference), ``metrics.jsonl`` and ``eval.json`` (the model card).
+    ``reference_examples``: held-out images of the run's data set that an uploaded
+    image is compared with (0: no outlier scores).
+    """
+
+    def __init__(self, model, run_dir: str | Path | None = None, *, reference_examples: int = 200):
+        self.model = model.eval()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.reference_examples = int(reference_examples)
+        self.lock = threading.Lock()
+        self.caps = capabilities(model)
+        self._doc = read_json(self.run_dir / "config.json") if self.run_dir is not None else {}
+        self._references: dict[tuple[int, int], dict] = {}
+
+    @classmethod
+    def from_run(cls, run: str | Path, device: str = "cpu", **kwargs) -> "Explorer":
+        """Load ``run`` (a run directory or a ``model.save`` folder) with :func:`genlab.load`."""
+        from ..loading import load
+
+        return cls(load(run, device=device), run, **kwargs)
+
+    # ------------------------------------------------------------------ the card
+    def card(self, body: dict | None = None) -> dict:
+        """Name, paper line, config, parameter count, capabilities and the training summary."""
+        model = self.model
+        doc = sys.modules[type(model).__module__].__doc__ or ""
+        name = self._doc.get("model_name")
+        if name is None:
+            from ..registry import name_of
+
+            try:
+                name = name_of(model)
+            except GenlabError:
+                name = type(model).__name__
+        return {
+            "name": name,
+            "class": type(model).__name__,
+            "summary": " ".join(doc.strip().split("\n\n")[0].split()),
+            "run": str(self.run_dir) if self.run_dir is not None else None,
+            "config": to_dict(model.config),
+            "data": self._doc.get("data"),
+            "train": self._doc.get("train"),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "input_mode": getattr(model, "input_mode", None),
+            "capabilities": self.caps,
+            "limits": {"samples": MAX_SAMPLES, "points": MAX_POINTS, "frames": MAX_FRAMES, "manifold": MAX_MANIFOLD,
+                       "iw_samples": MAX_IW_SAMPLES},
+            "metrics": self._metrics(),
+            "eval": self._read_optional_json("eval.json"),
+        }
+
+    def _read_optional_json(self, name: str):
+        path = self.run_dir / name if self.run_dir is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            return read_json(path)
+        except GenlabError:
+            return None
+
+    def _metrics(self, max_points: int = 200) -> dict | None:
+        """Summary of ``metrics.jsonl``: records, last step, the last record, and each
+        numeric series thinned to at most ``max_points`` (step, value) pairs."""
+        import json
+
+        path = self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
+        if path is None or not path.is_file():
+            return None
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int):
+                records.append(rec)
+        if not records:
+            return None
+        keep = records[:: max(1, math.ceil(len(records) / max_points))]
+        if keep[-1] is not records[-1]:
+            keep.append(records[-1])
+        keys = [k for k, v in records[-1].items() if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        series = {k: [[r["step"], r[k]] for r in keep if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])] for k in keys}
+        return {"records": len(records), "last_step": records[-1]["step"], "last": records[-1], "series": series}
+
+    # ------------------------------------------------------------------ helpers
+    def _need(self, capability: str, what: str) -> None:
+        if not self.caps.get(capability):
+            raise RequestError(f"{type(self.model).__name__} cannot {what} (capabilities: "
+                               f"{', '.join(k for k, v in self.caps.items() if v is True) or 'none'})")
+
+    def _seed(self, body: dict, key: str = "seed", default: int = 0) -> int:
+        return _get_int(body, key, default, 0, MAX_SEED)
+
+    def _label(self, body: dict) -> int | None:
+        """The request's "label" for a class-conditional model (default 0); None otherwise."""
+        k = self.caps["num_classes"]
+        if k == 0:
+            if body.get("label") is not None:
+                raise RequestError("'label' was given, but this model is unconditional (num_classes=0)")
+            return None
+        return _get_int(body, "label", 0, 0, k - 1)
+
+    def _labels(self, body: dict, n: int) -> Tensor | None:
+        """n labels from "labels" (a list, repeated to fill n) or "label"; default 0, 1, ..., k-1, 0, ..."""
+        k = self.caps["num_classes"]
+        values = body.get("labels")
+        if values is None:
+            if k and body.get("label") is not None:
+                return torch.full((n,), self._label(body), dtype=torch.long)
+            self._label(body)  # an unconditional model given a "label" is an error
+            return torch.arange(n) % k if k else None
+        if k == 0:
+            raise RequestError("'labels' were given, but this model is unconditional (num_classes=0)")
+        if not isinstance(values, list) or not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            raise RequestError(f"'labels' must be a non-empty list of integers in 0..{k - 1}, got {_short(values)}")
+        bad = [v for v in values if not 0 <= v < k]
+        if bad:
+            raise RequestError(f"label {bad[0]} is out of range: this model has {k} classes (0..{k - 1})")
+        return torch.tensor([values[i % len(values)] for i in range(n)])
+
+    def prior(self, n: int, seed: int) -> Tensor:
+        """n latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator)`` where the
+        model has it (the GANs), else z ~ N(0, I) drawn as the VAE's ``sample`` draws them."""
+        g = torch.Generator().manual_seed(seed)
+        if callable(getattr(self.model, "latent", None)):
+            return self.model.latent(n, generator=g).float().cpu()
+        return torch.randn(n, self.caps["latent_dim"], generator=g)
+
+    # ------------------------------------------------------------------ endpoints
+    def samples(self, body: dict) -> dict:
+        """{"n", "seed", "labels" | "label"} -> a grid of n samples (points: a scatter plot)."""
+        self._need("sample", "sample")
+        kind = self.caps["kind"]
+        n = _get_int(body, "n", 1000 if kind == "points" else 16, 1, MAX_POINTS if kind == "points" else MAX_SAMPLES)
+        seed = self._seed(body)
+        labels = self._labels(body, n)
+        g = torch.Generator().manual_seed(seed)
+        with self.lock, torch.inference_mode():
+            if kind == "points":
+                return self._points_plot(n, g, labels, seed)
+            x = self.model.sample(n, generator=g, labels=labels).float().cpu()
+        nrow = max(1, math.ceil(math.sqrt(n)))
+        return _image_reply(make_grid(x.reshape(n, *self.model.config.image_shape), nrow=nrow), n=n, nrow=nrow, seed=seed,
+                            labels=labels.tolist() if labels is not None else None)
+
+    def _points_plot(self, n: int, g: torch.Generator, labels, seed: int) -> dict:
+        from ..data.toy2d import sample_toy
+        from ..viz.toy2d import discriminator_surface, plot_toy2d
+
+        fake = self.model.sample(n, generator=g, labels=labels).float().cpu()
+        if fake.dim() != 2 or fake.shape[1] != 2:
+            raise RequestError(f"only 2-D point models are plotted; this one makes points of shape {tuple(fake.shape[1:])}")
+        name = (self._doc.get("data") or {}).get("name")
+        real = sample_toy(name, n, generator=torch.Generator().manual_seed(0)) if name in ("ring8", "grid25") else fake[:0]
+        surface = discriminator_surface(self.model) if callable(getattr(self.model, "discriminate", None)) else None
+        with tempfile.TemporaryDirectory() as tmp:  # the plot is written outside the run directory
+            path = plot_toy2d(real, fake, Path(tmp) / "points.png", surface=surface, size=384, title=name or "")
+            data = path.read_bytes()
+        return {"image": base64.b64encode(data).decode("ascii"), "width": 384, "height": 384, "n": n, "seed": seed}
+
+    def latent(self, body: dict) -> dict:
+        """{"seed", "values" (the first k dims) | "z" (all of them), "label"} -> decode(z) and z.
+
+        z starts as the prior draw for ``seed``; "values" overwrite its first entries,
+        "z" replaces it whole.
+        """
+        self._need("latent", "decode latent codes")
+        d = self.caps["latent_dim"]
+        seed = self._seed(body)
+        label = self._label(body)
+        z = self.prior(1, seed)[0]
+        full = _get_floats(body, "z", d, exact=True)
+        if full is not None:
+            z = torch.tensor(full, dtype=torch.float32)
+        values = _get_floats(body, "values", d)
+        if values:
+            z[: len(values)] = torch.tensor(values, dtype=torch.float32)
+        with self.lock:
+            image = _Decoder(self.model, label, seed).decode(z.unsqueeze(0))[0].float().cpu()
+        return _image_reply(image, z=z.tolist(), seed=seed, label=label)
+
+    def interpolate(self, body: dict) -> dict:
+        """{"seed_a", "seed_b", "steps", "method": "slerp" | "lerp", "label"} -> a strip of
+        ``steps`` images from the prior draw of seed_a to that of seed_b (both included)."""
+        self._need("latent", "interpolate in latent space")
+        a, b = self._seed(body, "seed_a", 0), self._seed(body, "seed_b", 1)
+        steps = _get_int(body, "steps", 10, 2, MAX_FRAMES)
+        method = body.get("method", "slerp")
+        if method not in ("slerp", "lerp"):
+            raise RequestError(f"'method' must be 'slerp' or 'lerp', got {_short(method)}")
+        label = self._label(body)
+        za, zb = self.prior(1, a)[0], self.prior(1, b)[0]
+        with self.lock:
+            frames = latent_viz.z_interpolation_frames(_Decoder(self.model, label, a), za, zb, steps, method)
+        return _image_reply(make_grid(torch.stack(frames), nrow=steps), steps=steps, method=method,
+                            z_a=za.tolist(), z_b=zb.tolist())
+
+    def manifold(self, body: dict) -> dict:
+        """{"n", "dims": [i, j], "label"} -> the n x n manifold figure over latent dims i, j
+        (Kingma & Welling 2014, Fig. 4; other dims at 0: a slice when latent_dim > 2)."""
+        self._need("manifold", "draw a 2-D manifold (needs decode and latent_dim >= 2)")
+        d = self.caps["latent_dim"]
+        n = _get_int(body, "n", 15, 2, MAX_MANIFOLD)
+        dims = body.get("dims", [0, 1])
+        if (not isinstance(dims, list) or len(dims) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in dims)
+                or dims[0] == dims[1] or not all(0 <= v < d for v in dims)):
+            raise RequestError(f"'dims' must be two different latent dimensions in 0..{d - 1}, got {_short(dims)}")
+        label = self._label(body)
+        with self.lock:
+            image = latent_viz.manifold_grid(_Decoder(self.model, label, 0), n=n, dims=tuple(dims), padding=0)
+        return _image_reply(image, n=n, dims=dims)
+
+    def analyze(self, body: dict) -> dict:
+        """{"image", "fit", "seed", "label", "iw_samples"} -> the image as the model sees it, its
+        reconstruction (encode/decode), log-likelihood (log_prob) and outlier scores.
+
+        Randomness (binarization / dequantization, importance samples) comes from one
+        generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
+        ``model.log_prob(x, [labels], [iw_samples=k], [generator=g])``.
+        """
+        self._need("upload", "score or reconstruct an image (needs encode/decode, log_prob or translate)")
+        model = self.model
+        x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
+        seed = self._seed(body)
+        label = self._label(body)
+        k = _get_int(body, "iw_samples", DEFAULT_IW_SAMPLES, 1, MAX_IW_SAMPLES) if self.caps["importance_sampled"] else None
+        out: dict[str, Any] = {"input": png_base64(x01[0]), "seed": seed, "label": label}
+        g = torch.Generator().manual_seed(seed)
+        with self.lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(seed)  # for models that draw from the global RNG
+            x = model.prepare(x01, generator=g).to(model.device)
+            if getattr(model, "input_mode", None) == "binary":
+                out["model_input"] = png_base64(x[0].float().cpu())
+            if self.caps["log_prob"]:
+                kwargs: dict[str, Any] = {}
+                if label is not None:
+                    kwargs["labels"] = torch.tensor([label], device=model.device)
+                if k is not None:
+                    kwargs["iw_samples"] = k
+                if _accepts(model.log_prob, "generator"):
+                    kwargs["generator"] = g
+                lp = float(model.log_prob(x, **kwargs)[0])
+                offset = log_prob_offset(model)
+                nll = -(lp + offset)
+                out["likelihood"] = {
+                    "log_prob_nats": lp,
+                    "offset_nats": offset,
+                    "nll_nats": nll,
+                    "bits_per_dim": nll / (model.num_dims * math.log(2)),
+                    "estimator": f"importance-weighted estimate (IWAE), k = {k}: a stochastic lower bound on log p(x)"
+                    if k is not None else "the model's log_prob",
+                    "conditional_on_label": label,
+                }
+            if self.caps["reconstruct"]:
+                codes = latent_viz._codes(model, x)
+                out["reconstruction"] = png_base64(_Decoder(model, label, seed).decode(codes)[0].float().cpu())
+        if "likelihood" in out and label is None and self.reference_examples > 0:
+            with self.lock:
+                out["outlier"] = self._outlier(x01, out["likelihood"]["bits_per_dim"], k, seed)
+        return out
+
+    def translate(self, body: dict) -> dict:
+        """{"image", "fit", "direction": "a2b" | "b2a", "seed"} -> ``model.translate(x, direction)``
+        of the image in the model's input space; the result is shown as images in [0, 1]."""
+        self._need("translate", "translate images (needs translate(x, direction))")
+        direction = body.get("direction", "a2b")
+        if direction not in DIRECTIONS:
+            raise RequestError(f"'direction' must be 'a2b' or 'b2a', got {_short(direction)}")
+        model = self.model
+        x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
+        g = torch.Generator().manual_seed(self._seed(body))
+        with self.lock, torch.inference_mode():
+            y = model.translate(model.prepare(x01, generator=g).to(model.device), direction)
+        return {"input": png_base64(x01[0]), "direction": direction, **_image_reply(y[0].float().cpu())}
+
+    # ------------------------------------------------------------------ outlier scores
+    def _outlier(self, x01: Tensor, bpd: float, k: int | None, seed: int) -> dict:
+        """Where an image's scores fall among the run's held-out images (higher = more unusual):
+        the NLL in bits/dim and the input-complexity score of Serra et al. (2020)
+        (see :mod:`genlab.ood`), as the percentage of reference images scoring lower.
+        Call with the lock held."""
+        ref = self._reference(k, seed)
+        if "error" in ref:
+            return {"available": False, "reason": ref["error"]}
+        complexity = bpd - float(_complexity_bits(x01)[0])
+        result = {"available": True, "reference": ref["name"], "higher_is_more_unusual": True}
+        for key, value in (("nll_bits_per_dim", bpd), ("complexity", complexity)):
+            scores = ref[key]
+            result[key] = {
+                "value": value,
+                "percentile": 100.0 * float((scores < value).double().mean()),
+                "reference_mean": float(scores.mean()),
+                "reference_std": float(scores.std()) if len(scores) > 1 else 0.0,
+            }
+        return result
+
+    def _reference(self, k: int | None, seed: int) -> dict:
+        """Scores of the first ``reference_examples`` test images of the run's data set, cached per (k, seed).
+        Call with the lock held."""
+        key = (k or 0, seed)
+        if key not in self._references:
+            from .. import data, ood
+
+            spec = self._doc.get("data") or {}
+            name = spec.get("name")
+            try:
+                if not name:
+                    raise RequestError("the run's config.json names no data set to compare with")
+                c, h, w = self.model.config.image_shape
+                ds = data.load(name, "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
+                x = ds.images[: self.reference_examples]
+                nll = ood.nll_bits_per_dim(self.model, x, iw_samples=k, seed=seed)
+                self._references[key] = {
+                    "name": f"{name} test split, first {len(x)} images",
+                    "nll_bits_per_dim": nll,
+                    "complexity": nll - _complexity_bits(x),
+                }
+            except (GenlabError, OSError, ValueError) as e:
+                self._references[key] = {"error": f"no reference images: {e}"}
+        return self._references[key]

@@ -1,0 +1,416 @@
+"""The web explorer end to end: tiny models saved in tmp_path, the server on a free
+port in a thread, requests through urllib to 127.0.0.1. Every image is checked
+against the direct library call it stands for, pixel for pixel."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genlab
+from genlab import data, ood, registry
+from genlab.app import Explorer, capabilities, make_server
+from genlab.app.server import static_file
+from genlab.cli import main
+from genlab.models.vae import VAE, VAEConfig
+from genlab.viz import latent as latent_viz
+from genlab.viz.images import make_grid, to_pil
+
+TRAIN = ["--data", "digits", "--steps", "6", "--set", "train.batch_size=16", "--set", "train.sample_every=1000",
+         "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",
+         "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16"]
+
+
+def build(name, **fields):
+    config_cls, model_cls = registry.get(name)
+    torch.manual_seed(0)
+    return model_cls(config_cls(**fields)).eval()
+
+
+# ----------------------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    """A real (tiny) training run on the 8x8 digits: config.json with its data section, metrics.jsonl."""
+    out = tmp_path_factory.mktemp("app") / "vae-run"
+    assert main(["train", "vae", "--out", str(out), "--seed", "1", *TRAIN]) == 0
+    return out
+
+
+@contextmanager
+def serving(explorer):
+    server = make_server(explorer, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def vae_url(vae_run):
+    with serving(Explorer.from_run(vae_run)) as url:
+        yield url
+
+
+def request(url, path, body=None, *, raw=None, headers=None, method=None):
+    """(status, JSON document) of one request; POST when a body is given."""
+    payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    hdrs = {"Content-Type": "application/json"} if payload is not None else {}
+    hdrs.update(headers or {})
+    req = urllib.request.Request(url + path, data=payload, headers=hdrs, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def ok(url, path, body=None):
+    status, doc = request(url, path, body)
+    assert status == 200, doc
+    return doc
+
+
+def png(b64: str) -> Image.Image:
+    raw = base64.b64decode(b64)
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(io.BytesIO(raw))
+    img.load()
+    return img
+
+
+def pixels(b64: str) -> torch.Tensor:
+    """A base64 PNG -> uint8 (C, H, W)."""
+    img = png(b64)
+    arr = torch.from_numpy(np.asarray(img).copy())
+    return arr.unsqueeze(0) if arr.dim() == 2 else arr.permute(2, 0, 1)
+
+
+def expected(image: torch.Tensor) -> torch.Tensor:
+    """What a (C, H, W) image in [0, 1] looks like after the PNG round trip."""
+    return pixels(base64.b64encode(_png_bytes(image)).decode())
+
+
+def _png_bytes(image: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(image: torch.Tensor) -> str:
+    return "data:image/png;base64," + base64.b64encode(_png_bytes(image)).decode()
+
+
+def digits_test(n=4):
+    return data.load("digits", "test").images[:n].float() / 255
+
+
+# ----------------------------------------------------------------------------- the card and the page
+
+
+def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae_run):
+    card = ok(vae_url, "/api/card")
+    assert card["name"] == "vae" and card["class"] == "VAE" and "Kingma" in card["summary"]
+    assert card["config"]["latent_dim"] == 2 and card["data"]["name"] == "digits"
+    caps = card["capabilities"]
+    assert caps["latent"] and caps["manifold"] and caps["reconstruct"] and caps["log_prob"] and caps["importance_sampled"]
+    assert not caps["translate"] and caps["num_classes"] == 0 and caps["kind"] == "image"
+    records = [json.loads(line) for line in (vae_run / "metrics.jsonl").read_text().splitlines()]
+    m = card["metrics"]
+    assert m["records"] == len(records) == 3 and m["last_step"] == 6 and m["last"] == records[-1]
+    assert m["series"]["vae/loss"] == [[r["step"], r["vae/loss"]] for r in records]
+    assert card["parameters"] == sum(p.numel() for p in genlab.load(vae_run).parameters())
+
+
+def test_capabilities_follow_the_methods_not_the_names():
+    assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
+        "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent": False, "manifold": False,
+        "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "upload": True}
+    gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3))
+    assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["upload"] and gan["num_classes"] == 3
+    assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden=8, depth=1))["kind"] == "points"
+    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden=8, depth=1))["manifold"]
+    assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))["translate"]
+
+
+def test_the_page_is_served_and_references_only_local_files(vae_url):
+    with urllib.request.urlopen(vae_url + "/", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/html")
+        html = r.read().decode()
+    with urllib.request.urlopen(vae_url + "/app.js", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/javascript")
+        js = r.read().decode()
+    assert html == static_file("index.html").decode() and js == static_file("app.js").decode()
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html)
+    assert refs == ["app.js"], refs  # one local script, no stylesheet or font from elsewhere
+    for text in (html, js):
+        assert not re.search(r"https?:|//[a-z]|@import|\burl\(", text, re.I), "the page must work offline"
+    # every element the script looks up by a literal id exists in the page
+    ids = set(re.findall(r'id="([^"]+)"', html))
+    used = set(re.findall(r'\$\("([^"]+)"\)', js))
+    assert used and used <= ids, sorted(used - ids)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def test_samples_are_the_models_samples_for_the_seed(vae_url, vae_run):
+    model = genlab.load(vae_run)
+    doc = ok(vae_url, "/api/samples", {"n": 9, "seed": 7})
+    assert png(doc["image"]).size == (2 + 3 * 10, 2 + 3 * 10) and doc["nrow"] == 3
+    x = model.sample(9, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(pixels(doc["image"]), expected(make_grid(x, nrow=3)))
+    assert ok(vae_url, "/api/samples", {"n": 9, "seed": 7})["image"] == doc["image"]
+    assert ok(vae_url, "/api/samples", {"n": 9, "seed": 8})["image"] != doc["image"]
+
+
+def test_latent_endpoint_returns_exactly_decode_of_z(vae_url, vae_run):
+    model = genlab.load(vae_run)
+    doc = ok(vae_url, "/api/latent", {"seed": 5})
+    z = torch.tensor(doc["z"])
+    assert torch.equal(z, torch.randn(1, 2, generator=torch.Generator().manual_seed(5))[0])  # the prior draw of the seed
+    assert png(doc["image"]).size == (8, 8)
+    assert torch.equal(pixels(doc["image"]), expected(model.decode(z[None])[0]))
+    # the seed's code equals what sample() decodes for that seed
+    assert torch.equal(pixels(doc["image"]), expected(model.sample(1, generator=torch.Generator().manual_seed(5))[0]))
+    moved = ok(vae_url, "/api/latent", {"seed": 5, "values": [1.25]})
+    assert moved["z"] == [1.25, doc["z"][1]]
+    assert torch.equal(pixels(moved["image"]), expected(model.decode(torch.tensor([[1.25, doc["z"][1]]]))[0]))
+    given = ok(vae_url, "/api/latent", {"z": [-0.3, 2.0]})
+    assert torch.equal(pixels(given["image"]), expected(model.decode(torch.tensor([[-0.3, 2.0]]))[0]))
+
+
+def test_interpolation_strip_and_manifold(vae_url, vae_run):
+    model = genlab.load(vae_run)
+    doc = ok(vae_url, "/api/interpolate", {"seed_a": 1, "seed_b": 2, "steps": 3, "method": "lerp"})
+    assert png(doc["image"]).size == (2 + 3 * 10, 12)
+    za, zb = torch.tensor(doc["z_a"]), torch.tensor(doc["z_b"])
+    strip = make_grid(model.decode(torch.stack([za, (za + zb) / 2, zb])), nrow=3)
+    assert torch.equal(pixels(doc["image"]), expected(strip))
+    slerp = ok(vae_url, "/api/interpolate", {"seed_a": 1, "seed_b": 2, "steps": 3})
+    frames = latent_viz.z_interpolation_frames(model, za, zb, 3, "slerp")
+    assert torch.equal(pixels(slerp["image"]), expected(make_grid(torch.stack(frames), nrow=3)))
+    man = ok(vae_url, "/api/manifold", {"n": 4})
+    assert png(man["image"]).size == (32, 32)
+    assert torch.equal(pixels(man["image"]), expected(latent_viz.manifold_grid(model, n=4)))
+
+
+def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
+    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3)
+    with serving(Explorer(model)) as url:
+        doc = ok(url, "/api/latent", {"seed": 3, "label": 2})
+        same = model.sample(1, generator=torch.Generator().manual_seed(3), labels=torch.tensor([2]))
+        assert torch.equal(pixels(doc["image"]), expected(same[0]))
+        other = ok(url, "/api/latent", {"seed": 3, "label": 0})
+        assert other["z"] == doc["z"] and other["image"] != doc["image"]
+        grid = ok(url, "/api/samples", {"n": 4, "seed": 0})  # default labels 0, 1, 2, 0
+        x = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]))
+        assert grid["labels"] == [0, 1, 2, 0] and torch.equal(pixels(grid["image"]), expected(make_grid(x, nrow=2)))
+        assert ok(url, "/api/samples", {"n": 3, "labels": [1]})["labels"] == [1, 1, 1]
+        assert png(ok(url, "/api/interpolate", {"steps": 4, "label": 1})["image"]).size == (42, 12)
+
+
+def test_point_and_sequence_models_get_samples():
+    points = build("gan", image_shape=(2,), latent_dim=2, hidden=8, depth=1)
+    with serving(Explorer(points)) as url:
+        doc = ok(url, "/api/samples", {"n": 500, "seed": 0})
+        assert png(doc["image"]).size == (384, 384)
+        assert ok(url, "/api/samples", {"n": 500, "seed": 0})["image"] == doc["image"]
+    wave = build("wavenet", image_shape=(1, 1, 12), residual_channels=4, skip_channels=4, dilations=(1, 2), stacks=1)
+    with serving(Explorer(wave)) as url:
+        doc = ok(url, "/api/samples", {"n": 2, "seed": 0})
+        x = wave.sample(2, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(pixels(doc["image"]), expected(make_grid(x, nrow=2)))
+        assert request(url, "/api/latent", {})[0] == 400
+
+
+# ----------------------------------------------------------------------------- your image
+
+
+def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_run):
+    model = genlab.load(vae_run)
+    x01 = digits_test(1)
+    doc = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
+    g = torch.Generator().manual_seed(4)
+    x = model.prepare(x01, generator=g)
+    lp = model.log_prob(x, iw_samples=7, generator=g)
+    lik = doc["likelihood"]
+    assert lik["log_prob_nats"] == float(lp[0]) and lik["nll_nats"] == -float(lp[0]) and lik["offset_nats"] == 0
+    assert lik["bits_per_dim"] == pytest.approx(-float(lp[0]) / (64 * 0.6931471805599453), rel=1e-12)
+    assert "k = 7" in lik["estimator"]
+    assert torch.equal(pixels(doc["input"]), expected(x01[0]))
+    assert torch.equal(pixels(doc["model_input"]), expected(x[0]))  # the binarized draw
+    assert torch.equal(pixels(doc["reconstruction"]), expected(model.decode(model.encode(x)[0])[0]))
+    # outlier scores: percentiles among the run's held-out digits, as genlab.ood scores them
+    out = doc["outlier"]
+    assert out["available"] and out["reference"] == "digits test split, first 200 images"
+    ref = ood.nll_bits_per_dim(model, data.load("digits", "test").images[:200], iw_samples=7, seed=4)
+    assert out["nll_bits_per_dim"]["percentile"] == pytest.approx(100 * float((ref < lik["bits_per_dim"]).double().mean()))
+    assert out["nll_bits_per_dim"]["reference_mean"] == pytest.approx(float(ref.mean()))
+    png_bits = ood.compressed_bits(x01) / 64
+    assert out["complexity"]["value"] == pytest.approx(lik["bits_per_dim"] - float(png_bits[0]))
+    again = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
+    assert again == doc  # determinism per seed
+    assert ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 5, "iw_samples": 7})["likelihood"] != lik
+
+
+def test_analyze_fits_other_sizes_only_when_asked(vae_url, vae_run):
+    from genlab.data.images import fit_image, to_array
+
+    big = torch.rand(3, 20, 12)  # an RGB image of another size and aspect ratio
+    status, doc = request(vae_url, "/api/analyze", {"image": data_url(big)})
+    assert status == 400 and "12x20" in doc["error"] and "8x8" in doc["error"] and "fit" in doc["error"]
+    doc = ok(vae_url, "/api/analyze", {"image": data_url(big), "fit": True, "iw_samples": 2})
+    want = to_array(fit_image(to_pil(big).convert("L"), (8, 8)), 1)
+    assert torch.equal(pixels(doc["input"]), torch.from_numpy(want.copy()))
+
+
+def test_exact_likelihood_models_and_labels():
+    pix = build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)
+    x01 = torch.rand(1, 1, 5, 5)
+    with serving(Explorer(pix)) as url:
+        doc = ok(url, "/api/analyze", {"image": data_url(x01[0]), "seed": 2})
+        xq = torch.round(x01 * 255) / 255  # what the PNG carries
+        x = pix.prepare(xq, generator=torch.Generator().manual_seed(2))
+        assert doc["likelihood"]["log_prob_nats"] == float(pix.log_prob(x).detach()[0])
+        assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == "the model's log_prob"
+        assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set to compare with"}
+        assert request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200  # ignored: exact model
+    gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_layers=2, output_channels=6, mixtures=2, num_classes=3)
+    rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
+    with serving(Explorer(gated)) as url:
+        doc = ok(url, "/api/analyze", {"image": data_url(rgb), "label": 2})
+        assert doc["likelihood"]["log_prob_nats"] == float(gated.log_prob(rgb[None], torch.tensor([2])).detach()[0])
+        assert doc["likelihood"]["conditional_on_label"] == 2 and "outlier" not in doc
+        status, err = request(url, "/api/analyze", {"image": data_url(rgb), "label": 3})
+        assert status == 400 and "'label' must be in 0..2, got 3" in err["error"]
+
+
+class Flipper(VAE):
+    """A test translator: a2b mirrors left-right, b2a flips upside down (input space = [0, 1])."""
+
+    def translate(self, x, direction):
+        return x.flip(-1) if direction == "a2b" else x.flip(-2)
+
+
+def test_translate_calls_the_models_translate():
+    model = Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0, likelihood="logistic")).eval()
+    img = torch.round(torch.rand(1, 4, 6) * 255) / 255
+    with serving(Explorer(model)) as url:
+        a2b = ok(url, "/api/translate", {"image": data_url(img), "direction": "a2b"})
+        assert png(a2b["image"]).size == (6, 4) and torch.equal(pixels(a2b["image"]), expected(img.flip(-1)))
+        b2a = ok(url, "/api/translate", {"image": data_url(img), "direction": "b2a"})
+        assert torch.equal(pixels(b2a["image"]), expected(img.flip(-2)))
+        status, err = request(url, "/api/translate", {"image": data_url(img), "direction": "sideways"})
+        assert status == 400 and "'a2b' or 'b2a'" in err["error"]
+
+
+# ----------------------------------------------------------------------------- bad requests
+
+
+@pytest.mark.parametrize("path, body, message", [
+    ("/api/nope", {}, "unknown endpoint '/api/nope'"),
+    ("/api/samples", {"n": 65}, "'n' must be in 1..64, got 65"),
+    ("/api/samples", {"n": "9"}, "'n' must be an integer"),
+    ("/api/samples", {"seed": -1}, "'seed' must be in 0.."),
+    ("/api/samples", {"labels": [1]}, "this model is unconditional"),
+    ("/api/latent", {"values": [0, 0, 0]}, "'values' must be a list of at most 2 numbers"),
+    ("/api/latent", {"z": [0.5]}, "'z' must be a list of exactly 2 numbers"),
+    ("/api/latent", {"values": [1e9]}, "finite numbers within +-100"),
+    ("/api/interpolate", {"method": "cubic"}, "'method' must be 'slerp' or 'lerp'"),
+    ("/api/interpolate", {"steps": 1}, "'steps' must be in 2..32"),
+    ("/api/manifold", {"dims": [0, 0]}, "two different latent dimensions in 0..1"),
+    ("/api/manifold", {"n": 31}, "'n' must be in 2..30"),
+    ("/api/analyze", {}, "'image' must be a PNG file as base64 text"),
+    ("/api/analyze", {"image": "not base64!"}, "not valid base64"),
+    ("/api/analyze", {"image": base64.b64encode(b"GIF89a but not really").decode()}, "could not be decoded as an image"),
+    ("/api/analyze", {"image": data_url(torch.rand(1, 8, 8)), "iw_samples": 0}, "'iw_samples' must be in 1..1000"),
+    ("/api/translate", {"image": data_url(torch.rand(1, 8, 8))}, "cannot translate images"),
+])
+def test_bad_requests_get_400_and_a_message(vae_url, path, body, message):
+    status, doc = request(vae_url, path, body)
+    assert status == 400 and message in doc["error"], doc
+
+
+def test_malformed_requests_get_400(vae_url):
+    for raw, message in ((b"{not json", "not valid JSON"), (b"[1, 2]", "must be a JSON object")):
+        status, doc = request(vae_url, "/api/samples", raw=raw)
+        assert status == 400 and message in doc["error"]
+    status, doc = request(vae_url, "/api/samples", raw=b"{}", headers={"Content-Type": "text/plain"})
+    assert status == 400 and "application/json" in doc["error"]
+    status, doc = request(vae_url, "/api/samples")
+    assert status == 400 and "takes POST" in doc["error"]
+    status, doc = request(vae_url, "/favicon.ico")
+    assert status == 400 and "unknown endpoint" in doc["error"]
+    status, doc = request(vae_url, "/api/card", headers={"Host": "evil.example:8000"})
+    assert status == 400 and "Host" in doc["error"]
+    assert request(vae_url, "/api/card")[0] == 200  # and the server still answers
+
+
+def test_model_calls_are_serialised_and_the_run_dir_is_never_written(vae_run):
+    snapshot = lambda: {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in vae_run.rglob("*")}  # noqa: E731
+    before = snapshot()
+    explorer = Explorer.from_run(vae_run, reference_examples=20)
+    inside, most = [0], [0]
+    sample = explorer.model.sample
+
+    def slow_sample(*args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.02)
+        try:
+            return sample(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    explorer.model.sample = slow_sample
+    with serving(explorer) as url:
+        results = {}
+        threads = [threading.Thread(target=lambda s=s: results.__setitem__(s, ok(url, "/api/samples", {"n": 4, "seed": s})["image"]))
+                   for s in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert most[0] == 1  # never two model calls at once
+        assert all(results[s] == ok(url, "/api/samples", {"n": 4, "seed": s})["image"] for s in range(6))
+        ok(url, "/api/analyze", {"image": data_url(digits_test(1)[0]), "iw_samples": 2})
+        ok(url, "/api/card")
+    assert snapshot() == before
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_serve_reports_a_busy_port(vae_run, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert main(["serve", str(vae_run), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
