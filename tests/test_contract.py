@@ -26,6 +26,7 @@ TINY = {
     "dcgan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8),
     "lsgan": dict(image_shape=(3, 16, 16), latent_dim=4, channels=8),
     "ali": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden=16),
+    "cyclegan": dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=4),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
     "pixelvae": dict(image_shape=(1, 6, 6), latent_levels=2, latent_dim=2, z1_channels=2, channels=(4, 8), hidden_dim=8, pixel_channels=4, pixel_layers=1, input_kernel=3),
 }

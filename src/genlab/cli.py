@@ -95,6 +95,10 @@ def cmd_train(args) -> None:
     config_cls, _ = registry.get(args.model)
     cfg = RunConfig(model_name=args.model, model=config_cls(), train=TrainConfig(), data=DataConfig())
     sets = list(args.set or [])
+    if args.data is None:  # translators train on two domains; every other model on the embedded digits
+        from .models.cyclegan import DEFAULT_DATA
+
+        args.data = DEFAULT_DATA if args.model == "cyclegan" else "mnist-5k"
     if args.model == "gan" and args.data in ("ring8", "grid25"):
         from .models.gan import POINT_PRESET
 
@@ -130,6 +134,10 @@ def cmd_sample(args) -> None:
 
         path = Path(args.out) if args.out else run / "samples.wav"
         save_wav(model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n)), path, rate=args.rate)
+    elif hasattr(model, "translate"):  # translators: row 1 F(b), row 2 G(a) of stored training images
+        from .viz.translation import sample_grid
+
+        save_png(sample_grid(model, args.n, generator=_generator(args.seed)), path, scale=args.scale)
     elif len(model.config.image_shape) == 1:  # 2-D points: a scatter over the data and D's surface
         from .viz.toy2d import plot_gan_toy2d
 
@@ -272,6 +280,22 @@ def cmd_serve(args) -> None:
           verbose=args.verbose)
 
 
+def cmd_translate(args) -> None:
+    from .viz.images import save_png
+    from .viz.translation import translation_grid, translation_inputs
+
+    run = Path(args.run)
+    model = _load(args.run)
+    if not hasattr(model, "translate"):
+        raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
+    x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
+                             split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
+                             generator=_generator(args.seed))
+    path = _out_path(args, run, f"translation-{args.direction}.png")
+    save_png(translation_grid(model, x01, args.direction), path, scale=args.scale)
+    print(path)
+
+
 def cmd_models(args) -> None:
     from . import registry
 
@@ -297,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (see `genlab models`)")
     t.add_argument("model", help="registry name, e.g. vae")
-    t.add_argument("--data", default="mnist-5k", help="data set name (`genlab datasets`), folder:<path> or npz:<path>; default: the embedded mnist-5k")
+    t.add_argument("--data", help="data set name (`genlab datasets`), folder:<path>, npz:<path> or unpaired:<A>,<B>; "
+                   "default: the embedded mnist-5k (cyclegan: unpaired:mnist-5k,mnist-5k+invert)")
     t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
     t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -396,6 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
     s.add_argument("--verbose", action="store_true", help="log every request")
     s.set_defaults(func=cmd_serve)
+
+    s = run_cmd("translate", "translate images between domains (cyclegan): inputs, translations, reconstructions",
+                cmd_translate, "PNG path (default RUN/translation-<direction>.png)")
+    s.add_argument("--direction", choices=["a2b", "b2a"], required=True, help="a2b applies G: A -> B, b2a applies F: B -> A")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--image", help="an image file to translate")
+    src.add_argument("--data", help="a domain, <data set>[+invert|+rot90|+rot270|+flip] (default: the run's domain A for a2b, B for b2a)")
+    s.add_argument("--data-dir")
+    s.add_argument("--split", default="test")
+    s.add_argument("-n", type=int, default=8, help="images drawn from --data")
+    s.add_argument("--scale", type=int, default=3)
 
     sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)

@@ -6,6 +6,7 @@ Add a model by adding one line here; nothing registers itself at import time.
 from __future__ import annotations
 
 from .errors import ConfigError
+from .models.cyclegan import CycleGAN, CycleGANConfig
 from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.ali import ALI, ALIConfig
 from .models.gan import GAN, GANConfig
@@ -25,6 +26,7 @@ MODELS = {
     "dcgan": (DCGANConfig, DCGAN),
     "lsgan": (LSGANConfig, DCGAN),
     "ali": (ALIConfig, ALI),
+    "cyclegan": (CycleGANConfig, CycleGAN),
     "progan": (ProGANConfig, ProGAN),
     "pixelvae": (PixelVAEConfig, PixelVAE),
 }

@@ -40,7 +40,7 @@ DATASETS = {
 #: The default data set of genlab's tools.
 DEFAULT_DATASET = "mnist-5k"
 
-_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>")
+_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>")
 _SPLITS = ("train", "test")
 
 
@@ -75,7 +75,10 @@ def load(
             ``folder:<path>`` (a folder of png/jpg/jpeg/bmp/gif/webp images,
             searched recursively; class sub-folders become labels),
             ``npz:<path>`` / ``npy:<path>`` (arrays, see
-            :mod:`genlab.data.arrays`).
+            :mod:`genlab.data.arrays`), ``unpaired:<A>,<B>[,seed=<int>]`` (two
+            domains stacked along channels for translation, e.g.
+            ``unpaired:mnist,mnist+invert``; returns an
+            :class:`genlab.data.unpaired.UnpairedDataset`, see that module).
         split: "train" or "test". Folder and array sources also accept "all"
             (folders: a fixed seeded 90/10 train/test split; arrays: see
             :mod:`genlab.data.arrays`); "celeba" also accepts "valid".
@@ -111,6 +114,11 @@ def load(
     kind, sep, path = name.partition(":")
     labels = class_names = None
 
+    if sep and kind == "unpaired":  # two domains stacked along channels (CycleGAN), see genlab.data.unpaired
+        from .unpaired import load_unpaired, parse_spec
+
+        domain_a, domain_b, seed = parse_spec(path)
+        return load_unpaired(domain_a, domain_b, split, data_dir, seed=seed, image_size=image_size, download=download)
     if sep and kind == "wav":
         from .audio import load_wav_folder
 
