@@ -83,9 +83,9 @@ class ProGANConfig(ModelConfig):
     """``image_shape``: (C, H, W), square with side ``s * 2^k``, 4 <= s <= 7, k >= 2."""
 
     image_shape: tuple[int, ...] = (1, 28, 28)
-    latent_dim: int = 128
-    channels: int = 128  # width at the first resolution; halves with every doubling ...
-    min_channels: int = 16  # ... down to this
+    latent_dim: int = 64  # the paper: 512
+    channels: int = 32  # width at the first resolution (the paper: 512); halves with every doubling ...
+    min_channels: int = 16  # ... down to this (MNIST: 32 at 7x7, 16 at 14x14 and 28x28)
     objective: str = "wgan-gp"  # wgan-gp (the paper) or any genlab.losses objective, e.g. non-saturating
     gp_weight: float = 10.0  # lambda of the gradient penalty (0 disables it)
     drift: float = 0.001  # eps_drift: keeps D's outputs on reals near 0 (wgan-gp only)

@@ -1,0 +1,155 @@
+"""Benchmark: progressive growing (progan) on MNIST under a fixed CPU budget.
+
+MNIST grows 7x7 -> 14x14 -> 28x28. A short timed calibration measures the cost of
+one iteration in each phase; the budget (``--minutes``, default 8) is then split into
+equal phases of P iterations (stable 7x7, fade to 14x14, stable 14x14, fade to 28x28)
+and a last 28x28 phase of 2P, trained through genlab's Trainer. Reports the time
+of each phase, then for 10,000 samples (from the Trainer's EMA weights and from the
+raw weights) the share of each digit according to the shipped MNIST feature network's
+classifier head and the FID against the 10,000 test images in that network's
+features (``genlab.metrics.quality``; not Inception FID, so not comparable with
+published numbers). Saves ``growth.png`` (one row per resolution, the same codes,
+each row at the end of that resolution's stable phase) and ``growth.gif`` (a frame
+at the end of every phase). ``--model dcgan`` runs the same budget and evaluation for
+the ``dcgan`` model (32 channels, non-saturating, as benchmarks/dcgan_mnist.py).
+Not a test.
+
+    python benchmarks/progan_mnist.py --data-dir /work/shared/data                  # 8 minutes
+    python benchmarks/progan_mnist.py --data-dir /work/shared/data --model dcgan    # the same budget for dcgan
+    python benchmarks/progan_mnist.py --data-dir /work/shared/data --minutes 0.5    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from genlab import data as gdata
+from genlab import registry
+from genlab.config import TrainConfig
+from genlab.metrics.features import get_feature_net
+from genlab.metrics.quality import fid_from_features, generate_samples, reference_features
+from genlab.train.trainer import Trainer
+from genlab.viz.images import make_grid, save_gif, save_png
+
+PHASES = ["stable 7x7", "fade 14x14", "stable 14x14", "fade 28x28", "stable 28x28"]
+
+
+def machine() -> str:
+    return f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs (torch threads {torch.get_num_threads()}), torch {torch.__version__}, python {platform.python_version()}"
+
+
+def iteration_seconds(model, batch: torch.Tensor, step: int, reps: int = 2) -> float:
+    """Seconds of one iteration's losses and backward passes at ``step`` (best of ``reps`` after a warm-up)."""
+    model.begin_iteration(step)
+    best = float("inf")
+    for i in range(reps + 1):
+        t = time.perf_counter()
+        for s in model.train_steps():
+            model.zero_grad(set_to_none=True)
+            s.loss({"x": batch, "y": None})["loss"].backward()
+        if i:
+            best = min(best, time.perf_counter() - t)
+    model.zero_grad(set_to_none=True)
+    return best
+
+
+def evaluate(model, net, real_features, test, n: int, seed: int) -> dict:
+    x = generate_samples(model, n, seed=seed)
+    shares = torch.bincount(net.logits(x).argmax(1), minlength=10).double() / n
+    return {"fid": fid_from_features(real_features, net.features(x).numpy()), "shares": shares, "x": x}
+
+
+def ema_copy(trainer: Trainer):
+    model = copy.deepcopy(trainer.model)
+    if trainer.ema is not None:
+        model.load_state_dict(trainer.ema.weights_like(model))
+    return model.eval()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=8.0, help="training budget (wall clock)")
+    ap.add_argument("--model", default="progan", choices=["progan", "dcgan"])
+    ap.add_argument("--data-dir", default="/work/shared/data")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=None, help="progan: width at 7x7 (default the config's); dcgan: base width (default 32)")
+    ap.add_argument("--ema-decay", type=float, default=0.99, help="the paper uses 0.999 over far longer runs")
+    ap.add_argument("--samples", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="output folder (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    train = gdata.load("mnist", "train", data_dir=args.data_dir)
+    test = gdata.load("mnist", "test", data_dir=args.data_dir)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix=f"{args.model}-mnist-"))
+    out.mkdir(parents=True, exist_ok=True)
+    budget = args.minutes * 60
+    print(f"# {args.model} on MNIST, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}")
+    print(f"# machine: {machine()}", flush=True)
+    net = get_feature_net("mnist")
+    real = reference_features(test, net, split="test")["features"]
+    quiet = dict(batch_size=args.batch_size, progress=False, checkpoint_every=0, sample_every=0, log_every=0, seed=args.seed, device="cpu", ema_decay=args.ema_decay)
+
+    torch.manual_seed(args.seed)
+    if args.model == "dcgan":
+        model = registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels or 32, objective="non-saturating")
+        calib = Trainer(copy.deepcopy(model), train, TrainConfig(steps=25, **quiet), out / "calib")
+        calib.fit(5)
+        t = time.perf_counter()
+        calib.fit(25)
+        steps = max(10, int(20 / (time.perf_counter() - t) * budget))
+        trainer = Trainer(model, train, TrainConfig(steps=steps, **quiet), out / "run")
+        t = time.perf_counter()
+        trainer.fit()
+        print(f"trained {steps} iterations in {(time.perf_counter() - t) / 60:.1f} min", flush=True)
+    else:
+        kw = {} if args.channels is None else {"channels": args.channels}
+        probe = registry.build("progan", image_shape=(1, 28, 28), stable_steps=1, fade_steps=1, **kw)
+        batch = probe.prepare(train.images[: args.batch_size].float() / 255)
+        per_phase = [iteration_seconds(probe, batch, s) for s in (0, 1, 2, 3, 4)]
+        weights = [1, 1, 1, 1, 2]  # the last 28x28 phase is twice as long
+        p = max(1, int(budget / 1.4 / sum(w * c for w, c in zip(weights, per_phase))))  # measured: Adam and the Trainer add ~40%
+        print("calibration (s/iteration): " + ", ".join(f"{n} {c:.3f}" for n, c in zip(PHASES, per_phase)) + f" -> P = {p}", flush=True)
+        model = registry.build("progan", image_shape=(1, 28, 28), stable_steps=p, fade_steps=p, **kw)
+        ends = [p, 2 * p, 3 * p, 4 * p, 6 * p]
+        trainer = Trainer(model, train, TrainConfig(steps=ends[-1], **quiet), out / "run")
+        z = torch.randn(10, model.config.latent_dim, generator=torch.Generator().manual_seed(args.seed))
+        frames, rows = [], []
+        print(f"{'phase':<14}{'iterations':>11}{'minutes':>9}{'s/iteration':>13}")
+        for name, end in zip(PHASES, ends):
+            start, t = trainer.step, time.perf_counter()
+            trainer.fit(end)
+            sec = time.perf_counter() - t
+            print(f"{name:<14}{end - start:>11}{sec / 60:>9.2f}{sec / (end - start):>13.3f}", flush=True)
+            snap = ema_copy(trainer).decode(z)
+            frames.append(make_grid(snap, nrow=10))
+            if name.startswith("stable"):
+                rows.append(snap)
+        save_png(make_grid(torch.cat(rows), nrow=10), out / "growth.png", scale=2)
+        save_gif(frames, out / "growth.gif", duration_ms=700, scale=2)
+        print(f"growth: {out / 'growth.png'} (rows 7x7, 14x14, 28x28), {out / 'growth.gif'}")
+
+    results = {"EMA weights": evaluate(ema_copy(trainer), net, real, test, args.samples, args.seed)}
+    raw = copy.deepcopy(trainer.model).eval()
+    results["raw weights"] = evaluate(raw, net, real, test, args.samples, args.seed)
+    save_png(results["EMA weights"]["x"][:100], out / "samples.png", scale=2)
+    print(f"samples: {out / 'samples.png'}; {args.samples} samples vs {len(test)} test images, features of the shipped 'mnist' net")
+    print(f"{'weights':<13}{'FID':>8}  " + "".join(f"{d:>6}" for d in range(10)) + "   min share")
+    for k, r in results.items():
+        s = r["shares"]
+        print(f"{k:<13}{r['fid']:>8.2f}  " + "".join(f"{100 * v:>6.1f}" for v in s.tolist()) + f"{100 * float(s.min()):>9.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
