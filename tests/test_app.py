@@ -23,6 +23,7 @@ from PIL import Image
 import genlab
 from genlab import data, ood, registry
 from genlab.app import Explorer, capabilities, make_server
+from genlab.app.explorer import domain_shape, waveform_image
 from genlab.app.server import static_file
 from genlab.cli import main
 from genlab.models.vae import VAE, VAEConfig
@@ -143,9 +144,9 @@ def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae
 def test_capabilities_follow_the_methods_not_the_names():
     assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
         "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent": False, "manifold": False,
-        "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "upload": True}
+        "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "analyze": True}
     gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3))
-    assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["upload"] and gan["num_classes"] == 3
+    assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["analyze"] and gan["num_classes"] == 3
     assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden=8, depth=1))["kind"] == "points"
     assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden=8, depth=1))["manifold"]
     assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))["translate"]
@@ -237,9 +238,19 @@ def test_point_and_sequence_models_get_samples():
     wave = build("wavenet", image_shape=(1, 1, 12), residual_channels=4, skip_channels=4, dilations=(1, 2), stacks=1)
     with serving(Explorer(wave)) as url:
         doc = ok(url, "/api/samples", {"n": 2, "seed": 0})
+        assert png(doc["image"]).size == (512, 2 * 64)
         x = wave.sample(2, generator=torch.Generator().manual_seed(0))
-        assert torch.equal(pixels(doc["image"]), expected(make_grid(x, nrow=2)))
+        buf = io.BytesIO()
+        waveform_image(x).save(buf, format="PNG")
+        assert doc["image"] == base64.b64encode(buf.getvalue()).decode()
         assert request(url, "/api/latent", {})[0] == 400
+
+
+def test_waveform_rows_put_one_at_the_top_and_zero_at_the_bottom():
+    img = waveform_image(torch.stack([torch.ones(1, 1, 16), torch.zeros(1, 1, 16)]), width=32, row_height=20)
+    blue = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[2] == 215
+    rows = sorted({int(r) for r in blue.nonzero()[:, 0]})
+    assert img.size == (32, 40) and rows == [2, 20 + 17]  # 2 + (1 - v) * (20 - 5) within each row
 
 
 # ----------------------------------------------------------------------------- your image
@@ -321,6 +332,59 @@ def test_translate_calls_the_models_translate():
         assert torch.equal(pixels(b2a["image"]), expected(img.flip(-2)))
         status, err = request(url, "/api/translate", {"image": data_url(img), "direction": "sideways"})
         assert status == 400 and "'a2b' or 'b2a'" in err["error"]
+
+
+def test_a_registered_translator_gets_samples_and_translations():
+    """Whatever model in the registry has translate() (CycleGAN): paired samples split into
+    one-domain images, and translate on the domain's shape."""
+    names = [n for n, (_, cls) in registry.MODELS.items() if callable(getattr(cls, "translate", None))]
+    if not names:
+        pytest.skip("no translator in the registry")
+    from test_contract import TINY
+
+    model = build(names[0], **TINY[names[0]])
+    c, h, w = model.config.image_shape
+    cd = model.domain_channels
+    img = torch.round(torch.rand(cd, h, w) * 255) / 255
+    with serving(Explorer(model)) as url:
+        card = ok(url, "/api/card")
+        assert card["capabilities"]["translate"] and not card["capabilities"]["analyze"]
+        doc = ok(url, "/api/samples", {"n": 4, "seed": 1})
+        x = model.sample(4, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(pixels(doc["image"]), expected(make_grid(x.reshape(4 * c // cd, cd, h, w), nrow=doc["nrow"])))
+        for direction in ("a2b", "b2a"):
+            out = ok(url, "/api/translate", {"image": data_url(img), "direction": direction})
+            assert torch.equal(pixels(out["image"]), expected(model.translate(img[None], direction)[0]))
+
+
+@pytest.mark.parametrize("name", sorted(registry.MODELS))
+def test_every_registered_model_answers_what_its_capabilities_promise(name):
+    """Capabilities come from methods: each view a model's card lists must answer with
+    PNGs of the right size, and the others must refuse with 400."""
+    from test_contract import TINY
+
+    model = build(name, **TINY[name])
+    caps = capabilities(model)
+    shape = tuple(model.config.image_shape)
+    with serving(Explorer(model)) as url:
+        assert ok(url, "/api/card")["capabilities"] == caps
+        label = {"label": 1} if caps["num_classes"] else {}
+        assert ok(url, "/api/samples", {"n": 2, **label})["image"]
+        image = {"image": data_url(torch.rand(*domain_shape(model)) if len(shape) == 3 else torch.rand(1, 4, 4)), "fit": True}
+        for path, body, cap, size in [
+            ("/api/latent", {**label}, "latent", shape[:0:-1]),
+            ("/api/interpolate", {"steps": 3, **label}, "latent", None),
+            ("/api/manifold", {"n": 2, **label}, "manifold", (2 * shape[-1], 2 * shape[-2]) if len(shape) == 3 else None),
+            ("/api/analyze", {**image, "iw_samples": 2, **label}, "analyze", None),
+        ]:
+            status, doc = request(url, path, body)
+            assert status == (200 if caps[cap] else 400), (path, doc)
+            if caps[cap] and size is not None:
+                assert png(doc["image"]).size == tuple(size)
+            if path == "/api/analyze" and caps[cap]:
+                assert ("likelihood" in doc) == caps["log_prob"] and ("reconstruction" in doc) == caps["reconstruct"]
+                if caps["reconstruct"]:
+                    assert png(doc["reconstruction"]).size == shape[:0:-1]
 
 
 # ----------------------------------------------------------------------------- bad requests

@@ -10,11 +10,13 @@ model gets every view its methods allow (see :func:`capabilities`):
 * ``sample(n, generator, labels)``: a grid of samples for a seed;
 * ``config.latent_dim`` + ``decode(z)``: latent sliders, interpolation strips
   (lerp / slerp, :mod:`genlab.viz.latent`), the 2-D manifold figure;
-* ``encode`` + ``decode``: the reconstruction of an uploaded image;
+* ``encode`` + ``decode``: the reconstruction of an uploaded image (the model's
+  own ``reconstruct`` where it has one);
 * ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
   among the run's own held-out images (:mod:`genlab.ood` scores);
-* ``translate(x, direction)`` with direction ``"a2b"`` / ``"b2a"``: image to
-  image translation.
+* ``translate(x, direction)`` with direction ``"a2b"`` / ``"b2a"`` on images in
+  [0, 1] of one domain (``model.domain_channels`` channels where the model's
+  ``image_shape`` stacks two domains): image to image translation.
 
 Bad input raises :class:`RequestError` (the server answers HTTP 400 with its
 message). Every model call holds one lock: the server's threads share one model.
@@ -96,8 +98,15 @@ def capabilities(model) -> dict[str, Any]:
         "importance_sampled": image and has("log_prob") and is_latent_variable_model(model),
         "translate": image and has("translate"),
     }
-    caps["upload"] = caps["reconstruct"] or caps["log_prob"] or caps["translate"]
+    caps["analyze"] = caps["reconstruct"] or caps["log_prob"]  # what /api/analyze can do with an image
     return caps
+
+
+def domain_shape(model) -> tuple[int, int, int]:
+    """(C, H, W) of one domain's images: ``image_shape`` with ``model.domain_channels``
+    channels where the model stacks two domains (a translator's paired samples)."""
+    c, h, w = model.config.image_shape
+    return int(getattr(model, "domain_channels", None) or c), h, w
 
 
 # ----------------------------------------------------------------------------- request values
@@ -139,6 +148,31 @@ def png_base64(image: Tensor) -> str:
 
 def _image_reply(image: Tensor, **extra) -> dict:
     return {"image": png_base64(image), "width": int(image.shape[-1]), "height": int(image.shape[-2]), **extra}
+
+
+def waveform_image(x: Tensor, width: int = 512, row_height: int = 64) -> Image.Image:
+    """Sequences (n, C, 1, L) in [0, 1] (e.g. WaveNet's audio) -> one RGB plot, a row of
+    ``row_height`` pixels per sequence (channel 0), value 1 at the top, 0.5 on the grey line."""
+    from PIL import ImageDraw
+
+    seqs = x.detach().float().cpu().reshape(x.shape[0], -1, x.shape[-1])[:, 0].clamp(0, 1)
+    n, length = seqs.shape
+    img = Image.new("RGB", (width, n * row_height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    xs = [i * (width - 1) / max(length - 1, 1) for i in range(length)]
+    for r, seq in enumerate(seqs.tolist()):
+        top = r * row_height
+        draw.line([(0, top + (row_height - 1) / 2), (width - 1, top + (row_height - 1) / 2)], fill=(210, 210, 210))
+        draw.line([(px, top + 2 + (1 - v) * (row_height - 5)) for px, v in zip(xs, seq)], fill=(42, 91, 215))
+        if r:
+            draw.line([(0, top), (width - 1, top)], fill=(160, 160, 160))
+    return img
+
+
+def _pil_reply(img: Image.Image, **extra) -> dict:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "width": img.width, "height": img.height, **extra}
 
 
 def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
@@ -355,8 +389,13 @@ class Explorer:
             if kind == "points":
                 return self._points_plot(n, g, labels, seed)
             x = self.model.sample(n, generator=g, labels=labels).float().cpu()
-        nrow = max(1, math.ceil(math.sqrt(n)))
-        return _image_reply(make_grid(x.reshape(n, *self.model.config.image_shape), nrow=nrow), n=n, nrow=nrow, seed=seed,
+        if kind == "sequence":
+            return _pil_reply(waveform_image(x), n=n, seed=seed, labels=labels.tolist() if labels is not None else None)
+        c = domain_shape(self.model)[0]
+        per = x.shape[1] // c  # images per sample: 1, or 2 for a translator's (F(b), G(a)) pairs
+        nrow = per * max(1, math.ceil(math.sqrt(n)))
+        images = x.reshape(n * per, c, *x.shape[2:])
+        return _image_reply(make_grid(images, nrow=nrow), n=n, nrow=nrow, seed=seed,
                             labels=labels.tolist() if labels is not None else None)
 
     def _points_plot(self, n: int, g: torch.Generator, labels, seed: int) -> dict:
@@ -371,8 +410,9 @@ class Explorer:
         surface = discriminator_surface(self.model) if callable(getattr(self.model, "discriminate", None)) else None
         with tempfile.TemporaryDirectory() as tmp:  # the plot is written outside the run directory
             path = plot_toy2d(real, fake, Path(tmp) / "points.png", surface=surface, size=384, title=name or "")
-            data = path.read_bytes()
-        return {"image": base64.b64encode(data).decode("ascii"), "width": 384, "height": 384, "n": n, "seed": seed}
+            with Image.open(path) as img:
+                img.load()
+                return _pil_reply(img, n=n, seed=seed)
 
     def latent(self, body: dict) -> dict:
         """{"seed", "values" (the first k dims) | "z" (all of them), "label"} -> decode(z) and z.
@@ -434,7 +474,7 @@ class Explorer:
         generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
         ``model.log_prob(x, [labels], [iw_samples=k], [generator=g])``.
         """
-        self._need("upload", "score or reconstruct an image (needs encode/decode, log_prob or translate)")
+        self._need("analyze", "score or reconstruct an image (needs encode/decode or log_prob)")
         model = self.model
         x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
         seed = self._seed(body)
@@ -468,26 +508,33 @@ class Explorer:
                     "conditional_on_label": label,
                 }
             if self.caps["reconstruct"]:
-                codes = latent_viz._codes(model, x)
-                out["reconstruction"] = png_base64(_Decoder(model, label, seed).decode(codes)[0].float().cpu())
+                out["reconstruction"] = png_base64(self._reconstruct(x, label, seed)[0].float().cpu())
         if "likelihood" in out and label is None and self.reference_examples > 0:
             with self.lock:
                 out["outlier"] = self._outlier(x01, out["likelihood"]["bits_per_dim"], k, seed)
         return out
 
+    def _reconstruct(self, x: Tensor, label: int | None, seed: int) -> Tensor:
+        """The model's ``reconstruct(x)`` if it has one (given a seeded generator where it
+        samples), else decode(the posterior mean); images in [0, 1]. Call with the lock held."""
+        fn = getattr(self.model, "reconstruct", None)
+        if callable(fn):
+            kwargs = {"generator": torch.Generator().manual_seed(seed)} if _accepts(fn, "generator") else {}
+            return fn(x, **kwargs)
+        return _Decoder(self.model, label, seed).decode(latent_viz._codes(self.model, x))
+
     def translate(self, body: dict) -> dict:
-        """{"image", "fit", "direction": "a2b" | "b2a", "seed"} -> ``model.translate(x, direction)``
-        of the image in the model's input space; the result is shown as images in [0, 1]."""
+        """{"image", "fit", "direction": "a2b" | "b2a"} -> ``model.translate(x01, direction)``:
+        the uploaded image in [0, 1] of one domain's shape (:func:`domain_shape`) and its
+        translation, in [0, 1]."""
         self._need("translate", "translate images (needs translate(x, direction))")
         direction = body.get("direction", "a2b")
         if direction not in DIRECTIONS:
             raise RequestError(f"'direction' must be 'a2b' or 'b2a', got {_short(direction)}")
-        model = self.model
-        x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
-        g = torch.Generator().manual_seed(self._seed(body))
+        x01 = decode_upload(body.get("image"), domain_shape(self.model), bool(body.get("fit", False)))
         with self.lock, torch.inference_mode():
-            y = model.translate(model.prepare(x01, generator=g).to(model.device), direction)
-        return {"input": png_base64(x01[0]), "direction": direction, **_image_reply(y[0].float().cpu())}
+            y = self.model.translate(x01.to(self.model.device), direction)
+        return {"input": png_base64(x01[0]), "direction": direction, **_image_reply(y[0].float().cpu().clamp(0, 1))}
 
     # ------------------------------------------------------------------ outlier scores
     def _outlier(self, x01: Tensor, bpd: float, k: int | None, seed: int) -> dict:

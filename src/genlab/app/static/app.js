@@ -341,7 +341,7 @@ async function main() {
       if (caps.latent_dim === 2) manifold();
     }
   }
-  if (caps.upload && (caps.log_prob || caps.reconstruct)) {
+  if (caps.analyze) {
     $("upload").classList.remove("hidden");
     if (caps.importance_sampled) { $("u-iw-box").classList.remove("hidden"); $("u-iw").max = card.limits.iw_samples; }
     $("u-file").onchange = () => readFile($("u-file")).then(analyze, (e) => { $("u-status").textContent = e.message; });
