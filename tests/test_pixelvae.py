@@ -25,7 +25,7 @@ def tiny(shape=(1, 2, 2), sharpen: float = 4.0, **fields) -> PixelVAE:
     base = dict(image_shape=shape, latent_dim=1, channels=(4,), hidden_dim=8, pixel_channels=4, pixel_layers=1, input_kernel=3)
     model = PixelVAE(PixelVAEConfig(**{**base, **fields})).eval()
     with torch.no_grad():
-        for p in list(model.dec_in.parameters()) + list(model.up.parameters()):
+        for p in [*model.dec_in.parameters(), *model.up.parameters(), *model.cond_proj.parameters()]:
             p.mul_(sharpen)
         last = model.q_top[-1][-1]  # Linear(hidden, 2 d): mean, then log-variance
         last.bias[model.config.latent_dim :] = 0.0
@@ -116,7 +116,7 @@ def test_categorical_p_x_given_z_sums_to_one_over_all_grey_images():
 
 def test_iwae_brackets_the_exact_marginal_computed_by_quadrature():
     """1-D latent on 2x2 images: log p(x) by quadrature sums to one over the 16
-    images; E[ELBO] <= E[L_5] <= E[L_50] <= log p(x), and L_2000 is within 0.05 nats."""
+    images; E[ELBO] <= E[L_5] <= E[L_50] <= log p(x), and L_10000 is within 0.03 nats."""
     model = tiny()
     xs = all_binary_images(2, 2)
     exact = exact_log_marginal(model, xs)
@@ -128,7 +128,7 @@ def test_iwae_brackets_the_exact_marginal_computed_by_quadrature():
     assert means[50] - means[1] > 0.05, "the posterior matches exactly: the bracket would be vacuous"
     se = draws[50].std(0) / 10
     assert (draws[50].mean(0) <= exact + 4 * se + 1e-4).all()  # per image, within Monte Carlo error
-    assert (model.log_prob(xs, iw_samples=2000, generator=g) - exact).abs().max() < 0.05
+    assert (model.log_prob(xs, iw_samples=10_000, generator=g) - exact).abs().max() < 0.03
 
 
 def test_two_level_iwae_increases_with_k_and_elbo_matches_its_analytic_form():
