@@ -252,7 +252,7 @@ class Explorer:
     image is compared with (0: no outlier scores).
     """
 
-    def __init__(self, model, run_dir: str | Path | None = None, *, reference_examples: int = 200):
+    def __init__(self, model, run_dir: str | Path | None = None, *, reference_examples: int = 100):
         self.model = model.eval()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.reference_examples = int(reference_examples)

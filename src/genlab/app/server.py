@@ -180,7 +180,7 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, v
 
 
 def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu",
-          reference_examples: int = 200, verbose: bool = False) -> None:
+          reference_examples: int = 100, verbose: bool = False) -> None:
     """Load ``run`` and serve the explorer until Ctrl+C. A folder that is not a genlab
     run (or model) raises :class:`genlab.errors.CheckpointError` before anything listens."""
     explorer = Explorer.from_run(run, device=device, reference_examples=reference_examples)

@@ -1,0 +1,98 @@
+"""Benchmark: response times of the web explorer (``genlab serve``).
+
+Not a test: it saves small untrained default models for 28x28 grey images (speed
+does not depend on the weights) with the embedded ``mnist-5k`` as their data set,
+serves each on a free local port and times every endpoint the model offers
+through HTTP, as the page calls them: the median of ``--repeats`` requests after
+one warm-up, plus the first /api/analyze, which also scores the reference images
+for the outlier percentiles (once per seed and k).
+
+    python benchmarks/app_latency.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+
+import genlab
+from genlab import registry
+from genlab.app import Explorer, make_server
+from genlab.viz.images import to_pil
+
+MODELS = ("vae", "dcgan", "pixelcnn")
+
+
+def post(url: str, path: str, body: dict) -> float:
+    """Seconds for one POST (the answer must be 200)."""
+    req = urllib.request.Request(url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        r.read()
+        assert r.status == 200
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} thread(s)), "
+          f"torch {torch.__version__}, genlab {genlab.__version__}, load average {os.getloadavg()[0]:.1f}")
+    print()
+    buf = io.BytesIO()
+    to_pil(torch.rand(1, 28, 28)).save(buf, format="PNG")
+    image = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    requests = [
+        ("samples, n=16", "/api/samples", {"n": 16, "seed": 0}, "sample"),
+        ("samples, n=64", "/api/samples", {"n": 64, "seed": 0}, "sample"),
+        ("latent slider (one image)", "/api/latent", {"seed": 0, "values": [0.5, -1.0]}, "latent"),
+        ("interpolation, 10 frames", "/api/interpolate", {"steps": 10}, "latent"),
+        ("manifold, 15 x 15", "/api/manifold", {"n": 15}, "manifold"),
+        ("analyze an upload (k=100)", "/api/analyze", {"image": image, "iw_samples": 100}, "analyze"),
+    ]
+    print("| model | parameters | request | median time | first call |")
+    print("|---|---|---|---|---|")
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        model = registry.build(name, image_shape=(1, 28, 28)).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            run = model.save(Path(tmp) / name)
+            doc = json.loads((run / "config.json").read_text())
+            doc["data"] = {"name": "mnist-5k"}
+            (run / "config.json").write_text(json.dumps(doc))
+            explorer = Explorer.from_run(run)
+            server = make_server(explorer, "127.0.0.1", 0)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            params = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M"
+            try:
+                for label, path, body, cap in requests:
+                    if not explorer.caps[cap]:
+                        continue
+                    first = post(url, path, body)
+                    times = [post(url, path, body) for _ in range(args.repeats)]
+                    print(f"| {name} | {params} | {label} | {1000 * statistics.median(times):.0f} ms | {1000 * first:.0f} ms |",
+                          flush=True)
+            finally:
+                server.shutdown()
+                server.server_close()
+
+
+if __name__ == "__main__":
+    main()
