@@ -76,6 +76,21 @@ def test_interpolation_frames_from_images():
         L.interpolation_frames(m, xa, xb, method="cubic")
 
 
+def test_interpolation_of_an_iaf_vae_ends_at_the_flow_codes():
+    torch.manual_seed(0)
+    m = VAE(VAEConfig(image_shape=(1, 8, 8), latent_dim=3, channels=(4, 8), hidden_dim=16, posterior="iaf", iaf_steps=2, iaf_hidden=8, iaf_context=4)).eval()
+    with torch.no_grad():  # move the flow away from (near) the identity so mu and its image differ
+        for p in m.flow.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    x = m.prepare(torch.rand(2, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    frames = L.interpolation_frames(m, x[0], x[1], steps=3, method="lerp")
+    with torch.inference_mode():
+        ends = m.decode(m.latent_code(x))
+        mu_ends = m.decode(m.encode(x)[0])
+    assert torch.allclose(frames[0], ends[0], atol=1e-5) and torch.allclose(frames[-1], ends[1], atol=1e-5)
+    assert not torch.allclose(ends, mu_ends, atol=1e-3)
+
+
 def test_decode_only_model_loop_and_gif(tmp_path):
     m = DecodeOnly()
     z = torch.randn(3, 4)

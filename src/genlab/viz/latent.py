@@ -60,7 +60,11 @@ def _path(method: str):
 
 
 def _codes(model, x: Tensor) -> Tensor:
-    """Posterior means of images x (B, C, H, W) -> (B, latent_dim)."""
+    """Deterministic codes of images x (B, C, H, W) -> (B, latent_dim): the model's
+    ``latent_code(x)`` when it has one (e.g. the IAF posterior's image of the mean),
+    else the posterior mean ``encode(x)[0]``."""
+    if hasattr(model, "latent_code"):
+        return model.latent_code(x)
     if not hasattr(model, "encode"):
         raise TypeError(f"{type(model).__name__} has no encode(); pass latent codes to z_interpolation_frames / loop_frames instead")
     out = model.encode(x)
