@@ -1,0 +1,167 @@
+"""Benchmark: ALI / BiGAN on MNIST under a fixed CPU budget; does E invert G?
+
+Trains the ``ali`` model through genlab's Trainer for ``--minutes`` of wall clock
+(default 6.5, so that the whole script takes about 8 minutes on one thread), then
+judges it with genlab's shipped MNIST classifier (``genlab.metrics.features``,
+"mnist"; its test accuracy is in ``weights/feature_nets.json``):
+
+* reconstruction class agreement: the share of 2,000 test images x whose
+  reconstruction G(E(x)) the classifier puts in x's true class (and in the class it
+  gives x itself); for a 2-level model through z2 (the default) and through z1;
+* samples: the share of each digit among 2,000 samples and the mean confidence;
+* features: a linear probe (multinomial logistic regression, L-BFGS) and 1-nearest-
+  neighbour accuracy on the encoder's posterior means E(x), against raw pixels and the
+  same encoder before training, with
+  10,000 training and 10,000 test images (BiGAN, Table 1, reports 1-NN accuracy).
+
+Saves reconstructions (originals left, reconstructions right) and samples as PNGs.
+Not a test.
+
+    python benchmarks/ali_mnist.py                                   # ALI, about 8 minutes
+    python benchmarks/ali_mnist.py --encoder deterministic           # BiGAN
+    python benchmarks/ali_mnist.py --levels 2                        # hierarchical
+    python benchmarks/ali_mnist.py --minutes 0.3 --eval-train 2000   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from genlab import data as gdata
+from genlab import registry
+from genlab.config import TrainConfig
+from genlab.metrics.features import get_feature_net
+from genlab.train.trainer import Trainer
+from genlab.viz.images import make_grid, save_png
+
+MACHINE = "Linux x86_64, 2 cores shared with other jobs, no GPU"
+
+
+def machine() -> str:
+    return f"{MACHINE} ({platform.platform()}), torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def codes(model, x01: torch.Tensor, level: int | None = None) -> torch.Tensor:
+    """Posterior means E(x) of images in [0, 1], flattened: (N, d)."""
+    return torch.cat([model.encode(model.prepare(xb), level=level).flatten(1) for xb in x01.split(500)])
+
+
+def linear_probe(train_x, train_y, test_x, test_y, iters: int = 200) -> float:
+    """Multinomial logistic regression (standardised inputs, L2 1e-4) by L-BFGS; test accuracy."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    w = torch.zeros(a.shape[1], 10, requires_grad=True)
+    bias = torch.zeros(10, requires_grad=True)
+    opt = torch.optim.LBFGS([w, bias], max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(a @ w + bias, train_y) + 1e-4 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float(((b @ w + bias).argmax(1) == test_y).float().mean())
+
+
+def nearest_neighbour(train_x, train_y, test_x, test_y) -> float:
+    """1-NN accuracy under the Euclidean distance."""
+    pred = torch.cat([train_y[torch.cdist(q, train_x).argmin(1)] for q in test_x.split(1000)])
+    return float((pred == test_y).float().mean())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=6.5, help="training budget (wall clock)")
+    ap.add_argument("--data-dir", default="/work/shared/data")
+    ap.add_argument("--levels", type=int, default=1)
+    ap.add_argument("--encoder", default="stochastic", choices=["stochastic", "deterministic"])
+    ap.add_argument("--objective", default="non-saturating")
+    ap.add_argument("--latent-dim", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--eval-train", type=int, default=10000, help="training images for the probes")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="run directory (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    train = gdata.load("mnist", "train", data_dir=args.data_dir)
+    test = gdata.load("mnist", "test", data_dir=args.data_dir)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ali-mnist-"))
+    name = {1: "ALI", 2: "hierarchical ALI"}[args.levels] if args.encoder == "stochastic" else {1: "BiGAN", 2: "hierarchical BiGAN"}[args.levels]
+    print(f"# {name} on MNIST: levels {args.levels}, encoder {args.encoder}, {args.objective}, latent {args.latent_dim}, "
+          f"channels {args.channels}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}")
+    print(f"# machine: {machine()}", flush=True)
+
+    torch.manual_seed(args.seed)
+    model = registry.build("ali", image_shape=(1, 28, 28), levels=args.levels, encoder=args.encoder,
+                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels)
+    untrained = copy.deepcopy(model).eval()  # control: the same encoder before training
+    cfg = TrainConfig(batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=100, sample_every=0,
+                      seed=args.seed, device="cpu")
+    trainer = Trainer(model, train, cfg, out / "run")
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < args.minutes * 60:
+        trainer.fit(trainer.step + 50)
+    train_s = time.perf_counter() - t0
+    print(f"trained {trainer.step} iterations in {train_s / 60:.1f} min ({trainer.step / train_s:.2f} it/s)", flush=True)
+
+    model.eval()
+    clf = get_feature_net("mnist")
+    g = torch.Generator().manual_seed(args.seed)
+    idx = torch.randperm(len(test), generator=g)[:2000]
+    x01, y = test.images[idx].float() / 255, test.labels[idx]
+    pred_x = clf.logits(x01).argmax(1)
+    print(f"\n{name}: reconstructions of 2,000 test images, judged by genlab's MNIST classifier "
+          f"(its class for the originals: {100 * float((pred_x == y).float().mean()):.1f}% correct)")
+    print(f"{'through':<10}{'true class %':>14}{'class of x %':>14}{'pixel L1':>10}")
+    for level in range(args.levels, 0, -1):
+        rec = torch.cat([model.reconstruct(model.prepare(xb), level=level) for xb in x01.split(500)])
+        pred = clf.logits(rec).argmax(1)
+        l1 = float((rec - x01).abs().mean())
+        print(f"{'z' if args.levels == 1 else f'z{level}':<10}{100 * float((pred == y).float().mean()):>14.1f}"
+              f"{100 * float((pred == pred_x).float().mean()):>14.1f}{l1:>10.3f}")
+        pairs = torch.stack([x01[:32], rec[:32]], 1).flatten(0, 1)
+        save_png(make_grid(pairs, nrow=8), out / f"reconstructions-{'z' if args.levels == 1 else f'z{level}'}.png", scale=2)
+
+    samples = torch.cat([model.sample(500, generator=torch.Generator().manual_seed(args.seed + i)) for i in range(4)])
+    probs = torch.softmax(clf.logits(samples), 1)
+    shares = torch.bincount(probs.argmax(1), minlength=10).float() / len(samples)
+    save_png(samples[:100], out / "samples.png", scale=2)
+    print(f"\nsamples (2,000): share of each digit, by the classifier")
+    print(f"{'digit':<8}" + "".join(f"{d:>6}" for d in range(10)))
+    print(f"{'share %':<8}" + "".join(f"{100 * s:>6.1f}" for s in shares.tolist()))
+    print(f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%, "
+          f"mean classifier confidence {float(probs.max(1).values.mean()):.3f}")
+
+    n = args.eval_train
+    tr_idx = torch.randperm(len(train), generator=g)[:n]
+    tr01, tr_y = train.images[tr_idx].float() / 255, train.labels[tr_idx]
+    te01, te_y = test.images.float() / 255, test.labels
+    feats = {"raw pixels (784)": (tr01.flatten(1), te01.flatten(1))}
+    for level in range(args.levels, 0, -1):
+        a, b = codes(model, tr01, level), codes(model, te01, level)
+        feats[f"E(x) {'z' if args.levels == 1 else f'z{level}'} ({a.shape[1]})"] = (a, b)
+    a, b = codes(untrained, tr01), codes(untrained, te01)
+    feats[f"untrained E(x) ({a.shape[1]})"] = (a, b)
+    print(f"\nfeatures: {n} training images, the 10,000 test images")
+    print(f"{'features':<22}{'linear probe %':>16}{'1-NN %':>10}")
+    for k, (a, b) in feats.items():
+        print(f"{k:<22}{100 * linear_probe(a, tr_y, b, te_y):>16.2f}{100 * nearest_neighbour(a, tr_y, b, te_y):>10.2f}", flush=True)
+    print(f"\nfiles: {out}/reconstructions-*.png, {out}/samples.png; total {(time.perf_counter() - t0) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
