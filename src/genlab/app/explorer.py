@@ -259,7 +259,10 @@ class Explorer:
         self.lock = threading.Lock()
         self.caps = capabilities(model)
         self._doc = read_json(self.run_dir / "config.json") if self.run_dir is not None else {}
-        self._references: dict[tuple[int, int], dict] = {}
+        self._data_lock = threading.Lock()
+        self._reference_data: Tensor | str | None = None
+        self._reference_name = ""
+        self._references: dict[int, dict] = {}  # outlier scores of the reference images, per seed
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu", **kwargs) -> "Explorer":
@@ -510,8 +513,7 @@ class Explorer:
             if self.caps["reconstruct"]:
                 out["reconstruction"] = png_base64(self._reconstruct(x, label, seed)[0].float().cpu())
         if "likelihood" in out and label is None and self.reference_examples > 0:
-            with self.lock:
-                out["outlier"] = self._outlier(x01, out["likelihood"]["bits_per_dim"], k, seed)
+            out["outlier"] = self._outlier(x01, seed)
         return out
 
     def _reconstruct(self, x: Tensor, label: int | None, seed: int) -> Tensor:
@@ -537,17 +539,26 @@ class Explorer:
         return {"input": png_base64(x01[0]), "direction": direction, **_image_reply(y[0].float().cpu().clamp(0, 1))}
 
     # ------------------------------------------------------------------ outlier scores
-    def _outlier(self, x01: Tensor, bpd: float, k: int | None, seed: int) -> dict:
+    def _outlier(self, x01: Tensor, seed: int) -> dict:
         """Where an image's scores fall among the run's held-out images (higher = more unusual):
-        the NLL in bits/dim and the input-complexity score of Serra et al. (2020)
-        (see :mod:`genlab.ood`), as the percentage of reference images scoring lower.
-        Call with the lock held."""
-        ref = self._reference(k, seed)
-        if "error" in ref:
-            return {"available": False, "reason": ref["error"]}
-        complexity = bpd - float(_complexity_bits(x01)[0])
-        result = {"available": True, "reference": ref["name"], "higher_is_more_unusual": True}
-        for key, value in (("nll_bits_per_dim", bpd), ("complexity", complexity)):
+        the NLL in bits/dim and the input-complexity score of Serra et al. (2020), both as
+        :mod:`genlab.ood` computes them (latent-variable models with its cheaper
+        ``DEFAULT_OOD_IW_SAMPLES`` importance samples, on both sides), as the percentage of
+        reference images scoring lower."""
+        from .. import ood
+
+        images = self._reference_images()
+        if isinstance(images, str):
+            return {"available": False, "reason": images}
+        with self.lock:
+            if seed not in self._references:
+                nll = ood.nll_bits_per_dim(self.model, images, seed=seed)
+                self._references[seed] = {"nll_bits_per_dim": nll, "complexity": nll - _complexity_bits(images)}
+            ref = self._references[seed]
+            bpd = float(ood.nll_bits_per_dim(self.model, x01, seed=seed)[0])
+        k = ood.DEFAULT_OOD_IW_SAMPLES if self.caps["importance_sampled"] else None
+        result = {"available": True, "reference": self._reference_name, "iw_samples": k, "higher_is_more_unusual": True}
+        for key, value in (("nll_bits_per_dim", bpd), ("complexity", bpd - float(_complexity_bits(x01)[0]))):
             scores = ref[key]
             result[key] = {
                 "value": value,
@@ -557,27 +568,22 @@ class Explorer:
             }
         return result
 
-    def _reference(self, k: int | None, seed: int) -> dict:
-        """Scores of the first ``reference_examples`` test images of the run's data set, cached per (k, seed).
-        Call with the lock held."""
-        key = (k or 0, seed)
-        if key not in self._references:
-            from .. import data, ood
+    def _reference_images(self) -> Tensor | str:
+        """The first ``reference_examples`` test images of the run's data set (uint8), loaded
+        once and without the model lock; or the reason there are none."""
+        with self._data_lock:
+            if self._reference_data is None:
+                from .. import data
 
-            spec = self._doc.get("data") or {}
-            name = spec.get("name")
-            try:
-                if not name:
-                    raise RequestError("the run's config.json names no data set to compare with")
-                c, h, w = self.model.config.image_shape
-                ds = data.load(name, "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
-                x = ds.images[: self.reference_examples]
-                nll = ood.nll_bits_per_dim(self.model, x, iw_samples=k, seed=seed)
-                self._references[key] = {
-                    "name": f"{name} test split, first {len(x)} images",
-                    "nll_bits_per_dim": nll,
-                    "complexity": nll - _complexity_bits(x),
-                }
-            except (GenlabError, OSError, ValueError) as e:
-                self._references[key] = {"error": f"no reference images: {e}"}
-        return self._references[key]
+                spec = self._doc.get("data") or {}
+                name = spec.get("name")
+                try:
+                    if not name:
+                        raise RequestError("the run's config.json names no data set to compare with")
+                    c, h, w = self.model.config.image_shape
+                    ds = data.load(name, "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
+                    self._reference_data = ds.images[: self.reference_examples]
+                    self._reference_name = f"{name} test split, first {len(self._reference_data)} images"
+                except (GenlabError, OSError, ValueError) as e:
+                    self._reference_data = f"no reference images: {e}"
+            return self._reference_data

@@ -253,7 +253,8 @@ function analyze(dataUrl) {
       if (!o.available) {
         p.className = "muted"; p.textContent = `outlier score: ${o.reason}`; facts.append(p);
       } else {
-        p.textContent = `Compared with ${o.reference} (percent of those images scoring lower; high = unusual):`;
+        const k = o.iw_samples ? `, both scored with k = ${o.iw_samples} importance samples` : "";
+        p.textContent = `Compared with ${o.reference}${k} (percent of those images scoring lower; high = unusual):`;
         facts.append(p, table([
           ["NLL bits/dim", `${fmt(o.nll_bits_per_dim.value)}  (reference ${fmt(o.nll_bits_per_dim.reference_mean)} +- ${fmt(o.nll_bits_per_dim.reference_std)}): ${o.nll_bits_per_dim.percentile.toFixed(1)}%`],
           ["complexity-corrected (Serra et al. 2020)", `${fmt(o.complexity.value)}  (reference ${fmt(o.complexity.reference_mean)} +- ${fmt(o.complexity.reference_std)}): ${o.complexity.percentile.toFixed(1)}%`],
