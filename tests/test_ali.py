@@ -274,3 +274,31 @@ def test_bad_inputs_are_clear_errors():
         model.encode(torch.rand(2, 1, 16, 16), level=3)
     with pytest.raises(ValueError, match="level must be in 1..1"):
         tiny().encode(torch.rand(2, 1, 16, 16), level=2)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_trains_then_reconstructs_and_walks_between_encoded_codes(tmp_path, monkeypatch, shared_data):
+    from PIL import Image
+
+    from genlab.cli import main
+    from genlab.viz import latent
+
+    walked = []  # the codes `genlab interpolate` walks between
+    loop_frames = latent.loop_frames
+    monkeypatch.setattr(latent, "loop_frames", lambda model, z, **kw: walked.append(z) or loop_frames(model, z, **kw))
+
+    out = tmp_path / "run"
+    tiny_flags = ["--data", "mnist", "--data-dir", str(shared_data), "--set", "data.split=test",  # 10,000 images load fast
+                  "--set", "model.channels=4", "--set", "model.hidden=8", "--set", "model.latent_dim=3",
+                  "--set", "train.batch_size=8", "--set", "train.progress=false", "--set", "train.sample_every=0"]
+    assert main(["train", "ali", "--steps", "2", "--out", str(out), *tiny_flags]) == 0
+    model = genlab.load(out)
+    assert model.config.image_shape == (1, 28, 28) and model.config.latent_dim == 3
+    assert main(["reconstruct", str(out), "-n", "4", "--out", str(tmp_path / "r.png"), "--scale", "1"]) == 0
+    assert Image.open(tmp_path / "r.png").size[0] > 4 * 28
+    assert main(["interpolate", str(out), "--points", "3", "--frames", "4", "--out", str(tmp_path / "i.gif")]) == 0
+    assert tmp_path.joinpath("i.gif").stat().st_size > 0
+    assert walked[0].shape == (3, 3)  # 3 whole codes of 3 dimensions (not the rows of one code)
+    assert main(["traverse", str(out), "--dims", "2", "--steps", "3", "--out", str(tmp_path / "t.png")]) == 0
