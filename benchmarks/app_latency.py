@@ -64,7 +64,7 @@ def main() -> None:
         ("latent slider (one image)", "/api/latent", {"seed": 0, "values": [0.5, -1.0]}, "latent"),
         ("interpolation, 10 frames", "/api/interpolate", {"steps": 10}, "latent"),
         ("manifold, 15 x 15", "/api/manifold", {"n": 15}, "manifold"),
-        ("analyze an upload (k=100)", "/api/analyze", {"image": image, "iw_samples": 100}, "analyze"),
+        ("analyze an upload", "/api/analyze", {"image": image, "iw_samples": 100}, "analyze"),
     ]
     print("| model | parameters | request | median time | first call |")
     print("|---|---|---|---|---|")
@@ -85,6 +85,8 @@ def main() -> None:
                 for label, path, body, cap in requests:
                     if not explorer.caps[cap]:
                         continue
+                    if cap == "analyze":
+                        label += " (k=100)" if explorer.caps["importance_sampled"] else " (exact)"
                     first = post(url, path, body)
                     times = [post(url, path, body) for _ in range(args.repeats)]
                     print(f"| {name} | {params} | {label} | {1000 * statistics.median(times):.0f} ms | {1000 * first:.0f} ms |",
