@@ -141,6 +141,20 @@ def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae
     assert card["parameters"] == sum(p.numel() for p in genlab.load(vae_run).parameters())
 
 
+def test_answers_are_strict_json_even_with_non_finite_metrics(tmp_path):
+    model = build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)
+    model.save(tmp_path)
+    lines = [{"step": s, "nll/loss": v, "lr": lr} for s, v, lr in ((1, 3.0, 0.1), (2, float("nan"), 0.1), (3, 2.0, float("inf")))]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n{\"step\": 4, \"nll/lo")
+    with serving(Explorer.from_run(tmp_path)) as url:
+        with urllib.request.urlopen(url + "/api/card", timeout=10) as r:
+            raw = r.read().decode()
+    card = json.loads(raw, parse_constant=lambda c: pytest.fail(f"{c} in the answer"))
+    m = card["metrics"]
+    assert m["records"] == 3 and m["last"]["nll/loss"] == 2.0 and m["last"]["lr"] is None  # the cut line is skipped
+    assert m["series"]["nll/loss"] == [[1, 3.0], [3, 2.0]]  # the NaN is left out of the curve
+
+
 def test_capabilities_follow_the_methods_not_the_names():
     assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
         "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent": False, "manifold": False,

@@ -312,7 +312,8 @@ class Explorer:
 
     def _metrics(self, max_points: int = 200) -> dict | None:
         """Summary of ``metrics.jsonl``: records, last step, the last record, and each
-        numeric series thinned to at most ``max_points`` (step, value) pairs."""
+        numeric series thinned to about ``max_points`` (step, value) pairs (every k-th
+        record, plus the last)."""
         import json
 
         path = self.run_dir / "metrics.jsonl" if self.run_dir is not None else None

@@ -23,6 +23,7 @@ the run directory and never writes to it. One lock serialises the model calls.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import sys
 from http import HTTPStatus
@@ -50,6 +51,17 @@ class _BadRequest(Exception):
     pass
 
 
+def _finite(value):
+    """NaN and infinities -> None, so that every answer is strict JSON (JSON.parse rejects NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 class ExplorerHandler(BaseHTTPRequestHandler):
     server_version = "genlab-explorer"
     protocol_version = "HTTP/1.1"
@@ -69,7 +81,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, doc: dict) -> None:
-        self._send(status, json.dumps(doc).encode(), "application/json")
+        self._send(status, json.dumps(_finite(doc), allow_nan=False).encode(), "application/json")
 
     def _error(self, status: int, message: str) -> None:
         self._json(status, {"error": message})
@@ -144,7 +156,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
     def _answer(self, method, body: dict) -> None:
         try:
             doc = method(body)
-        except (GenlabError, ValueError, TypeError) as e:  # bad input, said by the explorer or the model
+        except (GenlabError, ValueError) as e:  # bad input, said by the explorer or the model
             self._error(HTTPStatus.BAD_REQUEST, str(e))
         except Exception as e:  # noqa: BLE001 - a failure inside the model: say so, keep serving
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(e).__name__}: {e}")
