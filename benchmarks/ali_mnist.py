@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--objective", default="non-saturating")
     ap.add_argument("--latent-dim", type=int, default=64)
     ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--hidden", type=int, default=256, help="width of D's MLPs")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--eval-train", type=int, default=10000, help="training images for the probes")
     ap.add_argument("--seed", type=int, default=0)
@@ -101,12 +102,12 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ali-mnist-"))
     name = {1: "ALI", 2: "hierarchical ALI"}[args.levels] if args.encoder == "stochastic" else {1: "BiGAN", 2: "hierarchical BiGAN"}[args.levels]
     print(f"# {name} on MNIST: levels {args.levels}, encoder {args.encoder}, {args.objective}, latent {args.latent_dim}, "
-          f"channels {args.channels}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}")
+          f"channels {args.channels}, hidden {args.hidden}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}")
     print(f"# machine: {machine()}", flush=True)
 
     torch.manual_seed(args.seed)
     model = registry.build("ali", image_shape=(1, 28, 28), levels=args.levels, encoder=args.encoder,
-                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels)
+                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden=args.hidden)
     untrained = copy.deepcopy(model).eval()  # control: the same encoder before training
     cfg = TrainConfig(batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=100, sample_every=0,
                       seed=args.seed, device="cpu")
