@@ -141,7 +141,7 @@ def test_losses_log_both_players_with_penalties():
         model = tiny(levels=2, penalty=penalty)
         batch = {"x": torch.rand(6, 1, 16, 16) * 2 - 1, "y": None}
         d_out, ge_out = model.d_step_loss(batch), model.ge_step_loss(batch)
-        assert {"loss", "d/loss", "d/penalty", "d/encoder", "d/generator"} <= set(d_out)
+        assert {"loss", "d/loss", "d/penalty", "d/real", "d/fake"} <= set(d_out)
         assert {"loss", "ge/loss", "ge/d_encoder", "ge/d_generator"} <= set(ge_out)
         assert float(d_out["d/penalty"]) > 0
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in list(d_out.values()) + list(ge_out.values()))

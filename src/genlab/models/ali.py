@@ -310,49 +310,25 @@ class ALI(GAN):
         return z_enc, x_gen, z_gen
 
     def d_step_loss(self, batch: Batch) -> dict:
-        """D's loss: encoder pairs (x, E(x)) labelled real, generator pairs (G(z), z) fake.
-        Both pairs are made without a graph, so this loss cannot reach G or E."""
-        c = self.config
+        """D's loss (:meth:`GAN.d_objective`): encoder pairs (x, E(x)) are its "real" data
+        (logged as ``d/real``), generator pairs (G(z), z) its "fake" (``d/fake``). Both are
+        made without a graph, so this loss cannot reach G or E. A penalty (R1, WGAN-GP)
+        takes its gradient with respect to the whole pair: x and every z, packed into one
+        flat vector per example."""
         x = batch["x"]
         with torch.no_grad():
             z_enc, x_gen, z_gen = self._pairs(x)
-        enc_logits = self.D(x, z_enc)
-        gen_logits = self.D(x_gen, z_gen)
-        d_loss = losses.d_loss(c.objective, enc_logits, gen_logits)
-        out = {"d/loss": d_loss.detach()}
-        total = d_loss
-        if c.penalty != "none":
-            total = total + self._penalty(x, z_enc, x_gen, z_gen)
-            out["d/penalty"] = (total - d_loss).detach()
-        d_enc = losses.d_output(c.objective, enc_logits.detach()).mean()
-        d_gen = losses.d_output(c.objective, gen_logits.detach()).mean()
-        out.update({"d/encoder": d_enc, "d/generator": d_gen})
-        if self._tracking() and self._streak("d", float(d_loss.detach()) < c.collapse_d_loss):
-            raise TrainingError(
-                f"the ALI discriminator collapsed: its {c.objective} loss stayed below {c.collapse_d_loss:g} for "
-                f"{c.collapse_patience} steps (D(x, E(x))={float(d_enc):.3f}, D(G(z), z)={float(d_gen):.3f}); "
-                f"try a lower model.lr_d, model.dropout=0.2, model.penalty=r1 or raise model.collapse_patience"
-            )
-        out["loss"] = total
-        return out
-
-    def _penalty(self, x: Tensor, z_enc: list[Tensor], x_gen: Tensor, z_gen: list[Tensor]) -> Tensor:
-        """R1 on encoder pairs or WGAN-GP between the pairs, with the gradient taken with
-        respect to the whole pair (x and every z), packed into one flat vector per example."""
-        c = self.config
         shapes = [x.shape[1:]] + [z.shape[1:] for z in z_enc]
         sizes = [s.numel() for s in shapes]
-
-        def pack(x_: Tensor, zs: list[Tensor]) -> Tensor:
-            return torch.cat([t.flatten(1) for t in [x_] + list(zs)], 1)
 
         def d_fn(flat: Tensor) -> Tensor:
             parts = [p.reshape(-1, *s) for p, s in zip(flat.split(sizes, 1), shapes)]
             return self.D(parts[0], parts[1:])
 
-        if c.penalty == "r1":
-            return losses.r1_penalty(d_fn, pack(x, z_enc), c.penalty_weight)
-        return losses.gradient_penalty(d_fn, pack(x, z_enc), pack(x_gen, z_gen), c.penalty_weight)
+        def pack(x_: Tensor, zs: list[Tensor]) -> Tensor:
+            return torch.cat([t.flatten(1) for t in [x_] + list(zs)], 1)
+
+        return self.d_objective(d_fn, pack(x, z_enc), pack(x_gen, z_gen))
 
     def ge_step_loss(self, batch: Batch) -> dict:
         """G and E's loss (:func:`ge_loss`) on fresh pairs judged by D (frozen by the Trainer)."""

@@ -208,17 +208,23 @@ class GAN(GenerativeModel):
     def d_step_loss(self, batch: Batch) -> dict:
         """D's loss on a real batch and as many fakes; the fakes are made without a graph,
         so this loss can never send a gradient into G."""
-        c = self.config
         real, y = self._batch(batch)
         with torch.no_grad():
             fake = self.generate(self.latent(real.shape[0]), y)
-        real_logits = self.D(real, y)
-        fake_logits = self.D(fake, y)
+        return self.d_objective(lambda inp: self.D(inp, y), real, fake)
+
+    def d_objective(self, d_fn, real: Tensor, fake: Tensor) -> dict:
+        """D's loss under the objective on a real and a fake batch (``d_fn``: batch -> logits
+        (N,)), plus the penalty (R1 on the reals, or WGAN-GP between the two), the logged
+        means of D's outputs and the collapse check. Shared with models whose D judges
+        other inputs (ALI: flattened (x, z) pairs)."""
+        c = self.config
+        real_logits = d_fn(real)
+        fake_logits = d_fn(fake)
         d_loss = losses.d_loss(c.objective, real_logits, fake_logits)
         out = {"d/loss": d_loss.detach()}
         total = d_loss
         if c.penalty != "none":
-            d_fn = lambda inp: self.D(inp, y)  # noqa: E731
             if c.penalty == "r1":
                 pen = losses.r1_penalty(d_fn, real, c.penalty_weight)
             else:
