@@ -1,4 +1,4 @@
-"""Generator and discriminator networks shared by ``gan`` and ``dcgan``/``lsgan``.
+"""Generator and discriminator networks shared by ``gan``, ``dcgan``/``lsgan`` and ``ali``.
 
 * :class:`MLPGenerator` / :class:`MLPDiscriminator`: fully connected networks for
   vectors (toy 2-D points) or flattened images.
