@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default="/work/shared/data")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--channels", type=int, default=None, help="progan: width at 7x7 (default the config's); dcgan: base width (default 32)")
+    ap.add_argument("--objective", default=None, help="progan: wgan-gp (default) or e.g. non-saturating")
+    ap.add_argument("--gp-weight", type=float, default=None, help="progan: lambda of the gradient penalty (default 10; 0 disables)")
     ap.add_argument("--grow-share", type=float, default=0.5, help="progan: share of the budget for the phases before the last")
     ap.add_argument("--ema-decay", type=float, default=0.99, help="the paper uses 0.999 over far longer runs")
     ap.add_argument("--samples", type=int, default=10000)
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix=f"{args.model}-mnist-"))
     out.mkdir(parents=True, exist_ok=True)
     budget = args.minutes * 60
-    print(f"# {args.model} on MNIST, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}")
+    print(f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight {args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}")
     print(f"# machine: {machine()}", flush=True)
     net = get_feature_net("mnist")
     real = reference_features(test, net, split="test")["features"]
@@ -120,7 +122,8 @@ def main(argv=None) -> int:
         train_until(trainer, t + budget, 20)
         print(f"trained {trainer.step} iterations in {(time.perf_counter() - t) / 60:.1f} min", flush=True)
     else:
-        kw = {} if args.channels is None else {"channels": args.channels}
+        given = {"channels": args.channels, "objective": args.objective, "gp_weight": args.gp_weight}
+        kw = {k: v for k, v in given.items() if v is not None}
         probe = registry.build("progan", image_shape=(1, 28, 28), stable_steps=1, fade_steps=1, **kw)
         batch = probe.prepare(train.images[: args.batch_size].float() / 255)
         per_phase = [iteration_seconds(probe, batch, s) for s in (0, 1, 2, 3)]

@@ -1,6 +1,7 @@
-"""Progressive growing of GANs (Karras, Aila, Laine & Lehtinen, ICLR 2018,
+"""Progressive growing of GANs (Karras, Aila, Laine & Lehtinen, 2018).
+
 "Progressive Growing of GANs for Improved Quality, Stability, and Variation",
-arXiv:1710.10196).
+ICLR 2018, arXiv:1710.10196.
 
 Both networks are built for every resolution up front; training starts at the
 smallest one and grows by doubling. Each new block is **faded in** (section 2,
