@@ -57,7 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
-    amp: bool = False  # bfloat16/float16 autocast on GPU
+    amp: bool = False  # autocast: bfloat16 on CPU; bfloat16 (or float16 + scaler) on GPU
     compile: bool = False  # torch.compile the model's modules
     progress: bool = True
 

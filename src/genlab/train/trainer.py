@@ -104,6 +104,13 @@ def validate_train_config(c: TrainConfig) -> None:
         raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {c.grad_clip}")
 
 
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def seed_everything(seed: int) -> None:
     """Seed the global RNGs the models use (torch CPU and GPU, numpy, python random)."""
     torch.manual_seed(seed)
@@ -250,12 +257,18 @@ class Trainer:
             self.schedulers[s.name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda k, c=config: lr_factor(k, c))
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
 
-        # Mixed precision and compilation are GPU features.
+        # Mixed precision: bfloat16 autocast on CPUs (fast where the CPU has bfloat16
+        # instructions, e.g. AVX512-BF16 or AMX) and on GPUs that support it, else float16
+        # with a gradient scaler. Weights, optimiser state and checkpoints stay float32.
         self._autocast_dtype = None
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         if config.amp:
-            if self.device.type != "cuda":
-                warnings.warn(f"train.amp is ignored on {self.device.type}: mixed precision is used on CUDA only", stacklevel=2)
+            if self.device.type == "cpu":
+                self._autocast_dtype = torch.bfloat16
+                if not _cpu_has_bf16():
+                    warnings.warn("train.amp on a CPU without bfloat16 instructions: autocast is emulated and likely slower than float32", stacklevel=2)
+            elif self.device.type != "cuda":
+                warnings.warn(f"train.amp is ignored on {self.device.type}: mixed precision is used on CPU and CUDA only", stacklevel=2)
             else:
                 self._autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
                 if self._autocast_dtype == torch.float16:
@@ -310,7 +323,7 @@ class Trainer:
     def _autocast(self):
         if self._autocast_dtype is None:
             return nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self._autocast_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
 
     def _run_step(self, step, batch) -> dict:
         name = step.name
