@@ -69,3 +69,20 @@ def test_discretized_logistic_mixture_normalizes_and_matches_sampling():
     xs = D.discretized_logistic_mixture_sample(logits[:1, :, 0].expand(n, 3), means[:1, :, 0].expand(n, 3), log_scales[:1, :, 0].expand(n, 3), levels=levels, generator=g)
     counts = torch.bincount(torch.round(xs * (levels - 1)).long(), minlength=levels).double() / n
     assert (counts - p).abs().max() < 5e-3
+
+
+def test_draw_samples_on_the_generators_device_then_moves():
+    from genlab.distributions import draw
+
+    seen = []
+
+    def sampler(*args, generator=None, device=None, **kw):
+        seen.append(device)
+        return torch.rand(*args, generator=generator, device=device, **kw)
+
+    g = torch.Generator().manual_seed(3)
+    x = draw(sampler, 4, generator=g, device="meta")  # a model elsewhere: the stream stays on the CPU
+    assert seen == [g.device] and x.device.type == "meta"
+    a = draw(torch.randn, 5, generator=torch.Generator().manual_seed(1), device="cpu")
+    assert torch.equal(a, torch.randn(5, generator=torch.Generator().manual_seed(1)))
+    assert draw(torch.rand, 2, device="cpu").shape == (2,)

@@ -7,12 +7,22 @@ Bits per dimension are derived in exactly one place: :func:`bits_per_dim`.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+def draw(sampler: Callable, *args, generator: torch.Generator | None = None, device=None, **kwargs) -> Tensor:
+    """``sampler(*args, **kwargs)`` (``torch.randn``, ``torch.rand``, ``torch.randint``)
+    run on the generator's device and moved to ``device``: a CPU generator drives a
+    model on a GPU, and one seed gives the same numbers wherever the model runs."""
+    source = generator.device if generator is not None else device
+    return sampler(*args, generator=generator, device=source, **kwargs).to(device)
+
 
 
 def _sum_except_batch(t: Tensor) -> Tensor:
@@ -87,7 +97,7 @@ def discretized_logistic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor, le
 
 def discretized_logistic_sample(mean: Tensor, log_scale: Tensor, levels: int = 256, generator: torch.Generator | None = None) -> Tensor:
     """Sample from the discretised logistic: a logistic draw rounded to the grid, clipped to [0, 1]."""
-    u = torch.rand(mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
+    u = draw(torch.rand, mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
     x = mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
     return torch.round(x.clamp(0, 1) * (levels - 1)) / (levels - 1)
 
@@ -117,7 +127,7 @@ def discretized_logistic_mixture_sample(logit_weights: Tensor, means: Tensor, lo
     Draws, in this order, one uniform per row to pick the component (inverse CDF of
     the softmax weights) and one for the logistic itself.
     """
-    u = torch.rand(logit_weights.shape[0], generator=generator, device=logit_weights.device)
+    u = draw(torch.rand, logit_weights.shape[0], generator=generator, device=logit_weights.device)
     cdf = torch.softmax(logit_weights, dim=1).cumsum(dim=1)
     k = (cdf < u[:, None]).sum(dim=1).clamp(max=logit_weights.shape[1] - 1)
     mean = means.gather(1, k[:, None])[:, 0]

@@ -60,6 +60,7 @@ from ..config import ModelConfig
 from ..data.transforms import from_signed, to_signed, to_uint8
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_init
+from ..distributions import draw
 from .base import Batch, GenerativeModel, TrainStep
 
 DIRECTIONS = ("a2b", "b2a")
@@ -331,9 +332,9 @@ class CycleGAN(GenerativeModel):
         c = self.domain_channels
         seen = int(self.exemplars_seen.clamp(max=self.exemplar_images.shape[0]))
         if seen == 0:
-            x = torch.rand(n, *self.config.image_shape, generator=generator, device=self.device)
+            x = draw(torch.rand, n, *self.config.image_shape, generator=generator, device=self.device)
         else:
-            idx_a = torch.randint(seen, (n,), generator=generator, device=self.device)
-            idx_b = torch.randint(seen, (n,), generator=generator, device=self.device)
+            idx_a = draw(torch.randint, seen, (n,), generator=generator, device=self.device)
+            idx_b = draw(torch.randint, seen, (n,), generator=generator, device=self.device)
             x = torch.cat([self.exemplar_images[idx_a, :c], self.exemplar_images[idx_b, c:]], 1).float() / 255
         return torch.cat([self.translate(x[:, c:], "b2a"), self.translate(x[:, :c], "a2b")], 1)

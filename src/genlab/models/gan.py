@@ -43,6 +43,7 @@ from .. import losses
 from ..config import ModelConfig
 from ..errors import ConfigError, TrainingError
 from ..nn import gan_blocks as blocks
+from ..distributions import draw
 from .base import Batch, GenerativeModel, TrainStep
 
 ARCHS = ("mlp", "conv")
@@ -182,7 +183,7 @@ class GAN(GenerativeModel):
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z ~ N(0, I), shape (n, latent_dim)."""
-        return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
+        return draw(torch.randn, n, self.config.latent_dim, generator=generator, device=self.device)
 
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:

@@ -73,6 +73,7 @@ from .. import losses
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_layout
+from ..distributions import draw
 from .base import Batch, GenerativeModel, TrainStep
 
 HE_GAIN = math.sqrt(2.0)
@@ -322,7 +323,7 @@ class ProGAN(GenerativeModel):
     # ---------------------------------------------------------------- networks at the current stage
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z ~ N(0, I), shape (n, latent_dim) (G normalises them to the sphere)."""
-        return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
+        return draw(torch.randn, n, self.config.latent_dim, generator=generator, device=self.device)
 
     def generate(self, z: Tensor) -> Tensor:
         """z (N, latent_dim) -> images at the current resolution, [-1, 1] scale (unclamped)."""

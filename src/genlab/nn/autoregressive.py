@@ -71,10 +71,10 @@ class OutputHead:
         the same parameters from the same stream draw the same values.
         """
         if self.likelihood == "bernoulli":
-            u = torch.rand(params.shape[0], generator=generator, device=params.device)
+            u = D.draw(torch.rand, params.shape[0], generator=generator, device=params.device)
             return (u < torch.sigmoid(params[:, 0])).to(params.dtype)
         if self.likelihood == "categorical":
-            u = torch.rand(params.shape[0], generator=generator, device=params.device)
+            u = D.draw(torch.rand, params.shape[0], generator=generator, device=params.device)
             cdf = torch.softmax(params, dim=1).cumsum(dim=1)
             code = (cdf < u[:, None]).sum(dim=1).clamp(max=self.levels - 1)
             return code.to(params.dtype) / (self.levels - 1)
