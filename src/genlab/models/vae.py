@@ -120,9 +120,7 @@ def reparameterize(mu: Tensor, log_var: Tensor, generator: torch.Generator | Non
 def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
     """Standard normal noise shaped like ``like``, drawn on the generator's device
     (a CPU generator works for a model on a GPU) and moved to ``like``'s device."""
-    if generator is None:
-        return torch.randn_like(like)
-    return torch.randn(like.shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
+    return D.draw(torch.randn, like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
 def iwae_log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
