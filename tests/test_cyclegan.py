@@ -15,21 +15,15 @@ from genlab.data.errors import DataError
 from genlab.data.unpaired import INVERSES, TRANSFORMS, load_unpaired, transform, untransform
 from genlab.errors import ConfigError
 from genlab.train.trainer import Trainer
+from two_player import identical, record_steps
 
 SMALL = dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=8)
+
 QUIET = dict(progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
 
 
 def small(**kw):
     return registry.build("cyclegan", **{**SMALL, **kw})
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
-
-
-def identical(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 class Affine(nn.Module):
@@ -66,13 +60,9 @@ def test_each_step_leaves_the_other_pair_bit_identical_with_the_trainer(tmp_path
     torch.manual_seed(0)
     model = small()
     players = {"G": model.G, "F": model.F, "D_A": model.D_A, "D_B": model.D_B}
-    seen = []  # (step name, snapshot of every player) at the start of each step
-    for step, method in (("generators", "generator_loss"), ("discriminators", "discriminator_loss")):
-        # train_steps() looks the losses up on the instance, so these wrappers are what the Trainer calls
-        inner = getattr(model, method)
-        setattr(model, method, lambda batch, inner=inner, step=step: seen.append((step, {k: snapshot(m) for k, m in players.items()})) or inner(batch))
+    seen, take = record_steps(model, players)  # (step name, snapshot of every player) at the start of each step
     Trainer(model, digits_pair, TrainConfig(steps=2, batch_size=8, **QUIET), tmp_path / "run").fit()
-    seen.append(("end", {k: snapshot(m) for k, m in players.items()}))
+    seen.append(("end", take()))
     assert [s[0] for s in seen] == ["generators", "discriminators"] * 2 + ["end"]
     for (name, before), (_, after) in zip(seen, seen[1:]):
         still, moved = (("D_A", "D_B"), ("G", "F")) if name == "generators" else (("G", "F"), ("D_A", "D_B"))
