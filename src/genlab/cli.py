@@ -417,13 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
-    s.add_argument("run", help="run directory (or a folder written by model.save)")
+    s.add_argument("run", nargs="+", help="run directories (or folders written by model.save); several: one tab each")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     s.add_argument("--reference-examples", type=int, default=100,
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
-    s.add_argument("--verbose", action="store_true", help="log every request")
+    s.add_argument("--verbose", action="store_true", help="Gradio's startup messages and request errors")
     s.set_defaults(func=cmd_serve)
 
     s = run_cmd("translate", "translate images between domains (cyclegan): inputs, translations, reconstructions",
