@@ -114,9 +114,9 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu
     """Load every run of ``runs`` and serve the explorer until Ctrl+C. A folder that is not
     a genlab run (or model) raises :class:`genlab.errors.CheckpointError` before anything listens."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    require_gradio()
     explorers = {name: Explorer.from_run(run, device=device, reference_examples=reference_examples)
                  for name, run in zip(run_names(runs), runs)}
+    require_gradio()
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: anyone who can reach this machine can use the explorer "
               "(it has no login)", file=sys.stderr)
