@@ -10,6 +10,8 @@ makes one call into the library; nothing here computes anything itself.
     genlab interpolate runs/vae-mnist-5k
     genlab manifold runs/vae-mnist-5k
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
+    genlab report runs/vae-mnist-5k            # runs/vae-mnist-5k/report.html
+    genlab serve runs/vae-mnist-5k runs/pixelcnn-mnist-5k
 """
 
 from __future__ import annotations
@@ -116,13 +118,39 @@ def cmd_train(args) -> None:
         sets.append(f"train.seed={args.seed}")
     cfg = apply_overrides(cfg, sets)
     run = train(cfg, out_dir=args.out)
+    _report_after_training(run, args)
     print(run)
 
 
 def cmd_resume(args) -> None:
     from .train import resume
 
-    print(resume(Path(args.run), steps=args.steps))
+    run = resume(Path(args.run), steps=args.steps)
+    _report_after_training(run, args)
+    print(run)
+
+
+def _report_after_training(run: Path, args) -> None:
+    """RUN/report.html in fast mode (parts that take seconds); a failure only warns."""
+    if args.no_report:
+        return
+    import time
+
+    from .report import write_report
+
+    t = time.perf_counter()
+    try:
+        path = write_report(run, fast=True)
+    except Exception as e:  # noqa: BLE001 - the trained run is what matters; the report can be redrawn
+        print(f"genlab: the report was not written ({type(e).__name__}: {e}); genlab report {run} retries", file=sys.stderr)
+        return
+    print(f"report: {path} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    print(write_report(args.run, args.out, fast=args.fast, seed=args.seed, device=args.device))
 
 
 def cmd_sample(args) -> None:
@@ -332,11 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="run directory (default runs/<model>-<data>)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)")
+    t.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
     r.add_argument("run")
     r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     r.set_defaults(func=cmd_resume)
 
     def run_cmd(name, help, func, out_help):
@@ -436,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("-n", type=int, default=8, help="images drawn from --data")
     s.add_argument("--scale", type=int, default=3)
+
+    s = run_cmd("report", "one self-contained HTML page about a run: config, curves, samples, latent views, eval",
+                cmd_report, "HTML path (default RUN/report.html)")
+    s.add_argument("--fast", action="store_true", help="skip the parts a probe call predicts take more than 5 s")
+    s.add_argument("--device", default="cpu")
 
     sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
