@@ -235,7 +235,8 @@ class Report:
         steps = self._timeline()
         if not steps:
             raise _Skip("no samples/step-*.png in the run (train.sample_every)")
-        picks = sorted({round(i * (len(steps) - 1) / max(1, TIMELINE - 1)) for i in range(min(TIMELINE, len(steps)))})
+        m = min(TIMELINE, len(steps))
+        picks = sorted({round(i * (len(steps) - 1) / max(1, m - 1)) for i in range(m)})  # first, last, evenly between
         return "".join(_figure(_img(steps[i][1].read_bytes(), width=256, alt=f"step {steps[i][0]}"), f"step {steps[i][0]}")
                        for i in picks)
 

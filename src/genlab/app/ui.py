@@ -12,6 +12,7 @@ request clears its view's outputs and says why in one line.
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import threading
@@ -79,10 +80,11 @@ class Page:
                 self._on(self.blocks.load, fn, inputs, outputs, i)
 
     # ------------------------------------------------------------------ helpers
-    def _on(self, trigger, fn, inputs, outputs, i: int, **kw):
-        """An event of model ``i``: its one-worker concurrency group."""
-        return trigger(fn, inputs=inputs, outputs=outputs, concurrency_id=f"model-{i}", concurrency_limit=1,
-                       api_visibility="private", **kw)
+    def _on(self, trigger, fn, inputs, outputs, i: int, name: str | None = None, **kw):
+        """An event of model ``i`` in its one-worker concurrency group; a named one is also
+        callable over HTTP as ``/m<i>_<name>`` (gradio_client; not listed in the API page)."""
+        api = {"api_name": f"m{i}_{name}", "api_visibility": "undocumented"} if name else {"api_visibility": "private"}
+        return trigger(fn, inputs=inputs, outputs=outputs, concurrency_id=f"model-{i}", concurrency_limit=1, **api, **kw)
 
     def _file(self, i: int, name: str, data: bytes) -> str:
         path = self.files / f"model-{i}" / name
@@ -112,7 +114,7 @@ class Page:
             gr.Markdown(card_markdown(card))
             series = (card.get("metrics") or {}).get("series") or {}
             if series:
-                gr.Plot(plots.loss_curves(series, title=name), label="training curves")
+                gr.Plot(plots.loss_curves(series, title=name), label="training curves", elem_id=f"m{i}-curves")
             with gr.Row():
                 gr.JSON(json.loads(json.dumps({"model": card["config"], "data": card["data"], "train": card["train"]},
                                               default=str)), label="config", open=True)
@@ -152,10 +154,10 @@ class Page:
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 labels = self._label_input(ex, True)
             go = gr.Button("Draw samples", variant="primary")
-            status = gr.Markdown()
-            gallery = gr.Gallery(label="samples (caption: index, class label)", columns=8, height="auto",
+            status = gr.Markdown(elem_id=f"m{i}-samples-status")
+            gallery = gr.Gallery(elem_id=f"m{i}-samples-gallery", label="samples (caption: index, class label)", columns=8, height="auto",
                                  object_fit="contain", format="png", buttons=["download", "fullscreen"])
-            grid = gr.Image(label="the grid", format="png", type="pil", buttons=["download"], interactive=False)
+            grid = gr.Image(label="the grid", elem_id=f"m{i}-samples-grid", format="png", type="pil", buttons=["download"], interactive=False)
             download = gr.DownloadButton("Download the grid (PNG)", visible=False)
 
             def draw(n, seed, labels_text="", progress=gr.Progress()):
@@ -172,7 +174,7 @@ class Page:
                 return pics, grid_img, gr.DownloadButton(value=path, visible=True), f"{len(images)} images, seed {int(seed or 0)}"
 
             inputs = [n, seed] + ([labels] if labels is not None else [])
-            event = self._on(go.click, draw, inputs, [gallery, grid, download, status], i)
+            event = self._on(go.click, draw, inputs, [gallery, grid, download, status], i, "samples")
             self._cancel_button(i, "samples", event)
 
     def _points(self, i: int, ex: Explorer) -> None:
@@ -182,8 +184,8 @@ class Page:
                 n = gr.Slider(100, MAX_POINTS, value=1000, step=100, label="points")
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
             go = gr.Button("Draw points", variant="primary")
-            status = gr.Markdown()
-            plot = gr.Plot(label="generated points over the data and D's surface")
+            status = gr.Markdown(elem_id=f"m{i}-points-status")
+            plot = gr.Plot(label="generated points over the data and D's surface", elem_id=f"m{i}-points")
 
             def draw(n, seed):
                 try:
@@ -191,7 +193,7 @@ class Page:
                 except Exception as e:  # noqa: BLE001
                     return None, _fail(e)
 
-            self._on(go.click, draw, [n, seed], [plot, status], i)
+            self._on(go.click, draw, [n, seed], [plot, status], i, "points")
 
     def _audio(self, i: int, ex: Explorer) -> None:
         gr = self.gr
@@ -201,10 +203,10 @@ class Page:
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 labels = self._label_input(ex, True)
             go = gr.Button("Generate", variant="primary")
-            status = gr.Markdown()
-            player = gr.Audio(label=f"samples ({views.AUDIO_RATE} Hz, clips one after another)", type="numpy",
+            status = gr.Markdown(elem_id=f"m{i}-audio-status")
+            player = gr.Audio(elem_id=f"m{i}-audio", label=f"samples ({views.AUDIO_RATE} Hz, clips one after another)", type="numpy",
                               interactive=False, buttons=["download"])
-            wave = gr.Image(label="waveforms (one row per clip)", format="png", type="pil", interactive=False)
+            wave = gr.Image(elem_id=f"m{i}-waveform", label="waveforms (one row per clip)", format="png", type="pil", interactive=False)
             download = gr.DownloadButton("Download (WAV)", visible=False)
 
             def draw(n, seed, labels_text="", progress=gr.Progress()):
@@ -218,7 +220,7 @@ class Page:
                 return audio, picture, gr.DownloadButton(value=path, visible=True), ""
 
             inputs = [n, seed] + ([labels] if labels is not None else [])
-            event = self._on(go.click, draw, inputs, [player, wave, download, status], i)
+            event = self._on(go.click, draw, inputs, [player, wave, download, status], i, "audio")
             self._cancel_button(i, "audio", event)
 
     def _latent(self, i: int, ex: Explorer) -> None:
@@ -235,8 +237,8 @@ class Page:
                     if d > MAX_SLIDERS:
                         gr.Markdown(f"z[{MAX_SLIDERS}..{d - 1}] stay at the seed's prior draw.")
                 with gr.Column():
-                    decoded = gr.Image(label="decode(z)", format="png", type="pil", interactive=False, height=224)
-                    status = gr.Markdown()
+                    decoded = gr.Image(elem_id=f"m{i}-latent-image", label="decode(z)", format="png", type="pil", interactive=False, height=224)
+                    status = gr.Markdown(elem_id=f"m{i}-latent-status")
             extra = [label] if label is not None else []
 
             def body(seed, label=None):
@@ -265,8 +267,8 @@ class Page:
             self._loads.append((from_seed, [seed] + extra, sliders + [decoded, status], i))
             for trigger in [seed.change] + ([label.change] if label is not None else []):
                 self._on(trigger, from_seed, [seed] + extra, sliders + [decoded, status], i, trigger_mode="always_last")
-            for s in sliders:
-                self._on(s.input, move, [seed] + sliders + extra, [decoded, status], i, trigger_mode="always_last")
+            self._on(functools.partial(gr.on, [s.input for s in sliders]), move, [seed] + sliders + extra, [decoded, status],
+                     i, "latent", trigger_mode="always_last")
 
             gr.Markdown("#### Interpolation between the prior draws of two seeds")
             with gr.Row():
@@ -275,8 +277,8 @@ class Page:
                 steps = gr.Slider(2, MAX_FRAMES, value=10, step=1, label="steps")
                 method = gr.Radio(["slerp", "lerp"], value="slerp", label="path")
             go = gr.Button("Interpolate", variant="primary")
-            strip = gr.Image(label="A -> B", format="png", type="pil", interactive=False, buttons=["download"])
-            strip_status = gr.Markdown()
+            strip = gr.Image(elem_id=f"m{i}-strip", label="A -> B", format="png", type="pil", interactive=False, buttons=["download"])
+            strip_status = gr.Markdown(elem_id=f"m{i}-strip-status")
 
             def interpolate(a, b, steps, method, label=None):
                 try:
@@ -286,7 +288,7 @@ class Page:
                     return None, _fail(e)
                 return views.b64_pil(doc["image"], views.display_scale(ex.model.config.image_shape[-2], 64)), ""
 
-            self._on(go.click, interpolate, [seed_a, seed_b, steps, method] + extra, [strip, strip_status], i)
+            self._on(go.click, interpolate, [seed_a, seed_b, steps, method] + extra, [strip, strip_status], i, "interpolate")
             if ex.caps["manifold"]:
                 gr.Markdown("#### The 2-D manifold (other dimensions at 0)")
                 with gr.Row():
@@ -294,8 +296,8 @@ class Page:
                     dim_x = gr.Dropdown(list(range(d)), value=0, label="horizontal: z index")
                     dim_y = gr.Dropdown(list(range(d)), value=1, label="vertical: z index")
                 go_m = gr.Button("Draw the manifold", variant="primary")
-                plot = gr.Plot(label="manifold")
-                m_status = gr.Markdown()
+                plot = gr.Plot(label="manifold", elem_id=f"m{i}-manifold")
+                m_status = gr.Markdown(elem_id=f"m{i}-manifold-status")
 
                 def manifold(n, dx, dy, label=None):
                     try:
@@ -303,7 +305,7 @@ class Page:
                     except Exception as e:  # noqa: BLE001
                         return None, _fail(e)
 
-                self._on(go_m.click, manifold, [n, dim_x, dim_y] + extra, [plot, m_status], i)
+                self._on(go_m.click, manifold, [n, dim_x, dim_y] + extra, [plot, m_status], i, "manifold")
 
     def _image_source(self, examples: list[str]):
         """Upload (drag and drop, paste) or sketch an image; returns (upload, sketch, tabs)."""
@@ -344,10 +346,10 @@ class Page:
                 label = self._label_input(ex, False)
             go = gr.Button("Score and reconstruct", variant="primary")
             with gr.Row():
-                seen = gr.Image(label="what the model sees", format="png", type="pil", interactive=False, height=160)
-                rec = gr.Image(label="reconstruction", format="png", type="pil", interactive=False, height=160,
+                seen = gr.Image(elem_id=f"m{i}-analyze-input", label="what the model sees", format="png", type="pil", interactive=False, height=160)
+                rec = gr.Image(elem_id=f"m{i}-analyze-reconstruction", label="reconstruction", format="png", type="pil", interactive=False, height=160,
                                visible=caps["reconstruct"])
-            result = gr.Markdown()
+            result = gr.Markdown(elem_id=f"m{i}-analyze-result")
 
             def analyze(upload, sketch, source, seed, k, label=None):
                 try:
@@ -362,7 +364,7 @@ class Page:
                 return seen, rec, views.analysis_markdown(doc)
 
             self._on(go.click, analyze, [upload, sketch, source, seed, k] + ([label] if label is not None else []),
-                     [seen, rec, result], i)
+                     [seen, rec, result], i, "analyze")
 
     def _complete(self, i: int, ex: Explorer, examples: list[str]) -> None:
         gr = self.gr
@@ -375,10 +377,10 @@ class Page:
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 label = self._label_input(ex, False)
             go = gr.Button("Complete", variant="primary")
-            status = gr.Markdown()
+            status = gr.Markdown(elem_id=f"m{i}-complete-status")
             with gr.Row():
-                kept = gr.Image(label="kept (the rest grey)", format="png", type="pil", interactive=False, height=160)
-                out = gr.Image(label="completions", format="png", type="pil", interactive=False, buttons=["download"])
+                kept = gr.Image(elem_id=f"m{i}-complete-kept", label="kept (the rest grey)", format="png", type="pil", interactive=False, height=160)
+                out = gr.Image(elem_id=f"m{i}-complete-out", label="completions", format="png", type="pil", interactive=False, buttons=["download"])
 
             def run(upload, sketch, source, rows, n, seed, label=None, progress=gr.Progress()):
                 try:
@@ -390,7 +392,7 @@ class Page:
                 return to_pil(shown, views.display_scale(h, 160)), to_pil(grid, views.display_scale(h, 80)), ""
 
             event = self._on(go.click, run, [upload, sketch, source, rows, n, seed] + ([label] if label is not None else []),
-                             [kept, out, status], i)
+                             [kept, out, status], i, "complete")
             self._cancel_button(i, "complete", event)
 
     def _translate(self, i: int, ex: Explorer, examples: list[str]) -> None:
@@ -400,10 +402,10 @@ class Page:
             upload, sketch, source = self._image_source(examples)
             direction = gr.Radio([("A -> B (G)", "a2b"), ("B -> A (F)", "b2a")], value="a2b", label="direction")
             go = gr.Button("Translate", variant="primary")
-            status = gr.Markdown()
+            status = gr.Markdown(elem_id=f"m{i}-translate-status")
             with gr.Row():
-                shown = [gr.Image(label=t, format="png", type="pil", interactive=False, height=160)
-                         for t in ("input", "translation", "cycle: translated back")]
+                shown = [gr.Image(label=t, format="png", type="pil", interactive=False, height=160, elem_id=f"m{i}-translate-{k}")
+                         for k, t in enumerate(("input", "translation", "cycle: translated back"))]
 
             def run(upload, sketch, source, direction):
                 try:
@@ -413,7 +415,7 @@ class Page:
                 s = views.display_scale(h, 160)
                 return (*[im.resize((im.width * s, im.height * s), Image.NEAREST) for im in images], "")
 
-            self._on(go.click, run, [upload, sketch, source, direction], shown + [status], i)
+            self._on(go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate")
 
     def _projection(self, i: int, ex: Explorer) -> None:
         gr = self.gr
@@ -422,8 +424,8 @@ class Page:
                 n = gr.Slider(50, views.MAX_PROJECTION, value=500, step=50, label="test images")
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
             go = gr.Button("Encode and project (PCA)", variant="primary")
-            plot = gr.Plot(label="codes of test images, first two principal components")
-            status = gr.Markdown()
+            plot = gr.Plot(label="codes of test images, first two principal components", elem_id=f"m{i}-projection")
+            status = gr.Markdown(elem_id=f"m{i}-projection-status")
 
             def run(n, seed):
                 try:
@@ -431,7 +433,7 @@ class Page:
                 except Exception as e:  # noqa: BLE001
                     return None, _fail(e)
 
-            self._on(go.click, run, [n, seed], [plot, status], i)
+            self._on(go.click, run, [n, seed], [plot, status], i, "projection")
 
 
 __all__ = ["Page", "card_markdown"]
