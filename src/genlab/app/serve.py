@@ -73,8 +73,9 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
            quiet: bool = False):
     """Serve ``explorers`` ({tab name: Explorer}) on host:port (``port=0``: a free one).
 
-    With ``block=False`` returns ``(blocks, url)`` while the server runs in a thread
-    (``blocks.close()`` stops it); otherwise serves until Ctrl+C.
+    With ``block=False`` returns ``(page, url)`` while the server runs in a thread
+    (:class:`~genlab.app.ui.Page`; ``page.blocks.close()`` stops it); otherwise serves
+    until Ctrl+C.
     """
     gr = require_gradio()
     from PIL import Image
@@ -101,12 +102,12 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     except OSError as e:
         raise GenlabError(f"cannot listen on {host}:{port}: {e}; choose another --port or --host") from None
     if not block:
-        return page.blocks, url
+        return page, url
     try:
         page.blocks.block_thread()
     finally:
         page.blocks.close()
-    return page.blocks, url
+    return page, url
 
 
 def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu", reference_examples: int = 100,

@@ -314,6 +314,7 @@ class Page:
             with gr.Tab("Upload"):
                 upload = gr.Image(label="drop an image here", type="filepath", image_mode=None,
                                   sources=["upload", "clipboard"], height=224)
+                upload.preprocess = self._guarded(upload.preprocess)
                 if examples:
                     gr.Examples(examples, inputs=[upload], label="examples: test images (click one)")
             with gr.Tab("Draw"):
@@ -324,6 +325,22 @@ class Page:
                                                      default_size=14), label="draw (white on black)")
         source = gr.Radio(["upload", "drawing"], value="upload", label="use")
         return upload, sketch, source
+
+    def _guarded(self, preprocess):
+        """Gradio opens an upload with Pillow before the view runs: an image over the pixel
+        limit fails there, and is reported to the user in one line."""
+        from PIL import Image as PILImage
+
+        gr = self.gr
+
+        def run(payload):
+            try:
+                return preprocess(payload)
+            except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as e:
+                raise gr.Error(f"the image is too large ({e.args[0].split(' could')[0] if e.args else e}); "
+                               f"at most {views.MAX_IMAGE_SIDE} pixels a side") from None
+
+        return run
 
     @staticmethod
     def _image_b64(upload, sketch, source) -> str:

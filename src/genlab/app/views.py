@@ -335,10 +335,9 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
     from .. import data
 
     spec = explorer._doc.get("data") or {}
-    shape = domain_shape(explorer.model)
     if not spec.get("name") or explorer.caps["kind"] != "image":
         return []
-    c, h, w = shape
+    c, h, w = domain_shape(explorer.model)
     try:
         ds = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w),
                        channels=explorer.model.config.image_shape[0], download=False)
