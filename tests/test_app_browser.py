@@ -95,10 +95,13 @@ def test_every_view_renders_in_chromium(served):
             return stats
 
         def tab(name):
-            page.get_by_role("tab", name=name, exact=True).first.click()
+            page.get_by_role("tab", name=name, exact=True).filter(visible=True).first.click()
+
+        def example():  # click the first example image of the open tab
+            page.locator('button.gallery-item:has(img[src*="/example-"])').filter(visible=True).first.click()
 
         def click(name):
-            page.get_by_role("button", name=name, exact=True).first.click()
+            page.get_by_role("button", name=name, exact=True).filter(visible=True).first.click()
 
         images("#m0-curves img")  # the model card's training curves
         tab("Samples")
@@ -109,7 +112,7 @@ def test_every_view_renders_in_chromium(served):
         tab("Latent space")
         first = page.wait_for_selector("#m0-latent-image img", timeout=30000).get_attribute("src")
         images("#m0-latent-image img")
-        slider = page.locator("input[type=range]").first
+        slider = page.locator("#m0-z0 input[type=range]")
         slider.focus()
         for _ in range(20):
             page.keyboard.press("ArrowRight")
@@ -119,19 +122,29 @@ def test_every_view_renders_in_chromium(served):
         click("Draw the manifold")
         images("#m0-manifold img")
         tab("Your image")
-        page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button, table.gr-examples button, "
-                     ".examples button").first.click()
+        example()
         click("Score and reconstruct")
         page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=30000)
         images("#m0-analyze-reconstruction img")
         assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
+        tab("Draw")  # a white stroke on the black canvas, scored instead of the upload
+        box = page.locator("canvas").filter(visible=True).first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=12)
+        page.mouse.up()
+        before = page.inner_text("#m0-analyze-result")
+        page.get_by_label("drawing").filter(visible=True).first.check()
+        click("Score and reconstruct")
+        page.wait_for_function("t => { const e = document.querySelector('#m0-analyze-result'); "
+                               "return e && e.innerText.includes('bits/dim') && e.innerText !== t; }", arg=before, timeout=30000)
         tab("Projection")
         click("Encode and project (PCA)")
         images("#m0-projection img")
 
         tab("cgan")
         tab("Samples")
-        page.locator("textarea, input[type=text]").first.fill("3")
+        page.locator("#m2-samples-labels textarea, #m2-samples-labels input").first.fill("3")
         click("Draw samples")
         page.wait_for_selector("#m2-samples-gallery >> text=label 3", timeout=30000)
         images("#m2-samples-gallery img", 16)
@@ -149,25 +162,26 @@ def test_every_view_renders_in_chromium(served):
 
         tab("cyclegan")
         tab("Translate")
-        page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button, .examples button").first.click()
+        example()
         click("Translate")
         for k in range(3):
             images(f"#m5-translate-{k} img")
 
         tab("pixelcnn")
         tab("Complete")
-        page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button, .examples button").first.click()
-        page.locator("input[type=range]").first.focus()
+        example()
+        page.locator("#m1-complete-rows input[type=range]").focus()
         for _ in range(10):  # keep 24 of the 28 rows: 4 rows x 28 pixels to draw
             page.keyboard.press("ArrowRight")
         click("Complete")
         images("#m1-complete-out img", timeout=60000)
         images("#m1-complete-kept img")
         tab("Samples")
-        page.locator("input[type=number]").first.fill("64")
-        page.locator("input[type=number]").first.press("Enter")
+        page.locator("#m1-samples-n input[type=number]").fill("64")
+        page.locator("#m1-samples-n input[type=number]").press("Enter")
         click("Draw samples")
-        page.wait_for_selector("text=/network calls|sampling/", timeout=20000)  # progress while it draws
+        # progress while it draws (the first grid of its size counts calls; later ones show a bar)
+        page.get_by_text(re.compile(r"[0-9.]+k? calls")).filter(visible=True).first.wait_for(timeout=20000)
         click("Cancel")
         page.wait_for_selector("#m1-samples-status >> text=cancelled", timeout=20000)
         assert external == [], external

@@ -138,21 +138,21 @@ class Page:
         if caps["reconstruct"] and (ex._doc.get("data") or {}).get("name"):
             self._projection(i, ex)
 
-    def _label_input(self, ex: Explorer, multiple: bool):
+    def _label_input(self, ex: Explorer, multiple: bool, elem_id: str | None = None):
         k = ex.caps["num_classes"]
         if not k:
             return None
         if multiple:
-            return self.gr.Textbox(label=f"labels (0..{k - 1}, comma-separated; empty: 0, 1, 2, ...)", value="")
+            return self.gr.Textbox(label=f"labels (0..{k - 1}, comma-separated; empty: 0, 1, 2, ...)", value="", elem_id=elem_id)
         return self.gr.Dropdown(choices=list(range(k)), value=0, label="class label")
 
     def _samples(self, i: int, ex: Explorer) -> None:
         gr = self.gr
         with gr.Tab("Samples"):
             with gr.Row():
-                n = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="samples")
+                n = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="samples", elem_id=f"m{i}-samples-n")
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
-                labels = self._label_input(ex, True)
+                labels = self._label_input(ex, True, f"m{i}-samples-labels")
             go = gr.Button("Draw samples", variant="primary")
             status = gr.Markdown(elem_id=f"m{i}-samples-status")
             gallery = gr.Gallery(elem_id=f"m{i}-samples-gallery", label="samples (caption: index, class label)", columns=8, height="auto",
@@ -232,7 +232,7 @@ class Page:
                 label = self._label_input(ex, False)
             with gr.Row():
                 with gr.Column():
-                    sliders = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.05, label=f"z[{k}]")
+                    sliders = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.05, label=f"z[{k}]", elem_id=f"m{i}-z{k}")
                                for k in range(min(d, MAX_SLIDERS))]
                     if d > MAX_SLIDERS:
                         gr.Markdown(f"z[{MAX_SLIDERS}..{d - 1}] stay at the seed's prior draw.")
@@ -389,7 +389,7 @@ class Page:
         with gr.Tab("Complete"):
             upload, sketch, source = self._image_source(examples)
             with gr.Row():
-                rows = gr.Slider(1, h - 1, value=h // 2, step=1, label="rows kept from the top")
+                rows = gr.Slider(1, h - 1, value=h // 2, step=1, label="rows kept from the top", elem_id=f"m{i}-complete-rows")
                 n = gr.Slider(1, 16, value=4, step=1, label="completions")
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 label = self._label_input(ex, False)

@@ -338,9 +338,10 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
     if not spec.get("name") or explorer.caps["kind"] != "image":
         return []
     c, h, w = domain_shape(explorer.model)
+    stacked = explorer.model.config.image_shape[0] != c  # a translator's two domains along channels
     try:
         ds = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w),
-                       channels=explorer.model.config.image_shape[0], download=False)
+                       channels=None if stacked else c, download=False)
     except (GenlabError, OSError, ValueError):
         return []
     picked: list[int] = []
@@ -355,9 +356,10 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
     picked = picked or list(range(min(count, len(ds))))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in picked:
-        img = ds.images[i][:c].float() / 255
-        path = folder / f"example-{i}.png"
+    for k, i in enumerate(picked):
+        domain = k % 2 if stacked else 0  # translators: domain A and B in turn
+        img = ds.images[i][domain * c:(domain + 1) * c].float() / 255
+        path = folder / f"example-{i}{'ab'[domain] if stacked else ''}.png"
         to_pil(img).save(path)
         paths.append(str(path))
     return paths
