@@ -210,7 +210,8 @@ class Report:
             audio = f'<audio controls src="data:audio/wav;base64,{base64.b64encode(raw).decode("ascii")}"></audio>'
             return _figure(audio + "<br>" + _img(buf.getvalue(), pixelated=False, alt="waveforms"), "two clips, seed 0")
         last = self._timeline()[-1:] if self.fast else []
-        if last and last[0][0] == (self.card.get("metrics") or {}).get("last_step"):
+        final = (self.card.get("metrics") or {}).get("last_step") or (self.card.get("train") or {}).get("steps")
+        if last and last[0][0] == final:
             return _figure(_img(last[0][1].read_bytes(), width=512, alt="samples"),
                            f"{SAMPLES} samples at step {last[0][0]} (the Trainer's grid)")
         from .app import views
