@@ -131,20 +131,10 @@ def cmd_resume(args) -> None:
 
 
 def _report_after_training(run: Path, args) -> None:
-    """RUN/report.html in fast mode (parts that take seconds); a failure only warns."""
-    if args.no_report:
-        return
-    import time
+    if not args.no_report:
+        from .report import after_training
 
-    from .report import write_report
-
-    t = time.perf_counter()
-    try:
-        path = write_report(run, fast=True)
-    except Exception as e:  # noqa: BLE001 - the trained run is what matters; the report can be redrawn
-        print(f"genlab: the report was not written ({type(e).__name__}: {e}); genlab report {run} retries", file=sys.stderr)
-        return
-    print(f"report: {path} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+        after_training(run)
 
 
 def cmd_report(args) -> None:

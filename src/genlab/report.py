@@ -370,4 +370,19 @@ def write_report(run: str | Path, out: str | Path | None = None, *, fast: bool =
     return path
 
 
-__all__ = ["Report", "write_report"]
+def after_training(run: str | Path) -> Path | None:
+    """``genlab train`` / ``resume``: the fast report, its time on stderr; a failure only warns
+    (the trained run is what matters, and ``genlab report RUN`` draws it again)."""
+    import sys
+
+    t = time.perf_counter()
+    try:
+        path = write_report(run, fast=True)
+    except Exception as e:  # noqa: BLE001
+        print(f"genlab: the report was not written ({type(e).__name__}: {e}); genlab report {run} retries", file=sys.stderr)
+        return None
+    print(f"report: {path} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    return path
+
+
+__all__ = ["Report", "after_training", "write_report"]

@@ -50,7 +50,7 @@ def card_markdown(card: dict) -> str:
         "",
         f"- run: `{card['run']}`" if card["run"] else "- a saved model (no run directory)",
         f"- parameters: {card['parameters']:,}",
-        f"- data: {card['kind'] if 'kind' in card else caps['kind']} {tuple(card['config'].get('image_shape', ()))}"
+        f"- data: {caps['kind']} {tuple(card['config'].get('image_shape', ()))}"
         + (f", {caps['num_classes']} classes" if caps["num_classes"] else ""),
         f"- views: {', '.join(offers) or 'none'}",
     ]
@@ -124,7 +124,8 @@ class Page:
         if caps["sample"] and caps["kind"] == "image":
             self._samples(i, ex)
         if caps["sample"] and caps["kind"] == "points":
-            self._points(i, ex)
+            self._plot_view(i, "points", "Samples", (100, MAX_POINTS, 1000, 100), "points", "Draw points",
+                            "generated points over the data and D's surface", lambda n, s: views.points_plot(ex, n, s))
         if caps["sample"] and caps["kind"] == "sequence":
             self._audio(i, ex)
         if caps["latent"]:
@@ -136,7 +137,9 @@ class Page:
         if caps["translate"]:
             self._translate(i, ex, examples)
         if caps["reconstruct"] and (ex._doc.get("data") or {}).get("name"):
-            self._projection(i, ex)
+            self._plot_view(i, "projection", "Projection", (50, views.MAX_PROJECTION, 500, 50), "test images",
+                            "Encode and project (PCA)", "codes of test images, first two principal components",
+                            lambda n, s: views.projection_plot(ex, n, s))
 
     def _label_input(self, ex: Explorer, multiple: bool, elem_id: str | None = None):
         k = ex.caps["num_classes"]
@@ -177,23 +180,25 @@ class Page:
             event = self._on(go.click, draw, inputs, [gallery, grid, download, status], i, "samples")
             self._cancel_button(i, "samples", event)
 
-    def _points(self, i: int, ex: Explorer) -> None:
+    def _plot_view(self, i: int, name: str, tab: str, n: tuple[int, int, int, int], n_label: str, button: str,
+                   plot_label: str, compute) -> None:
+        """A tab of one figure from (n, seed): ``compute(n, seed)`` -> a matplotlib figure."""
         gr = self.gr
-        with gr.Tab("Samples"):
+        with gr.Tab(tab):
             with gr.Row():
-                n = gr.Slider(100, MAX_POINTS, value=1000, step=100, label="points")
+                count = gr.Slider(n[0], n[1], value=n[2], step=n[3], label=n_label)
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
-            go = gr.Button("Draw points", variant="primary")
-            status = gr.Markdown(elem_id=f"m{i}-points-status")
-            plot = gr.Plot(label="generated points over the data and D's surface", elem_id=f"m{i}-points")
+            go = gr.Button(button, variant="primary")
+            status = gr.Markdown(elem_id=f"m{i}-{name}-status")
+            plot = gr.Plot(label=plot_label, elem_id=f"m{i}-{name}")
 
             def draw(n, seed):
                 try:
-                    return views.points_plot(ex, int(n), int(seed or 0)), ""
+                    return compute(int(n), int(seed or 0)), ""
                 except Exception as e:  # noqa: BLE001
                     return None, _fail(e)
 
-            self._on(go.click, draw, [n, seed], [plot, status], i, "points")
+            self._on(go.click, draw, [count, seed], [plot, status], i, name)
 
     def _audio(self, i: int, ex: Explorer) -> None:
         gr = self.gr
@@ -433,24 +438,6 @@ class Page:
                 return (*[im.resize((im.width * s, im.height * s), Image.NEAREST) for im in images], "")
 
             self._on(go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate")
-
-    def _projection(self, i: int, ex: Explorer) -> None:
-        gr = self.gr
-        with gr.Tab("Projection"):
-            with gr.Row():
-                n = gr.Slider(50, views.MAX_PROJECTION, value=500, step=50, label="test images")
-                seed = gr.Number(0, label="seed", precision=0, minimum=0)
-            go = gr.Button("Encode and project (PCA)", variant="primary")
-            plot = gr.Plot(label="codes of test images, first two principal components", elem_id=f"m{i}-projection")
-            status = gr.Markdown(elem_id=f"m{i}-projection-status")
-
-            def run(n, seed):
-                try:
-                    return views.projection_plot(ex, int(n), int(seed or 0)), ""
-                except Exception as e:  # noqa: BLE001
-                    return None, _fail(e)
-
-            self._on(go.click, run, [n, seed], [plot, status], i, "projection")
 
 
 __all__ = ["Page", "card_markdown"]
