@@ -169,12 +169,12 @@ def test_conditional_labels_change_the_output(conditioning):
     torch.manual_seed(0)
     model = tiny("dcgan", num_classes=10, conditioning=conditioning)
     z = model.latent(4, generator=torch.Generator().manual_seed(1))
-    a = model.decode(z, torch.zeros(4, dtype=torch.long))
-    b = model.decode(z, torch.full((4,), 7))
+    a = model.decode(z, labels=torch.zeros(4, dtype=torch.long))
+    b = model.decode(z, labels=torch.full((4,), 7))
     assert a.shape == (4, 1, 16, 16) and not torch.allclose(a, b)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     with torch.no_grad():
-        assert not torch.allclose(model.discriminate(x, torch.zeros(4, dtype=torch.long)), model.discriminate(x, torch.full((4,), 3)))
+        assert not torch.allclose(model.discriminate(x, labels=torch.zeros(4, dtype=torch.long)), model.discriminate(x, labels=torch.full((4,), 3)))
     out = model.d_step_loss({"x": x, "y": torch.tensor([0, 1, 2, 9])})
     assert torch.isfinite(out["loss"])
 

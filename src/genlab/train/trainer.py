@@ -373,12 +373,10 @@ class Trainer:
         )
 
     def _iteration(self) -> None:
-        # Optional hook: a model whose behaviour depends on the iteration (e.g. progan's
-        # growth schedule) defines begin_iteration(step); step is 0-based and checkpointed,
+        # The contract's per-iteration hook (a no-op unless the model's behaviour depends on
+        # the iteration, e.g. progan's growth schedule); step is 0-based and checkpointed,
         # so a resumed run calls it with the same values as an uninterrupted one.
-        begin = getattr(self.model, "begin_iteration", None)
-        if begin is not None:
-            begin(self.step)
+        self.model.begin_iteration(self.step)
         batch = None
         for i, step in enumerate(self.steps):
             if batch is None or step.new_batch:
