@@ -225,10 +225,3 @@ def evaluate_likelihood(
         "data": name,
     }
 
-def format_likelihood(result: dict) -> str:
-    """One line for humans: '0.812 +- 0.004 bits/dim (k = 100 importance samples; dynamic binarization ...)'."""
-    k = f"k = {result['iw_samples']} importance samples; " if result.get("iw_samples") else ""
-    return (
-        f"NLL {result['nll_nats']:.2f} +- {result['nll_nats_se']:.2f} nats = {result['bits_per_dim']:.4f} +- "
-        f"{result['bits_per_dim_se']:.4f} bits/dim over {result['num_examples']} examples ({k}{result['preprocessing']})"
-    )

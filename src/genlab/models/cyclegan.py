@@ -241,10 +241,6 @@ class CycleGAN(GenerativeModel):
         g = losses.g_loss(self.config.objective, scores)
         return 2 * g if self.config.objective == "least-squares" else g
 
-    def cycle_loss(self, a: Tensor, b: Tensor) -> Tensor:
-        """``L_cyc = ||F(G(a)) - a||_1 + ||G(F(b)) - b||_1`` (eq. 2), mean absolute error per pixel."""
-        return l1(self.F(self.G(a)), a) + l1(self.G(self.F(b)), b)
-
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:
         """The generators' step (G and F), then the discriminators' step (D_A and D_B)."""
