@@ -265,3 +265,18 @@ def test_each_capability_answers_with_the_documented_shapes(name):
         one = torch.rand(2, model.domain_channels, *shape[1:])
         assert model.translate(one, "a2b").shape == one.shape
     model.begin_iteration(0)  # every model takes the Trainer's hook
+
+
+def test_callers_decide_from_the_contract_not_from_model_types():
+    """cli, app, viz, metrics, ood and the Trainer never inspect signatures, test a model's
+    class or probe it for methods: they read capabilities, data_kind and likelihood_kind."""
+    import re
+    from pathlib import Path
+
+    src = Path(genlab.__file__).parent
+    guess = re.compile(r"isinstance\([\w.]*model\b|inspect\.signature|_accepts|(hasattr|getattr)\((self\.)?model\b")
+    files = [src / "cli.py"] + [f for d in ("app", "viz", "metrics", "train", "ood") for f in sorted((src / d).rglob("*.py"))]
+    files += [src / "ood.py"] if (src / "ood.py").exists() else []
+    found = [f"{f.relative_to(src)}:{i}: {line.strip()}" for f in files
+             for i, line in enumerate(f.read_text().splitlines(), 1) if guess.search(line)]
+    assert found == []

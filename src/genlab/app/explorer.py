@@ -456,7 +456,7 @@ class Explorer:
         generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
         ``model.log_prob(x, labels=..., iw_samples=k, generator=g)`` (k None for exact models).
         """
-        self._need("analyze", "score or reconstruct an image (needs encode/decode or log_prob)")
+        self._need("analyze", "score or reconstruct an image (needs reconstruct or log_prob)")
         model = self.model
         x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
         seed = self._seed(body)

@@ -492,7 +492,7 @@ class Trainer:
     def save_samples(self, path: str | Path | None = None) -> Path | None:
         """A grid of 64 samples (EMA weights when on) with a fixed-seed generator, saved as
         ``samples/step-XXXXXXX.png``. Leaves the training RNG streams untouched."""
-        if not self.dist.is_main or not self._can_sample or not hasattr(self.model, "sample"):
+        if not self.dist.is_main or not self._can_sample or "sample" not in self.model.capabilities:
             return None
         from ..viz.images import save_png
 
@@ -505,10 +505,10 @@ class Trainer:
                 self.model.load_state_dict(self.ema.weights_like(self.model))
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed)
-            k = getattr(getattr(self.model, "config", None), "num_classes", 0) or 0
+            k = self.model.config.num_classes
             labels = (torch.arange(SAMPLE_COUNT, device=self.device) % k) if k > 0 else None
             try:
-                x = self.model.sample(SAMPLE_COUNT, generator=gen, labels=labels) if labels is not None else self.model.sample(SAMPLE_COUNT, generator=gen)
+                x = self.model.sample(SAMPLE_COUNT, labels=labels, generator=gen)
             except NotImplementedError:
                 self._can_sample = False
                 return None
