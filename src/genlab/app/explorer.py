@@ -484,8 +484,7 @@ class Explorer:
                     "conditional_on_label": label,
                 }
             if self.caps["reconstruct"]:
-                rec = model.reconstruct(x, generator=torch.Generator().manual_seed(seed))
-                out["reconstruction"] = png_base64(rec[0].float().cpu())
+                out["reconstruction"] = png_base64(model.reconstruct(x)[0].float().cpu())  # sampling decoders: the seeded global RNG
         if "likelihood" in out and label is None and self.reference_examples > 0:
             out["outlier"] = self._outlier(x01, seed)
         return out

@@ -394,7 +394,7 @@ class ALI(GAN):
             raise ValueError(f"expected latent codes of shape {want}, got {tuple(z.shape)}")
         return from_signed(self._eval(fn)).clamp(0, 1)
 
-    def reconstruct(self, x: Tensor, *, generator: torch.Generator | None = None, level: int | None = None) -> Tensor:
+    def reconstruct(self, x: Tensor, *, level: int | None = None) -> Tensor:
         """decode(encode(x)): images x in [-1, 1] -> reconstructions (N, C, H, W) in [0, 1], through
         the top code's posterior mean (``level=1``: through z1's, on a 2-level model)."""
         return self.decode(self.encode(x, level=level))

@@ -137,12 +137,13 @@ class GenerativeModel(nn.Module):
         draw from ``generator`` where the decoder has no mean)."""
         raise NotImplementedError(f"{type(self).__name__} has no decoder")
 
-    def reconstruct(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """decode(encode(x)) in [0, 1], under inference mode; x in the model's input space."""
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """decode(encode(x)) in [0, 1], under inference mode; x in the model's input space.
+        (A decoder that samples draws from the global RNG here.)"""
         if not {"encode", "decode"} <= self.capabilities:
             raise NotImplementedError(f"{type(self).__name__} has no encoder and decoder to reconstruct with")
         with torch.inference_mode():
-            return self.decode(self.encode(x), generator=generator)
+            return self.decode(self.encode(x))
 
     def translate(self, x: Tensor, direction: str) -> Tensor:
         """Images (N, C, H, W) in [0, 1] of one domain -> the other domain's, in [0, 1];
