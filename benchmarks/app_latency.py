@@ -72,7 +72,7 @@ def views(i: int, ex: Explorer, image) -> list[tuple[str, str, tuple]]:
     if caps["analyze"]:
         k = "k=100" if caps["importance_sampled"] else "exact"
         out.append((f"your image: score + reconstruct ({k})", "analyze", (image, None, "upload", 0, 100)))
-    if caps["kind"] == "image" and callable(getattr(ex.model, "complete", None)):
+    if caps["kind"] == "image" and "complete" in ex.model.capabilities:
         out.append(("complete the bottom 4 rows, 4 times", "complete", (image, None, "upload", 24, 4, 0)))
     if caps["translate"]:
         out.append(("translate + cycle", "translate", (image, None, "upload", "a2b")))

@@ -262,13 +262,11 @@ class Report:
         return self.model
 
     def _codes(self, n: int) -> torch.Tensor:
-        from .viz.latent import _codes
-
-        if self.caps["reconstruct"]:
+        if "encode" in self.model.capabilities:
             try:
                 x01 = self._test_images(n)
                 with torch.inference_mode():
-                    return _codes(self.model, self.model.prepare(x01, generator=self._g()).to(self.model.device)).float().cpu()
+                    return self.model.encode(self.model.prepare(x01, generator=self._g()).to(self.model.device)).float().cpu()
             except _Skip:
                 pass
         return self.ex.prior(n, self.seed)
@@ -284,14 +282,14 @@ class Report:
         frames = latent.loop_frames(model, z, steps_per_leg=LOOP_STEPS)
         with tempfile.TemporaryDirectory() as tmp:  # nothing but report.html is written into the run
             data = latent.save_interpolation_gif(frames, Path(tmp) / "loop.gif", scale=4).read_bytes()
-        what = "encoded test images" if self.caps["reconstruct"] else "prior draws"
+        what = "encoded test images" if "encode" in self.model.capabilities else "prior draws"
         h = self.model.config.image_shape[-2]
         return _figure(_img(data, "image/gif", width=max(160, 4 * h), alt="interpolation loop"), f"slerp loop through {LOOP_POINTS} {what}")
 
     def part_traversals(self) -> str:
         from .viz import latent
 
-        if not (self.caps["latent"] and self.caps["reconstruct"]):
+        if not (self.caps["latent"] and "encode" in self.model.capabilities):
             raise _Skip("traversals start from an encoded image")
         model = self._decoder()
         x01 = self._test_images(1)

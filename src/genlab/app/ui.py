@@ -136,7 +136,7 @@ class Page:
             self._complete(i, ex, examples)
         if caps["translate"]:
             self._translate(i, ex, examples)
-        if caps["reconstruct"] and (ex._doc.get("data") or {}).get("name"):
+        if "encode" in ex.model.capabilities and (ex._doc.get("data") or {}).get("name"):
             self._plot_view(i, "projection", "Projection", (50, views.MAX_PROJECTION, 500, 50), "test images",
                             "Encode and project (PCA)", "codes of test images, first two principal components",
                             lambda n, s: views.projection_plot(ex, n, s))

@@ -239,7 +239,7 @@ def points_plot(explorer: Explorer, n: int, seed: int):
     real = sample_toy(name, int(n), generator=torch.Generator().manual_seed(0)) if name in ("ring8", "grid25") else None
     model = explorer.model
     surface = None
-    if callable(getattr(model, "discriminate", None)):
+    if "discriminate" in model.capabilities:
         inner = discriminator_surface(model)
 
         def surface(pts):
@@ -268,8 +268,6 @@ def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
     """PCA of the codes ``encode`` gives for n test images of the run's data set, one
     colour per class: the Embedding Projector's first view, in 2-D."""
     from .. import data
-    from ..viz.latent import _codes
-
     spec = explorer._doc.get("data") or {}
     if not spec.get("name"):
         raise RequestError("the run's config.json names no data set to encode")
@@ -284,7 +282,7 @@ def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
     g = torch.Generator().manual_seed(int(seed))
     with explorer.lock, torch.inference_mode():
         x = explorer.model.prepare(x01, generator=g).to(explorer.model.device)
-        codes = torch.cat([_codes(explorer.model, xb).float().cpu() for xb in x.split(256)])
+        codes = torch.cat([explorer.model.encode(xb).float().cpu() for xb in x.split(256)])
     proj, var = plots.pca_2d(codes.reshape(n, -1))
     labels = ds.labels[idx] if ds.labels is not None else None
     return plots.projection_figure(proj, labels, var, title=f"{n} {spec['name']} test images, codes of dimension {codes[0].numel()}")
@@ -295,7 +293,7 @@ def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
 
 def can_complete(explorer: Explorer) -> bool:
     """Autoregressive image models that fill in missing pixels (``complete(x, mask)``)."""
-    return explorer.caps["kind"] == "image" and callable(getattr(explorer.model, "complete", None))
+    return explorer.caps["kind"] == "image" and "complete" in explorer.model.capabilities
 
 
 def complete(explorer: Explorer, image_b64: str, rows: int, n: int, seed: int, label: int | None,
