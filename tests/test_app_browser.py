@@ -15,34 +15,20 @@ import time
 import zlib
 
 import pytest
-import torch
 
 gradio = pytest.importorskip("gradio")
 
-from browser import chromium, image_stats, offline_page  # noqa: E402
-from genlab import registry  # noqa: E402
+from browser import chromium, image_stats, offline_page
+from saved_runs import saved  # noqa: E402
 from genlab.app import Explorer  # noqa: E402
 from genlab.app.serve import launch  # noqa: E402
 from genlab.cli import main  # noqa: E402
-from genlab.config import DataConfig  # noqa: E402
-from genlab.models.base import config_document  # noqa: E402
-from genlab.train.checkpoint import atomic_write_json  # noqa: E402
 from test_contract import TINY  # noqa: E402
 
 TRAIN = ["--data", "digits", "--steps", "4", "--set", "train.batch_size=16", "--set", "train.sample_every=1000",
          "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",
          "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16", "--no-report"]
 VAE, PIXELCNN, CGAN, POINTS, WAVENET, CYCLEGAN = range(6)
-
-
-def saved(folder, name, data_name=None, **fields):
-    config_cls, model_cls = registry.get(name)
-    torch.manual_seed(0)
-    model = model_cls(config_cls(**fields))
-    model.save(folder)
-    if data_name:
-        atomic_write_json(folder / "config.json", config_document(name, model.config, data=DataConfig(name=data_name)))
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,11 @@ import re
 import time
 
 import pytest
-import torch
 from PIL import Image
 
 from browser import chromium, image_stats, offline_page
-from genlab import registry
+from saved_runs import saved
 from genlab.cli import main
-from genlab.config import DataConfig
-from genlab.models.base import config_document
 from genlab.report import write_report
 from genlab.train.checkpoint import atomic_write_json
 
@@ -42,16 +39,6 @@ def inline_images(page: str) -> list[tuple[str, bytes]]:
 
 def sections(page: str) -> list[str]:
     return re.findall(r"<h2>([^<]+)</h2>", page)
-
-
-def saved(tmp_path, name, data_name=None, **fields):
-    config_cls, model_cls = registry.get(name)
-    torch.manual_seed(0)
-    model = model_cls(config_cls(**fields))
-    model.save(tmp_path)
-    if data_name:
-        atomic_write_json(tmp_path / "config.json", config_document(name, model.config, data=DataConfig(name=data_name)))
-    return tmp_path
 
 
 def test_train_writes_a_self_contained_report_with_every_latent_view(vae_run):
