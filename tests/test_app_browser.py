@@ -70,10 +70,11 @@ def test_every_view_renders_in_chromium(served):
     with chromium() as browser:
         external: list = []
         page = offline_page(browser, url.rstrip("/"), external)
+        page.set_default_timeout(60000)  # a loaded shared machine
         page.goto(url)
-        page.wait_for_selector("#m0-curves img", timeout=30000)
+        page.wait_for_selector("#m0-curves img", timeout=60000)
 
-        def images(selector, count=1, timeout=30000):
+        def images(selector, count=1, timeout=60000):
             page.wait_for_function("([s, n]) => Array.from(document.querySelectorAll(s)).filter(i => i.complete && "
                                    "i.naturalWidth > 0).length >= n", arg=[selector, count], timeout=timeout)
             stats = image_stats(page, selector)
@@ -96,13 +97,14 @@ def test_every_view_renders_in_chromium(served):
         page.wait_for_selector("#m0-samples-gallery >> text=#15")  # captions under the images
         images("#m0-samples-grid img")
         tab("Latent space")
-        first = page.wait_for_selector("#m0-latent-image img", timeout=30000).get_attribute("src")
+        first = page.wait_for_selector("#m0-latent-image img", timeout=60000).get_attribute("src")
         images("#m0-latent-image img")
         slider = page.locator("#m0-z0 input[type=range]")
         slider.focus()
         for _ in range(20):
             page.keyboard.press("ArrowRight")
-        page.wait_for_function("s => document.querySelector('#m0-latent-image img').getAttribute('src') !== s", arg=first)
+        page.wait_for_function("s => document.querySelector('#m0-latent-image img').getAttribute('src') !== s", arg=first,
+                               timeout=60000)
         click("Interpolate")
         images("#m0-strip img")
         click("Draw the manifold")
@@ -110,7 +112,7 @@ def test_every_view_renders_in_chromium(served):
         tab("Your image")
         example()
         click("Score and reconstruct")
-        page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=30000)
+        page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=60000)
         images("#m0-analyze-reconstruction img")
         assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
         tab("Draw")  # a white stroke on the black canvas, scored instead of the upload
@@ -123,7 +125,7 @@ def test_every_view_renders_in_chromium(served):
         page.get_by_label("drawing").filter(visible=True).first.check()
         click("Score and reconstruct")
         page.wait_for_function("t => { const e = document.querySelector('#m0-analyze-result'); "
-                               "return e && e.innerText.includes('bits/dim') && e.innerText !== t; }", arg=before, timeout=30000)
+                               "return e && e.innerText.includes('bits/dim') && e.innerText !== t; }", arg=before, timeout=60000)
         tab("Projection")
         click("Encode and project (PCA)")
         images("#m0-projection img")
@@ -132,7 +134,7 @@ def test_every_view_renders_in_chromium(served):
         tab("Samples")
         page.locator("#m2-samples-labels textarea, #m2-samples-labels input").first.fill("3")
         click("Draw samples")
-        page.wait_for_selector("#m2-samples-gallery >> text=label 3", timeout=30000)
+        page.wait_for_selector("#m2-samples-gallery >> text=label 3", timeout=60000)
         images("#m2-samples-gallery img", 16)
 
         tab("points")
@@ -167,9 +169,9 @@ def test_every_view_renders_in_chromium(served):
         page.locator("#m1-samples-n input[type=number]").press("Enter")
         click("Draw samples")
         # progress while it draws (the first grid of its size counts calls; later ones show a bar)
-        page.get_by_text(re.compile(r"[0-9.]+k? calls")).filter(visible=True).first.wait_for(timeout=20000)
+        page.get_by_text(re.compile(r"[0-9.]+k? calls")).filter(visible=True).first.wait_for(timeout=60000)
         click("Cancel")
-        page.wait_for_selector("#m1-samples-status >> text=cancelled", timeout=20000)
+        page.wait_for_selector("#m1-samples-status >> text=cancelled", timeout=60000)
         assert external == [], external
 
 
