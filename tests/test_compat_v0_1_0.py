@@ -85,3 +85,19 @@ def test_a_0_1_0_run_resumes_to_the_weights_0_1_0_reached(case, tmp_path):
         assert got[name][2] == pytest.approx(change, rel=1e-3, abs=1e-6), name  # the steps taken
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [2, 4, 6]  # logged every 2 steps, none twice
+
+
+@pytest.mark.parametrize("case", RUNS)
+def test_the_0_1_0_command_still_trains_the_same_weights(case, tmp_path):
+    """The same ``genlab train`` command as 0.1.0 (old field names in --set included) gives
+    the weights 0.1.0 wrote: presets, learning rates and betas kept their effect."""
+    from genlab.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert main(make_fixtures.train_argv(case, tmp_path / case)) == 0
+    got = load_tensors(tmp_path / case / "model.safetensors")
+    want = load_tensors(FIXTURES / "runs" / case / "model.safetensors")
+    assert sorted(got) == sorted(want)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6, msg=k)
