@@ -106,8 +106,8 @@ def main(argv=None) -> int:
     print(f"# machine: {machine()}", flush=True)
 
     torch.manual_seed(args.seed)
-    model = registry.build("ali", image_shape=(1, 28, 28), levels=args.levels, encoder=args.encoder,
-                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden=args.hidden)
+    model = registry.build("ali", image_shape=(1, 28, 28), latent_levels=args.levels, encoder=args.encoder,
+                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden)
     untrained = copy.deepcopy(model).eval()  # control: the same encoder before training
     cfg = TrainConfig(batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=100, sample_every=0,
                       seed=args.seed, device="cpu")
