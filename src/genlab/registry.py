@@ -106,6 +106,12 @@ def build(name: str, config=None, **fields):
     return model_cls(config)
 
 
+def train_config(model_name: str, **fields) -> TrainConfig:
+    """The :class:`TrainConfig` of ``model_name``'s registry entry (its paper's learning rate
+    and betas, ...) with ``fields`` set, for code that drives a Trainer itself."""
+    return TrainConfig(**{**entry(model_name).train, **fields})
+
+
 def build_run_config(
     model_name: str,
     data: str | None = None,
@@ -129,7 +135,7 @@ def build_run_config(
     if preset is not None and preset not in e.presets:
         have = ", ".join(sorted(e.presets)) or "none"
         raise ConfigError(f"unknown preset {preset!r} for {model_name}; its presets: {have}")
-    cfg = RunConfig(model_name=model_name, model=e.config_class(), train=TrainConfig(**e.train), data=DataConfig(name=data))
+    cfg = RunConfig(model_name=model_name, model=e.config_class(), train=train_config(model_name), data=DataConfig(name=data))
     for name, p in e.presets.items():
         if data in p.data and name != preset:
             cfg = apply_overrides(cfg, p.values)
