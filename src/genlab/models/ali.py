@@ -45,7 +45,7 @@ strided-convolution body with a Gaussian head; D runs that body on ``x``, an MLP
 (z2), concatenates ``z1`` to the image features, and joins everything in an MLP
 (LeakyReLU 0.2, dropout ``dropout`` as in ALI, 0.2). Images are square with side
 ``s * 2^k``, ``4 <= s <= 7``, ``k >= 2`` (28, 32, 64, ...): any other size is a
-ConfigError when the model is built. Unconditional only.
+ConfigError when the config is built. Unconditional only.
 
 Stability tools come from :class:`genlab.models.gan.GAN`: R1 or WGAN-GP penalties
 (computed on the joint pair, both ``x`` and ``z``), spectral norm in D, the collapse

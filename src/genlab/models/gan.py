@@ -114,6 +114,10 @@ class GANConfig(ModelConfig):
         self.check_positive("d_steps", "latent_dim", "hidden_dim", "hidden_layers", "channels")
         if len(self.image_shape) not in (1, 3):
             raise ConfigError(f"model.image_shape must be (C, H, W) for images or (D,) for points, got {self.image_shape}")
+        if self.arch == "conv":
+            if len(self.image_shape) != 3:
+                raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
+            blocks.dcgan_layout(*self.image_shape[1:])  # a side the convolutional networks can make
 
 
 class GAN(GenerativeModel):
@@ -135,8 +139,6 @@ class GAN(GenerativeModel):
         c = self.config
         k = c.num_classes
         if c.arch == "conv":
-            if not self.is_image:
-                raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
             G = blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm, k, c.label_dim)
             D = blocks.ConvDiscriminator(c.image_shape, c.channels, c.d_batchnorm, k, c.conditioning, c.spectral_norm)
             blocks.dcgan_init(G)

@@ -120,6 +120,7 @@ class ProGANConfig(ModelConfig):
             raise ConfigError("progan is unconditional: set model.num_classes=0 (use dcgan for class-conditional images)")
         if len(self.image_shape) != 3:
             raise ConfigError(f"progan needs images (C, H, W), got image_shape={tuple(self.image_shape)}")
+        dcgan_layout(*self.image_shape[1:])  # grows s -> 2s -> ... -> the side: s * 2^k, 4 <= s <= 7, k >= 2
 
 
 def growth_schedule(step: int, num_levels: int, stable_steps: int, fade_steps: int) -> tuple[int, float]:

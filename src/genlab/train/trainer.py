@@ -707,7 +707,9 @@ def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None,
 
     ``run_config``: a :class:`RunConfig`, or a model name: then the RunConfig is
     ``genlab.registry.build_run_config(name, data, preset, overrides)``, exactly what
-    ``genlab train NAME --data DATA --set OVERRIDE ...`` trains.
+    ``genlab train NAME --data DATA --set OVERRIDE ...`` trains. A RunConfig built by hand
+    starts from ``TrainConfig()``'s defaults, not the model's (e.g. the GANs' lr 2e-4 and
+    betas (0.5, 0.999)): build it with ``build_run_config`` to start from the model's.
 
     >>> train("gan", data="ring8", overrides=["train.steps=100"])
 
