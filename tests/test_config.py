@@ -213,3 +213,12 @@ def test_vae_config_errors_say_what_would_be_right(bad, message):
 def test_train_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**bad)
+
+
+def test_data_config_errors():
+    from genlab.config import DataConfig
+
+    with pytest.raises(ConfigError, match="data.split must be train, test or all"):
+        DataConfig(split="validation")
+    with pytest.raises(ConfigError, match="data.name must name a data set"):
+        registry.build_run_config("vae", overrides=['data.name=""'])

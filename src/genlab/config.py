@@ -164,9 +164,20 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
+    """Which data set (``genlab datasets``, ``folder:<path>``, ...), where local copies live, which split."""
+
     name: str = DEFAULT_DATA
     data_dir: str | None = None
     split: str = "train"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError(f"data.name must name a data set, e.g. data.name={DEFAULT_DATA} (genlab datasets lists them)")
+        if self.split not in ("train", "test", "all"):
+            raise ConfigError(f"data.split must be train, test or all, got {self.split!r}")
 
 
 @dataclass
