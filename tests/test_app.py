@@ -356,7 +356,7 @@ def test_translate_calls_the_models_translate():
 def test_a_registered_translator_gets_samples_and_translations():
     """Whatever model in the registry has translate() (CycleGAN): paired samples split into
     one-domain images, and translate on the domain's shape."""
-    names = [n for n in registry.MODELS if callable(getattr(registry.entry(n).model_class, "translate", None))]
+    names = [n for n, (_, cls) in registry.MODELS.items() if callable(getattr(cls, "translate", None))]
     if not names:
         pytest.skip("no translator in the registry")
     from test_contract import TINY

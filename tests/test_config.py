@@ -120,6 +120,13 @@ def test_presets_apply_in_order_and_name_their_source(monkeypatch):
         registry.build_run_config("gan", preset="papr")
 
 
+def test_registry_entries_unpack_like_0_1_0_pairs_and_pairs_are_entries(monkeypatch):
+    config_cls, model_cls = registry.MODELS["gan"]
+    assert (config_cls, model_cls) == registry.get("gan") == (registry.entry("gan").config_class, registry.entry("gan").model_class)
+    monkeypatch.setitem(registry.MODELS, "plain", (config_cls, model_cls))
+    assert registry.entry("plain").train == {} and registry.build_run_config("plain").train == TrainConfig()
+
+
 def test_train_with_a_run_config_rejects_builder_arguments():
     from genlab.train import train
 

@@ -46,13 +46,17 @@ class Preset:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows about a model (see the module docstring)."""
+    """What the registry knows about a model (see the module docstring). It unpacks like the
+    ``(ConfigClass, ModelClass)`` pair genlab 0.1.0 kept in :data:`MODELS`."""
 
     config_class: type
     model_class: type
     default_data: str = DEFAULT_DATA
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig defaults of this model, by field
     presets: Mapping[str, Preset] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.config_class, self.model_class))
 
 
 _POINTS = Preset(POINT_PRESET, data=("ring8", "grid25"), source=(
