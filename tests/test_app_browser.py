@@ -38,8 +38,8 @@ def served(tmp_path_factory):
     runs = {
         "vae": root / "vae",
         "pixelcnn": saved(root / "pix", "pixelcnn", "mnist-5k", image_shape=(1, 28, 28)),
-        "cgan": saved(root / "cgan", "gan", "digits", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=10),
-        "points": saved(root / "points", "gan", "ring8", image_shape=(2,), latent_dim=2, hidden=8, depth=1),
+        "cgan": saved(root / "cgan", "gan", "digits", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=10),
+        "points": saved(root / "points", "gan", "ring8", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1),
         "wavenet": saved(root / "wave", "wavenet", None, **TINY["wavenet"]),
         "cyclegan": saved(root / "cyc", "cyclegan", "unpaired:digits,digits+invert", **TINY["cyclegan"]),
     }

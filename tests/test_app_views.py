@@ -96,7 +96,7 @@ def test_pca_matches_the_eigenvectors_of_the_covariance():
 
 
 def test_gallery_images_are_the_samples_and_captions_carry_the_labels():
-    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3)
+    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3)
     ex = Explorer(model)
     grid, images, captions = views.sample_images(ex, 4, 7, [2, 0])
     want = model.sample(4, generator=torch.Generator().manual_seed(7), labels=torch.tensor([2, 0, 2, 0]))

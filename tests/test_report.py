@@ -83,7 +83,7 @@ def test_parts_follow_capabilities_and_fast_mode_skips_slow_sampling(tmp_path):
     assert sections(page) == ["Run, machine and timings", "Samples"]  # no metrics, no latent space, no encoder
     fast = write_report(pix, pix / "fast.html", fast=True, budget_s=0.0).read_text()
     assert "sampling skipped while training ended" in fast and f"genlab report {pix}" in fast
-    points = saved(tmp_path / "gan", "gan", "ring8", image_shape=(2,), latent_dim=2, hidden=8, depth=1)
+    points = saved(tmp_path / "gan", "gan", "ring8", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1)
     page = write_report(points).read_text()
     assert "Samples" in sections(page) and "Reconstructions" not in sections(page)
     (img,) = [raw for _, raw in inline_images(page)]
