@@ -86,7 +86,11 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--contention", action="store_true",
+                    help="only: the vae slider alone, then while a pixelcnn 64-image grid is drawn (median of --repeats)")
     args = ap.parse_args()
+    if args.contention:
+        args.models = "vae,pixelcnn"
     torch.set_num_threads(args.threads)
     from gradio_client import Client, handle_file
     from PIL import Image
@@ -101,8 +105,10 @@ def main() -> None:
         page, url = launch(explorers, port=0, block=False, quiet=True)
         client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
         image = handle_file(str(root / "upload.png"))
-        print("\n| model | parameters | view | median | first |\n|---|---|---|---|---|")
         try:
+            if args.contention:
+                return contention(client, explorers, args.repeats)
+            print("\n| model | parameters | view | median | first |\n|---|---|---|---|---|")
             for i, key in enumerate(keys):
                 ex = explorers[key]
                 params = f"{sum(p.numel() for p in ex.model.parameters()) / 1e6:.2f} M"
@@ -119,6 +125,29 @@ def main() -> None:
         finally:
             page.blocks.close()
     print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+
+
+def contention(client, explorers: dict, repeats: int) -> None:
+    """The VAE's latent slider (tab 0) alone and while the PixelCNN (tab 1) draws 64 images:
+    each model has its own one-worker queue, so the slider does not wait for the grid."""
+    d = min(explorers["vae"].caps["latent_dim"], 8)
+
+    def slider(k: int) -> float:
+        t = time.perf_counter()
+        client.predict(k, *[0.1 * k] * d, api_name="/m0_latent")
+        return time.perf_counter() - t
+
+    slider(0)
+    alone = [slider(k) for k in range(repeats)]
+    grid = client.submit(64, 0, api_name="/m1_samples")
+    time.sleep(1.0)
+    during = [slider(k) for k in range(repeats)]
+    overlapped = not grid.done()
+    t = time.perf_counter()
+    grid.result()
+    print(f"\nvae slider alone: median {1000 * statistics.median(alone):.0f} ms; while a pixelcnn 64-image grid is drawn: "
+          f"median {1000 * statistics.median(during):.0f} ms (max {1000 * max(during):.0f} ms; the grid was "
+          f"{'still' if overlapped else 'no longer'} running, and took {time.perf_counter() - t:.1f} s more)")
 
 
 if __name__ == "__main__":
