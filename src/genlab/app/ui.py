@@ -166,7 +166,7 @@ class Page:
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
                     lab = views.parse_labels(labels_text, ex.caps["num_classes"])
-                    watch = views.Watch(("samples", int(n)), self.cancel[f"{i}/samples"], self._progress(progress))
+                    watch = views.Watch((i, "samples", int(n)), self.cancel[f"{i}/samples"], self._progress(progress))
                     g, images, captions = views.sample_images(ex, int(n), int(seed or 0), lab, watch)
                 except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
                     return [], None, gr.DownloadButton(visible=False), _fail(e)
@@ -217,7 +217,7 @@ class Page:
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
                     lab = views.parse_labels(labels_text, ex.caps["num_classes"])
-                    watch = views.Watch(("audio", int(n)), self.cancel[f"{i}/audio"], self._progress(progress))
+                    watch = views.Watch((i, "audio", int(n)), self.cancel[f"{i}/audio"], self._progress(progress))
                     audio, picture, raw = views.audio_samples(ex, int(n), int(seed or 0), lab, watch)
                 except Exception as e:  # noqa: BLE001
                     return None, None, gr.DownloadButton(visible=False), _fail(e)
@@ -406,7 +406,7 @@ class Page:
 
             def run(upload, sketch, source, rows, n, seed, label=None, progress=gr.Progress()):
                 try:
-                    watch = views.Watch(("complete", int(n), int(rows)), self.cancel[f"{i}/complete"], self._progress(progress))
+                    watch = views.Watch((i, "complete", int(n), int(rows)), self.cancel[f"{i}/complete"], self._progress(progress))
                     shown, grid = views.complete(ex, self._image_b64(upload, sketch, source), int(rows), int(n),
                                                  int(seed or 0), label, watch)
                 except Exception as e:  # noqa: BLE001
