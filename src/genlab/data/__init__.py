@@ -33,6 +33,7 @@ DATASETS = {
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",
     "celeba": "CelebA aligned faces, center-cropped, 3x64x64 by default, unlabeled (manual download)",
+    "fsdd": "Free Spoken Digit Dataset: 3,000 recordings of digits 0-9, 8 kHz mu-law clips 1x1x4096, 10 classes, 2,700/300 official split (manual download)",
     "sines": "synthetic 1-D sequences: mu-law sine waves, 1x1x256 (for wavenet), 512/128 split",
     "ring8": "toy 2-D points: 8 Gaussians (std 0.02) on a circle of radius 2 (GAN mode-collapse benchmark)",
     "grid25": "toy 2-D points: 25 Gaussians on a 5x5 grid",
@@ -91,6 +92,8 @@ def load(
         image_size: ``(H, W)`` to resize to (scale to cover, then center
             crop; see :mod:`genlab.data.images`); None keeps the native size
             (folders: the common size of the images, else 64x64; CelebA: 64x64).
+            For "fsdd", ``(1, L)`` sets the clip length L in samples (default
+            4,096; see :mod:`genlab.data.fsdd`).
         channels: 1 (grey) or 3 (RGB) to convert to; None keeps the native
             number (folders: 3 if any image is colour, else 1).
         download: fetch missing files of downloadable data sets from their
@@ -159,6 +162,12 @@ def load(
             from .audio import sines
 
             return sines(512, seed=0) if split == "train" else sines(128, seed=1)
+        if key == "fsdd":  # audio clips (N, 1, 1, L); image_size (1, L) chooses the clip length L
+            from .fsdd import CLIP_LENGTH, load_fsdd
+
+            if (image_size is not None and image_size[0] != 1) or channels not in (None, 1):
+                raise DataError(f"fsdd holds mono clips of shape (1, 1, length): image_size must be (1, length), got {image_size}")
+            return load_fsdd(split, data_dir, clip_length=image_size[1] if image_size else CLIP_LENGTH)
         splits = _SPLITS + (("valid",) if key == "celeba" else ())
         if split not in splits:
             raise DataError(f"unknown split {split!r} for {key!r}; choose one of: {', '.join(splits)}")
