@@ -16,6 +16,8 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.ddpm import DDPM, DDPMConfig
+from .models.flow_matching import FlowMatching, FlowMatchingConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
@@ -29,6 +31,8 @@ MODELS = {
     "cyclegan": (CycleGANConfig, CycleGAN),
     "progan": (ProGANConfig, ProGAN),
     "pixelvae": (PixelVAEConfig, PixelVAE),
+    "ddpm": (DDPMConfig, DDPM),
+    "flow-matching": (FlowMatchingConfig, FlowMatching),
 }
 
 
