@@ -69,9 +69,10 @@ class DDPMConfig(UNetModelConfig):
     variance: str = "small"  # fixed sigma_t^2 with loss="simple": "small" (beta_tilde_t) or "large" (beta_t)
     vlb_weight: float = 0.001  # lambda of the hybrid loss
     sampler: str = "ddim"  # sample(): "ddim" (sample_steps steps) or "ancestral" (all T steps)
-    sample_steps: int = 50  # DDIM steps of sample, encode and decode
+    sample_steps: int = 50  # DDIM steps of sample, encode and decode (capped at timesteps)
     eta: float = 0.0  # DDIM noise: 0 deterministic, 1 like ancestral sampling
     clip_denoised: bool = True  # sample(): clip x0_hat to [-1, 1] at every step (never in encode/decode/log_prob)
+    inversion_iterations: int = 3  # encode: fixed-point refinements of each step's eps(x_{s_k}, s_k) (0: plain DDIM inversion)
     bound_timesteps: int = 0  # log_prob: 0 sums all T terms; k > 0 an unbiased stratified estimate from k terms
 
 
@@ -132,8 +133,8 @@ class DDPM(GenerativeModel):
                                       ("variance", config.variance, ("small", "large")), ("sampler", config.sampler, ("ddim", "ancestral"))):
             if value not in allowed:
                 raise ConfigError(f"unknown model.{field} {value!r}; use one of {', '.join(allowed)}")
-        if not 1 <= config.sample_steps <= config.timesteps:
-            raise ConfigError(f"model.sample_steps must be in 1..{config.timesteps} (model.timesteps), got {config.sample_steps}")
+        if config.sample_steps < 1:
+            raise ConfigError(f"model.sample_steps must be >= 1 (at most model.timesteps are used), got {config.sample_steps}")
         if not 0 <= config.bound_timesteps <= config.timesteps:
             raise ConfigError(f"model.bound_timesteps must be in 0..{config.timesteps}, got {config.bound_timesteps}")
         if config.eta < 0:
@@ -270,8 +271,9 @@ class DDPM(GenerativeModel):
         return D.draw(torch.randn, (n, *self.latent_shape), generator=generator, device=self.device)
 
     def ddim_steps(self, steps: int) -> list[int]:
-        """``steps`` step indices evenly spaced over 0..T-1, increasing, 0 and T-1 included."""
-        return sorted(set(torch.linspace(0, self.config.timesteps - 1, steps).round().long().tolist()))
+        """min(steps, T) step indices evenly spaced over 0..T-1, increasing, 0 and T-1 included."""
+        T = self.config.timesteps
+        return sorted(set(torch.linspace(0, T - 1, min(steps, T)).round().long().tolist()))
 
     def _abar(self, i: int) -> Tensor:
         return self.alpha_bar[i] if i >= 0 else torch.ones((), device=self.alpha_bar.device)
@@ -319,15 +321,21 @@ class DDPM(GenerativeModel):
     @torch.inference_mode()
     def encode(self, x: Tensor) -> Tensor:
         """DDIM inversion (eta = 0, ``sample_steps`` steps, unconditional): x (N, C, H, W) in
-        [-1, 1] -> x_T (N, C, H, W). Step s_{k-1} -> s_k uses eps(x_{s_{k-1}}, s_k)."""
+        [-1, 1] -> x_T (N, C, H, W). Step s_{k-1} -> s_k uses eps(x_{s_{k-1}}, s_k), then
+        ``inversion_iterations`` times eps(x_{s_k}, s_k) at the current guess of x_{s_k}: the
+        fixed point is exactly what decode's step inverts. The cosine schedule's last step
+        (beta capped at 0.999, abar_T ~ 1e-7 for T = 100..1000) makes the inversion
+        ill-conditioned in float32; reconstructions need the linear schedule."""
         self.check_images(x)
         seq = self.ddim_steps(self.config.sample_steps)
         for i_prev, i in zip([-1] + seq[:-1], seq):
             a, a_prev = self._abar(i), self._abar(i_prev)
             idx = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
-            eps = self.network(x, idx, None)[:, : x.shape[1]]
-            x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
-            x = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            x_next = x
+            for _ in range(1 + self.config.inversion_iterations):
+                eps = self.network(x_next, idx, None)[:, : x.shape[1]]
+                x_next = a.sqrt() * (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt() + (1 - a).sqrt() * eps
+            x = x_next
         return x
 
     @torch.inference_mode()
