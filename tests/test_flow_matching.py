@@ -30,15 +30,15 @@ def tiny(image_shape=(1, 3, 3), **kw) -> FlowMatching:
 W, M, S = torch.tensor([0.3, 0.7]), torch.tensor([-1.5, 1.0]), torch.tensor([0.3, 0.5])
 
 
-def mixture_velocity(x: torch.Tensor, t: float, weights=W) -> torch.Tensor:
+def mixture_velocity(x: torch.Tensor, t: float, weights=W, stds=S) -> torch.Tensor:
     """E[x1 - x0 | x_t = x] for x1 ~ sum_k w_k N(m_k, s_k^2), x0 ~ N(0, 1): per component
     (x_t, x1 - x0) is jointly Gaussian, x_t ~ N(t m_k, (1-t)^2 + t^2 s_k^2),
     Cov(x1 - x0, x_t) = t s_k^2 - (1 - t); mix with the posterior weights of k given x_t."""
-    var = (1 - t) ** 2 + t**2 * S**2
+    var = (1 - t) ** 2 + t**2 * stds**2
     mean = t * M
     log_post = torch.log(weights) - 0.5 * torch.log(2 * math.pi * var) - (x[:, None] - mean) ** 2 / (2 * var)
     post = torch.softmax(log_post, dim=1)
-    cond = M + (t * S**2 - (1 - t)) / var * (x[:, None] - mean)
+    cond = M + (t * stds**2 - (1 - t)) / var * (x[:, None] - mean)
     return (post * cond).sum(1)
 
 
@@ -53,7 +53,8 @@ def test_conditional_target_averages_to_the_marginal_velocity(t):
     assert torch.allclose(xt, (1 - t) * x0 + t * x1, atol=1e-6) and torch.allclose(target, x1 - x0)
     # E[(target - u(x_t)) phi(x_t)] = 0 for every test function phi iff u(x) = E[target | x_t = x].
     phis = [torch.ones_like(xt), xt, torch.tanh(2 * xt)] + [torch.exp(-((xt - c) ** 2) / 0.02) for c in (-1.0, 0.0, 0.7)]
-    for name, u in (("closed form", mixture_velocity(xt, t)), ("prior weights", mixture_velocity(xt, t, weights=torch.tensor([0.5, 0.5])))):
+    wrong = mixture_velocity(xt, t, weights=torch.tensor([0.5, 0.5]), stds=S.flip(0))
+    for name, u in (("closed form", mixture_velocity(xt, t)), ("wrong weights and widths", wrong)):
         r = target - u
         z = [abs((r * phi).mean().item()) / ((r * phi).std().item() / math.sqrt(n)) for phi in phis]
         if name == "closed form":
