@@ -55,8 +55,8 @@ from torch import Tensor
 
 from .. import distributions as D
 from ..errors import ConfigError
-from ..nn.unet import UNetModelConfig, drop_labels, guided, unet_from_config
-from .base import GenerativeModel, TrainStep
+from ..nn.unet import UNetImageModel, UNetModelConfig, drop_labels, guided
+from .base import TrainStep
 
 
 @dataclass
@@ -117,16 +117,14 @@ def _at(table: Tensor, i: Tensor, like: Tensor) -> Tensor:
     return table[i].float().view(-1, *([1] * (like.dim() - 1)))
 
 
-class DDPM(GenerativeModel):
+class DDPM(UNetImageModel):
     """Diffusion model; images (B, C, H, W), x in [-1, 1]; nats per image. See the module docstring."""
 
     config_class = DDPMConfig
     input_mode = "signed"
-    data_kind = "image"
     likelihood_kind = "bound"
 
     def __init__(self, config: DDPMConfig):
-        super().__init__(config)
         if config.timesteps < 2:
             raise ConfigError(f"model.timesteps must be >= 2, got {config.timesteps}")
         for field, value, allowed in (("schedule", config.schedule, ("linear", "cosine")), ("loss", config.loss, ("simple", "hybrid")),
@@ -140,8 +138,8 @@ class DDPM(GenerativeModel):
         if config.eta < 0:
             raise ConfigError(f"model.eta must be >= 0, got {config.eta}")
         c = config.image_shape[0]
+        super().__init__(config, 2 * c if config.loss == "hybrid" else c)
         self.learned_variance = config.loss == "hybrid"
-        self.net = unet_from_config(config, 2 * c if self.learned_variance else c)
         betas = linear_betas(config.timesteps) if config.schedule == "linear" else cosine_betas(config.timesteps)
         abar = torch.cumprod(1 - betas, 0)
         abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
@@ -259,17 +257,6 @@ class DDPM(GenerativeModel):
         return {"loss": loss, **logs}
 
     # ------------------------------------------------------------------ sampling
-    def _labels(self, labels: Tensor | None, n: int) -> Tensor | None:
-        return None if labels is None else self.check_labels(labels, n)
-
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.image_shape)
-
-    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """x_T ~ N(0, I), (n, C, H, W)."""
-        return D.draw(torch.randn, (n, *self.latent_shape), generator=generator, device=self.device)
-
     def ddim_steps(self, steps: int) -> list[int]:
         """min(steps, T) step indices evenly spaced over 0..T-1, increasing, 0 and T-1 included."""
         T = self.config.timesteps

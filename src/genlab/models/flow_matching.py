@@ -49,8 +49,8 @@ from torch import Tensor
 
 from .. import distributions as D
 from ..errors import ConfigError
-from ..nn.unet import UNetModelConfig, drop_labels, guided, unet_from_config
-from .base import GenerativeModel, TrainStep
+from ..nn.unet import UNetImageModel, UNetModelConfig, drop_labels, guided
+from .base import TrainStep
 
 SOLVERS = ("euler", "midpoint", "heun")
 #: The U-Net sees 1000 t: the same range of frequencies as a diffusion step index.
@@ -134,22 +134,20 @@ def ode_log_likelihood(velocity: Velocity, x1: Tensor, *, steps: int, solver: st
     return D.standard_normal_log_prob(x0) + acc, x0
 
 
-class FlowMatching(GenerativeModel):
+class FlowMatching(UNetImageModel):
     """Flow matching with a U-Net velocity; images (B, C, H, W). See the module docstring."""
 
     config_class = FlowMatchingConfig
     input_mode = "dequantize"
-    data_kind = "image"
 
     def __init__(self, config: FlowMatchingConfig):
-        super().__init__(config)
         if config.solver not in SOLVERS:
             raise ConfigError(f"unknown model.solver {config.solver!r}; use one of {', '.join(SOLVERS)}")
         if config.divergence not in ("exact", "hutchinson", "auto"):
             raise ConfigError(f"unknown model.divergence {config.divergence!r}; use exact, hutchinson or auto")
         if config.sample_steps < 1 or config.likelihood_steps < 1:
             raise ConfigError(f"model.sample_steps and model.likelihood_steps must be >= 1, got {config.sample_steps}, {config.likelihood_steps}")
-        self.net = unet_from_config(config, config.image_shape[0])
+        super().__init__(config, config.image_shape[0])
 
     @property
     def exact_divergence(self) -> bool:
@@ -191,17 +189,6 @@ class FlowMatching(GenerativeModel):
         return lp + self.num_dims * math.log(2)
 
     # ------------------------------------------------------------------ sampling, encode, decode
-    def _labels(self, labels: Tensor | None, n: int) -> Tensor | None:
-        return None if labels is None else self.check_labels(labels, n)
-
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.image_shape)
-
-    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """x_0 ~ N(0, I), (n, C, H, W)."""
-        return D.draw(torch.randn, (n, *self.latent_shape), generator=generator, device=self.device)
-
     def flow(self, x: Tensor, t0: float, t1: float, *, labels: Tensor | None = None, steps: int | None = None) -> Tensor:
         """Integrate dx/dt = v(x, t) (guided for labelled calls) from t0 to t1; x in [-1, 1] scale."""
         scale = self.config.guidance_scale if labels is not None else 1.0
