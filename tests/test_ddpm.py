@@ -230,3 +230,13 @@ def test_conditional_sampling_with_guidance_and_unconditional_likelihood():
 def test_bad_config_is_a_clear_error(field, value):
     with pytest.raises(ConfigError, match=field):
         registry.build("ddpm", **TINY, **{field: value})
+
+
+def test_interpolation_between_encoded_images_walks_the_flattened_codes():
+    from genlab.viz import latent
+
+    model = tiny(timesteps=10, sample_steps=5)
+    z = model.encode(grid_images(3, (1, 4, 4)))
+    frames = latent.loop_frames(model, z, steps_per_leg=2)
+    assert len(frames) == 6 and all(f.shape == (1, 4, 4) for f in frames)
+    assert torch.allclose(frames[0], model.decode(z[:1])[0], atol=1e-6)
