@@ -75,6 +75,19 @@ class DDPMConfig(UNetModelConfig):
     inversion_iterations: int = 3  # encode: fixed-point refinements of each step's eps(x_{s_k}, s_k) (0: plain DDIM inversion)
     bound_timesteps: int = 0  # log_prob: 0 sums all T terms; k > 0 an unbiased stratified estimate from k terms
 
+    def validate(self) -> None:
+        super().validate()
+        if self.timesteps < 2:
+            raise ConfigError(f"model.timesteps must be >= 2, got {self.timesteps}")
+        for name, allowed in (("schedule", ("linear", "cosine")), ("loss", ("simple", "hybrid")), ("variance", ("small", "large")),
+                              ("sampler", ("ddim", "ancestral"))):
+            self.check_choice(name, allowed)
+        self.check_positive("sample_steps")
+        if not 0 <= self.bound_timesteps <= self.timesteps:
+            raise ConfigError(f"model.bound_timesteps must be in 0..{self.timesteps} (model.timesteps), got {self.bound_timesteps}")
+        if self.eta < 0 or self.inversion_iterations < 0:
+            raise ConfigError(f"model.eta and model.inversion_iterations must be >= 0, got {self.eta}, {self.inversion_iterations}")
+
 
 def linear_betas(timesteps: int, max_beta: float = 0.999) -> Tensor:
     """Ho et al.'s schedule, beta from 1e-4 to 0.02 over T = 1000 (both scaled by 1000/T, as
@@ -125,18 +138,6 @@ class DDPM(UNetImageModel):
     likelihood_kind = "bound"
 
     def __init__(self, config: DDPMConfig):
-        if config.timesteps < 2:
-            raise ConfigError(f"model.timesteps must be >= 2, got {config.timesteps}")
-        for field, value, allowed in (("schedule", config.schedule, ("linear", "cosine")), ("loss", config.loss, ("simple", "hybrid")),
-                                      ("variance", config.variance, ("small", "large")), ("sampler", config.sampler, ("ddim", "ancestral"))):
-            if value not in allowed:
-                raise ConfigError(f"unknown model.{field} {value!r}; use one of {', '.join(allowed)}")
-        if config.sample_steps < 1:
-            raise ConfigError(f"model.sample_steps must be >= 1 (at most model.timesteps are used), got {config.sample_steps}")
-        if not 0 <= config.bound_timesteps <= config.timesteps:
-            raise ConfigError(f"model.bound_timesteps must be in 0..{config.timesteps}, got {config.bound_timesteps}")
-        if config.eta < 0:
-            raise ConfigError(f"model.eta must be >= 0, got {config.eta}")
         c = config.image_shape[0]
         super().__init__(config, 2 * c if config.loss == "hybrid" else c)
         self.learned_variance = config.loss == "hybrid"

@@ -67,6 +67,12 @@ class FlowMatchingConfig(UNetModelConfig):
     divergence: str = "auto"  # "exact" (autograd, D passes), "hutchinson" (one probe) or "auto"
     exact_max_dims: int = 64  # "auto": exact divergence up to this many dimensions
 
+    def validate(self) -> None:
+        super().validate()
+        self.check_choice("solver", SOLVERS)
+        self.check_choice("divergence", ("exact", "hutchinson", "auto"))
+        self.check_positive("sample_steps", "likelihood_steps")
+
 
 def conditional_path(x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     """The straight conditional path: x_t = (1 - t) x0 + t x1 and its velocity x1 - x0.
@@ -141,12 +147,6 @@ class FlowMatching(UNetImageModel):
     input_mode = "dequantize"
 
     def __init__(self, config: FlowMatchingConfig):
-        if config.solver not in SOLVERS:
-            raise ConfigError(f"unknown model.solver {config.solver!r}; use one of {', '.join(SOLVERS)}")
-        if config.divergence not in ("exact", "hutchinson", "auto"):
-            raise ConfigError(f"unknown model.divergence {config.divergence!r}; use exact, hutchinson or auto")
-        if config.sample_steps < 1 or config.likelihood_steps < 1:
-            raise ConfigError(f"model.sample_steps and model.likelihood_steps must be >= 1, got {config.sample_steps}, {config.likelihood_steps}")
         super().__init__(config, config.image_shape[0])
 
     @property

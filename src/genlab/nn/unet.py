@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..distributions import draw
+from ..errors import ConfigError
 from ..models.base import GenerativeModel
 
 
@@ -94,18 +95,18 @@ class UNet(nn.Module):
             mean and a variance).
         channels: width of the first level; level i has ``channels * channel_mult[i]``.
         channel_mult: one entry per resolution; (1, 2, 2) on 28x28 gives 28, 14, 7.
-        num_res_blocks: residual blocks per level (down path; the up path has the same).
+        num_blocks: residual blocks per level (down path; the up path has the same).
         attention_resolutions: feature-map sizes (the smaller side) that get
             self-attention after their blocks, e.g. (7,); () for none.
         num_classes: > 0 adds a class embedding with a null class at index num_classes.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, channels: int = 32, channel_mult: Sequence[int] = (1, 2, 2),
-                 num_res_blocks: int = 1, attention_resolutions: Sequence[int] = (7,), image_size: tuple[int, int] = (28, 28),
+                 num_blocks: int = 1, attention_resolutions: Sequence[int] = (7,), image_size: tuple[int, int] = (28, 28),
                  groups: int = 8, heads: int = 1, dropout: float = 0.0, num_classes: int = 0):
         super().__init__()
-        if channels < 1 or not channel_mult or num_res_blocks < 1:
-            raise ValueError("the U-Net needs channels >= 1, a non-empty channel_mult and num_res_blocks >= 1")
+        if channels < 1 or not channel_mult or num_blocks < 1:
+            raise ValueError("the U-Net needs channels >= 1, a non-empty channel_mult and num_blocks >= 1")
         emb_dim = 4 * channels
         self.channels, self.num_classes = channels, num_classes
         self.time_mlp = nn.Sequential(nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -117,7 +118,7 @@ class UNet(nn.Module):
         c = channels
         level_sizes = []
         for i, w in enumerate(widths):
-            self.down.append(nn.ModuleList(ResBlock(c if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_res_blocks)))
+            self.down.append(nn.ModuleList(ResBlock(c if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_blocks)))
             self.down_attn.append(SelfAttention(w, groups, heads) if size in attention_resolutions else nn.Identity())
             level_sizes.append(size)
             c = w
@@ -130,7 +131,7 @@ class UNet(nn.Module):
         self.up, self.upsample, self.up_attn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for i in reversed(range(len(widths))):
             w = widths[i]
-            self.up.append(nn.ModuleList(ResBlock((c + w) if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_res_blocks)))
+            self.up.append(nn.ModuleList(ResBlock((c + w) if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_blocks)))
             self.up_attn.append(SelfAttention(w, groups, heads) if level_sizes[i] in attention_resolutions else nn.Identity())
             c = w
             if i > 0:
@@ -203,7 +204,7 @@ class UNetModelConfig(ModelConfig):
 
     channels: int = 16
     channel_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 1
+    num_blocks: int = 1  # residual blocks per resolution (down; the up path has as many)
     attention_resolutions: tuple[int, ...] = (7,)
     heads: int = 1
     groups: int = 8
@@ -211,11 +212,19 @@ class UNetModelConfig(ModelConfig):
     label_dropout: float = 0.1  # classifier-free guidance: share of training labels replaced by the null class
     guidance_scale: float = 1.0  # sampling: out_u + scale (out_c - out_u); 1 = plain conditional, > 1 guided
 
+    def validate(self) -> None:
+        super().validate()
+        self.check_positive("channels", "num_blocks", "heads", "groups")
+        if not self.channel_mult or min(self.channel_mult) < 1:
+            raise ConfigError(f"model.channel_mult must be a non-empty list of positive factors, got {list(self.channel_mult)}")
+        if not (0 <= self.dropout < 1 and 0 <= self.label_dropout <= 1):
+            raise ConfigError(f"model.dropout must be in [0, 1) and model.label_dropout in [0, 1], got {self.dropout}, {self.label_dropout}")
+
 
 def unet_from_config(config: UNetModelConfig, out_channels: int) -> UNet:
     """The U-Net a :class:`UNetModelConfig` describes, for images of ``config.image_shape``."""
     c, h, w = config.image_shape
-    return UNet(c, out_channels, channels=config.channels, channel_mult=config.channel_mult, num_res_blocks=config.num_res_blocks,
+    return UNet(c, out_channels, channels=config.channels, channel_mult=config.channel_mult, num_blocks=config.num_blocks,
                 attention_resolutions=config.attention_resolutions, image_size=(h, w), groups=config.groups, heads=config.heads,
                 dropout=config.dropout, num_classes=config.num_classes)
 
