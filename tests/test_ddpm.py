@@ -240,3 +240,12 @@ def test_interpolation_between_encoded_images_walks_the_flattened_codes():
     frames = latent.loop_frames(model, z, steps_per_leg=2)
     assert len(frames) == 6 and all(f.shape == (1, 4, 4) for f in frames)
     assert torch.allclose(frames[0], model.decode(z[:1])[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["simple", "hybrid"])
+def test_ancestral_sampling_is_seeded_and_in_range(loss):
+    model = tiny(sampler="ancestral", timesteps=10, loss=loss)
+    a = model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (3, 1, 4, 4) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, model.sample(3, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(a, model.sample(3, generator=torch.Generator().manual_seed(1)))
