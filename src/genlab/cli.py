@@ -78,7 +78,7 @@ def _test_images(model, run: Path, args, n: int, g):
 
 def _run_config(run: Path):
     """The data section of a run's config.json (None for a bare saved model)."""
-    from .train.checkpoint import read_json
+    from .io import read_json
 
     doc = read_json(run / "config.json")
     return doc.get("data") or {}

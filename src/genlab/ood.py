@@ -279,7 +279,7 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     """Draw ROC curves {label: (fpr, tpr)} into a PNG with Pillow (no plotting dependency)."""
     from PIL import Image, ImageDraw
 
-    from .train.checkpoint import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     m = 48
     img = Image.new("RGB", (size, size + 16 * len(curves)), "white")
@@ -410,7 +410,7 @@ def evaluate_ood(
     if out_dir is not None:
         import json
 
-        from .train.checkpoint import atomic_write_bytes, atomic_write_json
+        from .io import atomic_write_bytes, atomic_write_json
 
         out_dir = Path(out_dir)
         atomic_write_json(out_dir / "ood.json", json.loads(json.dumps(report)))

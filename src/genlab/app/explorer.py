@@ -42,7 +42,7 @@ from torch import Tensor
 from ..config import to_dict
 from ..errors import GenlabError
 from ..metrics.likelihood import _accepts, is_latent_variable_model, log_prob_offset
-from ..train.checkpoint import read_json
+from ..io import read_json
 from ..viz import latent as latent_viz
 from ..viz.images import make_grid, to_pil
 

@@ -131,7 +131,7 @@ class GenerativeModel(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
         from ..registry import name_of
-        from ..train.checkpoint import atomic_write_json, save_tensors
+        from ..io import atomic_write_json, save_tensors
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@
 >>> run_dir = genlab.train.train(run_config)          # runs/<model>-<data>
 >>> genlab.train.resume(run_dir, steps=5000)          # continue to 5000 steps in total
 
-The heavy pieces are imported on first use so that ``genlab.train.checkpoint`` (used
-by ``genlab.load`` and the image writers) stays light and free of import cycles.
+The heavy pieces are imported on first use so that ``import genlab.train.checkpoint``
+stays light and free of import cycles (file I/O itself lives in :mod:`genlab.io`).
 """
 
 from __future__ import annotations

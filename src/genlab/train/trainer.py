@@ -34,16 +34,8 @@ from torch import nn
 from ..config import DataConfig, RunConfig, TrainConfig, from_dict
 from ..errors import CheckpointError, ConfigError, TrainingError
 from . import distributed
-from .checkpoint import (
-    atomic_write_bytes,
-    atomic_write_json,
-    list_checkpoints,
-    load_checkpoint,
-    prune_checkpoints,
-    read_json,
-    save_checkpoint,
-    save_tensors,
-)
+from ..io import atomic_write_bytes, atomic_write_json, read_json, save_tensors
+from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 SAMPLE_COUNT = 64
 

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..train.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 from .images import make_grid, save_gif
 from .latent import lerp, slerp
 

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from ..train.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 
 _FAKE = torch.tensor([40.0, 60.0, 130.0])
 _REAL = torch.tensor([255.0, 245.0, 200.0])
