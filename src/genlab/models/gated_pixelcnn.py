@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..nn.autoregressive import AutoregressiveImageModel
+from .autoregressive import AutoregressiveImageModel
 from ..nn.masked import Position, horizontal_conv, pointwise_conv, vertical_conv
 
 
