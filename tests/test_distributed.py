@@ -30,8 +30,9 @@ SCRIPT = textwrap.dedent(
     data = ToyData(n=40)
     run = train(cfg, out_dir={out!r}, dataset=data)
     run = resume(run, steps=8, dataset=data)
+    import genlab.train.runs as R
     import genlab.train.trainer as T
-    model = T._build_model(T.load_run_config(run))
+    model = R.build_model(R.load_run_config(run))
     # rank 1's final weights, to compare with rank 0's file
     t = T.Trainer(model, data, cfg.train, run)
     t.restore()

@@ -11,11 +11,12 @@ stays light and free of import cycles (file I/O itself lives in :mod:`genlab.io`
 from __future__ import annotations
 
 __all__ = ["Trainer", "train", "resume", "load_run_config", "EMA"]
+_HOME = {"Trainer": "trainer", "EMA": "state", "train": "runs", "resume": "runs", "load_run_config": "runs"}
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from . import trainer
+    if name in _HOME:
+        from importlib import import_module
 
-        return getattr(trainer, name)
+        return getattr(import_module(f".{_HOME[name]}", __name__), name)
     raise AttributeError(f"module 'genlab.train' has no attribute {name!r}")

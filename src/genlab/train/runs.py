@@ -1,0 +1,156 @@
+"""Run directories: train a registered model from scratch into a new folder
+(:func:`train`), read a run's config back (:func:`load_run_config`) and continue
+it (:func:`resume`).
+
+A run directory holds ``config.json`` (model, train and data config), ``model.safetensors``
+(the latest weights, EMA when on), ``checkpoints/step-XXXXXXX/``, ``metrics.jsonl``,
+``samples/`` and ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from pathlib import Path
+
+from ..config import DataConfig, RunConfig, TrainConfig, from_dict
+from ..errors import CheckpointError, ConfigError
+from ..io import read_json
+from . import distributed
+from .checkpoint import list_checkpoints
+from .settings import validate_train_config
+from .state import seed_everything
+from .trainer import Trainer
+
+
+def safe_name(text: str) -> str:
+    """The last path component of ``text`` with anything but letters, digits, ``._-`` replaced by ``_``."""
+    text = Path(str(text).rstrip("/\\")).name or "data"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def choose_run_dir(run_config: RunConfig, base: str | Path = "runs") -> Path:
+    """``base/<model>-<data>``, or the first free ``-2``, ``-3``... suffix."""
+    stem = f"{safe_name(run_config.model_name)}-{safe_name(run_config.data.name)}"
+    base = Path(base)
+    candidate = base / stem
+    k = 2
+    while candidate.exists():
+        candidate = base / f"{stem}-{k}"
+        k += 1
+    return candidate
+
+
+def load_data(data: DataConfig):
+    """The data set a data config names (``genlab.data.load``)."""
+    from .. import data as gdata
+
+    return gdata.load(data.name, data.split, data.data_dir)
+
+
+def build_model(run_config: RunConfig):
+    """A fresh registered model from a run config (its model config converted to the model's class)."""
+    from .. import registry
+
+    config_cls, model_cls = registry.get(run_config.model_name)
+    model_cfg = run_config.model
+    if type(model_cfg) is not config_cls:
+        from ..config import to_dict
+
+        model_cfg = from_dict(config_cls, to_dict(model_cfg), "model")
+    return model_cls(model_cfg)
+
+
+def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
+    """Fill ``model.image_shape`` from the data and check ``model.num_classes``."""
+    images = dataset.images
+    k = run_config.model.num_classes
+    if k > 0:
+        if getattr(dataset, "labels", None) is None:
+            raise ConfigError(
+                f"model.num_classes={k} makes the model class-conditional, but the data set {run_config.data.name!r} has no labels; "
+                "set model.num_classes=0 or use a labelled data set"
+            )
+        have = int(getattr(dataset, "num_classes", 0) or (int(dataset.labels.max()) + 1))
+        if have != k:
+            raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
+    shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
+    model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
+    return dataclasses.replace(run_config, model=model_cfg)
+
+
+def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Path:
+    """Train a registered model from scratch; returns the run directory.
+
+    The run directory is ``out_dir`` or ``runs/<model>-<data>`` (``-2``, ``-3``... when
+    taken). The data set is ``dataset`` or ``genlab.data.load(run_config.data...)``.
+    Under torchrun every process calls this; rank 0 writes the files.
+    """
+    info = distributed.setup()
+    try:
+        if dataset is None:
+            dataset = load_data(run_config.data)
+        run_config = fit_model_to_data(run_config, dataset)
+        validate_train_config(run_config.train)
+        run_dir = None
+        if info.is_main:
+            if out_dir is not None:
+                run_dir = Path(out_dir)
+                if list_checkpoints(run_dir / "checkpoints"):
+                    raise CheckpointError(f"{run_dir} already holds a training run; continue it with genlab.train.resume({str(run_dir)!r}, steps) or choose another directory")
+            else:
+                run_dir = choose_run_dir(run_config)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = str(run_dir)
+        run_dir = Path(distributed.broadcast_object(run_dir, info))
+        seed_everything(run_config.train.seed)  # identical initial weights on every rank
+        model = build_model(run_config)
+        trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
+        return trainer.fit()
+    finally:
+        distributed.teardown(info)
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The :class:`RunConfig` stored in ``run_dir/config.json``."""
+    from .. import registry
+
+    path = Path(run_dir) / "config.json"
+    doc = read_json(path)
+    if "model_name" not in doc or "model" not in doc or "train" not in doc:
+        raise CheckpointError(f"{path} is not a genlab training run config (needs model_name, model and train)")
+    try:
+        config_cls, _ = registry.get(doc["model_name"])
+        return RunConfig(
+            model_name=doc["model_name"],
+            model=from_dict(config_cls, doc["model"], "model"),
+            train=from_dict(TrainConfig, doc["train"], "train"),
+            data=from_dict(DataConfig, doc.get("data", {}), "data"),
+        )
+    except ConfigError as e:
+        raise CheckpointError(f"cannot read the run config {path}: {e}") from None
+
+
+def resume(run_dir: str | Path, steps: int, dataset=None) -> Path:
+    """Continue the run in ``run_dir`` to a total of ``steps`` iterations.
+
+    Restores the newest valid checkpoint (a damaged one is skipped with a warning),
+    reloads the data set (or uses ``dataset``), sets ``train.steps`` in
+    ``config.json`` to ``steps`` and trains. Returns the run directory.
+    """
+    run_dir = Path(run_dir)
+    info = distributed.setup()
+    try:
+        run_config = load_run_config(run_dir)
+        if dataset is None:
+            dataset = load_data(run_config.data)
+        run_config = fit_model_to_data(run_config, dataset)
+        seed_everything(run_config.train.seed)
+        model = build_model(run_config)
+        trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
+        if trainer.restore() is None:
+            warnings.warn(f"{run_dir} has no checkpoint yet; training starts from step 0", stacklevel=2)
+        return trainer.fit(steps)
+    finally:
+        distributed.teardown(info)
