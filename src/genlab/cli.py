@@ -122,7 +122,7 @@ def cmd_train(args) -> None:
 def cmd_resume(args) -> None:
     from .train import resume
 
-    print(resume(Path(args.run), steps=args.steps))
+    print(resume(Path(args.run), steps=args.steps, max_seconds=args.max_seconds))
 
 
 def cmd_sample(args) -> None:
@@ -337,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
     r.add_argument("run")
     r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.add_argument("--max-seconds", type=float, help="new wall-clock budget of the whole run, in seconds (train.max_seconds; the time spent so far counts)")
     r.set_defaults(func=cmd_resume)
 
     def run_cmd(name, help, func, out_help):
@@ -446,8 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (GenlabError, ValueError, FileNotFoundError) as e:
-        print(f"genlab {args.command}: error: {e}", file=sys.stderr)
+    except (GenlabError, ValueError, OSError) as e:  # OSError: a file system refusal genlab did not word itself
+        print(f"genlab {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact (genlab resume RUN --steps N continues)", file=sys.stderr)

@@ -60,6 +60,7 @@ class TrainConfig:
     amp: bool = False  # autocast: bfloat16 on CPU; bfloat16 (or float16 + scaler) on GPU
     compile: bool = False  # torch.compile the model's modules
     progress: bool = True
+    max_seconds: float = 0.0  # wall-clock budget of the run in seconds, counted across resumes; 0 = none
 
 
 @dataclass

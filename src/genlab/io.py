@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save as _safetensors_bytes
 
-from .errors import CheckpointError
+from .errors import CheckpointError, WriteError
 
 
 def fsync_dir(directory: Path) -> None:
@@ -45,20 +45,60 @@ def write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old or the new file."""
+def write_error(path: str | Path, e: OSError, doing: str = "write") -> WriteError:
+    """A one-line :class:`WriteError` for an OSError met while writing ``path`` (keeps its errno)."""
+    reason = e.strerror or str(e)
+    err = WriteError(f"cannot {doing} {path}: {reason[:1].lower() + reason[1:]}")
+    err.errno = e.errno
+    return err
+
+
+def check_folder_path(path: str | Path) -> Path:
+    """Raise a one-line :class:`WriteError` when ``path`` cannot become a folder because
+    it is an existing file or lies under one; writes nothing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.exists() and not path.is_dir():
+        raise WriteError(f"cannot use {path} as a folder: it is an existing file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise WriteError(f"cannot create the folder {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def make_dirs(path: str | Path) -> Path:
+    """Create the folder ``path`` and its parents (fine when it exists); a one-line
+    :class:`WriteError` when a file stands in the way or the location is not writable."""
+    path = check_folder_path(path)
     try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path, e, "create the folder") from None
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either the old or the new file.
+
+    Any failure (read-only location, full disk, a folder at ``path``) is a one-line
+    :class:`WriteError`, and ``path`` keeps its old content.
+    """
+    path = Path(path)
+    make_dirs(path.parent)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise write_error(path, e) from None
         raise
     fsync_dir(path.parent)
 

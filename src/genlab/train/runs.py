@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import warnings
 from pathlib import Path
 
 from ..config import DataConfig, RunConfig, TrainConfig, from_dict
 from ..errors import CheckpointError, ConfigError
-from ..io import read_json
+from ..io import check_folder_path, make_dirs, read_json
 from . import distributed
 from .checkpoint import list_checkpoints
 from .settings import validate_train_config
@@ -80,6 +79,15 @@ def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
     return dataclasses.replace(run_config, model=model_cfg)
 
 
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse, before anything is written, a folder that cannot hold a new run: a file,
+    a path under a file, or a folder that already holds a run or a saved model."""
+    check_folder_path(run_dir)
+    if list_checkpoints(run_dir / "checkpoints") or (run_dir / "model.safetensors").exists():
+        raise CheckpointError(f"{run_dir} already holds a trained model; continue a run with genlab.train.resume({str(run_dir)!r}, steps) "
+                              "(genlab resume) or choose another directory")
+
+
 def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Path:
     """Train a registered model from scratch; returns the run directory.
 
@@ -87,21 +95,20 @@ def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Pa
     taken). The data set is ``dataset`` or ``genlab.data.load(run_config.data...)``.
     Under torchrun every process calls this; rank 0 writes the files.
     """
+    validate_train_config(run_config.train)
+    if run_config.train.steps < 1:
+        raise ConfigError(f"train.steps={run_config.train.steps}: a new run needs at least 1 step (nothing was written)")
     info = distributed.setup()
     try:
+        if info.is_main and out_dir is not None:
+            check_new_run_dir(Path(out_dir))
         if dataset is None:
             dataset = load_data(run_config.data)
         run_config = fit_model_to_data(run_config, dataset)
-        validate_train_config(run_config.train)
         run_dir = None
         if info.is_main:
-            if out_dir is not None:
-                run_dir = Path(out_dir)
-                if list_checkpoints(run_dir / "checkpoints"):
-                    raise CheckpointError(f"{run_dir} already holds a training run; continue it with genlab.train.resume({str(run_dir)!r}, steps) or choose another directory")
-            else:
-                run_dir = choose_run_dir(run_config)
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = Path(out_dir) if out_dir is not None else choose_run_dir(run_config)
+            make_dirs(run_dir)
             run_dir = str(run_dir)
         run_dir = Path(distributed.broadcast_object(run_dir, info))
         seed_everything(run_config.train.seed)  # identical initial weights on every rank
@@ -132,25 +139,35 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise CheckpointError(f"cannot read the run config {path}: {e}") from None
 
 
-def resume(run_dir: str | Path, steps: int, dataset=None) -> Path:
+def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | None = None) -> Path:
     """Continue the run in ``run_dir`` to a total of ``steps`` iterations.
 
     Restores the newest valid checkpoint (a damaged one is skipped with a warning),
     reloads the data set (or uses ``dataset``), sets ``train.steps`` in
-    ``config.json`` to ``steps`` and trains. Returns the run directory.
+    ``config.json`` to ``steps`` and trains. ``max_seconds`` replaces the run's time
+    budget ``train.max_seconds`` (None keeps it; the time already spent counts).
+    Returns the run directory.
+
+    A folder without checkpoints (e.g. written by ``model.save``) is refused with a
+    CheckpointError before anything is read or written.
     """
     run_dir = Path(run_dir)
+    if not list_checkpoints(run_dir / "checkpoints"):
+        what = "no run folder" if not run_dir.is_dir() else "no checkpoints/ to resume from"
+        raise CheckpointError(f"cannot resume {run_dir}: {what} (nothing was changed); start a new run with genlab train ... --out OTHER")
     info = distributed.setup()
     try:
         run_config = load_run_config(run_dir)
+        if max_seconds is not None:
+            run_config = dataclasses.replace(run_config, train=dataclasses.replace(run_config.train, max_seconds=float(max_seconds)))
         if dataset is None:
             dataset = load_data(run_config.data)
         run_config = fit_model_to_data(run_config, dataset)
         seed_everything(run_config.train.seed)
         model = build_model(run_config)
         trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
-        if trainer.restore() is None:
-            warnings.warn(f"{run_dir} has no checkpoint yet; training starts from step 0", stacklevel=2)
+        if trainer.restore() is None:  # the checkpoints went away since the check above
+            raise CheckpointError(f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)")
         return trainer.fit(steps)
     finally:
         distributed.teardown(info)

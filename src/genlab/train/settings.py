@@ -27,6 +27,8 @@ def validate_train_config(c: TrainConfig) -> None:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables EMA), got {c.ema_decay}")
     if c.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {c.lr}")
+    if not c.max_seconds >= 0 or c.max_seconds == float("inf"):
+        raise ConfigError(f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {c.max_seconds}")
     if c.grad_clip < 0:
         raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {c.grad_clip}")
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig, TrainConfig
-from ..errors import CheckpointError, ConfigError, TrainingError
+from ..errors import CheckpointError, ConfigError, TrainingError, WriteError
 from ..io import atomic_write_json, save_tensors
 from . import distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
@@ -57,6 +57,9 @@ class Trainer:
     be resumed and ``genlab.load(run_dir)`` works); without it the Trainer writes a
     model-only config when the model is in the registry.
     """
+
+    #: seconds from an arbitrary origin, for train.max_seconds and the logged time (tests swap in a fake clock)
+    clock = staticmethod(time.perf_counter)
 
     def __init__(self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None):
         validate_train_config(config)
@@ -98,7 +101,8 @@ class Trainer:
         self.epoch = 0
         self._batch_index = 0
         self.step = 0
-        self._elapsed = 0.0
+        self._elapsed = 0.0  # training time in seconds over every fit() of this run (checkpointed)
+        self.out_of_time = False
 
         model.to(self.device)
         distributed.broadcast_module_(model, self.dist)
@@ -262,7 +266,10 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def fit(self, steps: int | None = None) -> Path:
-        """Train until a total of ``steps`` iterations (default ``config.steps``).
+        """Train until a total of ``steps`` iterations (default ``config.steps``), or until
+        the run's training time reaches ``config.max_seconds`` (when > 0): then it stops at
+        the next iteration boundary (``out_of_time`` becomes True). The time is the
+        wall-clock time inside ``fit``, summed over every resume (it is checkpointed).
 
         Checkpoints every ``checkpoint_every`` steps and at the end; returns the run dir.
         Raises :class:`TrainingError` (writing no checkpoint) on a non-finite loss.
@@ -282,18 +289,27 @@ class Trainer:
             if self.step > target:
                 warnings.warn(f"the run is already at step {self.step}, past the requested {target}; nothing to do", stacklevel=2)
             return self.run_dir
+        if 0 < c.max_seconds <= self._elapsed:
+            warnings.warn(f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at step {self.step}; "
+                          "nothing to do (give a larger max_seconds to continue)", stacklevel=2)
+            self.out_of_time = True
+            return self.run_dir
         bar = None
         if c.progress and self.dist.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=target, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True, leave=True)
-        t_start = time.perf_counter()
+        t_start = self.clock()
         elapsed0 = self._elapsed
         self.log.start(self.step)
+        self.out_of_time = False
         try:
             while self.step < target:
+                if c.max_seconds > 0 and self._time_is_up(elapsed0 + self.clock() - t_start):
+                    self.out_of_time = True
+                    break
                 self._iteration()
-                self._elapsed = elapsed0 + time.perf_counter() - t_start
+                self._elapsed = elapsed0 + self.clock() - t_start
                 if bar is not None:
                     bar.update(1)
                 s = self.step
@@ -310,6 +326,11 @@ class Trainer:
                 bar.close()
             self.log.flush()
         return self.run_dir
+
+    def _time_is_up(self, elapsed: float) -> bool:
+        """Whether ``elapsed`` (seconds, this run's training time so far) has reached
+        ``train.max_seconds``; under torchrun rank 0 decides for every process."""
+        return bool(distributed.broadcast_object(elapsed >= self.config.max_seconds, self.dist))
 
     # ---------------------------------------------------------------- logging
     def _log(self, bar=None) -> None:
@@ -391,14 +412,25 @@ class Trainer:
             weights = {"model": self.model.state_dict()}
             if self.ema is not None:
                 weights["ema"] = self.ema.shadow
-            path = save_checkpoint(self.checkpoint_dir, self.step, weights, state)
-            prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
-            final = self.ema.weights_like(self.model) if self.ema is not None else self.model.state_dict()
-            save_tensors(final, self.run_dir / "model.safetensors")
-            self._write_config()
+            try:
+                path = save_checkpoint(self.checkpoint_dir, self.step, weights, state)
+                prune_checkpoints(self.checkpoint_dir, self.config.keep_checkpoints)
+                final = self.ema.weights_like(self.model) if self.ema is not None else self.model.state_dict()
+                save_tensors(final, self.run_dir / "model.safetensors")
+                self._write_config()
+            except OSError as e:
+                raise self._write_failed(e) from None
         self._last_checkpoint_step = self.step
         distributed.barrier(self.dist)
         return path
+
+    def _write_failed(self, e: OSError) -> WriteError:
+        """One line for a checkpoint that could not be written (full disk, read-only run folder)."""
+        last = list_checkpoints(self.checkpoint_dir)
+        kept = f"the newest intact checkpoint is step {last[-1][0]} (genlab resume continues from it once there is room)" if last else "no checkpoint was written"
+        err = WriteError(f"training stopped at step {self.step}: could not save a checkpoint in {self.run_dir} ({e.strerror or e}); {kept}")
+        err.errno = e.errno
+        return err
 
     def restore(self, path: str | Path | None = None) -> int | None:
         """Load a checkpoint: ``path``, or the newest valid one in ``run_dir/checkpoints``
