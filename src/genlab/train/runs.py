@@ -15,12 +15,29 @@ from pathlib import Path
 
 from ..config import DataConfig, RunConfig, TrainConfig, from_dict
 from ..errors import CheckpointError, ConfigError
-from ..io import check_folder_path, make_dirs, read_json
+from ..io import atomic_write_json, check_folder_path, make_dirs, read_json
 from . import distributed
 from .checkpoint import list_checkpoints
 from .settings import validate_train_config
 from .state import seed_everything
-from .trainer import Trainer
+
+
+def write_run_config(run_dir: Path, model, train_config: TrainConfig, run_config: RunConfig | None = None) -> None:
+    """Write ``run_dir/config.json``: ``run_config`` with ``train_config`` as its train part,
+    or, without one, the model's own config when the model is in the registry (else nothing)."""
+    from ..models.base import config_document
+
+    if run_config is not None:
+        doc = config_document(run_config.model_name, run_config.model, train=train_config, data=run_config.data)
+    else:
+        from ..registry import name_of
+
+        try:
+            name = name_of(model)
+        except Exception:
+            return
+        doc = config_document(name, model.config, train=train_config)
+    atomic_write_json(Path(run_dir) / "config.json", doc)
 
 
 def safe_name(text: str) -> str:
@@ -113,6 +130,8 @@ def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Pa
         run_dir = Path(distributed.broadcast_object(run_dir, info))
         seed_everything(run_config.train.seed)  # identical initial weights on every rank
         model = build_model(run_config)
+        from .trainer import Trainer  # here: trainer.py imports this module
+
         trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
         return trainer.fit()
     finally:
@@ -165,6 +184,8 @@ def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | N
         run_config = fit_model_to_data(run_config, dataset)
         seed_everything(run_config.train.seed)
         model = build_model(run_config)
+        from .trainer import Trainer  # here: trainer.py imports this module
+
         trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
         if trainer.restore() is None:  # the checkpoints went away since the check above
             raise CheckpointError(f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)")

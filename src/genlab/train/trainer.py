@@ -33,17 +33,15 @@ from torch import nn
 
 from ..config import RunConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError, TrainingError, WriteError
-from ..io import atomic_write_json, save_tensors
+from ..io import save_tensors
 from . import distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from .logs import MetricLog
+from .runs import write_run_config
 from .settings import cpu_has_bf16, lr_factor, resolve_device, validate_train_config
 from .state import EMA, apply_training_state, capture_rng, restore_rng, seed_everything, training_state
 
 __all__ = ["Trainer", "EMA", "lr_factor", "resolve_device", "seed_everything", "validate_train_config"]
-
-SAMPLE_COUNT = 64
-
 
 class Trainer:
     """Train ``model`` on ``dataset`` following ``config``; files go to ``run_dir``.
@@ -343,11 +341,13 @@ class Trainer:
     # ---------------------------------------------------------------- samples
     @torch.no_grad()
     def save_samples(self, path: str | Path | None = None) -> Path | None:
-        """A grid of 64 samples (EMA weights when on) with a fixed-seed generator, saved as
-        ``samples/step-XXXXXXX.png``. Leaves the training RNG streams untouched."""
-        if not self.dist.is_main or not self._can_sample or not hasattr(self.model, "sample"):
+        """Samples (EMA weights when on) from a fixed-seed generator, pictured by
+        :func:`genlab.viz.samples.render_samples` (an image grid, waveforms, or a scatter
+        over the training points) and saved as ``samples/step-XXXXXXX.png``. Leaves the
+        training RNG streams untouched."""
+        if not self.dist.is_main or not self._can_sample:
             return None
-        from ..viz.images import save_png
+        from ..viz.samples import render_samples
 
         rng = capture_rng(self.device)
         was_training = self.model.training
@@ -358,19 +358,13 @@ class Trainer:
                 self.model.load_state_dict(self.ema.weights_like(self.model))
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed)
-            k = getattr(getattr(self.model, "config", None), "num_classes", 0) or 0
-            labels = (torch.arange(SAMPLE_COUNT, device=self.device) % k) if k > 0 else None
+            real = self._images[:1000].cpu() if self._raw_float else None
             try:
-                x = self.model.sample(SAMPLE_COUNT, generator=gen, labels=labels) if labels is not None else self.model.sample(SAMPLE_COUNT, generator=gen)
+                shown = render_samples(self.model, generator=gen, real=real, size=384)
             except NotImplementedError:
                 self._can_sample = False
                 return None
-            path = Path(path) if path is not None else self.run_dir / "samples" / f"step-{self.step:07d}.png"
-            x = x.detach().float().cpu()
-            if x.dim() == 4 and x.shape[1] in (1, 3):
-                save_png(x.clamp(0, 1), path)
-                return path
-            return None
+            return shown.save(Path(path) if path is not None else self.run_dir / "samples" / f"step-{self.step:07d}.png")
         finally:
             if backup is not None:
                 self.model.load_state_dict(backup)
@@ -382,24 +376,8 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def _config_doc(self) -> dict | None:
-        from ..models.base import config_document
-
-        if self.run_config is not None:
-            rc = self.run_config
-            return config_document(rc.model_name, rc.model, train=self.config, data=rc.data)
-        try:
-            from ..registry import name_of
-
-            name = name_of(self.model)
-        except Exception:
-            return None
-        return config_document(name, self.model.config, train=self.config)
-
     def _write_config(self) -> None:
-        doc = self._config_doc()
-        if doc is not None:
-            atomic_write_json(self.run_dir / "config.json", doc)
+        write_run_config(self.run_dir, self.model, self.config, self.run_config)
 
     def save_checkpoint(self) -> Path | None:
         """Write the full training state to ``checkpoints/step-XXXXXXX/`` (rank 0), keep

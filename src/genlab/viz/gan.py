@@ -78,7 +78,7 @@ def gan_walk_gif(model, path: str | Path, points: int = 4, steps: int = 16, meth
     walk keeping its label. Returns the path.
     """
     if len(getattr(model.config, "image_shape", ())) != 3:
-        raise ValueError("latent walks are drawn for image models; this model makes points (use genlab.viz.toy2d)")
+        raise ValueError("latent walks are drawn for image models; this model makes points (use genlab.viz.plots)")
     z = model.latent(points * walks, generator=generator).float().cpu().view(points, walks, -1)
     codes = walk_codes(z, steps, method)  # (frames, walks, d)
     if labels is not None:
