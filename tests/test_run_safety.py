@@ -145,6 +145,13 @@ def test_train_with_zero_steps_writes_nothing(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_refused_model_or_train_setting_leaves_no_folder(tmp_path, capsys):
+    for bad in (["--set", "model.latent_dim=0"], ["--set", "train.batch_size=100000"]):
+        assert main(["train", "vae", "--steps", "2", "--out", str(tmp_path / "run"), *TINY, *bad]) == 2
+        one_line_error(capsys)
+        assert not (tmp_path / "run").exists()
+
+
 def test_train_refuses_a_folder_holding_a_saved_model(cli_run, tmp_path, capsys):
     saved = genlab.load(cli_run).save(tmp_path / "saved")
     before = snapshot(saved)

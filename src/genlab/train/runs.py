@@ -124,15 +124,15 @@ def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Pa
         run_config = fit_model_to_data(run_config, dataset)
         run_dir = None
         if info.is_main:
-            run_dir = Path(out_dir) if out_dir is not None else choose_run_dir(run_config)
-            make_dirs(run_dir)
-            run_dir = str(run_dir)
+            run_dir = str(Path(out_dir) if out_dir is not None else choose_run_dir(run_config))
         run_dir = Path(distributed.broadcast_object(run_dir, info))
         seed_everything(run_config.train.seed)  # identical initial weights on every rank
         model = build_model(run_config)
         from .trainer import Trainer  # here: trainer.py imports this module
 
         trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
+        if info.is_main:  # only now: a model or train setting refused above leaves no folder behind
+            make_dirs(run_dir)
         return trainer.fit()
     finally:
         distributed.teardown(info)

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..config import RunConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError, TrainingError, WriteError
-from ..io import save_tensors
+from ..io import make_dirs, save_tensors
 from . import distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from .logs import MetricLog
@@ -281,7 +281,7 @@ class Trainer:
         target = self.config.steps
         c = self.config
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.run_dir)
             self._write_config()
         if self.step >= target:
             if self.step > target:
