@@ -24,7 +24,7 @@ import genlab
 from genlab import data, ood, registry
 from genlab.app import Explorer, capabilities, make_server
 from genlab.app.explorer import domain_shape
-from genlab.viz.plots import waveform_image
+from genlab.viz.plots import figure_image, waveform_figure
 from genlab.app.server import static_file
 from genlab.cli import main
 from genlab.models.vae import VAE, VAEConfig
@@ -256,7 +256,7 @@ def test_point_and_sequence_models_get_samples():
         assert png(doc["image"]).size == (512, 2 * 64)
         x = wave.sample(2, generator=torch.Generator().manual_seed(0))
         buf = io.BytesIO()
-        waveform_image(x).save(buf, format="PNG")
+        figure_image(waveform_figure(x)).save(buf, format="PNG")
         assert doc["image"] == base64.b64encode(buf.getvalue()).decode()
         assert request(url, "/api/latent", {})[0] == 400
 

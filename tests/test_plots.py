@@ -12,7 +12,7 @@ import torch
 from genlab import registry
 from genlab.errors import GenlabError
 from genlab.viz.images import make_grid, to_pil
-from genlab.viz.plots import points_image, waveform_image
+from genlab.viz.plots import figure_image, points_figure, waveform_figure
 from genlab.viz.samples import DEFAULT_COUNT, render_samples
 
 
@@ -35,7 +35,7 @@ def bluish(img) -> torch.Tensor:
 
 
 def test_waveform_panels_put_high_values_at_the_top_and_low_at_the_bottom():
-    img = waveform_image(torch.stack([torch.full((1, 1, 64), 0.9), torch.full((1, 1, 64), 0.1)]), width=300, row_height=150)
+    img = figure_image(waveform_figure(torch.stack([torch.full((1, 1, 64), 0.9), torch.full((1, 1, 64), 0.1)]), width=300, row_height=150))
     assert img.size == (300, 300)
     ys = bluish(img).nonzero()[:, 0].float()
     top, bottom = ys[ys < 150], ys[ys >= 150] - 150
@@ -46,18 +46,18 @@ def test_waveform_panels_put_high_values_at_the_top_and_low_at_the_bottom():
 def test_points_plot_orients_the_surface_and_the_points():
     size = 400
     # D says "real" right of x = 0: dark (fake) on the left, light (real) on the right
-    img = rgb(points_image(None, torch.zeros(0, 2), lambda p: (p[:, 0] > 0).float(), extent=(-1, 1, -1, 1), size=size))
+    img = rgb(figure_image(points_figure(None, torch.zeros(0, 2), lambda p: (p[:, 0] > 0).float(), extent=(-1, 1, -1, 1), size=size)))
     row = img[size // 2]
     assert row[int(0.25 * size)].sum() < 300 < row[int(0.6 * size)].sum()
     # the same along y: light at the top (y > 0), dark at the bottom
-    img = rgb(points_image(None, torch.zeros(0, 2), lambda p: (p[:, 1] > 0).float(), extent=(-1, 1, -1, 1), size=size))
+    img = rgb(figure_image(points_figure(None, torch.zeros(0, 2), lambda p: (p[:, 1] > 0).float(), extent=(-1, 1, -1, 1), size=size)))
     col = img[:, int(0.4 * size)]
     assert col[int(0.25 * size)].sum() > 300 > col[int(0.75 * size)].sum()
     # real points in black around (-0.5, 0.5), generated ones in red around (0.5, -0.5)
     g = torch.Generator().manual_seed(0)
     real = torch.tensor([-0.5, 0.5]) + 0.05 * torch.randn(200, 2, generator=g)
     fake = torch.tensor([0.5, -0.5]) + 0.05 * torch.randn(200, 2, generator=g)
-    a = rgb(points_image(real, fake, extent=(-1, 1, -1, 1), size=size))
+    a = rgb(figure_image(points_figure(real, fake, extent=(-1, 1, -1, 1), size=size)))
     inner = a[int(0.15 * size): int(0.8 * size), int(0.2 * size): int(0.85 * size)]  # inside the axes, off the labels
     h, w = inner.shape[:2]
     black = inner.sum(-1) < 100

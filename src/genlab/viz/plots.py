@@ -1,13 +1,13 @@
-"""Plots drawn with matplotlib (the Agg canvas, no window and no global pyplot state,
-so threads may draw at once): 2-D points over a discriminator's decision surface,
-and sequences (audio) as waveforms. Every plot has axes, labels and a title, and
-comes back as a Pillow image of exactly the requested size in pixels (or as a PNG
-file written atomically).
+"""Figures with axes (matplotlib, object API only: no pyplot, no global state, safe
+from several threads). Each function returns a ``matplotlib.figure.Figure``;
+:func:`png_bytes` renders one to PNG bytes, :func:`figure_image` to a Pillow image.
 
-Colours: real data black, generated points red; the surface runs from dark blue
-("fake") to light yellow ("real"): the probability ``sigmoid(l)`` for the log-loss
-objectives, the raw score min-max scaled over the plotted area for least squares
-and hinge.
+* :func:`points_figure`: 2-D points, generated in red over real ones in black, over
+  a discriminator's decision surface (:func:`discriminator_surface`): dark blue
+  "fake" to yellow "real", the probability ``sigmoid(l)`` for the log-loss
+  objectives, the raw score min-max scaled over the plotted area for least
+  squares and hinge;
+* :func:`waveform_figure`: sequences (audio) as one waveform panel each.
 """
 
 from __future__ import annotations
@@ -22,35 +22,29 @@ from torch import Tensor
 
 from ..io import atomic_write_bytes
 
-_DPI = 100
-_FAKE = (40 / 255, 60 / 255, 130 / 255)
-_REAL = (255 / 255, 245 / 255, 200 / 255)
 
-
-def _figure(width_px: int, height_px: int):
-    """A matplotlib Figure on an Agg canvas of ``width_px`` x ``height_px`` pixels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def _figure(width: float = 6.0, height: float = 4.0):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    return fig
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _to_image(fig) -> Image.Image:
-    """Render ``fig`` -> an RGB Pillow image of the figure's pixel size."""
+def png_bytes(fig, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes (``dpi`` dots per inch of the figure's size in inches)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
-    buf.seek(0)
-    with Image.open(buf) as img:
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def figure_image(fig, dpi: int = 100) -> Image.Image:
+    """A figure as an RGB Pillow image (figure size in inches times ``dpi`` pixels)."""
+    with Image.open(io.BytesIO(png_bytes(fig, dpi))) as img:
         return img.convert("RGB")
 
 
-def save_image(img: Image.Image, path: str | Path) -> Path:
-    """Write a Pillow image as a PNG file, atomically; returns the path."""
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """A figure written as a PNG file, atomically; returns the path."""
+    atomic_write_bytes(path, png_bytes(fig, dpi))
     return Path(path)
 
 
@@ -58,57 +52,49 @@ def save_image(img: Image.Image, path: str | Path) -> Path:
 
 
 def _extent(*clouds: Tensor) -> tuple[float, float, float, float]:
-    pts = torch.cat([c.reshape(-1, 2) for c in clouds if c is not None and c.numel()])
+    """(xmin, xmax, ymin, ymax) holding 99% of the points and at least [-2.5, 2.5]^2."""
+    pts = torch.cat([c.reshape(-1, 2) for c in clouds if c is not None and c.numel()] or [torch.zeros(1, 2)])
     lo = torch.quantile(pts, 0.005, dim=0).minimum(torch.tensor([-2.5, -2.5]))
     hi = torch.quantile(pts, 0.995, dim=0).maximum(torch.tensor([2.5, 2.5]))
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
 
 
-def points_image(real: Tensor | None, fake: Tensor, surface: Callable[[Tensor], Tensor] | None = None,
-                 extent: tuple[float, float, float, float] | None = None, size: int = 512, title: str = "",
-                 surface_label: str = "D(x)") -> Image.Image:
-    """Scatter ``real`` (N, 2) in black and ``fake`` (M, 2) in red over ``surface`` (a
-    function from points (K, 2) to values in [0, 1], e.g. D's probability of "real",
-    shown with a colour bar named ``surface_label``), on ``extent = (xmin, xmax, ymin,
-    ymax)`` (default: fits the points, at least [-2.5, 2.5]^2). A ``size`` x ``size``
-    RGB image."""
-    from matplotlib.colors import LinearSegmentedColormap
-
+def points_figure(real: Tensor | None, fake: Tensor, surface: Callable[[Tensor], Tensor] | None = None, title: str = "",
+                  resolution: int = 128, *, extent: tuple[float, float, float, float] | None = None, size: int | None = None,
+                  surface_label: str = "D(x): real"):
+    """Point samples ``fake`` (N, 2) in red over data ``real`` (M, 2) (or None) in black and,
+    when given, ``surface`` (points (K, 2) -> values in [0, 1], e.g. D's probability of
+    "real", on a ``resolution`` x ``resolution`` grid) as a colour map with a colour bar
+    named ``surface_label``. ``extent`` = (xmin, xmax, ymin, ymax) (default: 99% of the
+    points, at least [-2.5, 2.5]^2); ``size``: a square figure of that many pixels at 100
+    dpi (default 540 x 460; below 256 pixels without the colour bar)."""
     fake = torch.as_tensor(fake, dtype=torch.float32).reshape(-1, 2).cpu()
     real = torch.as_tensor(real, dtype=torch.float32).reshape(-1, 2).cpu() if real is not None else fake[:0]
     x0, x1, y0, y1 = extent or _extent(real, fake)
-    fig = _figure(size, size)
+    fig = _figure(size / 100, size / 100) if size else _figure(5.4, 4.6)
     ax = fig.add_subplot(1, 1, 1)
     if surface is not None:
-        res = 128
-        xs, ys = torch.linspace(x0, x1, res), torch.linspace(y0, y1, res)
+        xs, ys = torch.linspace(x0, x1, resolution), torch.linspace(y0, y1, resolution)
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
         with torch.inference_mode():
-            v = torch.as_tensor(surface(grid)).float().reshape(res, res).clamp(0, 1).cpu()
-        cmap = LinearSegmentedColormap.from_list("d_surface", [_FAKE, _REAL])
-        shown = ax.imshow(v.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=0.0, vmax=1.0,
+            v = torch.as_tensor(surface(grid)).float().reshape(resolution, resolution).clamp(0, 1).cpu()
+        shown = ax.imshow(v.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap="cividis", vmin=0.0, vmax=1.0,
                           interpolation="bilinear", aspect="auto")
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02).set_label(surface_label, fontsize=8)
-    small = max(1.0, (size / 512) ** 2 * 4.0)
-    ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=small, color="black", linewidths=0, label=f"data ({len(real)})")
-    ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=small, color=(220 / 255, 30 / 255, 30 / 255), linewidths=0,
-               label=f"generated ({len(fake)})")
+        if not size or size >= 256:  # no room for a colour bar in a thumbnail
+            fig.colorbar(shown, ax=ax).set_label(surface_label, fontsize=8)
+    dot = 3.0 if not size else max(1.0, 3.0 * (size / 500) ** 2)
+    if len(real):
+        ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=dot, color="black", linewidths=0, label=f"data ({len(real)})")
+    ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=dot, color="tab:red", linewidths=0, label=f"generated ({len(fake)})")
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x[0]", fontsize=8)
     ax.set_ylabel("x[1]", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_title(title or "samples", fontsize=9)
-    if len(real) or len(fake):
+    if len(fake):
         ax.legend(loc="upper right", fontsize=7, markerscale=3, framealpha=0.8)
-    fig.tight_layout(pad=0.4)
-    return _to_image(fig)
-
-
-def plot_points(real: Tensor | None, fake: Tensor, path: str | Path, surface: Callable[[Tensor], Tensor] | None = None,
-                extent: tuple[float, float, float, float] | None = None, size: int = 512, title: str = "") -> Path:
-    """:func:`points_image` written as a PNG file; returns its path."""
-    return save_image(points_image(real, fake, surface, extent, size, title), path)
+    return fig
 
 
 def discriminator_surface(model) -> Callable[[Tensor], Tensor]:
@@ -136,8 +122,8 @@ def discriminator_surface(model) -> Callable[[Tensor], Tensor]:
 
 def plot_gan_toy2d(model, path: str | Path, data: str | Tensor = "ring8", n: int = 1000,
                    generator: torch.Generator | None = None, size: int = 512) -> Path:
-    """Plot a point GAN: ``n`` samples against ``n`` real points (``data``: a toy data set
-    name, ``ring8``/``grid25``, or a tensor (N, 2)) over D's decision surface."""
+    """Plot a point GAN into a PNG file: ``n`` samples against ``n`` real points (``data``: a
+    toy data set name, ``ring8``/``grid25``, or a tensor (N, 2)) over D's decision surface."""
     from ..data.toy2d import sample_toy
 
     title = data if isinstance(data, str) else ""
@@ -147,19 +133,21 @@ def plot_gan_toy2d(model, path: str | Path, data: str | Tensor = "ring8", n: int
     if fake.dim() != 2 or fake.shape[1] != 2:
         raise ValueError(f"plot_gan_toy2d needs a model of 2-D points, its samples have shape {tuple(fake.shape)}")
     surface = discriminator_surface(model)
-    return save_image(points_image(data, fake, surface, size=size, title=title, surface_label=surface.label), path)
+    return save_figure(points_figure(data, fake, surface, title, size=size, surface_label=surface.label), path)
 
 
 # --------------------------------------------------------------------------- sequences
 
 
-def waveform_image(x: Tensor, width: int = 512, row_height: int = 64, title: str = "") -> Image.Image:
+def waveform_figure(x: Tensor, width: int = 512, row_height: int = 64, title: str = ""):
     """Sequences (n, C, 1, L) or (n, C, L) in [0, 1] (e.g. WaveNet's mu-law audio codes /
-    255) -> one RGB image, ``width`` x ``n * row_height`` pixels: one panel per sequence
-    (channel 0), value against sample index, with the 0.5 line (silence) in grey."""
+    255) -> a figure of ``width`` x ``n * row_height`` pixels at 100 dpi: one panel per
+    sequence (channel 0), value against sample index, with the 0.5 line (silence) in grey."""
     seqs = x.detach().float().cpu().reshape(x.shape[0], -1, x.shape[-1])[:, 0].clamp(0, 1)
     n, length = seqs.shape
-    fig = _figure(width, n * row_height)
+    height = n * row_height
+    fig = _figure(width / 100, height / 100)
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.01, hspace=0.0, wspace=0.0)  # small panels: thin margins
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     t = torch.arange(length).numpy()
     for i, (ax, seq) in enumerate(zip(axes, seqs)):
@@ -173,7 +161,4 @@ def waveform_image(x: Tensor, width: int = 512, row_height: int = 64, title: str
     axes[-1].set_xlabel("sample index", fontsize=6, labelpad=1)
     if title:
         axes[0].set_title(title, fontsize=7, pad=2)
-    height = n * row_height
-    top_px, bottom_px = (14 if title else 4), 22  # room for the title and the x axis labels
-    fig.subplots_adjust(left=0.07, right=0.99, top=1 - min(0.3, top_px / height), bottom=min(0.4, bottom_px / height), hspace=0.15)
-    return _to_image(fig)
+    return fig

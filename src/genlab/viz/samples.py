@@ -117,18 +117,18 @@ def render_samples(model, n: int | None = None, *, generator: torch.Generator | 
     x = x.detach().float().cpu()
     labels = labels.cpu() if labels is not None else None
     if kind == "points":
-        from .plots import discriminator_surface, points_image
+        from .plots import discriminator_surface, figure_image, points_figure
 
         if x.dim() != 2 or x.shape[1] != 2:
             raise GenlabError(f"only 2-D point models are plotted; this one makes points of shape {tuple(x.shape[1:])}")
         surface = discriminator_surface(model) if callable(getattr(model, "discriminate", None)) else None
-        image = points_image(_real_points(real, n), x, surface, size=size, title=title or (real if isinstance(real, str) else ""),
-                             surface_label=surface.label if surface is not None else "")
-        return RenderedSamples(kind, x, image, None, labels)
+        fig = points_figure(_real_points(real, n), x, surface, title or (real if isinstance(real, str) else ""), size=size,
+                            surface_label=surface.label if surface is not None else "")
+        return RenderedSamples(kind, x, figure_image(fig), None, labels)
     if kind == "sequence":
-        from .plots import waveform_image
+        from .plots import figure_image, waveform_figure
 
-        return RenderedSamples(kind, x, waveform_image(x, title=title), None, labels)
+        return RenderedSamples(kind, x, figure_image(waveform_figure(x, title=title)), None, labels)
     c = domain_shape(model)[0]
     per = x.shape[1] // c  # images per sample: 1, or 2 for a translator's (A, B) pairs
     nrow = per * max(1, math.ceil(math.sqrt(n)))
