@@ -145,13 +145,13 @@ def cmd_interpolate(args) -> None:
     model = _load(args.run)
     path = _out_path(args, run, "interpolation.gif")
     g = _generator(args.seed)
-    if hasattr(model, "encode"):  # latent-variable model: walk between encoded test images
+    if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
         _, x = _test_images(model, run, args, args.points, g)
         with torch.inference_mode():
-            z = latent._codes(model, x.to(model.device)).float().cpu()  # VAE: mu of (mu, log_var); ALI: the codes
+            z = model.encode(x.to(model.device)).float().cpu()  # VAE: the posterior mean; ALI: E(x)
         frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
         latent.save_interpolation_gif(frames, path, scale=args.scale)
-    elif hasattr(model, "latent"):  # GAN: walk between random codes
+    elif "latent" in model.capabilities:  # GAN: walk between random codes
         from .viz.gan import gan_walk_gif
 
         gan_walk_gif(model, path, points=args.points, steps=args.frames, method=args.method, generator=g,
@@ -179,7 +179,7 @@ def cmd_reconstruct(args) -> None:
 
     run = Path(args.run)
     model = _load(args.run)
-    if not hasattr(model, "reconstruct"):
+    if "reconstruct" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
@@ -274,7 +274,7 @@ def cmd_translate(args) -> None:
 
     run = Path(args.run)
     model = _load(args.run)
-    if not hasattr(model, "translate"):
+    if "translate" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
     x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
                              split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,

@@ -11,7 +11,7 @@ Everything that influences the result is in the checkpoint (weights, EMA,
 optimiser moments, schedules, every RNG state, step and data position), so a run
 stopped at step s and resumed to t ends bit-identical (on CPU) to a run straight
 to t. Logging and sampling use their own generators and restore the global RNG.
-A model may define ``begin_iteration(step)``; the Trainer calls it at the start
+The Trainer calls the contract's hook ``model.begin_iteration(step)`` at the start
 of every iteration with the 0-based iteration number.
 
 Beside this file in ``genlab.train``: ``runs`` (run directories, :func:`train`,
@@ -244,12 +244,10 @@ class Trainer:
         )
 
     def _iteration(self) -> None:
-        # Optional hook: a model whose behaviour depends on the iteration (e.g. progan's
-        # growth schedule) defines begin_iteration(step); step is 0-based and checkpointed,
+        # The contract's per-iteration hook (a no-op unless the model's behaviour depends on
+        # the iteration, e.g. progan's growth schedule); step is 0-based and checkpointed,
         # so a resumed run calls it with the same values as an uninterrupted one.
-        begin = getattr(self.model, "begin_iteration", None)
-        if begin is not None:
-            begin(self.step)
+        self.model.begin_iteration(self.step)
         batch = None
         for i, step in enumerate(self.steps):
             if batch is None or step.new_batch:
@@ -345,7 +343,7 @@ class Trainer:
         :func:`genlab.viz.samples.render_samples` (an image grid, waveforms, or a scatter
         over the training points) and saved as ``samples/step-XXXXXXX.png``. Leaves the
         training RNG streams untouched."""
-        if not self.dist.is_main or not self._can_sample:
+        if not self.dist.is_main or not self._can_sample or "sample" not in self.model.capabilities:
             return None
         from ..viz.samples import render_samples
 

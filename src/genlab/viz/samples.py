@@ -1,7 +1,7 @@
 """One way to show what a model generates, shared by the Trainer's periodic sample
 grids, ``genlab sample`` and the web explorer: :func:`render_samples`.
 
-What is drawn follows the kind of data (:func:`data_kind`), never the model's name:
+What is drawn follows the model's declared ``data_kind``, never its name:
 
 * images (C, H, W): a grid at the model's pixel size (translators that stack two
   domains in their channels show each sample as an (A, B) pair side by side);
@@ -30,24 +30,16 @@ from .images import make_grid, to_pil
 DEFAULT_COUNT = {"image": 64, "sequence": 8, "points": 1000}
 
 
-def data_kind(model) -> str:
-    """"image" for (C, H, W) with H > 1, "sequence" for (C, 1, L), "points" for (D,)."""
-    shape = tuple(model.config.image_shape)
-    if len(shape) != 3:
-        return "points"
-    return "sequence" if shape[1] == 1 else "image"
-
-
 def domain_shape(model) -> tuple[int, int, int]:
-    """(C, H, W) of one domain's images: ``image_shape`` with ``model.domain_channels``
-    channels where the model stacks two domains (a translator's paired samples)."""
+    """(C, H, W) of one domain's images: ``image_shape`` with a translator's
+    ``domain_channels`` channels (its samples stack two domains)."""
     c, h, w = model.config.image_shape
-    return int(getattr(model, "domain_channels", None) or c), h, w
+    return (int(model.domain_channels) if "translate" in model.capabilities else c), h, w
 
 
 def default_count(model) -> int:
     """How many samples :func:`render_samples` draws for ``model`` when not told."""
-    return DEFAULT_COUNT[data_kind(model)]
+    return DEFAULT_COUNT[model.data_kind]
 
 
 @dataclass
@@ -106,11 +98,11 @@ def render_samples(model, n: int | None = None, *, generator: torch.Generator | 
     (``ring8``) to plot beside the samples. ``size``: pixels per side of a scatter plot.
     The model is called as it is (train/eval mode and weights are the caller's choice).
     """
-    kind = data_kind(model)
+    kind = model.data_kind
     n = DEFAULT_COUNT[kind] if n is None else int(n)
     if n < 1:
         raise GenlabError(f"the number of samples must be at least 1, got {n}")
-    k = int(getattr(model.config, "num_classes", 0) or 0)
+    k = int(model.config.num_classes)
     if labels is None and k > 0:
         labels = torch.arange(n, device=model.device) % k
     x = model.sample(n, generator=generator, labels=labels)
@@ -121,7 +113,7 @@ def render_samples(model, n: int | None = None, *, generator: torch.Generator | 
 
         if x.dim() != 2 or x.shape[1] != 2:
             raise GenlabError(f"only 2-D point models are plotted; this one makes points of shape {tuple(x.shape[1:])}")
-        surface = discriminator_surface(model) if callable(getattr(model, "discriminate", None)) else None
+        surface = discriminator_surface(model) if "discriminate" in model.capabilities else None
         fig = points_figure(_real_points(real, n), x, surface, title or (real if isinstance(real, str) else ""), size=size,
                             surface_label=surface.label if surface is not None else "")
         return RenderedSamples(kind, x, figure_image(fig), None, labels)
