@@ -240,3 +240,12 @@ def test_write_errors_are_oserrors_and_genlab_errors(tmp_path):
     with pytest.raises(WriteError):
         atomic_write_bytes(tmp_path / "d", b"1")  # a folder where the file should go
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == []
+
+
+def test_an_unwritable_metrics_log_is_a_write_error(tmp_path):
+    from genlab.train import Trainer
+
+    (tmp_path / "metrics.jsonl").mkdir()  # a folder where the log file should be
+    t = Trainer(NoisyAE(ToyConfig(image_shape=(1, 6, 6))), ToyData(), tcfg(steps=2, log_every=1), tmp_path)
+    with pytest.raises(WriteError, match="cannot append to .*metrics.jsonl"):
+        t.fit()

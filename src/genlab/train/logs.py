@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, write_error
 
 
 class MetricLog:
@@ -64,8 +64,12 @@ class MetricLog:
         record["time"] = elapsed
         self.clear()
         self._t0, self._step0 = now, step
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise write_error(path, e, "append to") from None
         tb = self._tensorboard()
         if tb is not None:
             for k, v in record.items():
