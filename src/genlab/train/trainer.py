@@ -287,7 +287,7 @@ class Trainer:
             return self.run_dir
         if 0 < c.max_seconds <= self._elapsed:
             warnings.warn(f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at step {self.step}; "
-                          "nothing to do (give a larger max_seconds to continue)", stacklevel=2)
+                          "nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., max_seconds=S), sets a larger budget)", stacklevel=2)
             self.out_of_time = True
             return self.run_dir
         bar = None
