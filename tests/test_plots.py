@@ -71,7 +71,7 @@ def test_points_plot_orients_the_surface_and_the_points():
 
 
 def test_images_are_a_grid_of_the_models_samples_with_cycling_labels():
-    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3)
+    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3)
     shown = render_samples(model, 5, generator=torch.Generator().manual_seed(0))
     x = model.sample(5, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0, 1]))
     assert shown.kind == "image" and shown.labels.tolist() == [0, 1, 2, 0, 1] and shown.nrow == 3
@@ -94,13 +94,13 @@ def test_sequences_become_waveforms_or_a_wav_file(tmp_path):
 
 
 def test_points_are_plotted_over_the_named_toy_data():
-    model = build("gan", image_shape=(2,), latent_dim=2, hidden=8, depth=1)
+    model = build("gan", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1)
     shown = render_samples(model, generator=torch.Generator().manual_seed(0), real="ring8", size=256)
     assert shown.kind == "points" and shown.samples.shape == (DEFAULT_COUNT["points"], 2) and shown.image.size == (256, 256)
 
 
 @pytest.mark.parametrize("name, fields, data", [
-    ("gan", dict(latent_dim=2, hidden=8, depth=1), "points"),
+    ("gan", dict(latent_dim=2, hidden_dim=8, hidden_layers=1), "points"),
     ("wavenet", dict(residual_channels=4, skip_channels=4, dilations=(1, 2), stacks=1), "sequences"),
 ])
 def test_the_trainer_saves_samples_for_every_kind_of_data(tmp_path, name, fields, data):

@@ -38,7 +38,7 @@ class AutoregressiveImageModel(GenerativeModel):
         super().__init__(config)
         c = config.image_shape[0]
         self.likelihood = resolve_likelihood(config.likelihood, c)
-        self.head = OutputHead(self.likelihood, config.levels, config.mixtures)
+        self.head = OutputHead(self.likelihood, config.grey_levels, config.mixtures)
         # Binarised data for Bernoulli, the 8-bit grid otherwise.
         self.input_mode = "binary" if self.likelihood == "bernoulli" else "unit"
 
@@ -57,7 +57,7 @@ class AutoregressiveImageModel(GenerativeModel):
         """Exact log p(x) (log p(x | label) when conditional) in nats, shape (B,).
 
         x: (B, C, H, W) in the model's input space: {0, 1} for Bernoulli, the grid
-        {0, 1/(levels-1), ..., 1} otherwise (8-bit data divided by 255). Exact and
+        {0, 1/(grey_levels-1), ..., 1} otherwise (8-bit data divided by 255). Exact and
         deterministic: ``iw_samples`` and ``generator`` are ignored.
         """
         self.check_images(x)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import distributions as D
+from ..errors import ConfigError
 
 LIKELIHOODS = ("bernoulli", "categorical", "logistic-mixture")
 
@@ -83,6 +84,15 @@ class OutputHead:
         if self.likelihood == "bernoulli":
             return (x01 >= 0.5).to(x01.dtype)
         return torch.round(x01.clamp(0, 1) * (self.levels - 1)) / (self.levels - 1)
+
+
+def check_head_config(config) -> None:
+    """ConfigError unless ``config.likelihood``, ``config.grey_levels`` and ``config.mixtures``
+    (the fields every autoregressive image config has) describe a valid :class:`OutputHead`."""
+    config.check_choice("likelihood", ("auto",) + LIKELIHOODS)
+    if config.grey_levels < 2:
+        raise ConfigError(f"model.grey_levels must be >= 2 (256 for 8-bit images), got {config.grey_levels}")
+    config.check_positive("mixtures")
 
 
 def resolve_likelihood(likelihood: str, channels: int) -> str:

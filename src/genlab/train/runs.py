@@ -13,12 +13,11 @@ import dataclasses
 import re
 from pathlib import Path
 
-from ..config import DataConfig, RunConfig, TrainConfig, from_dict
+from ..config import DataConfig, RunConfig, TrainConfig, from_dict, run_config_from_dict
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json, check_folder_path, make_dirs, read_json
 from . import distributed
 from .checkpoint import list_checkpoints
-from .settings import validate_train_config
 from .state import seed_everything
 
 
@@ -105,14 +104,31 @@ def check_new_run_dir(run_dir: Path) -> None:
                               "(genlab resume) or choose another directory")
 
 
-def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Path:
+def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None, *, data: str | None = None,
+          preset: str | None = None, overrides=()) -> Path:
     """Train a registered model from scratch; returns the run directory.
+
+    ``run_config``: a :class:`RunConfig`, or a model name: then the RunConfig is
+    ``genlab.registry.build_run_config(name, data, preset, overrides)``, exactly what
+    ``genlab train NAME --data DATA --set OVERRIDE ...`` trains. A RunConfig built by hand
+    starts from ``TrainConfig()``'s defaults, not the model's (e.g. the GANs' lr 2e-4 and
+    betas (0.5, 0.999)): build it with ``build_run_config`` to start from the model's.
+
+    >>> train("gan", data="ring8", overrides=["train.steps=100"])
 
     The run directory is ``out_dir`` or ``runs/<model>-<data>`` (``-2``, ``-3``... when
     taken). The data set is ``dataset`` or ``genlab.data.load(run_config.data...)``.
-    Under torchrun every process calls this; rank 0 writes the files.
+    Under torchrun every process calls this; rank 0 writes the files. Nothing is written
+    when a setting is refused (0 steps, a folder that holds a model, a bad model config).
     """
-    validate_train_config(run_config.train)
+    if isinstance(run_config, str):
+        from ..registry import build_run_config
+
+        run_config = build_run_config(run_config, data=data, preset=preset, overrides=overrides)
+    elif data is not None or preset is not None or overrides:
+        raise ConfigError("data=, preset= and overrides= go with a model name; apply them to a RunConfig with "
+                          "genlab.config.apply_overrides, or pass the model name")
+    run_config.train.validate()
     if run_config.train.steps < 1:
         raise ConfigError(f"train.steps={run_config.train.steps}: a new run needs at least 1 step (nothing was written)")
     info = distributed.setup()
@@ -148,12 +164,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise CheckpointError(f"{path} is not a genlab training run config (needs model_name, model and train)")
     try:
         config_cls, _ = registry.get(doc["model_name"])
-        return RunConfig(
-            model_name=doc["model_name"],
-            model=from_dict(config_cls, doc["model"], "model"),
-            train=from_dict(TrainConfig, doc["train"], "train"),
-            data=from_dict(DataConfig, doc.get("data", {}), "data"),
-        )
+        return run_config_from_dict(doc, config_cls)
     except ConfigError as e:
         raise CheckpointError(f"cannot read the run config {path}: {e}") from None
 

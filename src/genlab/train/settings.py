@@ -1,5 +1,5 @@
-"""What the train config means: its validation, the device it names and the
-learning-rate schedule it describes."""
+"""What the train config means to the Trainer: the device it names and the
+learning-rate schedule it describes (its values are checked by ``TrainConfig.validate``)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,6 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import ConfigError
-
-
-def validate_train_config(c: TrainConfig) -> None:
-    """Raise a ConfigError naming the field when a train setting is out of range."""
-    if c.lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"train.lr_schedule={c.lr_schedule!r}; use constant or cosine")
-    if c.lr_schedule == "cosine" and c.schedule_steps <= 0:
-        raise ConfigError("train.lr_schedule=cosine needs train.schedule_steps > 0 (the step where the rate reaches 0), e.g. train.schedule_steps=10000")
-    if c.warmup_steps < 0:
-        raise ConfigError(f"train.warmup_steps must be >= 0, got {c.warmup_steps}")
-    if c.batch_size < 1:
-        raise ConfigError(f"train.batch_size must be >= 1, got {c.batch_size}")
-    if c.steps < 0:
-        raise ConfigError(f"train.steps must be >= 0, got {c.steps}")
-    if not 0.0 <= c.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables EMA), got {c.ema_decay}")
-    if c.lr <= 0:
-        raise ConfigError(f"train.lr must be > 0, got {c.lr}")
-    if not c.max_seconds >= 0 or c.max_seconds == float("inf"):
-        raise ConfigError(f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {c.max_seconds}")
-    if c.grad_clip < 0:
-        raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {c.grad_clip}")
-
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:

@@ -94,7 +94,7 @@ def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> No
     """Load a checkpoint's weights (by file stem) and :func:`training_state` (plus "rng")
     into ``trainer``; a CheckpointError when they do not fit its model and steps."""
     expected = trainer.model.state_dict()
-    got = weights.get("model", {})
+    got = trainer.model.upgrade_state_dict(weights.get("model", {}))
     bad = sorted(set(expected) ^ set(got)) + sorted(k for k in set(expected) & set(got) if expected[k].shape != got[k].shape)
     if bad:
         raise CheckpointError(f"the checkpoint {where} does not fit this model (mismatched weights: {bad[:5]})")
@@ -108,7 +108,7 @@ def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> No
         trainer.model.load_state_dict(got)
     if trainer.ema is not None:
         if "ema" in weights:
-            trainer.ema.load(weights["ema"])
+            trainer.ema.load(trainer.model.upgrade_state_dict(weights["ema"]))
         else:
             trainer.ema = EMA(trainer.model, trainer.config.ema_decay)
     for k, opt in trainer.optimizers.items():

@@ -16,8 +16,8 @@ of every iteration with the 0-based iteration number.
 
 Beside this file in ``genlab.train``: ``runs`` (run directories, :func:`train`,
 :func:`resume`), ``state`` (EMA, RNG capture, the checkpointed training state),
-``logs`` (metrics.jsonl and TensorBoard), ``settings`` (train-config validation,
-device, learning-rate schedule) and ``checkpoint`` (the checkpoint folders).
+``logs`` (metrics.jsonl and TensorBoard), ``settings`` (device,
+learning-rate schedule) and ``checkpoint`` (the checkpoint folders).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from . import distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from .logs import MetricLog
 from .runs import write_run_config
-from .settings import cpu_has_bf16, lr_factor, resolve_device, validate_train_config
+from .settings import cpu_has_bf16, lr_factor, resolve_device
 from .state import EMA, apply_training_state, capture_rng, restore_rng, seed_everything, training_state
 
-__all__ = ["Trainer", "EMA", "lr_factor", "resolve_device", "seed_everything", "validate_train_config"]
+__all__ = ["Trainer", "EMA", "lr_factor", "resolve_device", "seed_everything"]
 
 class Trainer:
     """Train ``model`` on ``dataset`` following ``config``; files go to ``run_dir``.
@@ -60,7 +60,7 @@ class Trainer:
     clock = staticmethod(time.perf_counter)
 
     def __init__(self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None):
-        validate_train_config(config)
+        config.validate()
         self.model = model
         self.dataset = dataset
         self.config = config
@@ -108,6 +108,7 @@ class Trainer:
         self.steps = list(model.train_steps())
         if not self.steps:
             raise ConfigError(f"{type(model).__name__}.train_steps() returned no steps")
+        config.check_steps([s.name for s in self.steps], type(model).__name__)
         all_params = list(model.parameters())
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
@@ -124,12 +125,7 @@ class Trainer:
                 continue
             self._params[s.name] = params
             self._others[s.name] = [p for p in all_params if id(p) not in ids]
-            opt = torch.optim.Adam(
-                params,
-                lr=s.lr if s.lr is not None else config.lr,
-                betas=tuple(s.betas) if s.betas is not None else tuple(config.betas),
-                weight_decay=config.weight_decay,
-            )
+            opt = torch.optim.Adam(params, lr=config.lr_of(s.name), betas=config.betas_of(s.name), weight_decay=config.weight_decay)
             self.optimizers[s.name] = opt
             self.schedulers[s.name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda k, c=config: lr_factor(k, c))
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
