@@ -55,7 +55,8 @@ from torch import Tensor
 
 from .. import distributions as D
 from ..errors import ConfigError
-from ..nn.unet import UNetImageModel, UNetModelConfig, drop_labels, guided
+from ..nn.unet import UNetModelConfig, drop_labels, guided
+from .unet_image import UNetImageModel
 from .base import TrainStep
 
 

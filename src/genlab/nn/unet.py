@@ -32,7 +32,6 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..distributions import draw
 from ..errors import ConfigError
-from ..models.base import GenerativeModel
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -228,25 +227,3 @@ def unet_from_config(config: UNetModelConfig, out_channels: int) -> UNet:
                 attention_resolutions=config.attention_resolutions, image_size=(h, w), groups=config.groups, heads=config.heads,
                 dropout=config.dropout, num_classes=config.num_classes)
 
-
-class UNetImageModel(GenerativeModel):
-    """What ``ddpm`` and ``flow-matching`` share: a U-Net ``self.net`` with ``out_channels``
-    outputs, images (B, C, H, W), and an image-shaped N(0, I) latent (the noise end of the
-    process). Labels: None means the null class (the unconditional model)."""
-
-    data_kind = "image"
-
-    def __init__(self, config: UNetModelConfig, out_channels: int):
-        super().__init__(config)
-        self.net = unet_from_config(config, out_channels)
-
-    def _labels(self, labels: Tensor | None, n: int) -> Tensor | None:
-        return None if labels is None else self.check_labels(labels, n)
-
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        return tuple(self.config.image_shape)
-
-    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """The noise end: N(0, I) draws, (n, C, H, W)."""
-        return draw(torch.randn, (n, *self.latent_shape), generator=generator, device=self.device)
