@@ -16,6 +16,7 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.glow import Glow, GlowConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
@@ -29,6 +30,7 @@ MODELS = {
     "cyclegan": (CycleGANConfig, CycleGAN),
     "progan": (ProGANConfig, ProGAN),
     "pixelvae": (PixelVAEConfig, PixelVAE),
+    "glow": (GlowConfig, Glow),
 }
 
 
