@@ -17,6 +17,7 @@ from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
 from .models.glow import Glow, GlowConfig
+from .models.vqvae import VQVAE, VQVAEConfig
 
 MODELS = {
     "vae": (VAEConfig, VAE),
@@ -31,6 +32,7 @@ MODELS = {
     "progan": (ProGANConfig, ProGAN),
     "pixelvae": (PixelVAEConfig, PixelVAE),
     "glow": (GlowConfig, Glow),
+    "vqvae": (VQVAEConfig, VQVAE),
 }
 
 

@@ -142,7 +142,14 @@ class AffineCoupling(nn.Module):
     NN: 3x3 conv -> ReLU -> 1x1 conv -> ReLU -> zero-initialised 3x3 conv. x_a has
     floor(C/2) channels. The sigmoid keeps every scale in (0, 1), which keeps deep
     flows stable; +2 starts it near 0.88.
+
+    ``reverse`` divides by s, which a trained flow makes tiny on near-constant inputs
+    (MNIST's background): a latent far from the data can then overflow. Its output is
+    clipped to +-REVERSE_LIMIT (far outside any activation the data produce; the exact
+    inverse is unchanged there), so such a sample comes out saturated instead of NaN.
     """
+
+    REVERSE_LIMIT = 1e4
 
     def __init__(self, channels: int, hidden: int):
         super().__init__()
@@ -167,7 +174,7 @@ class AffineCoupling(nn.Module):
     def reverse(self, y: Tensor) -> Tensor:
         y_a, y_b = y[:, : self.c_a], y[:, self.c_a :]
         t, s = self._shift_scale(y_a)
-        return torch.cat([y_a, y_b / s - t], 1)
+        return torch.cat([y_a, (y_b / s - t).clamp(-self.REVERSE_LIMIT, self.REVERSE_LIMIT)], 1)
 
 
 class FlowStep(nn.Module):
