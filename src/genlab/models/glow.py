@@ -134,6 +134,11 @@ class Glow(GenerativeModel):
     def latent_shape(self) -> tuple[int, ...]:
         return (self.num_dims,)
 
+    @property
+    def latent_dim(self) -> int:
+        """The length of a latent code, what the explorer's sliders read (= latent_shape[0])."""
+        return self.latent_shape[0]
+
     def _forward_flow(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         """x (B, C, H, W) in [0, 1) -> (standardised eps_i per scale, log-density of x in nats (B,)).
 
@@ -203,7 +208,7 @@ class Glow(GenerativeModel):
     def encode(self, x: Tensor) -> Tensor:
         """Images x (N, C, H, W) in [0, 1] -> standardised latents (N, D), exactly invertible."""
         self.check_images(x)
-        with torch.inference_mode():
+        with torch.no_grad():
             return self._pack(self._forward_flow(x)[0])
 
     def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
@@ -211,7 +216,7 @@ class Glow(GenerativeModel):
         :meth:`encode` for images in [0, 1]."""
         if z.dim() != 2 or z.shape[1] != self.num_dims:
             raise ValueError(f"expected latents of shape (N, {self.num_dims}), got {tuple(z.shape)}")
-        with torch.inference_mode():
+        with torch.no_grad():
             return self._reverse_flow(self._unpack(z.to(self.device))).clamp(0.0, 1.0)
 
     def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:

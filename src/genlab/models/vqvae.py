@@ -187,6 +187,11 @@ class VQVAE(GenerativeModel):
         h, w = self.code_shape
         return (self.config.code_dim * h * w,)
 
+    @property
+    def latent_dim(self) -> int:
+        """The length of a latent code, what the explorer's sliders read (= latent_shape[0])."""
+        return self.latent_shape[0]
+
     def encoder_output(self, x: Tensor) -> Tensor:
         """x (B, C, H, W) in [0, 1] -> z_e (B, d, h, w)."""
         self.check_images(x)
@@ -279,7 +284,7 @@ class VQVAE(GenerativeModel):
     # ------------------------------------------------------------------ codes and sampling
     def codes(self, x: Tensor) -> Tensor:
         """Images (N, C, H, W) in [0, 1] -> code indices (N, h, w) long, in 0..K-1."""
-        with torch.inference_mode():
+        with torch.no_grad():
             return self.quantize(self.encoder_output(x))[0]
 
     def encode(self, x: Tensor) -> Tensor:
@@ -291,7 +296,7 @@ class VQVAE(GenerativeModel):
         (N, C, H, W) in [0, 1]. Vectors off the codebook are decoded as they are."""
         if z.dim() != 2 or z.shape[1] != self.latent_shape[0]:
             raise ValueError(f"expected latents of shape (N, {self.latent_shape[0]}), got {tuple(z.shape)}")
-        with torch.inference_mode():
+        with torch.no_grad():
             z_q = z.to(self.device).view(z.shape[0], self.config.code_dim, *self.code_shape)
             return self.decoder_params(z_q)[0].clamp(0.0, 1.0)
 
@@ -301,12 +306,12 @@ class VQVAE(GenerativeModel):
 
     def sample_codes(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n code maps (n, h, w) drawn from the PixelCNN prior."""
-        grid = self.prior.sample(n, generator=generator)
+        grid = self.prior.sample(n, generator=generator).clone()  # a normal tensor, not an inference one
         return torch.round(grid[:, 0] * (self.config.num_codes - 1)).long()
 
     def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """(n, d * h * w): the vectors of n code maps drawn from the prior."""
-        with torch.inference_mode():
+        with torch.no_grad():
             return self.embed(self.sample_codes(n, generator=generator)).flatten(1)
 
     def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
