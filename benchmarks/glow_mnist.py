@@ -93,7 +93,7 @@ def common_args(ap: argparse.ArgumentParser, lr: float, batch: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common_args(ap, lr=1e-3, batch=64)
+    common_args(ap, lr=3e-3, batch=64)
     ap.add_argument("--realnvp", action="store_true", help="no 1x1 convolutions (model.invertible_conv=false)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
