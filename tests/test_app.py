@@ -26,6 +26,7 @@ from genlab.app import Explorer, capabilities, make_server
 from genlab.app.explorer import domain_shape, waveform_image
 from genlab.app.server import static_file
 from genlab.cli import main
+from genlab.models.base import capabilities_of
 from genlab.models.vae import VAE, VAEConfig
 from genlab.viz import latent as latent_viz
 from genlab.viz.images import make_grid, to_pil
@@ -159,10 +160,10 @@ def test_capabilities_follow_the_methods_not_the_names():
     assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
         "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent": False, "manifold": False,
         "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "analyze": True}
-    gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3))
+    gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3))
     assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["analyze"] and gan["num_classes"] == 3
-    assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden=8, depth=1))["kind"] == "points"
-    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden=8, depth=1))["manifold"]
+    assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden_dim=8, hidden_layers=1))["kind"] == "points"
+    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden_dim=8, hidden_layers=1))["manifold"]
     assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))["translate"]
 
 
@@ -229,7 +230,7 @@ def test_interpolation_strip_and_manifold(vae_url, vae_run):
 
 
 def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
-    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3)
+    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3)
     with serving(Explorer(model)) as url:
         doc = ok(url, "/api/latent", {"seed": 3, "label": 2})
         same = model.sample(1, generator=torch.Generator().manual_seed(3), labels=torch.tensor([2]))
@@ -244,7 +245,7 @@ def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
 
 
 def test_point_and_sequence_models_get_samples():
-    points = build("gan", image_shape=(2,), latent_dim=2, hidden=8, depth=1)
+    points = build("gan", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1)
     with serving(Explorer(points)) as url:
         doc = ok(url, "/api/samples", {"n": 500, "seed": 0})
         assert png(doc["image"]).size == (384, 384)
@@ -283,7 +284,7 @@ def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_r
     assert "k = 7" in lik["estimator"]
     assert torch.equal(pixels(doc["input"]), expected(x01[0]))
     assert torch.equal(pixels(doc["model_input"]), expected(x[0]))  # the binarized draw
-    assert torch.equal(pixels(doc["reconstruction"]), expected(model.decode(model.encode(x)[0])[0]))
+    assert torch.equal(pixels(doc["reconstruction"]), expected(model.decode(model.encode(x))[0]))
     # outlier scores: percentiles among the run's held-out digits, as genlab.ood scores them
     # (with genlab.ood's own importance samples, k = 10, for the upload and the reference alike)
     out = doc["outlier"]
@@ -324,11 +325,11 @@ def test_exact_likelihood_models_and_labels():
         assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == "the model's log_prob"
         assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set to compare with"}
         assert request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200  # ignored: exact model
-    gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_layers=2, output_channels=6, mixtures=2, num_classes=3)
+    gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_blocks=2, output_channels=6, mixtures=2, num_classes=3)
     rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
     with serving(Explorer(gated)) as url:
         doc = ok(url, "/api/analyze", {"image": data_url(rgb), "label": 2})
-        assert doc["likelihood"]["log_prob_nats"] == float(gated.log_prob(rgb[None], torch.tensor([2])).detach()[0])
+        assert doc["likelihood"]["log_prob_nats"] == float(gated.log_prob(rgb[None], labels=torch.tensor([2])).detach()[0])
         assert doc["likelihood"]["conditional_on_label"] == 2 and "outlier" not in doc
         status, err = request(url, "/api/analyze", {"image": data_url(rgb), "label": 3})
         assert status == 400 and "'label' must be in 0..2, got 3" in err["error"]
@@ -336,6 +337,8 @@ def test_exact_likelihood_models_and_labels():
 
 class Flipper(VAE):
     """A test translator: a2b mirrors left-right, b2a flips upside down (input space = [0, 1])."""
+
+    domain_channels = 1
 
     def translate(self, x, direction):
         return x.flip(-1) if direction == "a2b" else x.flip(-2)
@@ -356,7 +359,7 @@ def test_translate_calls_the_models_translate():
 def test_a_registered_translator_gets_samples_and_translations():
     """Whatever model in the registry has translate() (CycleGAN): paired samples split into
     one-domain images, and translate on the domain's shape."""
-    names = [n for n, (_, cls) in registry.MODELS.items() if callable(getattr(cls, "translate", None))]
+    names = [n for n, (_, cls) in registry.MODELS.items() if "translate" in capabilities_of(cls)]
     if not names:
         pytest.skip("no translator in the registry")
     from test_contract import TINY

@@ -16,20 +16,13 @@ from genlab.data.toy2d import Toy2D, mode_stats, modes
 from genlab.errors import ConfigError, TrainingError
 from genlab.models.dcgan import DCGANConfig, LSGANConfig
 from genlab.models.gan import GANConfig
+from two_player import identical, record_steps, snapshot
 
 
 def tiny(name="dcgan", **kw):
-    defaults = dict(image_shape=(1, 16, 16), channels=8, latent_dim=8) if name != "gan" else dict(image_shape=(2,), hidden=16, depth=2, latent_dim=4)
+    defaults = dict(image_shape=(1, 16, 16), channels=8, latent_dim=8) if name != "gan" else dict(image_shape=(2,), hidden_dim=16, hidden_layers=2, latent_dim=4)
     defaults.update(kw)
     return registry.build(name, **defaults)
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
-
-
-def identical(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def run_steps(model, batch, steps=None):
@@ -39,7 +32,7 @@ def run_steps(model, batch, steps=None):
         own = {id(p) for p in s.parameters()}
         for p in model.parameters():
             p.requires_grad_(id(p) in own)
-        opt = torch.optim.Adam(s.parameters(), lr=s.lr, betas=s.betas)
+        opt = torch.optim.Adam(s.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt.zero_grad(set_to_none=True)
         s.loss(batch)["loss"].backward()
         opt.step()
@@ -79,46 +72,40 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
 
     torch.manual_seed(0)
     model = tiny("dcgan", d_steps=2, num_classes=3)
-    seen = []  # (step name, G params, D params) at the start of each step
-    original = model.train_steps
-
-    def instrumented():
-        steps = original()
-        for s in steps:
-            inner = s.loss
-
-            def loss(batch, inner=inner, name=s.name):
-                seen.append((name, snapshot(model.G), snapshot(model.D)))
-                return inner(batch)
-
-            s.loss = loss
-        return steps
-
-    model.train_steps = instrumented
+    seen, take = record_steps(model, {"G": model.G, "D": model.D})  # (step name, snapshots) at the start of each step
     data = ImageDataset(torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8), torch.arange(32) % 3, num_classes=3)
     cfg = TrainConfig(steps=1, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
     Trainer(model, data, cfg, tmp_path / "run").fit()
-    seen.append(("end", snapshot(model.G), snapshot(model.D)))
+    seen.append(("end", take()))
     assert [s[0] for s in seen] == ["discriminator", "discriminator", "generator", "end"]
-    for (name, g_a, d_a), (_, g_b, d_b) in zip(seen, seen[1:]):
+    for (name, a), (_, b) in zip(seen, seen[1:]):
         if name.startswith("discriminator"):
-            assert identical(g_a, g_b), f"the {name} step changed the generator"
-            assert not identical(d_a, d_b)
+            assert identical(a["G"], b["G"]), f"the {name} step changed the generator"
+            assert not identical(a["D"], b["D"])
         else:
-            assert identical(d_a, d_b), "the generator step changed the discriminator"
-            assert not identical(g_a, g_b)
+            assert identical(a["D"], b["D"]), "the generator step changed the discriminator"
+            assert not identical(a["G"], b["G"])
 
 
-def test_train_steps_options():
-    model = tiny("gan", d_steps=3, lr_g=1e-4, lr_d=4e-4, betas_g=(0.0, 0.9), betas_d=(0.5, 0.99))
+def test_train_steps_options(tmp_path):
+    from genlab.config import TrainConfig
+    from genlab.train import Trainer
+
+    model = tiny("gan", d_steps=3)
     steps = model.train_steps()
     assert [s.name for s in steps] == ["discriminator", "discriminator", "discriminator", "generator"]
     assert [s.new_batch for s in steps] == [False, True, True, False]
-    assert [s.lr for s in steps] == [4e-4, 4e-4, 4e-4, 1e-4]
-    assert steps[0].betas == (0.5, 0.99) and steps[-1].betas == (0.0, 0.9)
     assert list(steps[0].modules) == [model.D] and list(steps[-1].modules) == [model.G]
-    d = GANConfig()
-    assert (d.lr_g, d.lr_d, d.betas_g, d.betas_d, d.objective) == (2e-4, 2e-4, (0.5, 0.999), (0.5, 0.999), "non-saturating")
+    assert GANConfig().objective == "non-saturating"
+    # Adam's settings come from the train config: per step where given, else train.lr / train.betas
+    cfg = TrainConfig(lr=1e-4, betas=(0.0, 0.9), step_lr={"discriminator": 4e-4}, step_betas={"discriminator": (0.5, 0.99)},
+                      device="cpu", batch_size=4, progress=False)
+    data = type("Points", (), {"images": torch.randn(8, 2), "labels": None})()
+    groups = {k: o.param_groups[0] for k, o in Trainer(model, data, cfg, tmp_path).optimizers.items()}
+    assert (groups["discriminator"]["lr"], groups["discriminator"]["betas"]) == (4e-4, (0.5, 0.99))
+    assert (groups["generator"]["lr"], groups["generator"]["betas"]) == (1e-4, (0.0, 0.9))
+    defaults = registry.build_run_config("gan").train  # the registry's GAN defaults (DCGAN, section 4)
+    assert (defaults.lr, defaults.betas, defaults.step_lr) == (2e-4, (0.5, 0.999), {})
 
 
 @pytest.mark.parametrize("objective", ["minimax", "non-saturating", "least-squares", "hinge"])
@@ -144,7 +131,7 @@ def test_discriminator_approaches_the_optimum():
     """Goodfellow et al. 2014, prop. 1: for fixed G, D*(x) = p_data / (p_data + p_g).
     With p_data = N(0, 1), p_g = N(1, 1): D*(x) = sigmoid(1/2 - x)."""
     torch.manual_seed(0)
-    model = registry.build("gan", image_shape=(1,), latent_dim=1, hidden=32, depth=2, objective="minimax")
+    model = registry.build("gan", image_shape=(1,), latent_dim=1, hidden_dim=32, hidden_layers=2, objective="minimax")
     model.G = _Shift()
     (d_step,) = [s for s in model.train_steps() if s.name == "discriminator"]
     opt = torch.optim.Adam(model.D.parameters(), lr=3e-3, betas=(0.9, 0.999))
@@ -169,12 +156,12 @@ def test_conditional_labels_change_the_output(conditioning):
     torch.manual_seed(0)
     model = tiny("dcgan", num_classes=10, conditioning=conditioning)
     z = model.latent(4, generator=torch.Generator().manual_seed(1))
-    a = model.decode(z, torch.zeros(4, dtype=torch.long))
-    b = model.decode(z, torch.full((4,), 7))
+    a = model.decode(z, labels=torch.zeros(4, dtype=torch.long))
+    b = model.decode(z, labels=torch.full((4,), 7))
     assert a.shape == (4, 1, 16, 16) and not torch.allclose(a, b)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     with torch.no_grad():
-        assert not torch.allclose(model.discriminate(x, torch.zeros(4, dtype=torch.long)), model.discriminate(x, torch.full((4,), 3)))
+        assert not torch.allclose(model.discriminate(x, labels=torch.zeros(4, dtype=torch.long)), model.discriminate(x, labels=torch.full((4,), 3)))
     out = model.d_step_loss({"x": x, "y": torch.tensor([0, 1, 2, 9])})
     assert torch.isfinite(out["loss"])
 

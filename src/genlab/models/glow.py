@@ -71,6 +71,16 @@ class GlowConfig(ModelConfig):
     invertible_conv: bool = True  # False: RealNVP-style channel reversal instead of the 1x1 convolution
     temperature: float = 0.7  # standard deviation multiplier of the latents in sample() and latent()
 
+    def validate(self) -> None:
+        super().validate()
+        self.check_unconditional("glow")
+        self.check_positive("num_scales", "steps_per_scale", "hidden_channels")
+        _, h, w = self.image_shape
+        if h % 2**self.num_scales or w % 2**self.num_scales:
+            raise ConfigError(f"glow: image height and width ({h}x{w}) must be divisible by 2**num_scales = {2**self.num_scales}; lower model.num_scales")
+        if self.temperature <= 0:
+            raise ConfigError(f"glow: model.temperature must be > 0, got {self.temperature}")
+
 
 class GaussianPrior(nn.Module):
     """Learned prior of one scale's z: N(mu, sigma^2) per element, from a zero-initialised
@@ -106,14 +116,6 @@ class Glow(GenerativeModel):
         super().__init__(config)
         c, h, w = config.image_shape
         L, K = config.num_scales, config.steps_per_scale
-        if config.num_classes:
-            raise ConfigError("glow is unconditional: set model.num_classes=0")
-        if L < 1 or K < 1 or config.hidden_channels < 1:
-            raise ConfigError(f"glow needs num_scales, steps_per_scale and hidden_channels >= 1; got {L}, {K}, {config.hidden_channels}")
-        if h % 2**L or w % 2**L:
-            raise ConfigError(f"glow: image height and width ({h}x{w}) must be divisible by 2**num_scales = {2**L}; lower model.num_scales")
-        if config.temperature <= 0:
-            raise ConfigError(f"glow: temperature must be > 0, got {config.temperature}")
         self.scales = nn.ModuleList()
         self.priors = nn.ModuleList()
         self.z_shapes: list[tuple[int, int, int]] = []
@@ -133,11 +135,6 @@ class Glow(GenerativeModel):
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return (self.num_dims,)
-
-    @property
-    def latent_dim(self) -> int:
-        """The length of a latent code, what the explorer's sliders read (= latent_shape[0])."""
-        return self.latent_shape[0]
 
     def _forward_flow(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         """x (B, C, H, W) in [0, 1) -> (standardised eps_i per scale, log-density of x in nats (B,)).

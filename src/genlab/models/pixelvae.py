@@ -14,7 +14,7 @@ autoregressive and exact given z:
     p(x | z) = prod_i p(x_i | x_<i, z)        (raster order, channels R -> G -> B)
 
 with a Bernoulli per pixel for binarised images (``likelihood="bernoulli"``), a
-``levels``-way softmax (``"categorical"``) or a discretised logistic mixture
+``grey_levels``-way softmax (``"categorical"``) or a discretised logistic mixture
 (``"logistic-mixture"``) for grey/RGB 8-bit images. The conditioning map depends
 on z only, so the masks alone make p(x | z) causal and normalised.
 
@@ -60,11 +60,12 @@ from torch import Tensor, nn
 
 from .. import distributions as D
 from ..config import ModelConfig
-from ..nn.autoregressive import AutoregressiveImageModel
+from ..errors import ConfigError
+from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
 from ..nn.blocks import UpsampleConv, downsampled_sizes
 from ..nn.masked import pixelcnn_conv, pointwise_conv
 from .base import TrainStep
-from .vae import iwae_log_mean_exp, reparameterize
+from .vae import reparameterize
 
 
 @dataclass
@@ -75,12 +76,11 @@ class PixelVAEConfig(ModelConfig):
     z1 of ``z1_channels`` at the encoder's last resolution). ``channels``: one
     stride-2 encoder stage per entry, mirrored by upsample+conv decoder stages
     ((32, 64): 28x28 -> 7x7). ``likelihood``: "auto" (Bernoulli for 1 channel,
-    logistic mixture for RGB), "bernoulli", "categorical" (``levels``-way softmax
-    over grey levels) or "logistic-mixture" (``mixtures`` components). Note that
-    ``levels`` counts *grey levels* (as in ``pixelcnn``); the number of latent
-    levels is ``latent_levels``. The PixelCNN part: a type-A ``input_kernel``
-    conv, then ``pixel_layers`` type-B ``block_kernel`` residual layers, all
-    ``pixel_channels`` wide, each with the decoder's map added.
+    logistic mixture for RGB), "bernoulli", "categorical" (``grey_levels``-way
+    softmax) or "logistic-mixture" (``mixtures`` components over ``grey_levels``).
+    The PixelCNN part: a type-A ``input_kernel`` conv, then ``pixel_blocks`` type-B
+    ``block_kernel`` residual layers, all ``pixel_channels`` wide, each with the
+    decoder's map added.
     """
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
@@ -90,32 +90,40 @@ class PixelVAEConfig(ModelConfig):
     channels: tuple[int, ...] = (32, 64)
     hidden_dim: int = 256
     likelihood: str = "auto"
-    levels: int = 256
+    grey_levels: int = 256
     mixtures: int = 5
     pixel_channels: int = 16
-    pixel_layers: int = 2
+    pixel_blocks: int = 2
     input_kernel: int = 7
     block_kernel: int = 3
     channels_last: bool = True  # NHWC memory layout: about 2x faster convolutions on CPU
 
+    renamed = {"levels": "grey_levels", "pixel_layers": "pixel_blocks"}
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_unconditional("PixelVAE")
+        if self.latent_levels not in (1, 2):
+            raise ConfigError(f"model.latent_levels must be 1 (z) or 2 (z1 <- z2), got {self.latent_levels}")
+        check_head_config(self)
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
+        self.check_positive("latent_dim", "z1_channels", "hidden_dim", "input_kernel", "block_kernel")
+        if self.pixel_channels < self.image_shape[0] or self.pixel_blocks < 0:
+            raise ConfigError(f"model.pixel_channels must be >= the {self.image_shape[0]} image channels and "
+                              f"model.pixel_blocks >= 0, got {self.pixel_channels} and {self.pixel_blocks}")
+
 
 class PixelVAE(AutoregressiveImageModel):
     """PixelVAE with one or two latent levels. Images are (B, C, H, W) in the
-    model's input space ({0, 1} for Bernoulli, the grid {0, 1/(levels-1), ..., 1}
+    model's input space ({0, 1} for Bernoulli, the grid {0, 1/(grey_levels-1), ..., 1}
     otherwise); log-probabilities are per image, in nats, shape (B,)."""
 
     config_class = PixelVAEConfig
+    likelihood_kind = "bound"
 
     def __init__(self, config: PixelVAEConfig):
-        if config.num_classes:
-            raise ValueError("PixelVAE is unconditional: set num_classes=0")
-        if config.latent_levels not in (1, 2):
-            raise ValueError(f"latent_levels must be 1 or 2, got {config.latent_levels}")
         c, h, w = config.image_shape
-        if not config.channels or config.latent_dim < 1 or config.z1_channels < 1:
-            raise ValueError("channels must be non-empty, latent_dim >= 1 and z1_channels >= 1")
-        if config.pixel_channels < c or config.pixel_layers < 0:
-            raise ValueError(f"pixel_channels must be >= the {c} image channels and pixel_layers >= 0")
         super().__init__(config)  # output head, likelihood and input_mode
         ch = list(config.channels)
         self.sizes = downsampled_sizes(h, w, len(ch))  # [(H, W), (H/2, W/2), ...] rounded up
@@ -143,11 +151,11 @@ class PixelVAE(AutoregressiveImageModel):
         p = config.pixel_channels
         outs = ch[::-1][1:] + [p]
         self.up = nn.ModuleList(UpsampleConv(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
-        self.cond_proj = nn.Conv2d(p, (1 + config.pixel_layers) * p, 1)
+        self.cond_proj = nn.Conv2d(p, (1 + config.pixel_blocks) * p, 1)
         self.act = act()
         # The PixelCNN part of the decoder.
         self.input_conv = pixelcnn_conv(c, p, config.input_kernel, "A", c, first=True)
-        self.pixel_convs = nn.ModuleList(pixelcnn_conv(p, p, config.block_kernel, "B", c) for _ in range(config.pixel_layers))
+        self.pixel_convs = nn.ModuleList(pixelcnn_conv(p, p, config.block_kernel, "B", c) for _ in range(config.pixel_blocks))
         self.out1 = pointwise_conv(p, p, c)
         self.out2 = pointwise_conv(p, self.out_channels, c)
         if config.channels_last:
@@ -166,10 +174,23 @@ class PixelVAE(AutoregressiveImageModel):
             return [top]
         return [tuple(self.q_z1(h).chunk(2, dim=1)), top]
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(mean, log_var), each (B, latent_dim), of the top latent's posterior
         (q(z|x), or q(z2|x) for two levels): the code with the N(0, I) prior."""
         return self.encode_all(x)[-1]
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x -> the posterior mean of the top latent, (B, latent_dim): one code per image."""
+        return self.posterior(x)[0]
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of the top latent from its prior N(0, I), (n, latent_dim)."""
+        zero = torch.zeros(n, self.config.latent_dim, device=self.device)
+        return reparameterize(zero, torch.zeros_like(zero), generator)
 
     # ------------------------------------------------------------------ generative network
     def prior_z1(self, z2: Tensor) -> tuple[Tensor, Tensor]:
@@ -181,7 +202,7 @@ class PixelVAE(AutoregressiveImageModel):
 
     def conditioning(self, z: Tensor) -> Tensor:
         """The bottom latent (z (B, d), or z1 (B, z1_channels, hs, ws)) -> the decoder's
-        map (B, (1 + pixel_layers) * pixel_channels, H, W): one slice per masked layer."""
+        map (B, (1 + pixel_blocks) * pixel_channels, H, W): one slice per masked layer."""
         hs, ws = self.sizes[-1]
         h = self.act(self.dec_in(z).view(z.shape[0], -1, hs, ws))
         for i, block in enumerate(self.up):
@@ -261,11 +282,14 @@ class PixelVAE(AutoregressiveImageModel):
             log_prior = log_prior + D.gaussian_log_prob(zs[0], *self.prior_z1(zs[1]))
         return self.log_likelihood(x, zs[0]) + log_prior - log_q
 
-    def log_prob(self, x: Tensor, iw_samples: int = 1, batch_size: int = 512, generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
+                 generator: torch.Generator | None = None, batch_size: int = 512) -> Tensor:
         """Importance-weighted estimate L_k of log p(x), per image (B,), nats, with
-        k = ``iw_samples`` and the exact autoregressive p(x | z). A stochastic lower
-        bound: its expectation rises with k towards log p(x); k = 1 is the ELBO.
+        k = ``iw_samples`` (default 1) and the exact autoregressive p(x | z). A stochastic
+        lower bound: its expectation rises with k towards log p(x); k = 1 is the ELBO.
         ``batch_size`` caps the (x, z) pairs decoded at once."""
+        self.check_labels(labels, x.shape[0])
+        iw_samples = 1 if iw_samples is None else iw_samples
         if iw_samples < 1:
             raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
         self.check_images(x)
@@ -279,14 +303,13 @@ class PixelVAE(AutoregressiveImageModel):
                     s = min(reps, iw_samples - start)
                     post_s = [tuple(t.repeat(s, *[1] * (t.dim() - 1)) for t in q) for q in post]  # sample-major
                     log_w.append(self.log_weights(xb.repeat(s, 1, 1, 1), generator, post_s).view(s, -1))
-                out.append(iwae_log_mean_exp(torch.cat(log_w), dim=0))
+                out.append(D.log_mean_exp(torch.cat(log_w), dim=0))
             return torch.cat(out)
 
     # ------------------------------------------------------------------ sampling
     def _draw_prior(self, n: int, generator: torch.Generator | None) -> Tensor:
         """n draws of the bottom latent from the prior: z ~ N(0, I), or z2 ~ N(0, I) then z1 ~ p(z1|z2)."""
-        zero = torch.zeros(n, self.config.latent_dim, device=self.device)
-        return self._prior_bottom(reparameterize(zero, torch.zeros_like(zero), generator), generator)
+        return self._prior_bottom(self.latent(n, generator=generator), generator)
 
     def _prior_bottom(self, z_top: Tensor, generator: torch.Generator | None, mean: bool = False) -> Tensor:
         """Top latent -> bottom latent: itself for one level; z1 ~ p(z1|z2) (or its mean) for two."""
@@ -303,26 +326,28 @@ class PixelVAE(AutoregressiveImageModel):
         return self._generate(x, torch.zeros_like(x, dtype=torch.bool), self.conditioning(z), generator, method)
 
     @torch.inference_mode()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
         """n images (n, C, H, W) in [0, 1]: z (or z2, then z1 ~ p(z1|z2)) from the prior,
         then x ~ p(x | z) pixel by pixel in raster order."""
         self.check_labels(labels, n)
         return self.sample_given(self._draw_prior(n, generator), generator=generator, method=method)
 
     @torch.inference_mode()
-    def decode(self, z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Top latent (B, latent_dim) -> one draw x ~ p(x | z), (B, C, H, W) in [0, 1]
         (two levels: given z1 = the mean of p(z1 | z2)). A *sample*, not a mean image:
-        the PixelCNN decoder has no closed-form mean."""
+        the PixelCNN decoder has no closed-form mean. Unconditional: ``labels`` must be None."""
+        self.check_labels(labels, z.shape[0])
         return self.sample_given(self._prior_bottom(z, generator, mean=True), generator=generator)
 
     @torch.inference_mode()
     def reconstruct(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """x ~ p(x | z) at the posterior mean of the bottom latent, (B, C, H, W) in [0, 1]."""
+        """x ~ p(x | z) at the posterior mean of the bottom latent (z1 for two levels: more
+        detail than decode(encode(x)), which goes through the top code), (B, C, H, W) in [0, 1]."""
         return self.sample_given(self.encode_all(x)[0][0], generator=generator)
 
     @torch.inference_mode()
-    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None, labels: Tensor | None = None,
+    def complete(self, x: Tensor, observed_mask: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None,
                  method: str = "cached", z: Tensor | None = None) -> Tensor:
         """Keep the observed pixels of x (N, C, H, W) in [0, 1] and sample the others
         from p(x_i | x_<i, z) in raster order, for a bottom latent ``z`` (default:

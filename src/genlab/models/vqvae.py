@@ -91,6 +91,17 @@ class VQVAEConfig(ModelConfig):
     prior_channels: int = 64  # PixelCNN prior: hidden channels
     prior_blocks: int = 4  # PixelCNN prior: residual blocks
 
+    def validate(self) -> None:
+        super().validate()
+        self.check_unconditional("vqvae")
+        self.check_positive("hidden_channels", "code_dim", "prior_channels", "prior_blocks")
+        if self.num_codes < 2 or self.downsamplings < 0 or self.residual_blocks < 0:
+            raise ConfigError(f"vqvae needs model.num_codes >= 2, downsamplings >= 0 and residual_blocks >= 0; got "
+                              f"{self.num_codes}, {self.downsamplings}, {self.residual_blocks}")
+        if not 0.0 <= self.ema_decay < 1.0 or self.beta < 0 or self.prior_start < 0:
+            raise ConfigError(f"vqvae needs 0 <= model.ema_decay < 1, beta >= 0 and prior_start >= 0; got "
+                              f"{self.ema_decay}, {self.beta}, {self.prior_start}")
+
 
 class ResBlock(nn.Module):
     """x + conv1x1(ReLU(conv3x3(ReLU(x)))) (section 4.1). (B, c, h, w) -> same."""
@@ -151,12 +162,6 @@ class VQVAE(GenerativeModel):
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
-        if config.num_classes:
-            raise ConfigError("vqvae is unconditional: set model.num_classes=0")
-        if config.num_codes < 2 or config.code_dim < 1 or config.downsamplings < 0 or config.hidden_channels < 1:
-            raise ConfigError("vqvae needs num_codes >= 2, code_dim >= 1, hidden_channels >= 1 and downsamplings >= 0")
-        if not 0.0 <= config.ema_decay < 1.0 or config.beta < 0 or config.prior_start < 0:
-            raise ConfigError("vqvae needs 0 <= ema_decay < 1, beta >= 0 and prior_start >= 0")
         c, h, w = config.image_shape
         hid = config.hidden_channels
         self.sizes = downsampled_sizes(h, w, config.downsamplings)
@@ -172,7 +177,7 @@ class VQVAE(GenerativeModel):
         self.up = nn.ModuleList(TransposedConvUp(hid, hid) for _ in range(config.downsamplings))
         self.decoder_out = nn.Conv2d(hid, 2 * c, 3, padding=1)  # logistic means and log-scales
         hc, wc = self.sizes[-1]
-        self.prior = PixelCNN(PixelCNNConfig(image_shape=(1, hc, wc), likelihood="categorical", levels=config.num_codes,
+        self.prior = PixelCNN(PixelCNNConfig(image_shape=(1, hc, wc), likelihood="categorical", grey_levels=config.num_codes,
                                              hidden_channels=config.prior_channels, num_blocks=config.prior_blocks,
                                              output_channels=config.prior_channels))
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
@@ -186,11 +191,6 @@ class VQVAE(GenerativeModel):
     def latent_shape(self) -> tuple[int, ...]:
         h, w = self.code_shape
         return (self.config.code_dim * h * w,)
-
-    @property
-    def latent_dim(self) -> int:
-        """The length of a latent code, what the explorer's sliders read (= latent_shape[0])."""
-        return self.latent_shape[0]
 
     def encoder_output(self, x: Tensor) -> Tensor:
         """x (B, C, H, W) in [0, 1] -> z_e (B, d, h, w)."""
@@ -299,10 +299,6 @@ class VQVAE(GenerativeModel):
         with torch.no_grad():
             z_q = z.to(self.device).view(z.shape[0], self.config.code_dim, *self.code_shape)
             return self.decoder_params(z_q)[0].clamp(0.0, 1.0)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """decode(encode(x)): the mean image at the quantised code map, (N, C, H, W) in [0, 1]."""
-        return self.decode(self.encode(x))
 
     def sample_codes(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n code maps (n, h, w) drawn from the PixelCNN prior."""
