@@ -105,10 +105,12 @@ def test_exact_divergence_and_hutchinson_agree_on_the_unet():
 
 
 def test_log_prob_of_the_zero_velocity_is_the_scaled_gaussian():
-    """An untrained model (output conv at zero) is the identity flow: p(y) = N(2y - 1; 0, I) 2^D."""
+    """An untrained model (output conv at zero) is the identity flow: p(y) = N(2y - 1; 0, I) 2^D,
+    and log_prob adds the dequantization offset -D log 256."""
     model = registry.build("flow-matching", image_shape=(1, 3, 3), **TINY).eval()
     y = torch.rand(3, 1, 3, 3, generator=torch.Generator().manual_seed(5))
-    want = torch.distributions.Normal(0.0, 1.0).log_prob(2 * y - 1).flatten(1).sum(1) + 9 * math.log(2)
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(2 * y - 1).flatten(1).sum(1) + 9 * math.log(2) - 9 * math.log(256)
+    assert model.log_prob_offset == 0.0
     assert torch.allclose(model.log_prob(y), want, atol=1e-5)
 
 

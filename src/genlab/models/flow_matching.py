@@ -23,9 +23,11 @@ then x_1 = 2 y - 1. Log-likelihood (nats per image), exact up to the ODE solver'
     log p_1(x_1) = log N(x_0; 0, I) - int_0^1 div v(x_t, t) dt,   x_t the ODE path through x_1,
     log p(y) = log p_1(2 y - 1) + D log 2,
 
-integrated backwards from t = 1 with ``likelihood_steps`` steps. ``log_prob``
-returns log p(y), a density on [0, 1]^D like every dequantized model of genlab;
-the metrics add -D log 256 to get the discrete bound in bits/dim comparable with glow.
+integrated backwards from t = 1 with ``likelihood_steps`` steps. Like glow's, ``log_prob``
+returns log p(y) - D log 256: each 8-bit image owns a cell of volume 256^-D, so this is
+(in expectation over the dequantization noise) a lower bound on the discrete log P(k)
+(Theis et al. 2016), and bits/dim = -log_prob / (D log 2) compares with glow's
+(``log_prob_offset`` is therefore 0).
 The divergence is exact (D backward passes, autograd) when ``divergence="exact"``
 or ``"auto"`` with D <= ``exact_max_dims``; then ``likelihood_kind == "exact"``.
 Otherwise it is Hutchinson's estimate z^T (dv/dx) z with Rademacher z (one probe per
@@ -146,6 +148,8 @@ class FlowMatching(UNetImageModel):
 
     config_class = FlowMatchingConfig
     input_mode = "dequantize"
+    #: log_prob already includes -D log 256 (dequantization): nothing to add.
+    log_prob_offset = 0.0
 
     def __init__(self, config: FlowMatchingConfig):
         super().__init__(config, config.image_shape[0])
@@ -180,14 +184,14 @@ class FlowMatching(UNetImageModel):
 
     # ------------------------------------------------------------------ likelihood
     def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """log p(y) (N,) in nats, the density on [0, 1]^D of dequantized images y = x (N, C, H, W);
-        add -D log 256 for the discrete value (the metrics do). ``iw_samples`` is ignored;
-        ``generator`` draws the Hutchinson probes."""
+        """log p(y) - D log 256 (N,) in nats for dequantized images y = x (N, C, H, W) in [0, 1):
+        the ODE log-density with the dequantization offset (see the module docstring).
+        ``iw_samples`` is ignored; ``generator`` draws the Hutchinson probes."""
         self.check_images(x)
         labels = self._labels(labels, x.shape[0])
         lp, _ = ode_log_likelihood(lambda z, t: self.velocity(z, t, labels), 2 * x - 1, steps=self.config.likelihood_steps,
                                    solver=self.config.solver, exact=self.exact_divergence, generator=generator)
-        return lp + self.num_dims * math.log(2)
+        return lp + self.num_dims * (math.log(2) - math.log(256))
 
     # ------------------------------------------------------------------ sampling, encode, decode
     def flow(self, x: Tensor, t0: float, t1: float, *, labels: Tensor | None = None, steps: int | None = None) -> Tensor:
