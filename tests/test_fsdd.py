@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import genlab
+from genlab.train import train
 from genlab import data
 from genlab.data import audio, fsdd
 from genlab.data.dataset import ImageDataset
@@ -140,7 +141,7 @@ def test_fsdd_preset_trains_a_few_steps(tmp_path):
     assert rc.model.dilations == (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) and rc.train.sample_every == 0
     g = torch.Generator().manual_seed(0)
     clips = ImageDataset(torch.randint(0, 256, (16, 1, 1, 1100), generator=g, dtype=torch.uint8), torch.arange(16) % 10, num_classes=10, name="fsdd")
-    run = genlab.train.train(rc, str(tmp_path / "run"), dataset=clips)
+    run = train(rc, str(tmp_path / "run"), dataset=clips)
     model = genlab.load(run)
     assert model.config.image_shape == (1, 1, 1100) and model.receptive_field == 1024
     lp = model.log_prob(clips.images[:2].float() / 255, labels=torch.tensor([0, 1]))
