@@ -12,12 +12,9 @@ for the outlier percentiles (once per seed and k).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
-import os
-import platform
 import statistics
 import tempfile
 import threading
@@ -27,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-import genlab
+import harness
 from genlab import registry
 from genlab.app import Explorer, make_server
 from genlab.viz.images import to_pil
@@ -45,16 +42,15 @@ def post(url: str, path: str, body: dict) -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    ap = harness.parser(__doc__, threads=1)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} thread(s)), "
-          f"torch {torch.__version__}, genlab {genlab.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print()
+    return ap
+
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
     buf = io.BytesIO()
     to_pil(torch.rand(1, 28, 28)).save(buf, format="PNG")
     image = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -66,8 +62,7 @@ def main() -> None:
         ("manifold, 15 x 15", "/api/manifold", {"n": 15}, "manifold"),
         ("analyze an upload", "/api/analyze", {"image": image, "iw_samples": 100}, "analyze"),
     ]
-    print("| model | parameters | request | median time | first call |")
-    print("|---|---|---|---|---|")
+    table = harness.Table(["model", "parameters", "request", "median time", "first call"])
     for name in args.models.split(","):
         torch.manual_seed(0)
         model = registry.build(name, image_shape=(1, 28, 28)).eval()
@@ -89,11 +84,11 @@ def main() -> None:
                         label += " (k=100)" if explorer.caps["importance_sampled"] else " (exact)"
                     first = post(url, path, body)
                     times = [post(url, path, body) for _ in range(args.repeats)]
-                    print(f"| {name} | {params} | {label} | {1000 * statistics.median(times):.0f} ms | {1000 * first:.0f} ms |",
-                          flush=True)
+                    table.add(name, params, label, f"{1000 * statistics.median(times):.0f} ms", f"{1000 * first:.0f} ms")
             finally:
                 server.shutdown()
                 server.server_close()
+    table.finish(machine)
 
 
 if __name__ == "__main__":
