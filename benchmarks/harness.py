@@ -157,7 +157,7 @@ def parser(doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSEN
     if device is not _ABSENT:
         ap.add_argument("--device", default=device, help="torch device for training (default %(default)s)")
     if out is not _ABSENT:
-        ap.add_argument("--out", default=out, help="output folder (default: %(default)s; None: a temporary folder)")
+        ap.add_argument("--out", default=out, help="output folder (default %(default)s)" if out else "output folder (default: a fresh temporary folder)")
     return ap
 
 
