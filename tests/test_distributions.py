@@ -86,3 +86,13 @@ def test_draw_samples_on_the_generators_device_then_moves():
     a = draw(torch.randn, 5, generator=torch.Generator().manual_seed(1), device="cpu")
     assert torch.equal(a, torch.randn(5, generator=torch.Generator().manual_seed(1)))
     assert draw(torch.rand, 2, device="cpu").shape == (2,)
+
+
+def test_log_mean_exp_is_a_stable_mean_in_log_space():
+    lw = torch.tensor([[-1000.0, 2.0, 1000.0], [-1000.0, 0.0, 999.0]])
+    want = torch.tensor([-1000.0, math.log((math.e**2 + 1) / 2), 999.0 + math.log((math.e + 1) / 2)], dtype=torch.float64)
+    out = D.log_mean_exp(lw, dim=0)
+    assert torch.isfinite(out).all() and torch.allclose(out.double(), want, atol=1e-4)
+    assert torch.allclose(D.log_mean_exp(lw.T, dim=1), out)
+    small = torch.randn(5, 3, dtype=torch.float64)  # where the naive formula is safe, they agree
+    assert torch.allclose(D.log_mean_exp(small, dim=0), small.exp().mean(0).log())
