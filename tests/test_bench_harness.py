@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -199,3 +200,16 @@ def test_table_prints_as_it_fills_and_ends_with_the_machine_line():
     assert lines[:7] == ["", "**results**", "", "| model | NLL |", "|---|---|", "| vae | 86.33 |", "| iaf | 86.07 |"]
     assert lines[7] == "" and lines[8] == "note one" and lines[9].startswith("machine: Linux-6.1-x86_64, AMD EPYC 7B13")
     assert t.markdown() == harness.markdown_table(["model", "NLL"], [["vae", "86.33"], ["iaf", "86.07"]])
+
+
+SCRIPTS = sorted(p for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py") if p.name != "harness.py")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_every_benchmark_script_stands_on_the_harness(script):
+    """A new script gets its flags, machine line, budget and tables from the harness, not its own copy."""
+    text = script.read_text()
+    assert "def build_parser(" in text and "harness.parser(" in text, "flags: build_parser() on harness.parser"
+    assert not re.search(r"def machine\(|(?<!sys\.)platform\.|getloadavg", text), "the machine line is harness.Machine's"
+    assert not re.search(r"""print\(f?["']\\?n?\|""", text), "tables go through harness.Table"
+    assert not re.search(r"while[^\n]*perf_counter", text), "budgets: train.max_seconds or the harness's helpers"
