@@ -91,10 +91,10 @@ def main(argv=None) -> int:
           f"channels {args.channels}, hidden {args.hidden}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}", flush=True)
 
     torch.manual_seed(args.seed)
-    model = registry.build("ali", image_shape=(1, 28, 28), levels=args.levels, encoder=args.encoder,
-                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden=args.hidden)
+    model = registry.build("ali", image_shape=(1, 28, 28), latent_levels=args.levels, encoder=args.encoder,
+                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden)
     untrained = copy.deepcopy(model).eval()  # control: the same encoder before training
-    trainer = Trainer(model, train, harness.train_config(args, seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
+    trainer = Trainer(model, train, harness.train_config(args, "ali", seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
     t0 = time.perf_counter()
     trainer.fit()
     train_s = time.perf_counter() - t0

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     print(f"# CycleGAN, MNIST <-> MNIST+{t_name} (disjoint halves of the training set, {len(train)} each), batch {args.batch_size}, "
           f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}", flush=True)
 
-    trainer = Trainer(model, train, harness.train_config(args, seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
+    trainer = Trainer(model, train, harness.train_config(args, "cyclegan", seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
     t0 = time.perf_counter()
     trainer.fit()
     train_s = time.perf_counter() - t0

@@ -72,14 +72,14 @@ def main(argv=None) -> int:
     def build():
         return registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels, objective=args.objective)
 
-    calib = Trainer(build(), train, harness.train_config(args, steps=25, batch_size=args.batch_size), out / "calib")
+    calib = Trainer(build(), train, harness.train_config(args, "dcgan", steps=25, batch_size=args.batch_size), out / "calib")
     per_step = harness.seconds_per_step(calib, timed=20, warm=5)
     steps = harness.steps_for(args.minutes * 60, per_step)
     print(f"calibration: {1 / per_step:.1f} iterations/s -> {steps} iterations for {args.minutes:g} min", flush=True)
 
     torch.manual_seed(args.seed)
     model = build()
-    cfg = harness.train_config(args, steps=steps, batch_size=args.batch_size, sample_every=max(1, steps // 20), log_every=max(1, steps // 10))
+    cfg = harness.train_config(args, "dcgan", steps=steps, batch_size=args.batch_size, sample_every=max(1, steps // 20), log_every=max(1, steps // 10))
     t = time.perf_counter()
     Trainer(model, train, cfg, out / "run").fit()
     train_s = time.perf_counter() - t

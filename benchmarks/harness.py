@@ -209,15 +209,17 @@ def test_images(name: str, args: argparse.Namespace, n: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- the budget
 
 
-def train_config(args: argparse.Namespace | None = None, *, seconds: float | None = None, **fields):
-    """A quiet TrainConfig for a benchmark run; ``seconds`` becomes ``train.max_seconds``.
+def train_config(args: argparse.Namespace | None, model: str, *, seconds: float | None = None, **fields):
+    """A quiet TrainConfig for a benchmark run of ``model``; ``seconds`` becomes ``train.max_seconds``.
 
-    Quiet: no progress bar, no sample grids, no periodic checkpoints (the Trainer
-    still writes its final one). ``seed`` and ``device`` come from ``args`` when it
-    has them; ``fields`` override anything. With ``seconds`` and no ``steps``,
-    the run is meant to stop at its budget: ``steps`` is :data:`UNTIL_BUDGET`.
+    Starts from the registry's training defaults of ``model`` (its paper's learning
+    rate and betas, as ``genlab train`` does). Quiet: no progress bar, no sample
+    grids, no periodic checkpoints (the Trainer still writes its final one).
+    ``seed`` and ``device`` come from ``args`` when it has them; ``fields``
+    override anything. With ``seconds`` and no ``steps``, the run is meant to stop
+    at its budget: ``steps`` is :data:`UNTIL_BUDGET`.
     """
-    from genlab.config import TrainConfig
+    from genlab import registry
 
     base = dict(progress=False, sample_every=0, checkpoint_every=0, log_every=0)
     for key in ("seed", "device"):
@@ -227,7 +229,7 @@ def train_config(args: argparse.Namespace | None = None, *, seconds: float | Non
         if seconds <= 0:
             raise ValueError(f"a wall-clock budget must be > 0 seconds, got {seconds}")
         base.update(max_seconds=float(seconds), steps=UNTIL_BUDGET)
-    return TrainConfig(**{**base, **fields})
+    return registry.train_config(model, **{**base, **fields})
 
 
 def steps_for(seconds: float, seconds_per_step: float, minimum: int = 10) -> int:

@@ -42,12 +42,11 @@ from genlab.train.trainer import Trainer
 
 def run(args, device: str, train_set, test_bin: torch.Tensor, work: Path) -> dict:
     shape = tuple(train_set.images.shape[1:])
-    depth = {"num_blocks": args.depth} if args.model == "pixelcnn" else {"num_layers": args.depth}
     torch.manual_seed(args.seed)
-    model = registry.build(args.model, image_shape=shape, hidden_channels=args.channels, **depth)
+    model = registry.build(args.model, image_shape=shape, hidden_channels=args.channels, num_blocks=args.depth)
     # The schedule needs a step count, the budget is wall-clock time: the harness
     # re-reads the throughput during the run and stretches the cosine schedule.
-    tcfg = harness.train_config(args, steps=10**6, lr_schedule="cosine", schedule_steps=10**6, warmup_steps=args.warmup, log_every=200,
+    tcfg = harness.train_config(args, args.model, steps=10**6, lr_schedule="cosine", schedule_steps=10**6, warmup_steps=args.warmup, log_every=200,
                                 batch_size=args.batch_size, lr=args.lr, device=device, amp=args.amp)
     trainer = Trainer(model, train_set, tcfg, work / f"run-{device}")
     load_before = harness.load_average()

@@ -64,7 +64,7 @@ def train(args, train_set) -> tuple[PixelVAE, list[tuple[str, str]]]:
     rate = iterations_per_second(model, x.to(model.device), args.calib_steps)
     steps = harness.steps_for(args.minutes * 60, 1 / rate, minimum=20)
     print(f"calibration: {rate * args.batch_size:.0f} images/s -> cosine schedule of {steps} steps", flush=True)
-    tcfg = harness.train_config(args, seconds=args.minutes * 60, steps=steps, lr_schedule="cosine", schedule_steps=steps,
+    tcfg = harness.train_config(args, "pixelvae", seconds=args.minutes * 60, steps=steps, lr_schedule="cosine", schedule_steps=steps,
                                 warmup_steps=max(1, steps // 50), log_every=100, batch_size=args.batch_size, lr=args.lr)
     trainer = Trainer(model, train_set, tcfg, work / "run")
     t0 = time.perf_counter()

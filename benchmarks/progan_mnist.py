@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     net = get_feature_net("mnist")
     real = reference_features(test, net, split="test")["features"]
     # the Trainer stops every run at the budget (train.max_seconds), counted over all its fits
-    tcfg = harness.train_config(args, seconds=budget, batch_size=args.batch_size, ema_decay=args.ema_decay)
+    tcfg = harness.train_config(args, args.model, seconds=budget, batch_size=args.batch_size, ema_decay=args.ema_decay)
 
     torch.manual_seed(args.seed)
     if args.model == "dcgan":

@@ -42,17 +42,17 @@ from genlab.train.trainer import Trainer
 
 def run_arm(posterior: str, args, train_set, test_x: torch.Tensor, work: Path) -> dict:
     """Train one VAE for the budget and evaluate it; a dict of the table's numbers."""
-    extra = dict(posterior="iaf", iaf_steps=args.iaf_steps, iaf_hidden=args.iaf_hidden, iaf_context=args.iaf_context) if posterior == "iaf" else {}
+    extra = dict(posterior="iaf", iaf_steps=args.iaf_steps, iaf_hidden_dim=args.iaf_hidden, iaf_context=args.iaf_context) if posterior == "iaf" else {}
     cfg = VAEConfig(image_shape=tuple(train_set.images.shape[1:]), **extra)
     quiet = dict(batch_size=args.batch_size, lr=args.lr)
     # the iterations that fit in the budget, from timing 30 iterations of a throw-away model
     torch.manual_seed(args.seed)
-    probe = Trainer(VAE(cfg), train_set, harness.train_config(args, steps=35, **quiet), work / f"{posterior}-probe")
+    probe = Trainer(VAE(cfg), train_set, harness.train_config(args, "vae", steps=35, **quiet), work / f"{posterior}-probe")
     steps = harness.steps_for(args.minutes * 60, harness.seconds_per_step(probe, timed=30, warm=5))
     torch.manual_seed(args.seed)
     model = VAE(cfg)
     schedule = dict(lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50))
-    trainer = Trainer(model, train_set, harness.train_config(args, steps=steps, **schedule, **quiet), work / posterior)
+    trainer = Trainer(model, train_set, harness.train_config(args, "vae", steps=steps, **schedule, **quiet), work / posterior)
     t0 = time.perf_counter()
     trainer.fit()
     train_min = (time.perf_counter() - t0) / 60

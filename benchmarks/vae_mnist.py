@@ -60,7 +60,7 @@ def main(argv=None) -> None:
 
     # Calibration: iterations per second of this model on this machine, now.
     torch.manual_seed(args.seed)
-    calib = Trainer(VAE(cfg), train_set, harness.train_config(args, steps=args.calib_steps, **quiet), work / "calib")
+    calib = Trainer(VAE(cfg), train_set, harness.train_config(args, "vae", steps=args.calib_steps, **quiet), work / "calib")
     per_step = harness.seconds_per_step(calib, timed=args.calib_steps - 5, warm=5)
     steps = harness.steps_for(args.minutes * 60, per_step)
     print(f"calibration: {args.batch_size / per_step:.0f} images/s -> {steps} steps for {args.minutes:g} min", flush=True)
@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     model = VAE(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    tcfg = harness.train_config(args, steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=500, **quiet)
+    tcfg = harness.train_config(args, "vae", steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=500, **quiet)
     trainer = Trainer(model, train_set, tcfg, work / "run")
     t0 = time.perf_counter()
     trainer.fit()

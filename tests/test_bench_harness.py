@@ -89,20 +89,29 @@ def test_out_dir_uses_out_or_a_fresh_temporary_folder(tmp_path):
 
 
 def test_train_config_is_quiet_and_takes_seed_and_device_from_the_flags():
-    cfg = harness.train_config(SimpleNamespace(seed=7, device="cpu", minutes=3.0), steps=11, lr=2e-3)
+    cfg = harness.train_config(SimpleNamespace(seed=7, device="cpu", minutes=3.0), "vae", steps=11, lr=2e-3)
     assert (cfg.progress, cfg.sample_every, cfg.checkpoint_every, cfg.log_every) == (False, 0, 0, 0)
     assert (cfg.seed, cfg.device, cfg.steps, cfg.lr) == (7, "cpu", 11, 2e-3)
-    assert harness.train_config(None, log_every=5).log_every == 5
+    assert harness.train_config(None, "vae", log_every=5).log_every == 5
     with pytest.raises(ValueError, match="> 0 seconds"):
-        harness.train_config(None, seconds=0)
+        harness.train_config(None, "vae", seconds=0)
+
+
+def test_train_config_starts_from_the_models_registry_training_defaults():
+    from genlab import registry
+
+    for name in ("dcgan", "ali", "cyclegan", "progan"):
+        cfg, ref = harness.train_config(None, name), registry.train_config(name)
+        assert (cfg.lr, cfg.betas) == (ref.lr, ref.betas), name
+    assert harness.train_config(None, "dcgan").betas != TrainConfig().betas  # the GAN betas, not Adam's defaults
 
 
 def test_train_config_carries_the_budget_as_train_max_seconds():
     if "max_seconds" not in {f.name for f in dataclasses.fields(TrainConfig)}:
         pytest.skip("train.max_seconds is not in this tree's TrainConfig yet")
-    cfg = harness.train_config(None, seconds=90)
+    cfg = harness.train_config(None, "vae", seconds=90)
     assert cfg.max_seconds == 90.0 and cfg.steps == harness.UNTIL_BUDGET
-    assert harness.train_config(None, seconds=90, steps=500).steps == 500  # a schedule's end caps it too
+    assert harness.train_config(None, "vae", seconds=90, steps=500).steps == 500  # a schedule's end caps it too
 
 
 def test_steps_for_a_budget():

@@ -9,7 +9,7 @@ written first as untrained default models of the model the name starts with
 ``../shared/data`` run where that folder exists and are skipped elsewhere.
 
 Commands are parsed, never run: ``genlab ...`` by genlab's own argument parser,
-``genlab train`` also through the config overrides and the model's validation,
+``genlab train`` also through ``registry.build_run_config`` and the model's validation,
 ``python benchmarks/NAME.py ...`` by that script's parser.
 """
 
@@ -25,7 +25,6 @@ import pytest
 
 from conftest import ROOT, SHARED_DATA
 from genlab import cli, registry
-from genlab.config import DataConfig, RunConfig, TrainConfig, apply_overrides
 from genlab.data import DATASETS
 
 READMES = [ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
@@ -69,7 +68,7 @@ def check_data_name(name: str) -> None:
 
 
 def check_genlab(argv: list[str]) -> None:
-    """Parse a genlab command; for ``train``, apply its --set overrides and build the model they describe."""
+    """Parse a genlab command; for ``train``, build its run config as the CLI does and the model it describes."""
     try:
         args = cli.build_parser().parse_args(argv)
     except SystemExit:
@@ -78,8 +77,7 @@ def check_genlab(argv: list[str]) -> None:
         check_data_name(args.data)
     if args.command != "train":
         return
-    config_cls, _ = registry.get(args.model)
-    cfg = apply_overrides(RunConfig(args.model, config_cls(), TrainConfig(), DataConfig()), args.set or [])
+    cfg = registry.build_run_config(args.model, data=args.data, preset=args.preset, overrides=args.set or [])
     registry.build(args.model, cfg.model)  # the model's own validation of the values
 
 
