@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             st = mode_stats(pts, args.data)
             table.add(objective, seed, f"{st['modes']}/{st['num_modes']}", f"{st['high_quality']:.3f}", f"{secs:.0f}")
             if args.plots:
-                from genlab.viz.toy2d import plot_gan_toy2d
+                from genlab.viz.plots import plot_gan_toy2d
 
                 plot_gan_toy2d(model, os.path.join(args.plots, f"{args.data}-{objective}-seed{seed}.png"), data=args.data,
                                generator=torch.Generator().manual_seed(seed + 1))
