@@ -17,6 +17,7 @@ so that each script says only what it measures:
   bar, samples or periodic checkpoints) carrying the wall-clock budget as
   ``train.max_seconds``, which the Trainer itself honours (it stops the run
   when that much training time has passed, counted across resumes);
+  :func:`fit_until` trains a run in stages of one budget;
   :func:`seconds_per_step`, :func:`steps_for`, :func:`until` and
   :func:`fit_schedule_to_budget` turn a budget into steps when a learning-rate
   schedule needs to know its length in advance;
@@ -230,6 +231,17 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
             raise ValueError(f"a wall-clock budget must be > 0 seconds, got {seconds}")
         base.update(max_seconds=float(seconds), steps=UNTIL_BUDGET)
     return registry.train_config(model, **{**base, **fields})
+
+
+def fit_until(trainer, seconds: float) -> None:
+    """Train ``trainer`` until its run's training time reaches ``seconds``: sets
+    ``train.max_seconds`` (counted over every fit of the run, as the Trainer counts
+    it) and fits to :data:`UNTIL_BUDGET` steps. Calling it again with a larger
+    ``seconds`` continues the same run: a run in stages, each given its share of one budget."""
+    trainer.config = dataclasses.replace(trainer.config, max_seconds=float(seconds), steps=UNTIL_BUDGET)
+    if getattr(trainer, "run_config", None) is not None:
+        trainer.run_config = dataclasses.replace(trainer.run_config, train=trainer.config)
+    trainer.fit()
 
 
 def steps_for(seconds: float, seconds_per_step: float, minimum: int = 10) -> int:

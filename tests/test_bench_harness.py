@@ -162,6 +162,18 @@ def test_seconds_per_step_times_only_the_iterations_after_the_warm_up(monkeypatc
         harness.seconds_per_step(trainer, timed=0)
 
 
+def test_fit_until_gives_one_run_its_budget_in_stages():
+    from genlab.config import RunConfig
+    from genlab.models.vae import VAEConfig
+
+    fits = []
+    trainer = SimpleNamespace(config=TrainConfig(steps=10), run_config=RunConfig("vae", VAEConfig()), fit=lambda: fits.append(trainer.config))
+    harness.fit_until(trainer, 30)
+    harness.fit_until(trainer, 90.5)
+    assert [(c.max_seconds, c.steps) for c in fits] == [(30.0, harness.UNTIL_BUDGET), (90.5, harness.UNTIL_BUDGET)]
+    assert trainer.run_config.train == trainer.config  # what config.json records
+
+
 def test_until_stops_when_the_time_is_spent():
     clock = FakeClock()
     seen = []
@@ -218,7 +230,8 @@ SCRIPTS = sorted(p for p in (Path(__file__).resolve().parents[1] / "benchmarks")
 def test_every_benchmark_script_stands_on_the_harness(script):
     """A new script gets its flags, machine line, budget and tables from the harness, not its own copy."""
     text = script.read_text()
-    assert "def build_parser(" in text and "harness.parser(" in text, "flags: build_parser() on harness.parser"
+    shared = re.search(r"from \w+ import [^\n]*\b\w+_parser\b", text)  # a sibling script's parser, itself checked here
+    assert "def build_parser(" in text and ("harness.parser(" in text or shared), "flags: build_parser() on harness.parser"
     assert not re.search(r"def machine\(|(?<!sys\.)platform\.|getloadavg", text), "the machine line is harness.Machine's"
     assert not re.search(r"""print\(f?["']\\?n?\|""", text), "tables go through harness.Table"
     assert not re.search(r"while[^\n]*perf_counter", text), "budgets: train.max_seconds or the harness's helpers"
