@@ -1,7 +1,7 @@
 """Benchmark: a digit-conditional WaveNet on real speech (the Free Spoken Digit Dataset).
 
-Not a test: it prints a table. Kept small and self-contained (no shared
-benchmark harness was on main when it was written). Steps:
+Not a test: it prints a table with the machine line of :mod:`harness` (flags,
+threads, data and the load average come from there). Steps:
 
 1. Trains ``genlab train wavenet --data fsdd`` (the registry's ``fsdd`` preset:
    10 dilated layers, receptive field 1,024 samples, 16 random 1,024-sample
@@ -25,12 +25,9 @@ benchmark harness was on main when it was written). Steps:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -40,7 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from genlab import data as gdata
+import harness
 from genlab.data import audio, fsdd
 from genlab.registry import build, build_run_config
 from genlab.train.trainer import Trainer
@@ -179,23 +176,18 @@ def spectrogram_figure(real, fake, path: Path) -> None:
     Image.open(buf).convert("RGB").quantize(64).save(path, optimize=True)  # a 64-colour palette: < 200 KB
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--minutes", type=float, default=12.0, help="WaveNet training wall-clock budget")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir=None, threads=1, minutes=12.0, seed=0, out="runs/wavenet_fsdd")
     ap.add_argument("--per-digit", type=int, default=3, help="generated samples per digit")
     ap.add_argument("--classifier-epochs", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="runs/wavenet_fsdd")
     ap.add_argument("--figure", default=None, help="also copy the spectrogram figure here (e.g. docs/...png)")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    load0 = os.getloadavg()
+    return ap
 
-    train = gdata.load("fsdd", "train", args.data_dir)
-    test = gdata.load("fsdd", "test", args.data_dir)
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
+    out = harness.out_dir(args, "wavenet_fsdd")
+    train, test = harness.splits("fsdd", args)
     rc = build_run_config("wavenet", data="fsdd", overrides={
         "train.seed": args.seed, "train.progress": False, "train.steps": 10**9, "train.max_seconds": args.minutes * 60})
     rc = dataclasses.replace(rc, model=dataclasses.replace(rc.model, image_shape=train.shape))
@@ -240,16 +232,14 @@ def main() -> None:
         Path(args.figure).write_bytes((out / "spectrograms.png").read_bytes())
     rms = lambda w: float(w.pow(2).mean().sqrt())  # noqa: E731
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} thread(s); load average at start {load0[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"wavenet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field {model.receptive_field} samples; "
           f"{steps} steps in {train_s / 60:.1f} min ({train_s / steps:.2f} s/step), batch {rc.train.batch_size} x {rc.model.train_crop} samples")
     print(f"test recordings: {len(test_recs)}, {sum(len(c) for c, _ in test_recs):,} samples (scored in {eval_s:.0f} s)")
-    print("| model | test NLL (bits/sample) |")
-    print("|---|---|")
-    print("| uniform over 256 mu-law codes | 8.000 |")
-    print(f"| mu-law marginal (unigram of the training set) | {uni:.3f} |")
-    print(f"| WaveNet, digit-conditional | {nll:.3f} |")
+    table = harness.Table(["model", "test NLL (bits/sample)"])
+    table.add("uniform over 256 mu-law codes", "8.000")
+    table.add("mu-law marginal (unigram of the training set)", f"{uni:.3f}")
+    table.add("WaveNet, digit-conditional", f"{nll:.3f}")
+    table.finish()
     print(f"samples: {len(labels)} x {fake.shape[-1]} samples in {sample_s:.0f} s -> {out / 'samples'}/digit<d>.wav; "
           f"RMS real test clips {rms(real_wave):.3f}, generated {rms(fake_wave):.3f}")
     print(f"voiced share of non-silent 32 ms frames: real test clips {voiced_fraction(real_wave):.2f}, generated {voiced_fraction(fake_wave):.2f}")
@@ -258,6 +248,7 @@ def main() -> None:
     print("predicted digit of the samples, per conditioning digit: " + "; ".join(
         f"{d}: {pred_fake[labels == d].tolist()}" for d in range(10)))
     print(f"figure: {out / 'spectrograms.png'}")
+    print(machine.line())
 
 
 if __name__ == "__main__":
