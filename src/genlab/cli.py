@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--split", default="test")
-    s.add_argument("--iw-samples", type=int, default=None, help="importance samples for latent-variable models (default 100)")
+    s.add_argument("--iw-samples", type=int, default=None, help="importance samples for importance-sampled models (the VAEs; default 100)")
     s.add_argument("--samples", type=int, default=2000, help="samples drawn for FID/KID/precision-recall (0: skip them)")
     s.add_argument("--feature-net", help="mnist, fashion-mnist, cifar10 or inception (default: chosen from the data)")
     s.add_argument("--max-examples", type=int, default=None, help="cap on test examples")

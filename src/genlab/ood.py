@@ -50,9 +50,9 @@ DEFAULT_OOD_IW_SAMPLES = 10
 
 
 def _iw(model, iw_samples):
-    from .metrics.likelihood import is_latent_variable_model
+    from .metrics.likelihood import is_importance_sampled
 
-    if not is_latent_variable_model(model):
+    if not is_importance_sampled(model):
         return None
     return DEFAULT_OOD_IW_SAMPLES if iw_samples is None else iw_samples
 
@@ -114,7 +114,7 @@ def score(
             (see :func:`training_entropy`); or give ``train_data`` to compute it.
         typicality_batch: M, the batch size of the typicality test.
         compressor: for "complexity": "png" (Pillow) or "zlib".
-        iw_samples: importance samples for latent-variable models (default 10).
+        iw_samples: importance samples for importance-sampled models (default 10; None for others).
         seed: seeds binarization / dequantization / importance samples.
 
     Units: bits per dimension for every method.

@@ -10,8 +10,9 @@ so a new model gets every view its methods allow (see :func:`capabilities`):
 
 * ``sample``: a grid of samples for a seed (a scatter plot over the
   discriminator's surface for points, a waveform for sequences);
-* ``latent`` + ``decode`` with 1-D codes: latent sliders, interpolation strips
-  (lerp / slerp, :mod:`genlab.viz.latent`), the 2-D manifold figure;
+* ``latent`` + ``decode``: sliders over the first flattened code entries and
+  interpolation strips (lerp / slerp over flattened codes, :mod:`genlab.viz.latent`)
+  for codes of any ``latent_shape``; the 2-D manifold figure for 1-D codes;
 * ``reconstruct``: the reconstruction of an uploaded image;
 * ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
   among the run's own held-out images (:mod:`genlab.ood` scores);
@@ -43,7 +44,7 @@ from ..config import to_dict
 from ..distributions import bits_per_dim
 from ..errors import GenlabError
 from ..io import read_json
-from ..metrics.likelihood import log_prob_offset
+from ..metrics.likelihood import is_importance_sampled, log_prob_offset
 from ..viz import latent as latent_viz
 from ..viz.images import make_grid, to_pil
 from ..viz.samples import domain_shape, render_samples
@@ -68,10 +69,11 @@ class RequestError(GenlabError, ValueError):
 
 
 def latent_dim(model) -> int | None:
-    """The size of a model's codes where it draws 1-D codes from a prior, else None."""
-    if "latent" not in model.capabilities or len(model.latent_shape) != 1:
+    """The number of entries of one flattened code (prod(latent_shape)) where the model
+    draws codes from a prior, else None."""
+    if "latent" not in model.capabilities:
         return None
-    return int(model.latent_shape[0])
+    return math.prod(int(s) for s in model.latent_shape)
 
 
 def capabilities(model) -> dict[str, Any]:
@@ -86,11 +88,12 @@ def capabilities(model) -> dict[str, Any]:
         "sample": "sample" in has,
         "num_classes": int(model.config.num_classes),
         "latent_dim": d,
+        "latent_shape": list(model.latent_shape) if d is not None else None,
         "latent": latent,
-        "manifold": latent and d >= 2,
+        "manifold": latent and d >= 2 and len(model.latent_shape) == 1,
         "reconstruct": image and "reconstruct" in has,
         "log_prob": image and model.likelihood_kind != "none",
-        "importance_sampled": image and model.likelihood_kind == "bound",
+        "importance_sampled": image and is_importance_sampled(model),
         "translate": image and "translate" in has,
     }
     caps["analyze"] = caps["reconstruct"] or caps["log_prob"]  # what /api/analyze can do with an image
@@ -332,13 +335,15 @@ class Explorer:
         return torch.tensor([values[i % len(values)] for i in range(n)])
 
     def prior(self, n: int, seed: int) -> Tensor:
-        """n latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator=g)``."""
-        return self.model.latent(n, generator=torch.Generator().manual_seed(seed)).float().cpu()
+        """n flattened latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator=g)``."""
+        return self.model.latent(n, generator=torch.Generator().manual_seed(seed)).float().cpu().reshape(n, -1)
 
     def _decode(self, z: Tensor, label: int | None, seed: int) -> Tensor:
-        """decode(z) in [0, 1] with the request's label and a generator seeded with ``seed``
-        (for decoders that sample). Call with the lock held."""
+        """decode(z) in [0, 1] of flattened codes z (N, latent_dim), reshaped to (N, *latent_shape),
+        with the request's label and a generator seeded with ``seed`` (for decoders that
+        sample). Call with the lock held."""
         labels = None if label is None else torch.full((z.shape[0],), label, dtype=torch.long, device=self.model.device)
+        z = z.reshape(len(z), *self.model.latent_shape)
         with torch.inference_mode():
             return self.model.decode(z.to(self.model.device), labels=labels, generator=torch.Generator().manual_seed(seed))
 
@@ -361,7 +366,8 @@ class Explorer:
         return _pil_reply(shown.image, n=n, **extra, seed=seed, labels=labels.tolist() if labels is not None else None)
 
     def latent(self, body: dict) -> dict:
-        """{"seed", "values" (the first k dims) | "z" (all of them), "label"} -> decode(z) and z.
+        """{"seed", "values" (the first k entries) | "z" (all of them), "label"} -> decode(z) and
+        z, flattened (latent_dim values; decode sees (1, *latent_shape)).
 
         z starts as the prior draw for ``seed``; "values" overwrite its first entries,
         "z" replaces it whole.
@@ -420,7 +426,7 @@ class Explorer:
 
         Randomness (binarization / dequantization, importance samples) comes from one
         generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
-        ``model.log_prob(x, labels=..., iw_samples=k, generator=g)`` (k None for exact models).
+        ``model.log_prob(x, labels=..., iw_samples=k, generator=g)`` (k None unless importance-sampled).
         """
         self._need("analyze", "score or reconstruct an image (needs reconstruct or log_prob)")
         model = self.model
@@ -445,8 +451,7 @@ class Explorer:
                     "offset_nats": offset,
                     "nll_nats": nll,
                     "bits_per_dim": bits_per_dim(nll, model.num_dims),
-                    "estimator": f"importance-weighted estimate (IWAE), k = {k}: a stochastic lower bound on log p(x)"
-                    if k is not None else "the model's log_prob",
+                    "estimator": model.likelihood_description(k),
                     "conditional_on_label": label,
                 }
             if self.caps["reconstruct"]:
