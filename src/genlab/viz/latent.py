@@ -1,8 +1,9 @@
 """Moving around a latent space: interpolations, loops, the 2-D manifold figure
 and single-dimension traversals.
 
-Works with any model whose capabilities include ``decode`` (codes of a 1-D
-``latent_shape`` -> images (B, C, H, W) in [0, 1]: VAE, GAN generators, ...); the
+Works with any model whose capabilities include ``decode`` (codes (B, *latent_shape)
+-> images (B, C, H, W) in [0, 1]: VAE, GAN generators, ddpm's noise, ...; paths and
+traversals run over flattened codes, the manifold figure needs 1-D codes); the
 functions that start from images also need ``encode`` (one code per image, e.g.
 the VAE's posterior mean). ``labels`` (one value for all, or one per code) and
 ``generator`` are passed to ``decode`` for class-conditional models and decoders
