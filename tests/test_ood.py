@@ -154,5 +154,122 @@ def test_train_background_with_the_trainer(tmp_path):
     data = _blobs(64)
     bg = ood.train_background("vae", data, mutation_rate=0.2, steps=2, batch_size=32, out_dir=tmp_path / "bg", progress=False)
     assert bg.num_dims == 64
-    s = ood.score(PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), data.images), data, "likelihood-ratio", background=bg, iw_samples=2)
-    assert s.shape == (64,) and torch.isfinite(s).all()
+    # the background scored against itself: the same tensor and the same importance samples, so exactly 0
+    s = ood.score(bg, data, "likelihood-ratio", background=bg, iw_samples=2)
+    assert torch.equal(s, torch.zeros(64, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same tensor"):  # a histogram takes 8-bit inputs, the VAE binarized ones
+        ood.score(PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), data.images), data, "likelihood-ratio", background=bg)
+
+
+# ------------------------------------------------------------------ the maths against brute force / closed forms
+
+
+def _brute_force_fpr95(a, b):
+    """Sweep every threshold t (each distinct score, and +inf); flag score >= t; keep the highest t
+    whose TPR is at least 95% (counted exactly in integers) and return its FPR."""
+    best = None
+    for t in sorted(set(a.tolist()) | set(b.tolist()) | {math.inf}):
+        if 100 * int((b >= t).sum()) >= 95 * len(b):
+            best = t
+    return float((a >= best).mean())
+
+
+def test_fpr95_equals_a_brute_force_threshold_sweep_on_tied_scores():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n_in, n_out = rng.integers(1, 40), rng.choice([1, 2, 19, 20, 21, 39, 40, 41, int(rng.integers(1, 60))])
+        levels = int(rng.integers(2, 6))  # few distinct values: many ties between and within the sets
+        a = rng.integers(0, levels, n_in).astype(float)
+        b = rng.integers(0, levels, n_out).astype(float) + rng.integers(0, 2)
+        assert ood.detection_metrics(a, b)["fpr95"] == _brute_force_fpr95(a, b), (trial, a, b)
+    for trial in range(300):  # staircases: most levels hold the same (inliers, outliers) counts, so the ROC
+        levels, step = int(rng.integers(2, 30)), (int(rng.integers(0, 3)), int(rng.integers(1, 3)))  # has collinear points
+        a = np.repeat(np.arange(levels, dtype=float), [step[0] if rng.random() < 0.8 else int(rng.integers(0, 4)) for _ in range(levels)])
+        b = np.repeat(np.arange(levels, dtype=float), [step[1] if rng.random() < 0.8 else int(rng.integers(0, 4)) for _ in range(levels)])
+        if len(a) and len(b):
+            assert ood.detection_metrics(a, b)["fpr95"] == _brute_force_fpr95(a, b), (trial, a, b)
+    # the point where TPR reaches 95% lies inside a straight stretch of the ROC (which roc_curve drops)
+    assert ood.detection_metrics([3.0, 2.0, 1.0], [10.0] * 17 + [3.0, 2.0, 1.0])["fpr95"] == pytest.approx(2 / 3)
+    # orientation: outliers scoring higher are found with no false positives, lower ones with all
+    assert ood.detection_metrics([0, 1, 2], [5, 6, 7])["fpr95"] == 0.0
+    assert ood.detection_metrics([5, 6, 7], [0, 1, 2])["fpr95"] == 1.0
+    # ties at the threshold count as flagged: 20 outliers, 19 must be flagged, the 19th largest ties with an inlier
+    assert ood.detection_metrics([3.0, 0.0], [3.0] * 19 + [0.0])["fpr95"] == 0.5
+
+
+def test_typicality_is_the_distance_of_the_batch_mean_not_the_mean_distance(setup):
+    model, _, test = setup
+    nll = ood.score(model, test, "likelihood")
+    h = float(nll[:10].mean())  # H inside the batch: some inputs above it, some below
+    assert (nll[:10] > h).any() and (nll[:10] < h).any()
+    s = ood.score(model, test, "typicality", train_entropy=h, typicality_batch=10)
+    assert s[0].item() == pytest.approx(0.0, abs=1e-12)  # |mean NLL - H| = 0, while mean |NLL - H| > 0
+    assert torch.allclose(s[10:20], (nll[10:20].mean() - h).abs().expand(10))
+
+
+def test_likelihood_ratio_is_model_nll_minus_background_nll(setup):
+    model, train, test = setup
+    bg = PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), ood.perturb(train.images, 0.3, torch.Generator().manual_seed(0)))
+    x = test.images.float() / 255
+    expected = (bg.log_prob(x) - model.log_prob(x)).double() / (64 * math.log(2))
+    s = ood.score(model, test, "likelihood-ratio", background=bg)
+    assert torch.allclose(s, expected)
+    assert (s != 0).any()
+
+
+class BernoulliPixels(GenerativeModel):
+    """Independent Bernoulli pixels (exact), scoring binarized inputs. Its ``log_prob`` looks
+    like an importance-sampled one: it draws ``draws`` random numbers per call from the
+    generator (and ignores them), and it records every tensor it is given."""
+
+    input_mode = "binary"
+    likelihood_kind = "bound"
+
+    def __init__(self, config, p: torch.Tensor, draws: int):
+        super().__init__(config)
+        self.p, self.draws, self.seen = p.reshape(-1).double(), draws, []
+
+    def log_prob(self, x, *, labels=None, iw_samples=None, generator=None):
+        torch.rand(self.draws, generator=generator)
+        self.seen.append(x.clone())
+        flat = x.reshape(len(x), -1).double()
+        return (flat * self.p.log() + (1 - flat) * (1 - self.p).log()).sum(1)
+
+    def closed_form_bits(self, x):
+        return -self.log_prob(x) / (self.num_dims * math.log(2))
+
+
+def test_likelihood_ratio_and_complexity_score_the_tensor_the_model_scores(setup):
+    _, train, test = setup
+    cfg = ModelConfig(image_shape=(1, 8, 8))
+    mean = (train.images.double() / 255).mean(0).clamp(0.05, 0.95)
+    model, bg = BernoulliPixels(cfg, mean, draws=3), BernoulliPixels(cfg, torch.full((64,), 0.3), draws=1000)
+    out = ood.scores(model, test, ["likelihood", "likelihood-ratio", "complexity"], background=bg, batch_size=16, iw_samples=2, seed=5)
+    xm, xb = torch.cat(model.seen), torch.cat(bg.seen)
+    assert torch.equal(xm, xb) and set(xm.unique().tolist()) == {0.0, 1.0}  # one binarization, scored by both
+    assert len(model.seen) == len(bg.seen) == 7  # 100 inputs in batches of 16
+    nll_m, nll_b = model.closed_form_bits(xm), bg.closed_form_bits(xm)
+    assert torch.allclose(out["likelihood"], nll_m)
+    assert torch.allclose(out["likelihood-ratio"], nll_m - nll_b)
+    # complexity: the binarized image, coded at one bit per pixel, is what gets compressed
+    assert torch.allclose(out["complexity"], nll_m - ood.compressed_bits(xm, binary=True) / 64)
+    assert not torch.allclose(out["complexity"], nll_m - ood.compressed_bits(test) / 64)
+    # the binarization is the model's own prepare with the seed's generator, and repeats
+    assert torch.equal(xm, model.prepare(test.images.float() / 255, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(ood.score(model, test, "likelihood", seed=5), out["likelihood"])
+
+
+def test_compressed_bits_of_binary_images():
+    from PIL import Image
+
+    x = (torch.rand(3, 1, 8, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    buf = io.BytesIO()
+    Image.fromarray(x[0, 0].numpy().astype(bool)).save(buf, format="PNG", optimize=True, compress_level=9)
+    assert ood.compressed_bits(x, binary=True)[0].item() == 8 * len(buf.getvalue())
+    assert (ood.compressed_bits(x, binary=True) < ood.compressed_bits(x)).all()  # 1 bit per pixel, not 8
+    z = ood.compressed_bits(x, "zlib", binary=True)
+    assert z[0].item() == 8 * len(__import__("zlib").compress(np.packbits(x[0, 0].numpy().astype(bool), axis=-1).tobytes(), 9))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        ood.compressed_bits(x * 0.5, binary=True)
+    with pytest.raises(ValueError, match="compressor"):
+        ood.compressed_bits(x, "lzma")
