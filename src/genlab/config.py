@@ -64,9 +64,19 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
+    """Which data set, where it lives, and the shape it is converted to.
+
+    ``image_size``: None keeps the data's own size; an int S or ``[H, W]`` resizes every
+    image (scale to cover, then center crop: :mod:`genlab.data.images`). ``channels``:
+    None keeps the data's own, 1 converts to grey, 3 to RGB. Every command that loads
+    data for a run uses them (later commands follow the trained model's input shape).
+    """
+
     name: str = "mnist-5k"
     data_dir: str | None = None
     split: str = "train"
+    image_size: int | tuple[int, int] | None = None
+    channels: int | None = None
 
 
 @dataclass

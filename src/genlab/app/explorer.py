@@ -182,7 +182,7 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
     scaled to cover (H, W) and center-cropped, the rule the data loaders use; without
     it an image of another size is an error.
     """
-    from ..data.images import fit_image, to_array
+    from ..data.images import fit_image, to_array, to_mode
 
     if not isinstance(text, str) or not text:
         raise RequestError("'image' must be a PNG file as base64 text (a data: URL works)")
@@ -203,7 +203,7 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
                     f"the image is {img.width}x{img.height} pixels (width x height), the model takes {w}x{h}; "
                     "send \"fit\": true to scale and center-crop it"
                 )
-            arr = to_array(fit_image(img.convert("L" if c == 1 else "RGB"), (h, w)), c)
+            arr = to_array(fit_image(to_mode(img, c), (h, w)), c)
     except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
         if isinstance(e, RequestError):
             raise

@@ -691,7 +691,7 @@ def _choose_run_dir(run_config: RunConfig, base: str | Path = "runs") -> Path:
 def _load_data(data: DataConfig):
     from .. import data as gdata
 
-    return gdata.load(data.name, data.split, data.data_dir)
+    return gdata.load(data.name, data.split, data.data_dir, image_size=data.image_size, channels=data.channels)
 
 
 def _build_model(run_config: RunConfig):
@@ -737,6 +737,8 @@ def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Pa
             dataset = _load_data(run_config.data)
         run_config = _fit_model_to_data(run_config, dataset)
         validate_train_config(run_config.train)
+        seed_everything(run_config.train.seed)  # identical initial weights on every rank
+        model = _build_model(run_config)  # before any folder is made: a config the model refuses writes nothing
         run_dir = None
         if info.is_main:
             if out_dir is not None:
@@ -748,8 +750,6 @@ def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Pa
             run_dir.mkdir(parents=True, exist_ok=True)
             run_dir = str(run_dir)
         run_dir = Path(distributed.broadcast_object(run_dir, info))
-        seed_everything(run_config.train.seed)  # identical initial weights on every rank
-        model = _build_model(run_config)
         trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
         return trainer.fit()
     finally:

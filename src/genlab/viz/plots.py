@@ -1,7 +1,6 @@
-"""Line plots drawn with matplotlib (Agg backend, no display needed), written as PNG.
-
-Figures are rendered in memory and written atomically, so a failed plot never leaves
-half a file behind.
+"""Figures with axes (matplotlib, object API only: no pyplot, no global state, safe
+from several threads). Each function returns a ``matplotlib.figure.Figure``;
+:func:`png_bytes` renders one to PNG bytes.
 """
 
 from __future__ import annotations
@@ -12,47 +11,41 @@ from typing import Mapping
 
 import numpy as np
 
-from ..train.checkpoint import atomic_write_bytes
+
+def _figure(width: float = 6.0, height: float = 4.0):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend (set before pyplot is first imported)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Write a matplotlib figure as a PNG (atomically) and close it."""
-    plt = _pyplot()
+def png_bytes(fig, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes (``dpi`` dots per inch of the figure's size in inches)."""
     buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi)
-    finally:
-        plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
-def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "ROC", size: int = 480) -> Path:
-    """ROC curves ``{label: (fpr, tpr)}`` (both in [0, 1], same length) with the chance diagonal.
-
-    ``size``: width of the PNG in pixels (the height grows with the legend). Returns ``path``.
-    """
-    plt = _pyplot()
-    dpi = 100
-    fig, ax = plt.subplots(figsize=(size / dpi, size / dpi + 0.2 * len(curves)), dpi=dpi)
+def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC", size: int = 480):
+    """ROC curves ``{label: (fpr, tpr)}`` (both in [0, 1], same length) over the chance
+    diagonal; ``size``: the width in pixels at 100 dpi (the height grows with the legend)."""
+    fig = _figure(size / 100, size / 100 + 0.2 * len(curves))
+    ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], color="0.7", linewidth=1, linestyle="--", label="chance")
     for label, (fpr, tpr) in curves.items():
         ax.plot(np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float), linewidth=2, label=label)
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (inliers flagged)",
-           ylabel="true positive rate (outliers flagged)", title=title)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate (inliers flagged)")
+    ax.set_ylabel("true positive rate (outliers flagged)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=dpi)
+    return fig
 
 
-__all__ = ["plot_roc", "save_figure"]
+def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "ROC", size: int = 480) -> Path:
+    """:func:`roc_figure` written atomically as a PNG at ``path``; returns ``path``."""
+    from ..train.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, png_bytes(roc_figure(curves, title, size)))
+    return Path(path)
