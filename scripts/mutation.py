@@ -76,6 +76,18 @@ def prepare(module: str, work: Path) -> Path:
     return dest
 
 
+def refresh_tests(module: str, dest: Path) -> None:
+    """Copy the checkout's current tests into an earlier run's scratch copy, and drop mutmut's
+    record of which test covers which function, so that it is collected again."""
+    if not dest.is_dir():
+        raise SystemExit(f"no earlier run of {module} in {dest}; run it without --rerun first")
+    tests = MODULES[module][1]
+    for f in sorted((ROOT / "tests").glob("*.py")):
+        if not f.name.startswith("test_") or f"tests/{f.name}" in tests:
+            shutil.copy2(f, dest / "tests" / f.name)
+    (dest / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+
+
 def results(dest: Path) -> dict[str, str]:
     """{mutant name: status} from ``mutmut results --all true``."""
     out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=dest, capture_output=True, text=True)
@@ -125,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=os.environ.get("TMPDIR", "/tmp") + "/genlab-mutmut", help="scratch folder for the copies")
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--report-only", action="store_true", help="print the results of an earlier run without running")
+    p.add_argument("--rerun", action="store_true",
+                   help="test only the survivors of an earlier run again, against the checkout's current tests")
     p.add_argument("--list", action="store_true", help="list the modules and their tests")
     args = p.parse_args(argv)
     if args.list:
@@ -142,9 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     for module in args.modules or list(MODULES):
         dest = Path(args.work) / module
         if not args.report_only:
-            dest = prepare(module, Path(args.work))
+            names: list[str] = []
+            if args.rerun:  # same mutants (the source is not copied again), new tests
+                names = [k for k, v in results(dest).items() if v not in ("killed", "caught by type check", "timeout")]
+                refresh_tests(module, dest)
+            else:
+                dest = prepare(module, Path(args.work))
             env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(dest / "src")}
-            run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=dest, env=env)
+            if args.rerun and not names:
+                continue
+            run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *names], cwd=dest, env=env)
             if run.returncode != 0:
                 print(f"mutmut failed on {module} (exit {run.returncode}); see {dest}", file=sys.stderr)
                 return 1
