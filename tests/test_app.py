@@ -26,6 +26,7 @@ from genlab.app import Explorer, capabilities, make_server
 from genlab.app.explorer import domain_shape, waveform_image
 from genlab.app.server import static_file
 from genlab.cli import main
+from genlab.models.base import capabilities_of
 from genlab.models.vae import VAE, VAEConfig
 from genlab.viz import latent as latent_viz
 from genlab.viz.images import make_grid, to_pil
@@ -283,7 +284,7 @@ def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_r
     assert "k = 7" in lik["estimator"]
     assert torch.equal(pixels(doc["input"]), expected(x01[0]))
     assert torch.equal(pixels(doc["model_input"]), expected(x[0]))  # the binarized draw
-    assert torch.equal(pixels(doc["reconstruction"]), expected(model.decode(model.encode(x)[0])[0]))
+    assert torch.equal(pixels(doc["reconstruction"]), expected(model.decode(model.encode(x))[0]))
     # outlier scores: percentiles among the run's held-out digits, as genlab.ood scores them
     # (with genlab.ood's own importance samples, k = 10, for the upload and the reference alike)
     out = doc["outlier"]
@@ -329,7 +330,7 @@ def test_exact_likelihood_models_and_labels():
     rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
     with serving(Explorer(gated)) as url:
         doc = ok(url, "/api/analyze", {"image": data_url(rgb), "label": 2})
-        assert doc["likelihood"]["log_prob_nats"] == float(gated.log_prob(rgb[None], torch.tensor([2])).detach()[0])
+        assert doc["likelihood"]["log_prob_nats"] == float(gated.log_prob(rgb[None], labels=torch.tensor([2])).detach()[0])
         assert doc["likelihood"]["conditional_on_label"] == 2 and "outlier" not in doc
         status, err = request(url, "/api/analyze", {"image": data_url(rgb), "label": 3})
         assert status == 400 and "'label' must be in 0..2, got 3" in err["error"]
@@ -337,6 +338,8 @@ def test_exact_likelihood_models_and_labels():
 
 class Flipper(VAE):
     """A test translator: a2b mirrors left-right, b2a flips upside down (input space = [0, 1])."""
+
+    domain_channels = 1
 
     def translate(self, x, direction):
         return x.flip(-1) if direction == "a2b" else x.flip(-2)
@@ -357,7 +360,7 @@ def test_translate_calls_the_models_translate():
 def test_a_registered_translator_gets_samples_and_translations():
     """Whatever model in the registry has translate() (CycleGAN): paired samples split into
     one-domain images, and translate on the domain's shape."""
-    names = [n for n, (_, cls) in registry.MODELS.items() if callable(getattr(cls, "translate", None))]
+    names = [n for n, (_, cls) in registry.MODELS.items() if "translate" in capabilities_of(cls)]
     if not names:
         pytest.skip("no translator in the registry")
     from test_contract import TINY

@@ -170,3 +170,13 @@ def test_sample_clamps_the_uniforms_to_the_documented_range():
     assert ((u < 1e-5) | (u > 1 - 1e-5)).sum() >= 2
     c = u.clamp(1e-5, 1 - 1e-5)
     assert torch.equal(x, torch.round((mean + 0.01 * (torch.log(c) - torch.log1p(-c))).clamp(0, 1) * 255) / 255)
+
+
+def test_log_mean_exp_is_a_stable_mean_in_log_space():
+    lw = torch.tensor([[-1000.0, 2.0, 1000.0], [-1000.0, 0.0, 999.0]])
+    want = torch.tensor([-1000.0, math.log((math.e**2 + 1) / 2), 999.0 + math.log((math.e + 1) / 2)], dtype=torch.float64)
+    out = D.log_mean_exp(lw, dim=0)
+    assert torch.isfinite(out).all() and torch.allclose(out.double(), want, atol=1e-4)
+    assert torch.allclose(D.log_mean_exp(lw.T, dim=1), out)
+    small = torch.randn(5, 3, dtype=torch.float64)  # where the naive formula is safe, they agree
+    assert torch.allclose(D.log_mean_exp(small, dim=0), small.exp().mean(0).log())

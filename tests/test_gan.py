@@ -16,20 +16,13 @@ from genlab.data.toy2d import Toy2D, mode_stats, modes
 from genlab.errors import ConfigError, TrainingError
 from genlab.models.dcgan import DCGANConfig, LSGANConfig
 from genlab.models.gan import GANConfig
+from two_player import identical, record_steps, snapshot
 
 
 def tiny(name="dcgan", **kw):
     defaults = dict(image_shape=(1, 16, 16), channels=8, latent_dim=8) if name != "gan" else dict(image_shape=(2,), hidden=16, depth=2, latent_dim=4)
     defaults.update(kw)
     return registry.build(name, **defaults)
-
-
-def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
-
-
-def identical(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def run_steps(model, batch, steps=None):
@@ -79,34 +72,19 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
 
     torch.manual_seed(0)
     model = tiny("dcgan", d_steps=2, num_classes=3)
-    seen = []  # (step name, G params, D params) at the start of each step
-    original = model.train_steps
-
-    def instrumented():
-        steps = original()
-        for s in steps:
-            inner = s.loss
-
-            def loss(batch, inner=inner, name=s.name):
-                seen.append((name, snapshot(model.G), snapshot(model.D)))
-                return inner(batch)
-
-            s.loss = loss
-        return steps
-
-    model.train_steps = instrumented
+    seen, take = record_steps(model, {"G": model.G, "D": model.D})  # (step name, snapshots) at the start of each step
     data = ImageDataset(torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8), torch.arange(32) % 3, num_classes=3)
     cfg = TrainConfig(steps=1, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
     Trainer(model, data, cfg, tmp_path / "run").fit()
-    seen.append(("end", snapshot(model.G), snapshot(model.D)))
+    seen.append(("end", take()))
     assert [s[0] for s in seen] == ["discriminator", "discriminator", "generator", "end"]
-    for (name, g_a, d_a), (_, g_b, d_b) in zip(seen, seen[1:]):
+    for (name, a), (_, b) in zip(seen, seen[1:]):
         if name.startswith("discriminator"):
-            assert identical(g_a, g_b), f"the {name} step changed the generator"
-            assert not identical(d_a, d_b)
+            assert identical(a["G"], b["G"]), f"the {name} step changed the generator"
+            assert not identical(a["D"], b["D"])
         else:
-            assert identical(d_a, d_b), "the generator step changed the discriminator"
-            assert not identical(g_a, g_b)
+            assert identical(a["D"], b["D"]), "the generator step changed the discriminator"
+            assert not identical(a["G"], b["G"])
 
 
 def test_train_steps_options():
@@ -169,12 +147,12 @@ def test_conditional_labels_change_the_output(conditioning):
     torch.manual_seed(0)
     model = tiny("dcgan", num_classes=10, conditioning=conditioning)
     z = model.latent(4, generator=torch.Generator().manual_seed(1))
-    a = model.decode(z, torch.zeros(4, dtype=torch.long))
-    b = model.decode(z, torch.full((4,), 7))
+    a = model.decode(z, labels=torch.zeros(4, dtype=torch.long))
+    b = model.decode(z, labels=torch.full((4,), 7))
     assert a.shape == (4, 1, 16, 16) and not torch.allclose(a, b)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     with torch.no_grad():
-        assert not torch.allclose(model.discriminate(x, torch.zeros(4, dtype=torch.long)), model.discriminate(x, torch.full((4,), 3)))
+        assert not torch.allclose(model.discriminate(x, labels=torch.zeros(4, dtype=torch.long)), model.discriminate(x, labels=torch.full((4,), 3)))
     out = model.d_step_loss({"x": x, "y": torch.tensor([0, 1, 2, 9])})
     assert torch.isfinite(out["loss"])
 

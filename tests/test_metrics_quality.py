@@ -200,11 +200,12 @@ class _Noise(GenerativeModel):
     """Samples i.i.d. uniform pixels; exact log_prob of the dequantized uniform density (0)."""
 
     input_mode = "dequantize"
+    likelihood_kind = "exact"
 
-    def log_prob(self, x):
+    def log_prob(self, x, *, labels=None, iw_samples=None, generator=None):
         return torch.zeros(len(x))
 
-    def sample(self, n, *, generator=None, labels=None):
+    def sample(self, n, *, labels=None, generator=None):
         return torch.rand(n, *self.config.image_shape, generator=generator)
 
 

@@ -21,6 +21,7 @@ class PixelHistogram(GenerativeModel):
     """Independent categorical distribution over 256 levels per pixel, fitted by counting (exact, discrete)."""
 
     input_mode = "unit"
+    likelihood_kind = "exact"
 
     def __init__(self, config, images_u8: torch.Tensor, alpha: float = 0.5):
         super().__init__(config)
@@ -29,7 +30,7 @@ class PixelHistogram(GenerativeModel):
         counts.scatter_add_(1, flat.T, torch.ones_like(flat.T, dtype=torch.float64))
         self.logp = torch.log((counts + alpha) / (counts + alpha).sum(1, keepdim=True))
 
-    def log_prob(self, x):
+    def log_prob(self, x, *, labels=None, iw_samples=None, generator=None):
         k = torch.round(x.reshape(len(x), -1) * 255).long()
         return self.logp.gather(1, k.T).T.sum(1)
 

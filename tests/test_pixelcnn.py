@@ -151,7 +151,7 @@ def test_class_conditioning():
     torch.manual_seed(0)
     model = tiny("gated-pixelcnn", (1, 4, 4), "bernoulli", num_classes=3)
     x = (torch.rand(2, 1, 4, 4) > 0.5).float()
-    assert not torch.allclose(model.log_prob(x, torch.tensor([0, 0])), model.log_prob(x, torch.tensor([1, 1])))
+    assert not torch.allclose(model.log_prob(x, labels=torch.tensor([0, 0])), model.log_prob(x, labels=torch.tensor([1, 1])))
     a = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]))
     b = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]), method="naive")
     assert torch.equal(a, b)
@@ -186,7 +186,7 @@ def test_train_step_and_save_load_round_trip(kind, tmp_path):
     model.save(tmp_path)
     loaded = genlab.load(tmp_path)
     assert type(loaded) is type(model)
-    assert torch.allclose(loaded.log_prob(x, y), model.log_prob(x, y))
+    assert torch.allclose(loaded.log_prob(x, labels=y), model.log_prob(x, labels=y))
 
 
 def test_defaults_follow_the_data():

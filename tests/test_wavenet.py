@@ -73,10 +73,10 @@ def test_train_step_labels_and_save_load(tmp_path):
     with pytest.raises(ValueError, match="unconditional"):
         tiny(32).sample(1, labels=torch.tensor([0]))
     with pytest.raises(ValueError, match="expected images"):
-        model.log_prob(torch.zeros(2, 1, 1, 31), y[:2])
+        model.log_prob(torch.zeros(2, 1, 1, 31), labels=y[:2])
     model.save(tmp_path)
     loaded = genlab.load(tmp_path)
-    assert torch.allclose(loaded.log_prob(x, y), model.log_prob(x, y))
+    assert torch.allclose(loaded.log_prob(x, labels=y), model.log_prob(x, labels=y))
 
 
 def write_wav(path, data, rate, width=2, channels=1):

@@ -165,18 +165,16 @@ def cmd_sample(args) -> None:
     run = Path(args.run)
     model = _load(args.run)
     path = _out_path(args, run, "samples.png")
-    from .models.wavenet import WaveNet
-
-    if isinstance(model, WaveNet):  # sequences: mu-law audio clips, written as one WAV file
+    if model.data_kind == "sequence":  # mu-law audio clips, written as one WAV file
         from .data.audio import save_wav
 
         path = Path(args.out) if args.out else run / "samples.wav"
         save_wav(model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n)), path, rate=args.rate)
-    elif hasattr(model, "translate"):  # translators: row 1 F(b), row 2 G(a) of stored training images
+    elif "translate" in model.capabilities:  # translators: row 1 F(b), row 2 G(a) of stored training images
         from .viz.translation import sample_grid
 
         save_png(sample_grid(model, args.n, generator=_generator(args.seed)), path, scale=args.scale)
-    elif len(model.config.image_shape) == 1:  # 2-D points: a scatter over the data and D's surface
+    elif model.data_kind == "points":  # 2-D points: a scatter over the data and D's surface
         from .viz.toy2d import plot_gan_toy2d
 
         plot_gan_toy2d(model, path, data=_run_config(run).get("name", "ring8"), n=max(args.n, 1000), generator=_generator(args.seed))
@@ -195,13 +193,13 @@ def cmd_interpolate(args) -> None:
     model = _load(args.run)
     path = _out_path(args, run, "interpolation.gif")
     g = _generator(args.seed)
-    if hasattr(model, "encode"):  # latent-variable model: walk between encoded test images
+    if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
         _, x = _test_images(model, run, args, args.points, g)
         with torch.inference_mode():
-            z = latent._codes(model, x.to(model.device)).float().cpu()  # VAE: mu of (mu, log_var); ALI: the codes
+            z = model.encode(x.to(model.device)).float().cpu()  # VAE: the posterior mean; ALI: E(x)
         frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
         latent.save_interpolation_gif(frames, path, scale=args.scale)
-    elif hasattr(model, "latent"):  # GAN: walk between random codes
+    elif "latent" in model.capabilities:  # GAN: walk between random codes
         from .viz.gan import gan_walk_gif
 
         gan_walk_gif(model, path, points=args.points, steps=args.frames, method=args.method, generator=g,
@@ -229,7 +227,7 @@ def cmd_reconstruct(args) -> None:
 
     run = Path(args.run)
     model = _load(args.run)
-    if not hasattr(model, "reconstruct"):
+    if "reconstruct" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
@@ -324,7 +322,7 @@ def cmd_translate(args) -> None:
 
     run = Path(args.run)
     model = _load(args.run)
-    if not hasattr(model, "translate"):
+    if "translate" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
     x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
                              split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,

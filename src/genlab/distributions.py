@@ -24,9 +24,15 @@ def draw(sampler: Callable, *args, generator: torch.Generator | None = None, dev
     return sampler(*args, generator=generator, device=source, **kwargs).to(device)
 
 
-
 def _sum_except_batch(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1).sum(1)
+
+
+def log_mean_exp(t: Tensor, dim: int = 0) -> Tensor:
+    """log (1/k) sum_i exp(t_i) along ``dim`` (k = its length), computed stably with
+    logsumexp. With t_i = log p(x, z_i) - log q(z_i | x), z_i ~ q, this is the
+    importance-weighted estimate of log p(x) (IWAE, Burda et al. 2016)."""
+    return torch.logsumexp(t, dim=dim) - math.log(t.shape[dim])
 
 
 def bits_per_dim(nll_nats: Tensor | float, num_dims: int) -> Tensor | float:

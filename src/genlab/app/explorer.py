@@ -4,18 +4,19 @@ a JSON-ready dict. Images come back as base64 PNG text at the model's own pixel
 size (the page scales them up); pixel values are the model's [0, 1] output
 rounded to 8 bits, exactly as :func:`genlab.viz.images.to_pil` writes them.
 
-Features are chosen by what the model can do, never by its name, so a new
-model gets every view its methods allow (see :func:`capabilities`):
+Features are chosen by the model's contract (``model.capabilities``,
+``data_kind``, ``likelihood_kind``, ``config.num_classes``), never by its name,
+so a new model gets every view its methods allow (see :func:`capabilities`):
 
-* ``sample(n, generator, labels)``: a grid of samples for a seed;
-* ``config.latent_dim`` + ``decode(z)``: latent sliders, interpolation strips
+* ``sample``: a grid of samples for a seed (a scatter plot over the
+  discriminator's surface for points, a waveform for sequences);
+* ``latent`` + ``decode`` with 1-D codes: latent sliders, interpolation strips
   (lerp / slerp, :mod:`genlab.viz.latent`), the 2-D manifold figure;
-* ``encode`` + ``decode``: the reconstruction of an uploaded image (the model's
-  own ``reconstruct`` where it has one);
+* ``reconstruct``: the reconstruction of an uploaded image;
 * ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
   among the run's own held-out images (:mod:`genlab.ood` scores);
 * ``translate(x, direction)`` with direction ``"a2b"`` / ``"b2a"`` on images in
-  [0, 1] of one domain (``model.domain_channels`` channels where the model's
+  [0, 1] of one domain (``model.domain_channels`` channels: a translator's
   ``image_shape`` stacks two domains): image to image translation.
 
 Bad input raises :class:`RequestError` (the server answers HTTP 400 with its
@@ -41,7 +42,7 @@ from torch import Tensor
 
 from ..config import to_dict
 from ..errors import GenlabError
-from ..metrics.likelihood import _accepts, is_latent_variable_model, log_prob_offset
+from ..metrics.likelihood import log_prob_offset
 from ..train.checkpoint import read_json
 from ..viz import latent as latent_viz
 from ..viz.images import make_grid, to_pil
@@ -66,47 +67,40 @@ class RequestError(GenlabError, ValueError):
 
 
 def latent_dim(model) -> int | None:
-    """``config.latent_dim`` (or ``model.latent_dim``), None for a model without one."""
-    d = getattr(getattr(model, "config", None), "latent_dim", None) or getattr(model, "latent_dim", None)
-    return int(d) if d else None
-
-
-def data_kind(model) -> str:
-    """"image" for (C, H, W) with H > 1, "sequence" for (C, 1, L), "points" for (D,)."""
-    shape = tuple(model.config.image_shape)
-    if len(shape) != 3:
-        return "points"
-    return "sequence" if shape[1] == 1 else "image"
+    """The size of a model's codes where it draws 1-D codes from a prior, else None."""
+    if "latent" not in model.capabilities or len(model.latent_shape) != 1:
+        return None
+    return int(model.latent_shape[0])
 
 
 def capabilities(model) -> dict[str, Any]:
-    """What the explorer can show for ``model``, from its methods and config alone."""
-    kind = data_kind(model)
+    """What the explorer can show for ``model``, from its contract alone."""
+    kind = model.data_kind
     image = kind == "image"
+    has = model.capabilities
     d = latent_dim(model)
-    has = lambda name: callable(getattr(model, name, None))  # noqa: E731
-    latent = image and d is not None and has("decode")
+    latent = image and d is not None and "decode" in has
     caps = {
         "kind": kind,
-        "sample": has("sample"),
-        "num_classes": int(getattr(model.config, "num_classes", 0) or 0),
+        "sample": "sample" in has,
+        "num_classes": int(model.config.num_classes),
         "latent_dim": d,
         "latent": latent,
         "manifold": latent and d >= 2,
-        "reconstruct": image and has("encode") and has("decode"),
-        "log_prob": image and has("log_prob"),
-        "importance_sampled": image and has("log_prob") and is_latent_variable_model(model),
-        "translate": image and has("translate"),
+        "reconstruct": image and "reconstruct" in has,
+        "log_prob": image and model.likelihood_kind != "none",
+        "importance_sampled": image and model.likelihood_kind == "bound",
+        "translate": image and "translate" in has,
     }
     caps["analyze"] = caps["reconstruct"] or caps["log_prob"]  # what /api/analyze can do with an image
     return caps
 
 
 def domain_shape(model) -> tuple[int, int, int]:
-    """(C, H, W) of one domain's images: ``image_shape`` with ``model.domain_channels``
-    channels where the model stacks two domains (a translator's paired samples)."""
+    """(C, H, W) of one domain's images: ``image_shape`` with a translator's
+    ``domain_channels`` channels (its samples stack two domains)."""
     c, h, w = model.config.image_shape
-    return int(getattr(model, "domain_channels", None) or c), h, w
+    return (int(model.domain_channels) if "translate" in model.capabilities else c), h, w
 
 
 # ----------------------------------------------------------------------------- request values
@@ -211,25 +205,6 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
     return torch.from_numpy(arr.copy()).float().div(255.0).unsqueeze(0)
 
 
-class _Decoder:
-    """``model.decode`` with a class label (and a seeded generator, for decoders that
-    sample) bound, so that it is the ``decode(z)`` :mod:`genlab.viz.latent` expects."""
-
-    def __init__(self, model, label: int | None, seed: int):
-        self.model, self.config, self.label, self.seed = model, model.config, label, seed
-
-    @property
-    def device(self):
-        return self.model.device
-
-    def decode(self, z: Tensor) -> Tensor:
-        kwargs = {}
-        if self.label is not None and _accepts(self.model.decode, "labels"):
-            kwargs["labels"] = torch.full((z.shape[0],), self.label, dtype=torch.long, device=self.model.device)
-        if _accepts(self.model.decode, "generator"):
-            kwargs["generator"] = torch.Generator().manual_seed(self.seed)
-        with torch.inference_mode():
-            return self.model.decode(z.to(self.model.device), **kwargs)
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -285,7 +260,7 @@ class Explorer:
             "data": self._doc.get("data"),
             "train": self._doc.get("train"),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "input_mode": getattr(model, "input_mode", None),
+            "input_mode": model.input_mode,
             "capabilities": self.caps,
             "limits": {"samples": MAX_SAMPLES, "points": MAX_POINTS, "frames": MAX_FRAMES, "manifold": MAX_MANIFOLD,
                        "iw_samples": MAX_IW_SAMPLES},
@@ -365,12 +340,15 @@ class Explorer:
         return torch.tensor([values[i % len(values)] for i in range(n)])
 
     def prior(self, n: int, seed: int) -> Tensor:
-        """n latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator)`` where the
-        model has it (the GANs), else z ~ N(0, I) drawn as the VAE's ``sample`` draws them."""
-        g = torch.Generator().manual_seed(seed)
-        if callable(getattr(self.model, "latent", None)):
-            return self.model.latent(n, generator=g).float().cpu()
-        return torch.randn(n, self.caps["latent_dim"], generator=g)
+        """n latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator=g)``."""
+        return self.model.latent(n, generator=torch.Generator().manual_seed(seed)).float().cpu()
+
+    def _decode(self, z: Tensor, label: int | None, seed: int) -> Tensor:
+        """decode(z) in [0, 1] with the request's label and a generator seeded with ``seed``
+        (for decoders that sample). Call with the lock held."""
+        labels = None if label is None else torch.full((z.shape[0],), label, dtype=torch.long, device=self.model.device)
+        with torch.inference_mode():
+            return self.model.decode(z.to(self.model.device), labels=labels, generator=torch.Generator().manual_seed(seed))
 
     # ------------------------------------------------------------------ endpoints
     def samples(self, body: dict) -> dict:
@@ -403,7 +381,7 @@ class Explorer:
             raise RequestError(f"only 2-D point models are plotted; this one makes points of shape {tuple(fake.shape[1:])}")
         name = (self._doc.get("data") or {}).get("name")
         real = sample_toy(name, n, generator=torch.Generator().manual_seed(0)) if name in ("ring8", "grid25") else fake[:0]
-        surface = discriminator_surface(self.model) if callable(getattr(self.model, "discriminate", None)) else None
+        surface = discriminator_surface(self.model) if "discriminate" in self.model.capabilities else None
         with tempfile.TemporaryDirectory() as tmp:  # the plot is written outside the run directory
             path = plot_toy2d(real, fake, Path(tmp) / "points.png", surface=surface, size=384, title=name or "")
             with Image.open(path) as img:
@@ -428,7 +406,7 @@ class Explorer:
         if values:
             z[: len(values)] = torch.tensor(values, dtype=torch.float32)
         with self.lock:
-            image = _Decoder(self.model, label, seed).decode(z.unsqueeze(0))[0].float().cpu()
+            image = self._decode(z.unsqueeze(0), label, seed)[0].float().cpu()
         return _image_reply(image, z=z.tolist(), seed=seed, label=label)
 
     def interpolate(self, body: dict) -> dict:
@@ -443,7 +421,8 @@ class Explorer:
         label = self._label(body)
         za, zb = self.prior(1, a)[0], self.prior(1, b)[0]
         with self.lock:
-            frames = latent_viz.z_interpolation_frames(_Decoder(self.model, label, a), za, zb, steps, method)
+            frames = latent_viz.z_interpolation_frames(self.model, za, zb, steps, method, labels=label,
+                                                       generator=torch.Generator().manual_seed(a))
         return _image_reply(make_grid(torch.stack(frames), nrow=steps), steps=steps, method=method,
                             z_a=za.tolist(), z_b=zb.tolist())
 
@@ -459,18 +438,19 @@ class Explorer:
             raise RequestError(f"'dims' must be two different latent dimensions in 0..{d - 1}, got {_short(dims)}")
         label = self._label(body)
         with self.lock:
-            image = latent_viz.manifold_grid(_Decoder(self.model, label, 0), n=n, dims=tuple(dims), padding=0)
+            image = latent_viz.manifold_grid(self.model, n=n, dims=tuple(dims), padding=0, labels=label,
+                                             generator=torch.Generator().manual_seed(0))
         return _image_reply(image, n=n, dims=dims)
 
     def analyze(self, body: dict) -> dict:
         """{"image", "fit", "seed", "label", "iw_samples"} -> the image as the model sees it, its
-        reconstruction (encode/decode), log-likelihood (log_prob) and outlier scores.
+        reconstruction (reconstruct), log-likelihood (log_prob) and outlier scores.
 
         Randomness (binarization / dequantization, importance samples) comes from one
         generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
-        ``model.log_prob(x, [labels], [iw_samples=k], [generator=g])``.
+        ``model.log_prob(x, labels=..., iw_samples=k, generator=g)`` (k None for exact models).
         """
-        self._need("analyze", "score or reconstruct an image (needs encode/decode or log_prob)")
+        self._need("analyze", "score or reconstruct an image (needs reconstruct or log_prob)")
         model = self.model
         x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
         seed = self._seed(body)
@@ -481,17 +461,11 @@ class Explorer:
         with self.lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed)  # for models that draw from the global RNG
             x = model.prepare(x01, generator=g).to(model.device)
-            if getattr(model, "input_mode", None) == "binary":
+            if model.input_mode == "binary":
                 out["model_input"] = png_base64(x[0].float().cpu())
             if self.caps["log_prob"]:
-                kwargs: dict[str, Any] = {}
-                if label is not None:
-                    kwargs["labels"] = torch.tensor([label], device=model.device)
-                if k is not None:
-                    kwargs["iw_samples"] = k
-                if _accepts(model.log_prob, "generator"):
-                    kwargs["generator"] = g
-                lp = float(model.log_prob(x, **kwargs)[0])
+                labels = torch.tensor([label], device=model.device) if label is not None else None
+                lp = float(model.log_prob(x, labels=labels, iw_samples=k, generator=g)[0])
                 offset = log_prob_offset(model)
                 nll = -(lp + offset)
                 out["likelihood"] = {
@@ -504,19 +478,10 @@ class Explorer:
                     "conditional_on_label": label,
                 }
             if self.caps["reconstruct"]:
-                out["reconstruction"] = png_base64(self._reconstruct(x, label, seed)[0].float().cpu())
+                out["reconstruction"] = png_base64(model.reconstruct(x)[0].float().cpu())  # sampling decoders: the seeded global RNG
         if "likelihood" in out and label is None and self.reference_examples > 0:
             out["outlier"] = self._outlier(x01, seed)
         return out
-
-    def _reconstruct(self, x: Tensor, label: int | None, seed: int) -> Tensor:
-        """The model's ``reconstruct(x)`` if it has one (given a seeded generator where it
-        samples), else decode(the posterior mean); images in [0, 1]. Call with the lock held."""
-        fn = getattr(self.model, "reconstruct", None)
-        if callable(fn):
-            kwargs = {"generator": torch.Generator().manual_seed(seed)} if _accepts(fn, "generator") else {}
-            return fn(x, **kwargs)
-        return _Decoder(self.model, label, seed).decode(latent_viz._codes(self.model, x))
 
     def translate(self, body: dict) -> dict:
         """{"image", "fit", "direction": "a2b" | "b2a"} -> ``model.translate(x01, direction)``:

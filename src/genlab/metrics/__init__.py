@@ -9,7 +9,6 @@ from __future__ import annotations
 _EXPORTS = {
     "evaluate_likelihood": "likelihood",
     "per_example_nll": "likelihood",
-    "iwae_estimate": "likelihood",
     "evaluate": "quality",
     "write_report": "quality",
     "fid_from_features": "quality",

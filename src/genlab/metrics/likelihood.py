@@ -5,9 +5,9 @@ batches and reports the mean negative log-likelihood in nats per example and in
 bits per dimension, each with its standard error over examples, together with
 everything needed to read the number:
 
-* the estimator: the model's own ``log_prob`` (exact for autoregressive models),
-  or, for latent-variable models (whose ``log_prob`` accepts ``iw_samples``),
-  the importance-weighted estimate of Burda et al. (2016) with ``k`` samples,
+* the estimator: the model's own ``log_prob`` (``likelihood_kind == "exact"``),
+  or, for latent-variable models (``likelihood_kind == "bound"``), the
+  importance-weighted estimate of Burda et al. (2016) with ``k`` samples,
   a stochastic *lower* bound on log p(x) (so the reported NLL is an upper bound
   in expectation) that tightens as ``k`` grows;
 * the preprocessing, from ``model.input_mode``:
@@ -19,8 +19,8 @@ everything needed to read the number:
     The model's ``log_prob`` is a density on [0, 1]^D; each 8-bit image owns a
     cell of volume 256^-D, so the reported (discrete) value is
     ``NLL = -(log p(y) - D log 256)`` nats, an upper bound on the discrete NLL
-    in expectation (Theis et al. 2016); bits/dim = NLL / (D log 2). A model may
-    state its own offset with a ``log_prob_offset`` attribute (the VAE does);
+    in expectation (Theis et al. 2016); bits/dim = NLL / (D log 2), with the
+    offset the model states as ``log_prob_offset``;
   - ``"unit"`` on 8-bit data: pixels k/255 as they are; the model's likelihood
     is over the 256 discrete levels, so this is the exact discrete likelihood
     (or its IWAE estimate);
@@ -33,7 +33,6 @@ Bits per dimension come from :func:`genlab.distributions.bits_per_dim`.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -46,31 +45,9 @@ from ..distributions import bits_per_dim
 DEFAULT_IW_SAMPLES = 100
 
 
-def iwae_estimate(log_weights: Tensor, dim: int = 0) -> Tensor:
-    """The importance-weighted estimate log (1/k) sum_i exp(log_w_i), stably.
-
-    ``log_weights``: log p(x, z_i) - log q(z_i | x) for k samples along ``dim``.
-    This is the estimator the VAE uses (:func:`genlab.models.vae.iwae_log_mean_exp`);
-    it is re-exported here so that metrics do not depend on one model file.
-    """
-    try:
-        from ..models.vae import iwae_log_mean_exp
-    except ImportError:  # pragma: no cover - the VAE file is optional for metrics
-        return torch.logsumexp(log_weights, dim=dim) - math.log(log_weights.shape[dim])
-    return iwae_log_mean_exp(log_weights, dim=dim)
-
-
-def _accepts(fn, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def is_latent_variable_model(model) -> bool:
-    """True when ``model.log_prob`` takes ``iw_samples`` (an importance-sampled estimate)."""
-    return hasattr(model, "log_prob") and _accepts(model.log_prob, "iw_samples")
+    """True when ``model.log_prob`` is an importance-sampled bound (``likelihood_kind == "bound"``)."""
+    return model.likelihood_kind == "bound"
 
 
 def as_images01(data) -> tuple[Tensor, str, bool]:
@@ -89,17 +66,12 @@ def as_images01(data) -> tuple[Tensor, str, bool]:
 
 def log_prob_offset(model) -> float:
     """Nats to add to ``model.log_prob`` to get the discrete log-likelihood of 8-bit images."""
-    off = getattr(model, "log_prob_offset", None)
-    if off is not None and not callable(off):
-        return float(off)
-    if getattr(model, "input_mode", "unit") == "dequantize":
-        return -model.num_dims * math.log(256)
-    return 0.0
+    return float(model.log_prob_offset)
 
 
 def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
     """The sentence stating how data were turned into the model's input."""
-    mode = getattr(model, "input_mode", "unit")
+    mode = model.input_mode
     d = model.num_dims
     if mode == "binary":
         return (
@@ -155,7 +127,7 @@ def per_example_nll(
     ``model.prepare``); it is scored as given and the generator serves only the
     importance samples (so that two models can score the very same tensor).
     """
-    if not hasattr(model, "log_prob"):
+    if model.likelihood_kind == "none":
         raise TypeError(f"{type(model).__name__} has no log_prob: likelihoods exist only for likelihood models")
     k = _resolve_k(model, iw_samples)
     images, _, _ = as_images01(data)
@@ -164,17 +136,14 @@ def per_example_nll(
     n = len(images)
     if n == 0:
         raise ValueError("no examples to evaluate")
-    want = tuple(model.config.image_shape) if hasattr(model, "config") else None
-    if want is not None and tuple(images.shape[1:]) != want:
+    want = tuple(model.config.image_shape)
+    if tuple(images.shape[1:]) != want:
         raise ValueError(f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have {tuple(images.shape)}")
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    lp_kwargs = {"iw_samples": k} if k is not None else {}
-    pass_gen = _accepts(model.log_prob, "generator")
     offset = log_prob_offset(model)
-    device = model.device if hasattr(model, "device") else torch.device("cpu")
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
+    device = model.device
+    was_training = model.training
+    model.eval()
 
     from tqdm.auto import tqdm
 
@@ -185,14 +154,12 @@ def per_example_nll(
             with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar:
                 for start in range(0, n, batch_size):
                     x01 = images[start : start + batch_size]
-                    x = model.prepare(x01, generator=gen) if hasattr(model, "prepare") and not prepared else x01
-                    x = x.to(device)
-                    lp = model.log_prob(x, generator=gen, **lp_kwargs) if pass_gen else model.log_prob(x, **lp_kwargs)
+                    x = (x01 if prepared else model.prepare(x01, generator=gen)).to(device)
+                    lp = model.log_prob(x, iw_samples=k, generator=gen)
                     nll.append(-(lp.double().cpu() + offset))
                     bar.update(len(x01))
     finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
+        model.train(was_training)
     nll = torch.cat(nll)
     if not torch.isfinite(nll).all():
         raise FloatingPointError(f"log_prob returned {int((~torch.isfinite(nll)).sum())} non-finite values")
@@ -233,7 +200,7 @@ def evaluate_likelihood(
         exact models), ``input_mode``, ``preprocessing`` (the sentence to print
         next to the number), ``log_prob_offset_nats``, ``seed``, ``data``.
     """
-    k = _resolve_k(model, iw_samples) if hasattr(model, "log_prob") else None
+    k = _resolve_k(model, iw_samples) if model.likelihood_kind != "none" else None
     _, name, eight_bit = as_images01(dataset)
     nll = per_example_nll(
         model, dataset, iw_samples=k, batch_size=batch_size, max_examples=max_examples, seed=seed, generator=generator, progress=progress
@@ -255,18 +222,10 @@ def evaluate_likelihood(
         "num_dims": d,
         "estimator": estimator,
         "iw_samples": k,
-        "input_mode": getattr(model, "input_mode", "unit"),
+        "input_mode": model.input_mode,
         "preprocessing": preprocessing_note(model, seed, eight_bit),
         "log_prob_offset_nats": log_prob_offset(model),
         "seed": seed if generator is None else None,
         "data": name,
     }
 
-
-def format_likelihood(result: dict) -> str:
-    """One line for humans: '0.812 +- 0.004 bits/dim (k = 100 importance samples; dynamic binarization ...)'."""
-    k = f"k = {result['iw_samples']} importance samples; " if result.get("iw_samples") else ""
-    return (
-        f"NLL {result['nll_nats']:.2f} +- {result['nll_nats_se']:.2f} nats = {result['bits_per_dim']:.4f} +- "
-        f"{result['bits_per_dim_se']:.4f} bits/dim over {result['num_examples']} examples ({k}{result['preprocessing']})"
-    )

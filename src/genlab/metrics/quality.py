@@ -293,8 +293,8 @@ def quality_metrics(real_features, fake_features, *, kid_subsets: int = 100, kid
 @torch.no_grad()
 def generate_samples(model, n: int, *, batch_size: int = 500, seed: int = 0) -> Tensor:
     """``n`` samples in [0, 1], quantized to 8 bits like the real images; class-balanced labels for conditional models."""
-    g = torch.Generator(device=getattr(model, "device", "cpu")).manual_seed(seed)
-    k = getattr(getattr(model, "config", None), "num_classes", 0) or 0
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    k = model.config.num_classes
     out = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
@@ -325,8 +325,9 @@ def evaluate(
     """All metrics for one model on one data split, with the settings used.
 
     Args:
-        model: a genlab model. Likelihood metrics are computed when it has
-            ``log_prob``; sample-quality metrics when it has ``sample``.
+        model: a genlab model. Likelihood metrics are computed when it has a
+            likelihood (``likelihood_kind`` not "none"); sample-quality metrics
+            when it samples (``"sample" in model.capabilities``).
         dataset: the reference split (an ImageDataset), e.g. the test split.
             Its features are cached (see :func:`reference_features`).
         n_samples: samples drawn from the model for the quality metrics.
@@ -349,11 +350,11 @@ def evaluate(
         "model": type(model).__name__,
         "data": data_name,
         "split": split,
-        "settings": {"seed": seed, "n_samples": n_samples if hasattr(model, "sample") else 0, "max_examples": max_examples},
+        "settings": {"seed": seed, "n_samples": n_samples if "sample" in model.capabilities else 0, "max_examples": max_examples},
         "likelihood": None,
         "quality": None,
     }
-    if hasattr(model, "log_prob"):
+    if model.likelihood_kind != "none":
         result["likelihood"] = evaluate_likelihood(
             model,
             likelihood_data if likelihood_data is not None else dataset,
@@ -363,7 +364,7 @@ def evaluate(
             seed=seed,
             progress=progress,
         )
-    if hasattr(model, "sample") and n_samples > 0:
+    if "sample" in model.capabilities and n_samples > 0:
         shape = tuple(dataset.shape) if hasattr(dataset, "shape") and len(dataset.shape) == 3 else tuple(torch.as_tensor(dataset).shape[1:])
         try:
             net = _resolve_net(feature_net, shape, data_name)

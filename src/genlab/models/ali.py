@@ -285,10 +285,11 @@ class ALI(GAN):
         """Top code z (N, latent_dim) -> images (N, C, H, W) in [-1, 1] (z1 drawn with the global RNG)."""
         return self.generate_pairs(z)[0]
 
-    def discriminate(self, x: Tensor, zs: list[Tensor] | None = None) -> Tensor:
+    def discriminate(self, x: Tensor, *, labels: Tensor | None = None, zs: list[Tensor] | None = None) -> Tensor:
         """Logits (N,) of D on pairs: images x (N, C, H, W) in [-1, 1] and latents ``[z]`` /
-        ``[z1, z2]`` (default: the encoder's means for x)."""
+        ``[z1, z2]`` (default: the encoder's means for x). Unconditional: ``labels`` must be None."""
         self.check_images(x)
+        self.check_labels(labels, x.shape[0])
         if zs is None:
             zs = self.infer(x, mean_only=True)
         return self.D(x, list(zs))
@@ -376,9 +377,10 @@ class ALI(GAN):
             raise ValueError(f"level must be in 1..{self.config.levels} for a {self.config.levels}-level model, got {level}")
         return level
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Codes -> images (N, C, H, W) in [0, 1]: top codes (N, latent_dim) through the mean of
-        p(z1 | z2) when hierarchical, or z1 maps (N, c1, s, s) of a 2-level model straight to x."""
+        p(z1 | z2) when hierarchical, or z1 maps (N, c1, s, s) of a 2-level model straight to x.
+        Deterministic: ``generator`` is ignored."""
         from ..data.transforms import from_signed
 
         self.check_labels(labels, len(z))
@@ -397,15 +399,15 @@ class ALI(GAN):
         the top code's posterior mean (``level=1``: through z1's, on a 2-level model)."""
         return self.decode(self.encode(x, level=level))
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n images (n, C, H, W) in [0, 1]: z ~ N(0, I) (and z1 ~ p(z1 | z2)) from ``generator``."""
         from ..data.transforms import from_signed
 
         self.check_labels(labels, n)
-        z = self.latent(n, generator)
+        z = self.latent(n, generator=generator)
         x = self._eval(lambda: self.generate_pairs(z, generator)[0])
         return from_signed(x).clamp(0, 1)
 
-    def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws of the top code z ~ N(0, I), (n, latent_dim), from ``generator`` (any device)."""
         return _randn(torch.empty(n, self.config.latent_dim, device=self.device), generator)

@@ -1,4 +1,5 @@
-"""The contract every genlab model follows.
+"""The contract every genlab model follows: one signature per method, declared
+attributes for what callers would otherwise guess.
 
 A model is an ``nn.Module`` that
 
@@ -8,10 +9,18 @@ A model is an ``nn.Module`` that
   with every parameter outside the step frozen;
 * maps data in [0, 1] to its own input space with :meth:`prepare` (dynamic
   binarisation, dequantisation or [-1, 1] scaling, see ``genlab.data.transforms``);
-* draws samples with :meth:`sample`, returned in [0, 1] image space
-  (or the data's own space for non-image models);
-* optionally: ``log_prob(x)`` (nats per example), ``encode``/``decode``,
-  ``translate``.
+* declares ``data_kind`` ("image" (C, H, W), "sequence" (C, 1, T) or "points" (D,))
+  and ``likelihood_kind`` ("exact", "bound" or "none");
+* provides what it can of :data:`CONTRACT_METHODS` (``sample``, ``log_prob``,
+  ``latent``, ``encode``, ``decode``, ``reconstruct``, ``translate``,
+  ``discriminate``) with exactly the signatures below. A model may add its own
+  keyword-only arguments with defaults after the contract's (e.g. ``method=`` of
+  the autoregressive samplers); callers never need them. :attr:`capabilities`
+  lists what a model really provides, found from the methods it overrides.
+
+Callers (cli, app, viz, metrics, ood) decide from ``capabilities``, ``data_kind``,
+``likelihood_kind`` and ``config.num_classes`` alone, never from a model's name or
+class. ``tests/test_contract.py`` checks every registered model against this file.
 
 Weights are saved as safetensors and the config as JSON: nothing is pickled.
 """
@@ -19,6 +28,7 @@ Weights are saved as safetensors and the config as JSON: nothing is pickled.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,12 +69,25 @@ class TrainStep:
         return list(seen.values())
 
 
+#: What ``data_kind`` may be: images (C, H, W), sequences (C, 1, T) such as audio, points (D,).
+DATA_KINDS = ("image", "sequence", "points")
+#: What ``likelihood_kind`` may be: ``log_prob`` is exact log p(x), a lower bound (or an
+#: importance-sampled estimate of one), or absent.
+LIKELIHOOD_KINDS = ("exact", "bound", "none")
+#: The optional methods of the contract; :attr:`GenerativeModel.capabilities` says which a model has.
+CONTRACT_METHODS = ("sample", "log_prob", "latent", "encode", "decode", "reconstruct", "translate", "discriminate")
+
+
 class GenerativeModel(nn.Module):
-    """Base class: holds the config and implements save/load and the defaults."""
+    """Base class: holds the config, declares the contract and implements save/load."""
 
     config_class: type[ModelConfig] = ModelConfig
     #: How data in [0, 1] is fed to the model: "binary", "dequantize", "signed" or "unit".
     input_mode: str = "unit"
+    #: "image", "sequence" or "points" (:data:`DATA_KINDS`); a property where the config decides.
+    data_kind: str = "image"
+    #: "exact", "bound" or "none" (:data:`LIKELIHOOD_KINDS`): what :meth:`log_prob` returns.
+    likelihood_kind: str = "none"
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -88,8 +111,65 @@ class GenerativeModel(nn.Module):
             return x01
         raise ValueError(f"unknown input_mode {self.input_mode!r}; use binary, dequantize, signed or unit")
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
-        raise NotImplementedError
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n samples: images (n, C, H, W) in [0, 1], sequences (n, C, 1, T), points (n, D).
+        ``labels`` (n values, or one for all) for class-conditional models."""
+        raise NotImplementedError(f"{type(self).__name__} does not sample")
+
+    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """log p(x) in nats per example, (N,), for x in the model's input space (after
+        :meth:`prepare`): exact, or a lower bound estimated with ``iw_samples`` importance
+        samples (None: the model's own default; exact models ignore it), see
+        ``likelihood_kind``. Randomness comes from ``generator``."""
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws from the prior, (n, *latent_shape)."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent prior")
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x (N, ...) in the model's input space -> one code per input, (N, *latent_shape)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoder")
+
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Codes (N, *latent_shape) -> data in [0, 1] (the mean for likelihood decoders; a
+        draw from ``generator`` where the decoder has no mean)."""
+        raise NotImplementedError(f"{type(self).__name__} has no decoder")
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """decode(encode(x)) in [0, 1], under inference mode; x in the model's input space.
+        (A decoder that samples draws from the global RNG here.)"""
+        if not {"encode", "decode"} <= self.capabilities:
+            raise NotImplementedError(f"{type(self).__name__} has no encoder and decoder to reconstruct with")
+        with torch.inference_mode():
+            return self.decode(self.encode(x))
+
+    def translate(self, x: Tensor, direction: str) -> Tensor:
+        """Images (N, C, H, W) in [0, 1] of one domain -> the other domain's, in [0, 1];
+        ``direction`` "a2b" or "b2a". A translator's samples stack both domains along
+        channels; ``domain_channels`` is one domain's C."""
+        raise NotImplementedError(f"{type(self).__name__} does not translate")
+
+    def discriminate(self, x: Tensor, *, labels: Tensor | None = None) -> Tensor:
+        """Raw critic scores (N,) (logits for the log-loss objectives) on x in the model's
+        input space: adversarial models only."""
+        raise NotImplementedError(f"{type(self).__name__} has no discriminator")
+
+    def begin_iteration(self, step: int) -> None:
+        """Called by the Trainer before every training iteration; ``step`` is 0-based and
+        checkpointed, so a resumed run sees the same values. No-op by default."""
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one code of :meth:`latent`, :meth:`encode` and :meth:`decode`."""
+        raise NotImplementedError(f"{type(self).__name__} has no latent space")
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The contract methods this model provides: those its class overrides, plus
+        "reconstruct" when it has both "encode" and "decode"."""
+        return capabilities_of(type(self))
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -102,6 +182,12 @@ class GenerativeModel(nn.Module):
     def num_dims(self) -> int:
         c, h, w = self.config.image_shape
         return c * h * w
+
+    @property
+    def log_prob_offset(self) -> float:
+        """Nats to add to :meth:`log_prob` for (a bound on) the discrete log-likelihood of
+        8-bit data: -D log 256 for a density on dequantised data, 0 otherwise."""
+        return -self.num_dims * math.log(256) if self.input_mode == "dequantize" else 0.0
 
     def check_labels(self, labels: Tensor | None, n: int) -> Tensor | None:
         """Validate class labels for a conditional model; None for an unconditional one."""
@@ -138,6 +224,14 @@ class GenerativeModel(nn.Module):
         save_tensors(self.state_dict(), directory / "model.safetensors")
         atomic_write_json(directory / "config.json", config_document(name_of(self), self.config))
         return directory
+
+
+def capabilities_of(cls: type) -> frozenset[str]:
+    """:attr:`GenerativeModel.capabilities` of a model class (see there)."""
+    caps = {m for m in CONTRACT_METHODS if getattr(cls, m) is not getattr(GenerativeModel, m)}
+    if {"encode", "decode"} <= caps:
+        caps.add("reconstruct")
+    return frozenset(caps)
 
 
 def config_document(model_name: str, model_config: ModelConfig, **sections) -> dict:

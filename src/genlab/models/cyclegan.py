@@ -229,7 +229,7 @@ class CycleGAN(GenerativeModel):
         c = self.domain_channels
         return x[:, :c], x[:, c:]
 
-    def discriminate(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def patch_scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Stacked images (N, 2C, H, W) in [-1, 1] -> (D_A(a), D_B(b)), patch-score maps (N, 1, h, w)."""
         a, b = self.split(x)
         return self.D_A(a), self.D_B(b)
@@ -240,10 +240,6 @@ class CycleGAN(GenerativeModel):
         keeps lambda_cyc on the paper's scale."""
         g = losses.g_loss(self.config.objective, scores)
         return 2 * g if self.config.objective == "least-squares" else g
-
-    def cycle_loss(self, a: Tensor, b: Tensor) -> Tensor:
-        """``L_cyc = ||F(G(a)) - a||_1 + ||G(F(b)) - b||_1`` (eq. 2), mean absolute error per pixel."""
-        return l1(self.F(self.G(a)), a) + l1(self.G(self.F(b)), b)
 
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:
@@ -323,7 +319,7 @@ class CycleGAN(GenerativeModel):
             net.train(was_training)
         return from_signed(y).clamp(0, 1)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n translations of stored training images, (n, 2C, H, W) in [0, 1]: ``F(b)`` in
         channels [:C], ``G(a)`` in [C:] (a and b drawn independently from the exemplars;
         uniform noise inputs if the model has seen no training images). For your own

@@ -51,7 +51,7 @@ class DCGAN(GAN):
 
     def build_networks(self):
         c = self.config
-        if not self.is_image:
+        if self.data_kind != "image":
             raise ConfigError(f"DCGAN needs images (C, H, W), got image_shape={tuple(c.image_shape)}; use the gan model for points")
         if c.arch != "conv":
             raise ConfigError("DCGAN is convolutional: model.arch must be conv (use the gan model for an MLP)")

@@ -129,18 +129,26 @@ class GAN(GenerativeModel):
     def __init__(self, config: GANConfig):
         super().__init__(config)
         config.validate()
-        self.is_image = len(config.image_shape) == 3
         # images in [-1, 1] to match G's tanh; points as they are
-        self.input_mode = "signed" if self.is_image else "unit"
+        self.input_mode = "signed" if self.data_kind == "image" else "unit"
         self.G, self.D = self.build_networks()
         self._streaks = {"d": 0, "g": 0}  # consecutive steps with a collapsed D / an exploding G loss
+
+    @property
+    def data_kind(self) -> str:
+        """"image" for image_shape (C, H, W), "points" for (D,)."""
+        return "image" if len(self.config.image_shape) == 3 else "points"
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
 
     # ---------------------------------------------------------------- networks
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
         c = self.config
         k = c.num_classes
         if c.arch == "conv":
-            if not self.is_image:
+            if self.data_kind != "image":
                 raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
             G = blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm, k, c.label_dim)
             D = blocks.ConvDiscriminator(c.image_shape, c.channels, c.d_batchnorm, k, c.conditioning, c.spectral_norm)
@@ -169,19 +177,16 @@ class GAN(GenerativeModel):
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """z (N, latent_dim) -> samples in the model's input space ([-1, 1] images or points)."""
         out = self.G(z, labels)
-        if self.is_image:
+        if self.data_kind == "image":
             out = torch.tanh(out.reshape(z.shape[0], *self.data_shape))
         return out
 
-    def discriminate(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def discriminate(self, x: Tensor, *, labels: Tensor | None = None) -> Tensor:
         """Logits (N,) of D on data in the model's input space."""
-        if len(self.config.image_shape) == 3:
-            self.check_images(x)
-        elif x.dim() != 2 or x.shape[1] != self.config.image_shape[0]:
-            raise ValueError(f"expected points of shape (N, {self.config.image_shape[0]}), got {tuple(x.shape)}")
+        self.check_images(x)
         return self.D(x, labels)
 
-    def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z ~ N(0, I), shape (n, latent_dim)."""
         return draw(torch.randn, n, self.config.latent_dim, generator=generator, device=self.device)
 
@@ -279,9 +284,10 @@ class GAN(GenerativeModel):
         return self.training and torch.is_grad_enabled()
 
     # ---------------------------------------------------------------- sampling
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Latent codes (N, latent_dim) -> samples: images in [0, 1] (N, C, H, W), or
-        points (N, D). G runs in eval mode (batch norm uses its running statistics)."""
+        points (N, D). G runs in eval mode (batch norm uses its running statistics).
+        Deterministic: ``generator`` is ignored."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"expected latent codes of shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
@@ -293,20 +299,20 @@ class GAN(GenerativeModel):
                 x = self.generate(z, labels)
         finally:
             self.G.train(was_training)
-        if self.is_image:
+        if self.data_kind == "image":
             from ..data.transforms import from_signed
 
             x = from_signed(x).clamp(0, 1)
         return x
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n samples: images (n, C, H, W) in [0, 1], or points (n, D) in data units.
         Class-conditional models need ``labels`` (n values, or one for all)."""
         labels = self.check_labels(labels, n)
-        return self.decode(self.latent(n, generator), labels)
+        return self.decode(self.latent(n, generator=generator), labels=labels)
 
     def check_images(self, x: Tensor) -> None:
-        if self.is_image:
+        if self.data_kind == "image":
             return super().check_images(x)
         if x.dim() != 2 or tuple(x.shape[1:]) != self.data_shape:
             raise ValueError(f"expected points of shape (N, {self.data_shape[0]}), got {tuple(x.shape)}")

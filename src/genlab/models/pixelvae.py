@@ -64,7 +64,7 @@ from ..nn.autoregressive import AutoregressiveImageModel
 from ..nn.blocks import UpsampleConv, downsampled_sizes
 from ..nn.masked import pixelcnn_conv, pointwise_conv
 from .base import TrainStep
-from .vae import iwae_log_mean_exp, reparameterize
+from .vae import reparameterize
 
 
 @dataclass
@@ -105,6 +105,7 @@ class PixelVAE(AutoregressiveImageModel):
     otherwise); log-probabilities are per image, in nats, shape (B,)."""
 
     config_class = PixelVAEConfig
+    likelihood_kind = "bound"
 
     def __init__(self, config: PixelVAEConfig):
         if config.num_classes:
@@ -166,10 +167,23 @@ class PixelVAE(AutoregressiveImageModel):
             return [top]
         return [tuple(self.q_z1(h).chunk(2, dim=1)), top]
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(mean, log_var), each (B, latent_dim), of the top latent's posterior
         (q(z|x), or q(z2|x) for two levels): the code with the N(0, I) prior."""
         return self.encode_all(x)[-1]
+
+    def encode(self, x: Tensor) -> Tensor:
+        """x -> the posterior mean of the top latent, (B, latent_dim): one code per image."""
+        return self.posterior(x)[0]
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of the top latent from its prior N(0, I), (n, latent_dim)."""
+        zero = torch.zeros(n, self.config.latent_dim, device=self.device)
+        return reparameterize(zero, torch.zeros_like(zero), generator)
 
     # ------------------------------------------------------------------ generative network
     def prior_z1(self, z2: Tensor) -> tuple[Tensor, Tensor]:
@@ -261,11 +275,14 @@ class PixelVAE(AutoregressiveImageModel):
             log_prior = log_prior + D.gaussian_log_prob(zs[0], *self.prior_z1(zs[1]))
         return self.log_likelihood(x, zs[0]) + log_prior - log_q
 
-    def log_prob(self, x: Tensor, iw_samples: int = 1, batch_size: int = 512, generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
+                 generator: torch.Generator | None = None, batch_size: int = 512) -> Tensor:
         """Importance-weighted estimate L_k of log p(x), per image (B,), nats, with
-        k = ``iw_samples`` and the exact autoregressive p(x | z). A stochastic lower
-        bound: its expectation rises with k towards log p(x); k = 1 is the ELBO.
+        k = ``iw_samples`` (default 1) and the exact autoregressive p(x | z). A stochastic
+        lower bound: its expectation rises with k towards log p(x); k = 1 is the ELBO.
         ``batch_size`` caps the (x, z) pairs decoded at once."""
+        self.check_labels(labels, x.shape[0])
+        iw_samples = 1 if iw_samples is None else iw_samples
         if iw_samples < 1:
             raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
         self.check_images(x)
@@ -279,14 +296,13 @@ class PixelVAE(AutoregressiveImageModel):
                     s = min(reps, iw_samples - start)
                     post_s = [tuple(t.repeat(s, *[1] * (t.dim() - 1)) for t in q) for q in post]  # sample-major
                     log_w.append(self.log_weights(xb.repeat(s, 1, 1, 1), generator, post_s).view(s, -1))
-                out.append(iwae_log_mean_exp(torch.cat(log_w), dim=0))
+                out.append(D.log_mean_exp(torch.cat(log_w), dim=0))
             return torch.cat(out)
 
     # ------------------------------------------------------------------ sampling
     def _draw_prior(self, n: int, generator: torch.Generator | None) -> Tensor:
         """n draws of the bottom latent from the prior: z ~ N(0, I), or z2 ~ N(0, I) then z1 ~ p(z1|z2)."""
-        zero = torch.zeros(n, self.config.latent_dim, device=self.device)
-        return self._prior_bottom(reparameterize(zero, torch.zeros_like(zero), generator), generator)
+        return self._prior_bottom(self.latent(n, generator=generator), generator)
 
     def _prior_bottom(self, z_top: Tensor, generator: torch.Generator | None, mean: bool = False) -> Tensor:
         """Top latent -> bottom latent: itself for one level; z1 ~ p(z1|z2) (or its mean) for two."""
@@ -303,26 +319,28 @@ class PixelVAE(AutoregressiveImageModel):
         return self._generate(x, torch.zeros_like(x, dtype=torch.bool), self.conditioning(z), generator, method)
 
     @torch.inference_mode()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
         """n images (n, C, H, W) in [0, 1]: z (or z2, then z1 ~ p(z1|z2)) from the prior,
         then x ~ p(x | z) pixel by pixel in raster order."""
         self.check_labels(labels, n)
         return self.sample_given(self._draw_prior(n, generator), generator=generator, method=method)
 
     @torch.inference_mode()
-    def decode(self, z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Top latent (B, latent_dim) -> one draw x ~ p(x | z), (B, C, H, W) in [0, 1]
         (two levels: given z1 = the mean of p(z1 | z2)). A *sample*, not a mean image:
-        the PixelCNN decoder has no closed-form mean."""
+        the PixelCNN decoder has no closed-form mean. Unconditional: ``labels`` must be None."""
+        self.check_labels(labels, z.shape[0])
         return self.sample_given(self._prior_bottom(z, generator, mean=True), generator=generator)
 
     @torch.inference_mode()
     def reconstruct(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """x ~ p(x | z) at the posterior mean of the bottom latent, (B, C, H, W) in [0, 1]."""
+        """x ~ p(x | z) at the posterior mean of the bottom latent (z1 for two levels: more
+        detail than decode(encode(x)), which goes through the top code), (B, C, H, W) in [0, 1]."""
         return self.sample_given(self.encode_all(x)[0][0], generator=generator)
 
     @torch.inference_mode()
-    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None, labels: Tensor | None = None,
+    def complete(self, x: Tensor, observed_mask: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None,
                  method: str = "cached", z: Tensor | None = None) -> Tensor:
         """Keep the observed pixels of x (N, C, H, W) in [0, 1] and sample the others
         from p(x_i | x_<i, z) in raster order, for a bottom latent ``z`` (default:

@@ -326,7 +326,11 @@ class ProGAN(GenerativeModel):
         return x
 
     # ---------------------------------------------------------------- networks at the current stage
-    def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z ~ N(0, I), shape (n, latent_dim) (G normalises them to the sphere)."""
         return draw(torch.randn, n, self.config.latent_dim, generator=generator, device=self.device)
 
@@ -334,7 +338,7 @@ class ProGAN(GenerativeModel):
         """z (N, latent_dim) -> images at the current resolution, [-1, 1] scale (unclamped)."""
         return self.G(z, *self.stage)
 
-    def discriminate(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def discriminate(self, x: Tensor, *, labels: Tensor | None = None) -> Tensor:
         """D's scores (N,) on full-resolution images in [-1, 1], taken to the current stage."""
         self.check_images(x)
         if labels is not None:
@@ -386,12 +390,14 @@ class ProGAN(GenerativeModel):
         return {"loss": g, "g/loss": g.detach()}
 
     # ---------------------------------------------------------------- sampling
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """Latent codes (N, latent_dim) -> images (N, C, H, W) in [0, 1] at the full data
-        resolution (nearest-upsampled when the current stage is below it)."""
+        resolution (nearest-upsampled when the current stage is below it). Deterministic
+        (``generator`` is ignored); unconditional (``labels`` must be None)."""
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"expected latent codes of shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
+        self.check_labels(labels, z.shape[0])
         from ..data.transforms import from_signed
 
         level, alpha = self.stage
@@ -399,7 +405,7 @@ class ProGAN(GenerativeModel):
             x = upsample(self.G(z, level, alpha), 2 ** (self.num_levels - 1 - level))
         return from_signed(x).clamp(0, 1)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n images (n, C, H, W) in [0, 1] at the full data resolution (see :meth:`decode`)."""
         self.check_labels(labels, n)
-        return self.decode(self.latent(n, generator))
+        return self.decode(self.latent(n, generator=generator))

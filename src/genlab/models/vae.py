@@ -49,8 +49,8 @@ Likelihoods (``likelihood``)
   data (``input_mode="dequantize"``). This is a *density* on [0, 1]^D; a
   discrete image owns a cell of volume 256^-D, so the discrete log-likelihood is
   bounded by ``log p_continuous - D * log(256)`` nats (Theis et al., 2016).
-  :meth:`VAE.log_prob` returns the continuous value; subtract D * log(256)
-  (``log_prob_offset``) before comparing with the other likelihoods.
+  :meth:`VAE.log_prob` returns the continuous value; add ``log_prob_offset``
+  (-D * log(256)) before comparing with the other likelihoods.
 
 Likelihood estimate
 -------------------
@@ -123,12 +123,6 @@ def _randn(like: Tensor, generator: torch.Generator | None) -> Tensor:
     return D.draw(torch.randn, like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def iwae_log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:
-    """log (1/k) sum_i exp(log_w_i) along ``dim`` (k = its length), computed stably
-    with logsumexp. With log_w_i = log p(x, z_i) - log q(z_i | x) this is the IWAE estimate."""
-    return torch.logsumexp(log_w, dim=dim) - math.log(log_w.shape[dim])
-
-
 # ----------------------------------------------------------------------------- the model
 
 
@@ -137,6 +131,7 @@ class VAE(GenerativeModel):
     example, in nats, shape (B,). See the module docstring for the equations."""
 
     config_class = VAEConfig
+    likelihood_kind = "bound"
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
@@ -193,7 +188,15 @@ class VAE(GenerativeModel):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ networks
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
+
+    def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of z ~ N(0, I), (n, latent_dim), from ``generator`` (any device)."""
+        return _randn(torch.empty(n, self.config.latent_dim, device=self.device), generator)
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, C, H, W) in the model's input space -> (mu, log_var), each (B, latent_dim).
         With posterior="iaf" these are the parameters of the flow's initial Gaussian q_0."""
         mu, log_var = self._encoder_output(x)[:, : 2 * self.config.latent_dim].chunk(2, dim=1)
@@ -203,7 +206,7 @@ class VAE(GenerativeModel):
         """x -> (mu, log_var, h): q_0's parameters, each (B, latent_dim), and the IAF
         context h (B, iaf_context), or None for the Gaussian posterior."""
         if self.flow is None:
-            return (*self.encode(x), None)
+            return (*self.posterior(x), None)
         out = self._encoder_output(x)
         d = self.config.latent_dim
         mu, log_var = out[:, : 2 * d].chunk(2, dim=1)
@@ -227,9 +230,10 @@ class VAE(GenerativeModel):
             log_q = log_q - log_det
         return z, log_q
 
-    def latent_code(self, x: Tensor) -> Tensor:
-        """A deterministic code for x, (B, latent_dim): mu(x), or for the IAF the
-        flow's image of mu(x) (eps = 0), the point reconstructions are decoded from."""
+    def encode(self, x: Tensor) -> Tensor:
+        """One deterministic code for x, (B, latent_dim): mu(x), or for the IAF the
+        flow's image of mu(x) (eps = 0), the point reconstructions are decoded from.
+        The posterior's parameters come from :meth:`posterior`."""
         mu, _, h = self.encode_posterior(x)
         return mu if self.flow is None else self.flow(mu, h)[0]
 
@@ -265,9 +269,11 @@ class VAE(GenerativeModel):
             return D.discretized_logistic_log_prob(x, loc, scale)
         return D.gaussian_log_prob(x, loc, scale)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """z (B, latent_dim) -> the mean image of p(x | z), (B, C, H, W) in [0, 1]:
-        Bernoulli probabilities, or the logistic / Gaussian mean clipped to [0, 1]."""
+        Bernoulli probabilities, or the logistic / Gaussian mean clipped to [0, 1].
+        Deterministic (``generator`` is ignored); unconditional (``labels`` must be None)."""
+        self.check_labels(labels, z.shape[0])
         loc, _ = self._params(self.decoder_output(z))
         if self.config.likelihood == "bernoulli":
             return torch.sigmoid(loc)
@@ -327,24 +333,22 @@ class VAE(GenerativeModel):
         return [TrainStep("vae", [self], self.loss)]
 
     # ------------------------------------------------------------------ likelihood
-    @property
-    def log_prob_offset(self) -> float:
-        """What to add to :meth:`log_prob` to get (a bound on) the discrete log-likelihood
-        of 8-bit images in nats: -D log 256 for the Gaussian density, 0 otherwise."""
-        return -self.num_dims * math.log(256) if self.config.likelihood == "gaussian" else 0.0
-
-    def log_prob(self, x: Tensor, iw_samples: int = 1, batch_size: int = 2048, generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
+                 generator: torch.Generator | None = None, batch_size: int = 2048) -> Tensor:
         """Importance-weighted estimate of log p(x), per example (B,), nats:
 
             log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),  z_i ~ q(z | x),  k = iw_samples.
 
         A stochastic lower bound on log p(x) (Burda et al. 2016): its expectation
-        increases with k towards log p(x); k = 1 equals the ELBO in expectation.
+        increases with k towards log p(x); k = 1 (the default, ``iw_samples=None``)
+        equals the ELBO in expectation.
         ``batch_size`` caps the number of (x, z) pairs decoded at once, so
         k = 1000 fits in memory. With posterior="iaf", z_i and q(z_i | x) come
         from the flow (see :meth:`sample_posterior`). For the Gaussian likelihood this is a density
-        on dequantised data; see :attr:`log_prob_offset`.
+        on dequantised data; add :attr:`log_prob_offset` for the discrete value.
         """
+        self.check_labels(labels, x.shape[0])
+        iw_samples = 1 if iw_samples is None else iw_samples
         if iw_samples < 1:
             raise ValueError("iw_samples must be >= 1")
         self.check_images(x)
@@ -363,7 +367,7 @@ class VAE(GenerativeModel):
                     log_pz = D.standard_normal_log_prob(z)
                     log_px = self.log_likelihood(xb.repeat(s, 1, 1, 1), z)
                     log_w.append((log_px + log_pz - log_q).view(s, n))
-                out.append(iwae_log_mean_exp(torch.cat(log_w), dim=0))
+                out.append(D.log_mean_exp(torch.cat(log_w), dim=0))
             return torch.cat(out)
 
     # ------------------------------------------------------------------ sampling
@@ -371,8 +375,8 @@ class VAE(GenerativeModel):
         self,
         n: int,
         *,
-        generator: torch.Generator | None = None,
         labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
         noisy: bool = False,
         temperature: float = 1.0,
     ) -> Tensor:
@@ -385,7 +389,7 @@ class VAE(GenerativeModel):
         """
         self.check_labels(labels, n)
         with torch.inference_mode():
-            z = _randn(torch.empty(n, self.config.latent_dim, device=self.device), generator) * temperature
+            z = self.latent(n, generator=generator) * temperature
             if not noisy:
                 return self.decode(z)
             loc, scale = self._params(self.decoder_output(z))
@@ -399,9 +403,3 @@ class VAE(GenerativeModel):
                 dev = generator.device if generator is not None else loc.device
                 return D.discretized_logistic_sample(loc.to(dev), scale.to(dev), generator=generator).to(loc.device)
             return (loc + torch.exp(0.5 * scale) * _randn(loc, generator)).clamp(0.0, 1.0)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """decode(latent_code(x)): the mean image at the posterior mean mu(x) (for the
-        IAF: at the flow's image of mu(x)), (B, C, H, W) in [0, 1]."""
-        with torch.inference_mode():
-            return self.decode(self.latent_code(x))

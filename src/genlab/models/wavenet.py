@@ -70,6 +70,8 @@ class ResidualLayer(nn.Module):
 class WaveNet(GenerativeModel):
     config_class = WaveNetConfig
     input_mode = "unit"
+    data_kind = "sequence"
+    likelihood_kind = "exact"
 
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
@@ -114,8 +116,10 @@ class WaveNet(GenerativeModel):
         onehot = F.one_hot(self.codes(x), self.config.levels).transpose(1, 2).to(self.embed.weight.dtype)
         return self.logits_from_onehot(onehot, labels)
 
-    def log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Exact log p(x) in nats per sequence, shape (B,); x (B, 1, 1, L) mu-law codes / 255."""
+    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Exact log p(x) in nats per sequence, shape (B,); x (B, 1, 1, L) mu-law codes / 255.
+        Deterministic: ``iw_samples`` and ``generator`` are ignored."""
         self.check_images(x)
         labels = self.check_labels(labels, x.shape[0])
         logp = F.log_softmax(self(x, labels), dim=1)
@@ -124,14 +128,14 @@ class WaveNet(GenerativeModel):
     def train_steps(self) -> list[TrainStep]:
         def loss(batch: dict) -> dict:
             y = batch.get("y") if self.config.num_classes > 0 else None
-            nll = -self.log_prob(batch["x"], y).mean()
+            nll = -self.log_prob(batch["x"], labels=y).mean()
             return {"loss": nll, "nll": nll.detach(), "bpd": D.bits_per_dim(nll.detach(), self.num_dims)}
 
         return [TrainStep("nll", [self], loss)]
 
     # ------------------------------------------------------------ sampling
     @torch.inference_mode()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
         """n sequences (n, 1, 1, L) of mu-law codes / 255 in [0, 1] (write them with
         :func:`genlab.data.audio.save_wav`). ``method``: "cached" (one queue per
         dilated layer, O(receptive field) per sample) or "naive" (full pass per sample)."""

@@ -109,6 +109,8 @@ class AutoregressiveImageModel(GenerativeModel):
       (the Gated PixelCNN updates its vertical stack there).
     """
 
+    likelihood_kind = "exact"
+
     def __init__(self, config):
         super().__init__(config)
         c = config.image_shape[0]
@@ -127,11 +129,13 @@ class AutoregressiveImageModel(GenerativeModel):
         return 2 * x - 1
 
     # ------------------------------------------------------------ likelihood
-    def log_prob(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
+                 generator: torch.Generator | None = None) -> Tensor:
         """Exact log p(x) (log p(x | label) when conditional) in nats, shape (B,).
 
         x: (B, C, H, W) in the model's input space: {0, 1} for Bernoulli, the grid
-        {0, 1/(levels-1), ..., 1} otherwise (8-bit data divided by 255).
+        {0, 1/(levels-1), ..., 1} otherwise (8-bit data divided by 255). Exact and
+        deterministic: ``iw_samples`` and ``generator`` are ignored.
         """
         self.check_images(x)
         labels = self.check_labels(labels, x.shape[0])
@@ -141,14 +145,14 @@ class AutoregressiveImageModel(GenerativeModel):
         def loss(batch: dict) -> dict:
             x = batch["x"]
             y = batch.get("y") if self.config.num_classes > 0 else None
-            nll = -self.log_prob(x, y).mean()
+            nll = -self.log_prob(x, labels=y).mean()
             return {"loss": nll, "nll": nll.detach(), "bpd": D.bits_per_dim(nll.detach(), self.num_dims)}
 
         return [TrainStep("nll", [self], loss)]
 
     # ------------------------------------------------------------ sampling
     @torch.inference_mode()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
         """n images (n, C, H, W) in [0, 1], drawn pixel by pixel in raster order.
 
         ``method="cached"`` (default) reuses every layer's past activations,

@@ -58,13 +58,16 @@ def train_background(
     from ..data import ImageDataset
     from ..loading import load
 
-    if isinstance(model_name_or_config, RunConfig):
-        rc = model_name_or_config
-    elif isinstance(model_name_or_config, str):
-        config_cls, _ = registry.get(model_name_or_config)
-        rc = RunConfig(model_name=model_name_or_config, model=config_cls(image_shape=tuple(dataset.shape)))
-    elif hasattr(model_name_or_config, "config"):
-        rc = RunConfig(model_name=registry.name_of(model_name_or_config), model=model_name_or_config.config)
+    from ..models.base import GenerativeModel
+
+    spec = model_name_or_config
+    if isinstance(spec, RunConfig):
+        rc = spec
+    elif isinstance(spec, str):
+        config_cls, _ = registry.get(spec)
+        rc = RunConfig(model_name=spec, model=config_cls(image_shape=tuple(dataset.shape)))
+    elif isinstance(spec, GenerativeModel):
+        rc = RunConfig(model_name=registry.name_of(spec), model=spec.config)
     else:
         raise TypeError("model_name_or_config must be a model name, a RunConfig or a genlab model")
     rc = dataclasses.replace(

@@ -44,7 +44,7 @@ def prepare_once(model, x, seed: int = 0) -> tuple[Tensor, Tensor, int]:
     """
     images, _, _ = as_images01(x)
     g = torch.Generator().manual_seed(int(seed))
-    prepared = model.prepare(images, generator=g) if hasattr(model, "prepare") else images
+    prepared = model.prepare(images, generator=g)
     is_seed = int(torch.randint(0, 2**62, (1,), generator=g))
     return images, prepared, is_seed
 
@@ -98,7 +98,7 @@ def scored_code_bits(model, images01: Tensor, prepared: Tensor, compressor: str 
     the model's NLL is about, (N,). For Bernoulli models (``input_mode == "binary"``) that
     is the binarized tensor ``prepared`` (one bit per pixel); for every other model the
     8-bit image (dequantized densities are converted to the 8-bit image's likelihood)."""
-    if getattr(model, "input_mode", "unit") == "binary":
+    if model.input_mode == "binary":
         return compressed_bits(prepared, compressor, binary=True)
     return compressed_bits(images01, compressor)
 
@@ -153,7 +153,7 @@ def scores(model, x, methods, *, background=None, train_entropy: float | None = 
             raise ValueError("method='likelihood-ratio' needs background=<a model trained on perturbed inputs>; see genlab.ood.train_background")
         if background.num_dims != model.num_dims:
             raise ValueError(f"the background model has {background.num_dims} dimensions, the model {model.num_dims}")
-        modes = (getattr(model, "input_mode", "unit"), getattr(background, "input_mode", "unit"))
+        modes = (model.input_mode, background.input_mode)
         if modes[0] != modes[1]:
             raise ValueError(f"the model takes {modes[0]!r} inputs, the background model {modes[1]!r}: both must score the "
                              "same tensor; train the background as the same kind of model (genlab.ood.train_background)")

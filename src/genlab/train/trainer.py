@@ -373,12 +373,10 @@ class Trainer:
         )
 
     def _iteration(self) -> None:
-        # Optional hook: a model whose behaviour depends on the iteration (e.g. progan's
-        # growth schedule) defines begin_iteration(step); step is 0-based and checkpointed,
+        # The contract's per-iteration hook (a no-op unless the model's behaviour depends on
+        # the iteration, e.g. progan's growth schedule); step is 0-based and checkpointed,
         # so a resumed run calls it with the same values as an uninterrupted one.
-        begin = getattr(self.model, "begin_iteration", None)
-        if begin is not None:
-            begin(self.step)
+        self.model.begin_iteration(self.step)
         batch = None
         for i, step in enumerate(self.steps):
             if batch is None or step.new_batch:
@@ -494,7 +492,7 @@ class Trainer:
     def save_samples(self, path: str | Path | None = None) -> Path | None:
         """A grid of 64 samples (EMA weights when on) with a fixed-seed generator, saved as
         ``samples/step-XXXXXXX.png``. Leaves the training RNG streams untouched."""
-        if not self.dist.is_main or not self._can_sample or not hasattr(self.model, "sample"):
+        if not self.dist.is_main or not self._can_sample or "sample" not in self.model.capabilities:
             return None
         from ..viz.images import save_png
 
@@ -507,10 +505,10 @@ class Trainer:
                 self.model.load_state_dict(self.ema.weights_like(self.model))
             self.model.eval()
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed)
-            k = getattr(getattr(self.model, "config", None), "num_classes", 0) or 0
+            k = self.model.config.num_classes
             labels = (torch.arange(SAMPLE_COUNT, device=self.device) % k) if k > 0 else None
             try:
-                x = self.model.sample(SAMPLE_COUNT, generator=gen, labels=labels) if labels is not None else self.model.sample(SAMPLE_COUNT, generator=gen)
+                x = self.model.sample(SAMPLE_COUNT, labels=labels, generator=gen)
             except NotImplementedError:
                 self._can_sample = False
                 return None

@@ -69,15 +69,15 @@ def walk_codes(points: Tensor, steps: int = 16, method: str = "slerp") -> Tensor
 def gan_walk_gif(model, path: str | Path, points: int = 4, steps: int = 16, method: str = "slerp",
                  generator: torch.Generator | None = None, labels: Tensor | None = None, walks: int = 1,
                  duration_ms: int = 80, scale: int = 2) -> Path:
-    """Write a looping GIF of a latent walk of a GAN (any model with ``latent(n,
-    generator)`` and ``decode(z, labels)`` returning images in [0, 1]).
+    """Write a looping GIF of a latent walk of a GAN (any image model with the ``latent``
+    and ``decode`` capabilities).
 
     ``points`` random codes are visited in a closed loop with ``steps`` frames per leg
     (``points * steps`` frames). ``walks`` > 1 shows that many independent walks side by
     side. A class-conditional model needs ``labels``: ``walks`` values (or one), each
     walk keeping its label. Returns the path.
     """
-    if len(getattr(model.config, "image_shape", ())) != 3:
+    if model.data_kind != "image":
         raise ValueError("latent walks are drawn for image models; this model makes points (use genlab.viz.toy2d)")
     z = model.latent(points * walks, generator=generator).float().cpu().view(points, walks, -1)
     codes = walk_codes(z, steps, method)  # (frames, walks, d)
@@ -86,6 +86,6 @@ def gan_walk_gif(model, path: str | Path, points: int = 4, steps: int = 16, meth
         labels = labels.expand(walks) if labels.numel() == 1 else labels
     frames = []
     for c in codes:
-        x = model.decode(c.to(model.device), labels.to(model.device) if labels is not None else None)
+        x = model.decode(c.to(model.device), labels=labels.to(model.device) if labels is not None else None)
         frames.append(x[0].float().cpu() if walks == 1 else make_grid(x.float().cpu(), nrow=walks))
     return save_gif(frames, path, duration_ms=duration_ms, scale=scale)

@@ -1,11 +1,14 @@
 """Moving around a latent space: interpolations, loops, the 2-D manifold figure
 and single-dimension traversals.
 
-Works with any model that has ``decode(z) -> images (B, C, H, W) in [0, 1]``
-(VAE, GAN generators, ...); the functions that start from images also need
-``encode(x) -> (mu, log_var)`` (or a tensor of codes) and use the posterior
-mean. Images going in are in the model's input space (see ``model.prepare``);
-images coming out are in [0, 1]. Everything runs under ``torch.inference_mode``.
+Works with any model whose capabilities include ``decode`` (codes of a 1-D
+``latent_shape`` -> images (B, C, H, W) in [0, 1]: VAE, GAN generators, ...); the
+functions that start from images also need ``encode`` (one code per image, e.g.
+the VAE's posterior mean). ``labels`` (one value for all, or one per code) and
+``generator`` are passed to ``decode`` for class-conditional models and decoders
+that sample. Images going in are in the model's input space (see
+``model.prepare``); images coming out are in [0, 1]. Everything runs under
+``torch.inference_mode``.
 """
 
 from __future__ import annotations
@@ -59,26 +62,24 @@ def _path(method: str):
     raise ValueError(f"unknown interpolation method {method!r}; use 'slerp' or 'lerp'")
 
 
-def _codes(model, x: Tensor) -> Tensor:
-    """Deterministic codes of images x (B, C, H, W) -> (B, latent_dim): the model's
-    ``latent_code(x)`` when it has one (e.g. the IAF posterior's image of the mean),
-    else the posterior mean ``encode(x)[0]``."""
-    if hasattr(model, "latent_code"):
-        return model.latent_code(x)
-    if not hasattr(model, "encode"):
-        raise TypeError(f"{type(model).__name__} has no encode(); pass latent codes to z_interpolation_frames / loop_frames instead")
-    out = model.encode(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def _decode(model, z: Tensor, batch_size: int = 256) -> Tensor:
-    return torch.cat([model.decode(zb.to(model.device)).float().cpu() for zb in z.split(batch_size)])
+def _decode(model, z: Tensor, labels=None, generator: torch.Generator | None = None, batch_size: int = 256) -> Tensor:
+    """decode(z) in batches; ``labels``: None, one value for every code, or one per code."""
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
+        labels = labels.expand(z.shape[0]) if labels.numel() == 1 else labels
+        labels = labels.split(batch_size)
+    out = []
+    for i, zb in enumerate(z.split(batch_size)):
+        lb = labels[i].to(model.device) if labels is not None else None
+        out.append(model.decode(zb.to(model.device), labels=lb, generator=generator).float().cpu())
+    return torch.cat(out)
 
 
 # ----------------------------------------------------------------------------- frames
 
 
-def z_interpolation_frames(model, z0: Tensor, z1: Tensor, steps: int = 16, method: str = "slerp") -> list[Tensor]:
+def z_interpolation_frames(model, z0: Tensor, z1: Tensor, steps: int = 16, method: str = "slerp", *, labels=None,
+                           generator: torch.Generator | None = None) -> list[Tensor]:
     """Decode ``steps`` points from z0 to z1 (both ends included).
 
     z0, z1: (latent_dim,) or (B, latent_dim). Returns a list of ``steps`` images,
@@ -92,7 +93,7 @@ def z_interpolation_frames(model, z0: Tensor, z1: Tensor, steps: int = 16, metho
     with torch.inference_mode():
         ts = torch.linspace(0, 1, steps, dtype=z0.dtype)
         zs = torch.stack([f(z0, z1, t) for t in ts])  # (steps, B, d)
-        imgs = _decode(model, zs.reshape(-1, zs.shape[-1])).view(steps, z0.shape[0], *model.config.image_shape)
+        imgs = _decode(model, zs.reshape(-1, zs.shape[-1]), labels, generator).view(steps, z0.shape[0], *model.config.image_shape)
     return [im[0] if single else im for im in imgs]
 
 
@@ -104,7 +105,7 @@ def interpolation_frames(model, x_a: Tensor, x_b: Tensor, steps: int = 16, metho
     xa = x_a.unsqueeze(0) if single else x_a
     xb = x_b.unsqueeze(0) if single else x_b
     with torch.inference_mode():
-        za, zb = _codes(model, xa.to(model.device)), _codes(model, xb.to(model.device))
+        za, zb = model.encode(xa.to(model.device)), model.encode(xb.to(model.device))
     if single:
         za, zb = za[0], zb[0]
     return z_interpolation_frames(model, za.float().cpu(), zb.float().cpu(), steps, method)
@@ -142,13 +143,14 @@ def save_interpolation_gif(frames: Sequence[Tensor], path: str | Path, *, durati
 
 
 def _latent_dim(model) -> int:
-    d = getattr(getattr(model, "config", None), "latent_dim", None) or getattr(model, "latent_dim", None)
-    if d is None:
-        raise TypeError(f"cannot tell the latent size of {type(model).__name__}: give it config.latent_dim")
-    return int(d)
+    shape = tuple(model.latent_shape)
+    if len(shape) != 1:
+        raise ValueError(f"{type(model).__name__} has codes of shape {shape}; these figures need 1-D codes")
+    return int(shape[0])
 
 
-def manifold_grid(model, n: int = 20, dims: tuple[int, int] = (0, 1), span: float | None = None, padding: int = 0) -> Tensor:
+def manifold_grid(model, n: int = 20, dims: tuple[int, int] = (0, 1), span: float | None = None, padding: int = 0, *,
+                  labels=None, generator: torch.Generator | None = None) -> Tensor:
     """The learned 2-D manifold figure of Kingma & Welling (2014, Fig. 4).
 
     z_{dims[0]} (columns, left to right) and z_{dims[1]} (rows, top to bottom) run
@@ -172,7 +174,7 @@ def manifold_grid(model, n: int = 20, dims: tuple[int, int] = (0, 1), span: floa
     z[:, :, i] = vals.view(1, n)  # columns
     z[:, :, j] = vals.view(n, 1)  # rows
     with torch.inference_mode():
-        imgs = _decode(model, z.view(n * n, d))
+        imgs = _decode(model, z.view(n * n, d), labels, generator)
     return make_grid(imgs, nrow=n, padding=padding)
 
 
@@ -194,7 +196,7 @@ def traversal_grid(model, x: Tensor, dims: Sequence[int] | int | None = None, sp
         raise ValueError(f"dims must be in 0..{d - 1}, got {dims}")
     xb = x.unsqueeze(0) if x.dim() == 3 else x[:1]
     with torch.inference_mode():
-        mu = _codes(model, xb.to(model.device))[0].float().cpu()
+        mu = model.encode(xb.to(model.device))[0].float().cpu()
         offsets = torch.linspace(-span, span, steps)
         z = mu.repeat(len(dims), steps, 1)  # (rows, steps, d)
         for r, k in enumerate(dims):
