@@ -12,7 +12,8 @@ with its diff. Not part of CI: a module takes minutes to an hour on a small mach
     python scripts/mutation.py --list               # the modules and their tests
     python scripts/mutation.py ood --max-children 2 --work /tmp/genlab-mutmut
 
-Survivors that are equivalent mutants (no test can tell them apart from the original, e.g.
+Statements that raise an error or a warning are not mutated (``NOT_MUTATED``): their
+wording is not maths. Survivors that are equivalent mutants (no test can tell them apart from the original, e.g.
 a changed default that every caller overrides) are listed with the reason in
 ``scripts/mutation_equivalent.txt`` (``<mutant name>: <reason>``, one a line); the report
 marks them and counts them apart.
@@ -41,6 +42,9 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "masked": (["src/genlab/nn/masked.py"], ["tests/test_pixelcnn.py", "tests/test_wavenet.py"]),
     "iaf": (["src/genlab/nn/iaf.py"], ["tests/test_iaf.py"]),
 }
+#: lines whose statements are not mutated: raising an error and warning (the wording of a
+#: message is not maths; that every message names real options is tested in test_bad_input.py)
+NOT_MUTATED = [r"^\\s*raise ", r"warnings\\.warn\\("]
 #: tests left out of every selection: end-to-end CLI runs and the like (slow, and they test plumbing)
 DESELECT = "not cli and not slow and not real_vae and not trainer"
 
@@ -70,6 +74,7 @@ def prepare(module: str, work: Path) -> Path:
         f"pytest_add_cli_args_test_selection = {_toml_list(tests + ['-k', DESELECT])}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
         'process_isolation = "forkserver"\n'
+        f"do_not_mutate_patterns = {_toml_list(NOT_MUTATED)}\n"
         "use_git_change_detection = false\n"
     )
     (dest / "pyproject.toml").write_text(pyproject)
