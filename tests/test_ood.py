@@ -274,3 +274,73 @@ def test_compressed_bits_of_binary_images():
         ood.compressed_bits(x * 0.5, binary=True)
     with pytest.raises(ValueError, match="compressor"):
         ood.compressed_bits(x, "lzma")
+
+
+def test_fpr_at_tpr_at_other_levels_against_brute_force():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        a, b = rng.integers(0, 6, 25).astype(float), rng.integers(1, 7, 30).astype(float)
+        for percent in (50, 80, 100):
+            best = None
+            for t in sorted(set(a.tolist()) | set(b.tolist()) | {math.inf}):
+                if 100 * int((b >= t).sum()) >= percent * len(b):
+                    best = t
+            assert ood.fpr_at_tpr(a, b, percent) == float((a >= best).mean())
+        assert ood.fpr_at_tpr(a, b) == ood.detection_metrics(a, b)["fpr95"] == _brute_force_fpr95(a, b)
+
+
+def test_roc_points_run_from_the_origin_with_outliers_positive():
+    fpr, tpr = ood.roc_points([0.0, 1.0], [2.0, 3.0])  # perfectly separated: TPR reaches 1 before any inlier is flagged
+    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
+    assert tpr[fpr == 0].max() == 1.0
+    fpr, tpr = ood.roc_points([2.0, 3.0], [0.0, 1.0])  # reversed: every inlier is flagged before any outlier
+    assert tpr[fpr < 1].max() == 0.0
+
+
+def test_markdown_table_rows():
+    table = ood.markdown_table({"noise": {"likelihood": {"auroc": 0.98765, "aupr": 0.5, "fpr95": 0.125}}}, title="T")
+    assert table == ("### T\n\n| outlier set | method | AUROC | AUPR | FPR@95%TPR |\n|---|---|---|---|---|\n"
+                     "| noise | likelihood | 0.988 | 0.500 | 0.125 |\n")
+    assert ood.markdown_table({}).startswith("| outlier set |")
+
+
+class CountingBound(PixelHistogram):
+    """The histogram, declared an importance-sampled bound; records the iw_samples it is asked for."""
+
+    likelihood_kind = "bound"
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.asked = []
+
+    def log_prob(self, x, *, labels=None, iw_samples=None, generator=None):
+        self.asked.append(iw_samples)
+        return super().log_prob(x)
+
+
+def test_evaluate_ood_report_settings_caps_and_files(setup, tmp_path):
+    model, train, test = setup
+    bound = CountingBound(ModelConfig(image_shape=(1, 8, 8)), train.images)
+    outs = {"folder:a/b": ood.outlier_set("noise", test, 40)}
+    r = ood.evaluate_ood(bound, test, outs, methods=["likelihood", "complexity"], max_examples=30, seed=3, out_dir=tmp_path)
+    assert set(bound.asked) == {ood.DEFAULT_OOD_IW_SAMPLES} == {10}  # the default importance samples of OOD scoring
+    assert r["n_in"] == 30 and r["n_out"] == {"folder:a/b": 30}
+    assert r["settings"] == {
+        "methods": ["likelihood", "complexity"], "positive_class": "outliers (higher score = more anomalous)",
+        "units": "bits per dimension", "iw_samples": 10, "typicality_batch": None, "train_entropy_bits_per_dim": None,
+        "compressor": "png", "seed": 3,
+    }
+    s_in = ood.scores(bound, test.images[:30], ["likelihood", "complexity"], seed=3)
+    assert r["mean_scores"]["in-distribution"] == {m: pytest.approx(float(v.mean())) for m, v in s_in.items()}
+    s_out = ood.scores(bound, outs["folder:a/b"].images[:30], ["likelihood"], seed=3)["likelihood"]
+    assert r["mean_scores"]["folder:a/b"]["likelihood"] == pytest.approx(float(s_out.mean()))
+    assert r["results"]["folder:a/b"]["likelihood"] == ood.detection_metrics(s_in["likelihood"].numpy(), s_out.numpy())
+    assert r["plots"] == [str(tmp_path / "roc-folder_a_b.png")] and Image.open(r["plots"][0]).format == "PNG"
+    assert (tmp_path / "ood.md").read_text() == r["markdown"]
+    assert json.loads((tmp_path / "ood.json").read_text())["settings"]["seed"] == 3
+    bound.asked.clear()
+    ood.score(bound, test, "likelihood", iw_samples=4)
+    assert set(bound.asked) == {4}
+    r = ood.evaluate_ood(model, test, {"noise": outs["folder:a/b"]}, methods=["typicality"], train_entropy=2.5, typicality_batch=7)
+    assert r["settings"]["iw_samples"] is None and r["settings"]["typicality_batch"] == 7 and r["settings"]["compressor"] is None
+    assert r["settings"]["train_entropy_bits_per_dim"] == 2.5 and "plots" not in r
