@@ -45,6 +45,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
 #: lines whose statements are not mutated: raising an error and warning (the wording of a
 #: message is not maths; that every message names real options is tested in test_bad_input.py)
 NOT_MUTATED = [r"^\\s*raise ", r"warnings\\.warn\\("]
+#: mutmut's verdicts that count as killed
+KILLED = ("killed", "caught by type check", "timeout")
 #: tests left out of every selection: end-to-end CLI runs and the like (slow, and they test plumbing)
 DESELECT = "not cli and not slow and not real_vae and not trainer"
 
@@ -119,14 +121,16 @@ def report(module: str, dest: Path, show_diffs: bool = True) -> tuple[int, int, 
     """Print the module's killed share and its survivors; returns (killed, equivalent, total)."""
     status = results(dest)
     eq = equivalent()
-    killed = sum(s in ("killed", "caught by type check", "timeout") for s in status.values())
-    survivors = {k: s for k, s in status.items() if s not in ("killed", "caught by type check", "timeout")}
+    pending = sum(s == "not checked" for s in status.values())  # a run stopped before it reached them
+    status = {k: s for k, s in status.items() if s != "not checked"}
+    killed = sum(s in KILLED for s in status.values())
+    survivors = {k: s for k, s in status.items() if s not in KILLED}
     n_eq = sum(k in eq for k in survivors)
     total = len(status)
     share = killed / total if total else float("nan")
     share_eq = killed / (total - n_eq) if total - n_eq else float("nan")
     print(f"\n## {module}: {killed}/{total} mutants killed ({100 * share:.1f}%), {n_eq} survivors listed as equivalent "
-          f"({100 * share_eq:.1f}% of the non-equivalent ones killed)")
+          f"({100 * share_eq:.1f}% of the non-equivalent ones killed)" + (f"; {pending} mutants not tested yet" if pending else ""))
     for name, s in sorted(survivors.items()):
         tag = f"equivalent: {eq[name]}" if name in eq else s
         print(f"- {name} ({tag})")
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only:
             names: list[str] = []
             if args.rerun:  # same mutants (the source is not copied again), new tests
-                names = [k for k, v in results(dest).items() if v not in ("killed", "caught by type check", "timeout")]
+                names = [k for k, v in results(dest).items() if v not in KILLED]
                 refresh_tests(module, dest)
             else:
                 dest = prepare(module, Path(args.work))

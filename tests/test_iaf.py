@@ -252,3 +252,19 @@ def test_cli_trains_an_iaf_vae(tmp_path):
     assert main(["train", "vae", "--data", "digits", "--steps", "3", "--out", str(out), *[a for kv in sets for a in ("--set", kv)]]) == 0
     m = genlab.load(out)
     assert m.config.posterior == "iaf" and len(m.flow.steps) == 2
+
+
+def test_flow_structure_alternates_orders_and_keeps_its_defaults():
+    from genlab.nn.iaf import IAF
+
+    one = IAF(3, 1, [8])  # a single step is a valid flow
+    z, ld = one(torch.randn(4, 3))
+    assert z.shape == (4, 3) and ld.shape == (4,)
+    assert [s.reverse for s in IAF(3, 4, [8]).steps] == [False, True, False, True]
+    torch.manual_seed(0)
+    default = IAF(3, 2, [8]).state_dict()
+    torch.manual_seed(0)
+    explicit = IAF(3, 2, [8], context_dim=0, forget_bias=2.0).state_dict()
+    assert default.keys() == explicit.keys() and all(torch.equal(default[k], explicit[k]) for k in default)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        IAF(3, 0, [8])
