@@ -228,11 +228,12 @@ class BernoulliPixels(GenerativeModel):
 
     def __init__(self, config, p: torch.Tensor, draws: int):
         super().__init__(config)
-        self.p, self.draws, self.seen = p.reshape(-1).double(), draws, []
+        self.p, self.draws, self.seen, self.iw = p.reshape(-1).double(), draws, [], []
 
     def log_prob(self, x, *, labels=None, iw_samples=None, generator=None):
         torch.rand(self.draws, generator=generator)
         self.seen.append(x.clone())
+        self.iw.append(iw_samples)
         flat = x.reshape(len(x), -1).double()
         return (flat * self.p.log() + (1 - flat) * (1 - self.p).log()).sum(1)
 
@@ -344,3 +345,34 @@ def test_evaluate_ood_report_settings_caps_and_files(setup, tmp_path):
     r = ood.evaluate_ood(model, test, {"noise": outs["folder:a/b"]}, methods=["typicality"], train_entropy=2.5, typicality_batch=7)
     assert r["settings"]["iw_samples"] is None and r["settings"]["typicality_batch"] == 7 and r["settings"]["compressor"] is None
     assert r["settings"]["train_entropy_bits_per_dim"] == 2.5 and "plots" not in r
+
+
+def test_evaluate_ood_passes_its_settings_to_every_score(setup, capsys):
+    """Seed, importance samples, batch size, typicality batch and compressor reach the scores
+    (a Bernoulli model: its scores depend on the seed of the binarization)."""
+    _, train, test = setup
+    cfg = ModelConfig(image_shape=(1, 8, 8))
+    model = BernoulliPixels(cfg, (train.images.double() / 255).mean(0).clamp(0.05, 0.95), draws=1)
+    many = ImageDataset(torch.cat([test.images] * 3), name="x3")  # 300 inputs
+    outs = {"noise": ood.outlier_set("noise", test, 300)}
+    methods = ["likelihood", "typicality", "complexity"]
+
+    def check(r, **kw):
+        for name, data in (("in-distribution", many), ("noise", outs["noise"])):
+            want = ood.scores(model, data, methods, **kw)
+            for m in methods:
+                assert r["mean_scores"][name][m] == pytest.approx(float(want[m].mean()), rel=1e-12), (name, m)
+
+    model.seen.clear(), model.iw.clear()
+    r = ood.evaluate_ood(model, many, outs, methods, train_data=train)
+    assert [len(x) for x in model.seen[-2:]] == [256, 44] and set(model.iw) == {10}  # default batch 256, k = 10
+    h = ood.training_entropy(model, train, seed=0, iw_samples=10)
+    check(r, train_entropy=h, typicality_batch=10, seed=0)
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    model.seen.clear(), model.iw.clear()
+    r = ood.evaluate_ood(model, many, outs, methods, train_data=train, seed=4, iw_samples=3, batch_size=100,
+                         typicality_batch=7, compressor="zlib")
+    assert {len(x) for x in model.seen} == {100} and set(model.iw) == {3}
+    h = ood.training_entropy(model, train, seed=4, iw_samples=3)
+    assert r["settings"]["train_entropy_bits_per_dim"] == pytest.approx(h, rel=1e-12)
+    check(r, train_entropy=h, typicality_batch=7, seed=4, iw_samples=3, compressor="zlib")

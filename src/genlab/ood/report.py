@@ -94,6 +94,7 @@ def evaluate_ood(
             "typicality" needs ``train_entropy`` or ``train_data``.
         max_examples: use at most this many inputs of each set (the first ones).
         out_dir: when given, writes ``ood.json``, ``ood.md`` and one ROC PNG per outlier set.
+        progress: show a progress bar per scored set.
 
     Returns:
         ``{"results": {set: {method: {"auroc", "aupr", "fpr95"}}}, "mean_scores":
@@ -114,7 +115,7 @@ def evaluate_ood(
 
     kw = dict(background=background, train_entropy=train_entropy, typicality_batch=typicality_batch, compressor=compressor, iw_samples=iw_samples, batch_size=batch_size, seed=seed)
     x_in = _cap(in_data)
-    in_scores = scores(model, x_in, list(methods), **kw)
+    in_scores = scores(model, x_in, list(methods), progress=progress, **kw)
     results: dict[str, dict[str, dict[str, float]]] = {}
     means: dict[str, dict[str, float]] = {"in-distribution": {m: float(s.mean()) for m, s in in_scores.items()}}
     n_out = {}
@@ -125,7 +126,7 @@ def evaluate_ood(
             raise ValueError(f"outlier set {name!r} has shape {tuple(x_out.shape[1:])}, the in-distribution data {tuple(x_in.shape[1:])}; use genlab.ood.outlier_set to convert it")
         n_out[name] = len(x_out)
         results[name], means[name], curves[name] = {}, {}, {}
-        out_scores = scores(model, x_out, list(methods), **kw)
+        out_scores = scores(model, x_out, list(methods), progress=progress, **kw)
         for mth in methods:
             s_out = out_scores[mth]
             results[name][mth] = detection_metrics(in_scores[mth].numpy(), s_out.numpy())
