@@ -10,6 +10,8 @@ makes one call into the library; nothing here computes anything itself.
     genlab interpolate runs/vae-mnist-5k
     genlab manifold runs/vae-mnist-5k
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
+    genlab report runs/vae-mnist-5k            # runs/vae-mnist-5k/report.html
+    genlab serve runs/vae-mnist-5k runs/pixelcnn-mnist-5k
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from .config import DEFAULT_DATA
 from .errors import GenlabError
 
 
@@ -104,7 +107,7 @@ def _test_images(model, run: Path, args, n: int, g):
     import torch
 
     d = _run_config(run)
-    ds = _data_for(model, args.data or d.get("name", "mnist-5k"), "test", args.data_dir or d.get("data_dir"))
+    ds = _data_for(model, args.data or d.get("name", DEFAULT_DATA), "test", args.data_dir or d.get("data_dir"))
     idx = torch.randperm(len(ds), generator=g)[:n]
     x01 = ds.images[idx].float() / 255
     return x01, model.prepare(x01, generator=g)
@@ -122,41 +125,39 @@ def _run_config(run: Path):
 
 
 def cmd_train(args) -> None:
-    from . import registry
-    from .config import DataConfig, RunConfig, TrainConfig, apply_overrides
     from .train import train
 
-    config_cls, _ = registry.get(args.model)
-    cfg = RunConfig(model_name=args.model, model=config_cls(), train=TrainConfig(), data=DataConfig())
-    sets = list(args.set or [])
-    if args.data is None:  # translators train on two domains; every other model on the embedded digits
-        from .models.cyclegan import DEFAULT_DATA
-
-        args.data = DEFAULT_DATA if args.model == "cyclegan" else "mnist-5k"
-    if args.model == "cyclegan":
-        from .models.cyclegan import TRAIN_PRESET
-
-        sets = TRAIN_PRESET + sets  # batch 32, 600 steps: a few CPU minutes; the user's flags win
-    if args.model == "gan" and args.data in ("ring8", "grid25"):
-        from .models.gan import POINT_PRESET
-
-        sets = POINT_PRESET + sets  # the measured preset for 2-D points; the user's --set flags win
-    sets.append(f"data.name={json.dumps(args.data)}")
+    sets = list(args.set or [])  # the model's defaults and presets come first (genlab.registry.build_run_config)
     if args.data_dir:
         sets.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
     if args.steps is not None:
         sets.append(f"train.steps={args.steps}")
     if args.seed is not None:
         sets.append(f"train.seed={args.seed}")
-    cfg = apply_overrides(cfg, sets)
-    run = train(cfg, out_dir=args.out)
+    run = train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets)
+    _report_after_training(run, args)
     print(run)
 
 
 def cmd_resume(args) -> None:
     from .train import resume
 
-    print(resume(Path(args.run), steps=args.steps))
+    run = resume(Path(args.run), steps=args.steps)
+    _report_after_training(run, args)
+    print(run)
+
+
+def _report_after_training(run: Path, args) -> None:
+    if not args.no_report:
+        from .report import after_training
+
+        after_training(run)
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    print(write_report(args.run, args.out, fast=args.fast, seed=args.seed, device=args.device))
 
 
 def cmd_sample(args) -> None:
@@ -256,7 +257,7 @@ def cmd_eval(args) -> None:
     run = Path(args.run)
     model = _load(args.run)
     d = _run_config(run)
-    name = args.data or d.get("name", "mnist-5k")
+    name = args.data or d.get("name", DEFAULT_DATA)
     ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
     result = evaluate(
         model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
@@ -273,7 +274,7 @@ def cmd_ood(args) -> None:
     model = _load(args.run)
     d = _run_config(run)
     data_dir = args.data_dir or d.get("data_dir")
-    name = args.in_data or d.get("name", "mnist-5k")
+    name = args.in_data or d.get("name", DEFAULT_DATA)
     test = _data_for(model, name, "test", data_dir)
     if args.max_examples:
         test = test.subset(range(min(args.max_examples, len(test))))
@@ -335,10 +336,13 @@ def cmd_translate(args) -> None:
 def cmd_models(args) -> None:
     from . import registry
 
-    for name, (_, model_cls) in registry.MODELS.items():
-        doc = sys.modules[model_cls.__module__].__doc__ or ""
+    for name in registry.MODELS:
+        e = registry.entry(name)
+        doc = sys.modules[e.model_class.__module__].__doc__ or ""
         first = " ".join(doc.strip().split("\n\n")[0].split())  # the module docstring's first paragraph
         print(f"{name:16s} {first[:100] + ('...' if len(first) > 100 else '')}")
+        presets = [p + (f" (used with {', '.join(e.presets[p].data)})" if e.presets[p].data else "") for p in e.presets]
+        print(f"{'':16s} data: {e.default_data}" + (f"; presets: {', '.join(presets)}" if presets else ""))
 
 
 def cmd_datasets(args) -> None:
@@ -358,17 +362,20 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (see `genlab models`)")
     t.add_argument("model", help="registry name, e.g. vae")
     t.add_argument("--data", help="data set name (`genlab datasets`), folder:<path>, npz:<path> or unpaired:<A>,<B>; "
-                   "default: the embedded mnist-5k (cyclegan: unpaired:mnist-5k,mnist-5k+invert)")
+                   "default: the model's own (`genlab models`)")
+    t.add_argument("--preset", help="a named preset of the model's settings (`genlab models` lists them)")
     t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
     t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="run directory (default runs/<model>-<data>)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)")
+    t.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
     r.add_argument("run")
     r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     r.set_defaults(func=cmd_resume)
 
     def run_cmd(name, help, func, out_help):
@@ -449,13 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=_count, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
-    s.add_argument("run", help="run directory (or a folder written by model.save)")
+    s.add_argument("run", nargs="+", help="run directories (or folders written by model.save); several: one tab each")
     s.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     s.add_argument("--reference-examples", type=int, default=100,
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
-    s.add_argument("--verbose", action="store_true", help="log every request")
+    s.add_argument("--verbose", action="store_true", help="Gradio's startup messages and request errors")
     s.set_defaults(func=cmd_serve)
 
     s = run_cmd("translate", "translate images between domains (cyclegan): inputs, translations, reconstructions",
@@ -468,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("-n", type=_count, default=8, help="images drawn from --data")
     s.add_argument("--scale", type=_count, default=3)
+
+    s = run_cmd("report", "one self-contained HTML page about a run: config, curves, samples, latent views, eval",
+                cmd_report, "HTML path (default RUN/report.html)")
+    s.add_argument("--fast", action="store_true", help="skip the parts a probe call predicts take more than 5 s")
+    s.add_argument("--device", default="cpu")
 
     sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
