@@ -152,7 +152,7 @@ def evaluate_ood(
     if out_dir is not None:
         import json
 
-        from ..train.checkpoint import atomic_write_bytes, atomic_write_json
+        from ..io import atomic_write_bytes, atomic_write_json
 
         out_dir = Path(out_dir)
         atomic_write_json(out_dir / "ood.json", json.loads(json.dumps(report)))

@@ -12,13 +12,13 @@ draws more random numbers than another cannot change what the other one scores.
 from __future__ import annotations
 
 import io
-import math
 import zlib
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..distributions import bits_per_dim
 from ..metrics.likelihood import as_images01, per_example_nll
 
 METHODS = ("likelihood", "likelihood-ratio", "typicality", "complexity")
@@ -53,7 +53,7 @@ def _nll_bits(model, prepared: Tensor, is_seed: int, iw_samples, batch_size: int
     """NLL in bits/dim of inputs already in the model's input space, float64 (N,)."""
     nll = per_example_nll(model, prepared, prepared=True, iw_samples=_iw(model, iw_samples), batch_size=batch_size,
                           seed=is_seed, generator=torch.Generator().manual_seed(is_seed), progress=progress)
-    return nll / (model.num_dims * math.log(2))
+    return bits_per_dim(nll, model.num_dims)
 
 
 def nll_bits_per_dim(model, x, *, iw_samples: int | None = None, batch_size: int = 256, seed: int = 0, progress: bool = False) -> Tensor:

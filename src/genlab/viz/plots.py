@@ -266,10 +266,6 @@ def quantile_axis(n: int) -> Tensor:
     return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
 
 
-__all__ = ["discriminator_surface", "figure_image", "loss_curves", "manifold_figure", "pca_2d", "plot_gan_toy2d", "png_bytes",
-           "points_figure", "projection_figure", "quantile_axis", "save_figure", "waveform_figure"]
-
-
 def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC", size: int = 480):
     """ROC curves ``{label: (fpr, tpr)}`` (both in [0, 1], same length) over the chance
     diagonal; ``size``: the width in pixels at 100 dpi (the height grows with the legend)."""
@@ -291,3 +287,7 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str =
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "ROC", size: int = 480) -> Path:
     """:func:`roc_figure` written atomically as a PNG at ``path``; returns ``path``."""
     return save_figure(roc_figure(curves, title, size), path)
+
+
+__all__ = ["discriminator_surface", "figure_image", "loss_curves", "manifold_figure", "pca_2d", "plot_gan_toy2d", "png_bytes",
+           "points_figure", "projection_figure", "quantile_axis", "plot_roc", "roc_figure", "save_figure", "waveform_figure"]
