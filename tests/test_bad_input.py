@@ -29,6 +29,7 @@ QUIET = ["--set", "train.progress=false", "--set", "train.sample_every=1000", "-
 
 def fails_in_one_line(argv, capsys, *words) -> str:
     """Run the CLI; it must exit non-zero (argparse exits 2 itself) with one line on stderr holding ``words``."""
+    capsys.readouterr()  # what earlier commands printed is not this one's
     try:
         code = main(argv)
     except SystemExit as e:
