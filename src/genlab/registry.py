@@ -27,6 +27,8 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.glow import Glow, GlowConfig
+from .models.vqvae import VQVAE, VQVAEConfig
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ MODELS: dict[str, ModelEntry] = {
     "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN),
     "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE),
+    "glow": ModelEntry(GlowConfig, Glow),
+    "vqvae": ModelEntry(VQVAEConfig, VQVAE),
 }
 
 
