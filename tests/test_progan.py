@@ -240,11 +240,11 @@ def test_discriminator_step_sends_no_gradient_to_the_generator(step):
     assert "G" in gradient_probe(model, "generator", batch)
 
 
-def test_first_dense_layer_uses_the_reference_gain():
-    """sqrt(2)/4 for a 4x4 start (the authors' code), sqrt(2)/s in general."""
-    for shape, base in (((1, 16, 16), 4), ((1, 28, 28), 7)):
+def test_first_dense_layer_keeps_he_gain():
+    """sqrt(2) / sqrt(latent_dim), not the reference code's sqrt(2)/4 (see ProGenerator's docstring)."""
+    for shape in ((1, 16, 16), (1, 28, 28)):
         G = tiny(image_shape=shape).G
-        assert G.dense.scale == pytest.approx(math.sqrt(2) / base / math.sqrt(6))
+        assert G.dense.scale == pytest.approx(math.sqrt(2) / math.sqrt(6))
         assert G.blocks[0][1].scale == pytest.approx(math.sqrt(2) / math.sqrt(G.w0 * 9))  # the conv after it: He's gain
 
 
