@@ -225,6 +225,7 @@ class BernoulliPixels(GenerativeModel):
 
     input_mode = "binary"
     likelihood_kind = "bound"
+    importance_sampled = True
 
     def __init__(self, config, p: torch.Tensor, draws: int):
         super().__init__(config)
@@ -309,6 +310,7 @@ class CountingBound(PixelHistogram):
     """The histogram, declared an importance-sampled bound; records the iw_samples it is asked for."""
 
     likelihood_kind = "bound"
+    importance_sampled = True
 
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
