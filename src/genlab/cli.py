@@ -10,6 +10,10 @@ makes one call into the library; nothing here computes anything itself.
     genlab interpolate runs/vae-mnist-5k
     genlab manifold runs/vae-mnist-5k
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
+    genlab sample pretrained:dcgan-mnist -n 64      # a model shipped with genlab (`genlab models`)
+
+Every command that takes a run folder also takes ``pretrained:NAME``: the model is read
+from the package and what the command writes goes to ``./pretrained-NAME/``.
 """
 
 from __future__ import annotations
@@ -47,8 +51,20 @@ def _labels(text: str | None, n: int):
     return torch.tensor(values)
 
 
-def _out_path(args, run: Path, default_name: str) -> Path:
-    return Path(args.out) if args.out else run / default_name
+def _out_path(args, out_dir: Path, default_name: str) -> Path:
+    return Path(args.out) if args.out else out_dir / default_name
+
+
+def _folders(run: str) -> tuple[Path, Path]:
+    """(the folder a run argument names, the folder its outputs go to by default).
+
+    A run folder is both. A shipped model (``pretrained:NAME``) is read from the package
+    and what a command writes goes to ``./pretrained-NAME/``, never into the package."""
+    from . import pretrained
+    from .loading import resolve_run
+
+    folder = resolve_run(run)
+    return folder, (Path(f"pretrained-{folder.name}") if pretrained.is_pretrained(run) else folder)
 
 
 def _load(run: str):
@@ -122,19 +138,24 @@ def cmd_train(args) -> None:
 def cmd_resume(args) -> None:
     from .train import resume
 
+    from . import pretrained
+
+    if pretrained.is_pretrained(args.run):
+        raise GenlabError(f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
+                          "train your own with genlab train")
     print(resume(Path(args.run), steps=args.steps))
 
 
 def cmd_sample(args) -> None:
     from .viz.images import save_png
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
-    path = _out_path(args, run, "samples.png")
+    path = _out_path(args, out, "samples.png")
     if model.data_kind == "sequence":  # mu-law audio clips, written as one WAV file
         from .data.audio import save_wav
 
-        path = Path(args.out) if args.out else run / "samples.wav"
+        path = _out_path(args, out, "samples.wav")
         save_wav(model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n)), path, rate=args.rate)
     elif "translate" in model.capabilities:  # translators: row 1 F(b), row 2 G(a) of stored training images
         from .viz.translation import sample_grid
@@ -155,9 +176,9 @@ def cmd_interpolate(args) -> None:
 
     from .viz import latent
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
-    path = _out_path(args, run, "interpolation.gif")
+    path = _out_path(args, out, "interpolation.gif")
     g = _generator(args.seed)
     if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
         _, x = _test_images(model, run, args, args.points, g)
@@ -179,9 +200,10 @@ def cmd_manifold(args) -> None:
     from .viz import latent
     from .viz.images import save_png
 
+    _, out = _folders(args.run)
     model = _load(args.run)
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
-    path = _out_path(args, Path(args.run), "manifold.png")
+    path = _out_path(args, out, "manifold.png")
     save_png(image, path, scale=args.scale)
     print(path)
 
@@ -191,14 +213,14 @@ def cmd_reconstruct(args) -> None:
 
     from .viz.images import make_grid, save_png
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     if "reconstruct" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
     pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
-    path = _out_path(args, run, "reconstructions.png")
+    path = _out_path(args, out, "reconstructions.png")
     save_png(make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))), path, scale=args.scale)
     print(path)
 
@@ -207,11 +229,11 @@ def cmd_traverse(args) -> None:
     from .viz import latent
     from .viz.images import save_png
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     _, x = _test_images(model, run, args, 1, _generator(args.seed))
     image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
-    path = _out_path(args, run, "traversal.png")
+    path = _out_path(args, out, "traversal.png")
     save_png(image, path, scale=args.scale)
     print(path)
 
@@ -219,7 +241,7 @@ def cmd_traverse(args) -> None:
 def cmd_eval(args) -> None:
     from .metrics.quality import evaluate, write_report
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     d = _run_config(run)
     name = args.data or d.get("name", "mnist-5k")
@@ -228,14 +250,14 @@ def cmd_eval(args) -> None:
         model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
         batch_size=args.batch_size, seed=args.seed, split=args.split, feature_net=args.feature_net,
     )
-    write_report(result, Path(args.out) if args.out else run)
+    write_report(result, Path(args.out) if args.out else out)
     print(json.dumps(result, indent=2))
 
 
 def cmd_ood(args) -> None:
     from . import ood
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     d = _run_config(run)
     data_dir = args.data_dir or d.get("data_dir")
@@ -252,7 +274,7 @@ def cmd_ood(args) -> None:
     train = _data_for(model, name, "train", data_dir) if "typicality" in methods else None
     result = ood.evaluate_ood(
         model, test, outs, methods, background=background, train_data=train, iw_samples=args.iw_samples,
-        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else run / "ood",
+        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else out / "ood",
     )
     print(json.dumps(result, indent=2))
 
@@ -262,6 +284,7 @@ def cmd_complete(args) -> None:
 
     from .viz.images import load_image, save_png
 
+    _, out = _folders(args.run)
     model = _load(args.run)
     c, h, w = model.config.image_shape
     x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
@@ -270,15 +293,16 @@ def cmd_complete(args) -> None:
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
     out = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
-    path = _out_path(args, Path(args.run), "completion.png")
+    path = _out_path(args, out, "completion.png")
     save_png(torch.cat([x01[:1], out.float()]), path, scale=args.scale)
     print(path)
 
 
 def cmd_serve(args) -> None:
     from .app import serve
+    from .loading import resolve_run
 
-    serve(args.run, host=args.host, port=args.port, device=args.device, reference_examples=args.reference_examples,
+    serve(str(resolve_run(args.run)), host=args.host, port=args.port, device=args.device, reference_examples=args.reference_examples,
           verbose=args.verbose)
 
 
@@ -286,25 +310,31 @@ def cmd_translate(args) -> None:
     from .viz.images import save_png
     from .viz.translation import translation_grid, translation_inputs
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     if "translate" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
     x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
                              split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
                              generator=_generator(args.seed))
-    path = _out_path(args, run, f"translation-{args.direction}.png")
+    path = _out_path(args, out, f"translation-{args.direction}.png")
     save_png(translation_grid(model, x01, args.direction), path, scale=args.scale)
     print(path)
 
 
 def cmd_models(args) -> None:
-    from . import registry
+    from . import pretrained, registry
 
     for name, (_, model_cls) in registry.MODELS.items():
         doc = sys.modules[model_cls.__module__].__doc__ or ""
         first = " ".join(doc.strip().split("\n\n")[0].split())  # the module docstring's first paragraph
         print(f"{name:16s} {first[:100] + ('...' if len(first) > 100 else '')}")
+    shipped = pretrained.names()
+    if shipped:
+        print("\npretrained (use as pretrained:NAME wherever a run folder goes; measured on the test split):")
+        for name in shipped:
+            card = pretrained.card(name)
+            print(f"{name:22s} {card['data']['name']:28s} {card['headline']}")
 
 
 def cmd_datasets(args) -> None:
@@ -339,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_cmd(name, help, func, out_help):
         s = sub.add_parser(name, help=help)
-        s.add_argument("run", help="run directory (or a folder written by model.save)")
+        s.add_argument("run", help="run directory, a folder written by model.save, or pretrained:NAME (`genlab models`)")
         s.add_argument("--out", help=out_help)
         s.add_argument("--seed", type=int, default=0)
         s.set_defaults(func=func)
@@ -393,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=256)
 
     s = sub.add_parser("ood", help="outlier detection: AUROC/AUPR/FPR95 per detector and outlier set, JSON on stdout")
-    s.add_argument("run", help="run directory of the model trained on the in-distribution data")
+    s.add_argument("run", help="run directory (or pretrained:NAME) of the model trained on the in-distribution data")
     s.add_argument("--in", dest="in_data", help="in-distribution data set (default: the run's); its test split is used")
     s.add_argument("--out", dest="out_sets", action="append", required=True, metavar="OUTLIERS",
                    help="outlier set (repeatable): a data set name, folder:<path>, noise, constant, inverted, flipped")
@@ -415,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
-    s.add_argument("run", help="run directory (or a folder written by model.save)")
+    s.add_argument("run", help="run directory, a folder written by model.save, or pretrained:NAME (`genlab models`)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
