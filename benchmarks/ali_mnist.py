@@ -38,7 +38,6 @@ import torch.nn.functional as F
 
 from genlab import data as gdata
 from genlab import registry
-from genlab.config import TrainConfig
 from genlab.metrics.features import get_feature_net
 from genlab.train.trainer import Trainer
 from genlab.viz.images import make_grid, save_png
@@ -106,11 +105,11 @@ def main(argv=None) -> int:
     print(f"# machine: {machine()}", flush=True)
 
     torch.manual_seed(args.seed)
-    model = registry.build("ali", image_shape=(1, 28, 28), levels=args.levels, encoder=args.encoder,
-                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden=args.hidden)
+    model = registry.build("ali", image_shape=(1, 28, 28), latent_levels=args.levels, encoder=args.encoder,
+                           objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden)
     untrained = copy.deepcopy(model).eval()  # control: the same encoder before training
-    cfg = TrainConfig(batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=100, sample_every=0,
-                      seed=args.seed, device="cpu")
+    cfg = registry.train_config("ali", batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=100,
+                                sample_every=0, seed=args.seed, device="cpu")
     trainer = Trainer(model, train, cfg, out / "run")
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < args.minutes * 60:

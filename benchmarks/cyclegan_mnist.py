@@ -39,7 +39,6 @@ from pathlib import Path
 import torch
 
 from genlab import registry
-from genlab.config import TrainConfig
 from genlab.config import from_dict, to_dict
 from genlab.data.unpaired import load_unpaired, transform, untransform
 from genlab.metrics.features import get_feature_net
@@ -84,8 +83,8 @@ def main(argv=None) -> int:
           f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}")
     print(f"# machine: {machine()}", flush=True)
 
-    cfg = TrainConfig(steps=10**9, batch_size=args.batch_size, progress=False, checkpoint_every=0, sample_every=0,
-                      log_every=100, seed=args.seed, device="cpu")
+    cfg = registry.train_config("cyclegan", steps=10**9, batch_size=args.batch_size, progress=False, checkpoint_every=0,
+                                sample_every=0, log_every=100, seed=args.seed, device="cpu")
     trainer = Trainer(model, train, cfg, out / "run")
     t0 = time.perf_counter()
     steps = 0

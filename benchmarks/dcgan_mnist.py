@@ -27,7 +27,6 @@ from torch import nn
 
 from genlab import data as gdata
 from genlab import registry
-from genlab.config import TrainConfig
 from genlab.train.trainer import Trainer
 from genlab.viz.gan import training_movie
 from genlab.viz.images import save_png
@@ -88,7 +87,7 @@ def main(argv=None) -> int:
         return registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels, objective=args.objective)
 
     quiet = dict(batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=0, seed=args.seed, device="cpu")
-    calib = Trainer(build(), train, TrainConfig(steps=25, sample_every=0, **quiet), out / "calib")
+    calib = Trainer(build(), train, registry.train_config("dcgan", steps=25, sample_every=0, **quiet), out / "calib")
     calib.fit(5)
     t = time.perf_counter()
     calib.fit(25)
@@ -98,7 +97,7 @@ def main(argv=None) -> int:
 
     torch.manual_seed(args.seed)
     model = build()
-    cfg = TrainConfig(steps=steps, sample_every=max(1, steps // 20), **{**quiet, "log_every": max(1, steps // 10)})
+    cfg = registry.train_config("dcgan", steps=steps, sample_every=max(1, steps // 20), **{**quiet, "log_every": max(1, steps // 10)})
     t = time.perf_counter()
     Trainer(model, train, cfg, out / "run").fit()
     train_s = time.perf_counter() - t

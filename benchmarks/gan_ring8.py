@@ -1,9 +1,9 @@
 """Benchmark: mode coverage of the GAN objectives on ring8 (or grid25).
 
 For each objective and seed, the same MLP GAN and step budget, trained by the real
-genlab Trainer (``genlab.train.train`` with a ``RunConfig``, exactly what
+genlab Trainer (``genlab.train.train("gan", data="ring8", overrides=...)``, exactly what
 ``genlab train gan --data ring8 --set ...`` runs) with the point-data preset
-:data:`genlab.models.gan.POINT_PRESET`. Reports the modes covered (a mode counts
+:data:`genlab.models.gan.POINT_PRESET` that the registry applies to ring8 and grid25. Reports the modes covered (a mode counts
 when it holds >= 1/4 of its fair share of samples as high-quality samples) and the
 fraction of high-quality samples (within 3 std of a mode; real data scores 0.989
 in 2-D), per seed. Prints a table with the machine. Not a test.
@@ -12,15 +12,15 @@ in 2-D), per seed. Prints a table with the machine. Not a test.
     python benchmarks/gan_ring8.py --seeds 0,1,2            # the 3-seed table
     python benchmarks/gan_ring8.py --objectives hinge --set model.penalty=none --plots runs/ring8-bench
 
-The same run from the command line (one objective)::
+The same run from the command line (one objective; the preset comes with the data)::
 
-    genlab train gan --data ring8 --set model.objective=least-squares \\
-        $(python -c "from genlab.models.gan import POINT_PRESET; print(' '.join('--set ' + s for s in POINT_PRESET))")
+    genlab train gan --data ring8 --set model.objective=least-squares
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -30,9 +30,10 @@ import time
 import torch
 
 import genlab
-from genlab.config import DataConfig, RunConfig, TrainConfig, apply_overrides
+from genlab.config import RunConfig
 from genlab.data.toy2d import Toy2D, mode_stats
-from genlab.models.gan import POINT_PRESET, GANConfig
+from genlab.models.gan import POINT_PRESET
+from genlab.registry import build_run_config
 from genlab.train import train
 
 OBJECTIVES = ("minimax", "non-saturating", "least-squares", "hinge")
@@ -48,12 +49,11 @@ def machine() -> str:
 
 
 def run_config(data: str, objective: str, seed: int, steps: int | None, extra: list[str]) -> RunConfig:
-    cfg = RunConfig(model_name="gan", model=GANConfig(), train=TrainConfig(), data=DataConfig(name=data))
-    sets = list(POINT_PRESET) + [f'model.objective="{objective}"', f"train.seed={seed}", "train.device=\"cpu\"",
+    sets = [f'model.objective="{objective}"', f"train.seed={seed}", "train.device=\"cpu\"",
                                  "train.progress=false", "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
     if steps is not None:  # the cosine schedule ends with the run
         sets += [f"train.steps={steps}", f"train.schedule_steps={steps}"]
-    return apply_overrides(cfg, sets + list(extra))
+    return build_run_config("gan", data=data, overrides=sets + list(extra))  # the point preset first
 
 
 def main(argv=None) -> int:
@@ -72,11 +72,12 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     probe = run_config(args.data, OBJECTIVES[0], seeds[0], args.steps, args.set)
     m, t = probe.model, probe.train
-    print(f"# GAN objectives on {args.data} with the genlab Trainer: MLP {m.depth}x{m.hidden} (G ReLU, D LeakyReLU 0.2), "
+    print(f"# GAN objectives on {args.data} with the genlab Trainer: MLP {m.hidden_layers}x{m.hidden_dim} (G ReLU, D LeakyReLU 0.2), "
           f"z dim {m.latent_dim}, {t.steps} iterations of {m.d_steps} D + 1 G step, batch {t.batch_size}, "
-          f"Adam lr G {m.lr_g:g} / D {m.lr_d:g} betas {tuple(m.betas_d)} ({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
+          f"Adam lr G {t.lr_of('generator'):g} / D {t.lr_of('discriminator'):g} betas {t.betas_of('discriminator')} "
+          f"({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
           f"spectral norm {m.spectral_norm}, EMA {t.ema_decay:g}")
-    print(f"# preset: {' '.join('--set ' + s for s in POINT_PRESET + args.set)}")
+    print(f"# preset: {' '.join(f'--set {k}={json.dumps(v)}' for k, v in POINT_PRESET.items())} {' '.join('--set ' + s for s in args.set)}")
     print(f"# machine: {machine()}")
     print(f"{'objective':<16}{'seed':>5}{'modes':>8}{'high-quality':>14}{'seconds':>10}")
     for objective in args.objectives.split(","):

@@ -47,7 +47,7 @@ from genlab.train.trainer import Trainer, lr_factor
 
 def run(args, device: str, train_set, test_bin: torch.Tensor, work: Path) -> dict:
     shape = tuple(train_set.images.shape[1:])
-    build = lambda: registry.build(args.model, image_shape=shape, hidden_channels=args.channels, **({"num_blocks": args.depth} if args.model == "pixelcnn" else {"num_layers": args.depth}))  # noqa: E731
+    build = lambda: registry.build(args.model, image_shape=shape, hidden_channels=args.channels, num_blocks=args.depth)  # noqa: E731
     quiet = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device=device, amp=args.amp)
     # The schedule needs a step count; the budget is wall-clock time. A guess from
     # a short burst is refined during the run: after the first checks the

@@ -37,7 +37,6 @@ import torch
 
 from genlab import data as gdata
 from genlab import registry
-from genlab.config import TrainConfig
 from genlab.metrics.features import get_feature_net
 from genlab.metrics.quality import fid_from_features, generate_samples, reference_features
 from genlab.train.trainer import Trainer
@@ -117,7 +116,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     if args.model == "dcgan":
         model = registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels or 32, objective="non-saturating")
-        trainer = Trainer(model, train, TrainConfig(steps=1, **quiet), out / "run")
+        trainer = Trainer(model, train, registry.train_config("dcgan", steps=1, **quiet), out / "run")
         t = time.perf_counter()
         train_until(trainer, t + budget, 20)
         print(f"trained {trainer.step} iterations in {(time.perf_counter() - t) / 60:.1f} min", flush=True)
@@ -131,7 +130,7 @@ def main(argv=None) -> int:
         print("calibration (s/iteration): " + ", ".join(f"{n} {c:.3f}" for n, c in zip(PHASES, per_phase)) + f" -> P = {p}", flush=True)
         model = registry.build("progan", image_shape=(1, 28, 28), stable_steps=p, fade_steps=p, **kw)
         ends = [p, 2 * p, 3 * p, 4 * p, None]  # None: until the budget is spent
-        trainer = Trainer(model, train, TrainConfig(steps=4 * p, **quiet), out / "run")
+        trainer = Trainer(model, train, registry.train_config("progan", steps=4 * p, **quiet), out / "run")
         t_start = time.perf_counter()
         z = torch.randn(10, model.config.latent_dim, generator=torch.Generator().manual_seed(args.seed))
         frames, rows = [], []

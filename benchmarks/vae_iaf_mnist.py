@@ -58,7 +58,7 @@ def steps_for_budget(cfg: VAEConfig, train_set, quiet: dict, minutes: float, see
 
 def run_arm(posterior: str, args, train_set, test_x: torch.Tensor, work: Path) -> dict:
     """Train one VAE for the budget and evaluate it; a dict of the table's numbers."""
-    extra = dict(posterior="iaf", iaf_steps=args.iaf_steps, iaf_hidden=args.iaf_hidden, iaf_context=args.iaf_context) if posterior == "iaf" else {}
+    extra = dict(posterior="iaf", iaf_steps=args.iaf_steps, iaf_hidden_dim=args.iaf_hidden, iaf_context=args.iaf_context) if posterior == "iaf" else {}
     cfg = VAEConfig(image_shape=tuple(train_set.images.shape[1:]), **extra)
     quiet = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device="cpu")
     steps = steps_for_budget(cfg, train_set, quiet, args.minutes, args.seed, work / f"{posterior}-probe")

@@ -74,13 +74,13 @@ SPECS: dict[str, Spec] = {
     "pixelcnn-mnist": Spec("pixelcnn", "mnist", ("train.steps=500", "train.batch_size=32"),
         "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, on dynamically binarised MNIST", fid=False),
     "gated-pixelcnn-mnist": Spec("gated-pixelcnn", "mnist", (
-        "model.num_classes=10", "model.hidden_channels=32", "model.num_layers=5", "train.steps=500", "train.batch_size=32"),
+        "model.num_classes=10", "model.hidden_channels=32", "model.num_blocks=5", "train.steps=500", "train.batch_size=32"),
         "class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on binarised MNIST", fid=False),
     "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.steps=2000", "train.batch_size=128"),
         "DCGAN (32 base channels, 100-D latent, non-saturating loss) on MNIST"),
     "gan-ring8": Spec("gan", "ring8", ("train.steps=6000",),
         "MLP GAN with the R1 penalty on 8 Gaussians on a circle (the mode-collapse benchmark)"),
-    "ali-mnist": Spec("ali", "mnist", ("model.hidden=128", "train.steps=1000", "train.batch_size=128"),
+    "ali-mnist": Spec("ali", "mnist", ("model.hidden_dim=128", "train.steps=1000", "train.batch_size=128"),
         "ALI / BiGAN with a stochastic encoder, 64-D latent, on MNIST"),
     "cyclegan-mnist-invert": Spec("cyclegan", "unpaired:mnist,mnist+invert", ("train.steps=600", "train.batch_size=32"),
         "CycleGAN between two disjoint halves of MNIST, one of them inverted (255 - x)"),
@@ -95,15 +95,8 @@ QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every
 def run_config(spec: Spec, data_dir: str):
     """The RunConfig of ``spec``: the registry's defaults and presets for its model and
     data, then the spec's overrides, then the quiet CPU settings."""
-    from genlab.config import DataConfig, RunConfig, TrainConfig, apply_overrides
-
-    sets = [f"data.name={json.dumps(spec.data)}", f"data.data_dir={json.dumps(data_dir)}", *spec.overrides, *QUIET]
-    if spec.data == "ring8":
-        from genlab.models.gan import POINT_PRESET
-
-        sets = POINT_PRESET + sets
-    cfg = RunConfig(spec.model, registry.get(spec.model)[0](), TrainConfig(), DataConfig())
-    return apply_overrides(cfg, sets)
+    sets = [f"data.data_dir={json.dumps(data_dir)}", *spec.overrides, *QUIET]
+    return registry.build_run_config(spec.model, data=spec.data, overrides=sets)
 
 
 def machine() -> dict:

@@ -18,7 +18,7 @@ from two_player import identical, record_steps, train_alone
 
 
 def tiny(**kw):
-    defaults = dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden=16, z1_channels=2)
+    defaults = dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden_dim=16, z1_channels=2)
     defaults.update(kw)
     return registry.build("ali", **defaults)
 
@@ -26,7 +26,7 @@ def tiny(**kw):
 # --------------------------------------------------------------------------- the two-player contract
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(levels=2, encoder="deterministic", penalty="r1", d_steps=2)])
+@pytest.mark.parametrize("kw", [dict(), dict(latent_levels=2, encoder="deterministic", penalty="r1", d_steps=2)])
 def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_path, kw):
     from genlab.config import TrainConfig
     from genlab.data import ImageDataset
@@ -54,7 +54,7 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
 
 @pytest.mark.parametrize("levels", [1, 2])
 def test_d_step_sends_no_gradient_to_generator_or_encoder(levels):
-    model = tiny(levels=levels, penalty="gp")
+    model = tiny(latent_levels=levels, penalty="gp")
     d_step, ge_step = model.train_steps()
     d_step.loss({"x": torch.rand(4, 1, 16, 16) * 2 - 1, "y": None})["loss"].backward()  # nothing frozen
     assert all(p.grad is None for p in list(model.G.parameters()) + list(model.E.parameters()))
@@ -138,7 +138,7 @@ def test_generator_encoder_objective_matches_its_equation(objective):
 
 def test_losses_log_both_players_with_penalties():
     for penalty in ("r1", "gp"):
-        model = tiny(levels=2, penalty=penalty)
+        model = tiny(latent_levels=2, penalty=penalty)
         batch = {"x": torch.rand(6, 1, 16, 16) * 2 - 1, "y": None}
         d_out, ge_out = model.d_step_loss(batch), model.ge_step_loss(batch)
         assert {"loss", "d/loss", "d/penalty", "d/real", "d/fake"} <= set(d_out)
@@ -153,7 +153,7 @@ def test_losses_log_both_players_with_penalties():
 @pytest.mark.parametrize("levels", [1, 2])
 def test_reparameterised_encoder_sample_has_the_posterior_mean_and_variance(levels):
     torch.manual_seed(0)
-    model = tiny(levels=levels).eval()
+    model = tiny(latent_levels=levels).eval()
     with torch.no_grad():
         for p in model.E.parameters():  # spread the posterior so the check has something to see
             p.add_(0.3 * torch.randn_like(p))
@@ -197,7 +197,7 @@ def test_deterministic_encoder_is_bigan():
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_shapes_of_both_levels(shape, encoder):
     for levels in (1, 2):
-        model = tiny(image_shape=shape, levels=levels, encoder=encoder, z1_channels=3)
+        model = tiny(image_shape=shape, latent_levels=levels, encoder=encoder, z1_channels=3)
         s = 7 if shape[1] == 28 else 4
         x = torch.rand(2, *shape) * 2 - 1
         assert model.encode(x).shape == (2, 4)
@@ -218,7 +218,7 @@ def test_shapes_of_both_levels(shape, encoder):
 
 
 def test_sampling_is_seeded_and_the_hierarchical_middle_layer_is_random():
-    model = tiny(levels=2).eval()
+    model = tiny(latent_levels=2).eval()
     g = lambda k: torch.Generator().manual_seed(k)  # noqa: E731
     assert torch.equal(model.sample(4, generator=g(1)), model.sample(4, generator=g(1)))
     assert not torch.equal(model.sample(4, generator=g(1)), model.sample(4, generator=g(2)))
@@ -231,7 +231,7 @@ def test_sampling_is_seeded_and_the_hierarchical_middle_layer_is_random():
 
 
 def test_save_load_round_trip_of_a_hierarchical_bigan(tmp_path):
-    model = tiny(levels=2, encoder="deterministic", spectral_norm=True).eval()
+    model = tiny(latent_levels=2, encoder="deterministic", spectral_norm=True).eval()
     model.save(tmp_path)
     loaded = genlab.load(tmp_path)
     assert loaded.config == model.config
@@ -249,7 +249,7 @@ def test_unsupported_image_size_is_a_build_error(shape):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(levels=3), "levels"),
+    (dict(latent_levels=3), "latent_levels"),
     (dict(encoder="gaussian"), "encoder"),
     (dict(num_classes=10), "unconditional"),
     (dict(arch="mlp"), "conv"),
@@ -263,7 +263,7 @@ def test_bad_configs_are_clear_errors(kw, match):
 
 
 def test_bad_inputs_are_clear_errors():
-    model = tiny(levels=2)
+    model = tiny(latent_levels=2)
     with pytest.raises(ValueError, match="labels were given"):
         model.sample(2, labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"shape \(N, 1, 16, 16\)"):
@@ -291,7 +291,7 @@ def test_cli_trains_then_reconstructs_and_walks_between_encoded_codes(tmp_path, 
 
     out = tmp_path / "run"
     tiny_flags = ["--data", "mnist", "--data-dir", str(shared_data), "--set", "data.split=test",  # 10,000 images load fast
-                  "--set", "model.channels=4", "--set", "model.hidden=8", "--set", "model.latent_dim=3",
+                  "--set", "model.channels=4", "--set", "model.hidden_dim=8", "--set", "model.latent_dim=3",
                   "--set", "train.batch_size=8", "--set", "train.progress=false", "--set", "train.sample_every=0"]
     assert main(["train", "ali", "--steps", "2", "--out", str(out), *tiny_flags]) == 0
     model = genlab.load(out)

@@ -160,10 +160,10 @@ def test_capabilities_follow_the_methods_not_the_names():
     assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
         "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent": False, "manifold": False,
         "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "analyze": True}
-    gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3))
+    gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3))
     assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["analyze"] and gan["num_classes"] == 3
-    assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden=8, depth=1))["kind"] == "points"
-    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden=8, depth=1))["manifold"]
+    assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden_dim=8, hidden_layers=1))["kind"] == "points"
+    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden_dim=8, hidden_layers=1))["manifold"]
     assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))["translate"]
 
 
@@ -230,7 +230,7 @@ def test_interpolation_strip_and_manifold(vae_url, vae_run):
 
 
 def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
-    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1, num_classes=3)
+    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3)
     with serving(Explorer(model)) as url:
         doc = ok(url, "/api/latent", {"seed": 3, "label": 2})
         same = model.sample(1, generator=torch.Generator().manual_seed(3), labels=torch.tensor([2]))
@@ -245,7 +245,7 @@ def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
 
 
 def test_point_and_sequence_models_get_samples():
-    points = build("gan", image_shape=(2,), latent_dim=2, hidden=8, depth=1)
+    points = build("gan", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1)
     with serving(Explorer(points)) as url:
         doc = ok(url, "/api/samples", {"n": 500, "seed": 0})
         assert png(doc["image"]).size == (384, 384)
@@ -325,7 +325,7 @@ def test_exact_likelihood_models_and_labels():
         assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == "the model's log_prob"
         assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set to compare with"}
         assert request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200  # ignored: exact model
-    gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_layers=2, output_channels=6, mixtures=2, num_classes=3)
+    gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_blocks=2, output_channels=6, mixtures=2, num_classes=3)
     rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
     with serving(Explorer(gated)) as url:
         doc = ok(url, "/api/analyze", {"image": data_url(rgb), "label": 2})

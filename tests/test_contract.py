@@ -23,15 +23,15 @@ from genlab.models.base import CONTRACT_METHODS, DATA_KINDS, LIKELIHOOD_KINDS, G
 TINY = {
     "vae": dict(image_shape=(1, 8, 8), latent_dim=2, channels=(4, 8), hidden_dim=16),
     "pixelcnn": dict(image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8),
-    "gated-pixelcnn": dict(image_shape=(3, 4, 4), hidden_channels=6, num_layers=2, output_channels=6, mixtures=2),
+    "gated-pixelcnn": dict(image_shape=(3, 4, 4), hidden_channels=6, num_blocks=2, output_channels=6, mixtures=2),
     "wavenet": dict(image_shape=(1, 1, 24), residual_channels=6, skip_channels=6, dilations=(1, 2), stacks=1),
-    "gan": dict(image_shape=(1, 8, 8), latent_dim=4, hidden=16, depth=1),
+    "gan": dict(image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1),
     "dcgan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8),
     "lsgan": dict(image_shape=(3, 16, 16), latent_dim=4, channels=8),
-    "ali": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden=16),
+    "ali": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden_dim=16),
     "cyclegan": dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=4),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
-    "pixelvae": dict(image_shape=(1, 6, 6), latent_levels=2, latent_dim=2, z1_channels=2, channels=(4, 8), hidden_dim=8, pixel_channels=4, pixel_layers=1, input_kernel=3),
+    "pixelvae": dict(image_shape=(1, 6, 6), latent_levels=2, latent_dim=2, z1_channels=2, channels=(4, 8), hidden_dim=8, pixel_channels=4, pixel_blocks=1, input_kernel=3),
 }
 
 

@@ -303,6 +303,8 @@ def test_cli_train_defaults_to_unpaired_data_and_explains_single_domain_data(tmp
     assert main(["train", "cyclegan", "--data", "digits", "--steps", "1", "--out", str(tmp_path / "x")]) == 2
     assert "unpaired:<A>,<B>" in capsys.readouterr().err
     seen = []
-    monkeypatch.setattr(genlab.train, "train", lambda cfg, out_dir=None: seen.append(cfg.data.name) or out_dir)
+    from genlab.registry import build_run_config
+
+    monkeypatch.setattr(genlab.train, "train", lambda name, out_dir=None, **kw: seen.append(build_run_config(name, **kw).data.name) or out_dir)
     assert main(["train", "cyclegan", "--steps", "1"]) == 0 and main(["train", "vae", "--steps", "1"]) == 0
     assert seen == ["unpaired:mnist-5k,mnist-5k+invert", "mnist-5k"]

@@ -20,7 +20,7 @@ from two_player import identical, record_steps, snapshot
 
 
 def tiny(name="dcgan", **kw):
-    defaults = dict(image_shape=(1, 16, 16), channels=8, latent_dim=8) if name != "gan" else dict(image_shape=(2,), hidden=16, depth=2, latent_dim=4)
+    defaults = dict(image_shape=(1, 16, 16), channels=8, latent_dim=8) if name != "gan" else dict(image_shape=(2,), hidden_dim=16, hidden_layers=2, latent_dim=4)
     defaults.update(kw)
     return registry.build(name, **defaults)
 
@@ -32,7 +32,7 @@ def run_steps(model, batch, steps=None):
         own = {id(p) for p in s.parameters()}
         for p in model.parameters():
             p.requires_grad_(id(p) in own)
-        opt = torch.optim.Adam(s.parameters(), lr=s.lr, betas=s.betas)
+        opt = torch.optim.Adam(s.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt.zero_grad(set_to_none=True)
         s.loss(batch)["loss"].backward()
         opt.step()
@@ -87,16 +87,25 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
             assert not identical(a["G"], b["G"])
 
 
-def test_train_steps_options():
-    model = tiny("gan", d_steps=3, lr_g=1e-4, lr_d=4e-4, betas_g=(0.0, 0.9), betas_d=(0.5, 0.99))
+def test_train_steps_options(tmp_path):
+    from genlab.config import TrainConfig
+    from genlab.train import Trainer
+
+    model = tiny("gan", d_steps=3)
     steps = model.train_steps()
     assert [s.name for s in steps] == ["discriminator", "discriminator", "discriminator", "generator"]
     assert [s.new_batch for s in steps] == [False, True, True, False]
-    assert [s.lr for s in steps] == [4e-4, 4e-4, 4e-4, 1e-4]
-    assert steps[0].betas == (0.5, 0.99) and steps[-1].betas == (0.0, 0.9)
     assert list(steps[0].modules) == [model.D] and list(steps[-1].modules) == [model.G]
-    d = GANConfig()
-    assert (d.lr_g, d.lr_d, d.betas_g, d.betas_d, d.objective) == (2e-4, 2e-4, (0.5, 0.999), (0.5, 0.999), "non-saturating")
+    assert GANConfig().objective == "non-saturating"
+    # Adam's settings come from the train config: per step where given, else train.lr / train.betas
+    cfg = TrainConfig(lr=1e-4, betas=(0.0, 0.9), step_lr={"discriminator": 4e-4}, step_betas={"discriminator": (0.5, 0.99)},
+                      device="cpu", batch_size=4, progress=False)
+    data = type("Points", (), {"images": torch.randn(8, 2), "labels": None})()
+    groups = {k: o.param_groups[0] for k, o in Trainer(model, data, cfg, tmp_path).optimizers.items()}
+    assert (groups["discriminator"]["lr"], groups["discriminator"]["betas"]) == (4e-4, (0.5, 0.99))
+    assert (groups["generator"]["lr"], groups["generator"]["betas"]) == (1e-4, (0.0, 0.9))
+    defaults = registry.build_run_config("gan").train  # the registry's GAN defaults (DCGAN, section 4)
+    assert (defaults.lr, defaults.betas, defaults.step_lr) == (2e-4, (0.5, 0.999), {})
 
 
 @pytest.mark.parametrize("objective", ["minimax", "non-saturating", "least-squares", "hinge"])
@@ -122,7 +131,7 @@ def test_discriminator_approaches_the_optimum():
     """Goodfellow et al. 2014, prop. 1: for fixed G, D*(x) = p_data / (p_data + p_g).
     With p_data = N(0, 1), p_g = N(1, 1): D*(x) = sigmoid(1/2 - x)."""
     torch.manual_seed(0)
-    model = registry.build("gan", image_shape=(1,), latent_dim=1, hidden=32, depth=2, objective="minimax")
+    model = registry.build("gan", image_shape=(1,), latent_dim=1, hidden_dim=32, hidden_layers=2, objective="minimax")
     model.G = _Shift()
     (d_step,) = [s for s in model.train_steps() if s.name == "discriminator"]
     opt = torch.optim.Adam(model.D.parameters(), lr=3e-3, betas=(0.9, 0.999))

@@ -12,6 +12,7 @@ from torch.autograd.functional import jacobian
 
 import genlab
 from genlab import distributions as D
+from genlab.errors import ConfigError
 from genlab.models.vae import VAE, VAEConfig
 from genlab.nn.iaf import ARNN, IAF, IAFStep, MaskedLinear
 
@@ -109,7 +110,7 @@ def test_bad_shapes_and_arguments_are_clear_errors():
         IAF(3, 0, (4,))
     with pytest.raises(ValueError, match="posterior"):
         VAE(VAEConfig(posterior="flow"))
-    with pytest.raises(ValueError, match="iaf_steps >= 1"):
+    with pytest.raises(ConfigError, match="iaf_steps must be >= 1"):
         VAE(VAEConfig(posterior="iaf", iaf_steps=0))
 
 
@@ -170,7 +171,7 @@ def test_density_normalises_in_two_dimensions():
 
 
 def tiny_iaf(**kw):
-    cfg = dict(image_shape=(1, 8, 8), channels=(4, 8), hidden_dim=16, latent_dim=3, posterior="iaf", iaf_steps=2, iaf_hidden=8, iaf_context=4)
+    cfg = dict(image_shape=(1, 8, 8), channels=(4, 8), hidden_dim=16, latent_dim=3, posterior="iaf", iaf_steps=2, iaf_hidden_dim=8, iaf_context=4)
     cfg.update(kw)
     return VAE(VAEConfig(**cfg))
 
@@ -247,7 +248,7 @@ def test_cli_trains_an_iaf_vae(tmp_path):
     from genlab.cli import main
 
     out = tmp_path / "run"
-    sets = ["model.posterior=iaf", "model.iaf_steps=2", "model.iaf_hidden=8", "model.latent_dim=4", "train.batch_size=16",
+    sets = ["model.posterior=iaf", "model.iaf_steps=2", "model.iaf_hidden_dim=8", "model.latent_dim=4", "train.batch_size=16",
             "train.sample_every=1000", "train.progress=false"]
     assert main(["train", "vae", "--data", "digits", "--steps", "3", "--out", str(out), *[a for kv in sets for a in ("--set", kv)]]) == 0
     m = genlab.load(out)

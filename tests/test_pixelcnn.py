@@ -9,6 +9,7 @@ import torch
 from scipy.stats import chisquare
 
 import genlab
+from genlab.errors import ConfigError
 from genlab.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from genlab.models.pixelcnn import PixelCNN, PixelCNNConfig
 from genlab.nn.masked import pixelcnn_conv
@@ -18,10 +19,10 @@ LIKELIHOODS = ["bernoulli", "categorical", "logistic-mixture"]
 
 def tiny(kind: str, shape=(1, 4, 4), likelihood="auto", **kw):
     width = kw.pop("width", 12)
-    common = dict(image_shape=shape, likelihood=likelihood, hidden_channels=width, output_channels=width, levels=kw.pop("levels", 4), mixtures=2)
+    common = dict(image_shape=shape, likelihood=likelihood, hidden_channels=width, output_channels=width, grey_levels=kw.pop("grey_levels", 4), mixtures=2)
     if kind == "pixelcnn":
         return PixelCNN(PixelCNNConfig(num_blocks=2, input_kernel=3, **common, **kw))
-    return GatedPixelCNN(GatedPixelCNNConfig(num_layers=3, input_kernel=3, **common, **kw))
+    return GatedPixelCNN(GatedPixelCNNConfig(num_blocks=3, input_kernel=3, **common, **kw))
 
 
 def dependencies(net, x: torch.Tensor, params_per_channel: int) -> dict:
@@ -97,7 +98,7 @@ def all_images(shape, levels):
 )
 def test_normalizes_exactly(kind, shape, likelihood, levels):
     torch.manual_seed(0)
-    model = tiny(kind, shape, likelihood, levels=levels).double()
+    model = tiny(kind, shape, likelihood, grey_levels=levels).double()
     xs = all_images(shape, levels)
     total = model.log_prob(xs).exp().sum().item()
     assert abs(total - 1.0) < 1e-5
@@ -107,7 +108,7 @@ def test_normalizes_exactly(kind, shape, likelihood, levels):
 def test_sampling_matches_log_prob(kind, likelihood):
     torch.manual_seed(0)
     levels = 2 if likelihood == "bernoulli" else 3
-    model = tiny(kind, (1, 2, 2), likelihood, levels=levels)
+    model = tiny(kind, (1, 2, 2), likelihood, grey_levels=levels)
     with torch.no_grad():  # sharpen the distribution a little so that it is far from uniform
         model.out2.weight.mul_(4)
     xs = all_images((1, 2, 2), levels).float()
@@ -124,7 +125,7 @@ def test_sampling_matches_log_prob(kind, likelihood):
 @pytest.mark.parametrize("shape,likelihood", [((1, 6, 5), "bernoulli"), ((3, 4, 4), "logistic-mixture"), ((1, 4, 4), "categorical")])
 def test_cached_sampling_equals_naive(kind, shape, likelihood):
     torch.manual_seed(0)
-    model = tiny(kind, shape, likelihood, levels=256 if likelihood != "bernoulli" else 4)
+    model = tiny(kind, shape, likelihood, grey_levels=256 if likelihood != "bernoulli" else 4)
     a = model.sample(5, generator=torch.Generator().manual_seed(7), method="cached")
     b = model.sample(5, generator=torch.Generator().manual_seed(7), method="naive")
     assert torch.equal(a, b)
@@ -175,7 +176,7 @@ def test_bad_images_are_rejected(kind):
 @pytest.mark.parametrize("kind", ["pixelcnn", "gated-pixelcnn"])
 def test_train_step_and_save_load_round_trip(kind, tmp_path):
     torch.manual_seed(0)
-    model = tiny(kind, (3, 4, 4), "logistic-mixture", levels=256, num_classes=2 if kind == "gated-pixelcnn" else 0)
+    model = tiny(kind, (3, 4, 4), "logistic-mixture", grey_levels=256, num_classes=2 if kind == "gated-pixelcnn" else 0)
     assert model.input_mode == "unit"
     x = torch.randint(0, 256, (4, 3, 4, 4)).float() / 255
     y = torch.tensor([0, 1, 0, 1]) if kind == "gated-pixelcnn" else None
@@ -192,5 +193,5 @@ def test_train_step_and_save_load_round_trip(kind, tmp_path):
 def test_defaults_follow_the_data():
     assert tiny("pixelcnn", (1, 4, 4)).input_mode == "binary"
     assert tiny("pixelcnn", (3, 4, 4)).likelihood == "logistic-mixture"
-    with pytest.raises(ValueError, match="unknown likelihood"):
+    with pytest.raises(ConfigError, match="unknown model.likelihood 'gaussian'; choose one of: auto, bernoulli"):
         tiny("pixelcnn", likelihood="gaussian")

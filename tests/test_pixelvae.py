@@ -14,6 +14,7 @@ import torch
 from scipy import stats
 
 from genlab import distributions as D
+from genlab.errors import ConfigError
 from genlab.models.pixelvae import PixelVAE, PixelVAEConfig
 
 
@@ -22,7 +23,7 @@ def tiny(shape=(1, 2, 2), sharpen: float = 4.0, **fields) -> PixelVAE:
     barely uses z): decoder weights scaled by ``sharpen``; posterior variances near 1,
     so that importance weights stay light-tailed and L_k converges at small k."""
     torch.manual_seed(0)
-    base = dict(image_shape=shape, latent_dim=1, channels=(4,), hidden_dim=8, pixel_channels=4, pixel_layers=1, input_kernel=3)
+    base = dict(image_shape=shape, latent_dim=1, channels=(4,), hidden_dim=8, pixel_channels=4, pixel_blocks=1, input_kernel=3)
     model = PixelVAE(PixelVAEConfig(**{**base, **fields})).eval()
     with torch.no_grad():
         for p in [*model.dec_in.parameters(), *model.up.parameters(), *model.cond_proj.parameters()]:
@@ -74,7 +75,7 @@ def test_decoder_is_causal_by_gradient(shape, likelihood):
     """d params(pixel i, channel c) / d x(pixel j, channel k) = 0 unless (j, k) comes
     before (i, c) in raster order (channels R -> G -> B inside a pixel), z fixed."""
     c_img, h, w = shape
-    model = tiny(shape, likelihood=likelihood, mixtures=2, pixel_channels=6, pixel_layers=2, channels=(4, 8), latent_levels=2, latent_dim=2)
+    model = tiny(shape, likelihood=likelihood, mixtures=2, pixel_channels=6, pixel_blocks=2, channels=(4, 8), latent_levels=2, latent_dim=2)
     z1 = torch.randn(1, model.config.z1_channels, *model.sizes[-1])
     cond = model.conditioning(z1).detach()
     x = torch.rand(1, *shape, requires_grad=True)
@@ -107,7 +108,7 @@ def test_p_x_given_z_sums_to_one_over_all_binary_images(h, w):
 
 
 def test_categorical_p_x_given_z_sums_to_one_over_all_grey_images():
-    model = tiny((1, 2, 2), likelihood="categorical", levels=3)
+    model = tiny((1, 2, 2), likelihood="categorical", grey_levels=3)
     xs = torch.tensor(list(itertools.product([0.0, 0.5, 1.0], repeat=4))).view(-1, 1, 2, 2)
     with torch.no_grad():
         total = model.log_likelihood(xs, torch.full((len(xs), 1), 0.7)).double().exp().sum()
@@ -134,7 +135,7 @@ def test_iwae_brackets_the_exact_marginal_computed_by_quadrature():
 def test_two_level_iwae_increases_with_k_and_elbo_matches_its_analytic_form():
     """Two levels on 8x8: the analytic-KL ELBO and the mean log weight estimate the
     same number; on average ELBO <= L_10 <= L_100 with a fixed seed."""
-    model = tiny((1, 8, 8), latent_levels=2, latent_dim=3, channels=(4, 8), pixel_layers=1)
+    model = tiny((1, 8, 8), latent_levels=2, latent_dim=3, channels=(4, 8), pixel_blocks=1)
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(64, 1, 8, 8, generator=g) < 0.4).float()
     with torch.no_grad():
@@ -177,7 +178,7 @@ def test_prior_samples_match_the_exact_marginal_chi_square():
 
 
 def test_cached_and_naive_sampling_give_the_same_images():
-    model = tiny((1, 5, 5), latent_levels=2, latent_dim=2, channels=(4, 8), pixel_layers=2)
+    model = tiny((1, 5, 5), latent_levels=2, latent_dim=2, channels=(4, 8), pixel_blocks=2)
     a = model.sample(6, generator=torch.Generator().manual_seed(4), method="cached")
     b = model.sample(6, generator=torch.Generator().manual_seed(4), method="naive")
     assert torch.equal(a, b) and 0 < a.mean() < 1
@@ -196,11 +197,11 @@ def test_complete_keeps_observed_pixels():
 
 
 def test_bad_configs_and_inputs_are_clear_errors():
-    with pytest.raises(ValueError, match="latent_levels must be 1 or 2"):
+    with pytest.raises(ConfigError, match="model.latent_levels must be 1"):
         PixelVAE(PixelVAEConfig(latent_levels=3))
     with pytest.raises(ValueError, match="unconditional"):
         PixelVAE(PixelVAEConfig(num_classes=10))
-    with pytest.raises(ValueError, match="unknown likelihood"):
+    with pytest.raises(ConfigError, match="unknown model.likelihood"):
         PixelVAE(PixelVAEConfig(likelihood="gaussian"))
     model = tiny()
     with pytest.raises(ValueError, match="shape"):

@@ -96,7 +96,7 @@ class ToyGAN(GenerativeModel):
             )
 
     def train_steps(self):
-        return [TrainStep("d", [self.D], self.d_loss, lr=2e-3), TrainStep("g", [self.G], self.g_loss, betas=(0.5, 0.99))]
+        return [TrainStep("d", [self.D], self.d_loss), TrainStep("g", [self.G], self.g_loss)]
 
     def fake(self, n):
         return torch.tanh(self.G(torch.randn(n, 4, device=self.device)))
@@ -212,12 +212,14 @@ def test_per_step_optimisers_and_overrides(tmp_path):
     from genlab.train import Trainer
 
     model = ToyGAN(ToyConfig(image_shape=(1, 6, 6)))
-    t = Trainer(model, ToyData(), tcfg(steps=1, lr=1e-3, betas=(0.9, 0.999)), tmp_path)
+    t = Trainer(model, ToyData(), tcfg(steps=1, lr=1e-3, betas=(0.9, 0.999), step_lr={"d": 2e-3}, step_betas={"g": (0.5, 0.99)}), tmp_path)
     assert set(t.optimizers) == {"d", "g"}
     assert t.optimizers["d"].param_groups[0]["lr"] == 2e-3
     assert t.optimizers["g"].param_groups[0]["lr"] == 1e-3
     assert tuple(t.optimizers["g"].param_groups[0]["betas"]) == (0.5, 0.99)
     assert tuple(t.optimizers["d"].param_groups[0]["betas"]) == (0.9, 0.999)
+    with pytest.raises(ConfigError, match=r"train\.step_lr names \['discriminator'\], but ToyGAN's train steps are \['d', 'g'\]"):
+        Trainer(model, ToyData(), tcfg(step_lr={"discriminator": 1e-3}), tmp_path)
 
 
 def test_repeated_steps_share_one_optimiser_and_the_schedule_counts_iterations(tmp_path):

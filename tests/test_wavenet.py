@@ -15,14 +15,14 @@ from genlab.data.errors import DataError
 from genlab.models.wavenet import WaveNet, WaveNetConfig
 
 
-def tiny(length=40, dilations=(1, 2, 4), stacks=2, kernel_size=2, **kw):
-    return WaveNet(WaveNetConfig(image_shape=(1, 1, length), residual_channels=8, skip_channels=8, dilations=dilations, stacks=stacks, kernel_size=kernel_size, **kw))
+def tiny(length=40, dilations=(1, 2, 4), stacks=2, block_kernel=2, **kw):
+    return WaveNet(WaveNetConfig(image_shape=(1, 1, length), residual_channels=8, skip_channels=8, dilations=dilations, stacks=stacks, block_kernel=block_kernel, **kw))
 
 
 @pytest.mark.parametrize("dilations,stacks,k", [((1, 2, 4), 2, 2), ((1, 3), 1, 3), ((2, 1, 8), 1, 2)])
 def test_receptive_field_and_causality_by_gradient(dilations, stacks, k):
     torch.manual_seed(0)
-    model = tiny(48, dilations, stacks, k, levels=16)
+    model = tiny(48, dilations, stacks, k, amplitude_levels=16)
     rf = 1 + stacks * sum((k - 1) * d for d in dilations)
     assert model.receptive_field == rf
     length = 48
@@ -41,7 +41,7 @@ def test_receptive_field_and_causality_by_gradient(dilations, stacks, k):
 
 def test_normalizes_exactly():
     torch.manual_seed(0)
-    model = tiny(3, (1, 2), 1, levels=4).double()
+    model = tiny(3, (1, 2), 1, amplitude_levels=4).double()
     codes = torch.tensor(list(itertools.product(range(4), repeat=3)), dtype=torch.float64)
     x = (codes / 3).view(-1, 1, 1, 3)
     assert abs(model.log_prob(x).exp().sum().item() - 1) < 1e-9

@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from .config import DEFAULT_DATA
 from .errors import GenlabError
 
 
@@ -86,7 +87,7 @@ def _test_images(model, run: Path, args, n: int, g):
     import torch
 
     d = _run_config(run)
-    ds = _data_for(model, args.data or d.get("name", "mnist-5k"), "test", args.data_dir or d.get("data_dir"))
+    ds = _data_for(model, args.data or d.get("name", DEFAULT_DATA), "test", args.data_dir or d.get("data_dir"))
     idx = torch.randperm(len(ds), generator=g)[:n]
     x01 = ds.images[idx].float() / 255
     return x01, model.prepare(x01, generator=g)
@@ -104,35 +105,16 @@ def _run_config(run: Path):
 
 
 def cmd_train(args) -> None:
-    from . import registry
-    from .config import DataConfig, RunConfig, TrainConfig, apply_overrides
     from .train import train
 
-    config_cls, _ = registry.get(args.model)
-    cfg = RunConfig(model_name=args.model, model=config_cls(), train=TrainConfig(), data=DataConfig())
-    sets = list(args.set or [])
-    if args.data is None:  # translators train on two domains; every other model on the embedded digits
-        from .models.cyclegan import DEFAULT_DATA
-
-        args.data = DEFAULT_DATA if args.model == "cyclegan" else "mnist-5k"
-    if args.model == "cyclegan":
-        from .models.cyclegan import TRAIN_PRESET
-
-        sets = TRAIN_PRESET + sets  # batch 32, 600 steps: a few CPU minutes; the user's flags win
-    if args.model == "gan" and args.data in ("ring8", "grid25"):
-        from .models.gan import POINT_PRESET
-
-        sets = POINT_PRESET + sets  # the measured preset for 2-D points; the user's --set flags win
-    sets.append(f"data.name={json.dumps(args.data)}")
+    sets = list(args.set or [])  # the model's defaults and presets come first (genlab.registry.build_run_config)
     if args.data_dir:
         sets.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
     if args.steps is not None:
         sets.append(f"train.steps={args.steps}")
     if args.seed is not None:
         sets.append(f"train.seed={args.seed}")
-    cfg = apply_overrides(cfg, sets)
-    run = train(cfg, out_dir=args.out)
-    print(run)
+    print(train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets))
 
 
 def cmd_resume(args) -> None:
@@ -244,7 +226,7 @@ def cmd_eval(args) -> None:
     run, out = _folders(args.run)
     model = _load(args.run)
     d = _run_config(run)
-    name = args.data or d.get("name", "mnist-5k")
+    name = args.data or d.get("name", DEFAULT_DATA)
     ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
     result = evaluate(
         model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
@@ -261,7 +243,7 @@ def cmd_ood(args) -> None:
     model = _load(args.run)
     d = _run_config(run)
     data_dir = args.data_dir or d.get("data_dir")
-    name = args.in_data or d.get("name", "mnist-5k")
+    name = args.in_data or d.get("name", DEFAULT_DATA)
     test = _data_for(model, name, "test", data_dir)
     if args.max_examples:
         test = test.subset(range(min(args.max_examples, len(test))))
@@ -325,10 +307,13 @@ def cmd_translate(args) -> None:
 def cmd_models(args) -> None:
     from . import pretrained, registry
 
-    for name, (_, model_cls) in registry.MODELS.items():
-        doc = sys.modules[model_cls.__module__].__doc__ or ""
+    for name in registry.MODELS:
+        e = registry.entry(name)
+        doc = sys.modules[e.model_class.__module__].__doc__ or ""
         first = " ".join(doc.strip().split("\n\n")[0].split())  # the module docstring's first paragraph
         print(f"{name:16s} {first[:100] + ('...' if len(first) > 100 else '')}")
+        presets = [p + (f" (used with {', '.join(e.presets[p].data)})" if e.presets[p].data else "") for p in e.presets]
+        print(f"{'':16s} data: {e.default_data}" + (f"; presets: {', '.join(presets)}" if presets else ""))
     shipped = pretrained.names()
     if shipped:
         print("\npretrained (use as pretrained:NAME wherever a run folder goes; measured on the test split):")
@@ -354,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (see `genlab models`)")
     t.add_argument("model", help="registry name, e.g. vae")
     t.add_argument("--data", help="data set name (`genlab datasets`), folder:<path>, npz:<path> or unpaired:<A>,<B>; "
-                   "default: the embedded mnist-5k (cyclegan: unpaired:mnist-5k,mnist-5k+invert)")
+                   "default: the model's own (`genlab models`)")
+    t.add_argument("--preset", help="a named preset of the model's settings (`genlab models` lists them)")
     t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
     t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")

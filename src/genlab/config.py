@@ -4,12 +4,24 @@ A run is described by a :class:`RunConfig` made of three parts:
 
 * ``model``: the model's own dataclass (defined on top of its file in
   ``genlab/models``), always a subclass of :class:`ModelConfig`;
-* ``train``: :class:`TrainConfig`, the optimisation schedule, in steps;
+* ``train``: :class:`TrainConfig`, the optimisation schedule, in steps, and every
+  optimiser setting (learning rates and Adam betas, per train step where a model
+  has several);
 * ``data``: :class:`DataConfig`, which data set and where it lives.
+
+:func:`genlab.registry.build_run_config` builds the RunConfig of a model from its
+registry entry (its defaults and presets) and the user's overrides; the command
+line and the Python API both use it.
 
 Every field can be set from the command line with ``--set section.field=value``;
 values are parsed as JSON when possible (``3``, ``1e-3``, ``true``, ``[1, 28, 28]``)
-and as plain strings otherwise.
+and as plain strings otherwise. A mapping field takes one entry at a time with
+``--set train.step_lr.discriminator=4e-4``.
+
+Each config validates itself when it is built (``__post_init__`` calls ``validate``)
+and raises :class:`ConfigError` saying what was wrong and what would be right. Field
+names written by older genlab versions keep loading: :attr:`ModelConfig.renamed` and
+:attr:`ModelConfig.moved_to_train` map them, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
@@ -17,23 +29,65 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Iterable, Mapping
 
 from .errors import ConfigError
+
+#: The data set every tool uses when none is named: 5,000 MNIST digits shipped with the package.
+DEFAULT_DATA = "mnist-5k"
 
 
 @dataclass
 class ModelConfig:
-    """Fields every model has. Subclasses add their own.
+    """Fields every model has. Subclasses add their own and extend :meth:`validate`.
 
     ``image_shape`` is (channels, height, width) of the data the model sees;
     the trainer fills it from the data set. ``num_classes`` > 0 makes a model
     class-conditional where the model supports it.
+
+    Naming scheme of the fields across models: ``grey_levels`` (values a pixel
+    takes), ``latent_levels`` (layers of a latent hierarchy), ``hidden_dim`` (the
+    width of a fully connected layer), ``*_channels`` (convolution widths),
+    ``num_blocks``/``*_blocks`` (repeated blocks), ``input_kernel``/``block_kernel``
+    (kernel sizes of the first convolution and of every block).
     """
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 0
+
+    #: Field names older genlab versions wrote -> today's names (config.json and ``--set``).
+    renamed: ClassVar[Mapping[str, str]] = {}
+    #: Fields older versions kept in the model section -> their path in the train section now.
+    moved_to_train: ClassVar[Mapping[str, str]] = {}
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on a bad value (called whenever a config is built)."""
+        if any(not isinstance(s, int) or s < 1 for s in self.image_shape):
+            raise ConfigError(f"model.image_shape must hold positive sizes, got {tuple(self.image_shape)}")
+        if self.num_classes < 0:
+            raise ConfigError(f"model.num_classes must be >= 0 (0: unconditional), got {self.num_classes}")
+
+    def check_unconditional(self, model: str) -> None:
+        """ConfigError unless ``num_classes`` is 0, for models without class conditioning."""
+        if self.num_classes != 0:
+            raise ConfigError(f"{model} is unconditional: set model.num_classes=0 (got {self.num_classes})")
+
+    def check_choice(self, name: str, allowed: Iterable[str]) -> None:
+        """ConfigError unless field ``name`` is one of ``allowed``."""
+        allowed = tuple(allowed)
+        if getattr(self, name) not in allowed:
+            raise ConfigError(f"unknown model.{name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
+
+    def check_positive(self, *names: str) -> None:
+        """ConfigError unless every field in ``names`` is >= 1."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -43,8 +97,10 @@ class TrainConfig:
 
     steps: int = 2000
     batch_size: int = 128
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
+    lr: float = 1e-3  # Adam's learning rate of every train step without its own in step_lr
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's betas of every step without its own in step_betas
+    step_lr: dict[str, float] = field(default_factory=dict)  # train step name -> its own rate, e.g. {"discriminator": 4e-4}
+    step_betas: dict[str, tuple[float, float]] = field(default_factory=dict)  # train step name -> its own betas
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 at schedule_steps)
     schedule_steps: int = 0  # length of the cosine schedule, in steps; required (> 0) with "cosine"
@@ -61,12 +117,67 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's modules
     progress: bool = True
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on a bad value (called whenever a config is built).
+        Step names in ``step_lr``/``step_betas`` are checked by the Trainer, which knows the model's steps."""
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"train.lr_schedule={self.lr_schedule!r}; use constant or cosine")
+        if self.lr_schedule == "cosine" and self.schedule_steps <= 0:
+            raise ConfigError("train.lr_schedule=cosine needs train.schedule_steps > 0 (the step where the rate reaches 0), e.g. train.schedule_steps=10000")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if self.steps < 0:
+            raise ConfigError(f"train.steps must be >= 0, got {self.steps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables EMA), got {self.ema_decay}")
+        for where, lr in [("train.lr", self.lr)] + [(f"train.step_lr.{k}", v) for k, v in self.step_lr.items()]:
+            if not lr > 0:
+                raise ConfigError(f"{where} must be > 0, got {lr}")
+        for where, b in [("train.betas", self.betas)] + [(f"train.step_betas.{k}", v) for k, v in self.step_betas.items()]:
+            if len(b) != 2 or not all(0.0 <= v < 1.0 for v in b):
+                raise ConfigError(f"{where} must be two numbers in [0, 1), e.g. [0.5, 0.999], got {list(b)}")
+        if self.grad_clip < 0:
+            raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
+
+    def lr_of(self, step: str) -> float:
+        """Adam's learning rate of the train step named ``step``."""
+        return self.step_lr.get(step, self.lr)
+
+    def betas_of(self, step: str) -> tuple[float, float]:
+        """Adam's betas of the train step named ``step``."""
+        return tuple(self.step_betas.get(step, self.betas))
+
+    def check_steps(self, names: Iterable[str], model: str) -> None:
+        """ConfigError when ``step_lr``/``step_betas`` name a step the model does not have."""
+        names = list(dict.fromkeys(names))
+        for field_name in ("step_lr", "step_betas"):
+            unknown = sorted(set(getattr(self, field_name)) - set(names))
+            if unknown:
+                raise ConfigError(f"train.{field_name} names {unknown}, but {model}'s train steps are {names}; "
+                                  f"e.g. train.{field_name}.{names[-1]}=...")
+
 
 @dataclass
 class DataConfig:
-    name: str = "mnist-5k"
+    """Which data set (``genlab datasets``, ``folder:<path>``, ...), where local copies live, which split."""
+
+    name: str = DEFAULT_DATA
     data_dir: str | None = None
     split: str = "train"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError(f"data.name must name a data set, e.g. data.name={DEFAULT_DATA} (genlab datasets lists them)")
+        if self.split not in ("train", "test", "all"):
+            raise ConfigError(f"data.split must be train, test or all, got {self.split!r}")
 
 
 @dataclass
@@ -102,6 +213,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError:
                 pass
         raise ConfigError(f"{where}: {value!r} is not a valid {tp}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object like {{\"name\": value}}, got {value!r}")
+        key_tp, value_tp = args if args else (str, Any)
+        return {_coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()}
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list like [1, 2], got {value!r}")
@@ -146,6 +262,59 @@ def from_dict(cls: type, data: dict, where: str = "config") -> Any:
     return cls(**kwargs)
 
 
+# --------------------------------------------------------------------------- older field names
+
+
+def upgrade_model_fields(cls: type, data: dict, where: str = "model") -> tuple[dict, dict]:
+    """Map the model fields an older genlab wrote to today's: ``(model fields, train settings)``.
+
+    ``cls.renamed`` fields get their new name; ``cls.moved_to_train`` fields are returned
+    as ``{path in the train section: value}`` (e.g. ``{"step_lr.generator": 2e-4}``). Each
+    old name gives a ``DeprecationWarning`` that names the new one.
+    """
+    renamed = getattr(cls, "renamed", {})
+    moved = getattr(cls, "moved_to_train", {})
+    model: dict = {}
+    train: dict = {}
+    for key, value in data.items():
+        if key in renamed:
+            new = renamed[key]
+            if new in data:
+                raise ConfigError(f"{where}: both {key!r} (its old name) and {new!r} are set; keep {new!r}")
+            warnings.warn(f"{where}.{key} is deprecated: it is now {where}.{new}", DeprecationWarning, stacklevel=3)
+            model[new] = value
+        elif key in moved:
+            warnings.warn(f"{where}.{key} is deprecated: optimiser settings live in the train section, "
+                          f"use train.{moved[key]}", DeprecationWarning, stacklevel=3)
+            train[moved[key]] = value
+        else:
+            model[key] = value
+    return model, train
+
+
+def model_config_from_dict(cls: type, data: dict, where: str = "model") -> Any:
+    """The model config ``cls`` from a dict that may use older field names (optimiser
+    settings that moved to the train section are dropped: a loaded model has no optimiser)."""
+    model, _ = upgrade_model_fields(cls, data, where)
+    return from_dict(cls, model, where)
+
+
+def run_config_from_dict(doc: dict, config_cls: type) -> RunConfig:
+    """A :class:`RunConfig` from a ``config.json`` document (``model_name``, ``model``,
+    ``train``, optional ``data``), older field names included: optimiser settings that
+    older versions kept in the model section move to the train section."""
+    model, moved = upgrade_model_fields(config_cls, doc["model"])
+    train = dict(doc["train"])
+    for path, value in moved.items():
+        _set_path(train, path, value, "train")
+    return RunConfig(
+        model_name=doc["model_name"],
+        model=from_dict(config_cls, model, "model"),
+        train=from_dict(TrainConfig, train, "train"),
+        data=from_dict(DataConfig, doc.get("data", {}), "data"),
+    )
+
+
 # --------------------------------------------------------------------------- overrides
 
 
@@ -156,25 +325,56 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply ``section.field=value`` strings to a RunConfig (returns a new one).
+def _set_path(section: dict, path: str, value: Any, where: str) -> None:
+    """``section[path] = value``; ``"step_lr.generator"`` sets one entry of a mapping field."""
+    name, _, key = path.partition(".")
+    if not key:
+        section[name] = value
+        return
+    if name in section and not isinstance(section[name], dict):
+        raise ConfigError(f"{where}.{name} is not a mapping: set it as a whole, e.g. {where}.{name}=...")
+    section[name] = {**section.get(name, {}), key: value}
 
-    >>> apply_overrides(cfg, ["model.latent_dim=2", "train.lr=3e-4"])
-    """
-    sections = {"model": cfg.model, "train": cfg.train, "data": cfg.data}
-    updates: dict[str, dict[str, Any]] = {k: {} for k in sections}
+
+def parse_overrides(overrides: Iterable[str | tuple[str, Any]] | Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """``["train.lr=3e-4", ...]`` (values parsed as JSON when they are JSON), a mapping
+    ``{"train.lr": 3e-4}`` or ``(key, value)`` pairs -> ``[("train.lr", 3e-4), ...]``, in order."""
+    if isinstance(overrides, Mapping):
+        return list(overrides.items())
+    pairs = []
     for item in overrides:
-        if "=" not in item:
+        if isinstance(item, tuple) and len(item) == 2:
+            pairs.append(item)
+            continue
+        if not isinstance(item, str) or "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.field=value, e.g. model.latent_dim=2")
         key, text = item.split("=", 1)
+        pairs.append((key, _parse_value(text)))
+    return pairs
+
+
+def apply_overrides(cfg: RunConfig, overrides: Iterable[str | tuple[str, Any]] | Mapping[str, Any]) -> RunConfig:
+    """Apply ``section.field=value`` overrides (strings, or a mapping of keys to values) to a
+    RunConfig; returns a new one, validated. Later overrides win. Older model field names
+    are accepted with a ``DeprecationWarning`` (see :func:`upgrade_model_fields`).
+
+    >>> apply_overrides(cfg, ["model.latent_dim=2", "train.lr=3e-4", "train.step_lr.discriminator=4e-4"])
+    """
+    sections = {"model": cfg.model, "train": cfg.train, "data": cfg.data}
+    updates: dict[str, dict[str, Any]] = {k: to_dict(v) for k, v in sections.items()}
+    for key, value in parse_overrides(overrides):
         if "." not in key:
             raise ConfigError(f"override key {key!r} must name a section: one of {sorted(sections)} (e.g. train.lr=3e-4)")
         section, name = key.split(".", 1)
         if section not in sections:
             raise ConfigError(f"unknown config section {section!r}; valid sections: {sorted(sections)}")
-        updates[section][name] = _parse_value(text)
-    new = {}
-    for section, obj in sections.items():
-        merged = {**to_dict(obj), **updates[section]}
-        new[section] = from_dict(type(obj), merged, section)
+        if section == "model":
+            model, moved = upgrade_model_fields(type(cfg.model), {name: value})
+            for new, v in model.items():
+                _set_path(updates["model"], new, v, "model")
+            for path, v in moved.items():
+                _set_path(updates["train"], path, v, "train")
+        else:
+            _set_path(updates[section], name, value, section)
+    new = {section: from_dict(type(obj), updates[section], section) for section, obj in sections.items()}
     return RunConfig(model_name=cfg.model_name, **new)

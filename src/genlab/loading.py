@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import registry
-from .config import from_dict
+from .config import model_config_from_dict
 from .errors import CheckpointError, ConfigError
 from .train.checkpoint import load_tensors, read_json
 
@@ -36,6 +36,8 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     are converted to the dtype of the model's own parameters (float32).
 
     Reads only JSON and safetensors, never pickle. Returns the model in eval mode.
+    Folders written by older genlab versions load too: renamed config fields are
+    mapped (with a ``DeprecationWarning``) and retired weights dropped.
     Raises :class:`CheckpointError` with a clear message when the folder is not a
     genlab model, belongs to an unknown model, or its weights are corrupt or do
     not fit the config.
@@ -49,11 +51,11 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"{path / 'config.json'} is not a genlab model config (no model_name/model keys)")
     try:
         config_cls, model_cls = registry.get(name)
-        config = from_dict(config_cls, doc["model"], "model")
+        config = model_config_from_dict(config_cls, doc["model"], "model")
     except ConfigError as e:
         raise CheckpointError(f"cannot rebuild the model in {path}: {e}") from None
     model = model_cls(config)
-    state = load_tensors(path / "model.safetensors")
+    state = model.upgrade_state_dict(load_tensors(path / "model.safetensors"))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -1,48 +1,103 @@
-"""The model registry: one literal dict from a model's name to its config and class.
+"""The model registry: one literal dict from a model's name to its :class:`ModelEntry`.
 
-Add a model by adding one line here; nothing registers itself at import time.
+An entry carries everything a run of the model starts from: its config and model
+classes, the data it trains on when none is named, its training defaults (the
+learning rate and betas its paper uses, ...) and its presets. :func:`build_run_config`
+turns (model, data, preset, overrides) into a :class:`~genlab.config.RunConfig`; the
+command line (``genlab train``) and the Python API (``genlab.train.train``) both call
+it, so the same arguments give the same run.
+
+Add a model by adding one entry here; nothing registers itself at import time.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .config import DEFAULT_DATA, DataConfig, RunConfig, TrainConfig, apply_overrides, parse_overrides
 from .errors import ConfigError
-from .models.cyclegan import CycleGAN, CycleGANConfig
+from .models.cyclegan import DEFAULT_DATA as CYCLEGAN_DATA, TRAIN_DEFAULTS as CYCLEGAN_TRAIN, CycleGAN, CycleGANConfig
 from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.ali import ALI, ALIConfig
-from .models.gan import GAN, GANConfig
-from .models.progan import ProGAN, ProGANConfig
+from .models.gan import GAN, POINT_PRESET, TRAIN_DEFAULTS as GAN_TRAIN, GANConfig
+from .models.progan import TRAIN_DEFAULTS as PROGAN_TRAIN, ProGAN, ProGANConfig
 from .models.vae import VAE, VAEConfig
 from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
 
-MODELS = {
-    "vae": (VAEConfig, VAE),
-    "pixelcnn": (PixelCNNConfig, PixelCNN),
-    "gated-pixelcnn": (GatedPixelCNNConfig, GatedPixelCNN),
-    "wavenet": (WaveNetConfig, WaveNet),
-    "gan": (GANConfig, GAN),
-    "dcgan": (DCGANConfig, DCGAN),
-    "lsgan": (LSGANConfig, DCGAN),
-    "ali": (ALIConfig, ALI),
-    "cyclegan": (CycleGANConfig, CycleGAN),
-    "progan": (ProGANConfig, ProGAN),
-    "pixelvae": (PixelVAEConfig, PixelVAE),
+
+@dataclass(frozen=True)
+class Preset:
+    """Config values that belong together, e.g. the settings of a paper or of a benchmark.
+
+    ``values``: ``"section.field" -> value`` (e.g. ``{"train.lr": 1e-3}``); ``source``: where
+    they come from (a paper's section or table, a benchmark script and its result);
+    ``data``: data set names the preset is applied to automatically (before a preset the
+    user names and before the user's overrides).
+    """
+
+    values: Mapping[str, Any]
+    source: str
+    data: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about a model (see the module docstring). It unpacks like the
+    ``(ConfigClass, ModelClass)`` pair genlab 0.1.0 kept in :data:`MODELS`."""
+
+    config_class: type
+    model_class: type
+    default_data: str = DEFAULT_DATA
+    train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig defaults of this model, by field
+    presets: Mapping[str, Preset] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.config_class, self.model_class))
+
+
+_POINTS = Preset(POINT_PRESET, data=("ring8", "grid25"), source=(
+    "benchmarks/gan_ring8.py: on ring8, seeds 0-2, minimax and non-saturating cover 8/8 modes with 0.89-0.93 "
+    "high-quality samples (see the genlab.models.gan docstring)"))
+
+MODELS: dict[str, ModelEntry] = {
+    "vae": ModelEntry(VAEConfig, VAE),
+    "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN),
+    "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN),
+    "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines"),
+    "gan": ModelEntry(GANConfig, GAN, train=GAN_TRAIN, presets={"points": _POINTS}),
+    "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN),
+    "lsgan": ModelEntry(LSGANConfig, DCGAN, train=GAN_TRAIN),
+    "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN),
+    "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN),
+    "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN),
+    "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE),
 }
+
+
+def entry(name: str) -> ModelEntry:
+    """The :class:`ModelEntry` of ``name``, or a clear error listing the choices. A
+    ``(ConfigClass, ModelClass)`` pair in :data:`MODELS` is an entry with every default."""
+    try:
+        e = MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}") from None
+    return e if isinstance(e, ModelEntry) else ModelEntry(*e)
 
 
 def get(name: str):
     """(ConfigClass, ModelClass) for ``name``, or a clear error listing the choices."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}") from None
+    e = entry(name)
+    return e.config_class, e.model_class
 
 
 def name_of(model) -> str:
-    for name, (config_cls, cls) in MODELS.items():
-        if type(model) is cls and type(model.config) is config_cls:
+    for name in MODELS:
+        e = entry(name)
+        if type(model) is e.model_class and type(model.config) is e.config_class:
             return name
     raise ConfigError(f"{type(model).__name__} is not in the genlab registry")
 
@@ -53,3 +108,41 @@ def build(name: str, config=None, **fields):
     if config is None:
         config = config_cls(**fields)
     return model_cls(config)
+
+
+def train_config(model_name: str, **fields) -> TrainConfig:
+    """The :class:`TrainConfig` of ``model_name``'s registry entry (its paper's learning rate
+    and betas, ...) with ``fields`` set, for code that drives a Trainer itself."""
+    return TrainConfig(**{**entry(model_name).train, **fields})
+
+
+def build_run_config(
+    model_name: str,
+    data: str | None = None,
+    preset: str | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+) -> RunConfig:
+    """The :class:`RunConfig` of a run of ``model_name``, built in this order (later wins):
+
+    1. the model config's defaults and the entry's training defaults (``entry.train``);
+    2. the data set: ``data``, else a ``data.name`` override, else the entry's default data;
+    3. every preset of the entry whose ``data`` names that data set (e.g. gan's point
+       preset for ``ring8``), then the preset named ``preset``;
+    4. ``overrides``: ``["train.lr=3e-4", ...]`` or ``{"train.lr": 3e-4}``.
+
+    >>> build_run_config("gan", data="ring8", overrides=["train.steps=100"])
+    """
+    e = entry(model_name)
+    pairs = parse_overrides(overrides)
+    if data is None:
+        data = next((v for k, v in reversed(pairs) if k == "data.name"), e.default_data)
+    if preset is not None and preset not in e.presets:
+        have = ", ".join(sorted(e.presets)) or "none"
+        raise ConfigError(f"unknown preset {preset!r} for {model_name}; its presets: {have}")
+    cfg = RunConfig(model_name=model_name, model=e.config_class(), train=train_config(model_name), data=DataConfig(name=data))
+    for name, p in e.presets.items():
+        if data in p.data and name != preset:
+            cfg = apply_overrides(cfg, p.values)
+    if preset is not None:
+        cfg = apply_overrides(cfg, e.presets[preset].values)
+    return apply_overrides(cfg, pairs)

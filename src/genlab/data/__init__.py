@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ..config import DEFAULT_DATA
 from . import transforms
 from .dataset import ImageDataset
 from .errors import DataError
@@ -37,8 +38,8 @@ DATASETS = {
     "grid25": "toy 2-D points: 25 Gaussians on a 5x5 grid",
 }
 
-#: The default data set of genlab's tools.
-DEFAULT_DATASET = "mnist-5k"
+#: The default data set of genlab's tools (named once, in genlab.config).
+DEFAULT_DATASET = DEFAULT_DATA
 
 _PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>")
 _SPLITS = ("train", "test")

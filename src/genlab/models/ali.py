@@ -31,7 +31,7 @@ Options:
 * ``encoder = "stochastic"`` (ALI): ``q(z | x) = N(mu(x), diag(sigma^2(x)))``, sampled by the
   reparameterisation ``z = mu + sigma * eps`` so gradients reach ``mu`` and ``sigma``;
   ``encoder = "deterministic"`` (BiGAN): ``z = E(x)``.
-* ``levels = 2`` (hierarchical, HALI): ``x -> z1 -> z2`` with ``z1`` a spatial map
+* ``latent_levels = 2`` (hierarchical, HALI): ``x -> z1 -> z2`` with ``z1`` a spatial map
   ``(z1_channels, s, s)`` at the smallest resolution of the DCGAN layout (7x7 for 28x28) and
   ``z2`` a vector of ``latent_dim``; the generator runs ``z2 -> z1 -> x`` with
   ``p(z1 | z2)`` Gaussian (a point mass for a deterministic model) and ``p(x | z1)``
@@ -45,7 +45,7 @@ strided-convolution body with a Gaussian head; D runs that body on ``x``, an MLP
 (z2), concatenates ``z1`` to the image features, and joins everything in an MLP
 (LeakyReLU 0.2, dropout ``dropout`` as in ALI, 0.2). Images are square with side
 ``s * 2^k``, ``4 <= s <= 7``, ``k >= 2`` (28, 32, 64, ...): any other size is a
-ConfigError when the model is built. Unconditional only.
+ConfigError when the config is built. Unconditional only.
 
 Stability tools come from :class:`genlab.models.gan.GAN`: R1 or WGAN-GP penalties
 (computed on the joint pair, both ``x`` and ``z``), spectral norm in D, the collapse
@@ -73,44 +73,45 @@ LEVELS = (1, 2)
 
 @dataclass
 class ALIConfig(GANConfig):
-    """``latent_dim``: size of z (levels=1) or of the top code z2 (levels=2).
+    """``latent_dim``: size of z (latent_levels=1) or of the top code z2 (latent_levels=2).
 
     Inherited from :class:`GANConfig`: objective, channels, upsample, g_batchnorm,
-    d_batchnorm, d_steps, lr_g (used for G and E), lr_d, betas_g, betas_d, penalty,
-    penalty_weight, spectral_norm and the collapse checks; ``hidden``/``depth`` size D's
-    MLPs (z path and joint head) and the z1 -> z2 maps. ``arch`` must stay "conv".
+    d_batchnorm, d_steps, penalty, penalty_weight, spectral_norm and the collapse checks;
+    ``hidden_dim``/``hidden_layers`` size D's MLPs (z path and joint head) and the z1 -> z2
+    maps. ``arch`` must stay "conv". The optimiser settings are ``train.lr``/``train.betas``
+    (per step: ``train.step_lr.discriminator``, ``train.step_lr.generator-encoder``).
     """
 
     image_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 64
-    levels: int = 1  # 1: x <-> z (ALI/BiGAN); 2: x <-> z1 (spatial map) <-> z2 (vector)
+    latent_levels: int = 1  # 1: x <-> z (ALI/BiGAN); 2: x <-> z1 (spatial map) <-> z2 (vector)
     encoder: str = "stochastic"  # stochastic: Gaussian q(z|x) (ALI) | deterministic: z = E(x) (BiGAN)
-    z1_channels: int = 8  # levels=2: channels of the z1 map (s x s, e.g. 7x7 for 28x28 images)
+    z1_channels: int = 8  # latent_levels=2: channels of the z1 map (s x s, e.g. 7x7 for 28x28 images)
     arch: str = "conv"
     channels: int = 32
-    hidden: int = 256
-    depth: int = 1
+    hidden_dim: int = 256
+    hidden_layers: int = 1
     g_batchnorm: bool = True
     e_batchnorm: bool = True  # batch norm in the encoder's convolutions (all but the first)
     d_batchnorm: bool = False  # D sees real and fake pairs in separate batches: off by default
     dropout: float = 0.2  # D's dropout (ALI: 0.2 in D); 0 disables
     collapse_patience: int = 1000
 
+    renamed = {**GANConfig.renamed, "levels": "latent_levels"}
+    moved_to_train = {"lr_g": "step_lr.generator-encoder", "lr_d": "step_lr.discriminator",
+                      "betas_g": "step_betas.generator-encoder", "betas_d": "step_betas.discriminator"}
+
     def validate(self) -> None:
         super().validate()
         if self.arch != "conv":
             raise ConfigError(f"ALI is convolutional: model.arch must be conv, got {self.arch!r}")
-        if self.levels not in LEVELS:
-            raise ConfigError(f"model.levels must be 1 (x <-> z) or 2 (x <-> z1 <-> z2), got {self.levels}")
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"unknown model.encoder {self.encoder!r}; choose one of: {', '.join(ENCODERS)}")
-        if self.num_classes != 0:
-            raise ConfigError(f"ALI is unconditional here: set model.num_classes=0 (got {self.num_classes})")
+        if self.latent_levels not in LEVELS:
+            raise ConfigError(f"model.latent_levels must be 1 (x <-> z) or 2 (x <-> z1 <-> z2), got {self.latent_levels}")
+        self.check_choice("encoder", ENCODERS)
+        self.check_unconditional("ALI")
         if len(self.image_shape) != 3:
             raise ConfigError(f"ALI needs images (C, H, W), got image_shape={tuple(self.image_shape)}")
-        if self.z1_channels < 1 or self.hidden < 1 or self.depth < 1:
-            raise ConfigError(f"model.z1_channels, model.hidden and model.depth must be >= 1, got "
-                              f"{self.z1_channels}, {self.hidden}, {self.depth}")
+        self.check_positive("z1_channels")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
@@ -179,7 +180,7 @@ class JointDiscriminator(nn.Module):
 
 
 class ALI(GAN):
-    """Generator ``G`` (ModuleDict: ``"x"``: z or z1 -> x; levels=2 also ``"z1"``: z2 -> z1),
+    """Generator ``G`` (ModuleDict: ``"x"``: z or z1 -> x; latent_levels=2 also ``"z1"``: z2 -> z1),
     encoder ``E`` (``"z"``, or ``"z1"`` and ``"z2"``) and joint discriminator ``D``.
 
     Latents are lists ``[z]`` or ``[z1, z2]``: z, z2 (N, latent_dim); z1 (N, z1_channels, s, s).
@@ -200,7 +201,7 @@ class ALI(GAN):
 
     @property
     def z1_shape(self) -> tuple[int, int, int]:
-        """(z1_channels, s, s): the shape of one z1 map (levels=2)."""
+        """(z1_channels, s, s): the shape of one z1 map (latent_levels=2)."""
         s, _ = blocks.dcgan_layout(*self.config.image_shape[1:])
         return (self.config.z1_channels, s, s)
 
@@ -208,17 +209,17 @@ class ALI(GAN):
         c = self.config
         c.validate()
         two = 2 if self.stochastic else 1  # a Gaussian is (mean, log-variance)
-        if c.levels == 1:
+        if c.latent_levels == 1:
             G = nn.ModuleDict({"x": blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm)})
             z1_channels = 0
         else:
             z1_dim = c.z1_channels * self.z1_shape[1] * self.z1_shape[2]
             G = nn.ModuleDict({
-                "z1": blocks.MLPGenerator(c.latent_dim, two * z1_dim, c.hidden, c.depth),
+                "z1": blocks.MLPGenerator(c.latent_dim, two * z1_dim, c.hidden_dim, c.hidden_layers),
                 "x": blocks.ConvGenerator(z1_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm),
             })
             z1_channels = c.z1_channels
-        D = JointDiscriminator(c.image_shape, c.channels, c.latent_dim, z1_channels, c.hidden, c.depth, c.dropout,
+        D = JointDiscriminator(c.image_shape, c.channels, c.latent_dim, z1_channels, c.hidden_dim, c.hidden_layers, c.dropout,
                                c.d_batchnorm, c.spectral_norm)
         blocks.dcgan_init(G)
         blocks.dcgan_init(D)
@@ -227,11 +228,11 @@ class ALI(GAN):
     def build_encoder(self) -> nn.Module:
         c = self.config
         two = 2 if self.stochastic else 1
-        if c.levels == 1:
+        if c.latent_levels == 1:
             E = nn.ModuleDict({"z": ConvEncoder(c.image_shape, c.channels, two * c.latent_dim, c.e_batchnorm, spatial=False)})
         else:
             z1_dim = c.z1_channels * self.z1_shape[1] * self.z1_shape[2]
-            body, width = blocks.leaky_mlp(z1_dim, c.hidden, c.depth)
+            body, width = blocks.leaky_mlp(z1_dim, c.hidden_dim, c.hidden_layers)
             E = nn.ModuleDict({
                 "z1": ConvEncoder(c.image_shape, c.channels, two * c.z1_channels, c.e_batchnorm, spatial=True),
                 "z2": nn.Sequential(nn.Flatten(), body, nn.Linear(width, two * c.latent_dim)),
@@ -252,7 +253,7 @@ class ALI(GAN):
         ``[q(z|x)]`` or ``[q(z1|x), q(z2|z1 = mean)]``; deterministic: log_var is None.
         Uses the modules' current mode (train/eval)."""
         self.check_images(x)
-        names = ["z"] if self.config.levels == 1 else ["z1", "z2"]
+        names = ["z"] if self.config.latent_levels == 1 else ["z1", "z2"]
         out, h = [], x
         for name in names:
             raw = self.E[name](h)
@@ -264,7 +265,7 @@ class ALI(GAN):
     def infer(self, x: Tensor, generator: torch.Generator | None = None, mean_only: bool = False) -> list[Tensor]:
         """Encoder pass with graph: x (N, C, H, W) in [-1, 1] -> ``[z]`` or ``[z1, z2]``, each
         drawn from q (z2 from q(z2 | z1) at the drawn z1); means with ``mean_only``."""
-        if self.config.levels == 1:
+        if self.config.latent_levels == 1:
             return [self._gaussian(self.E["z"](x), generator, mean_only)[0]]
         z1 = self._gaussian(self.E["z1"](x), generator, mean_only)[0]
         return [z1, self._gaussian(self.E["z2"](z1), generator, mean_only)[0]]
@@ -272,7 +273,7 @@ class ALI(GAN):
     def generate_pairs(self, z: Tensor, generator: torch.Generator | None = None, mean_only: bool = False) -> tuple[Tensor, list[Tensor]]:
         """Generator pass with graph: top code z (N, latent_dim) -> (x in [-1, 1], ``[z]`` or
         ``[z1, z2]``) with z1 ~ p(z1 | z2) (its mean with ``mean_only``)."""
-        if self.config.levels == 1:
+        if self.config.latent_levels == 1:
             return self._image(z), [z]
         z1 = self._gaussian(self.G["z1"](z), generator, mean_only)[0].reshape(z.shape[0], *self.z1_shape)
         return self._image(z1), [z1, z]
@@ -297,11 +298,11 @@ class ALI(GAN):
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:
         """``[D] * d_steps + [(G, E)]``; the D steps share one optimiser, the extra ones ask
-        for a fresh batch. G and E share lr_g and betas_g."""
+        for a fresh batch. G and E share one optimiser (step "generator-encoder")."""
         c = self.config
-        d = TrainStep("discriminator", [self.D], self.d_step_loss, lr=c.lr_d, betas=tuple(c.betas_d))
+        d = TrainStep("discriminator", [self.D], self.d_step_loss)
         steps = [d] + [dataclasses.replace(d, new_batch=True) for _ in range(2, c.d_steps + 1)]
-        steps.append(TrainStep("generator-encoder", [self.G, self.E], self.ge_step_loss, lr=c.lr_g, betas=tuple(c.betas_g)))
+        steps.append(TrainStep("generator-encoder", [self.G, self.E], self.ge_step_loss))
         return steps
 
     def _pairs(self, x: Tensor) -> tuple[list[Tensor], Tensor, list[Tensor]]:
@@ -341,7 +342,7 @@ class ALI(GAN):
         if self._tracking() and self._streak("g", float(loss.detach()) > c.collapse_g_loss):
             raise TrainingError(
                 f"the ALI generator/encoder loss exploded: above {c.collapse_g_loss:g} for {c.collapse_patience} "
-                f"steps (now {float(loss.detach()):.3g}); try a lower model.lr_d, model.penalty=r1 or raise "
+                f"steps (now {float(loss.detach()):.3g}); try a lower train.step_lr.discriminator, model.penalty=r1 or raise "
                 f"model.collapse_g_loss / model.collapse_patience"
             )
         return {"loss": loss, "ge/loss": loss.detach(),
@@ -372,9 +373,9 @@ class ALI(GAN):
 
     def _level(self, level: int | None) -> int:
         if level is None:
-            return self.config.levels
-        if level not in range(1, self.config.levels + 1):
-            raise ValueError(f"level must be in 1..{self.config.levels} for a {self.config.levels}-level model, got {level}")
+            return self.config.latent_levels
+        if level not in range(1, self.config.latent_levels + 1):
+            raise ValueError(f"level must be in 1..{self.config.latent_levels} for a {self.config.latent_levels}-level model, got {level}")
         return level
 
     def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
@@ -387,10 +388,10 @@ class ALI(GAN):
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
         if z.dim() == 2 and z.shape[1] == self.config.latent_dim:
             fn = lambda: self.generate_pairs(z, mean_only=True)[0]  # noqa: E731
-        elif self.config.levels == 2 and tuple(z.shape[1:]) == self.z1_shape:
+        elif self.config.latent_levels == 2 and tuple(z.shape[1:]) == self.z1_shape:
             fn = lambda: self._image(z)  # noqa: E731
         else:
-            want = f"(N, {self.config.latent_dim})" + (f" or z1 maps (N, {', '.join(map(str, self.z1_shape))})" if self.config.levels == 2 else "")
+            want = f"(N, {self.config.latent_dim})" + (f" or z1 maps (N, {', '.join(map(str, self.z1_shape))})" if self.config.latent_levels == 2 else "")
             raise ValueError(f"expected latent codes of shape {want}, got {tuple(z.shape)}")
         return from_signed(self._eval(fn)).clamp(0, 1)
 

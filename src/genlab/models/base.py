@@ -47,8 +47,9 @@ class TrainStep:
 
     ``loss(batch)`` returns a dict with a scalar ``"loss"`` (what is minimised)
     and any other scalars to log. The Trainer gives each step its own optimiser
-    over the parameters of ``modules``; ``lr``/``betas`` override the train
-    config for this step. ``new_batch`` asks for a fresh batch before the step
+    over the parameters of ``modules``, with the learning rate and betas of the
+    train config (``train.step_lr[name]``/``train.step_betas[name]`` where set,
+    else ``train.lr``/``train.betas``). ``new_batch`` asks for a fresh batch before the step
     (e.g. several discriminator steps per generator step). Steps that share a
     name share one optimiser and must update the same parameters; learning-rate
     schedules advance once per iteration.
@@ -57,8 +58,6 @@ class TrainStep:
     name: str
     modules: Sequence[nn.Module]
     loss: Callable[[Batch], dict]
-    lr: float | None = None
-    betas: tuple[float, float] | None = None
     new_batch: bool = False
 
     def parameters(self) -> list[nn.Parameter]:
@@ -84,6 +83,8 @@ class GenerativeModel(nn.Module):
     config_class: type[ModelConfig] = ModelConfig
     #: How data in [0, 1] is fed to the model: "binary", "dequantize", "signed" or "unit".
     input_mode: str = "unit"
+    #: State-dict keys an older genlab version saved that this model no longer has.
+    retired_state_keys: tuple[str, ...] = ()
     #: "image", "sequence" or "points" (:data:`DATA_KINDS`); a property where the config decides.
     data_kind: str = "image"
     #: "exact", "bound" or "none" (:data:`LIKELIHOOD_KINDS`): what :meth:`log_prob` returns.
@@ -214,6 +215,11 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"expected images of shape (N, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
 
     # ---------------------------------------------------------------- persistence
+    def upgrade_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weights saved by an older genlab version -> weights this model loads
+        (drops :attr:`retired_state_keys`)."""
+        return {k: v for k, v in state.items() if k not in self.retired_state_keys}
+
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
         from ..registry import name_of

@@ -27,7 +27,7 @@ instance norm and a tanh output; 70x70-style PatchGAN discriminators
 (4x4 convolutions, LeakyReLU 0.2, instance norm but on the first layer) that score
 overlapping patches; weights ~ N(0, 0.02). With the defaults on 28x28 a patch is
 34x34 pixels (the whole digit) and D outputs a 5x5 map of scores. Adam, lr 2e-4,
-betas (0.5, 0.999), as in the paper.
+betas (0.5, 0.999), as in the paper (:data:`TRAIN_DEFAULTS`: ``train.lr``, ``train.betas``).
 
 Left out: the paper's history buffer of 50 generated images for the discriminators
 (with it, resuming a run would also have to restore the buffer; this model keeps no
@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses
-from ..config import ModelConfig
+from ..config import DEFAULT_DATA as DIGITS, ModelConfig
 from ..data.transforms import from_signed, to_signed, to_uint8
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_init
@@ -66,13 +66,13 @@ from .base import Batch, GenerativeModel, TrainStep
 DIRECTIONS = ("a2b", "b2a")
 
 #: the data of ``genlab train cyclegan`` when no --data is given (embedded, no download)
-DEFAULT_DATA = "unpaired:mnist-5k,mnist-5k+invert"
+DEFAULT_DATA = f"unpaired:{DIGITS},{DIGITS}+invert"
 
-#: Training overrides ``genlab train cyclegan`` applies before the user's ``--set`` flags:
-#: batch 32 (the paper uses 1) and 600 iterations, a few CPU minutes. On MNIST <-> inverted
-#: MNIST, 300 such iterations already keep the digit in 97% of held-out translations
-#: (see benchmarks/cyclegan_mnist.py).
-TRAIN_PRESET = ["train.batch_size=32", "train.steps=600"]
+#: The training defaults of the registry entry (the user's overrides win): Adam lr 2e-4,
+#: betas (0.5, 0.999) as in the paper; batch 32 (the paper uses 1) and 600 iterations, a few
+#: CPU minutes. On MNIST <-> inverted MNIST, 300 such iterations already keep the digit in 97%
+#: of held-out translations (see benchmarks/cyclegan_mnist.py).
+TRAIN_DEFAULTS = {"lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 32, "steps": 600}
 
 
 @dataclass
@@ -89,15 +89,13 @@ class CycleGANConfig(ModelConfig):
     objective: str = "least-squares"  # the paper's; any of genlab.losses.OBJECTIVES works
     lambda_cyc: float = 10.0  # lambda in eq. 3
     lambda_id: float = 0.0  # identity loss weight, relative to lambda_cyc (the paper uses 0.5 for painting -> photo)
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
     exemplars: int = 64  # training images kept (per domain) for sample()
 
-    def __post_init__(self):
-        self.validate()
+    moved_to_train = {"lr": "lr", "betas": "betas"}
 
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build)."""
+        super().validate()
         losses.check_objective(self.objective)
         if len(self.image_shape) != 3:
             raise ConfigError(f"model.image_shape must be (2C, H, W) (two domains stacked along channels), got {tuple(self.image_shape)}")
@@ -107,11 +105,8 @@ class CycleGANConfig(ModelConfig):
                 f"cyclegan needs unpaired two-domain data (both domains stacked along channels, an even count), but the data "
                 f"have {c2} channel(s); train on --data unpaired:<A>,<B>, e.g. --data {DEFAULT_DATA}"
             )
-        if self.num_classes != 0:
-            raise ConfigError("cyclegan is not class-conditional: set model.num_classes=0")
-        for name in ("g_channels", "d_channels", "exemplars"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        self.check_unconditional("cyclegan")
+        self.check_positive("g_channels", "d_channels", "exemplars")
         if self.g_blocks < 0 or self.g_downsamplings < 0 or self.d_downsamplings < 1:
             raise ConfigError("model.g_blocks and model.g_downsamplings must be >= 0, model.d_downsamplings >= 1")
         f = 2**self.g_downsamplings
@@ -244,11 +239,9 @@ class CycleGAN(GenerativeModel):
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:
         """The generators' step (G and F), then the discriminators' step (D_A and D_B)."""
-        c = self.config
-        betas = tuple(c.betas)
         return [
-            TrainStep("generators", [self.G, self.F], self.generator_loss, lr=c.lr, betas=betas),
-            TrainStep("discriminators", [self.D_A, self.D_B], self.discriminator_loss, lr=c.lr, betas=betas),
+            TrainStep("generators", [self.G, self.F], self.generator_loss),
+            TrainStep("discriminators", [self.D_A, self.D_B], self.discriminator_loss),
         ]
 
     def generator_loss(self, batch: Batch) -> dict:

@@ -13,7 +13,7 @@ architecture to the paper's guidelines:
 
 Image sizes: square, side ``s * 2^k`` with ``4 <= s <= 7``, ``k >= 2``: 28x28 grey
 (MNIST: 7 -> 14 -> 28), 32x32 RGB (CIFAR-10: 4 -> 8 -> 16 -> 32) and 64x64 (CelebA)
-all work; any other size is a ConfigError when the model is built.
+all work; any other size is a ConfigError when the config is built.
 
 ``lsgan`` is the same network with ``objective = "least-squares"``.
 """
@@ -36,6 +36,13 @@ class DCGANConfig(GANConfig):
     g_batchnorm: bool = True
     d_batchnorm: bool = True
 
+    def validate(self) -> None:
+        if len(self.image_shape) != 3:
+            raise ConfigError(f"DCGAN needs images (C, H, W), got image_shape={tuple(self.image_shape)}; use the gan model for points")
+        if self.arch != "conv":
+            raise ConfigError("DCGAN is convolutional: model.arch must be conv (use the gan model for an MLP)")
+        super().validate()
+
 
 @dataclass
 class LSGANConfig(DCGANConfig):
@@ -51,10 +58,6 @@ class DCGAN(GAN):
 
     def build_networks(self):
         c = self.config
-        if self.data_kind != "image":
-            raise ConfigError(f"DCGAN needs images (C, H, W), got image_shape={tuple(c.image_shape)}; use the gan model for points")
-        if c.arch != "conv":
-            raise ConfigError("DCGAN is convolutional: model.arch must be conv (use the gan model for an MLP)")
         k = c.num_classes
         G = blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm, k, c.label_dim)
         D = blocks.ConvDiscriminator(c.image_shape, c.channels, c.d_batchnorm, k, c.conditioning, c.spectral_norm)

@@ -13,12 +13,13 @@ Data:
 * points ``(D,)``, e.g. the toy 2-D sets ``ring8``/``grid25``: set
   ``image_shape = (2,)`` (the Trainer copies the data set's ``shape``); the data are
   used as they are (``input_mode = "unit"``) and :meth:`GAN.sample` returns (n, D).
-  The defaults below are for images; for toy 2-D points use :data:`POINT_PRESET`
-  (``genlab train gan --data ring8`` applies it before the user's ``--set`` flags).
+  The defaults below are for images; for toy 2-D points the registry applies
+  :data:`POINT_PRESET` (``genlab train gan --data ring8``, before the user's ``--set`` flags).
 
 Options: class-conditional (``num_classes > 0``: G takes a label embedding, D uses a
 projection head or the label concatenated to its input); ``d_steps`` discriminator
-steps per generator step; learning rates and Adam betas per player; R1 or WGAN-GP
+steps per generator step; learning rates and Adam betas per player (``train.step_lr``,
+``train.step_betas`` keyed by ``"discriminator"``/``"generator"``); R1 or WGAN-GP
 gradient penalty; spectral norm in D. Sampling from the Trainer's exponential moving
 average of the weights (``train.ema_decay > 0``) needs nothing here: the EMA copy is
 another instance of this model.
@@ -48,28 +49,31 @@ from .base import Batch, GenerativeModel, TrainStep
 
 ARCHS = ("mlp", "conv")
 
-#: The preset for toy 2-D point data (``ring8``, arch mlp), as config overrides: pass each
-#: as ``--set`` to ``genlab train gan --data ring8`` (the CLI does) or to
-#: :func:`genlab.config.apply_overrides`. MLP 3x256 (G ReLU, D LeakyReLU 0.2), z dim 8,
+#: Adam's settings for both players (``train.lr``, ``train.betas`` of the registry entry; DCGAN, section 4):
+#: lr 2e-4, beta1 0.5. Give the players different ones with ``train.step_lr.discriminator=...``.
+TRAIN_DEFAULTS = {"lr": 2e-4, "betas": (0.5, 0.999)}
+
+#: The preset for toy 2-D point data (``ring8``, arch mlp), applied by
+#: :func:`genlab.registry.build_run_config` whenever the data is ``ring8`` or ``grid25``
+#: (before the user's overrides). MLP 3x256 (G ReLU, D LeakyReLU 0.2), z dim 8,
 #: Adam lr 1e-3 betas (0.5, 0.999) for both players, a light R1 penalty (gamma 0.1) on D,
 #: batch 256, 6000 iterations with the learning rate decayed to 0 by a cosine schedule (the
 #: decay sharpens the modes: change train.schedule_steps with train.steps), no EMA.
 #: Measured on ring8 with benchmarks/gan_ring8.py (seeds 0, 1, 2; about 90 s per run on one
 #: thread): minimax and non-saturating cover 8/8 modes with 0.89-0.93 high-quality samples
 #: on every seed; least squares (7/8, 8/8, 8/8) and hinge (8/8, 3/8, 8/8) miss on one seed.
-POINT_PRESET = [
-    "model.hidden=256",
-    "model.depth=3",
-    "model.latent_dim=8",
-    "model.lr_g=1e-3",
-    "model.lr_d=1e-3",
-    "model.penalty=r1",
-    "model.penalty_weight=1.0",
-    "train.batch_size=256",
-    "train.steps=6000",
-    "train.lr_schedule=cosine",
-    "train.schedule_steps=6000",
-]
+POINT_PRESET = {
+    "model.hidden_dim": 256,
+    "model.hidden_layers": 3,
+    "model.latent_dim": 8,
+    "train.lr": 1e-3,
+    "model.penalty": "r1",
+    "model.penalty_weight": 1.0,
+    "train.batch_size": 256,
+    "train.steps": 6000,
+    "train.lr_schedule": "cosine",
+    "train.schedule_steps": 6000,
+}
 
 
 @dataclass
@@ -80,8 +84,8 @@ class GANConfig(ModelConfig):
     latent_dim: int = 64
     objective: str = "non-saturating"  # minimax | non-saturating | least-squares | hinge
     arch: str = "mlp"  # mlp | conv
-    hidden: int = 256  # MLP width
-    depth: int = 3  # MLP hidden layers (each player)
+    hidden_dim: int = 256  # MLP width
+    hidden_layers: int = 3  # MLP hidden layers (each player)
     channels: int = 64  # conv: D's first width; G's last hidden width
     upsample: str = "transposed"  # conv G: "transposed" (4x4 stride-2) or "upsample" (nearest x2 + 3x3 conv)
     g_batchnorm: bool = False
@@ -89,10 +93,6 @@ class GANConfig(ModelConfig):
     conditioning: str = "projection"  # class-conditional D: "projection" or "concat"
     label_dim: int = 32  # size of G's label embedding
     d_steps: int = 1  # discriminator steps per generator step
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas_g: tuple[float, float] = (0.5, 0.999)
-    betas_d: tuple[float, float] = (0.5, 0.999)
     penalty: str = "none"  # none | r1 (gamma/2 E||grad D(x)||^2 on reals) | gp (WGAN-GP)
     penalty_weight: float = 10.0  # gamma for r1, lambda for gp
     spectral_norm: bool = False  # spectral normalisation of D's weights
@@ -100,25 +100,24 @@ class GANConfig(ModelConfig):
     collapse_d_loss: float = 1e-3  # D's loss below this counts as a collapsed (won) discriminator
     collapse_g_loss: float = 30.0  # G's loss above this counts as exploding
 
-    def __post_init__(self):
-        self.validate()
+    renamed = {"hidden": "hidden_dim", "depth": "hidden_layers"}
+    moved_to_train = {"lr_g": "step_lr.generator", "lr_d": "step_lr.discriminator",
+                      "betas_g": "step_betas.generator", "betas_d": "step_betas.discriminator"}
 
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build and by the model)."""
+        super().validate()
         losses.check_objective(self.objective)
         losses.check_penalty(self.penalty)
-        choices = {"arch": ARCHS, "conditioning": blocks.CONDITIONINGS, "upsample": blocks.UPSAMPLINGS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"unknown model.{name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
-        if self.d_steps < 1:
-            raise ConfigError(f"model.d_steps must be >= 1, got {self.d_steps}")
-        if self.latent_dim < 1:
-            raise ConfigError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
-        if self.num_classes < 0:
-            raise ConfigError(f"model.num_classes must be >= 0, got {self.num_classes}")
+        for name, allowed in {"arch": ARCHS, "conditioning": blocks.CONDITIONINGS, "upsample": blocks.UPSAMPLINGS}.items():
+            self.check_choice(name, allowed)
+        self.check_positive("d_steps", "latent_dim", "hidden_dim", "hidden_layers", "channels")
         if len(self.image_shape) not in (1, 3):
             raise ConfigError(f"model.image_shape must be (C, H, W) for images or (D,) for points, got {self.image_shape}")
+        if self.arch == "conv":
+            if len(self.image_shape) != 3:
+                raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
+            blocks.dcgan_layout(*self.image_shape[1:])  # a side the convolutional networks can make
 
 
 class GAN(GenerativeModel):
@@ -148,8 +147,6 @@ class GAN(GenerativeModel):
         c = self.config
         k = c.num_classes
         if c.arch == "conv":
-            if self.data_kind != "image":
-                raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
             G = blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm, k, c.label_dim)
             D = blocks.ConvDiscriminator(c.image_shape, c.channels, c.d_batchnorm, k, c.conditioning, c.spectral_norm)
             blocks.dcgan_init(G)
@@ -158,8 +155,8 @@ class GAN(GenerativeModel):
         dim = 1
         for s in c.image_shape:
             dim *= s
-        G = blocks.MLPGenerator(c.latent_dim, dim, c.hidden, c.depth, k, c.label_dim, c.g_batchnorm)
-        D = blocks.MLPDiscriminator(dim, c.hidden, c.depth, k, c.conditioning, c.spectral_norm)
+        G = blocks.MLPGenerator(c.latent_dim, dim, c.hidden_dim, c.hidden_layers, k, c.label_dim, c.g_batchnorm)
+        D = blocks.MLPDiscriminator(dim, c.hidden_dim, c.hidden_layers, k, c.conditioning, c.spectral_norm)
         return G, D
 
     @property
@@ -195,9 +192,9 @@ class GAN(GenerativeModel):
         """``[D] * d_steps + [G]``. The D steps share one name, so the Trainer gives
         them one optimiser (one set of Adam moments); the extra ones ask for a fresh batch."""
         c = self.config
-        d = TrainStep("discriminator", [self.D], self.d_step_loss, lr=c.lr_d, betas=tuple(c.betas_d))
+        d = TrainStep("discriminator", [self.D], self.d_step_loss)
         steps = [d] + [dataclasses.replace(d, new_batch=True) for _ in range(2, c.d_steps + 1)]
-        steps.append(TrainStep("generator", [self.G], self.g_step_loss, lr=c.lr_g, betas=tuple(c.betas_g)))
+        steps.append(TrainStep("generator", [self.G], self.g_step_loss))
         return steps
 
     def _batch(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
@@ -246,7 +243,7 @@ class GAN(GenerativeModel):
                     f"the discriminator collapsed: its {c.objective} loss stayed below {c.collapse_d_loss:g} for "
                     f"{c.collapse_patience} steps (now {float(d_loss.detach()):.3g}, D(real)={float(d_real):.3f}, "
                     f"D(fake)={float(d_fake):.3f}); the generator gets no useful signal. Try the non-saturating or "
-                    f"least-squares objective, a lower model.lr_d, model.penalty=r1, model.spectral_norm=true, or "
+                    f"least-squares objective, a lower train.step_lr.discriminator, model.penalty=r1, model.spectral_norm=true, or "
                     f"raise model.collapse_patience (0 disables this check)"
                 )
         out["loss"] = total
@@ -265,7 +262,7 @@ class GAN(GenerativeModel):
                 raise TrainingError(
                     f"the generator's {c.objective} loss exploded: above {c.collapse_g_loss:g} for "
                     f"{c.collapse_patience} steps (now {float(g_loss.detach()):.3g}, D(G(z))={float(g_fake):.3g}): the "
-                    f"discriminator rejects every fake. Try a lower model.lr_d, model.penalty=r1 or "
+                    f"discriminator rejects every fake. Try a lower train.step_lr.discriminator, model.penalty=r1 or "
                     f"model.spectral_norm=true, or raise model.collapse_g_loss / model.collapse_patience"
                 )
         return {"loss": g_loss, "g/loss": g_loss.detach(), "g/fake": g_fake}

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..nn.autoregressive import AutoregressiveImageModel
+from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
 from ..nn.masked import Position, horizontal_conv, pointwise_conv, vertical_conv
 
 
@@ -35,17 +35,26 @@ from ..nn.masked import Position, horizontal_conv, pointwise_conv, vertical_conv
 class GatedPixelCNNConfig(ModelConfig):
     """``likelihood``: "auto" (Bernoulli for 1 channel, logistic mixture for RGB),
     "bernoulli", "categorical" or "logistic-mixture". ``num_classes`` > 0 adds a
-    learned class embedding to every gate (then ``labels`` are required)."""
+    learned class embedding to every gate (then ``labels`` are required). ``num_blocks``
+    gated blocks: the first reads the image with ``input_kernel`` (type-A masks), the
+    others use ``block_kernel``."""
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
     likelihood: str = "auto"
-    levels: int = 256
+    grey_levels: int = 256
     mixtures: int = 5
     hidden_channels: int = 64
-    num_layers: int = 8
+    num_blocks: int = 8
     input_kernel: int = 7
-    kernel: int = 3
+    block_kernel: int = 3
     output_channels: int = 64
+
+    renamed = {"levels": "grey_levels", "num_layers": "num_blocks", "kernel": "block_kernel"}
+
+    def validate(self) -> None:
+        super().validate()
+        check_head_config(self)
+        self.check_positive("hidden_channels", "num_blocks", "input_kernel", "block_kernel", "output_channels")
 
 
 def gate(a: Tensor) -> Tensor:
@@ -95,7 +104,7 @@ class GatedPixelCNN(AutoregressiveImageModel):
         k = config.num_classes
         self.layers = nn.ModuleList(
             [GatedLayer(c, p, config.input_kernel, c, k, first=True)]
-            + [GatedLayer(p, p, config.kernel, c, k, first=False) for _ in range(config.num_layers - 1)]
+            + [GatedLayer(p, p, config.block_kernel, c, k, first=False) for _ in range(config.num_blocks - 1)]
         )
         self.out1 = pointwise_conv(p, config.output_channels, c)
         self.out2 = pointwise_conv(config.output_channels, self.out_channels, c)

@@ -10,7 +10,7 @@ in raster order, channels R -> G -> B inside a pixel (the channel masks of
 the upper right; :mod:`genlab.models.gated_pixelcnn` removes it.
 
 Shapes: x (B, C, H, W) in the input space ({0, 1} for Bernoulli, the grid
-{0, 1/(levels-1), ..., 1} otherwise) -> parameters (B, C*P, H, W).
+{0, 1/(grey_levels-1), ..., 1} otherwise) -> parameters (B, C*P, H, W).
 """
 
 from __future__ import annotations
@@ -22,25 +22,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..nn.autoregressive import AutoregressiveImageModel
+from ..errors import ConfigError
+from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
 from ..nn.masked import pixelcnn_conv, pointwise_conv
 
 
 @dataclass
 class PixelCNNConfig(ModelConfig):
     """``likelihood``: "auto" (Bernoulli for 1 channel, logistic mixture for RGB),
-    "bernoulli", "categorical" (``levels``-way softmax) or "logistic-mixture"
-    (``mixtures`` components over ``levels`` grey levels)."""
+    "bernoulli", "categorical" (``grey_levels``-way softmax) or "logistic-mixture"
+    (``mixtures`` components over ``grey_levels`` grey levels). A type-A ``input_kernel``
+    convolution, then ``num_blocks`` residual blocks with type-B ``block_kernel`` convolutions."""
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
     likelihood: str = "auto"
-    levels: int = 256
+    grey_levels: int = 256
     mixtures: int = 5
     hidden_channels: int = 64
     num_blocks: int = 6
     input_kernel: int = 7
     block_kernel: int = 3
     output_channels: int = 64
+
+    renamed = {"levels": "grey_levels"}
+
+    def validate(self) -> None:
+        super().validate()
+        check_head_config(self)
+        self.check_positive("hidden_channels", "input_kernel", "block_kernel", "output_channels")
+        if self.num_blocks < 0:
+            raise ConfigError(f"model.num_blocks must be >= 0, got {self.num_blocks}")
 
 
 class ResidualBlock(nn.Module):

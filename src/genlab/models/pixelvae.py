@@ -14,7 +14,7 @@ autoregressive and exact given z:
     p(x | z) = prod_i p(x_i | x_<i, z)        (raster order, channels R -> G -> B)
 
 with a Bernoulli per pixel for binarised images (``likelihood="bernoulli"``), a
-``levels``-way softmax (``"categorical"``) or a discretised logistic mixture
+``grey_levels``-way softmax (``"categorical"``) or a discretised logistic mixture
 (``"logistic-mixture"``) for grey/RGB 8-bit images. The conditioning map depends
 on z only, so the masks alone make p(x | z) causal and normalised.
 
@@ -60,7 +60,8 @@ from torch import Tensor, nn
 
 from .. import distributions as D
 from ..config import ModelConfig
-from ..nn.autoregressive import AutoregressiveImageModel
+from ..errors import ConfigError
+from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
 from ..nn.blocks import UpsampleConv, downsampled_sizes
 from ..nn.masked import pixelcnn_conv, pointwise_conv
 from .base import TrainStep
@@ -75,12 +76,11 @@ class PixelVAEConfig(ModelConfig):
     z1 of ``z1_channels`` at the encoder's last resolution). ``channels``: one
     stride-2 encoder stage per entry, mirrored by upsample+conv decoder stages
     ((32, 64): 28x28 -> 7x7). ``likelihood``: "auto" (Bernoulli for 1 channel,
-    logistic mixture for RGB), "bernoulli", "categorical" (``levels``-way softmax
-    over grey levels) or "logistic-mixture" (``mixtures`` components). Note that
-    ``levels`` counts *grey levels* (as in ``pixelcnn``); the number of latent
-    levels is ``latent_levels``. The PixelCNN part: a type-A ``input_kernel``
-    conv, then ``pixel_layers`` type-B ``block_kernel`` residual layers, all
-    ``pixel_channels`` wide, each with the decoder's map added.
+    logistic mixture for RGB), "bernoulli", "categorical" (``grey_levels``-way
+    softmax) or "logistic-mixture" (``mixtures`` components over ``grey_levels``).
+    The PixelCNN part: a type-A ``input_kernel`` conv, then ``pixel_blocks`` type-B
+    ``block_kernel`` residual layers, all ``pixel_channels`` wide, each with the
+    decoder's map added.
     """
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
@@ -90,33 +90,40 @@ class PixelVAEConfig(ModelConfig):
     channels: tuple[int, ...] = (32, 64)
     hidden_dim: int = 256
     likelihood: str = "auto"
-    levels: int = 256
+    grey_levels: int = 256
     mixtures: int = 5
     pixel_channels: int = 16
-    pixel_layers: int = 2
+    pixel_blocks: int = 2
     input_kernel: int = 7
     block_kernel: int = 3
     channels_last: bool = True  # NHWC memory layout: about 2x faster convolutions on CPU
 
+    renamed = {"levels": "grey_levels", "pixel_layers": "pixel_blocks"}
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_unconditional("PixelVAE")
+        if self.latent_levels not in (1, 2):
+            raise ConfigError(f"model.latent_levels must be 1 (z) or 2 (z1 <- z2), got {self.latent_levels}")
+        check_head_config(self)
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
+        self.check_positive("latent_dim", "z1_channels", "hidden_dim", "input_kernel", "block_kernel")
+        if self.pixel_channels < self.image_shape[0] or self.pixel_blocks < 0:
+            raise ConfigError(f"model.pixel_channels must be >= the {self.image_shape[0]} image channels and "
+                              f"model.pixel_blocks >= 0, got {self.pixel_channels} and {self.pixel_blocks}")
+
 
 class PixelVAE(AutoregressiveImageModel):
     """PixelVAE with one or two latent levels. Images are (B, C, H, W) in the
-    model's input space ({0, 1} for Bernoulli, the grid {0, 1/(levels-1), ..., 1}
+    model's input space ({0, 1} for Bernoulli, the grid {0, 1/(grey_levels-1), ..., 1}
     otherwise); log-probabilities are per image, in nats, shape (B,)."""
 
     config_class = PixelVAEConfig
     likelihood_kind = "bound"
 
     def __init__(self, config: PixelVAEConfig):
-        if config.num_classes:
-            raise ValueError("PixelVAE is unconditional: set num_classes=0")
-        if config.latent_levels not in (1, 2):
-            raise ValueError(f"latent_levels must be 1 or 2, got {config.latent_levels}")
         c, h, w = config.image_shape
-        if not config.channels or config.latent_dim < 1 or config.z1_channels < 1:
-            raise ValueError("channels must be non-empty, latent_dim >= 1 and z1_channels >= 1")
-        if config.pixel_channels < c or config.pixel_layers < 0:
-            raise ValueError(f"pixel_channels must be >= the {c} image channels and pixel_layers >= 0")
         super().__init__(config)  # output head, likelihood and input_mode
         ch = list(config.channels)
         self.sizes = downsampled_sizes(h, w, len(ch))  # [(H, W), (H/2, W/2), ...] rounded up
@@ -144,11 +151,11 @@ class PixelVAE(AutoregressiveImageModel):
         p = config.pixel_channels
         outs = ch[::-1][1:] + [p]
         self.up = nn.ModuleList(UpsampleConv(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
-        self.cond_proj = nn.Conv2d(p, (1 + config.pixel_layers) * p, 1)
+        self.cond_proj = nn.Conv2d(p, (1 + config.pixel_blocks) * p, 1)
         self.act = act()
         # The PixelCNN part of the decoder.
         self.input_conv = pixelcnn_conv(c, p, config.input_kernel, "A", c, first=True)
-        self.pixel_convs = nn.ModuleList(pixelcnn_conv(p, p, config.block_kernel, "B", c) for _ in range(config.pixel_layers))
+        self.pixel_convs = nn.ModuleList(pixelcnn_conv(p, p, config.block_kernel, "B", c) for _ in range(config.pixel_blocks))
         self.out1 = pointwise_conv(p, p, c)
         self.out2 = pointwise_conv(p, self.out_channels, c)
         if config.channels_last:
@@ -195,7 +202,7 @@ class PixelVAE(AutoregressiveImageModel):
 
     def conditioning(self, z: Tensor) -> Tensor:
         """The bottom latent (z (B, d), or z1 (B, z1_channels, hs, ws)) -> the decoder's
-        map (B, (1 + pixel_layers) * pixel_channels, H, W): one slice per masked layer."""
+        map (B, (1 + pixel_blocks) * pixel_channels, H, W): one slice per masked layer."""
         hs, ws = self.sizes[-1]
         h = self.act(self.dec_in(z).view(z.shape[0], -1, hs, ws))
         for i, block in enumerate(self.up):

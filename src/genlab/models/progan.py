@@ -37,7 +37,7 @@ so FID is computed on the real 28x28 test images). The paper's other ingredients
 * real images are **downsampled** (2x2 average pooling) to the current resolution and,
   during a fade-in, **blended** like G's output:
   ``x_r = (1 - alpha) * upsample(avgpool(x_r)) + alpha * x_r`` (appendix A.1);
-* Adam with lr 0.001, betas (0, 0.99) for both players, as in the paper; sample from
+* Adam with lr 0.001, betas (0, 0.99) for both players, as in the paper (:data:`TRAIN_DEFAULTS`); sample from
   the Trainer's moving average of the weights (the paper uses decay 0.999:
   ``--set train.ema_decay=0.999``).
 
@@ -80,6 +80,10 @@ HE_GAIN = math.sqrt(2.0)
 LEAK = 0.2
 
 
+#: The training defaults of the registry entry: Adam lr 0.001, betas (0, 0.99) (section A.1).
+TRAIN_DEFAULTS = {"lr": 1e-3, "betas": (0.0, 0.99)}
+
+
 @dataclass
 class ProGANConfig(ModelConfig):
     """``image_shape``: (C, H, W), square with side ``s * 2^k``, 4 <= s <= 7, k >= 2."""
@@ -94,32 +98,29 @@ class ProGANConfig(ModelConfig):
     mbstd_group: int = 4  # group size of the minibatch standard deviation layer
     stable_steps: int = 400  # iterations at alpha = 1 per resolution (the last one: until the end)
     fade_steps: int = 400  # iterations of each fade-in
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.0, 0.99)
 
-    def __post_init__(self):
-        self.validate()
+    moved_to_train = {"lr": "lr", "betas": "betas"}
 
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build and by the model)."""
+        super().validate()
         if self.objective != "wgan-gp":
             try:
                 losses.check_objective(self.objective)
             except ConfigError:
                 raise ConfigError(f"unknown model.objective {self.objective!r}; choose wgan-gp or one of: {', '.join(losses.OBJECTIVES)}") from None
-        for name in ("latent_dim", "channels", "min_channels", "mbstd_group"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        self.check_positive("latent_dim", "channels", "min_channels", "mbstd_group")
         if self.stable_steps < 0 or self.fade_steps < 0 or self.stable_steps + self.fade_steps < 1:
             raise ConfigError(
                 f"model.stable_steps and model.fade_steps must be >= 0 with a positive sum, got {self.stable_steps} and {self.fade_steps}"
             )
         if self.gp_weight < 0 or self.drift < 0:
             raise ConfigError(f"model.gp_weight and model.drift must be >= 0, got {self.gp_weight} and {self.drift}")
-        if self.num_classes != 0:
+        if self.num_classes != 0:  # not check_unconditional: this message names the alternative
             raise ConfigError("progan is unconditional: set model.num_classes=0 (use dcgan for class-conditional images)")
         if len(self.image_shape) != 3:
             raise ConfigError(f"progan needs images (C, H, W), got image_shape={tuple(self.image_shape)}")
+        dcgan_layout(*self.image_shape[1:])  # grows s -> 2s -> ... -> the side: s * 2^k, 4 <= s <= 7, k >= 2
 
 
 def growth_schedule(step: int, num_levels: int, stable_steps: int, fade_steps: int) -> tuple[int, float]:
@@ -342,11 +343,10 @@ class ProGAN(GenerativeModel):
 
     # ---------------------------------------------------------------- training
     def train_steps(self) -> list[TrainStep]:
-        """D then G, each with Adam(lr, betas) of the config."""
-        c = self.config
+        """D then G, each with Adam(train.lr, train.betas) (see :data:`TRAIN_DEFAULTS`)."""
         return [
-            TrainStep("discriminator", [self.D], self.d_step_loss, lr=c.lr, betas=tuple(c.betas)),
-            TrainStep("generator", [self.G], self.g_step_loss, lr=c.lr, betas=tuple(c.betas)),
+            TrainStep("discriminator", [self.D], self.d_step_loss),
+            TrainStep("generator", [self.G], self.g_step_loss),
         ]
 
     def d_step_loss(self, batch: Batch) -> dict:

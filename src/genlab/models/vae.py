@@ -73,6 +73,7 @@ from torch import Tensor, nn
 
 from .. import distributions as D
 from ..config import ModelConfig
+from ..errors import ConfigError
 from ..nn.blocks import TransposedConvUp, UpsampleConv, downsampled_sizes
 from ..nn.iaf import IAF
 from .base import GenerativeModel, TrainStep
@@ -100,8 +101,27 @@ class VAEConfig(ModelConfig):
     channels_last: bool = True  # NHWC memory layout: about 2x faster convolutions on CPU
     posterior: str = "gaussian"  # "gaussian" (diagonal) or "iaf" (diagonal Gaussian + inverse autoregressive flow)
     iaf_steps: int = 2  # IAF steps T (posterior="iaf")
-    iaf_hidden: int = 256  # width of the two hidden layers of each step's AR-NN (posterior="iaf")
+    iaf_hidden_dim: int = 256  # width of the two hidden layers of each step's AR-NN (posterior="iaf")
     iaf_context: int = 64  # size of the context h(x) the encoder feeds to every step (posterior="iaf"; 0: none)
+
+    renamed = {"iaf_hidden": "iaf_hidden_dim"}
+
+    def validate(self) -> None:
+        super().validate()
+        self.check_unconditional("the VAE")
+        for name, allowed in {"likelihood": _INPUT_MODES, "decoder": ("upsample", "transposed"), "activation": _ACTIVATIONS,
+                              "gaussian_variance": ("pixel", "global"), "posterior": ("gaussian", "iaf")}.items():
+            self.check_choice(name, allowed)
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
+        self.check_positive("latent_dim")
+        if self.hidden_dim < 0 or self.kl_warmup_steps < 0 or self.beta < 0:
+            raise ConfigError(f"model.hidden_dim (0: none), model.kl_warmup_steps and model.beta must be >= 0, "
+                              f"got {self.hidden_dim}, {self.kl_warmup_steps}, {self.beta}")
+        if self.posterior == "iaf":
+            self.check_positive("iaf_steps", "iaf_hidden_dim")
+            if self.iaf_context < 0:
+                raise ConfigError(f"model.iaf_context must be >= 0 (0: none), got {self.iaf_context}")
 
 
 _ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
@@ -131,26 +151,11 @@ class VAE(GenerativeModel):
     example, in nats, shape (B,). See the module docstring for the equations."""
 
     config_class = VAEConfig
+    retired_state_keys = ("step",)  # genlab 0.1.0 counted the KL warm-up steps in a buffer
     likelihood_kind = "bound"
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
-        if config.num_classes:
-            raise ValueError("the VAE is unconditional: set num_classes=0")
-        if config.likelihood not in _INPUT_MODES:
-            raise ValueError(f"unknown likelihood {config.likelihood!r}; use one of {sorted(_INPUT_MODES)}")
-        if config.decoder not in ("upsample", "transposed"):
-            raise ValueError(f"unknown decoder {config.decoder!r}; use 'upsample' or 'transposed'")
-        if config.activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {config.activation!r}; use one of {sorted(_ACTIVATIONS)}")
-        if config.gaussian_variance not in ("pixel", "global"):
-            raise ValueError("gaussian_variance must be 'pixel' or 'global'")
-        if not config.channels or config.latent_dim < 1:
-            raise ValueError("channels must be non-empty and latent_dim >= 1")
-        if config.posterior not in ("gaussian", "iaf"):
-            raise ValueError(f"unknown posterior {config.posterior!r}; use 'gaussian' or 'iaf'")
-        if config.posterior == "iaf" and (config.iaf_steps < 1 or config.iaf_hidden < 1 or config.iaf_context < 0):
-            raise ValueError(f"posterior='iaf' needs iaf_steps >= 1, iaf_hidden >= 1 and iaf_context >= 0; got {config.iaf_steps}, {config.iaf_hidden}, {config.iaf_context}")
         self.input_mode = _INPUT_MODES[config.likelihood]
         act = _ACTIVATIONS[config.activation]
         c, h, w = config.image_shape
@@ -170,7 +175,7 @@ class VAE(GenerativeModel):
             enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), act()]
         self.encoder = nn.Sequential(*enc, nn.Flatten())
         self.enc_head = nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, n_out)) if hid else nn.Linear(flat, n_out)
-        self.flow = IAF(d, config.iaf_steps, (config.iaf_hidden, config.iaf_hidden), self.context_dim) if iaf else None
+        self.flow = IAF(d, config.iaf_steps, (config.iaf_hidden_dim, config.iaf_hidden_dim), self.context_dim) if iaf else None
 
         # Decoder: z -> small map -> (upsample + conv) stages back to exactly (H, W).
         self.dec_head = nn.Sequential(nn.Linear(d, hid), act(), nn.Linear(hid, flat), act()) if hid else nn.Sequential(nn.Linear(d, flat), act())
@@ -184,8 +189,9 @@ class VAE(GenerativeModel):
             self.log_var = nn.Parameter(torch.full(shape, math.log(0.1**2)))
         if config.channels_last:
             self.to(memory_format=torch.channels_last)  # conv weights; load_state_dict keeps the layout
-        # Training steps seen, for the KL warm-up: a buffer, so it is saved and resumed exactly.
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # The Trainer's 0-based iteration (begin_iteration), for the KL warm-up; the Trainer
+        # checkpoints it, so a resumed run continues the ramp exactly.
+        self.iteration = 0
 
     # ------------------------------------------------------------------ networks
     @property
@@ -280,12 +286,16 @@ class VAE(GenerativeModel):
         return loc.clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------ the ELBO
+    def begin_iteration(self, step: int) -> None:
+        """Called by the Trainer before every iteration with its 0-based number."""
+        self.iteration = step
+
     def kl_weight(self) -> float:
-        """beta, ramped linearly from 0 over the first kl_warmup_steps training steps."""
+        """beta, ramped linearly from 0 at iteration 0 to beta at iteration kl_warmup_steps."""
         cfg = self.config
         if cfg.kl_warmup_steps <= 0:
             return cfg.beta
-        return cfg.beta * min(1.0, int(self.step) / cfg.kl_warmup_steps)
+        return cfg.beta * min(1.0, self.iteration / cfg.kl_warmup_steps)
 
     def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """One-sample estimate of E_q[log p(x|z)] and KL(q(z|x) || N(0, I)), each (B,),
@@ -313,13 +323,10 @@ class VAE(GenerativeModel):
 
         Logs per-example means (nats) of "elbo", "recon" (E_q log p(x|z)) and "kl"
         (a one-sample estimate for the IAF posterior).
-        Each call in training mode counts one step for the KL warm-up.
         """
         x = batch["x"]
         recon, kl = self.elbo_terms(x)
         w = self.kl_weight()
-        if self.training:
-            self.step += 1
         loss = (-recon + w * kl).mean()
         return {
             "loss": loss,

@@ -13,9 +13,9 @@ data set) and there is no separate length field. Values are mu-law codes / 255
 in [0, 1] (see :mod:`genlab.data.audio`); the model recovers the integer code.
 
 Receptive field: output t sees x_{t-R} .. x_{t-1} with
-``R = 1 + sum_l (kernel_size - 1) * dilation_l`` (:attr:`WaveNet.receptive_field`).
+``R = 1 + sum_l (block_kernel - 1) * dilation_l`` (:attr:`WaveNet.receptive_field`).
 
-Shapes: x (B, 1, 1, L) -> logits (B, levels, L).
+Shapes: x (B, 1, 1, L) -> logits (B, amplitude_levels, L).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from .. import distributions as D
 from ..config import ModelConfig
+from ..errors import ConfigError
 from ..nn.autoregressive import OutputHead
 from ..nn.masked import CausalConv1d, caching
 from .base import GenerativeModel, TrainStep
@@ -35,16 +36,29 @@ from .base import GenerativeModel, TrainStep
 
 @dataclass
 class WaveNetConfig(ModelConfig):
-    """``dilations`` are repeated ``stacks`` times; ``num_classes`` > 0 adds a
-    learned global class embedding to every gate."""
+    """``amplitude_levels``: the values a sample takes (256 mu-law codes); ``block_kernel``:
+    the kernel of every residual block's dilated convolution; ``dilations`` are repeated
+    ``stacks`` times; ``num_classes`` > 0 adds a learned global class embedding to every gate."""
 
     image_shape: tuple[int, int, int] = (1, 1, 256)
-    levels: int = 256
+    amplitude_levels: int = 256
     residual_channels: int = 32
     skip_channels: int = 64
-    kernel_size: int = 2
+    block_kernel: int = 2
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     stacks: int = 2
+
+    renamed = {"levels": "amplitude_levels", "kernel_size": "block_kernel"}
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.image_shape) != 3 or tuple(self.image_shape[:2]) != (1, 1):
+            raise ConfigError(f"wavenet models sequences: model.image_shape must be (1, 1, length), got {tuple(self.image_shape)}")
+        if self.amplitude_levels < 2:
+            raise ConfigError(f"model.amplitude_levels must be >= 2 (256 for 8-bit mu-law), got {self.amplitude_levels}")
+        self.check_positive("residual_channels", "skip_channels", "block_kernel", "stacks")
+        if not self.dilations or min(self.dilations) < 1:
+            raise ConfigError(f"model.dilations must list positive dilations, e.g. [1, 2, 4, 8], got {list(self.dilations)}")
 
 
 class ResidualLayer(nn.Module):
@@ -75,19 +89,16 @@ class WaveNet(GenerativeModel):
 
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
-        c, h, length = config.image_shape
-        if c != 1 or h != 1:
-            raise ValueError(f"wavenet models sequences: image_shape must be (1, 1, length), got {tuple(config.image_shape)}")
         r = config.residual_channels
-        self.head = OutputHead("categorical", config.levels)
-        self.embed = nn.Conv1d(config.levels, r, 1)  # one-hot code -> features (an embedding)
+        self.head = OutputHead("categorical", config.amplitude_levels)
+        self.embed = nn.Conv1d(config.amplitude_levels, r, 1)  # one-hot code -> features (an embedding)
         self.layers = nn.ModuleList(
-            ResidualLayer(r, config.skip_channels, config.kernel_size, d, config.num_classes)
+            ResidualLayer(r, config.skip_channels, config.block_kernel, d, config.num_classes)
             for _ in range(config.stacks)
             for d in config.dilations
         )
         self.out1 = nn.Conv1d(config.skip_channels, config.skip_channels, 1)
-        self.out2 = nn.Conv1d(config.skip_channels, config.levels, 1)
+        self.out2 = nn.Conv1d(config.skip_channels, config.amplitude_levels, 1)
 
     @property
     def receptive_field(self) -> int:
@@ -95,11 +106,11 @@ class WaveNet(GenerativeModel):
         return 1 + sum(layer.dilated.left_pad for layer in self.layers)
 
     def codes(self, x: Tensor) -> Tensor:
-        """x (B, 1, 1, L) in [0, 1] -> integer codes (B, L) in 0..levels-1."""
-        return torch.round(x[:, 0, 0, :] * (self.config.levels - 1)).long().clamp(0, self.config.levels - 1)
+        """x (B, 1, 1, L) in [0, 1] -> integer codes (B, L) in 0..amplitude_levels-1."""
+        return torch.round(x[:, 0, 0, :] * (self.config.amplitude_levels - 1)).long().clamp(0, self.config.amplitude_levels - 1)
 
     def net(self, h: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Shifted input features (B, R, T): position t holds sample t - 1 -> logits (B, levels, T)."""
+        """Shifted input features (B, R, T): position t holds sample t - 1 -> logits (B, amplitude_levels, T)."""
         skips = 0
         for layer in self.layers:
             h, s = layer(h, labels)
@@ -107,13 +118,13 @@ class WaveNet(GenerativeModel):
         return self.out2(F.relu(self.out1(F.relu(skips))))
 
     def logits_from_onehot(self, onehot: Tensor, labels: Tensor | None = None) -> Tensor:
-        """One-hot codes (B, levels, L) -> logits (B, levels, L); output t sees samples < t only."""
+        """One-hot codes (B, amplitude_levels, L) -> logits (B, amplitude_levels, L); output t sees samples < t only."""
         e = self.embed(onehot)
         return self.net(F.pad(e, (1, 0))[:, :, :-1], labels)  # shift right: predict x_t from x_<t
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """x (B, 1, 1, L) in [0, 1] -> logits (B, levels, L)."""
-        onehot = F.one_hot(self.codes(x), self.config.levels).transpose(1, 2).to(self.embed.weight.dtype)
+        """x (B, 1, 1, L) in [0, 1] -> logits (B, amplitude_levels, L)."""
+        onehot = F.one_hot(self.codes(x), self.config.amplitude_levels).transpose(1, 2).to(self.embed.weight.dtype)
         return self.logits_from_onehot(onehot, labels)
 
     def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
@@ -171,7 +182,7 @@ class WaveNet(GenerativeModel):
                     if not observed[:, t].all():
                         value = self.head.sample(logits, generator)
                         x[:, 0, 0, t] = torch.where(observed[:, t], x[:, 0, 0, t], value)
-                    onehot = F.one_hot(self.codes(x[:, :, :, t : t + 1]), self.config.levels).transpose(1, 2).to(h.dtype)
+                    onehot = F.one_hot(self.codes(x[:, :, :, t : t + 1]), self.config.amplitude_levels).transpose(1, 2).to(h.dtype)
                     h = self.embed(onehot)
             return x
         finally:

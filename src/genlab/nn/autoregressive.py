@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import distributions as D
+from ..errors import ConfigError
 from ..models.base import GenerativeModel, TrainStep
 from .masked import Position, caching
 
@@ -88,6 +89,15 @@ class OutputHead:
         return torch.round(x01.clamp(0, 1) * (self.levels - 1)) / (self.levels - 1)
 
 
+def check_head_config(config) -> None:
+    """ConfigError unless ``config.likelihood``, ``config.grey_levels`` and ``config.mixtures``
+    (the fields every autoregressive image config has) describe a valid :class:`OutputHead`."""
+    config.check_choice("likelihood", ("auto",) + LIKELIHOODS)
+    if config.grey_levels < 2:
+        raise ConfigError(f"model.grey_levels must be >= 2 (256 for 8-bit images), got {config.grey_levels}")
+    config.check_positive("mixtures")
+
+
 def resolve_likelihood(likelihood: str, channels: int) -> str:
     """``"auto"``: Bernoulli for 1-channel data, the logistic mixture for RGB."""
     if likelihood == "auto":
@@ -115,7 +125,7 @@ class AutoregressiveImageModel(GenerativeModel):
         super().__init__(config)
         c = config.image_shape[0]
         self.likelihood = resolve_likelihood(config.likelihood, c)
-        self.head = OutputHead(self.likelihood, config.levels, config.mixtures)
+        self.head = OutputHead(self.likelihood, config.grey_levels, config.mixtures)
         # Binarised data for Bernoulli, the 8-bit grid otherwise.
         self.input_mode = "binary" if self.likelihood == "bernoulli" else "unit"
 
@@ -134,7 +144,7 @@ class AutoregressiveImageModel(GenerativeModel):
         """Exact log p(x) (log p(x | label) when conditional) in nats, shape (B,).
 
         x: (B, C, H, W) in the model's input space: {0, 1} for Bernoulli, the grid
-        {0, 1/(levels-1), ..., 1} otherwise (8-bit data divided by 255). Exact and
+        {0, 1/(grey_levels-1), ..., 1} otherwise (8-bit data divided by 255). Exact and
         deterministic: ``iw_samples`` and ``generator`` are ignored.
         """
         self.check_images(x)

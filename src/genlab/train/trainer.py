@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import DataConfig, RunConfig, TrainConfig, from_dict
+from ..config import DataConfig, RunConfig, TrainConfig, from_dict, run_config_from_dict
 from ..errors import CheckpointError, ConfigError, TrainingError
 from . import distributed
 from .checkpoint import (
@@ -83,25 +83,6 @@ def lr_factor(step: int, config: TrainConfig) -> float:
         progress = min(1.0, max(0.0, (step - w) / span))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
-
-
-def validate_train_config(c: TrainConfig) -> None:
-    if c.lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"train.lr_schedule={c.lr_schedule!r}; use constant or cosine")
-    if c.lr_schedule == "cosine" and c.schedule_steps <= 0:
-        raise ConfigError("train.lr_schedule=cosine needs train.schedule_steps > 0 (the step where the rate reaches 0), e.g. train.schedule_steps=10000")
-    if c.warmup_steps < 0:
-        raise ConfigError(f"train.warmup_steps must be >= 0, got {c.warmup_steps}")
-    if c.batch_size < 1:
-        raise ConfigError(f"train.batch_size must be >= 1, got {c.batch_size}")
-    if c.steps < 0:
-        raise ConfigError(f"train.steps must be >= 0, got {c.steps}")
-    if not 0.0 <= c.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables EMA), got {c.ema_decay}")
-    if c.lr <= 0:
-        raise ConfigError(f"train.lr must be > 0, got {c.lr}")
-    if c.grad_clip < 0:
-        raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {c.grad_clip}")
 
 
 def _cpu_has_bf16() -> bool:
@@ -184,7 +165,7 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None):
-        validate_train_config(config)
+        config.validate()
         self.model = model
         self.dataset = dataset
         self.config = config
@@ -231,6 +212,7 @@ class Trainer:
         self.steps = list(model.train_steps())
         if not self.steps:
             raise ConfigError(f"{type(model).__name__}.train_steps() returned no steps")
+        config.check_steps([s.name for s in self.steps], type(model).__name__)
         all_params = list(model.parameters())
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
@@ -247,12 +229,7 @@ class Trainer:
                 continue
             self._params[s.name] = params
             self._others[s.name] = [p for p in all_params if id(p) not in ids]
-            opt = torch.optim.Adam(
-                params,
-                lr=s.lr if s.lr is not None else config.lr,
-                betas=tuple(s.betas) if s.betas is not None else tuple(config.betas),
-                weight_decay=config.weight_decay,
-            )
+            opt = torch.optim.Adam(params, lr=config.lr_of(s.name), betas=config.betas_of(s.name), weight_decay=config.weight_decay)
             self.optimizers[s.name] = opt
             self.schedulers[s.name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda k, c=config: lr_factor(k, c))
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -610,7 +587,7 @@ class Trainer:
 
     def _apply(self, weights: dict, state: dict, where: Path) -> None:
         expected = self.model.state_dict()
-        got = weights.get("model", {})
+        got = self.model.upgrade_state_dict(weights.get("model", {}))
         bad = sorted(set(expected) ^ set(got)) + sorted(k for k in set(expected) & set(got) if expected[k].shape != got[k].shape)
         if bad:
             raise CheckpointError(f"the checkpoint {where} does not fit this model (mismatched weights: {bad[:5]})")
@@ -624,7 +601,7 @@ class Trainer:
             self.model.load_state_dict(got)
         if self.ema is not None:
             if "ema" in weights:
-                self.ema.load(weights["ema"])
+                self.ema.load(self.model.upgrade_state_dict(weights["ema"]))
             else:
                 self.ema = EMA(self.model, self.config.ema_decay)
         for k, opt in self.optimizers.items():
@@ -722,19 +699,34 @@ def _fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
     return dataclasses.replace(run_config, model=model_cfg)
 
 
-def train(run_config: RunConfig, out_dir: str | None = None, dataset=None) -> Path:
+def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None, *, data: str | None = None,
+          preset: str | None = None, overrides=()) -> Path:
     """Train a registered model from scratch; returns the run directory.
+
+    ``run_config``: a :class:`RunConfig`, or a model name: then the RunConfig is
+    ``genlab.registry.build_run_config(name, data, preset, overrides)``, exactly what
+    ``genlab train NAME --data DATA --set OVERRIDE ...`` trains. A RunConfig built by hand
+    starts from ``TrainConfig()``'s defaults, not the model's (e.g. the GANs' lr 2e-4 and
+    betas (0.5, 0.999)): build it with ``build_run_config`` to start from the model's.
+
+    >>> train("gan", data="ring8", overrides=["train.steps=100"])
 
     The run directory is ``out_dir`` or ``runs/<model>-<data>`` (``-2``, ``-3``... when
     taken). The data set is ``dataset`` or ``genlab.data.load(run_config.data...)``.
     Under torchrun every process calls this; rank 0 writes the files.
     """
+    if isinstance(run_config, str):
+        from ..registry import build_run_config
+
+        run_config = build_run_config(run_config, data=data, preset=preset, overrides=overrides)
+    elif data is not None or preset is not None or overrides:
+        raise ConfigError("data=, preset= and overrides= go with a model name; apply them to a RunConfig with "
+                          "genlab.config.apply_overrides, or pass the model name")
     info = distributed.setup()
     try:
         if dataset is None:
             dataset = _load_data(run_config.data)
         run_config = _fit_model_to_data(run_config, dataset)
-        validate_train_config(run_config.train)
         run_dir = None
         if info.is_main:
             if out_dir is not None:
@@ -764,12 +756,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise CheckpointError(f"{path} is not a genlab training run config (needs model_name, model and train)")
     try:
         config_cls, _ = registry.get(doc["model_name"])
-        return RunConfig(
-            model_name=doc["model_name"],
-            model=from_dict(config_cls, doc["model"], "model"),
-            train=from_dict(TrainConfig, doc["train"], "train"),
-            data=from_dict(DataConfig, doc.get("data", {}), "data"),
-        )
+        return run_config_from_dict(doc, config_cls)
     except ConfigError as e:
         raise CheckpointError(f"cannot read the run config {path}: {e}") from None
 
