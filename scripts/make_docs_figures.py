@@ -2,8 +2,8 @@
 
 Every figure comes from ``genlab.load("pretrained:<name>")`` with fixed seeds, except
 the ring8 training movie, which needs a model at several points of training: it
-comes from a short run of the same configuration as ``gan-ring8`` (1,500 of its
-6,000 steps). Test digits come from ``--data-dir`` (default ``../shared/data``).
+comes from a short run of the configuration of ``gan-ring8`` (its first 1,500 of
+3,000 steps, from ``scripts/train_pretrained.py``). Test digits come from ``--data-dir`` (default ``../shared/data``).
 Each file must stay under 200 KB and all of them under 3 MB; the script checks.
 
     python scripts/make_docs_figures.py
@@ -133,8 +133,9 @@ def ring8_figures(out: Path) -> list[Path]:
     from genlab.viz.toy2d import discriminator_surface, plot_gan_toy2d, plot_toy2d
 
     final = plot_gan_toy2d(genlab.load("pretrained:gan-ring8"), out / "gan-ring8.png", n=1000, generator=gen(), size=300)
-    cfg = registry.build_run_config("gan", data="ring8", overrides=[
-        "train.progress=false", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=0", 'train.device="cpu"'])
+    from train_pretrained import SPECS, run_config
+
+    cfg = run_config(SPECS["gan-ring8"], data_dir=None)  # toy points: no data folder
     data = load_toy("ring8", "train")
     cfg.model.image_shape = tuple(data.images.shape[1:])
     torch.manual_seed(cfg.train.seed)
@@ -173,8 +174,8 @@ def main(argv=None) -> int:
         samples("vae-mnist", out),
         vae_interpolation(out, args.data_dir),
         frey_manifold(out),
-        samples("pixelcnn-mnist", out, n=36, nrow=6),
-        samples("gated-pixelcnn-mnist", out, n=60, nrow=6, labels=torch.arange(10).repeat_interleave(6)),
+        samples("pixelcnn-mnist", out, n=25, nrow=5),  # autoregressive: 784 network passes per batch
+        samples("gated-pixelcnn-mnist", out, n=40, nrow=4, labels=torch.arange(10).repeat_interleave(4)),  # a row per digit
         samples("dcgan-mnist", out),
         samples("ali-mnist", out),
         ali_reconstructions(out, args.data_dir),

@@ -78,7 +78,7 @@ SPECS: dict[str, Spec] = {
         "class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on binarised MNIST", fid=False),
     "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.steps=1000", "train.batch_size=128"),
         "DCGAN (32 base channels, 100-D latent, non-saturating loss) on MNIST"),
-    "gan-ring8": Spec("gan", "ring8", ("train.steps=6000",),
+    "gan-ring8": Spec("gan", "ring8", ("train.steps=3000", "train.schedule_steps=3000"),
         "MLP GAN with the R1 penalty on 8 Gaussians on a circle (the mode-collapse benchmark)"),
     "ali-mnist": Spec("ali", "mnist", ("model.hidden_dim=128", "train.steps=1000", "train.batch_size=128"),
         "ALI / BiGAN with a stochastic encoder, 64-D latent, on MNIST"),
@@ -92,7 +92,7 @@ QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every
          'train.device="cpu"', "train.seed=0")
 
 
-def run_config(spec: Spec, data_dir: str):
+def run_config(spec: Spec, data_dir: str | None):
     """The RunConfig of ``spec``: the registry's defaults and presets for its model and
     data, then the spec's overrides, then the quiet CPU settings."""
     sets = [f"data.data_dir={json.dumps(data_dir)}", *spec.overrides, *QUIET]
