@@ -10,7 +10,10 @@ makes one call into the library; nothing here computes anything itself.
     genlab interpolate runs/vae-mnist-5k
     genlab manifold runs/vae-mnist-5k
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
+    genlab report runs/vae-mnist-5k            # runs/vae-mnist-5k/report.html
+    genlab serve runs/vae-mnist-5k runs/pixelcnn-mnist-5k
     genlab sample pretrained:dcgan-mnist -n 64      # a model shipped with genlab (`genlab models`)
+    genlab serve                                    # the explorer over every shipped model
 
 Every command that takes a run folder also takes ``pretrained:NAME``: the model is read
 from the package and what the command writes goes to ``./pretrained-NAME/``.
@@ -114,7 +117,9 @@ def cmd_train(args) -> None:
         sets.append(f"train.steps={args.steps}")
     if args.seed is not None:
         sets.append(f"train.seed={args.seed}")
-    print(train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets))
+    run = train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets)
+    _report_after_training(run, args)
+    print(run)
 
 
 def cmd_resume(args) -> None:
@@ -125,7 +130,23 @@ def cmd_resume(args) -> None:
     if pretrained.is_pretrained(args.run):
         raise GenlabError(f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
                           "train your own with genlab train")
-    print(resume(Path(args.run), steps=args.steps))
+    run = resume(Path(args.run), steps=args.steps)
+    _report_after_training(run, args)
+    print(run)
+
+
+def _report_after_training(run: Path, args) -> None:
+    if not args.no_report:
+        from .report import after_training
+
+        after_training(run)
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    run, out = _folders(args.run)
+    print(write_report(run, args.out or out / "report.html", fast=args.fast, seed=args.seed, device=args.device))
 
 
 def cmd_sample(args) -> None:
@@ -281,11 +302,15 @@ def cmd_complete(args) -> None:
 
 
 def cmd_serve(args) -> None:
+    from . import pretrained
     from .app import serve
     from .loading import resolve_run
 
-    serve(str(resolve_run(args.run)), host=args.host, port=args.port, device=args.device, reference_examples=args.reference_examples,
-          verbose=args.verbose)
+    runs = args.run or [pretrained.PREFIX + name for name in pretrained.names()]  # none given: the model picker
+    if not runs:
+        raise GenlabError("name a run folder: this installation ships no pretrained models")
+    serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=args.device,
+          reference_examples=args.reference_examples, verbose=args.verbose)
 
 
 def cmd_translate(args) -> None:
@@ -346,11 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="run directory (default runs/<model>-<data>)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)")
+    t.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
     r.add_argument("run")
     r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     r.set_defaults(func=cmd_resume)
 
     def run_cmd(name, help, func, out_help):
@@ -431,13 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
-    s.add_argument("run", help="run directory, a folder written by model.save, or pretrained:NAME (`genlab models`)")
+    s.add_argument("run", nargs="*", help="run directories, folders written by model.save or pretrained:NAME; several: one tab "
+                   "each; none: every pretrained model shipped with genlab (`genlab models`)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     s.add_argument("--reference-examples", type=int, default=100,
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
-    s.add_argument("--verbose", action="store_true", help="log every request")
+    s.add_argument("--verbose", action="store_true", help="Gradio's startup messages and request errors")
     s.set_defaults(func=cmd_serve)
 
     s = run_cmd("translate", "translate images between domains (cyclegan): inputs, translations, reconstructions",
@@ -450,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("-n", type=int, default=8, help="images drawn from --data")
     s.add_argument("--scale", type=int, default=3)
+
+    s = run_cmd("report", "one self-contained HTML page about a run: config, curves, samples, latent views, eval",
+                cmd_report, "HTML path (default RUN/report.html)")
+    s.add_argument("--fast", action="store_true", help="skip the parts a probe call predicts take more than 5 s")
+    s.add_argument("--device", default="cpu")
 
     sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
