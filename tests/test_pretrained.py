@@ -119,3 +119,24 @@ def test_cli_lists_pretrained_models_and_refuses_bad_uses(capsys):
     assert "available: " in capsys.readouterr().err
     assert main(["resume", "pretrained:vae-mnist", "--steps", "10"]) == 2
     assert "no checkpoints to resume" in capsys.readouterr().err
+
+
+def test_serve_without_a_run_opens_every_shipped_model(monkeypatch):
+    import genlab.app
+
+    seen = {}
+    monkeypatch.setattr(genlab.app, "serve", lambda runs, **kw: seen.update(runs=list(runs), **kw))
+    assert main(["serve", "--port", "0"]) == 0
+    assert seen["runs"] == [pretrained.path(n) for n in pretrained.names()] and seen["host"] == "127.0.0.1"
+    assert main(["serve", "pretrained:gan-ring8"]) == 0
+    assert seen["runs"] == [pretrained.path("gan-ring8")]
+
+
+def test_report_of_a_pretrained_model_goes_to_the_working_directory(tmp_path, monkeypatch):
+    import genlab.report
+
+    seen = {}
+    monkeypatch.setattr(genlab.report, "write_report", lambda run, out, **kw: seen.update(run=run, out=out))
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "pretrained:vae-mnist"]) == 0
+    assert seen == {"run": pretrained.path("vae-mnist"), "out": __import__("pathlib").Path("pretrained-vae-mnist/report.html")}
