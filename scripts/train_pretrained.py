@@ -246,7 +246,7 @@ def headline(measured: dict) -> str:
 def package(run_dir: Path, dest: Path) -> None:
     """Copy a run's model into ``dest``: config.json without the machine's data folder,
     the weights in float16."""
-    from genlab.train.checkpoint import atomic_write_json, load_tensors
+    from genlab.io import atomic_write_json, load_tensors
 
     doc = json.loads((run_dir / "config.json").read_text())
     if isinstance(doc.get("data"), dict):
@@ -294,7 +294,7 @@ def build(name: str, data_dir: str, work: Path, out: Path) -> dict:
     from genlab import data as gdata
 
     card["data"]["examples"] = len(gdata.load(spec.data, "train", data_dir))
-    from genlab.train.checkpoint import atomic_write_json
+    from genlab.io import atomic_write_json
 
     atomic_write_json(dest / "card.json", card)
     return card

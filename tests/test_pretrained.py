@@ -83,7 +83,7 @@ def test_float16_round_trip_keeps_the_model(tmp_path):
     model.save(tmp_path / "m")
     state = model.state_dict()
     pretrained.save_half(state, tmp_path / "m" / "model.safetensors")
-    from genlab.train.checkpoint import load_tensors
+    from genlab.io import load_tensors
 
     stored = load_tensors(tmp_path / "m" / "model.safetensors")
     for k, v in state.items():

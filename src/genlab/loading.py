@@ -14,7 +14,7 @@ import torch
 from . import registry
 from .config import model_config_from_dict
 from .errors import CheckpointError, ConfigError
-from .train.checkpoint import load_tensors, read_json
+from .io import load_tensors, read_json
 
 
 def resolve_run(run: str | Path) -> Path:

@@ -81,7 +81,7 @@ def half_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_half(state: dict[str, torch.Tensor], file: str | Path) -> Path:
     """Write ``state`` as a float16 safetensors file (see :func:`half_tensors`)."""
-    from ..train.checkpoint import save_tensors
+    from ..io import save_tensors
 
     save_tensors(half_tensors(state), file)
     return Path(file)
