@@ -4,6 +4,8 @@ Every figure comes from ``genlab.load("pretrained:<name>")`` with fixed seeds, e
 the ring8 training movie, which needs a model at several points of training: it
 comes from a short run of the configuration of ``gan-ring8`` (its first 1,500 of
 3,000 steps, from ``scripts/train_pretrained.py``). Test digits come from ``--data-dir`` (default ``../shared/data``).
+The explorer's screenshot is taken in headless Chromium (``--chromium``, Debian's
+``/usr/bin/chromium``, driven by playwright; no browser is downloaded).
 Each file must stay under 200 KB and all of them under 3 MB; the script checks.
 
     python scripts/make_docs_figures.py
@@ -162,10 +164,50 @@ def ring8_figures(out: Path) -> list[Path]:
     return [final, movie]
 
 
+def explorer_screenshot(out: Path, chromium: str) -> Path:
+    """The explorer (``genlab serve`` with no run: every shipped model) after "Draw samples"
+    on its first tab, in headless Chromium, reduced to a 64-colour PNG."""
+    from playwright.sync_api import sync_playwright
+
+    from genlab import pretrained
+    from genlab.app import Explorer
+    from genlab.app.serve import launch
+
+    explorers = {n: Explorer.from_run(pretrained.path(n), reference_examples=0) for n in pretrained.names()}
+    for attempt in range(3):  # Gradio gives up when its own check of the local URL takes over 3 s (a loaded machine)
+        try:
+            page_obj, url = launch(explorers, port=0, block=False, quiet=True)
+            break
+        except ValueError:
+            if attempt == 2:
+                raise
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.set_default_timeout(120000)
+            page.goto(url)
+            page.get_by_role("tab", name="dcgan-mnist", exact=True).first.click()
+            page.get_by_role("tab", name="Samples", exact=True).filter(visible=True).first.click()
+            page.get_by_role("button", name="Draw samples", exact=True).filter(visible=True).first.click()
+            page.wait_for_function("() => Array.from(document.querySelectorAll('[id$=-samples-gallery] img'))"
+                                   ".filter(i => i.complete && i.naturalWidth > 0).length >= 16")
+            shot = page.screenshot()
+            browser.close()
+    finally:
+        page_obj.blocks.close()
+    with Image.open(io.BytesIO(shot)) as im:
+        small = im.convert("RGB").resize((im.width * 3 // 4, im.height * 3 // 4), Image.LANCZOS)
+    path = out / "explorer.png"
+    small.quantize(colors=64).save(path, optimize=True)
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--chromium", default="/usr/bin/chromium", help="the browser for the explorer's screenshot")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -174,14 +216,15 @@ def main(argv=None) -> int:
         samples("vae-mnist", out),
         vae_interpolation(out, args.data_dir),
         frey_manifold(out),
-        samples("pixelcnn-mnist", out, n=25, nrow=5),  # autoregressive: 784 network passes per batch
-        samples("gated-pixelcnn-mnist", out, n=40, nrow=4, labels=torch.arange(10).repeat_interleave(4)),  # a row per digit
+        samples("pixelcnn-mnist", out, n=16, nrow=8),  # autoregressive: 784 network passes per batch
+        samples("gated-pixelcnn-mnist", out, n=20, nrow=10, labels=torch.arange(10).repeat(2)),  # a column per digit
         samples("dcgan-mnist", out),
         samples("ali-mnist", out),
         ali_reconstructions(out, args.data_dir),
         cyclegan_translations(out, args.data_dir),
         wavenet_waveforms(out),
         *ring8_figures(out),
+        explorer_screenshot(out, args.chromium),
     ]
     total = 0
     for p in made:
