@@ -58,16 +58,16 @@ def samples(name: str, out: Path, n: int = 64, nrow: int = 8, labels=None) -> Pa
 
 
 def vae_interpolation(out: Path, data_dir: str) -> Path:
-    """Six walks at once, each a loop through four encoded test digits."""
+    """Five walks at once, each a loop through four encoded test digits."""
     from genlab.viz.latent import loop_frames
 
     model = genlab.load("pretrained:vae-mnist")
-    x01 = test_digits(data_dir, 24)
+    x01 = test_digits(data_dir, 20)
     with torch.inference_mode():
-        z = model.encode(model.prepare(x01, generator=gen())).view(6, 4, -1)
-        loops = [loop_frames(model, z[i], steps_per_leg=10) for i in range(6)]
-    frames = [make_grid(torch.stack(f), nrow=6) for f in zip(*loops)]
-    return save_gif(frames, out / "vae-mnist-interpolation.gif", duration_ms=90, scale=2)
+        z = model.encode(model.prepare(x01, generator=gen())).view(5, 4, -1)
+        loops = [loop_frames(model, z[i], steps_per_leg=8) for i in range(5)]
+    frames = [make_grid(torch.stack(f), nrow=5) for f in zip(*loops)]
+    return save_gif(frames, out / "vae-mnist-interpolation.gif", duration_ms=100, scale=2)
 
 
 def frey_manifold(out: Path) -> Path:
@@ -101,30 +101,13 @@ def cyclegan_translations(out: Path, data_dir: str) -> Path:
 
 
 def wavenet_waveforms(out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genlab.data.audio import mu_law_decode
+    from genlab.viz.plots import save_figure, waveform_figure
 
     model = genlab.load("pretrained:wavenet-sines")
     with torch.inference_mode():
-        x = model.sample(4, generator=gen()).float().view(4, -1)
-    levels = model.config.amplitude_levels
-    wave = mu_law_decode((x * (levels - 1)).round().numpy(), mu=levels - 1)  # codes -> amplitudes in [-1, 1]
-    fig, axes = plt.subplots(4, 1, figsize=(6, 3.2), sharex=True, dpi=90)
-    for ax, w in zip(axes, wave):
-        ax.plot(w, lw=1, color="tab:blue")
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_yticks([])
-    axes[-1].set_xlabel("time step (256 per clip)")
-    axes[0].set_title("wavenet-sines: four sampled clips", fontsize=10)
-    fig.tight_layout()
-    path = out / "wavenet-sines-samples.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        x = model.sample(4, generator=gen()).float()
+    fig = waveform_figure(x, width=560, row_height=60, title="wavenet-sines: four sampled clips (mu-law codes / 255)")
+    return save_figure(fig, out / "wavenet-sines-samples.png")
 
 
 def ring8_figures(out: Path) -> list[Path]:
@@ -132,9 +115,9 @@ def ring8_figures(out: Path) -> list[Path]:
     from genlab import registry
     from genlab.data.toy2d import load_toy, sample_toy
     from genlab.train import Trainer
-    from genlab.viz.toy2d import discriminator_surface, plot_gan_toy2d, plot_toy2d
+    from genlab.viz.plots import discriminator_surface, figure_image, plot_gan_toy2d, points_figure
 
-    final = plot_gan_toy2d(genlab.load("pretrained:gan-ring8"), out / "gan-ring8.png", n=1000, generator=gen(), size=300)
+    final = plot_gan_toy2d(genlab.load("pretrained:gan-ring8"), out / "gan-ring8.png", n=1000, generator=gen(), size=360)
     from train_pretrained import SPECS, run_config
 
     cfg = run_config(SPECS["gan-ring8"], data_dir=None)  # toy points: no data folder
@@ -151,11 +134,10 @@ def ring8_figures(out: Path) -> list[Path]:
             model.eval()
             with torch.inference_mode():
                 fake = model.sample(500, generator=gen())
-            png = plot_toy2d(real, fake, Path(tmp) / "f.png", surface=discriminator_surface(model), size=220,
-                             extent=(-2.6, 2.6, -2.6, 2.6), title=f"step {step}")
+            fig = points_figure(real, fake, discriminator_surface(model), f"gan-ring8, step {step}", resolution=64,
+                                extent=(-2.6, 2.6, -2.6, 2.6), size=240)
+            frames.append(figure_image(fig).convert("P", palette=Image.ADAPTIVE, colors=64))
             model.train()
-            with Image.open(png) as im:
-                frames.append(im.convert("P", palette=Image.ADAPTIVE, colors=64))
     durations = [250] * (len(frames) - 1) + [1500]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
@@ -216,8 +198,8 @@ def main(argv=None) -> int:
         samples("vae-mnist", out),
         vae_interpolation(out, args.data_dir),
         frey_manifold(out),
-        samples("pixelcnn-mnist", out, n=16, nrow=8),  # autoregressive: 784 network passes per batch
-        samples("gated-pixelcnn-mnist", out, n=20, nrow=10, labels=torch.arange(10).repeat(2)),  # a column per digit
+        samples("pixelcnn-mnist", out, n=10, nrow=10),  # autoregressive: 784 network passes per batch
+        samples("gated-pixelcnn-mnist", out, n=10, nrow=10, labels=torch.arange(10)),  # the digits 0-9
         samples("dcgan-mnist", out),
         samples("ali-mnist", out),
         ali_reconstructions(out, args.data_dir),

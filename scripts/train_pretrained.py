@@ -69,7 +69,8 @@ SPECS: dict[str, Spec] = {
         "model.hidden_dim=128", "train.steps=500", "train.batch_size=128"),
         "convolutional VAE, 32-D latent, Bernoulli decoder, on dynamically binarised MNIST"),
     "vae-frey-face": Spec("vae", "frey-face", (
-        "model.latent_dim=2", 'model.likelihood="gaussian"', "model.hidden_dim=128", "train.steps=700", "train.batch_size=128"),
+        "model.latent_dim=2", 'model.likelihood="logistic"', "model.hidden_dim=128", "train.steps=1000", "train.batch_size=128",
+        "train.lr=2e-3", 'train.lr_schedule="cosine"', "train.schedule_steps=1000"),
         "convolutional VAE with a 2-D latent on the Frey faces: the face manifold of Kingma & Welling (2014)", fid=False),
     "pixelcnn-mnist": Spec("pixelcnn", "mnist", ("train.steps=500", "train.batch_size=32"),
         "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, on dynamically binarised MNIST", fid=False),
