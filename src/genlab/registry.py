@@ -27,6 +27,10 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.ddpm import DDPM, DDPMConfig
+from .models.flow_matching import FlowMatching, FlowMatchingConfig
+from .models.glow import Glow, GlowConfig
+from .models.vqvae import VQVAE, VQVAEConfig
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ MODELS: dict[str, ModelEntry] = {
     "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN),
     "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE),
+    "ddpm": ModelEntry(DDPMConfig, DDPM, train={"grad_clip": 1.0}),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
+    "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
+    "glow": ModelEntry(GlowConfig, Glow),
+    "vqvae": ModelEntry(VQVAEConfig, VQVAE),
 }
 
 

@@ -1,0 +1,113 @@
+"""Benchmark: DDPM on MNIST under a fixed CPU budget: test bits/dim (the bound), samples/s, FID, digits.
+
+Trains ``ddpm`` through genlab's Trainer on the 60,000 MNIST training digits for
+``--minutes`` of training time (``train.max_seconds``; EMA weights), then measures
+on the test split:
+
+* bits/dim of the variational bound (discretized decoder at t = 1, prior at T),
+  estimated per image from ``--bound-timesteps`` stratified terms (unbiased for the
+  sum of all T), over ``--test-examples`` images, with its standard error;
+* samples per second of ``model.sample`` (DDIM, ``--sample-steps`` steps, eta 0);
+* FID, KID, precision/recall and density/coverage of ``--samples`` samples in the
+  features of genlab's shipped MNIST classifier (as ``genlab eval --samples``), and
+  the digits among the samples by that classifier's argmax (coverage of the 10 classes).
+
+    python benchmarks/ddpm_mnist.py --data-dir /work/shared/data              # 10 minutes
+    python benchmarks/ddpm_mnist.py --data-dir /work/shared/data --minutes 0.2 --samples 200 --test-examples 20   # smoke
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import torch
+
+import genlab
+import harness
+from genlab import registry
+from genlab.metrics.features import get_feature_net
+from genlab.metrics.likelihood import evaluate_likelihood
+from genlab.metrics.quality import generate_samples, quality_metrics, reference_features
+from genlab.train.trainer import Trainer
+from genlab.viz.images import save_png
+
+
+def parser(doc: str, minutes: float = 10.0):
+    """The flags ddpm_mnist.py and flow_matching_mnist.py share, at their defaults."""
+    ap = harness.parser(doc, data_dir="/work/shared/data", minutes=minutes, threads=1, seed=0, device="cpu", out=None)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--ema", type=float, default=0.98, help="EMA decay; the EMA starts at the initial weights, so short runs need a short horizon")
+    ap.add_argument("--test-examples", type=int, default=250, help="test images for bits/dim")
+    ap.add_argument("--samples", type=int, default=2000, help="samples for FID and the digit shares")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field (JSON value), repeatable")
+    return ap
+
+
+def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note: str) -> dict:
+    """Train ``name`` for the budget, then print and return the measurements."""
+    for item in args.set:
+        key, value = item.split("=", 1)
+        try:
+            fields[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[key] = value  # a plain string such as cosine
+    train, test = harness.splits("mnist", args)
+    out = harness.out_dir(args, f"{name}-mnist-")
+    torch.manual_seed(args.seed)
+    model = registry.build(name, image_shape=(1, 28, 28), **fields)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"# {name} on MNIST: {fields}, {params / 1e6:.2f} M parameters, batch {args.batch_size}, lr {args.lr}, EMA {args.ema}, "
+          f"budget {args.minutes:g} min, seed {args.seed}", flush=True)
+    cfg = harness.train_config(args, name, seconds=args.minutes * 60, batch_size=args.batch_size, lr=args.lr, grad_clip=1.0,
+                               ema_decay=args.ema, log_every=100)
+    trainer = Trainer(model, train, cfg, out)
+    t0 = time.perf_counter()
+    trainer.fit()
+    train_s = time.perf_counter() - t0
+    model = genlab.load(out)  # the EMA weights
+    print(f"trained {trainer.step} steps of {args.batch_size} in {train_s / 60:.1f} min ({trainer.step / train_s:.2f} steps/s)", flush=True)
+
+    t = time.perf_counter()
+    lik = evaluate_likelihood(model, test, max_examples=args.test_examples, batch_size=args.test_examples, seed=args.seed, progress=False)
+    lik_s = time.perf_counter() - t
+    print(f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over {lik['num_examples']} "
+          f"test images; {likelihood_note}; {lik_s:.0f} s", flush=True)
+
+    net = get_feature_net("mnist")
+    t = time.perf_counter()
+    fake = generate_samples(model, args.samples, batch_size=100, seed=args.seed)
+    per_s = len(fake) / (time.perf_counter() - t)
+    save_png(fake[:100], out / "samples.png", scale=2)
+    ref = reference_features(test, net, split="test", cache=False)
+    q = quality_metrics(ref["features"], net.features(fake).numpy(), seed=args.seed)
+    shares = torch.bincount(net.logits(fake).argmax(1), minlength=10).float() / len(fake)
+    print(f"sampling: {per_s:.2f} samples/s; samples: {out / 'samples.png'}")
+    print(f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
+          f"density {q['density']:.3f}, coverage {q['coverage']:.3f} ({len(fake)} samples vs {len(ref['features'])} test images, shipped MNIST features)")
+    table = harness.Table(["digit", *map(str, range(10))])
+    table.add("share %", *(f"{100 * s:.1f}" for s in shares.tolist()))
+    table.finish(machine, f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%")
+    return {"steps": trainer.step, "likelihood": lik, "samples_per_s": per_s, "quality": q, "shares": shares.tolist()}
+
+
+def build_parser():
+    ap = parser(__doc__)
+    ap.add_argument("--bound-timesteps", type=int, default=50, help="stratified terms per image (0: all T)")
+    ap.add_argument("--sample-steps", type=int, default=20, help="DDIM steps of model.sample")
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
+    fields = {"bound_timesteps": args.bound_timesteps, "sample_steps": args.sample_steps}
+    note = (f"variational bound, discretized decoder, {args.bound_timesteps or 'all'} of T stratified terms per image"
+            if args.bound_timesteps else "variational bound, discretized decoder, all T terms")
+    run("ddpm", args, machine, fields, note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
