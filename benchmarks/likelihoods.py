@@ -37,15 +37,14 @@ Not a test: it prints two Markdown tables.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+import harness
 import torch
 
 #: (run name, registry model, overrides, the likelihood it is evaluated with)
@@ -76,11 +75,6 @@ PUBLISHED: dict[str, tuple[float | None, str]] = {
 }
 
 
-def machine() -> str:
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} thread(s) per model; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-
-
 def train_model(model_name: str, overrides: list[str], dataset, seconds: float, run_dir: Path, seed: int):
     """Train ``model_name`` (registry defaults + ``overrides``) for ``seconds`` of wall-clock time; returns (model, steps).
 
@@ -99,11 +93,9 @@ def train_model(model_name: str, overrides: list[str], dataset, seconds: float, 
     model = build_model(rc)
     trainer = Trainer(model, dataset, rc.train, run_dir, rc)
     if model_name == "vqvae":
-        trainer.config = dataclasses.replace(trainer.config, max_seconds=seconds / 2)
-        trainer.fit()
+        harness.fit_until(trainer, seconds / 2)
         model.config.prior_start = trainer.step
-        trainer.config = dataclasses.replace(trainer.config, max_seconds=seconds)
-    trainer.fit()
+    harness.fit_until(trainer, seconds)
     return model.eval(), trainer.step
 
 
@@ -136,29 +128,28 @@ def likelihood_table(results: dict[str, dict], notes: dict[str, str], published=
 
     ``results[name]``: ``bpd``, ``bpd_se``, ``n_test``, ``kind`` ("exact"/"bound"),
     ``samples_per_s``, ``params``, ``steps``; ``notes[name]``: the likelihood used."""
-    lines = ["| model | likelihood (8-bit) | test bits/dim +- s.e. | exact or bound | samples/s | parameters | iterations | published 8-bit MNIST (source) |",
-             "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for name, r in results.items():
         if r.get("kind", "none") == "none":
             continue
         value, source = published.get(name, (None, "no published number stored"))
         pub = f"{value:.2f} ({source})" if value is not None else f"n/a ({source})"
         kind = "exact" if r["kind"] == "exact" else "bound / estimate"
-        lines.append(f"| {name} | {notes.get(name, '')} | {r['bpd']:.3f} +- {r['bpd_se']:.3f} (n={r['n_test']}) | {kind} | "
-                     f"{r['samples_per_s']:.1f} | {r['params']:,} | {r['steps']} | {pub} |")
-    return "\n".join(lines)
+        rows.append([name, notes.get(name, ""), f"{r['bpd']:.3f} +- {r['bpd_se']:.3f} (n={r['n_test']})", kind,
+                     f"{r['samples_per_s']:.1f}", f"{r['params']:,}", r["steps"], pub])
+    return harness.markdown_table(["model", "likelihood (8-bit)", "test bits/dim +- s.e.", "exact or bound", "samples/s", "parameters",
+                                   "iterations", "published 8-bit MNIST (source)"], rows)
 
 
 def quality_table(results: dict[str, dict]) -> str:
     """The Markdown sample-quality table: every run in ``results`` (``fid``, ``kid``, ``kid_std``, ``digits``,
     ``confidence``, ``n_samples``, ``samples_per_s``), in the given order."""
-    lines = ["| model | FID (MNIST features) | KID +- std over subsets | digits above 1% | classifier confidence | samples | samples/s |",
-             "|---|---|---|---|---|---|---|"]
+    rows = []
     for name, r in results.items():
         kid = f"{r['kid']:.3g}" + (f" +- {r['kid_std']:.2g}" if r.get("kid_std") is not None else "")
-        lines.append(f"| {name} | {r['fid']:.1f} | {kid} | {r['digits']}/10 | {r['confidence']:.2f} | {r['n_samples']} | "
-                     f"{r['samples_per_s']:.1f} |")
-    return "\n".join(lines)
+        rows.append([name, f"{r['fid']:.1f}", kid, f"{r['digits']}/10", f"{r['confidence']:.2f}", r["n_samples"], f"{r['samples_per_s']:.1f}"])
+    return harness.markdown_table(["model", "FID (MNIST features)", "KID +- std over subsets", "digits above 1%", "classifier confidence",
+                                   "samples", "samples/s"], rows)
 
 
 def main() -> None:
@@ -195,7 +186,8 @@ def main() -> None:
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likelihoods-"))
     out.mkdir(parents=True, exist_ok=True)
-    print(f"# 8-bit MNIST, {args.minutes:g} min per model, one after another; machine: {machine()}", flush=True)
+    where = harness.Machine.describe()
+    print(f"# 8-bit MNIST, {args.minutes:g} min per model, one after another, 1 thread each; {where.line()}", flush=True)
     train = gdata.load("mnist", split="train", data_dir=args.data_dir)
     test = gdata.load("mnist", split="test", data_dir=args.data_dir)
     ref = reference_features(test, "mnist", split="test", max_examples=args.test_examples)
@@ -211,10 +203,10 @@ def main() -> None:
         r = evaluate_model(model, test, ref["features"], net, args)
         r.update(steps=steps, load=load0)
         results[name], notes[name] = r, note
-        (out / "results.json").write_text(json.dumps({"machine": machine(), "minutes": args.minutes, "results": results, "notes": notes}, indent=1))
+        (out / "results.json").write_text(json.dumps({"machine": where.line(), "minutes": args.minutes, "results": results, "notes": notes}, indent=1))
         print(f"# {name}: {steps} iterations, {time.perf_counter() - t0:.0f} s with evaluation, load {load0:.1f}: "
               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
-    print(f"\n# done, results in {out / 'results.json'}; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
+    print(f"\n# done, results in {out / 'results.json'}; {where.line()}\n")
     print(likelihood_table(results, notes))
     print()
     print(quality_table(results))
