@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -152,19 +151,22 @@ def quality_table(results: dict[str, dict]) -> str:
                                    "samples", "samples/s"], rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags."""
+    ap = harness.parser(__doc__, data_dir=None, minutes=30.0, seed=0, out=None)
     specs = LIKELIHOOD_MODELS + GAN_MODELS
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget per model")
     ap.add_argument("--models", default=",".join(s[0] for s in specs), help="comma-separated subset of: " + ", ".join(s[0] for s in specs))
     ap.add_argument("--test-examples", type=int, default=10000, help="test images for bits/dim and the reference features")
     ap.add_argument("--quality-samples", type=int, default=1000, help="samples per model for FID/KID/digits")
     ap.add_argument("--iw-samples", type=int, default=100, help="importance samples of the latent-variable bounds")
     ap.add_argument("--ddpm-terms", type=int, default=100, help="stratified terms of ddpm's bound per image (0: all T)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="directory for the runs and results.json")
     ap.add_argument("--show", nargs="+", metavar="RESULTS_JSON", help="only print the tables of earlier runs' results.json files, joined")
+    return ap
+
+
+def main() -> None:
+    specs = LIKELIHOOD_MODELS + GAN_MODELS
+    ap = build_parser()
     args = ap.parse_args()
     if args.show:
         results, notes = {}, {}
@@ -198,13 +200,13 @@ def main() -> None:
     for name, model_name, overrides, note in [s for s in specs if s[0] in chosen]:
         if model_name == "ddpm":
             overrides = overrides + [f"model.bound_timesteps={args.ddpm_terms}"]
-        t0, load0 = time.perf_counter(), os.getloadavg()[0]
+        t0, load0 = time.perf_counter(), harness.load_average()
         model, steps = train_model(model_name, overrides, train, args.minutes * 60, out / name, args.seed)
         r = evaluate_model(model, test, ref["features"], net, args)
         r.update(steps=steps, load=load0)
         results[name], notes[name] = r, note
         (out / "results.json").write_text(json.dumps({"machine": where.line(), "minutes": args.minutes, "results": results, "notes": notes}, indent=1))
-        print(f"# {name}: {steps} iterations, {time.perf_counter() - t0:.0f} s with evaluation, load {load0:.1f}: "
+        print(f"# {name}: {steps} iterations, {time.perf_counter() - t0:.0f} s with evaluation, load {load0}: "
               + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
     print(f"\n# done, results in {out / 'results.json'}; {where.line()}\n")
     print(likelihood_table(results, notes))
