@@ -12,6 +12,11 @@ makes one call into the library; nothing here computes anything itself.
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
     genlab report runs/vae-mnist-5k            # runs/vae-mnist-5k/report.html
     genlab serve runs/vae-mnist-5k runs/pixelcnn-mnist-5k
+    genlab sample pretrained:dcgan-mnist -n 64      # a model shipped with genlab (`genlab models`)
+    genlab serve                                    # the explorer over every shipped model
+
+Every command that takes a run folder also takes ``pretrained:NAME``: the model is read
+from the package and what the command writes goes to ``./pretrained-NAME/``.
 """
 
 from __future__ import annotations
@@ -84,8 +89,20 @@ def _labels(text: str | None, n: int):
     return torch.tensor(values)
 
 
-def _out_path(args, run: Path, default_name: str) -> Path:
-    return Path(args.out) if args.out else run / default_name
+def _out_path(args, out_dir: Path, default_name: str) -> Path:
+    return Path(args.out) if args.out else out_dir / default_name
+
+
+def _folders(run: str) -> tuple[Path, Path]:
+    """(the folder a run argument names, the folder its outputs go to by default).
+
+    A run folder is both. A shipped model (``pretrained:NAME``) is read from the package
+    and what a command writes goes to ``./pretrained-NAME/``, never into the package."""
+    from . import pretrained
+    from .loading import resolve_run
+
+    folder = resolve_run(run)
+    return folder, (Path(f"pretrained-{folder.name}") if pretrained.is_pretrained(run) else folder)
 
 
 def _load(run: str):
@@ -142,6 +159,11 @@ def cmd_train(args) -> None:
 def cmd_resume(args) -> None:
     from .train import resume
 
+    from . import pretrained
+
+    if pretrained.is_pretrained(args.run):
+        raise GenlabError(f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
+                          "train your own with genlab train")
     run = resume(Path(args.run), steps=args.steps, max_seconds=args.max_seconds)
     _report_after_training(run, args)
     print(run)
@@ -157,17 +179,18 @@ def _report_after_training(run: Path, args) -> None:
 def cmd_report(args) -> None:
     from .report import write_report
 
-    print(write_report(args.run, args.out, fast=args.fast, seed=args.seed, device=args.device))
+    run, out = _folders(args.run)
+    print(write_report(run, args.out or out / "report.html", fast=args.fast, seed=args.seed, device=args.device))
 
 
 def cmd_sample(args) -> None:
     from .viz.samples import default_count, render_samples
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     n = default_count(model) if args.n is None else args.n
     shown = render_samples(model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name"))
-    path = _out_path(args, run, "samples.wav" if shown.kind == "sequence" else "samples.png")
+    path = _out_path(args, out, "samples.wav" if shown.kind == "sequence" else "samples.png")
     print(shown.save(path, scale=args.scale, rate=args.rate))
 
 
@@ -176,9 +199,9 @@ def cmd_interpolate(args) -> None:
 
     from .viz import latent
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
-    path = _out_path(args, run, "interpolation.gif")
+    path = _out_path(args, out, "interpolation.gif")
     g = _generator(args.seed)
     if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
         _, x = _test_images(model, run, args, args.points, g)
@@ -200,9 +223,10 @@ def cmd_manifold(args) -> None:
     from .viz import latent
     from .viz.images import save_png
 
+    _, out = _folders(args.run)
     model = _load(args.run)
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
-    path = _out_path(args, Path(args.run), "manifold.png")
+    path = _out_path(args, out, "manifold.png")
     save_png(image, path, scale=args.scale)
     print(path)
 
@@ -212,14 +236,14 @@ def cmd_reconstruct(args) -> None:
 
     from .viz.images import make_grid, save_png
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     if "reconstruct" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
     pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
-    path = _out_path(args, run, "reconstructions.png")
+    path = _out_path(args, out, "reconstructions.png")
     save_png(make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))), path, scale=args.scale)
     print(path)
 
@@ -228,11 +252,11 @@ def cmd_traverse(args) -> None:
     from .viz import latent
     from .viz.images import save_png
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     _, x = _test_images(model, run, args, 1, _generator(args.seed))
     image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
-    path = _out_path(args, run, "traversal.png")
+    path = _out_path(args, out, "traversal.png")
     save_png(image, path, scale=args.scale)
     print(path)
 
@@ -240,7 +264,7 @@ def cmd_traverse(args) -> None:
 def cmd_eval(args) -> None:
     from .metrics.quality import evaluate, write_report
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     d = _run_config(run)
     name = args.data or d.get("name", DEFAULT_DATA)
@@ -249,14 +273,14 @@ def cmd_eval(args) -> None:
         model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
         batch_size=args.batch_size, seed=args.seed, split=args.split, feature_net=args.feature_net,
     )
-    write_report(result, Path(args.out) if args.out else run)
+    write_report(result, Path(args.out) if args.out else out)
     print(json.dumps(result, indent=2))
 
 
 def cmd_ood(args) -> None:
     from . import ood
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     d = _run_config(run)
     data_dir = args.data_dir or d.get("data_dir")
@@ -273,7 +297,7 @@ def cmd_ood(args) -> None:
     train = _data_for(model, name, "train", data_dir) if "typicality" in methods else None
     result = ood.evaluate_ood(
         model, test, outs, methods, background=background, train_data=train, iw_samples=args.iw_samples,
-        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else run / "ood",
+        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else out / "ood",
     )
     print(json.dumps(result, indent=2))
 
@@ -283,6 +307,7 @@ def cmd_complete(args) -> None:
 
     from .viz.images import load_image, save_png
 
+    _, out = _folders(args.run)
     model = _load(args.run)
     c, h, w = model.config.image_shape
     x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
@@ -291,36 +316,41 @@ def cmd_complete(args) -> None:
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
     out = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
-    path = _out_path(args, Path(args.run), "completion.png")
+    path = _out_path(args, out, "completion.png")
     save_png(torch.cat([x01[:1], out.float()]), path, scale=args.scale)
     print(path)
 
 
 def cmd_serve(args) -> None:
+    from . import pretrained
     from .app import serve
+    from .loading import resolve_run
 
-    serve(args.run, host=args.host, port=args.port, device=args.device, reference_examples=args.reference_examples,
-          verbose=args.verbose)
+    runs = args.run or [pretrained.PREFIX + name for name in pretrained.names()]  # none given: the model picker
+    if not runs:
+        raise GenlabError("name a run folder: this installation ships no pretrained models")
+    serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=args.device,
+          reference_examples=args.reference_examples, verbose=args.verbose)
 
 
 def cmd_translate(args) -> None:
     from .viz.images import save_png
     from .viz.translation import translation_grid, translation_inputs
 
-    run = Path(args.run)
+    run, out = _folders(args.run)
     model = _load(args.run)
     if "translate" not in model.capabilities:
         raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
     x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
                              split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
                              generator=_generator(args.seed))
-    path = _out_path(args, run, f"translation-{args.direction}.png")
+    path = _out_path(args, out, f"translation-{args.direction}.png")
     save_png(translation_grid(model, x01, args.direction), path, scale=args.scale)
     print(path)
 
 
 def cmd_models(args) -> None:
-    from . import registry
+    from . import pretrained, registry
 
     for name in registry.MODELS:
         e = registry.entry(name)
@@ -329,6 +359,12 @@ def cmd_models(args) -> None:
         print(f"{name:16s} {first[:100] + ('...' if len(first) > 100 else '')}")
         presets = [p + (f" (used with {', '.join(e.presets[p].data)})" if e.presets[p].data else "") for p in e.presets]
         print(f"{'':16s} data: {e.default_data}" + (f"; presets: {', '.join(presets)}" if presets else ""))
+    shipped = pretrained.names()
+    if shipped:
+        print("\npretrained (use as pretrained:NAME wherever a run folder goes; measured on the test split):")
+        for name in shipped:
+            card = pretrained.card(name)
+            print(f"{name:22s} {card['data']['name']:28s} {card['headline']}")
 
 
 def cmd_datasets(args) -> None:
@@ -367,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_cmd(name, help, func, out_help):
         s = sub.add_parser(name, help=help)
-        s.add_argument("run", help="run directory (or a folder written by model.save)")
+        s.add_argument("run", help="run directory, a folder written by model.save, or pretrained:NAME (`genlab models`)")
         s.add_argument("--out", help=out_help)
         s.add_argument("--seed", type=int, default=0)
         s.set_defaults(func=func)
@@ -422,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_count, default=256)
 
     s = sub.add_parser("ood", help="outlier detection: AUROC/AUPR/FPR95 per detector and outlier set, JSON on stdout")
-    s.add_argument("run", help="run directory of the model trained on the in-distribution data")
+    s.add_argument("run", help="run directory (or pretrained:NAME) of the model trained on the in-distribution data")
     s.add_argument("--in", dest="in_data", help="in-distribution data set (default: the run's); its test split is used")
     s.add_argument("--out", dest="out_sets", action="append", required=True, metavar="OUTLIERS",
                    help="outlier set (repeatable): a data set name, folder:<path>, noise, constant, inverted, flipped")
@@ -444,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=_count, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
-    s.add_argument("run", nargs="+", help="run directories (or folders written by model.save); several: one tab each")
+    s.add_argument("run", nargs="*", help="run directories, folders written by model.save or pretrained:NAME; several: one tab "
+                   "each; none: every pretrained model shipped with genlab (`genlab models`)")
     s.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
