@@ -282,7 +282,10 @@ def cmd_translate(args) -> None:
 
 def cmd_models(args) -> None:
     from . import registry
+    from .presets import describe
 
+    if args.model:
+        return print(describe(registry.entry(args.model).presets) or f"{args.model} has no presets")
     for name in registry.MODELS:
         e = registry.entry(name)
         doc = sys.modules[e.model_class.__module__].__doc__ or ""
@@ -310,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("model", help="registry name, e.g. vae")
     t.add_argument("--data", help="data set name (`genlab datasets`), folder:<path>, npz:<path> or unpaired:<A>,<B>; "
                    "default: the model's own (`genlab models`)")
-    t.add_argument("--preset", help="a named preset of the model's settings (`genlab models` lists them)")
+    t.add_argument("--preset", help="a named preset of the model's settings, e.g. paper (`genlab models MODEL` lists them)")
     t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
     t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -421,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=8, help="images drawn from --data")
     s.add_argument("--scale", type=int, default=3)
 
-    sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
+    s = sub.add_parser("models", help="list the models; with a name: its presets (values, source, published results)")
+    s.add_argument("model", nargs="?", help="a registry name, e.g. pixelcnn: print its presets in full")
+    s.set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
     return p
 
