@@ -64,6 +64,9 @@ def describe(presets: Mapping[str, Preset]) -> str:
 
 
 _ADAM_GAN = {"train.lr": 2e-4, "train.betas": (0.5, 0.999)}
+# Pixel RNN paper, section 3.5 / figure 5: 7x7 mask A, 15 residual blocks of 2h = 256 maps, 1x1 output layers of 1024.
+_PIXELCNN_15 = {"model.hidden_channels": 256, "model.num_blocks": 15, "model.input_kernel": 7, "model.block_kernel": 3,
+                "model.output_channels": 1024}
 
 #: The papers' settings, by registry name, then preset name.
 PAPER: dict[str, dict[str, Preset]] = {
@@ -102,9 +105,7 @@ PAPER: dict[str, dict[str, Preset]] = {
     },
     "pixelcnn": {
         "paper": Preset(
-            {"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli",
-             "model.hidden_channels": 256, "model.num_blocks": 15, "model.input_kernel": 7, "model.block_kernel": 3,
-             "model.output_channels": 1024},
+            {"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli", **_PIXELCNN_15},
             source=(
                 "van den Oord, Kalchbrenner & Kavukcuoglu 2016a (Pixel RNN), section 3.5, figure 5 and Table 4 "
                 "(binarised MNIST): a 7x7 mask-A convolution, 15 residual blocks (1x1 2h->h, 3x3 mask B, 1x1 h->2h, "
@@ -115,8 +116,7 @@ PAPER: dict[str, dict[str, Preset]] = {
         ),
         "paper-cifar10": Preset(
             {"data.name": "cifar10", "model.image_shape": (3, 32, 32), "model.likelihood": "categorical",
-             "model.grey_levels": 256, "model.hidden_channels": 256, "model.num_blocks": 15, "model.input_kernel": 7,
-             "model.block_kernel": 3, "model.output_channels": 1024},
+             "model.grey_levels": 256, **_PIXELCNN_15},
             source=(
                 "van den Oord et al. 2016a (Pixel RNN), sections 3.4-3.5 and 5, Table 5 (CIFAR-10): the network of "
                 "'paper' with R->G->B channel masks and a 256-way softmax per sub-pixel. Not in genlab: RMSProp "
