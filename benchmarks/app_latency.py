@@ -1,11 +1,13 @@
-"""Benchmark: response times of the web explorer (``genlab serve``).
+"""Benchmark: response times of every view of the web explorer (``genlab serve``).
 
 Not a test: it saves small untrained default models for 28x28 grey images (speed
-does not depend on the weights) with the embedded ``mnist-5k`` as their data set,
-serves each on a free local port and times every endpoint the model offers
-through HTTP, as the page calls them: the median of ``--repeats`` requests after
-one warm-up, plus the first /api/analyze, which also scores the reference images
-for the outlier percentiles (once per seed and k).
+does not depend on the weights; wavenet: 1 x 2000 samples, cyclegan: two 28x28
+domains) with the embedded ``mnist-5k`` as their data set, serves them all on one
+Gradio page on a free local port and times every view each model offers over
+HTTP with gradio_client, one request at a time, as the page calls them (the
+queue's join + event stream, until the answer naming the result files; a browser
+then fetches those images in parallel): the median of ``--repeats`` requests
+after one warm-up call, whose time is shown as "first".
 
     python benchmarks/app_latency.py --threads 1
 """
@@ -13,36 +15,70 @@ for the outlier percentiles (once per seed and k).
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import platform
 import statistics
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
 
 import genlab
 from genlab import registry
-from genlab.app import Explorer, make_server
-from genlab.viz.images import to_pil
+from genlab.app import Explorer
+from genlab.app.serve import launch
 
-MODELS = ("vae", "dcgan", "pixelcnn")
+MODELS = {
+    "vae": dict(image_shape=(1, 28, 28)),
+    "dcgan": dict(image_shape=(1, 28, 28)),
+    "pixelcnn": dict(image_shape=(1, 28, 28)),
+    "gan-points": dict(image_shape=(2,)),
+    "wavenet": dict(image_shape=(1, 1, 2000)),
+    "cyclegan": dict(image_shape=(2, 28, 28)),
+}
 
 
-def post(url: str, path: str, body: dict) -> float:
-    """Seconds for one POST (the answer must be 200)."""
-    req = urllib.request.Request(url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    t = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=600) as r:
-        r.read()
-        assert r.status == 200
-    return time.perf_counter() - t
+def save(root: Path, key: str) -> Path:
+    name = "gan" if key == "gan-points" else key
+    torch.manual_seed(0)
+    model = registry.build(name, **MODELS[key]).eval()
+    run = model.save(root / key)
+    doc = json.loads((run / "config.json").read_text())
+    doc["data"] = {"name": {"gan-points": "ring8", "cyclegan": "unpaired:mnist-5k,mnist-5k+invert"}.get(key, "mnist-5k")}
+    if key == "wavenet":
+        doc.pop("data")
+    (run / "config.json").write_text(json.dumps(doc))
+    return run
+
+
+def views(i: int, ex: Explorer, image) -> list[tuple[str, str, tuple]]:
+    """(label, api name, arguments) of each view model ``i`` offers."""
+    caps = ex.caps
+    d = caps["latent_dim"] or 0
+    out = []
+    if caps["sample"] and caps["kind"] == "image":
+        out += [("samples, n=16", "samples", (16, 0)), ("samples, n=64", "samples", (64, 0))]
+    if caps["kind"] == "points":
+        out.append(("2-D scatter over D, 1000 points", "points", (1000, 0)))
+    if caps["kind"] == "sequence":
+        out.append(("audio, 2 clips", "audio", (2, 0)))
+    if caps["latent"]:
+        out += [("latent slider (one image)", "latent", (0, *[0.5] * min(d, 8))),
+                ("interpolation, 10 frames", "interpolate", (0, 1, 10, "slerp"))]
+    if caps["manifold"]:
+        out.append(("manifold, 15 x 15", "manifold", (15, 0, 1)))
+    if caps["analyze"]:
+        k = "k=100" if caps["importance_sampled"] else "exact"
+        out.append((f"your image: score + reconstruct ({k})", "analyze", (image, None, "upload", 0, 100)))
+    if caps["kind"] == "image" and "complete" in ex.model.capabilities:
+        out.append(("complete the bottom 4 rows, 4 times", "complete", (image, None, "upload", 24, 4, 0)))
+    if caps["translate"]:
+        out.append(("translate + cycle", "translate", (image, None, "upload", "a2b")))
+    if caps["reconstruct"]:
+        out.append(("PCA projection of 500 codes", "projection", (500, 0)))
+    return out
 
 
 def main() -> None:
@@ -50,50 +86,68 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--contention", action="store_true",
+                    help="only: the vae slider alone, then while a pixelcnn 64-image grid is drawn (median of --repeats)")
     args = ap.parse_args()
+    if args.contention:
+        args.models = "vae,pixelcnn"
     torch.set_num_threads(args.threads)
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
     print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} thread(s)), "
           f"torch {torch.__version__}, genlab {genlab.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print()
-    buf = io.BytesIO()
-    to_pil(torch.rand(1, 28, 28)).save(buf, format="PNG")
-    image = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    requests = [
-        ("samples, n=16", "/api/samples", {"n": 16, "seed": 0}, "sample"),
-        ("samples, n=64", "/api/samples", {"n": 64, "seed": 0}, "sample"),
-        ("latent slider (one image)", "/api/latent", {"seed": 0, "values": [0.5, -1.0]}, "latent"),
-        ("interpolation, 10 frames", "/api/interpolate", {"steps": 10}, "latent"),
-        ("manifold, 15 x 15", "/api/manifold", {"n": 15}, "manifold"),
-        ("analyze an upload", "/api/analyze", {"image": image, "iw_samples": 100}, "analyze"),
-    ]
-    print("| model | parameters | request | median time | first call |")
-    print("|---|---|---|---|---|")
-    for name in args.models.split(","):
-        torch.manual_seed(0)
-        model = registry.build(name, image_shape=(1, 28, 28)).eval()
-        with tempfile.TemporaryDirectory() as tmp:
-            run = model.save(Path(tmp) / name)
-            doc = json.loads((run / "config.json").read_text())
-            doc["data"] = {"name": "mnist-5k"}
-            (run / "config.json").write_text(json.dumps(doc))
-            explorer = Explorer.from_run(run)
-            server = make_server(explorer, "127.0.0.1", 0)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            url = f"http://127.0.0.1:{server.server_address[1]}"
-            params = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M"
-            try:
-                for label, path, body, cap in requests:
-                    if not explorer.caps[cap]:
-                        continue
-                    if cap == "analyze":
-                        label += " (k=100)" if explorer.caps["importance_sampled"] else " (exact)"
-                    first = post(url, path, body)
-                    times = [post(url, path, body) for _ in range(args.repeats)]
-                    print(f"| {name} | {params} | {label} | {1000 * statistics.median(times):.0f} ms | {1000 * first:.0f} ms |",
-                          flush=True)
-            finally:
-                server.shutdown()
-                server.server_close()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        keys = args.models.split(",")
+        explorers = {k: Explorer.from_run(save(root, k)) for k in keys}
+        Image.effect_noise((28, 28), 80).save(root / "upload.png")
+        page, url = launch(explorers, port=0, block=False, quiet=True)
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        image = handle_file(str(root / "upload.png"))
+        try:
+            if args.contention:
+                return contention(client, explorers, args.repeats)
+            print("\n| model | parameters | view | median | first |\n|---|---|---|---|---|")
+            for i, key in enumerate(keys):
+                ex = explorers[key]
+                params = f"{sum(p.numel() for p in ex.model.parameters()) / 1e6:.2f} M"
+                for label, api, call_args in views(i, ex, image):
+                    times = []
+                    for _ in range(args.repeats + 1):
+                        t = time.perf_counter()
+                        result = client.predict(*call_args, api_name=f"/m{i}_{api}")
+                        times.append(time.perf_counter() - t)
+                        status = result[-1] if isinstance(result, (list, tuple)) else result
+                        assert not str(status).startswith("**Error"), (key, label, status)
+                    print(f"| {key} | {params} | {label} | {1000 * statistics.median(times[1:]):.0f} ms | "
+                          f"{1000 * times[0]:.0f} ms |", flush=True)
+        finally:
+            page.blocks.close()
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+
+
+def contention(client, explorers: dict, repeats: int) -> None:
+    """The VAE's latent slider (tab 0) alone and while the PixelCNN (tab 1) draws 64 images:
+    each model has its own one-worker queue, so the slider does not wait for the grid."""
+    d = min(explorers["vae"].caps["latent_dim"], 8)
+
+    def slider(k: int) -> float:
+        t = time.perf_counter()
+        client.predict(k, *[0.1 * k] * d, api_name="/m0_latent")
+        return time.perf_counter() - t
+
+    slider(0)
+    alone = [slider(k) for k in range(repeats)]
+    grid = client.submit(64, 0, api_name="/m1_samples")
+    time.sleep(1.0)
+    during = [slider(k) for k in range(repeats)]
+    overlapped = not grid.done()
+    t = time.perf_counter()
+    grid.result()
+    print(f"\nvae slider alone: median {1000 * statistics.median(alone):.0f} ms; while a pixelcnn 64-image grid is drawn: "
+          f"median {1000 * statistics.median(during):.0f} ms (max {1000 * max(during):.0f} ms; the grid was "
+          f"{'still' if overlapped else 'no longer'} running, and took {time.perf_counter() - t:.1f} s more)")
 
 
 if __name__ == "__main__":

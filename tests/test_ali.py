@@ -293,7 +293,7 @@ def test_cli_trains_then_reconstructs_and_walks_between_encoded_codes(tmp_path, 
     tiny_flags = ["--data", "mnist", "--data-dir", str(shared_data), "--set", "data.split=test",  # 10,000 images load fast
                   "--set", "model.channels=4", "--set", "model.hidden_dim=8", "--set", "model.latent_dim=3",
                   "--set", "train.batch_size=8", "--set", "train.progress=false", "--set", "train.sample_every=0"]
-    assert main(["train", "ali", "--steps", "2", "--out", str(out), *tiny_flags]) == 0
+    assert main(["train", "ali", "--steps", "2", "--out", str(out), "--no-report", *tiny_flags]) == 0
     model = genlab.load(out)
     assert model.config.image_shape == (1, 28, 28) and model.config.latent_dim == 3
     assert main(["reconstruct", str(out), "-n", "4", "--out", str(tmp_path / "r.png"), "--scale", "1"]) == 0

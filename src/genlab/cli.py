@@ -10,6 +10,8 @@ makes one call into the library; nothing here computes anything itself.
     genlab interpolate runs/vae-mnist-5k
     genlab manifold runs/vae-mnist-5k
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
+    genlab report runs/vae-mnist-5k            # runs/vae-mnist-5k/report.html
+    genlab serve runs/vae-mnist-5k runs/pixelcnn-mnist-5k
 """
 
 from __future__ import annotations
@@ -98,13 +100,30 @@ def cmd_train(args) -> None:
         sets.append(f"train.steps={args.steps}")
     if args.seed is not None:
         sets.append(f"train.seed={args.seed}")
-    print(train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets))
+    run = train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets)
+    _report_after_training(run, args)
+    print(run)
 
 
 def cmd_resume(args) -> None:
     from .train import resume
 
-    print(resume(Path(args.run), steps=args.steps))
+    run = resume(Path(args.run), steps=args.steps)
+    _report_after_training(run, args)
+    print(run)
+
+
+def _report_after_training(run: Path, args) -> None:
+    if not args.no_report:
+        from .report import after_training
+
+        after_training(run)
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    print(write_report(args.run, args.out, fast=args.fast, seed=args.seed, device=args.device))
 
 
 def cmd_sample(args) -> None:
@@ -319,11 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     t.add_argument("--out", help="run directory (default runs/<model>-<data>)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)")
+    t.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
     r.add_argument("run")
     r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     r.set_defaults(func=cmd_resume)
 
     def run_cmd(name, help, func, out_help):
@@ -404,13 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
-    s.add_argument("run", help="run directory (or a folder written by model.save)")
+    s.add_argument("run", nargs="+", help="run directories (or folders written by model.save); several: one tab each")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     s.add_argument("--reference-examples", type=int, default=100,
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
-    s.add_argument("--verbose", action="store_true", help="log every request")
+    s.add_argument("--verbose", action="store_true", help="Gradio's startup messages and request errors")
     s.set_defaults(func=cmd_serve)
 
     s = run_cmd("translate", "translate images between domains (cyclegan): inputs, translations, reconstructions",
@@ -423,6 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("-n", type=int, default=8, help="images drawn from --data")
     s.add_argument("--scale", type=int, default=3)
+
+    s = run_cmd("report", "one self-contained HTML page about a run: config, curves, samples, latent views, eval",
+                cmd_report, "HTML path (default RUN/report.html)")
+    s.add_argument("--fast", action="store_true", help="skip the parts a probe call predicts take more than 5 s")
+    s.add_argument("--device", default="cpu")
 
     s = sub.add_parser("models", help="list the models; with a name: its presets (values, source, published results)")
     s.add_argument("model", nargs="?", help="a registry name, e.g. pixelcnn: print its presets in full")

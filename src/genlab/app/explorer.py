@@ -128,6 +128,17 @@ def _get_floats(body: dict, key: str, max_len: int, exact: bool = False) -> list
     return [float(v) for v in value]
 
 
+def finite(value: Any) -> Any:
+    """NaN and infinities -> None, recursively, so that an answer is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -257,7 +268,7 @@ class Explorer:
                 name = name_of(model)
             except GenlabError:
                 name = type(model).__name__
-        return {
+        return finite({
             "name": name,
             "class": type(model).__name__,
             "summary": " ".join(doc.strip().split("\n\n")[0].split()),
@@ -272,7 +283,7 @@ class Explorer:
                        "iw_samples": MAX_IW_SAMPLES},
             "metrics": self._metrics(),
             "eval": self._read_optional_json("eval.json"),
-        }
+        })
 
     def _read_optional_json(self, name: str):
         path = self.run_dir / name if self.run_dir is not None else None

@@ -74,7 +74,8 @@ DATA_KINDS = ("image", "sequence", "points")
 #: importance-sampled estimate of one), or absent.
 LIKELIHOOD_KINDS = ("exact", "bound", "none")
 #: The optional methods of the contract; :attr:`GenerativeModel.capabilities` says which a model has.
-CONTRACT_METHODS = ("sample", "log_prob", "latent", "encode", "decode", "reconstruct", "translate", "discriminate")
+CONTRACT_METHODS = ("sample", "log_prob", "latent", "encode", "decode", "reconstruct", "translate", "discriminate",
+                    "complete")
 
 
 class GenerativeModel(nn.Module):
@@ -156,6 +157,13 @@ class GenerativeModel(nn.Module):
         """Raw critic scores (N,) (logits for the log-loss objectives) on x in the model's
         input space: adversarial models only."""
         raise NotImplementedError(f"{type(self).__name__} has no discriminator")
+
+    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None,
+                 labels: Tensor | None = None) -> Tensor:
+        """Keep ``x`` (N, ...) in [0, 1] where ``observed_mask`` (broadcastable to x) is 1 and
+        draw the rest from the model given what is kept: autoregressive models, in their
+        order (pixels after a missing one do not inform it). Returns data in [0, 1]."""
+        raise NotImplementedError(f"{type(self).__name__} does not complete partial inputs")
 
     def begin_iteration(self, step: int) -> None:
         """Called by the Trainer before every training iteration; ``step`` is 0-based and

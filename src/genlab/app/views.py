@@ -1,0 +1,393 @@
+"""What the Gradio page shows, computed without Gradio: each function takes an
+:class:`~genlab.app.explorer.Explorer` (the layer that talks to the model) and
+returns Pillow images, matplotlib figures, arrays or plain text.
+
+Views beyond :class:`Explorer`'s methods: single samples with their class label
+(for a gallery), WaveNet audio, the manifold and 2-D point plots with axes,
+autoregressive completion of an uploaded image, a PCA projection of encoded
+test images coloured by class, and translation with its cycle reconstruction.
+Model calls hold ``explorer.lock``; slow ones run inside :class:`Watch`, which
+reports progress and stops the call when asked to.
+
+Uploads are read by :func:`read_upload`: at most ``MAX_UPLOAD_BYTES`` bytes and
+``MAX_IMAGE_SIDE`` pixels a side, checked from the header before any pixel is
+decoded; transparent pixels are laid over white (over black for sketches,
+which are drawn white on black like the digits).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ..errors import GenlabError
+from ..viz import plots
+from ..viz.images import make_grid, to_pil
+from .explorer import MAX_IMAGE_SIDE, MAX_SAMPLES, Explorer, RequestError, domain_shape
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an uploaded image file
+MAX_PROJECTION = 2000  # test images encoded for the PCA view
+AUDIO_RATE = 8000  # Hz of WaveNet clips played back
+
+
+class Cancelled(GenlabError):
+    """A slow model call stopped because the user pressed Cancel."""
+
+
+# ----------------------------------------------------------------------------- progress and cancel
+
+
+class Watch:
+    """Progress and cancellation for one model call in the calling thread.
+
+    Every ``nn.Module`` call made by this thread while the ``with`` block runs counts
+    as one step (an autoregressive sampler calls its network once per pixel);
+    ``report(done, total)`` is called at most every ``interval`` seconds, ``total``
+    being the count of the last finished call with the same ``key`` (None the first
+    time). When ``cancel`` is set, the next module call raises :class:`Cancelled`.
+    """
+
+    _totals: dict = {}
+
+    def __init__(self, key, cancel: threading.Event, report: Callable[[int, int | None], None] | None = None,
+                 interval: float = 0.25):
+        self.key, self.cancel, self.report, self.interval = key, cancel, report, interval
+        self.count = 0
+
+    def __enter__(self) -> "Watch":
+        thread, last = threading.get_ident(), [time.monotonic()]
+        total = self._totals.get(self.key)
+
+        def hook(module, args):
+            if threading.get_ident() != thread:
+                return None
+            if self.cancel.is_set():
+                raise Cancelled("cancelled")
+            self.count += 1
+            now = time.monotonic()
+            if self.report is not None and now - last[0] >= self.interval:
+                last[0] = now
+                self.report(self.count, total if total and total >= self.count else None)
+            return None
+
+        self.cancel.clear()
+        self._handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        self._handle.remove()
+        if kind is None:
+            self._totals[self.key] = self.count
+
+
+# ----------------------------------------------------------------------------- uploads
+
+
+def read_upload(path: str | Path | None, *, background: int = 255) -> str:
+    """An uploaded image file -> base64 PNG text for the Explorer's ``"image"`` field.
+
+    Refused (RequestError) above ``MAX_UPLOAD_BYTES`` bytes or ``MAX_IMAGE_SIDE``
+    pixels a side, read from the header before decoding; transparency is laid over
+    grey level ``background``.
+    """
+    if path is None:
+        raise RequestError("upload an image first (or draw one, or click an example)")
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise RequestError(f"the file is {size / 2**20:.1f} MiB; at most {MAX_UPLOAD_BYTES / 2**20:.0f} MiB")
+    try:
+        with Image.open(path) as img:
+            if max(img.size) > MAX_IMAGE_SIDE:
+                raise RequestError(f"the image is {img.width}x{img.height} pixels; at most {MAX_IMAGE_SIDE} a side")
+            img.load()
+            flat = flatten(img, background)
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
+        if isinstance(e, RequestError):
+            raise
+        raise RequestError(f"the file could not be read as an image ({type(e).__name__})") from None
+    return pil_base64(flat)
+
+
+def flatten(img: Image.Image, background: int = 255) -> Image.Image:
+    """Any Pillow image -> RGB, transparent pixels laid over grey level ``background``."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (background, background, background, 255))
+        return Image.alpha_composite(base, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def pil_base64(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def b64_pil(text: str, scale: int = 1) -> Image.Image:
+    """Base64 PNG text (as the Explorer answers) -> a Pillow image, upscaled (nearest) by ``scale``."""
+    img = Image.open(io.BytesIO(base64.b64decode(text)))
+    img.load()
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+
+
+def display_scale(height: int, target: int = 112) -> int:
+    """The whole-number upscaling that shows an image of ``height`` pixels at about ``target``."""
+    return max(1, target // max(1, height))
+
+
+# ----------------------------------------------------------------------------- samples
+
+
+def parse_labels(text: str | None, num_classes: int) -> list[int] | None:
+    """'3' or '0,1,2' -> [3] / [0, 1, 2] for a conditional model; empty -> None."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise RequestError(f"labels must be integers separated by commas, like 0,1,2; got {text!r}") from None
+    if num_classes == 0:
+        raise RequestError("this model is unconditional: leave the labels empty")
+    bad = [v for v in values if not 0 <= v < num_classes]
+    if bad:
+        raise RequestError(f"label {bad[0]} is out of range: this model has {num_classes} classes (0..{num_classes - 1})")
+    return values or None
+
+
+def sample_images(explorer: Explorer, n: int, seed: int, labels: list[int] | None, watch: Watch | None = None):
+    """n image samples for ``seed`` -> (the grid (C, H', W') as Explorer.samples draws it,
+    the single images [(C, H, W)], their captions). Labels default to 0, 1, ..., k-1, 0, ...
+    (cycled to n); a translator's paired samples are split into one-domain images."""
+    caps = explorer.caps
+    if caps["kind"] != "image":
+        raise RequestError("image samples are for image models; this one makes " + caps["kind"])
+    n = int(min(max(n, 1), MAX_SAMPLES))
+    k = caps["num_classes"]
+    lab = None
+    if k:
+        lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)])
+    g = torch.Generator().manual_seed(int(seed))
+    with explorer.lock, torch.inference_mode(), (watch or _null()):
+        x = explorer.model.sample(n, generator=g, labels=lab).float().cpu()
+    c = domain_shape(explorer.model)[0]
+    per = x.shape[1] // c
+    images = x.reshape(n * per, c, *x.shape[2:]).clamp(0, 1)
+    nrow = per * max(1, math.ceil(math.sqrt(n)))
+    names = ("F(b): B -> A", "G(a): A -> B") if per == 2 else ("",)
+    captions = []
+    for i in range(n):
+        for j in range(per):
+            parts = [f"#{i}"] + ([f"label {int(lab[i])}"] if lab is not None else []) + ([names[j]] if per == 2 else [])
+            captions.append("  ".join(parts))
+    return make_grid(images, nrow=nrow), list(images), captions
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def audio_samples(explorer: Explorer, n: int, seed: int, labels: list[int] | None, watch: Watch | None = None):
+    """Sequence models (WaveNet): n clips for ``seed`` -> ((rate, int16 samples) for an audio
+    player, the waveform picture, the WAV file bytes). Clips play one after another."""
+    from ..data.audio import save_wav
+
+    k = explorer.caps["num_classes"]
+    lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)]) if k else None
+    g = torch.Generator().manual_seed(int(seed))
+    with explorer.lock, torch.inference_mode(), (watch or _null()):
+        x = explorer.model.sample(n, generator=g, labels=lab).float().cpu()
+    import tempfile
+
+    from .explorer import waveform_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_wav(x, Path(tmp) / "samples.wav", rate=AUDIO_RATE)
+        raw = path.read_bytes()
+    import wave
+
+    with wave.open(io.BytesIO(raw)) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return (AUDIO_RATE, pcm), waveform_image(x), raw
+
+
+def points_plot(explorer: Explorer, n: int, seed: int):
+    """A point model's n samples over the run's toy data and D's surface, with axes."""
+    from ..data.toy2d import sample_toy
+    from ..viz.toy2d import discriminator_surface
+
+    g = torch.Generator().manual_seed(int(seed))
+    with explorer.lock, torch.inference_mode():
+        fake = explorer.model.sample(int(n), generator=g).float().cpu()
+    if fake.dim() != 2 or fake.shape[1] != 2:
+        raise RequestError(f"only 2-D point models are plotted; this one makes points of shape {tuple(fake.shape[1:])}")
+    name = (explorer._doc.get("data") or {}).get("name")
+    real = sample_toy(name, int(n), generator=torch.Generator().manual_seed(0)) if name in ("ring8", "grid25") else None
+    model = explorer.model
+    surface = None
+    if "discriminate" in model.capabilities:
+        inner = discriminator_surface(model)
+
+        def surface(pts):
+            with explorer.lock:
+                return inner(pts)
+    return plots.points_figure(real, fake, surface, title=name or "")
+
+
+# ----------------------------------------------------------------------------- latent space
+
+
+def manifold_plot(explorer: Explorer, n: int, dims: tuple[int, int], label: int | None):
+    """The n x n manifold (Explorer.manifold) as a figure with the z values on its axes."""
+    body = {"n": int(n), "dims": [int(dims[0]), int(dims[1])]}
+    if label is not None:
+        body["label"] = int(label)
+    doc = explorer.manifold(body)
+    img = b64_pil(doc["image"])
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    grid = torch.from_numpy(arr).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr).permute(2, 0, 1)
+    c, h, w = explorer.model.config.image_shape
+    return plots.manifold_figure(grid, plots.quantile_axis(int(n)), tuple(body["dims"]), (h, w))
+
+
+def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
+    """PCA of the codes ``encode`` gives for n test images of the run's data set, one
+    colour per class: the Embedding Projector's first view, in 2-D."""
+    from .. import data
+    spec = explorer._doc.get("data") or {}
+    if not spec.get("name"):
+        raise RequestError("the run's config.json names no data set to encode")
+    c, h, w = explorer.model.config.image_shape
+    try:
+        ds = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
+    except (GenlabError, OSError, ValueError) as e:
+        raise RequestError(f"cannot load the test images to encode: {e}") from None
+    n = int(min(max(n, 10), MAX_PROJECTION, len(ds)))
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(int(seed)))[:n]
+    x01 = ds.images[idx].float() / 255
+    g = torch.Generator().manual_seed(int(seed))
+    with explorer.lock, torch.inference_mode():
+        x = explorer.model.prepare(x01, generator=g).to(explorer.model.device)
+        codes = torch.cat([explorer.model.encode(xb).float().cpu() for xb in x.split(256)])
+    proj, var = plots.pca_2d(codes.reshape(n, -1))
+    labels = ds.labels[idx] if ds.labels is not None else None
+    return plots.projection_figure(proj, labels, var, title=f"{n} {spec['name']} test images, codes of dimension {codes[0].numel()}")
+
+
+# ----------------------------------------------------------------------------- images in, images out
+
+
+def can_complete(explorer: Explorer) -> bool:
+    """Autoregressive image models that fill in missing pixels (``complete(x, mask)``)."""
+    return explorer.caps["kind"] == "image" and "complete" in explorer.model.capabilities
+
+
+def complete(explorer: Explorer, image_b64: str, rows: int, n: int, seed: int, label: int | None,
+             watch: Watch | None = None) -> tuple[Tensor, Tensor]:
+    """Keep the top ``rows`` rows of an uploaded image (fitted to the model's size) and let
+    the model draw the rest, n times -> (the observed part, rows below grey, (C, H, W);
+    a grid of the n completions (C, H', W'))."""
+    from .explorer import decode_upload
+
+    c, h, w = explorer.model.config.image_shape
+    if not 0 < rows < h:
+        raise RequestError(f"observed rows must be in 1..{h - 1}, got {rows}")
+    x01 = decode_upload(image_b64, (c, h, w), True)
+    mask = torch.zeros(h, w)
+    mask[:rows] = 1
+    k = explorer.caps["num_classes"]
+    lab = torch.full((n,), int(label or 0), dtype=torch.long) if k else None
+    g = torch.Generator().manual_seed(int(seed))
+    with explorer.lock, (watch or _null()):
+        out = explorer.model.complete(x01.expand(n, -1, -1, -1).contiguous(), mask, generator=g, labels=lab).float().cpu()
+    shown = x01[0].clone()
+    shown[:, rows:] = 0.5
+    return shown, make_grid(out.clamp(0, 1), nrow=max(1, math.ceil(math.sqrt(n))))
+
+
+def translate_cycle(explorer: Explorer, image_b64: str, direction: str) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """Translate an upload with ``direction`` and back -> (input, translation, cycle
+    reconstruction), each as the model's pixels."""
+    there = explorer.translate({"image": image_b64, "fit": True, "direction": direction})
+    back = explorer.translate({"image": there["image"], "direction": "b2a" if direction == "a2b" else "a2b"})
+    return b64_pil(there["input"]), b64_pil(there["image"]), b64_pil(back["image"])
+
+
+def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str]:
+    """Write the first ``count`` test images of the run's data set (one per class where it
+    has labels) as PNG files in ``folder``; their paths (none when there is no data)."""
+    from .. import data
+
+    spec = explorer._doc.get("data") or {}
+    if not spec.get("name") or explorer.caps["kind"] != "image":
+        return []
+    c, h, w = domain_shape(explorer.model)
+    stacked = explorer.model.config.image_shape[0] != c  # a translator's two domains along channels
+    try:
+        ds = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w),
+                       channels=None if stacked else c, download=False)
+    except (GenlabError, OSError, ValueError):
+        return []
+    picked: list[int] = []
+    if ds.labels is not None:
+        seen = set()
+        for i, y in enumerate(ds.labels[:2000].tolist()):
+            if y not in seen:
+                seen.add(y)
+                picked.append(i)
+            if len(picked) == count:
+                break
+    picked = picked or list(range(min(count, len(ds))))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, i in enumerate(picked):
+        domain = k % 2 if stacked else 0  # translators: domain A and B in turn
+        img = ds.images[i][domain * c:(domain + 1) * c].float() / 255
+        path = folder / f"example-{i}{'ab'[domain] if stacked else ''}.png"
+        to_pil(img).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def png_file_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def analysis_markdown(doc: dict) -> str:
+    """Explorer.analyze's answer as text: log p(x) in nats and bits/dim, the outlier percentiles."""
+    lines = []
+    lik = doc.get("likelihood")
+    if lik:
+        lines += [f"**log p(x)** = {lik['log_prob_nats']:.2f} nats"
+                  + (f" (discrete-data offset {lik['offset_nats']:.2f})" if lik["offset_nats"] else ""),
+                  f"**NLL** = {lik['nll_nats']:.2f} nats = **{lik['bits_per_dim']:.4f} bits/dim**",
+                  f"estimator: {lik['estimator']}"]
+    out = doc.get("outlier")
+    if out and out.get("available"):
+        nll, cx = out["nll_bits_per_dim"], out["complexity"]
+        lines += ["", f"**Outlier scores** against {out['reference']} (higher = more unusual):",
+                  f"- NLL: {nll['value']:.3f} bits/dim, above {nll['percentile']:.0f}% of them "
+                  f"(their mean {nll['reference_mean']:.3f} +- {nll['reference_std']:.3f})",
+                  f"- input complexity (NLL - PNG bits, Serra et al. 2020): {cx['value']:.3f}, "
+                  f"above {cx['percentile']:.0f}% of them"]
+    elif out:
+        lines += ["", f"outlier scores: {out['reason']}"]
+    if "reconstruction" in doc and not lik:
+        lines.append("reconstruction = decode(encode(x))")
+    return "\n".join(lines) or "done"

@@ -1,0 +1,277 @@
+"""The Gradio explorer end to end: six models served on one page (a VAE run, a 28x28
+PixelCNN, a class-conditional GAN, a 2-D point GAN, a WaveNet, a CycleGAN), driven
+in headless Chromium (images read back: decoded, not of one colour), over HTTP with
+gradio_client, and attacked: concurrent bursts, a slider during a slow grid,
+cancellation, path traversal, a huge PNG, a foreign Host header. Skips without
+gradio; the browser test also without playwright / chromium."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import statistics
+import struct
+import time
+import zlib
+
+import pytest
+
+gradio = pytest.importorskip("gradio")
+
+from browser import chromium, image_stats, offline_page
+from saved_runs import saved  # noqa: E402
+from genlab.app import Explorer  # noqa: E402
+from genlab.app.serve import launch  # noqa: E402
+from genlab.cli import main  # noqa: E402
+from test_contract import TINY  # noqa: E402
+
+TRAIN = ["--data", "digits", "--steps", "4", "--set", "train.batch_size=16", "--set", "train.sample_every=1000",
+         "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",
+         "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16", "--no-report"]
+VAE, PIXELCNN, CGAN, POINTS, WAVENET, CYCLEGAN = range(6)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    assert main(["train", "vae", "--out", str(root / "vae"), *TRAIN]) == 0
+    runs = {
+        "vae": root / "vae",
+        "pixelcnn": saved(root / "pix", "pixelcnn", "mnist-5k", image_shape=(1, 28, 28)),
+        "cgan": saved(root / "cgan", "gan", "digits", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=10),
+        "points": saved(root / "points", "gan", "ring8", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1),
+        "wavenet": saved(root / "wave", "wavenet", None, **TINY["wavenet"]),
+        "cyclegan": saved(root / "cyc", "cyclegan", "unpaired:digits,digits+invert", **TINY["cyclegan"]),
+    }
+    explorers = {name: Explorer.from_run(run, reference_examples=20) for name, run in runs.items()}
+    page, url = launch(explorers, port=0, block=False, quiet=True)
+    try:
+        yield page, url, runs
+    finally:
+        page.blocks.close()
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    from gradio_client import Client
+
+    return Client(served[1], verbose=False, analytics_enabled=False)
+
+
+def status_of(result) -> str:
+    return result[-1] if isinstance(result, (list, tuple)) else result
+
+
+# ----------------------------------------------------------------------------- the page in a browser
+
+
+def test_every_view_renders_in_chromium(served):
+    page_obj, url, runs = served
+    with chromium() as browser:
+        external: list = []
+        page = offline_page(browser, url.rstrip("/"), external)
+        page.set_default_timeout(60000)  # a loaded shared machine
+        page.goto(url)
+        page.wait_for_selector("#m0-curves img", timeout=60000)
+
+        def images(selector, count=1, timeout=60000):
+            page.wait_for_function("([s, n]) => Array.from(document.querySelectorAll(s)).filter(i => i.complete && "
+                                   "i.naturalWidth > 0).length >= n", arg=[selector, count], timeout=timeout)
+            stats = image_stats(page, selector)
+            assert len(stats) >= count and all(w > 0 and h > 0 and spread > 0 for w, h, spread in stats), (selector, stats)
+            return stats
+
+        def tab(name):
+            page.get_by_role("tab", name=name, exact=True).filter(visible=True).first.click()
+
+        def example():  # click the first example image of the open tab
+            page.locator('button.gallery-item:has(img[src*="/example-"])').filter(visible=True).first.click()
+
+        def click(name):
+            page.get_by_role("button", name=name, exact=True).filter(visible=True).first.click()
+
+        images("#m0-curves img")  # the model card's training curves
+        tab("Samples")
+        click("Draw samples")
+        assert len(images("#m0-samples-gallery img", 16)) >= 16
+        page.wait_for_selector("#m0-samples-gallery >> text=#15")  # captions under the images
+        images("#m0-samples-grid img")
+        tab("Latent space")
+        first = page.wait_for_selector("#m0-latent-image img", timeout=60000).get_attribute("src")
+        images("#m0-latent-image img")
+        slider = page.locator("#m0-z0 input[type=range]")
+        slider.focus()
+        for _ in range(20):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function("s => document.querySelector('#m0-latent-image img').getAttribute('src') !== s", arg=first,
+                               timeout=60000)
+        click("Interpolate")
+        images("#m0-strip img")
+        click("Draw the manifold")
+        images("#m0-manifold img")
+        tab("Your image")
+        example()
+        click("Score and reconstruct")
+        page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=60000)
+        images("#m0-analyze-reconstruction img")
+        assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
+        tab("Draw")  # a white stroke on the black canvas, scored instead of the upload
+        box = page.locator("canvas").filter(visible=True).first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=12)
+        page.mouse.up()
+        before = page.inner_text("#m0-analyze-result")
+        page.get_by_label("drawing").filter(visible=True).first.check()
+        click("Score and reconstruct")
+        page.wait_for_function("t => { const e = document.querySelector('#m0-analyze-result'); "
+                               "return e && e.innerText.includes('bits/dim') && e.innerText !== t; }", arg=before, timeout=60000)
+        tab("Projection")
+        click("Encode and project (PCA)")
+        images("#m0-projection img")
+
+        tab("cgan")
+        tab("Samples")
+        page.locator("#m2-samples-labels textarea, #m2-samples-labels input").first.fill("3")
+        click("Draw samples")
+        page.wait_for_selector("#m2-samples-gallery >> text=label 3", timeout=60000)
+        images("#m2-samples-gallery img", 16)
+
+        tab("points")
+        tab("Samples")
+        click("Draw points")
+        images("#m3-points img")
+
+        tab("wavenet")
+        tab("Audio")
+        click("Generate")
+        images("#m4-waveform img")
+        assert page.locator("#m4-audio audio, #m4-audio [src]").count() >= 1
+
+        tab("cyclegan")
+        tab("Translate")
+        example()
+        click("Translate")
+        for k in range(3):
+            images(f"#m5-translate-{k} img")
+
+        tab("pixelcnn")
+        tab("Complete")
+        example()
+        page.locator("#m1-complete-rows input[type=range]").focus()
+        for _ in range(10):  # keep 24 of the 28 rows: 4 rows x 28 pixels to draw
+            page.keyboard.press("ArrowRight")
+        click("Complete")
+        images("#m1-complete-out img", timeout=60000)
+        images("#m1-complete-kept img")
+        tab("Samples")
+        page.locator("#m1-samples-n input[type=number]").fill("64")
+        page.locator("#m1-samples-n input[type=number]").press("Enter")
+        click("Draw samples")
+        # progress while it draws (the first grid of its size counts calls; later ones show a bar)
+        page.get_by_text(re.compile(r"[0-9.]+k? calls")).filter(visible=True).first.wait_for(timeout=60000)
+        click("Cancel")
+        page.wait_for_selector("#m1-samples-status >> text=cancelled", timeout=60000)
+        assert external == [], external
+
+
+# ----------------------------------------------------------------------------- over HTTP
+
+
+def test_twenty_concurrent_requests_on_two_models_are_all_answered(client):
+    jobs = [client.submit(s, 0.05 * s, 0.0, api_name="/m0_latent") for s in range(10)]
+    jobs += [client.submit(4, s, "", api_name="/m2_samples") for s in range(10)]
+    results = [job.result(timeout=180) for job in jobs]
+    assert len(results) == 20 and all(status_of(r) == "" or "images" in status_of(r) for r in results), results
+
+
+def test_a_slider_answers_in_under_a_second_while_a_pixelcnn_grid_is_drawn(served, client):
+    page, _, _ = served
+    grid = client.submit(64, 0, api_name="/m1_samples")
+    time.sleep(1.0)  # the grid is being drawn now
+    times = []
+    for k in range(5):
+        t = time.perf_counter()
+        image, status = client.predict(k, 0.3 * k, -0.2, api_name="/m0_latent")
+        times.append(time.perf_counter() - t)
+        assert image is not None and status == ""
+    still_drawing = not grid.done()
+    page.cancel["1/samples"].set()  # Cancel: the model call stops at its next network call
+    t = time.perf_counter()
+    result = grid.result(timeout=60)
+    assert "cancelled" in status_of(result) and time.perf_counter() - t < 10
+    assert still_drawing, "the grid finished before the sliders were measured; nothing was tested"
+    assert statistics.median(times) < 1.0, times
+
+
+def get(url: str, path: str, host: str | None = None) -> tuple[int, bytes]:
+    hostport = url.split("//")[1].rstrip("/")
+    conn = http.client.HTTPConnection(hostport, timeout=20)
+    conn.putrequest("GET", path, skip_host=host is not None, skip_accept_encoding=True)
+    if host is not None:
+        conn.putheader("Host", host)
+    conn.endheaders()
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(served):
+    url = served[1]
+    port = url.rstrip("/").rsplit(":", 1)[1]
+    assert get(url, "/", host=f"evil.example:{port}")[0] == 400
+    assert get(url, "/config", host="attacker.test")[0] == 400
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert get(url, "/", host=host)[0] == 200
+
+
+def test_path_traversal_on_file_routes_is_refused(served):
+    url, runs = served[1], served[2]
+    secret = runs["vae"] / "model.safetensors"
+    probes = ["/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../../../../etc/passwd",
+              "/gradio_api/file=..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/file=/etc/passwd",
+              f"/gradio_api/file={secret}", f"/gradio_api/file={runs['vae']}/config.json",
+              "/gradio_api/file=%2Fetc%2Fpasswd", "/static/../../../../etc/passwd", "/assets/..%2f..%2f..%2fetc%2fpasswd"]
+    for probe in probes:
+        status, body = get(url, probe)
+        assert status != 200 or (b"root:" not in body and b"safetensors" not in body[:200]), (probe, status, body[:80])
+        assert b"root:x:0:0" not in body
+
+
+def huge_png(path, side: int = 20000) -> None:
+    """A valid grey PNG of side x side black pixels (about 0.4 MB on disk, 400 MB decoded)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)
+    body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def small_png(folder):
+    from PIL import Image
+
+    path = folder / "digit.png"
+    Image.effect_noise((8, 8), 60).save(path)
+    return path
+
+
+def test_a_20000_pixel_png_and_an_oversized_file_are_refused(client, tmp_path):
+    from gradio_client import handle_file
+
+    big = tmp_path / "huge.png"
+    huge_png(big)
+    try:  # refused by Pillow's pixel limit inside Gradio, or by the explorer's own header check
+        seen, rec, text = client.predict(handle_file(str(big)), None, "upload", 0, 2, api_name="/m0_analyze")
+        assert seen is None and rec is None
+    except Exception as e:  # noqa: BLE001 - gradio_client's AppError carries the server's message
+        text = str(e)
+    assert re.search(r"20000x20000 pixels; at most 4096|too large \(Image size \(400000000 pixels\)", text), text
+    ok = client.predict(handle_file(str(small_png(tmp_path))), None, "upload", 0, 2, api_name="/m0_analyze")
+    assert "bits/dim" in ok[-1]  # and the server still answers
+    fat = tmp_path / "fat.png"
+    fat.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(6 * 2**20))
+    with pytest.raises(Exception, match="(?i)too large|413|size"):
+        client.predict(handle_file(str(fat)), None, "upload", 0, 2, api_name="/m0_analyze")

@@ -1,0 +1,140 @@
+"""The explorer's extra views without Gradio: uploads (limits, transparency), labels,
+progress and cancellation, the PCA projection, the figures and the samples gallery."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+import torch
+from PIL import Image
+
+from genlab import registry
+from genlab.app import Explorer, views
+from genlab.app.explorer import RequestError
+from genlab.cli import main
+from genlab.viz import plots
+from genlab.viz.images import make_grid
+
+
+def build(name, **fields):
+    config_cls, model_cls = registry.get(name)
+    torch.manual_seed(0)
+    return model_cls(config_cls(**fields)).eval()
+
+
+def test_uploads_are_limited_and_transparency_is_laid_over_white(tmp_path):
+    rgba = Image.new("RGBA", (6, 4), (0, 0, 0, 0))
+    rgba.putpixel((1, 1), (10, 20, 30, 255))
+    path = tmp_path / "t.png"
+    rgba.save(path)
+    flat = views.b64_pil(views.read_upload(path))
+    assert flat.mode == "RGB" and flat.getpixel((0, 0)) == (255, 255, 255) and flat.getpixel((1, 1)) == (10, 20, 30)
+    assert views.flatten(rgba, background=0).getpixel((0, 0)) == (0, 0, 0)  # sketches: over black
+    wide = tmp_path / "wide.png"
+    Image.new("L", (5000, 2)).save(wide)
+    with pytest.raises(RequestError, match="5000x2 pixels; at most 4096 a side"):
+        views.read_upload(wide)
+    fat = tmp_path / "fat.png"
+    fat.write_bytes(bytes(views.MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(RequestError, match="at most 5 MiB"):
+        views.read_upload(fat)
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(RequestError, match="could not be read as an image"):
+        views.read_upload(junk)
+    with pytest.raises(RequestError, match="upload an image first"):
+        views.read_upload(None)
+
+
+def test_labels_are_parsed_and_checked():
+    assert views.parse_labels(" 1, 2,3", 10) == [1, 2, 3] and views.parse_labels("", 10) is None
+    with pytest.raises(RequestError, match="out of range: this model has 3 classes"):
+        views.parse_labels("3", 3)
+    with pytest.raises(RequestError, match="unconditional"):
+        views.parse_labels("1", 0)
+    with pytest.raises(RequestError, match="integers separated by commas"):
+        views.parse_labels("a,b", 3)
+
+
+def test_watch_counts_calls_reports_progress_and_cancels():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    cancel, seen = threading.Event(), []
+    with views.Watch(("t", 1), cancel, lambda done, total: seen.append((done, total)), interval=0.0) as w:
+        for _ in range(3):
+            net(torch.zeros(1, 2))
+    assert w.count == 9 and seen[0] == (1, None)  # Sequential + Linear + ReLU per pass
+    with views.Watch(("t", 1), cancel, lambda done, total: seen.append((done, total)), interval=0.0):
+        net(torch.zeros(1, 2))
+    assert seen[-1] == (3, 9)  # the total of the last finished call
+    other = []  # another thread's module calls are not counted, nor cancelled
+    with pytest.raises(views.Cancelled):
+        with views.Watch(("t", 2), cancel) as w2:
+            t = threading.Thread(target=lambda: other.append(net(torch.zeros(1, 2))))
+            cancel.set()
+            t.start()
+            t.join()
+            net(torch.zeros(1, 2))
+    assert other and w2.count == 0 and ("t", 2) not in views.Watch._totals
+
+
+def test_pca_matches_the_eigenvectors_of_the_covariance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 5, generator=g) * torch.tensor([5.0, 2.0, 1.0, 0.5, 0.1]) + 3.0
+    proj, var = plots.pca_2d(x)
+    xc = (x - x.mean(0)).double()
+    evals, evecs = torch.linalg.eigh(xc.T @ xc)
+    top = evecs[:, [-1, -2]]
+    ref = (xc @ top).float()
+    for k in range(2):  # equal up to the sign of each axis
+        s = torch.sign((proj[:, k] * ref[:, k]).sum())
+        assert torch.allclose(proj[:, k], s * ref[:, k], atol=1e-3)
+    assert torch.allclose(var.double(), evals[[-1, -2]] / evals.sum(), atol=1e-5)
+    one, v1 = plots.pca_2d(torch.randn(10, 1, generator=g))
+    assert torch.all(one[:, 1] == 0) and v1[0] == pytest.approx(1.0) and v1[1] == 0
+
+
+def test_gallery_images_are_the_samples_and_captions_carry_the_labels():
+    model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3)
+    ex = Explorer(model)
+    grid, images, captions = views.sample_images(ex, 4, 7, [2, 0])
+    want = model.sample(4, generator=torch.Generator().manual_seed(7), labels=torch.tensor([2, 0, 2, 0]))
+    assert torch.equal(torch.stack(images), want.clamp(0, 1)) and torch.equal(grid, make_grid(want, nrow=2))
+    assert captions == ["#0  label 2", "#1  label 0", "#2  label 2", "#3  label 0"]
+
+
+def test_manifold_and_projection_figures_have_labelled_axes(tmp_path):
+    vae = build("vae", image_shape=(1, 8, 8), latent_dim=2, channels=(4, 8), hidden_dim=16)
+    fig = views.manifold_plot(Explorer(vae), 4, (0, 1), None)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "z[0]" and ax.get_ylabel() == "z[1]"
+    ticks = [float(t.get_text()) for t in ax.get_xticklabels()]
+    assert ticks == pytest.approx([round(float(v), 2) for v in plots.quantile_axis(4)], abs=0.006)
+    assert plots.png_bytes(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    vae.save(tmp_path)
+    doc = (tmp_path / "config.json").read_text().replace('"model_name"', '"data": {"name": "digits"}, "model_name"')
+    (tmp_path / "config.json").write_text(doc)
+    proj = views.projection_plot(Explorer.from_run(tmp_path), 60)
+    legend = [t.get_text() for t in proj.axes[0].get_legend().get_texts()]
+    assert sorted(legend, key=int) == [str(k) for k in range(10)] and "PC 1" in proj.axes[0].get_xlabel()
+
+
+def test_serve_without_gradio_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    build("vae", image_shape=(1, 8, 8), latent_dim=2, channels=(4, 8), hidden_dim=16).save(tmp_path)
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    assert main(["serve", str(tmp_path)]) == 2
+    assert 'pip install "genlab[app]"' in capsys.readouterr().err
+
+
+def test_a_failing_report_only_warns_after_training(tmp_path, monkeypatch, capsys):
+    import genlab.report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(genlab.report, "write_report", broken)
+    assert main(["train", "vae", "--data", "digits", "--steps", "2", "--out", str(tmp_path / "r"), "--set", "train.progress=false",
+                 "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16"]) == 0
+    err = capsys.readouterr().err
+    assert "the report was not written (RuntimeError: disk full)" in err and (tmp_path / "r" / "model.safetensors").exists()
