@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             st = mode_stats(pts, args.data)
             print(f"{objective:<16}{seed:>5}{st['modes']:>5}/{st['num_modes']:<2}{st['high_quality']:>14.3f}{secs:>10.0f}", flush=True)
             if args.plots:
-                from genlab.viz.toy2d import plot_gan_toy2d
+                from genlab.viz.plots import plot_gan_toy2d
 
                 plot_gan_toy2d(model, os.path.join(args.plots, f"{args.data}-{objective}-seed{seed}.png"), data=args.data,
                                generator=torch.Generator().manual_seed(seed + 1))

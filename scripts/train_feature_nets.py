@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from genlab import data  # noqa: E402
 from genlab.metrics.features import FEATURE_NETS, MANIFEST, WEIGHTS_DIR, SmallConvNet, sha256_file  # noqa: E402
-from genlab.train.checkpoint import atomic_write_json, save_tensors  # noqa: E402
+from genlab.io import atomic_write_json, save_tensors  # noqa: E402
 
 DEFAULT_EPOCHS = {"mnist": 3, "fashion-mnist": 8, "cifar10": 30}
 

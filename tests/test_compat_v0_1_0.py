@@ -21,7 +21,7 @@ import torch
 import genlab
 from genlab import registry
 from genlab.train import resume
-from genlab.train.checkpoint import load_tensors
+from genlab.io import load_tensors
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0_1_0"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

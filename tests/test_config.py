@@ -23,7 +23,7 @@ from genlab.config import (
     to_dict,
 )
 from genlab.errors import ConfigError
-from genlab.train.checkpoint import load_tensors
+from genlab.io import load_tensors
 from test_contract import TINY
 
 

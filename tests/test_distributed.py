@@ -23,15 +23,16 @@ SCRIPT = textwrap.dedent(
     import torch, torch.distributed as dist
     from test_trainer import ToyData, register_toys, run_cfg
     from genlab.train import train, resume
-    from genlab.train.checkpoint import save_tensors
+    from genlab.io import save_tensors
     register_toys()
     dist.init_process_group("gloo")
     cfg = run_cfg(model="toy-linear", steps=4, batch_size=16, checkpoint_every=2, log_every=1, sample_every=2, ema_decay=0.5)
     data = ToyData(n=40)
     run = train(cfg, out_dir={out!r}, dataset=data)
     run = resume(run, steps=8, dataset=data)
+    import genlab.train.runs as R
     import genlab.train.trainer as T
-    model = T._build_model(T.load_run_config(run))
+    model = R.build_model(R.load_run_config(run))
     # rank 1's final weights, to compare with rank 0's file
     t = T.Trainer(model, data, cfg.train, run)
     t.restore()
@@ -52,7 +53,8 @@ def _free_port() -> int:
 def test_two_processes_match_one(tmp_path, toys):
     import genlab
     from genlab.train import train
-    from genlab.train.checkpoint import list_checkpoints, load_tensors
+    from genlab.io import load_tensors
+    from genlab.train.checkpoint import list_checkpoints
 
     out = tmp_path / "ddp"
     script = tmp_path / "ddp_train.py"

@@ -344,7 +344,7 @@ def test_slerp_walk_stays_on_the_shell():
 def test_toy_plot(tmp_path):
     from PIL import Image
 
-    from genlab.viz.toy2d import plot_gan_toy2d
+    from genlab.viz.plots import plot_gan_toy2d
 
     for objective in ("non-saturating", "hinge"):
         path = plot_gan_toy2d(tiny("gan", objective=objective), tmp_path / f"{objective}.png", data="grid25", n=200, size=128)

@@ -17,7 +17,7 @@ from browser import chromium, image_stats, offline_page
 from saved_runs import saved
 from genlab.cli import main
 from genlab.report import write_report
-from genlab.train.checkpoint import atomic_write_json
+from genlab.io import atomic_write_json
 
 TRAIN = ["--data", "digits", "--steps", "6", "--set", "train.batch_size=16", "--set", "train.sample_every=2",
          "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",

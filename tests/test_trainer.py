@@ -381,7 +381,7 @@ def test_bit_identical_resume(tmp_path, model_cls, extra):
 
 
 def test_ema_tracks_weights_and_goes_into_model_file(tmp_path):
-    from genlab.train.checkpoint import load_tensors
+    from genlab.io import load_tensors
 
     data = ToyData(n=40)
     t = _train_direct(NoisyAE, tcfg(steps=5, ema_decay=0.5), tmp_path, data, 5)
@@ -424,7 +424,8 @@ def test_conditional_sampling_gets_labels(tmp_path):
 def test_train_and_resume_end_to_end(tmp_path, toys, monkeypatch):
     import genlab
     from genlab.train import resume, train
-    from genlab.train.checkpoint import list_checkpoints, read_json
+    from genlab.io import read_json
+    from genlab.train.checkpoint import list_checkpoints
 
     monkeypatch.chdir(tmp_path)
     data = ToyData(n=40)

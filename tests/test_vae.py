@@ -120,7 +120,7 @@ def test_kl_warmup_resumes_exactly(tmp_path):
     from genlab.config import RunConfig, TrainConfig
     from genlab.data.dataset import ImageDataset
     from genlab.train import resume, train
-    from genlab.train.checkpoint import load_tensors
+    from genlab.io import load_tensors
 
     data = ImageDataset((torch.rand(32, 1, 8, 8) * 255).to(torch.uint8), None, "noise")
     tc = dict(steps=6, batch_size=8, log_every=1, sample_every=0, checkpoint_every=3, progress=False, device="cpu")

@@ -81,7 +81,7 @@ def _test_images(model, run: Path, args, n: int, g):
 
 def _run_config(run: Path):
     """The data section of a run's config.json (None for a bare saved model)."""
-    from .train.checkpoint import read_json
+    from .io import read_json
 
     doc = read_json(run / "config.json")
     return doc.get("data") or {}
@@ -108,7 +108,7 @@ def cmd_train(args) -> None:
 def cmd_resume(args) -> None:
     from .train import resume
 
-    run = resume(Path(args.run), steps=args.steps)
+    run = resume(Path(args.run), steps=args.steps, max_seconds=args.max_seconds)
     _report_after_training(run, args)
     print(run)
 
@@ -127,28 +127,14 @@ def cmd_report(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from .viz.images import save_png
+    from .viz.samples import default_count, render_samples
 
     run = Path(args.run)
     model = _load(args.run)
-    path = _out_path(args, run, "samples.png")
-    if model.data_kind == "sequence":  # mu-law audio clips, written as one WAV file
-        from .data.audio import save_wav
-
-        path = Path(args.out) if args.out else run / "samples.wav"
-        save_wav(model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n)), path, rate=args.rate)
-    elif "translate" in model.capabilities:  # translators: row 1 F(b), row 2 G(a) of stored training images
-        from .viz.translation import sample_grid
-
-        save_png(sample_grid(model, args.n, generator=_generator(args.seed)), path, scale=args.scale)
-    elif model.data_kind == "points":  # 2-D points: a scatter over the data and D's surface
-        from .viz.toy2d import plot_gan_toy2d
-
-        plot_gan_toy2d(model, path, data=_run_config(run).get("name", "ring8"), n=max(args.n, 1000), generator=_generator(args.seed))
-    else:
-        x = model.sample(args.n, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
-        save_png(x, path, scale=args.scale)
-    print(path)
+    n = default_count(model) if args.n is None else args.n
+    shown = render_samples(model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name"))
+    path = _out_path(args, run, "samples.wav" if shown.kind == "sequence" else "samples.png")
+    print(shown.save(path, scale=args.scale, rate=args.rate))
 
 
 def cmd_interpolate(args) -> None:
@@ -344,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
     r.add_argument("run")
     r.add_argument("--steps", type=int, required=True, help="total number of steps to reach")
+    r.add_argument("--max-seconds", type=float, help="new wall-clock budget of the whole run, in seconds (train.max_seconds; the time spent so far counts)")
     r.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
     r.set_defaults(func=cmd_resume)
 
@@ -355,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
         return s
 
-    s = run_cmd("sample", "draw samples as a PNG grid", cmd_sample, "PNG path (default RUN/samples.png)")
-    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s = run_cmd("sample", "draw samples: an image grid, waveforms (or a WAV file) or a scatter of points", cmd_sample,
+                "PNG path, or .wav for sequence models (default RUN/samples.png, RUN/samples.wav for sequences)")
+    s.add_argument("-n", type=int, default=None, help="number of samples (default 64 images, 8 sequences, 1000 points)")
     s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
     s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
     s.add_argument("--rate", type=int, default=8000, help="sample rate of the WAV written for sequence models")
@@ -461,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (GenlabError, ValueError, FileNotFoundError) as e:
-        print(f"genlab {args.command}: error: {e}", file=sys.stderr)
+    except (GenlabError, ValueError, OSError) as e:  # OSError: a file system refusal genlab did not word itself
+        print(f"genlab {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact (genlab resume RUN --steps N continues)", file=sys.stderr)

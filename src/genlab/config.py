@@ -116,6 +116,7 @@ class TrainConfig:
     amp: bool = False  # autocast: bfloat16 on CPU; bfloat16 (or float16 + scaler) on GPU
     compile: bool = False  # torch.compile the model's modules
     progress: bool = True
+    max_seconds: float = 0.0  # wall-clock budget of the run in seconds, counted across resumes; 0 = none
 
     def __post_init__(self):
         self.validate()
@@ -143,6 +144,8 @@ class TrainConfig:
                 raise ConfigError(f"{where} must be two numbers in [0, 1), e.g. [0.5, 0.999], got {list(b)}")
         if self.grad_clip < 0:
             raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
+        if not 0.0 <= self.max_seconds < float("inf"):
+            raise ConfigError(f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {self.max_seconds}")
 
     def lr_of(self, step: str) -> float:
         """Adam's learning rate of the train step named ``step``."""

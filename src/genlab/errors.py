@@ -15,3 +15,8 @@ class CheckpointError(GenlabError):
 
 class TrainingError(GenlabError, RuntimeError):
     """Training stopped: a non-finite loss, a collapsed discriminator, ..."""
+
+
+class WriteError(GenlabError, OSError):
+    """A file or folder genlab must write cannot be: a read-only location, a full disk,
+    a file where a folder must be. Nothing half-written is left behind."""

@@ -9,7 +9,7 @@ import torch
 from . import registry
 from .config import model_config_from_dict
 from .errors import CheckpointError, ConfigError
-from .train.checkpoint import load_tensors, read_json
+from .io import load_tensors, read_json
 
 
 def load(path: str | Path, device: str | torch.device = "cpu"):

@@ -30,7 +30,6 @@ reports AUROC, AUPR and FPR at 95% TPR with the outliers as the positive class;
 from __future__ import annotations
 
 import io
-import math
 import zlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .distributions import bits_per_dim
 from .metrics.likelihood import as_images01, per_example_nll
 
 METHODS = ("likelihood", "likelihood-ratio", "typicality", "complexity")
@@ -60,7 +60,7 @@ def _iw(model, iw_samples):
 def nll_bits_per_dim(model, x, *, iw_samples: int | None = None, batch_size: int = 256, seed: int = 0, progress: bool = False) -> Tensor:
     """Per-input discrete NLL in bits per dimension (float64, (N,))."""
     nll = per_example_nll(model, x, iw_samples=_iw(model, iw_samples), batch_size=batch_size, seed=seed, progress=progress)
-    return nll / (model.num_dims * math.log(2))
+    return bits_per_dim(nll, model.num_dims)
 
 
 def compressed_bits(x, compressor: str = "png") -> Tensor:
@@ -282,7 +282,7 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     """Draw ROC curves {label: (fpr, tpr)} into a PNG with Pillow (no plotting dependency)."""
     from PIL import Image, ImageDraw
 
-    from .train.checkpoint import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     m = 48
     img = Image.new("RGB", (size, size + 16 * len(curves)), "white")
@@ -413,7 +413,7 @@ def evaluate_ood(
     if out_dir is not None:
         import json
 
-        from .train.checkpoint import atomic_write_bytes, atomic_write_json
+        from .io import atomic_write_bytes, atomic_write_json
 
         out_dir = Path(out_dir)
         atomic_write_json(out_dir / "ood.json", json.loads(json.dumps(report)))

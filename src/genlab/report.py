@@ -360,7 +360,7 @@ class Report:
 def write_report(run: str | Path, out: str | Path | None = None, *, fast: bool = False, budget_s: float = 5.0,
                  seed: int = 0, device: str = "cpu") -> Path:
     """Write the report of ``run`` to ``out`` (default ``RUN/report.html``); returns its path."""
-    from .train.checkpoint import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     page = Report(run, fast=fast, budget_s=budget_s, seed=seed, device=device).html()
     path = Path(out) if out is not None else Path(run) / "report.html"

@@ -31,7 +31,6 @@ import binascii
 import io
 import math
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,13 @@ from PIL import Image
 from torch import Tensor
 
 from ..config import to_dict
+from ..distributions import bits_per_dim
 from ..errors import GenlabError
+from ..io import read_json
 from ..metrics.likelihood import log_prob_offset
-from ..train.checkpoint import read_json
 from ..viz import latent as latent_viz
 from ..viz.images import make_grid, to_pil
+from ..viz.samples import domain_shape, render_samples
 
 MAX_SAMPLES = 64  # images per sample grid
 MAX_POINTS = 5000  # points per scatter plot of a point model
@@ -94,13 +95,6 @@ def capabilities(model) -> dict[str, Any]:
     }
     caps["analyze"] = caps["reconstruct"] or caps["log_prob"]  # what /api/analyze can do with an image
     return caps
-
-
-def domain_shape(model) -> tuple[int, int, int]:
-    """(C, H, W) of one domain's images: ``image_shape`` with a translator's
-    ``domain_channels`` channels (its samples stack two domains)."""
-    c, h, w = model.config.image_shape
-    return (int(model.domain_channels) if "translate" in model.capabilities else c), h, w
 
 
 # ----------------------------------------------------------------------------- request values
@@ -153,25 +147,6 @@ def png_base64(image: Tensor) -> str:
 
 def _image_reply(image: Tensor, **extra) -> dict:
     return {"image": png_base64(image), "width": int(image.shape[-1]), "height": int(image.shape[-2]), **extra}
-
-
-def waveform_image(x: Tensor, width: int = 512, row_height: int = 64) -> Image.Image:
-    """Sequences (n, C, 1, L) in [0, 1] (e.g. WaveNet's audio) -> one RGB plot, a row of
-    ``row_height`` pixels per sequence (channel 0), value 1 at the top, 0.5 on the grey line."""
-    from PIL import ImageDraw
-
-    seqs = x.detach().float().cpu().reshape(x.shape[0], -1, x.shape[-1])[:, 0].clamp(0, 1)
-    n, length = seqs.shape
-    img = Image.new("RGB", (width, n * row_height), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    xs = [i * (width - 1) / max(length - 1, 1) for i in range(length)]
-    for r, seq in enumerate(seqs.tolist()):
-        top = r * row_height
-        draw.line([(0, top + (row_height - 1) / 2), (width - 1, top + (row_height - 1) / 2)], fill=(210, 210, 210))
-        draw.line([(px, top + 2 + (1 - v) * (row_height - 5)) for px, v in zip(xs, seq)], fill=(42, 91, 215))
-        if r:
-            draw.line([(0, top), (width - 1, top)], fill=(160, 160, 160))
-    return img
 
 
 def _pil_reply(img: Image.Image, **extra) -> dict:
@@ -369,41 +344,21 @@ class Explorer:
 
     # ------------------------------------------------------------------ endpoints
     def samples(self, body: dict) -> dict:
-        """{"n", "seed", "labels" | "label"} -> a grid of n samples (points: a scatter plot)."""
+        """{"n", "seed", "labels" | "label"} -> :func:`genlab.viz.samples.render_samples`: a grid
+        of n samples (sequences: waveforms; points: a scatter plot over the run's data)."""
         self._need("sample", "sample")
         kind = self.caps["kind"]
         n = _get_int(body, "n", 1000 if kind == "points" else 16, 1, MAX_POINTS if kind == "points" else MAX_SAMPLES)
         seed = self._seed(body)
         labels = self._labels(body, n)
-        g = torch.Generator().manual_seed(seed)
+        real = (self._doc.get("data") or {}).get("name")
         with self.lock, torch.inference_mode():
-            if kind == "points":
-                return self._points_plot(n, g, labels, seed)
-            x = self.model.sample(n, generator=g, labels=labels).float().cpu()
-        if kind == "sequence":
-            return _pil_reply(waveform_image(x), n=n, seed=seed, labels=labels.tolist() if labels is not None else None)
-        c = domain_shape(self.model)[0]
-        per = x.shape[1] // c  # images per sample: 1, or 2 for a translator's (F(b), G(a)) pairs
-        nrow = per * max(1, math.ceil(math.sqrt(n)))
-        images = x.reshape(n * per, c, *x.shape[2:])
-        return _image_reply(make_grid(images, nrow=nrow), n=n, nrow=nrow, seed=seed,
-                            labels=labels.tolist() if labels is not None else None)
-
-    def _points_plot(self, n: int, g: torch.Generator, labels, seed: int) -> dict:
-        from ..data.toy2d import sample_toy
-        from ..viz.toy2d import discriminator_surface, plot_toy2d
-
-        fake = self.model.sample(n, generator=g, labels=labels).float().cpu()
-        if fake.dim() != 2 or fake.shape[1] != 2:
-            raise RequestError(f"only 2-D point models are plotted; this one makes points of shape {tuple(fake.shape[1:])}")
-        name = (self._doc.get("data") or {}).get("name")
-        real = sample_toy(name, n, generator=torch.Generator().manual_seed(0)) if name in ("ring8", "grid25") else fake[:0]
-        surface = discriminator_surface(self.model) if "discriminate" in self.model.capabilities else None
-        with tempfile.TemporaryDirectory() as tmp:  # the plot is written outside the run directory
-            path = plot_toy2d(real, fake, Path(tmp) / "points.png", surface=surface, size=384, title=name or "")
-            with Image.open(path) as img:
-                img.load()
-                return _pil_reply(img, n=n, seed=seed)
+            try:
+                shown = render_samples(self.model, n, generator=torch.Generator().manual_seed(seed), labels=labels, real=real, size=384)
+            except GenlabError as e:
+                raise RequestError(str(e)) from None
+        extra = {"nrow": shown.nrow} if shown.nrow is not None else {}
+        return _pil_reply(shown.image, n=n, **extra, seed=seed, labels=labels.tolist() if labels is not None else None)
 
     def latent(self, body: dict) -> dict:
         """{"seed", "values" (the first k dims) | "z" (all of them), "label"} -> decode(z) and z.
@@ -489,7 +444,7 @@ class Explorer:
                     "log_prob_nats": lp,
                     "offset_nats": offset,
                     "nll_nats": nll,
-                    "bits_per_dim": nll / (model.num_dims * math.log(2)),
+                    "bits_per_dim": bits_per_dim(nll, model.num_dims),
                     "estimator": f"importance-weighted estimate (IWAE), k = {k}: a stochastic lower bound on log p(x)"
                     if k is not None else "the model's log_prob",
                     "conditional_on_label": label,

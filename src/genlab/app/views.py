@@ -33,6 +33,7 @@ from torch import Tensor
 from ..errors import GenlabError
 from ..viz import plots
 from ..viz.images import make_grid, to_pil
+from ..viz.samples import render_samples
 from .explorer import MAX_IMAGE_SIDE, MAX_SAMPLES, Explorer, RequestError, domain_shape
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an uploaded image file
@@ -179,11 +180,12 @@ def sample_images(explorer: Explorer, n: int, seed: int, labels: list[int] | Non
         lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)])
     g = torch.Generator().manual_seed(int(seed))
     with explorer.lock, torch.inference_mode(), (watch or _null()):
-        x = explorer.model.sample(n, generator=g, labels=lab).float().cpu()
+        shown = render_samples(explorer.model, n, generator=g, labels=lab)
+    x = shown.samples
     c = domain_shape(explorer.model)[0]
     per = x.shape[1] // c
     images = x.reshape(n * per, c, *x.shape[2:]).clamp(0, 1)
-    nrow = per * max(1, math.ceil(math.sqrt(n)))
+    nrow = shown.nrow
     names = ("F(b): B -> A", "G(a): A -> B") if per == 2 else ("",)
     captions = []
     for i in range(n):
@@ -210,10 +212,9 @@ def audio_samples(explorer: Explorer, n: int, seed: int, labels: list[int] | Non
     lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)]) if k else None
     g = torch.Generator().manual_seed(int(seed))
     with explorer.lock, torch.inference_mode(), (watch or _null()):
-        x = explorer.model.sample(n, generator=g, labels=lab).float().cpu()
+        shown = render_samples(explorer.model, n, generator=g, labels=lab)
+    x = shown.samples
     import tempfile
-
-    from .explorer import waveform_image
 
     with tempfile.TemporaryDirectory() as tmp:
         path = save_wav(x, Path(tmp) / "samples.wav", rate=AUDIO_RATE)
@@ -222,13 +223,13 @@ def audio_samples(explorer: Explorer, n: int, seed: int, labels: list[int] | Non
 
     with wave.open(io.BytesIO(raw)) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return (AUDIO_RATE, pcm), waveform_image(x), raw
+    return (AUDIO_RATE, pcm), shown.image, raw
 
 
 def points_plot(explorer: Explorer, n: int, seed: int):
     """A point model's n samples over the run's toy data and D's surface, with axes."""
     from ..data.toy2d import sample_toy
-    from ..viz.toy2d import discriminator_surface
+    from ..viz.plots import discriminator_surface
 
     g = torch.Generator().manual_seed(int(seed))
     with explorer.lock, torch.inference_mode():

@@ -113,7 +113,7 @@ def md5_of(data: bytes) -> str:
 
 
 def md5_file(path: Path) -> str:
-    from ..train.checkpoint import file_digest
+    from ..io import file_digest
 
     return file_digest(path, "md5")
 

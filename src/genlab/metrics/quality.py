@@ -418,7 +418,7 @@ def _fmt(v) -> str:
 
 def write_report(results: dict, run_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``eval.json`` (the dict as is) and ``eval.md`` (tables) into ``run_dir``; returns both paths."""
-    from ..train.checkpoint import atomic_write_bytes, atomic_write_json
+    from ..io import atomic_write_bytes, atomic_write_json
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -231,10 +231,9 @@ class GenerativeModel(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
         from ..registry import name_of
-        from ..train.checkpoint import atomic_write_json, save_tensors
+        from ..io import atomic_write_json, make_dirs, save_tensors
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = make_dirs(directory)
         save_tensors(self.state_dict(), directory / "model.safetensors")
         atomic_write_json(directory / "config.json", config_document(name_of(self), self.config))
         return directory

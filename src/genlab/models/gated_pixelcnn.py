@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
+from ..nn.autoregressive import check_head_config
 from ..nn.masked import Position, horizontal_conv, pointwise_conv, vertical_conv
+from .autoregressive import AutoregressiveImageModel
 
 
 @dataclass

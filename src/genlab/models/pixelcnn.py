@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
+from ..nn.autoregressive import check_head_config
 from ..nn.masked import pixelcnn_conv, pointwise_conv
+from .autoregressive import AutoregressiveImageModel
 
 
 @dataclass

@@ -46,7 +46,7 @@ Likelihood estimate: :meth:`PixelVAE.log_prob` is the importance-weighted bound
 where for two levels p(x, z) = p(x|z1) p(z1|z2) p(z2) and q = q(z1|x) q(z2|x).
 
 Sampling draws z from the prior (z2, then z1 ~ p(z1|z2)) and then x pixel by
-pixel with the cached sampler of :mod:`genlab.nn.autoregressive` (the decoder's
+pixel with the cached sampler of :mod:`genlab.models.autoregressive` (the decoder's
 map is computed once; each masked layer keeps its past inputs).
 """
 
@@ -61,9 +61,10 @@ from torch import Tensor, nn
 from .. import distributions as D
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..nn.autoregressive import AutoregressiveImageModel, check_head_config
+from ..nn.autoregressive import check_head_config
 from ..nn.blocks import UpsampleConv, downsampled_sizes
 from ..nn.masked import pixelcnn_conv, pointwise_conv
+from .autoregressive import AutoregressiveImageModel
 from .base import TrainStep
 from .vae import reparameterize
 

@@ -1,112 +1,35 @@
-"""Safe files: atomic writes (temp file + fsync + rename) and pickle-free tensors.
+"""Training checkpoints: one folder per saved step, verified on load.
 
-Nothing half-written ever replaces a good file: every writer here writes to a
-temporary file in the same folder, flushes it to disk, then renames it over
-the target (an atomic operation on POSIX and Windows).
+File-level safety (atomic writes, safetensors, JSON, digests) lives in :mod:`genlab.io`.
+
+A checkpoint is a folder ``checkpoints/step-0000500/`` holding
+
+  model.safetensors   the raw model state_dict
+  ema.safetensors     the EMA weights (float32), when EMA is on
+  state.safetensors   every other tensor of the training state (optimiser moments,
+                      RNG states, ...), keyed by its path in the state tree
+  state.json          the state tree itself (scalars, structure, tensor references),
+                      the step, and a manifest: size and SHA-256 of every file above
+
+The folder is written under a temporary name and renamed when complete, and
+``state.json`` is written last, so a folder named ``step-*`` is either whole or
+detectably damaged (manifest mismatch). Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save as _safetensors_bytes
 
 from ..errors import CheckpointError
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not supported on this platform (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | Path, doc: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
-
-
-def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Save a flat dict of tensors as safetensors, atomically.
-
-    Tensors that share storage (tied weights) are cloned so safetensors accepts them.
-    """
-    flat = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
-    atomic_write_bytes(path, _safetensors_bytes(flat, metadata=metadata))
-
-
-def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning any failure into a clear CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"missing weights file {path}")
-    try:
-        return load_file(str(path), device=str(device))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {e}") from None
-
-
-def read_json(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"missing {path.name} in {path.parent}")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise CheckpointError(f"{path} must hold a JSON object")
-    return doc
-
-
-# --------------------------------------------------------------------------- training checkpoints
-#
-# A checkpoint is a folder ``checkpoints/step-0000500/`` holding
-#
-#   model.safetensors   the raw model state_dict
-#   ema.safetensors     the EMA weights (float32), when EMA is on
-#   state.safetensors   every other tensor of the training state (optimiser moments,
-#                       RNG states, ...), keyed by its path in the state tree
-#   state.json          the state tree itself (scalars, structure, tensor references),
-#                       the step, and a manifest: size and SHA-256 of every file above
-#
-# The folder is written under a temporary name and renamed when complete, and
-# ``state.json`` is written last, so a folder named ``step-*`` is either whole or
-# detectably damaged (manifest mismatch). Nothing is pickled.
-
-import hashlib
-import re
-import shutil
-
-import numpy as np
+from ..io import bytes_digest, file_digest, fsync_dir, load_tensors, read_json, tensors_to_bytes, write_synced
 
 CHECKPOINT_FORMAT = "genlab-checkpoint-1"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -164,15 +87,6 @@ def decode_state(tree, tensors: dict[str, torch.Tensor]):
     return tree
 
 
-def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks (any hashlib algorithm name)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _remove_tree(path: Path) -> None:
     """Delete a folder by first renaming it out of the way (so a crash mid-delete never
     leaves a half-deleted ``step-*`` folder behind)."""
@@ -182,15 +96,6 @@ def _remove_tree(path: Path) -> None:
     except OSError:
         trash = path
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """Plain write + fsync: inside a checkpoint's temporary folder, which is itself
-    renamed into place, files need no rename of their own."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def save_checkpoint(
@@ -216,20 +121,19 @@ def save_checkpoint(
         tree = encode_state(state, state_tensors)
         manifest = {}
         for stem, tensors in {**weights, "state": state_tensors}.items():
-            flat = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
-            data = _safetensors_bytes(flat)
-            _write_synced(tmp / f"{stem}.safetensors", data)
-            manifest[f"{stem}.safetensors"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            data = tensors_to_bytes(tensors)
+            write_synced(tmp / f"{stem}.safetensors", data)
+            manifest[f"{stem}.safetensors"] = {"bytes": len(data), "sha256": bytes_digest(data)}
         doc = {"format": CHECKPOINT_FORMAT, "step": step, "files": manifest, "state": tree}
-        _write_synced(tmp / "state.json", (json.dumps(doc) + "\n").encode())
-        _fsync_dir(tmp)
+        write_synced(tmp / "state.json", (json.dumps(doc) + "\n").encode())
+        fsync_dir(tmp)
         if final.exists():
             _remove_tree(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(root)
+    fsync_dir(root)
     return final
 
 

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..train.checkpoint import atomic_write_bytes
+from ..io import atomic_write_bytes
 from .images import make_grid, save_gif
 from .latent import lerp, slerp
 
@@ -78,7 +78,7 @@ def gan_walk_gif(model, path: str | Path, points: int = 4, steps: int = 16, meth
     walk keeping its label. Returns the path.
     """
     if model.data_kind != "image":
-        raise ValueError("latent walks are drawn for image models; this model makes points (use genlab.viz.toy2d)")
+        raise ValueError("latent walks are drawn for image models; this model makes points (use genlab.viz.plots)")
     z = model.latent(points * walks, generator=generator).float().cpu().view(points, walks, -1)
     codes = walk_codes(z, steps, method)  # (frames, walks, d)
     if labels is not None:

@@ -58,11 +58,3 @@ def translation_grid(model, x01: Tensor, direction: str) -> Tensor:
     t = model.translate(x01, direction)
     r = model.translate(t, OTHER[direction])
     return make_grid(torch.cat([x01.float().cpu(), t.cpu(), r.cpu()]), nrow=len(x01))
-
-
-def sample_grid(model, n: int = 8, generator: torch.Generator | None = None) -> Tensor:
-    """(C, H', W') picture of ``model.sample(n)``: row 1 the generated A images ``F(b)``,
-    row 2 the generated B images ``G(a)`` (of stored training images)."""
-    x = model.sample(n, generator=generator)
-    c = model.domain_channels
-    return make_grid(torch.cat([x[:, :c], x[:, c:]]).cpu(), nrow=n)

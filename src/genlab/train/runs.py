@@ -1,0 +1,205 @@
+"""Run directories: train a registered model from scratch into a new folder
+(:func:`train`), read a run's config back (:func:`load_run_config`) and continue
+it (:func:`resume`).
+
+A run directory holds ``config.json`` (model, train and data config), ``model.safetensors``
+(the latest weights, EMA when on), ``checkpoints/step-XXXXXXX/``, ``metrics.jsonl``,
+``samples/`` and ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from ..config import DataConfig, RunConfig, TrainConfig, from_dict, run_config_from_dict
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_json, check_folder_path, make_dirs, read_json
+from . import distributed
+from .checkpoint import list_checkpoints
+from .state import seed_everything
+
+
+def write_run_config(run_dir: Path, model, train_config: TrainConfig, run_config: RunConfig | None = None) -> None:
+    """Write ``run_dir/config.json``: ``run_config`` with ``train_config`` as its train part,
+    or, without one, the model's own config when the model is in the registry (else nothing)."""
+    from ..models.base import config_document
+
+    if run_config is not None:
+        doc = config_document(run_config.model_name, run_config.model, train=train_config, data=run_config.data)
+    else:
+        from ..registry import name_of
+
+        try:
+            name = name_of(model)
+        except Exception:
+            return
+        doc = config_document(name, model.config, train=train_config)
+    atomic_write_json(Path(run_dir) / "config.json", doc)
+
+
+def safe_name(text: str) -> str:
+    """The last path component of ``text`` with anything but letters, digits, ``._-`` replaced by ``_``."""
+    text = Path(str(text).rstrip("/\\")).name or "data"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def choose_run_dir(run_config: RunConfig, base: str | Path = "runs") -> Path:
+    """``base/<model>-<data>``, or the first free ``-2``, ``-3``... suffix."""
+    stem = f"{safe_name(run_config.model_name)}-{safe_name(run_config.data.name)}"
+    base = Path(base)
+    candidate = base / stem
+    k = 2
+    while candidate.exists():
+        candidate = base / f"{stem}-{k}"
+        k += 1
+    return candidate
+
+
+def load_data(data: DataConfig):
+    """The data set a data config names (``genlab.data.load``)."""
+    from .. import data as gdata
+
+    return gdata.load(data.name, data.split, data.data_dir)
+
+
+def build_model(run_config: RunConfig):
+    """A fresh registered model from a run config (its model config converted to the model's class)."""
+    from .. import registry
+
+    config_cls, model_cls = registry.get(run_config.model_name)
+    model_cfg = run_config.model
+    if type(model_cfg) is not config_cls:
+        from ..config import to_dict
+
+        model_cfg = from_dict(config_cls, to_dict(model_cfg), "model")
+    return model_cls(model_cfg)
+
+
+def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
+    """Fill ``model.image_shape`` from the data and check ``model.num_classes``."""
+    images = dataset.images
+    k = run_config.model.num_classes
+    if k > 0:
+        if getattr(dataset, "labels", None) is None:
+            raise ConfigError(
+                f"model.num_classes={k} makes the model class-conditional, but the data set {run_config.data.name!r} has no labels; "
+                "set model.num_classes=0 or use a labelled data set"
+            )
+        have = int(getattr(dataset, "num_classes", 0) or (int(dataset.labels.max()) + 1))
+        if have != k:
+            raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
+    shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
+    model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
+    return dataclasses.replace(run_config, model=model_cfg)
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse, before anything is written, a folder that cannot hold a new run: a file,
+    a path under a file, or a folder that already holds a run or a saved model."""
+    check_folder_path(run_dir)
+    if list_checkpoints(run_dir / "checkpoints") or (run_dir / "model.safetensors").exists():
+        raise CheckpointError(f"{run_dir} already holds a trained model; continue a run with genlab.train.resume({str(run_dir)!r}, steps) "
+                              "(genlab resume) or choose another directory")
+
+
+def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None, *, data: str | None = None,
+          preset: str | None = None, overrides=()) -> Path:
+    """Train a registered model from scratch; returns the run directory.
+
+    ``run_config``: a :class:`RunConfig`, or a model name: then the RunConfig is
+    ``genlab.registry.build_run_config(name, data, preset, overrides)``, exactly what
+    ``genlab train NAME --data DATA --set OVERRIDE ...`` trains. A RunConfig built by hand
+    starts from ``TrainConfig()``'s defaults, not the model's (e.g. the GANs' lr 2e-4 and
+    betas (0.5, 0.999)): build it with ``build_run_config`` to start from the model's.
+
+    >>> train("gan", data="ring8", overrides=["train.steps=100"])
+
+    The run directory is ``out_dir`` or ``runs/<model>-<data>`` (``-2``, ``-3``... when
+    taken). The data set is ``dataset`` or ``genlab.data.load(run_config.data...)``.
+    Under torchrun every process calls this; rank 0 writes the files. Nothing is written
+    when a setting is refused (0 steps, a folder that holds a model, a bad model config).
+    """
+    if isinstance(run_config, str):
+        from ..registry import build_run_config
+
+        run_config = build_run_config(run_config, data=data, preset=preset, overrides=overrides)
+    elif data is not None or preset is not None or overrides:
+        raise ConfigError("data=, preset= and overrides= go with a model name; apply them to a RunConfig with "
+                          "genlab.config.apply_overrides, or pass the model name")
+    run_config.train.validate()
+    if run_config.train.steps < 1:
+        raise ConfigError(f"train.steps={run_config.train.steps}: a new run needs at least 1 step (nothing was written)")
+    info = distributed.setup()
+    try:
+        if info.is_main and out_dir is not None:
+            check_new_run_dir(Path(out_dir))
+        if dataset is None:
+            dataset = load_data(run_config.data)
+        run_config = fit_model_to_data(run_config, dataset)
+        run_dir = None
+        if info.is_main:
+            run_dir = str(Path(out_dir) if out_dir is not None else choose_run_dir(run_config))
+        run_dir = Path(distributed.broadcast_object(run_dir, info))
+        seed_everything(run_config.train.seed)  # identical initial weights on every rank
+        model = build_model(run_config)
+        from .trainer import Trainer  # here: trainer.py imports this module
+
+        trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
+        if info.is_main:  # only now: a model or train setting refused above leaves no folder behind
+            make_dirs(run_dir)
+        return trainer.fit()
+    finally:
+        distributed.teardown(info)
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The :class:`RunConfig` stored in ``run_dir/config.json``."""
+    from .. import registry
+
+    path = Path(run_dir) / "config.json"
+    doc = read_json(path)
+    if "model_name" not in doc or "model" not in doc or "train" not in doc:
+        raise CheckpointError(f"{path} is not a genlab training run config (needs model_name, model and train)")
+    try:
+        config_cls, _ = registry.get(doc["model_name"])
+        return run_config_from_dict(doc, config_cls)
+    except ConfigError as e:
+        raise CheckpointError(f"cannot read the run config {path}: {e}") from None
+
+
+def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | None = None) -> Path:
+    """Continue the run in ``run_dir`` to a total of ``steps`` iterations.
+
+    Restores the newest valid checkpoint (a damaged one is skipped with a warning),
+    reloads the data set (or uses ``dataset``), sets ``train.steps`` in
+    ``config.json`` to ``steps`` and trains. ``max_seconds`` replaces the run's time
+    budget ``train.max_seconds`` (None keeps it; the time already spent counts).
+    Returns the run directory.
+
+    A folder without checkpoints (e.g. written by ``model.save``) is refused with a
+    CheckpointError before anything is read or written.
+    """
+    run_dir = Path(run_dir)
+    if not list_checkpoints(run_dir / "checkpoints"):
+        what = "no run folder" if not run_dir.is_dir() else "no checkpoints/ to resume from"
+        raise CheckpointError(f"cannot resume {run_dir}: {what} (nothing was changed); start a new run with genlab train ... --out OTHER")
+    info = distributed.setup()
+    try:
+        run_config = load_run_config(run_dir)
+        if max_seconds is not None:
+            run_config = dataclasses.replace(run_config, train=dataclasses.replace(run_config.train, max_seconds=float(max_seconds)))
+        if dataset is None:
+            dataset = load_data(run_config.data)
+        run_config = fit_model_to_data(run_config, dataset)
+        seed_everything(run_config.train.seed)
+        model = build_model(run_config)
+        from .trainer import Trainer  # here: trainer.py imports this module
+
+        trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
+        if trainer.restore() is None:  # the checkpoints went away since the check above
+            raise CheckpointError(f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)")
+        return trainer.fit(steps)
+    finally:
+        distributed.teardown(info)
