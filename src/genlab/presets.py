@@ -221,4 +221,31 @@ PAPER: dict[str, dict[str, Preset]] = {
                                  "not comparable with genlab's FID/KID"),),
         ),
     },
+    "glow": {
+        "paper": Preset(
+            {"data.name": "cifar10", "model.image_shape": (3, 32, 32), "model.num_scales": 3, "model.steps_per_scale": 32,
+             "model.hidden_channels": 512, "model.invertible_conv": True, "train.lr": 1e-3},
+            source=(
+                "Kingma & Dhariwal 2018 (Glow), section 5 and Table 2 (CIFAR-10): L = 3 levels of K = 32 steps "
+                "(actnorm, invertible 1x1 convolution, affine coupling), coupling networks 512 wide, learned prior, "
+                "Adam lr 1e-3. Not in genlab: the paper's multi-GPU batch and its learning-rate warm-up (genlab: "
+                "train.warmup_steps, unset). Parameters: 44,055,408."),
+            published=(Published("bits/dim", 3.35, "Kingma & Dhariwal 2018, Table 2, CIFAR-10 test, Glow"),),
+        ),
+    },
+    "vqvae": {
+        "paper": Preset(
+            {"data.name": "cifar10", "model.image_shape": (3, 32, 32), "model.hidden_channels": 256, "model.downsamplings": 2,
+             "model.residual_blocks": 2, "model.num_codes": 512, "model.beta": 0.25, "model.ema_decay": 0.99,
+             "train.lr": 2e-4, "train.batch_size": 128, "train.steps": 250_000},
+            source=(
+                "van den Oord, Vinyals & Kavukcuoglu 2017 (VQ-VAE), section 4.1 and appendix A.1 (CIFAR-10): two "
+                "stride-2 4x4 convolutions and two 3x3 residual blocks of 256 units (an 8x8 code map), K = 512 codes, "
+                "beta 0.25, EMA codebook (decay 0.99), Adam lr 2e-4, batch 128, 250,000 steps. Not in genlab: the "
+                "paper's code length and its separately trained PixelCNN prior (genlab's code length 16 and its "
+                "small prior, trained as the run's second stage, are kept)."),
+            published=(Published("bits/dim", 4.67, "van den Oord et al. 2017, section 4.1, CIFAR-10 test, VQ-VAE",
+                                 "the same section: a continuous VAE 4.51, VIMCO 5.14"),),
+        ),
+    },
 }

@@ -27,6 +27,8 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.glow import Glow, GlowConfig
+from .models.vqvae import VQVAE, VQVAEConfig
 from .presets import PAPER, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
 
 
@@ -61,6 +63,8 @@ MODELS: dict[str, ModelEntry] = {
     "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
     "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets=PAPER["pixelvae"]),
+    "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),
+    "vqvae": ModelEntry(VQVAEConfig, VQVAE, presets=PAPER["vqvae"]),
 }
 
 
