@@ -242,8 +242,8 @@ PAPER: dict[str, dict[str, Preset]] = {
                 "van den Oord, Vinyals & Kavukcuoglu 2017 (VQ-VAE), section 4.1 and appendix A.1 (CIFAR-10): two "
                 "stride-2 4x4 convolutions and two 3x3 residual blocks of 256 units (an 8x8 code map), K = 512 codes, "
                 "beta 0.25, EMA codebook (decay 0.99), Adam lr 2e-4, batch 128, 250,000 steps. Not in genlab: the "
-                "paper's code length and its separately trained PixelCNN prior (genlab's code length 16 and its "
-                "small prior, trained as the run's second stage, are kept)."),
+                "paper's separately trained PixelCNN prior (genlab trains its own 4-block prior as the run's second "
+                "stage); the code length d is left at genlab's 16. Parameters: 5,467,862."),
             published=(Published("bits/dim", 4.67, "van den Oord et al. 2017, section 4.1, CIFAR-10 test, VQ-VAE",
                                  "the same section: a continuous VAE 4.51, VIMCO 5.14"),),
         ),
