@@ -32,6 +32,8 @@ TINY = {
     "cyclegan": dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=4),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
     "pixelvae": dict(image_shape=(1, 6, 6), latent_levels=2, latent_dim=2, z1_channels=2, channels=(4, 8), hidden_dim=8, pixel_channels=4, pixel_blocks=1, input_kernel=3),
+    "ddpm": dict(image_shape=(1, 6, 6), channels=8, channel_mult=(1, 2), attention_resolutions=(3,), groups=4, timesteps=10, sample_steps=4),
+    "flow-matching": dict(image_shape=(1, 6, 6), channels=8, channel_mult=(1, 2), attention_resolutions=(3,), groups=4, sample_steps=3, likelihood_steps=3),
     "glow": dict(image_shape=(1, 4, 4), num_scales=2, steps_per_scale=2, hidden_channels=8),
     "vqvae": dict(image_shape=(1, 8, 8), hidden_channels=8, residual_blocks=1, num_codes=4, code_dim=3, prior_start=0, freeze_autoencoder=False, prior_channels=8, prior_blocks=1),
 }

@@ -27,6 +27,8 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.wavenet import WaveNet, WaveNetConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.ddpm import DDPM, DDPMConfig
+from .models.flow_matching import FlowMatching, FlowMatchingConfig
 from .models.glow import Glow, GlowConfig
 from .models.vqvae import VQVAE, VQVAEConfig
 from .presets import PAPER, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
@@ -63,6 +65,8 @@ MODELS: dict[str, ModelEntry] = {
     "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
     "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets=PAPER["pixelvae"]),
+    "ddpm": ModelEntry(DDPMConfig, DDPM, train={"grad_clip": 1.0}, presets=PAPER["ddpm"]),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
+    "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
     "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),
     "vqvae": ModelEntry(VQVAEConfig, VQVAE, presets=PAPER["vqvae"]),
 }

@@ -13,6 +13,7 @@ that sample. Images going in are in the model's input space (see
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -71,6 +72,7 @@ def _decode(model, z: Tensor, labels=None, generator: torch.Generator | None = N
     out = []
     for i, zb in enumerate(z.split(batch_size)):
         lb = labels[i].to(model.device) if labels is not None else None
+        zb = zb.reshape(len(zb), *model.latent_shape)  # paths run over flattened codes (ddpm's are images)
         out.append(model.decode(zb.to(model.device), labels=lb, generator=generator).float().cpu())
     return torch.cat(out)
 
@@ -82,14 +84,16 @@ def z_interpolation_frames(model, z0: Tensor, z1: Tensor, steps: int = 16, metho
                            generator: torch.Generator | None = None) -> list[Tensor]:
     """Decode ``steps`` points from z0 to z1 (both ends included).
 
-    z0, z1: (latent_dim,) or (B, latent_dim). Returns a list of ``steps`` images,
-    each (C, H, W) for 1-D codes or (B, C, H, W) for batches, in [0, 1].
+    z0, z1: one code (*latent_shape) or a batch (B, *latent_shape); the path runs over the
+    flattened codes. Returns a list of ``steps`` images, each (C, H, W) for one code or
+    (B, C, H, W) for batches, in [0, 1].
     """
     if steps < 2:
         raise ValueError("steps must be >= 2")
     f = _path(method)
-    single = z0.dim() == 1
-    z0, z1 = z0.reshape(-1, z0.shape[-1]), z1.reshape(-1, z1.shape[-1])
+    d = math.prod(model.latent_shape)
+    single = z0.numel() == d
+    z0, z1 = z0.reshape(-1, d), z1.reshape(-1, d)
     with torch.inference_mode():
         ts = torch.linspace(0, 1, steps, dtype=z0.dtype)
         zs = torch.stack([f(z0, z1, t) for t in ts])  # (steps, B, d)
@@ -114,13 +118,13 @@ def interpolation_frames(model, x_a: Tensor, x_b: Tensor, steps: int = 16, metho
 def loop_frames(model, z_points: Tensor | Sequence[Tensor], steps_per_leg: int = 16, method: str = "slerp") -> list[Tensor]:
     """A closed tour through latent points z_0 -> z_1 -> ... -> z_{m-1} -> z_0.
 
-    z_points: (m, latent_dim) with m >= 2. Returns m * steps_per_leg images
+    z_points: (m, *latent_shape) with m >= 2. Returns m * steps_per_leg images
     (C, H, W) in [0, 1]; each leg excludes its end point, so the GIF loops without
     a repeated frame.
     """
     z = torch.stack(list(z_points)) if not isinstance(z_points, Tensor) else z_points
-    if z.dim() != 2 or z.shape[0] < 2:
-        raise ValueError(f"z_points must be (m, latent_dim) with m >= 2, got {tuple(z.shape)}")
+    if tuple(z.shape[1:]) != tuple(model.latent_shape) or z.shape[0] < 2:
+        raise ValueError(f"z_points must be (m, {', '.join(map(str, model.latent_shape))}) with m >= 2, got {tuple(z.shape)}")
     frames: list[Tensor] = []
     for i in range(z.shape[0]):
         leg = z_interpolation_frames(model, z[i], z[(i + 1) % z.shape[0]], steps_per_leg + 1, method)

@@ -1,0 +1,148 @@
+"""Flow matching against closed forms: the conditional target's expectation is the marginal
+velocity (1-D Gaussian mixture), the ODE likelihood of a hand-set linear flow is the Gaussian
+density, the exact divergence and Hutchinson's estimate agree, encode and decode invert."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genlab import registry
+from genlab.models.flow_matching import FlowMatching, conditional_path, ode_log_likelihood
+
+TINY = dict(channels=8, channel_mult=(1, 2), attention_resolutions=(), groups=4)
+
+
+def tiny(image_shape=(1, 3, 3), **kw) -> FlowMatching:
+    torch.manual_seed(0)
+    model = registry.build("flow-matching", image_shape=image_shape, **{**TINY, **kw}).eval()
+    with torch.no_grad():  # the output conv starts at zero: make the velocity depend on x and t
+        model.net.conv_out.weight.normal_(0, 0.2)
+        model.net.conv_out.bias.normal_(0, 0.1)
+    return model
+
+
+# ----------------------------------------------------------------------------- the target
+
+
+W, M, S = torch.tensor([0.3, 0.7]), torch.tensor([-1.5, 1.0]), torch.tensor([0.3, 0.5])
+
+
+def mixture_velocity(x: torch.Tensor, t: float, weights=W, stds=S) -> torch.Tensor:
+    """E[x1 - x0 | x_t = x] for x1 ~ sum_k w_k N(m_k, s_k^2), x0 ~ N(0, 1): per component
+    (x_t, x1 - x0) is jointly Gaussian, x_t ~ N(t m_k, (1-t)^2 + t^2 s_k^2),
+    Cov(x1 - x0, x_t) = t s_k^2 - (1 - t); mix with the posterior weights of k given x_t."""
+    var = (1 - t) ** 2 + t**2 * stds**2
+    mean = t * M
+    log_post = torch.log(weights) - 0.5 * torch.log(2 * math.pi * var) - (x[:, None] - mean) ** 2 / (2 * var)
+    post = torch.softmax(log_post, dim=1)
+    cond = M + (t * stds**2 - (1 - t)) / var * (x[:, None] - mean)
+    return (post * cond).sum(1)
+
+
+@pytest.mark.parametrize("t", [0.2, 0.5, 0.85])
+def test_conditional_target_averages_to_the_marginal_velocity(t):
+    n = 2_000_000
+    g = torch.Generator().manual_seed(0)
+    k = (torch.rand(n, generator=g) < W[1]).long()
+    x1 = M[k] + S[k] * torch.randn(n, generator=g)
+    x0 = torch.randn(n, generator=g)
+    xt, target = conditional_path(x0, x1, torch.full((n,), t))
+    assert torch.allclose(xt, (1 - t) * x0 + t * x1, atol=1e-6) and torch.allclose(target, x1 - x0)
+    # E[(target - u(x_t)) phi(x_t)] = 0 for every test function phi iff u(x) = E[target | x_t = x].
+    phis = [torch.ones_like(xt), xt, torch.tanh(2 * xt)] + [torch.exp(-((xt - c) ** 2) / 0.02) for c in (-1.0, 0.0, 0.7)]
+    wrong = mixture_velocity(xt, t, weights=torch.tensor([0.5, 0.5]), stds=S.flip(0))
+    for name, u in (("closed form", mixture_velocity(xt, t)), ("wrong weights and widths", wrong)):
+        r = target - u
+        z = [abs((r * phi).mean().item()) / ((r * phi).std().item() / math.sqrt(n)) for phi in phis]
+        if name == "closed form":
+            assert max(z) < 4.5, z
+        else:  # a wrong velocity field is caught by the same statistics
+            assert max(z) > 10, z
+
+
+# ----------------------------------------------------------------------------- likelihood
+
+
+def test_ode_likelihood_of_a_linear_flow_is_the_gaussian_density():
+    """v(x, t) = A x carries N(0, I) at t = 0 to N(0, e^A e^A^T) at t = 1."""
+    g = torch.Generator().manual_seed(1)
+    A = 0.5 * torch.randn(4, 4, generator=g, dtype=torch.float64)
+
+    def v(x, t):
+        return (x.flatten(1) @ A.T).view_as(x)
+
+    x1 = torch.randn(5, 1, 2, 2, generator=g, dtype=torch.float64)
+    Mx = torch.linalg.matrix_exp(A)
+    cov = Mx @ Mx.T
+    want = torch.distributions.MultivariateNormal(torch.zeros(4, dtype=torch.float64), cov).log_prob(x1.flatten(1))
+    lp, x0 = ode_log_likelihood(v, x1, steps=100, solver="heun", exact=True)
+    assert torch.allclose(lp, want, atol=1e-4), (lp, want)
+    assert torch.allclose(x0.flatten(1), x1.flatten(1) @ torch.linalg.inv(Mx).T, atol=1e-5)
+    for solver in ("euler", "midpoint"):  # every solver converges to the same density
+        lp_s, _ = ode_log_likelihood(v, x1, steps=400, solver=solver, exact=True)
+        assert torch.allclose(lp_s, want, atol=5e-3 if solver == "euler" else 1e-4), solver
+    # Hutchinson: z^T A z with Rademacher z is unbiased for tr A, and here really random.
+    many = x1[:1].expand(20000, -1, -1, -1)
+    est, _ = ode_log_likelihood(v, many, steps=20, solver="heun", exact=False, generator=torch.Generator().manual_seed(2))
+    exact20, _ = ode_log_likelihood(v, x1[:1], steps=20, solver="heun", exact=True)
+    assert est.std() > 0.1
+    assert abs(est.mean().item() - exact20.item()) < 4 * est.std().item() / math.sqrt(len(est))
+
+
+def test_exact_divergence_and_hutchinson_agree_on_the_unet():
+    model = tiny(likelihood_steps=4)
+    y = torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(3))
+    assert model.likelihood_kind == "exact"
+    exact = model.log_prob(y)
+    model.config.divergence = "hutchinson"
+    assert model.likelihood_kind == "bound"
+    est = model.log_prob(y.expand(4000, -1, -1, -1), generator=torch.Generator().manual_seed(4))
+    assert est.std() > 1e-3
+    assert abs(est.mean().item() - exact.item()) < 4 * est.std().item() / math.sqrt(len(est)) + 1e-4
+
+
+def test_log_prob_of_the_zero_velocity_is_the_scaled_gaussian():
+    """An untrained model (output conv at zero) is the identity flow: p(y) = N(2y - 1; 0, I) 2^D,
+    and log_prob adds the dequantization offset -D log 256."""
+    model = registry.build("flow-matching", image_shape=(1, 3, 3), **TINY).eval()
+    y = torch.rand(3, 1, 3, 3, generator=torch.Generator().manual_seed(5))
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(2 * y - 1).flatten(1).sum(1) + 9 * math.log(2) - 9 * math.log(256)
+    assert model.log_prob_offset == 0.0
+    assert torch.allclose(model.log_prob(y), want, atol=1e-5)
+
+
+def test_log_prob_works_under_inference_mode_as_the_metrics_call_it():
+    model = tiny()
+    y = torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        a = model.log_prob(y)
+    assert torch.allclose(a, model.log_prob(y))
+
+
+def test_divergence_choice_follows_the_size():
+    assert tiny(image_shape=(1, 8, 8)).likelihood_kind == "exact"  # 64 dims <= exact_max_dims
+    assert tiny(image_shape=(1, 9, 9)).likelihood_kind == "bound"
+    assert tiny(image_shape=(1, 9, 9), divergence="exact").likelihood_kind == "exact"
+
+
+# ----------------------------------------------------------------------------- encode / decode
+
+
+def test_encode_and_decode_invert_each_other():
+    model = tiny(image_shape=(1, 6, 6), sample_steps=20)
+    y = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(7)) * 0.8 + 0.1
+    z = model.encode(y)
+    assert z.shape == y.shape and not torch.allclose(z, 2 * y - 1, atol=1e-2)  # the flow moved the points
+    assert (model.decode(z) - y).abs().max() < 1e-3
+    assert torch.equal(model.decode(z), model.decode(z))
+
+
+def test_conditional_model_with_guidance():
+    model = tiny(num_classes=3, guidance_scale=2.0, sample_steps=3)
+    x = model.sample(3, labels=torch.tensor([0, 1, 2]), generator=torch.Generator().manual_seed(0))
+    assert x.shape == (3, 1, 3, 3) and 0 <= x.min() and x.max() <= 1
+    y = torch.rand(2, 1, 3, 3)
+    assert not torch.allclose(model.log_prob(y), model.log_prob(y, labels=torch.tensor([0, 2])))
