@@ -25,28 +25,18 @@ Not a test.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from genlab import data as gdata
+import harness
 from genlab import registry
 from genlab.metrics.features import get_feature_net
 from genlab.train.trainer import Trainer
 from genlab.viz.images import make_grid, save_png
-
-MACHINE = "Linux x86_64, 2 cores shared with other jobs, no GPU"
-
-
-def machine() -> str:
-    return f"{MACHINE} ({platform.platform()}), torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
 def codes(model, x01: torch.Tensor, level: int | None = None) -> torch.Tensor:
@@ -79,10 +69,8 @@ def nearest_neighbour(train_x, train_y, test_x, test_y) -> float:
     return float((pred == test_y).float().mean())
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=6.5, help="training budget (wall clock)")
-    ap.add_argument("--data-dir", default="/work/shared/data")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=6.5, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--levels", type=int, default=1)
     ap.add_argument("--encoder", default="stochastic", choices=["stochastic", "deterministic"])
     ap.add_argument("--objective", default="non-saturating")
@@ -91,47 +79,42 @@ def main(argv=None) -> int:
     ap.add_argument("--hidden", type=int, default=256, help="width of D's MLPs")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--eval-train", type=int, default=10000, help="training images for the probes")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="run directory (default: a temporary folder)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train = gdata.load("mnist", "train", data_dir=args.data_dir)
-    test = gdata.load("mnist", "test", data_dir=args.data_dir)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ali-mnist-"))
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
+    train, test = harness.splits("mnist", args)
+    out = harness.out_dir(args, "ali-mnist-")
     name = {1: "ALI", 2: "hierarchical ALI"}[args.levels] if args.encoder == "stochastic" else {1: "BiGAN", 2: "hierarchical BiGAN"}[args.levels]
     print(f"# {name} on MNIST: levels {args.levels}, encoder {args.encoder}, {args.objective}, latent {args.latent_dim}, "
-          f"channels {args.channels}, hidden {args.hidden}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}")
-    print(f"# machine: {machine()}", flush=True)
+          f"channels {args.channels}, hidden {args.hidden}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}", flush=True)
 
     torch.manual_seed(args.seed)
     model = registry.build("ali", image_shape=(1, 28, 28), latent_levels=args.levels, encoder=args.encoder,
                            objective=args.objective, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden)
     untrained = copy.deepcopy(model).eval()  # control: the same encoder before training
-    cfg = registry.train_config("ali", batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=100,
-                                sample_every=0, seed=args.seed, device="cpu")
-    trainer = Trainer(model, train, cfg, out / "run")
+    trainer = Trainer(model, train, harness.train_config(args, "ali", seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
     t0 = time.perf_counter()
-    while time.perf_counter() - t0 < args.minutes * 60:
-        trainer.fit(trainer.step + 50)
+    trainer.fit()
     train_s = time.perf_counter() - t0
     print(f"trained {trainer.step} iterations in {train_s / 60:.1f} min ({trainer.step / train_s:.2f} it/s)", flush=True)
 
-    model.eval()
+    model.eval().cpu()
     clf = get_feature_net("mnist")
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(test), generator=g)[:2000]
     x01, y = test.images[idx].float() / 255, test.labels[idx]
     pred_x = clf.logits(x01).argmax(1)
-    print(f"\n{name}: reconstructions of 2,000 test images, judged by genlab's MNIST classifier "
-          f"(its class for the originals: {100 * float((pred_x == y).float().mean()):.1f}% correct)")
-    print(f"{'through':<10}{'true class %':>14}{'class of x %':>14}{'pixel L1':>10}")
+    rec_table = harness.Table(["through", "true class %", "class of x %", "pixel L1"],
+                              title=f"{name}: reconstructions of 2,000 test images, judged by genlab's MNIST classifier "
+                                    f"(its class for the originals: {100 * float((pred_x == y).float().mean()):.1f}% correct)")
     for level in range(args.levels, 0, -1):
         rec = torch.cat([model.reconstruct(model.prepare(xb), level=level) for xb in x01.split(500)])
         pred = clf.logits(rec).argmax(1)
         l1 = float((rec - x01).abs().mean())
-        print(f"{'z' if args.levels == 1 else f'z{level}':<10}{100 * float((pred == y).float().mean()):>14.1f}"
-              f"{100 * float((pred == pred_x).float().mean()):>14.1f}{l1:>10.3f}")
+        rec_table.add("z" if args.levels == 1 else f"z{level}", f"{100 * float((pred == y).float().mean()):.1f}",
+                      f"{100 * float((pred == pred_x).float().mean()):.1f}", f"{l1:.3f}")
         pairs = torch.stack([x01[:32], rec[:32]], 1).flatten(0, 1)
         save_png(make_grid(pairs, nrow=8), out / f"reconstructions-{'z' if args.levels == 1 else f'z{level}'}.png", scale=2)
 
@@ -139,11 +122,10 @@ def main(argv=None) -> int:
     probs = torch.softmax(clf.logits(samples), 1)
     shares = torch.bincount(probs.argmax(1), minlength=10).float() / len(samples)
     save_png(samples[:100], out / "samples.png", scale=2)
-    print(f"\nsamples (2,000): share of each digit, by the classifier")
-    print(f"{'digit':<8}" + "".join(f"{d:>6}" for d in range(10)))
-    print(f"{'share %':<8}" + "".join(f"{100 * s:>6.1f}" for s in shares.tolist()))
-    print(f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%, "
-          f"mean classifier confidence {float(probs.max(1).values.mean()):.3f}")
+    share_table = harness.Table(["digit", *map(str, range(10))], title="samples (2,000): share of each digit, by the classifier")
+    share_table.add("share %", *(f"{100 * s:.1f}" for s in shares.tolist()))
+    share_table.finish(None, f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%, "
+                             f"mean classifier confidence {float(probs.max(1).values.mean()):.3f}")
 
     n = args.eval_train
     tr_idx = torch.randperm(len(train), generator=g)[:n]
@@ -155,11 +137,10 @@ def main(argv=None) -> int:
         feats[f"E(x) {'z' if args.levels == 1 else f'z{level}'} ({a.shape[1]})"] = (a, b)
     a, b = codes(untrained, tr01), codes(untrained, te01)
     feats[f"untrained E(x) ({a.shape[1]})"] = (a, b)
-    print(f"\nfeatures: {n} training images, the 10,000 test images")
-    print(f"{'features':<22}{'linear probe %':>16}{'1-NN %':>10}")
+    probe_table = harness.Table(["features", "linear probe %", "1-NN %"], title=f"features: {n} training images, the 10,000 test images")
     for k, (a, b) in feats.items():
-        print(f"{k:<22}{100 * linear_probe(a, tr_y, b, te_y):>16.2f}{100 * nearest_neighbour(a, tr_y, b, te_y):>10.2f}", flush=True)
-    print(f"\nfiles: {out}/reconstructions-*.png, {out}/samples.png; total {(time.perf_counter() - t0) / 60:.1f} min")
+        probe_table.add(k, f"{100 * linear_probe(a, tr_y, b, te_y):.2f}", f"{100 * nearest_neighbour(a, tr_y, b, te_y):.2f}")
+    probe_table.finish(machine, f"files: {out}/reconstructions-*.png, {out}/samples.png; total {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 
 

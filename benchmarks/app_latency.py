@@ -14,10 +14,7 @@ after one warm-up call, whose time is shown as "first".
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-import genlab
+import harness
 from genlab import registry
 from genlab.app import Explorer
 from genlab.app.serve import launch
@@ -81,22 +78,22 @@ def views(i: int, ex: Explorer, image) -> list[tuple[str, str, tuple]]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    ap = harness.parser(__doc__, threads=1)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--contention", action="store_true",
                     help="only: the vae slider alone, then while a pixelcnn 64-image grid is drawn (median of --repeats)")
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
     if args.contention:
         args.models = "vae,pixelcnn"
-    torch.set_num_threads(args.threads)
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} thread(s)), "
-          f"torch {torch.__version__}, genlab {genlab.__version__}, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         keys = args.models.split(",")
@@ -107,8 +104,10 @@ def main() -> None:
         image = handle_file(str(root / "upload.png"))
         try:
             if args.contention:
-                return contention(client, explorers, args.repeats)
-            print("\n| model | parameters | view | median | first |\n|---|---|---|---|---|")
+                contention(client, explorers, args.repeats)
+                print(machine.line())
+                return
+            table = harness.Table(["model", "parameters", "view", "median", "first"])
             for i, key in enumerate(keys):
                 ex = explorers[key]
                 params = f"{sum(p.numel() for p in ex.model.parameters()) / 1e6:.2f} M"
@@ -120,11 +119,10 @@ def main() -> None:
                         times.append(time.perf_counter() - t)
                         status = result[-1] if isinstance(result, (list, tuple)) else result
                         assert not str(status).startswith("**Error"), (key, label, status)
-                    print(f"| {key} | {params} | {label} | {1000 * statistics.median(times[1:]):.0f} ms | "
-                          f"{1000 * times[0]:.0f} ms |", flush=True)
+                    table.add(key, params, label, f"{1000 * statistics.median(times[1:]):.0f} ms", f"{1000 * times[0]:.0f} ms")
         finally:
             page.blocks.close()
-    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+    table.finish(machine)
 
 
 def contention(client, explorers: dict, repeats: int) -> None:

@@ -5,7 +5,7 @@ fixed, known transformation (``--transform invert``: 255 - x; ``rot90``: a quart
 turn; ``flip``: a mirror), so the two domains never share a source image and no
 pairing is ever seen (``unpaired:mnist,mnist+<transform>``, see
 :mod:`genlab.data.unpaired`). The ``cyclegan`` model trains through genlab's Trainer
-for ``--minutes`` of wall clock (in chunks of 25 iterations, constant learning rate).
+for ``--minutes`` of wall clock (``train.max_seconds``, constant learning rate).
 
 Because the transformation T is known, the translations can be judged on held-out
 MNIST test digits with the shipped MNIST classifier (``genlab.metrics.features``,
@@ -27,17 +27,13 @@ those are not comparable with anything measured here.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
+import harness
 from genlab import registry
 from genlab.config import from_dict, to_dict
 from genlab.data.unpaired import load_unpaired, transform, untransform
@@ -47,32 +43,25 @@ from genlab.viz.images import make_grid, save_png
 from genlab.viz.translation import translation_grid
 
 
-def machine() -> str:
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), no GPU, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), python {platform.python_version()}")
-
-
 def accuracy(net, x01: torch.Tensor, labels: torch.Tensor) -> float:
     return float((net.logits(x01).argmax(1) == labels).double().mean())
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=8.0, help="training budget (wall clock)")
-    ap.add_argument("--data-dir", default="/work/shared/data")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=8.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--transform", default="invert", choices=["invert", "rot90", "rot270", "flip"])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field, e.g. g_blocks=6")
     ap.add_argument("--eval", type=int, default=2000, help="held-out test digits per direction")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="run directory (default: a temporary folder)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
     t_name = args.transform
     train = load_unpaired("mnist", f"mnist+{t_name}", "train", args.data_dir, seed=args.seed)
     test = load_unpaired("mnist", f"mnist+{t_name}", "test", args.data_dir, seed=args.seed)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cyclegan-mnist-"))
+    out = harness.out_dir(args, "cyclegan-mnist-")
     config_cls = registry.get("cyclegan")[0]
     fields = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     config = from_dict(config_cls, {**to_dict(config_cls()), **fields, "image_shape": list(train.shape)}, "model")
@@ -80,23 +69,17 @@ def main(argv=None) -> int:
     model = registry.build("cyclegan", config)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"# CycleGAN, MNIST <-> MNIST+{t_name} (disjoint halves of the training set, {len(train)} each), batch {args.batch_size}, "
-          f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}")
-    print(f"# machine: {machine()}", flush=True)
+          f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}", flush=True)
 
-    cfg = registry.train_config("cyclegan", steps=10**9, batch_size=args.batch_size, progress=False, checkpoint_every=0,
-                                sample_every=0, log_every=100, seed=args.seed, device="cpu")
-    trainer = Trainer(model, train, cfg, out / "run")
+    trainer = Trainer(model, train, harness.train_config(args, "cyclegan", seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
     t0 = time.perf_counter()
-    steps = 0
-    while time.perf_counter() - t0 < args.minutes * 60:
-        steps += 25
-        trainer.fit(steps)
+    trainer.fit()
     train_s = time.perf_counter() - t0
-    trainer.save_checkpoint()
+    steps = trainer.step
     print(f"trained {steps} iterations ({steps * args.batch_size / len(train):.2f} epochs) in {train_s / 60:.1f} min, "
           f"{steps * args.batch_size / train_s:.0f} image pairs/s; run: {out / 'run'}", flush=True)
 
-    model.eval()
+    model.eval().cpu()
     net = get_feature_net("mnist")
     n = min(args.eval, len(test))
     a, ya = test.a.images[:n].float() / 255, test.a.labels[:n]  # held-out digits (domain A half of the test set)
@@ -122,15 +105,14 @@ def main(argv=None) -> int:
         ("no translation a2b: T^-1(a)", accuracy(net, undo(a), ya), float((a - true_b).abs().mean()), float("nan")),
         ("no translation b2a: b", accuracy(net, b, yb), float((true_b - a).abs().mean()), float("nan")),
     ]
-    print(f"\n| {'translation (judged on ' + str(n) + ' held-out test digits)':<52} | class kept | L1 to the true image | cycle L1 |")
-    print(f"|{'-' * 54}|------------|----------------------|----------|")
+    table = harness.Table([f"translation (judged on {n} held-out test digits)", "class kept", "L1 to the true image", "cycle L1"])
+    fmt = lambda v: "-" if v != v else f"{v:.3f}"  # noqa: E731
     for name, acc, err, cyc in rows:
-        fmt = lambda v: "-" if v != v else f"{v:.3f}"  # noqa: E731
-        print(f"| {name:<52} | {100 * acc:9.1f}% | {fmt(err):>20} | {fmt(cyc):>8} |")
+        table.add(name, f"{100 * acc:.1f}%", fmt(err), fmt(cyc))
     k = 12
     top, bottom = translation_grid(model, a[:k], "a2b"), translation_grid(model, b[:k], "b2a")
     fig = save_png(make_grid(torch.stack([top, bottom]), nrow=1, padding=6), out / "translations.png", scale=3)
-    print(f"\nfigure (a2b above b2a; rows: input, translation, reconstruction): {fig}")
+    table.finish(machine, f"figure (a2b above b2a; rows: input, translation, reconstruction): {fig}")
     return 0
 
 

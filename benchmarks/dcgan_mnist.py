@@ -14,26 +14,17 @@ Not a test.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from genlab import data as gdata
+import harness
 from genlab import registry
 from genlab.train.trainer import Trainer
 from genlab.viz.gan import training_movie
 from genlab.viz.images import save_png
-
-
-def machine() -> str:
-    return f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (torch threads {torch.get_num_threads()}), torch {torch.__version__}, python {platform.python_version()}"
 
 
 def train_classifier(train, test, seconds: float, seed: int = 0) -> tuple[nn.Module, float]:
@@ -46,9 +37,8 @@ def train_classifier(train, test, seconds: float, seed: int = 0) -> tuple[nn.Mod
     )
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     x_all, y_all = train.images, train.labels
-    t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed)
-    while time.perf_counter() - t0 < seconds:
+    for _ in harness.until(seconds):
         idx = torch.randint(len(x_all), (128,), generator=g)
         loss = nn.functional.cross_entropy(net(x_all[idx].float() / 255), y_all[idx])
         opt.zero_grad()
@@ -60,25 +50,21 @@ def train_classifier(train, test, seconds: float, seed: int = 0) -> tuple[nn.Mod
     return net, float((pred == test.labels[:5000]).float().mean())
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=20.0, help="training budget (wall clock) for the GAN")
-    ap.add_argument("--data-dir", default="/work/shared/data")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=20.0, threads=2, seed=0, device="cpu", out=None)
     ap.add_argument("--objective", default="non-saturating")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--classifier-seconds", type=float, default=60.0)
     ap.add_argument("--samples", type=int, default=2000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=None, help="run directory (default: a temporary folder)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train = gdata.load("mnist", "train", data_dir=args.data_dir)
-    test = gdata.load("mnist", "test", data_dir=args.data_dir)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="dcgan-mnist-"))
-    print(f"# DCGAN on MNIST: {args.objective}, channels {args.channels}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}")
-    print(f"# machine: {machine()}", flush=True)
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
+    train, test = harness.splits("mnist", args)
+    out = harness.out_dir(args, "dcgan-mnist-")
+    print(f"# DCGAN on MNIST: {args.objective}, channels {args.channels}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}", flush=True)
 
     clf, acc = train_classifier(train, test, args.classifier_seconds, args.seed)
     print(f"classifier: {args.classifier_seconds:.0f} s of training, test accuracy {acc:.3f}", flush=True)
@@ -86,23 +72,19 @@ def main(argv=None) -> int:
     def build():
         return registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels, objective=args.objective)
 
-    quiet = dict(batch_size=args.batch_size, progress=False, checkpoint_every=0, log_every=0, seed=args.seed, device="cpu")
-    calib = Trainer(build(), train, registry.train_config("dcgan", steps=25, sample_every=0, **quiet), out / "calib")
-    calib.fit(5)
-    t = time.perf_counter()
-    calib.fit(25)
-    rate = 20 / (time.perf_counter() - t)
-    steps = max(10, int(rate * args.minutes * 60))
-    print(f"calibration: {rate:.1f} iterations/s -> {steps} iterations for {args.minutes:g} min", flush=True)
+    calib = Trainer(build(), train, harness.train_config(args, "dcgan", steps=25, batch_size=args.batch_size), out / "calib")
+    per_step = harness.seconds_per_step(calib, timed=20, warm=5)
+    steps = harness.steps_for(args.minutes * 60, per_step)
+    print(f"calibration: {1 / per_step:.1f} iterations/s -> {steps} iterations for {args.minutes:g} min", flush=True)
 
     torch.manual_seed(args.seed)
     model = build()
-    cfg = registry.train_config("dcgan", steps=steps, sample_every=max(1, steps // 20), **{**quiet, "log_every": max(1, steps // 10)})
+    cfg = harness.train_config(args, "dcgan", steps=steps, batch_size=args.batch_size, sample_every=max(1, steps // 20), log_every=max(1, steps // 10))
     t = time.perf_counter()
     Trainer(model, train, cfg, out / "run").fit()
     train_s = time.perf_counter() - t
 
-    model.eval()
+    model.eval().cpu()
     x = torch.cat([model.sample(500, generator=torch.Generator().manual_seed(args.seed + i)) for i in range(args.samples // 500)])
     with torch.no_grad():
         probs = torch.softmax(clf(x), 1)
@@ -110,11 +92,11 @@ def main(argv=None) -> int:
     save_png(x[:100], out / "samples.png", scale=2)
     movie = training_movie(out / "run")
     print(f"trained {steps} iterations in {train_s / 60:.1f} min; samples: {out / 'samples.png'}; movie: {movie}")
-    print(f"{'digit':<8}" + "".join(f"{d:>7}" for d in range(10)))
-    print(f"{'share %':<8}" + "".join(f"{100 * s:>7.1f}" for s in shares.tolist()))
+    table = harness.Table(["digit", *map(str, range(10))])
+    table.add("share %", *(f"{100 * s:.1f}" for s in shares.tolist()))
     ok = bool((shares > 0).all()) and float(shares.min()) >= 0.05
-    print(f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%, "
-          f"mean classifier confidence {float(probs.max(1).values.mean()):.3f}; target (all 10, none < 5%): {'met' if ok else 'NOT met'}")
+    table.finish(machine, f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%, "
+                          f"mean classifier confidence {float(probs.max(1).values.mean()):.3f}; target (all 10, none < 5%): {'met' if ok else 'NOT met'}")
     return 0
 
 

@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import sys
 
+import harness
 from ddpm_mnist import parser, run
 
 
-def main(argv=None) -> int:
+def build_parser():
     ap = parser(__doc__)
     ap.add_argument("--solver", default="heun", choices=["euler", "midpoint", "heun"])
     ap.add_argument("--sample-steps", type=int, default=10, help="ODE steps of model.sample")
     ap.add_argument("--likelihood-steps", type=int, default=20, help="ODE steps of log_prob")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
     fields = {"solver": args.solver, "sample_steps": args.sample_steps, "likelihood_steps": args.likelihood_steps}
     note = (f"ODE log-density, {args.likelihood_steps} {args.solver} steps, Hutchinson divergence (one Rademacher probe per image), "
             "dequantized, offset -D log 256 included")
-    run("flow-matching", args, fields, note)
+    run("flow-matching", args, machine, fields, note)
     return 0
 
 

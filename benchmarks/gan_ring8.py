@@ -19,10 +19,8 @@ The same run from the command line (one objective; the preset comes with the dat
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ import time
 import torch
 
 import genlab
+import harness
 from genlab.config import RunConfig
 from genlab.data.toy2d import Toy2D, mode_stats
 from genlab.models.gan import POINT_PRESET
@@ -39,35 +38,28 @@ from genlab.train import train
 OBJECTIVES = ("minimax", "non-saturating", "least-squares", "hinge")
 
 
-def machine() -> str:
-    try:
-        load = "load average %.2f %.2f %.2f" % os.getloadavg()
-    except OSError:
-        load = "load n/a"
-    return (f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
-            f"(torch threads {torch.get_num_threads()}), torch {torch.__version__}, python {platform.python_version()}, {load}")
-
-
 def run_config(data: str, objective: str, seed: int, steps: int | None, extra: list[str]) -> RunConfig:
     sets = [f'model.objective="{objective}"', f"train.seed={seed}", "train.device=\"cpu\"",
-                                 "train.progress=false", "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
+            "train.progress=false", "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
     if steps is not None:  # the cosine schedule ends with the run
         sets += [f"train.steps={steps}", f"train.schedule_steps={steps}"]
     return build_run_config("gan", data=data, overrides=sets + list(extra))  # the point preset first
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser():
+    ap = harness.parser(__doc__, threads=1)
     ap.add_argument("--data", default="ring8", choices=["ring8", "grid25"])
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     ap.add_argument("--steps", type=int, default=None, help="iterations (default: the preset's train.steps)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override after the preset (repeatable)")
     ap.add_argument("--samples", type=int, default=2500)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--plots", default=None, help="folder for real-vs-generated PNGs with D's surface")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
     dataset = Toy2D(args.data)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     probe = run_config(args.data, OBJECTIVES[0], seeds[0], args.steps, args.set)
@@ -78,8 +70,7 @@ def main(argv=None) -> int:
           f"({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
           f"spectral norm {m.spectral_norm}, EMA {t.ema_decay:g}")
     print(f"# preset: {' '.join(f'--set {k}={json.dumps(v)}' for k, v in POINT_PRESET.items())} {' '.join('--set ' + s for s in args.set)}")
-    print(f"# machine: {machine()}")
-    print(f"{'objective':<16}{'seed':>5}{'modes':>8}{'high-quality':>14}{'seconds':>10}")
+    table = harness.Table(["objective", "seed", "modes", "high-quality", "seconds"])
     for objective in args.objectives.split(","):
         for seed in seeds:
             cfg = run_config(args.data, objective, seed, args.steps, args.set)
@@ -90,12 +81,13 @@ def main(argv=None) -> int:
                 model = genlab.load(run)  # the final weights (the EMA copy when train.ema_decay > 0)
             pts = model.sample(args.samples, generator=torch.Generator().manual_seed(seed + 1))
             st = mode_stats(pts, args.data)
-            print(f"{objective:<16}{seed:>5}{st['modes']:>5}/{st['num_modes']:<2}{st['high_quality']:>14.3f}{secs:>10.0f}", flush=True)
+            table.add(objective, seed, f"{st['modes']}/{st['num_modes']}", f"{st['high_quality']:.3f}", f"{secs:.0f}")
             if args.plots:
                 from genlab.viz.plots import plot_gan_toy2d
 
                 plot_gan_toy2d(model, os.path.join(args.plots, f"{args.data}-{objective}-seed{seed}.png"), data=args.data,
                                generator=torch.Generator().manual_seed(seed + 1))
+    table.finish(machine)
     return 0
 
 

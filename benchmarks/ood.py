@@ -25,17 +25,15 @@ Files (tables, JSON, ROC plots, the trained runs) go to ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 import genlab
+import harness
 from genlab import data as gdata
 from genlab import ood, registry
 from genlab.config import RunConfig, TrainConfig
@@ -54,9 +52,8 @@ def model_config(name: str, likelihood: str):
     return config_cls(**fields)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
+def build_parser():
+    ap = harness.parser(__doc__, data_dir=None, threads=0, seed=0, device="auto", out="runs/ood-benchmark")
     ap.add_argument("--models", nargs="+", default=None, help="registry names (default: vae, and pixelcnn if registered)")
     ap.add_argument("--likelihood", default="logistic", help="VAE likelihood: logistic (8-bit, default), bernoulli or gaussian")
     ap.add_argument("--steps", type=int, default=5000, help="training steps of each model")
@@ -66,17 +63,14 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=2000, help="inputs per set (first ones of each test split)")
     ap.add_argument("--iw", type=int, default=10, help="importance samples for latent-variable models")
     ap.add_argument("--typicality-batch", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="runs/ood-benchmark")
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return ap
 
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
     names = args.models or [n for n in ("vae", "pixelcnn") if n in registry.MODELS]
     out = Path(args.out)
-    train = gdata.load("fashion-mnist", "train", args.data_dir)
-    test = gdata.load("fashion-mnist", "test", args.data_dir)
+    train, test = harness.splits("fashion-mnist", args)
     outliers = {
         "mnist": ood.outlier_set("mnist", test, args.n_test, args.data_dir),
         "noise": ood.outlier_set("noise", test, args.n_test, seed=args.seed),
@@ -84,14 +78,13 @@ def main() -> None:
         "inverted": ood.outlier_set("inverted", test, args.n_test),
         "flipped": ood.outlier_set("flipped", test, args.n_test),
     }
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; genlab {genlab.__version__}")
-    print(f"in-distribution: fashion-mnist test (first {args.n_test}); trained on fashion-mnist train ({len(train):,})\n")
+    print(f"in-distribution: fashion-mnist test (first {args.n_test}); trained on fashion-mnist train ({len(train):,}); genlab {genlab.__version__}\n")
     summary = {}
     for name in names:
         t0 = time.time()
         cfg = model_config(name, args.likelihood)
-        tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, sample_every=0, checkpoint_every=args.steps, progress=False)
+        tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, sample_every=0, checkpoint_every=args.steps,
+                         progress=False, device=args.device)
         run_dir = genlab.train.train(RunConfig(model_name=name, model=cfg, train=tc), out_dir=str(out / f"{name}-fashion-mnist"), dataset=train) \
             if not (out / f"{name}-fashion-mnist" / "model.safetensors").exists() else out / f"{name}-fashion-mnist"
         model = genlab.load(run_dir)
@@ -118,6 +111,7 @@ def main() -> None:
         print(f"time: model {t_model:.0f}s, background {t_bg:.0f}s, scoring {t_eval:.0f}s; files in {out / (name + '-results')}\n")
         summary[name] = {"results": r["results"], "mean_scores": r["mean_scores"], "settings": r["settings"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(machine.line())
 
 
 if __name__ == "__main__":

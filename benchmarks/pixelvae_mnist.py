@@ -6,8 +6,8 @@ fresh Bernoulli draw per pixel each time an image is used (*not* the static
 binarised MNIST of the paper, so the numbers are context, not a like-for-like
 comparison), genlab's Trainer, Adam, batch 128, linear warm-up then cosine decay.
 A few timed iterations on a throw-away copy size the cosine schedule;
-the real run then trains in chunks and stops at the end of the schedule or when
-``--minutes`` have passed, whichever comes first.
+the real run then stops at the end of the schedule or when ``--minutes`` have
+passed (``train.max_seconds``), whichever comes first.
 
 Reported on the first ``--test-images`` test images (binarised with a fixed seed):
 
@@ -29,29 +29,18 @@ process under 10 minutes, train with ``--save DIR`` and evaluate with
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
-import os
-import platform
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 import genlab
-from genlab import data as gdata
-from genlab.config import TrainConfig
+import harness
 from genlab.data import transforms
 from genlab.models.pixelvae import PixelVAE, PixelVAEConfig
 from genlab.train.trainer import Trainer
-
-
-def machine() -> str:
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} thread(s); load average {os.getloadavg()[0]:.1f}")
 
 
 def iterations_per_second(model: PixelVAE, x: torch.Tensor, iters: int) -> float:
@@ -66,29 +55,28 @@ def iterations_per_second(model: PixelVAE, x: torch.Tensor, iters: int) -> float
     return 1.0 / statistics.median(times[1:])
 
 
-def train(args, train_set) -> tuple[PixelVAE, list[str]]:
+def train(args, train_set) -> tuple[PixelVAE, list[tuple[str, str]]]:
     cfg = PixelVAEConfig(image_shape=tuple(train_set.images.shape[1:]), latent_levels=args.levels)
-    work = Path(tempfile.mkdtemp(prefix="pixelvae_mnist_"))
-    common = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device="cpu", seed=args.seed)
+    work = harness.out_dir(args, "pixelvae_mnist_")
     torch.manual_seed(args.seed)
     model = PixelVAE(cfg)
     x = transforms.binarize(transforms.to_float(train_set.images[: args.batch_size]), generator=torch.Generator().manual_seed(args.seed))
-    rate = iterations_per_second(model, x, args.calib_steps)
-    steps = max(20, int(rate * args.minutes * 60))
+    rate = iterations_per_second(model, x.to(model.device), args.calib_steps)
+    steps = harness.steps_for(args.minutes * 60, 1 / rate, minimum=20)
     print(f"calibration: {rate * args.batch_size:.0f} images/s -> cosine schedule of {steps} steps", flush=True)
-    tcfg = TrainConfig(steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=100, **common)
+    tcfg = harness.train_config(args, "pixelvae", seconds=args.minutes * 60, steps=steps, lr_schedule="cosine", schedule_steps=steps,
+                                warmup_steps=max(1, steps // 50), log_every=100, batch_size=args.batch_size, lr=args.lr)
     trainer = Trainer(model, train_set, tcfg, work / "run")
-    budget, t0, load0 = args.minutes * 60, time.perf_counter(), os.getloadavg()[0]
-    while trainer.step < steps and time.perf_counter() - t0 < budget:
-        trainer.fit(min(steps, trainer.step + 25))
+    t0 = time.perf_counter()
+    trainer.fit()
     elapsed = time.perf_counter() - t0
     seen = trainer.step * args.batch_size
     metrics = work / "run" / "metrics.jsonl"
     if metrics.exists():
         print(metrics.read_text().strip().splitlines()[-1], flush=True)  # the last training log
     rows = [
-        f"| training | {elapsed / 60:.1f} min, {trainer.step} of {steps} scheduled steps of {args.batch_size}, {seen / len(train_set.images):.2f} epochs, Adam lr {args.lr:g}, cosine; load average {load0:.1f} at the start |",
-        f"| training throughput | {seen / elapsed:.0f} images/s |",
+        ("training", f"{elapsed / 60:.1f} min, {trainer.step} of {steps} scheduled steps of {args.batch_size}, {seen / len(train_set.images):.2f} epochs, Adam lr {args.lr:g}, cosine"),
+        ("training throughput", f"{seen / elapsed:.0f} images/s"),
     ]
     return model.eval(), rows
 
@@ -101,35 +89,32 @@ def active_units(model: PixelVAE, x: torch.Tensor, threshold: float = 0.01) -> l
     return [f"{n}: {int((m.var(0) > threshold).sum())}/{m.shape[1]}" for n, m in zip(names, means)]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--minutes", type=float, default=8.0, help="training wall-clock budget")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir=None, minutes=8.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--levels", type=int, default=1, choices=(1, 2), help="latent levels (model.latent_levels)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--k", type=int, default=100, help="importance samples for the test NLL")
     ap.add_argument("--test-images", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--calib-steps", type=int, default=8, help="iterations timed to size the schedule")
     ap.add_argument("--save", default=None, help="save the trained model to this directory")
     ap.add_argument("--load", default=None, help="evaluate a saved model instead of training one")
     ap.add_argument("--skip-iwae", action="store_true", help="report the ELBO terms only")
-    args = ap.parse_args()
+    return ap
 
-    torch.set_num_threads(args.threads)
-    rows: list[str] = []
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
+    rows: list[tuple[str, str]] = []
     if args.load:
-        model = genlab.load(args.load).eval()
-        rows.append(f"| trained model | loaded from {args.load} |")
+        model = genlab.load(args.load, device=args.device).eval()
+        rows.append(("trained model", f"loaded from {args.load}"))
     else:
-        model, rows = train(args, gdata.load("mnist", split="train", data_dir=args.data_dir))
+        model, rows = train(args, harness.load("mnist", "train", args))
         if args.save:
             model.save(args.save)
-    test01 = transforms.to_float(gdata.load("mnist", split="test", data_dir=args.data_dir).images)[: args.test_images]
     g = torch.Generator().manual_seed(1234)
-    xt = transforms.binarize(test01, generator=g)
+    xt = transforms.binarize(harness.test_images("mnist", args, args.test_images), generator=g).to(model.device)
     se = lambda v: v.std().item() / math.sqrt(v.numel())  # noqa: E731
 
     with torch.inference_mode():
@@ -137,28 +122,27 @@ def main() -> None:
     terms = {k: torch.cat([t[k] for t in terms]) for k in terms[0]}
     kl = sum(v for k, v in terms.items() if k.startswith("kl"))
     neg_elbo = kl - terms["recon"]
-    rows.append(f"| test -ELBO (1 sample), {xt.shape[0]} test images | {neg_elbo.mean().item():.2f} +- {se(neg_elbo):.2f} nats |")
-    rows.append(f"| reconstruction -log p(x\\|z) | {-terms['recon'].mean().item():.2f} nats |")
-    rows += [f"| {k.replace('_', ' ')} | {v.mean().item():.2f} nats |" for k, v in terms.items() if k.startswith("kl")]
-    rows.append(f"| active units (Cov_x E_q[z_j] > 0.01) | {', '.join(active_units(model, xt))} |")
+    rows.append((f"test -ELBO (1 sample), {xt.shape[0]} test images", f"{neg_elbo.mean().item():.2f} +- {se(neg_elbo):.2f} nats"))
+    rows.append(("reconstruction -log p(x|z)", f"{-terms['recon'].mean().item():.2f} nats"))
+    rows += [(k.replace("_", " "), f"{v.mean().item():.2f} nats") for k, v in terms.items() if k.startswith("kl")]
+    rows.append(("active units (Cov_x E_q[z_j] > 0.01)", ", ".join(active_units(model, xt))))
     if not args.skip_iwae:
         t = time.perf_counter()
         nll = -model.log_prob(xt, iw_samples=args.k, batch_size=500, generator=g)
-        rows.append(f"| test NLL, IWAE k={args.k}, same images | **{nll.mean().item():.2f} +- {se(nll):.2f} nats** ({(time.perf_counter() - t) / 60:.1f} min) |")
+        rows.append((f"test NLL, IWAE k={args.k}, same images", f"**{nll.mean().item():.2f} +- {se(nll):.2f} nats** ({(time.perf_counter() - t) / 60:.1f} min)"))
     for n in (1, 64):
         model.sample(n, generator=torch.Generator().manual_seed(0))  # warm-up
         t = time.perf_counter()
         model.sample(n, generator=torch.Generator().manual_seed(0))
         dt = time.perf_counter() - t
-        rows.append(f"| sampling, batch {n} (cached) | {dt:.2f} s, {n / dt:.1f} images/s |")
+        rows.append((f"sampling, batch {n} (cached)", f"{dt:.2f} s, {n / dt:.1f} images/s"))
 
-    print()
-    print("| quantity | value |")
-    print("|---|---|")
-    print(f"| machine | {machine()} |")
-    print(f"| model | pixelvae, latent_levels={model.config.latent_levels}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters: {model.config} |")
-    print("\n".join(rows))
-    print(f"| genlab | {genlab.__version__} |")
+    table = harness.Table(["quantity", "value"])
+    table.add("model", f"pixelvae, latent_levels={model.config.latent_levels}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters: {model.config}")
+    for name, value in rows:
+        table.add(name, value)
+    table.add("genlab", genlab.__version__)
+    table.finish(machine)
 
 
 if __name__ == "__main__":

@@ -24,18 +24,13 @@ Not a test.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import os
-import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from genlab import data as gdata
+import harness
 from genlab import registry
 from genlab.metrics.features import get_feature_net
 from genlab.metrics.quality import fid_from_features, generate_samples, reference_features
@@ -43,10 +38,6 @@ from genlab.train.trainer import Trainer
 from genlab.viz.images import make_grid, save_gif, save_png
 
 PHASES = ["stable 7x7", "fade 14x14", "stable 14x14", "fade 28x28", "stable 28x28"]
-
-
-def machine() -> str:
-    return f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs (torch threads {torch.get_num_threads()}), torch {torch.__version__}, python {platform.python_version()}"
 
 
 def iteration_seconds(model, batch: torch.Tensor, step: int, reps: int = 2) -> float:
@@ -64,14 +55,6 @@ def iteration_seconds(model, batch: torch.Tensor, step: int, reps: int = 2) -> f
     return best
 
 
-def train_until(trainer: Trainer, deadline: float, chunk: int) -> None:
-    """Continue in chunks of ``chunk`` iterations until ``time.perf_counter()`` passes ``deadline``."""
-    while time.perf_counter() < deadline:
-        t = time.perf_counter()
-        trainer.fit(trainer.step + chunk)
-        chunk = max(1, min(chunk * 2, int(chunk * 20 / max(time.perf_counter() - t, 1e-3))))  # ~20 s chunks
-
-
 def evaluate(model, net, real_features, test, n: int, seed: int) -> dict:
     x = generate_samples(model, n, seed=seed)
     shares = torch.bincount(net.logits(x).argmax(1), minlength=10).double() / n
@@ -85,11 +68,9 @@ def ema_copy(trainer: Trainer):
     return model.eval()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=8.0, help="training budget (wall clock)")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=8.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--model", default="progan", choices=["progan", "dcgan"])
-    ap.add_argument("--data-dir", default="/work/shared/data")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--channels", type=int, default=None, help="progan: width at 7x7 (default the config's); dcgan: base width (default 32)")
     ap.add_argument("--objective", default=None, help="progan: wgan-gp (default) or e.g. non-saturating")
@@ -97,28 +78,26 @@ def main(argv=None) -> int:
     ap.add_argument("--grow-share", type=float, default=0.5, help="progan: share of the budget for the phases before the last")
     ap.add_argument("--ema-decay", type=float, default=0.99, help="the paper uses 0.999 over far longer runs")
     ap.add_argument("--samples", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="output folder (default: a temporary folder)")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train = gdata.load("mnist", "train", data_dir=args.data_dir)
-    test = gdata.load("mnist", "test", data_dir=args.data_dir)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix=f"{args.model}-mnist-"))
-    out.mkdir(parents=True, exist_ok=True)
+    return ap
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
+    train, test = harness.splits("mnist", args)
+    out = harness.out_dir(args, f"{args.model}-mnist-")
     budget = args.minutes * 60
-    print(f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight {args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}")
-    print(f"# machine: {machine()}", flush=True)
+    print(f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight {args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}", flush=True)
     net = get_feature_net("mnist")
     real = reference_features(test, net, split="test")["features"]
-    quiet = dict(batch_size=args.batch_size, progress=False, checkpoint_every=0, sample_every=0, log_every=0, seed=args.seed, device="cpu", ema_decay=args.ema_decay)
+    # the Trainer stops every run at the budget (train.max_seconds), counted over all its fits
+    tcfg = harness.train_config(args, args.model, seconds=budget, batch_size=args.batch_size, ema_decay=args.ema_decay)
 
     torch.manual_seed(args.seed)
     if args.model == "dcgan":
         model = registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels or 32, objective="non-saturating")
-        trainer = Trainer(model, train, registry.train_config("dcgan", steps=1, **quiet), out / "run")
+        trainer = Trainer(model, train, tcfg, out / "run")
         t = time.perf_counter()
-        train_until(trainer, t + budget, 20)
+        trainer.fit()
         print(f"trained {trainer.step} iterations in {(time.perf_counter() - t) / 60:.1f} min", flush=True)
     else:
         given = {"channels": args.channels, "objective": args.objective, "gp_weight": args.gp_weight}
@@ -129,19 +108,18 @@ def main(argv=None) -> int:
         p = max(1, int(args.grow_share * budget / 1.3 / sum(per_phase)))  # measured: Adam and the Trainer add ~30%
         print("calibration (s/iteration): " + ", ".join(f"{n} {c:.3f}" for n, c in zip(PHASES, per_phase)) + f" -> P = {p}", flush=True)
         model = registry.build("progan", image_shape=(1, 28, 28), stable_steps=p, fade_steps=p, **kw)
-        ends = [p, 2 * p, 3 * p, 4 * p, None]  # None: until the budget is spent
-        trainer = Trainer(model, train, registry.train_config("progan", steps=4 * p, **quiet), out / "run")
-        t_start = time.perf_counter()
+        ends = [p, 2 * p, 3 * p, 4 * p, harness.UNTIL_BUDGET]  # the last phase: until the budget is spent
+        trainer = Trainer(model, train, tcfg, out / "run")
         z = torch.randn(10, model.config.latent_dim, generator=torch.Generator().manual_seed(args.seed))
         frames, rows = [], []
-        print(f"{'phase':<14}{'iterations':>11}{'minutes':>9}{'s/iteration':>13}")
+        phases = harness.Table(["phase", "iterations", "minutes", "s/iteration"])
         for name, end in zip(PHASES, ends):
             start, t = trainer.step, time.perf_counter()
-            trainer.fit(end) if end is not None else train_until(trainer, t_start + budget, 10)
+            trainer.fit(end)
             sec = time.perf_counter() - t
             n = trainer.step - start
-            print(f"{name:<14}{n:>11}{sec / 60:>9.2f}{sec / max(n, 1):>13.3f}", flush=True)
-            snap = ema_copy(trainer).decode(z)
+            phases.add(name, n, f"{sec / 60:.2f}", f"{sec / max(n, 1):.3f}")
+            snap = ema_copy(trainer).cpu().decode(z)
             frames.append(make_grid(snap, nrow=10))
             if name.startswith("stable"):
                 rows.append(snap)
@@ -149,15 +127,16 @@ def main(argv=None) -> int:
         save_gif(frames, out / "growth.gif", duration_ms=700, scale=2)
         print(f"growth: {out / 'growth.png'} (rows 7x7, 14x14, 28x28), {out / 'growth.gif'}")
 
-    results = {"EMA weights": evaluate(ema_copy(trainer), net, real, test, args.samples, args.seed)}
-    raw = copy.deepcopy(trainer.model).eval()
+    results = {"EMA weights": evaluate(ema_copy(trainer).cpu(), net, real, test, args.samples, args.seed)}
+    raw = copy.deepcopy(trainer.model).eval().cpu()
     results["raw weights"] = evaluate(raw, net, real, test, args.samples, args.seed)
     save_png(results["EMA weights"]["x"][:100], out / "samples.png", scale=2)
-    print(f"samples: {out / 'samples.png'}; {args.samples} samples vs {len(test)} test images, features of the shipped 'mnist' net")
-    print(f"{'weights':<13}{'FID':>8}  " + "".join(f"{d:>6}" for d in range(10)) + "   min share")
+    table = harness.Table(["weights", "FID", *map(str, range(10)), "min share"],
+                          title=f"{args.samples} samples vs {len(test)} test images, features of the shipped 'mnist' net; digit shares in %")
     for k, r in results.items():
         s = r["shares"]
-        print(f"{k:<13}{r['fid']:>8.2f}  " + "".join(f"{100 * v:>6.1f}" for v in s.tolist()) + f"{100 * float(s.min()):>9.1f}%")
+        table.add(k, f"{r['fid']:.2f}", *(f"{100 * v:.1f}" for v in s.tolist()), f"{100 * float(s.min()):.1f}%")
+    table.finish(machine, f"samples: {out / 'samples.png'}")
     return 0
 
 

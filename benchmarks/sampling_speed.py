@@ -20,14 +20,12 @@ job to check equality, and is also timed on full images.
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import time
 
 import torch
 
-import genlab
+import harness
 from genlab import registry
 
 
@@ -37,22 +35,21 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    ap = harness.parser(__doc__, threads=os.cpu_count() or 1)
     ap.add_argument("--models", default="pixelcnn,gated-pixelcnn")
     ap.add_argument("--batches", default="1,16,64")
     ap.add_argument("--naive-rows", type=int, default=0, help="time naive sampling on this many rows only (0: full images)")
     ap.add_argument("--quick", action="store_true", help="same as --naive-rows 2")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    args = ap.parse_args()
-    naive_rows = 2 if args.quick and not args.naive_rows else args.naive_rows
-    torch.set_num_threads(args.threads)
-    batches = [int(b) for b in args.batches.split(",")]
+    return ap
 
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} threads), torch {torch.__version__}, genlab {genlab.__version__}, load average {os.getloadavg()[0]:.1f}")
-    print()
-    print("| model | image | batch | naive images/s | cached images/s | speed-up | samples equal |")
-    print("|---|---|---|---|---|---|---|")
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    naive_rows = 2 if args.quick and not args.naive_rows else args.naive_rows
+    machine = harness.setup(args)
+    batches = [int(b) for b in args.batches.split(",")]
+    table = harness.Table(["model", "image", "batch", "naive images/s", "cached images/s", "speed-up", "samples equal"])
     for name in args.models.split(","):
         for shape in [(1, 28, 28), (3, 32, 32)]:
             torch.manual_seed(0)
@@ -69,11 +66,9 @@ def main() -> None:
                 t_naive_full = t_naive * h / rows
                 equal = torch.equal(naive, partial)
                 est = " (est.)" if rows < h else ""
-                print(
-                    f"| {name} | {c}x{h}x{w} | {b} | {b / t_naive_full:.3g}{est} | {b / t_cached:.3g} | {t_naive_full / t_cached:.0f}x{est} | "
-                    f"{'yes' if equal else 'NO'}{f' (first {rows} rows)' if rows < h else ''} |",
-                    flush=True,
-                )
+                table.add(name, f"{c}x{h}x{w}", b, f"{b / t_naive_full:.3g}{est}", f"{b / t_cached:.3g}", f"{t_naive_full / t_cached:.0f}x{est}",
+                          f"{'yes' if equal else 'NO'}{f' (first {rows} rows)' if rows < h else ''}")
+    table.finish(machine)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,6 @@ of the repeats is reported, so background load hits both alike.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +20,8 @@ import time
 
 import torch
 from torch import nn
+
+import harness
 
 from genlab.config import ModelConfig, TrainConfig
 from genlab.models.base import GenerativeModel, TrainStep
@@ -120,16 +119,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = harness.parser(__doc__, threads=0, device="cpu")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
-    a = p.parse_args(argv)
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
+    return p
+
+
+def main(argv=None):
+    a, machine = harness.start(build_parser(), argv)
     shape = (1, 28, 28)
     data = Data(4096, shape)
     lr = 1e-3
@@ -154,16 +153,12 @@ def main(argv=None):
 
     imgs = a.steps * a.batch
     tp, tt, tc = statistics.median(plain), statistics.median(trainer), statistics.median(ckpt)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {platform.platform()} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPUs | "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads) | python {platform.python_version()} | load avg {load:.1f}")
     print(f"network: {name}; input {shape}; batch {a.batch}; {a.steps} steps x {a.repeats} repeats (median); device {a.device}")
-    print()
-    print(f"{'loop':<34} {'images/s':>10} {'s/step':>9} {'ratio':>7}")
-    print(f"{'plain PyTorch loop':<34} {imgs / tp:>10.0f} {tp / a.steps:>9.4f} {1.0:>7.3f}")
-    print(f"{'genlab Trainer (incl. final ckpt)':<34} {imgs / tt:>10.0f} {tt / a.steps:>9.4f} {tp / tt:>7.3f}")
-    print(f"{'genlab Trainer (excl. final ckpt)':<34} {imgs / (tt - tc):>10.0f} {(tt - tc) / a.steps:>9.4f} {tp / (tt - tc):>7.3f}")
-    print(f"final checkpoint write: {tc * 1000:.1f} ms")
+    table = harness.Table(["loop", "images/s", "s/step", "ratio"])
+    table.add("plain PyTorch loop", f"{imgs / tp:.0f}", f"{tp / a.steps:.4f}", f"{1.0:.3f}")
+    table.add("genlab Trainer (incl. final ckpt)", f"{imgs / tt:.0f}", f"{tt / a.steps:.4f}", f"{tp / tt:.3f}")
+    table.add("genlab Trainer (excl. final ckpt)", f"{imgs / (tt - tc):.0f}", f"{(tt - tc) / a.steps:.4f}", f"{tp / (tt - tc):.3f}")
+    table.finish(machine, f"final checkpoint write: {tc * 1000:.1f} ms")
     return 0
 
 

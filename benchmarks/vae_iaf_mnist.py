@@ -28,50 +28,38 @@ comparable in absolute terms; the question is the direction and size of the gap.
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from genlab import data as gdata
-from genlab.config import TrainConfig
+import harness
 from genlab.data import transforms
 from genlab.models.vae import VAE, VAEConfig
 from genlab.train.trainer import Trainer
-
-
-def steps_for_budget(cfg: VAEConfig, train_set, quiet: dict, minutes: float, seed: int, work: Path, timed: int = 30) -> int:
-    """Iterations that fit in ``minutes``, from timing ``timed`` iterations of a throw-away model."""
-    torch.manual_seed(seed)
-    probe = Trainer(VAE(cfg), train_set, TrainConfig(steps=timed + 5, log_every=0, seed=seed, **quiet), work)
-    probe.fit(5)  # warm-up: allocations, first-call overheads
-    start = time.perf_counter()
-    probe.fit(timed + 5)
-    per_step = (time.perf_counter() - start) / timed
-    return max(10, int(minutes * 60 / per_step))
 
 
 def run_arm(posterior: str, args, train_set, test_x: torch.Tensor, work: Path) -> dict:
     """Train one VAE for the budget and evaluate it; a dict of the table's numbers."""
     extra = dict(posterior="iaf", iaf_steps=args.iaf_steps, iaf_hidden_dim=args.iaf_hidden, iaf_context=args.iaf_context) if posterior == "iaf" else {}
     cfg = VAEConfig(image_shape=tuple(train_set.images.shape[1:]), **extra)
-    quiet = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device="cpu")
-    steps = steps_for_budget(cfg, train_set, quiet, args.minutes, args.seed, work / f"{posterior}-probe")
+    quiet = dict(batch_size=args.batch_size, lr=args.lr)
+    # the iterations that fit in the budget, from timing 30 iterations of a throw-away model
+    torch.manual_seed(args.seed)
+    probe = Trainer(VAE(cfg), train_set, harness.train_config(args, "vae", steps=35, **quiet), work / f"{posterior}-probe")
+    steps = harness.steps_for(args.minutes * 60, harness.seconds_per_step(probe, timed=30, warm=5))
     torch.manual_seed(args.seed)
     model = VAE(cfg)
     schedule = dict(lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50))
-    trainer = Trainer(model, train_set, TrainConfig(steps=steps, log_every=0, seed=args.seed, **schedule, **quiet), work / posterior)
+    trainer = Trainer(model, train_set, harness.train_config(args, "vae", steps=steps, **schedule, **quiet), work / posterior)
     t0 = time.perf_counter()
     trainer.fit()
     train_min = (time.perf_counter() - t0) / 60
     model.eval()
     g = torch.Generator().manual_seed(4321)
     t1 = time.perf_counter()
+    test_x = test_x.to(model.device)
     with torch.inference_mode():
         neg_elbo = torch.cat([-model.elbo(xb, generator=g) for xb in test_x.split(500)])
     nll = -model.log_prob(test_x, iw_samples=args.k, batch_size=4000, generator=g)
@@ -87,11 +75,9 @@ def run_arm(posterior: str, args, train_set, test_x: torch.Tensor, work: Path) -
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default="/work/shared/data")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=8.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--posteriors", default="gaussian,iaf", help="comma-separated arms: gaussian, iaf")
-    ap.add_argument("--minutes", type=float, default=8.0, help="training wall-clock budget of each arm")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--iaf-steps", type=int, default=2)
@@ -99,38 +85,35 @@ def main() -> None:
     ap.add_argument("--iaf-context", type=int, default=64)
     ap.add_argument("--k", type=int, default=100, help="importance samples for the test NLL")
     ap.add_argument("--test-images", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     arms = [a.strip() for a in args.posteriors.split(",") if a.strip()]
     if not arms or set(arms) - {"gaussian", "iaf"}:
         raise SystemExit(f"--posteriors must list 'gaussian' and/or 'iaf', got {args.posteriors!r}")
 
-    torch.set_num_threads(args.threads)
-    train_set = gdata.load("mnist", split="train", data_dir=args.data_dir)
-    test01 = transforms.to_float(gdata.load("mnist", split="test", data_dir=args.data_dir).images)[: args.test_images]
+    machine = harness.setup(args)
+    train_set = harness.load("mnist", "train", args)
+    test01 = harness.test_images("mnist", args, args.test_images)
     test_x = transforms.binarize(test01, generator=torch.Generator().manual_seed(1234))
-    work = Path(tempfile.mkdtemp(prefix="vae_iaf_mnist_"))
-    load_before = os.getloadavg()[0]
+    work = harness.out_dir(args, "vae_iaf_mnist_")
     rows = []
     for arm in arms:
         rows.append(run_arm(arm, args, train_set, test_x, work))
         print(f"{arm}: done in {rows[-1]['train_min']:.1f} + {rows[-1]['eval_min']:.1f} min", flush=True)
 
     se = lambda v: v.std().item() / math.sqrt(v.numel())  # noqa: E731
-    print()
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-          f"load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after (other jobs share the CPUs)")
-    print(f"data: MNIST, dynamic binarisation; test: first {test_x.shape[0]} test images, binarised once (seed 1234)")
-    print()
-    print(f"| posterior | parameters | training | test -ELBO (nats) | test NLL, IWAE k={args.k} (nats) |")
-    print("|---|---|---|---|---|")
+    table = harness.Table(["posterior", "parameters", "training", "test -ELBO (nats)", f"test NLL, IWAE k={args.k} (nats)"])
     for r in rows:
-        print(f"| {r['posterior']} | {r['params'] / 1e6:.2f} M | {r['train_min']:.1f} min, {r['steps']} steps ({r['epochs']:.1f} epochs) | "
-              f"{r['neg_elbo'].mean().item():.2f} +- {se(r['neg_elbo']):.2f} | {r['nll'].mean().item():.2f} +- {se(r['nll']):.2f} |")
+        table.add(r["posterior"], f"{r['params'] / 1e6:.2f} M", f"{r['train_min']:.1f} min, {r['steps']} steps ({r['epochs']:.1f} epochs)",
+                  f"{r['neg_elbo'].mean().item():.2f} +- {se(r['neg_elbo']):.2f}", f"{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f}")
+    notes = [f"data: MNIST, dynamic binarisation; test: first {test_x.shape[0]} test images, binarised once (seed 1234)"]
     if len(rows) == 2:
         gap = rows[0]["nll"] - rows[1]["nll"]  # paired over the same test images
-        print(f"\nNLL gaussian - IAF, paired over the same images: {gap.mean().item():.2f} +- {se(gap):.2f} nats")
+        notes.append(f"NLL gaussian - IAF, paired over the same images: {gap.mean().item():.2f} +- {se(gap):.2f} nats")
+    table.finish(machine, *notes)
 
 
 if __name__ == "__main__":

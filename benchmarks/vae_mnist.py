@@ -13,8 +13,8 @@ with a fixed seed):
 * the test ELBO (one sample per image), negated: an upper bound on the NLL;
 * parameter count and training throughput (images/s), with the machine.
 
-Training goes through genlab's Trainer (Adam, batch 128). The Trainer counts
-steps, not seconds, so the budget is turned into a step count first: a short
+Training goes through genlab's Trainer (Adam, batch 128). The cosine schedule
+needs its length in steps, so the budget is turned into a step count first: a short
 calibration run (a throw-away model, not counted in the budget) measures the
 iterations per second, then the real run takes budget x rate steps with a
 linear warm-up over the first 2% and a cosine decay to 0 at the last step.
@@ -25,63 +25,51 @@ Training time and throughput are measured on the real run.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import platform
 import time
-
-import tempfile
-from pathlib import Path
 
 import torch
 
 import genlab
-from genlab import data as gdata
-from genlab.config import TrainConfig
+import harness
 from genlab.data import transforms
 from genlab.models.vae import VAE, VAEConfig
 from genlab.train.trainer import Trainer
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--minutes", type=float, default=10.0, help="training wall-clock budget")
+def build_parser():
+    ap = harness.parser(__doc__, data_dir=None, minutes=10.0, threads=os.cpu_count() or 1, seed=0, device="cpu", out=None)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--k", type=int, default=100, help="importance samples for the test NLL")
     ap.add_argument("--test-images", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--calib-steps", type=int, default=40, help="iterations timed to turn --minutes into steps")
     ap.add_argument("--save", default=None, help="save the trained model to this directory")
-    args = ap.parse_args()
+    return ap
 
-    torch.set_num_threads(args.threads)
-    train_set = gdata.load("mnist", split="train", data_dir=args.data_dir)
-    test = transforms.to_float(gdata.load("mnist", split="test", data_dir=args.data_dir).images)[: args.test_images]
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
+    train_set = harness.load("mnist", "train", args)
+    test = harness.test_images("mnist", args, args.test_images)
     n_train = train_set.images.shape[0]
     cfg = VAEConfig(image_shape=tuple(train_set.images.shape[1:]))
-    work = Path(tempfile.mkdtemp(prefix="vae_mnist_"))
-    quiet = dict(batch_size=args.batch_size, lr=args.lr, progress=False, sample_every=0, checkpoint_every=0, device="cpu")
+    work = harness.out_dir(args, "vae_mnist_")
+    quiet = dict(batch_size=args.batch_size, lr=args.lr)
 
     # Calibration: iterations per second of this model on this machine, now.
     torch.manual_seed(args.seed)
-    calib = Trainer(VAE(cfg), train_set, TrainConfig(steps=args.calib_steps, log_every=0, seed=args.seed, **quiet), work / "calib")
-    calib.fit(5)
-    t = time.perf_counter()
-    calib.fit(args.calib_steps)
-    rate = (args.calib_steps - 5) / (time.perf_counter() - t)
-    steps = max(10, int(rate * args.minutes * 60))
-    print(f"calibration: {rate * args.batch_size:.0f} images/s -> {steps} steps for {args.minutes:g} min", flush=True)
+    calib = Trainer(VAE(cfg), train_set, harness.train_config(args, "vae", steps=args.calib_steps, **quiet), work / "calib")
+    per_step = harness.seconds_per_step(calib, timed=args.calib_steps - 5, warm=5)
+    steps = harness.steps_for(args.minutes * 60, per_step)
+    print(f"calibration: {args.batch_size / per_step:.0f} images/s -> {steps} steps for {args.minutes:g} min", flush=True)
 
     torch.manual_seed(args.seed)
     model = VAE(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    tcfg = TrainConfig(steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=500, seed=args.seed, **quiet)
+    tcfg = harness.train_config(args, "vae", steps=steps, lr_schedule="cosine", schedule_steps=steps, warmup_steps=max(1, steps // 50), log_every=500, **quiet)
     trainer = Trainer(model, train_set, tcfg, work / "run")
-    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     trainer.fit()
     train_time = time.perf_counter() - t0
@@ -92,7 +80,7 @@ def main() -> None:
     model.eval()
 
     g = torch.Generator().manual_seed(1234)
-    xt = transforms.binarize(test, generator=g)
+    xt = transforms.binarize(test, generator=g).to(model.device)
     t1 = time.perf_counter()
     nll = -model.log_prob(xt, iw_samples=args.k, batch_size=4096, generator=g)
     eval_time = time.perf_counter() - t1
@@ -102,18 +90,16 @@ def main() -> None:
         model.save(args.save)
 
     se = lambda v: v.std().item() / math.sqrt(v.numel())  # noqa: E731
-    print()
-    print("| quantity | value |")
-    print("|---|---|")
-    print(f"| machine | {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after training (other jobs share the CPUs) |")
-    print(f"| model | genlab VAE defaults: {model.config} |")
-    print(f"| parameters | {n_params / 1e6:.2f} M |")
-    print(f"| training | {train_time / 60:.1f} min, {steps} steps of {args.batch_size}, {seen / n_train:.1f} epochs, genlab Trainer, Adam lr {args.lr:g}, cosine |")
-    print(f"| training throughput | {seen / train_time:.0f} images/s |")
-    print(f"| test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation) | {nll.mean().item():.2f} +- {se(nll):.2f} nats |")
-    print(f"| test -ELBO (1 sample), same images | {neg_elbo.mean().item():.2f} +- {se(neg_elbo):.2f} nats |")
-    print(f"| evaluation time (IWAE) | {eval_time / 60:.1f} min |")
-    print(f"| genlab | {genlab.__version__} |")
+    table = harness.Table(["quantity", "value"])
+    table.add("model", f"genlab VAE defaults: {model.config}")
+    table.add("parameters", f"{n_params / 1e6:.2f} M")
+    table.add("training", f"{train_time / 60:.1f} min, {steps} steps of {args.batch_size}, {seen / n_train:.1f} epochs, genlab Trainer, Adam lr {args.lr:g}, cosine")
+    table.add("training throughput", f"{seen / train_time:.0f} images/s")
+    table.add(f"test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation)", f"{nll.mean().item():.2f} +- {se(nll):.2f} nats")
+    table.add("test -ELBO (1 sample), same images", f"{neg_elbo.mean().item():.2f} +- {se(neg_elbo):.2f} nats")
+    table.add("evaluation time (IWAE)", f"{eval_time / 60:.1f} min")
+    table.add("genlab", genlab.__version__)
+    table.finish(machine)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Benchmark: VQ-VAE with its PixelCNN prior on 8-bit MNIST for a fixed CPU wall-clock budget.
 
 Not a test: it prints a table. One Trainer run: the autoencoder trains for the first
-``--ae-share`` of ``--minutes``; then ``model.prior_start`` is set to the current
-iteration (the run's second stage, decided by the clock here instead of in advance)
-and the PixelCNN prior trains on the frozen encoder's codes for the rest. Reported on
+``--ae-share`` of ``--minutes`` (``train.max_seconds``); then ``model.prior_start`` is
+set to the current iteration (the run's second stage, decided by the clock here
+instead of in advance) and the PixelCNN prior trains on the frozen encoder's codes
+until the run's training time reaches ``--minutes``. Reported on
 the MNIST test images:
 
 * the bound on the NLL, -log p_prior(c(x)) - log p(x | z_q), in bits/dim with its
@@ -18,47 +19,46 @@ the MNIST test images:
 
 from __future__ import annotations
 
-import argparse
 import math
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from genlab import data as gdata
+import harness
 from genlab import distributions as D
 from genlab import registry
 from genlab.metrics.features import get_feature_net
 from genlab.viz.images import make_grid, save_png
 
-from glow_mnist import common_args, digit_rows, machine, sampling_rows, train_for
+from glow_mnist import digit_rows, flow_parser, sampling_rows, trainer_for, training_row
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common_args(ap, lr=1e-3, batch=64)
+def build_parser():
+    ap = flow_parser(__doc__, lr=1e-3, batch=64)
     ap.add_argument("--ae-share", type=float, default=0.75, help="share of the budget for the autoencoder stage")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="vqvae-mnist-"))
+    return ap
+
+
+def main(argv=None) -> None:
+    args, machine = harness.start(build_parser(), argv)
+    out = harness.out_dir(args, "vqvae-mnist-")
     print(f"# VQ-VAE + PixelCNN prior on {args.data}, batch {args.batch_size}, budget {args.minutes:g} min "
-          f"({100 * args.ae_share:.0f}% autoencoder), seed {args.seed}")
-    print(f"# machine: {machine()}", flush=True)
+          f"({100 * args.ae_share:.0f}% autoencoder), seed {args.seed}", flush=True)
 
     torch.manual_seed(args.seed)
     model = registry.build("vqvae", image_shape=(1, 28, 28), prior_start=10**9)
+    train_set = harness.load(args.data, "train", args)
+    trainer = trainer_for(model, "vqvae", train_set, args, out)
+    t0 = time.perf_counter()
+    harness.fit_until(trainer, args.ae_share * args.minutes * 60)  # the autoencoder's share of the budget
+    model.config.prior_start = trainer.step
+    print(f"prior stage from iteration {trainer.step} ({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
+    harness.fit_until(trainer, args.minutes * 60)  # the prior, for the rest
+    rows = [training_row(trainer, args, train_set, time.perf_counter() - t0, out)]
+    rows.append(("stages", f"autoencoder for iterations 0..{model.config.prior_start - 1}, then the prior"))
+    model.eval().cpu().save(out / "model")
 
-    def switch(trainer, elapsed):
-        if model.config.prior_start > trainer.step and elapsed >= args.ae_share * args.minutes * 60:
-            model.config.prior_start = trainer.step
-            print(f"prior stage from iteration {trainer.step} ({elapsed / 60:.1f} min)", flush=True)
-
-    rows = train_for(model, gdata.load(args.data, split="train", data_dir=args.data_dir), args, out, between=switch)
-    rows.append(f"| stages | autoencoder for iterations 0..{model.config.prior_start - 1}, then the prior |")
-    model.eval().save(out / "model")
-
-    test = gdata.load("mnist", split="test", data_dir=args.data_dir)
+    test = harness.load("mnist", "test", args)
     x01, labels = test.images[: args.test_images].float() / 255, test.labels[: args.test_images]
     t = time.perf_counter()
     with torch.inference_mode():
@@ -69,27 +69,28 @@ def main() -> None:
         nll = prior_nll + recon_nll
         assert torch.allclose(nll[:500], -model.log_prob(x01[:500]).double(), atol=1e-2)
     bpd = D.bits_per_dim(nll, model.num_dims)
-    rows.append(f"| test NLL bound, {len(x01)} test images | **{bpd.mean().item():.3f} +- {bpd.std().item() / math.sqrt(len(bpd)):.3f} bits/dim** "
-                f"({nll.mean().item():.1f} nats = prior {prior_nll.mean().item():.1f} + decoder {recon_nll.mean().item():.1f}; {time.perf_counter() - t:.0f} s) |")
+    rows.append((f"test NLL bound, {len(x01)} test images", f"**{bpd.mean().item():.3f} +- {bpd.std().item() / math.sqrt(len(bpd)):.3f} bits/dim** "
+                 f"({nll.mean().item():.1f} nats = prior {prior_nll.mean().item():.1f} + decoder {recon_nll.mean().item():.1f}; {time.perf_counter() - t:.0f} s)"))
     counts = torch.bincount(codes.flatten(), minlength=model.config.num_codes).double()
     p = counts / counts.sum()
-    rows.append(f"| codebook on the test set | perplexity {math.exp(-(p[p > 0] * p[p > 0].log()).sum().item()):.1f} of "
-                f"{model.config.num_codes} codes, {int((counts > 0).sum())} in use |")
+    rows.append(("codebook on the test set", f"perplexity {math.exp(-(p[p > 0] * p[p > 0].log()).sum().item()):.1f} of "
+                                             f"{model.config.num_codes} codes, {int((counts > 0).sum())} in use"))
 
     clf = get_feature_net("mnist")
     rec = torch.cat([model.reconstruct(xb) for xb in x01.split(500)])
     pred_x, pred_rec = clf.logits(x01).argmax(1), clf.logits(rec).argmax(1)
-    rows.append(f"| reconstructions keeping the digit (classifier's class of the original) | **{100 * (pred_rec == pred_x).double().mean().item():.1f}%** "
-                f"(true class {100 * (pred_rec == labels).double().mean().item():.1f}%; originals {100 * (pred_x == labels).double().mean().item():.1f}%); "
-                f"pixel L1 {(rec - x01).abs().mean().item():.3f} |")
+    rows.append(("reconstructions keeping the digit (classifier's class of the original)", f"**{100 * (pred_rec == pred_x).double().mean().item():.1f}%** "
+                 f"(true class {100 * (pred_rec == labels).double().mean().item():.1f}%; originals {100 * (pred_x == labels).double().mean().item():.1f}%); "
+                 f"pixel L1 {(rec - x01).abs().mean().item():.3f}"))
     save_png(make_grid(torch.stack([x01[:32], rec[:32]], 1).flatten(0, 1), nrow=8), out / "reconstructions.png", scale=2)
     rows += sampling_rows(model)
     samples = torch.cat([model.sample(250, generator=torch.Generator().manual_seed(i)) for i in range(4)])
     save_png(samples[:100], out / "samples.png", scale=2)
     rows += digit_rows(samples, "1,000 samples through the prior")
-    print("\n| VQ-VAE on MNIST | value |\n|---|---|")
-    print("\n".join(rows))
-    print(f"\nsamples, reconstructions and model in {out}")
+    table = harness.Table(["VQ-VAE on MNIST", "value"])
+    for row in rows:
+        table.add(*row)
+    table.finish(machine, f"samples, reconstructions and model in {out}")
 
 
 if __name__ == "__main__":

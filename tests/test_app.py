@@ -260,10 +260,11 @@ def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_r
     assert out["nll_bits_per_dim"]["value"] == pytest.approx(mine, rel=1e-12)
     assert out["nll_bits_per_dim"]["percentile"] == pytest.approx(100 * float((ref < mine).double().mean()))
     assert out["nll_bits_per_dim"]["reference_mean"] == pytest.approx(float(ref.mean()))
-    png_bits = ood.compressed_bits(x01) / 64
-    ref_complexity = ref - ood.compressed_bits(data.load("digits", "test").images[:100]) / 64
-    assert out["complexity"]["value"] == pytest.approx(mine - float(png_bits[0]))
-    assert out["complexity"]["percentile"] == pytest.approx(100 * float((ref_complexity < mine - float(png_bits[0])).double().mean()))
+    # complexity: the code length of the binarized image the VAE scores (ood.scores), on both sides
+    ref_complexity = ood.score(model, data.load("digits", "test").images[:100], "complexity", seed=4)
+    my_complexity = float(ood.score(model, x01, "complexity", seed=4)[0])
+    assert out["complexity"]["value"] == pytest.approx(my_complexity)
+    assert out["complexity"]["percentile"] == pytest.approx(100 * float((ref_complexity < my_complexity).double().mean()))
     again = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
     assert again == doc  # determinism per seed
     assert ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 5, "iw_samples": 7})["likelihood"] != lik

@@ -28,6 +28,40 @@ from .errors import GenlabError
 # ----------------------------------------------------------------------------- helpers
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``genlab sample: error: ...``) instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 (any free one) to 65535, got {value}")
+    return value
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as ``genlab: warning: <message>``, without the source line that raised them."""
+    return f"genlab: warning: {message}\n"
+
+
 def _generator(seed: int):
     import torch
 
@@ -311,8 +345,8 @@ def cmd_datasets(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="genlab", description="Deep generative modeling: train, sample, evaluate, explore.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = _Parser(prog="genlab", description="Deep generative modeling: train, sample, evaluate, explore.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model (see `genlab models`)")
     t.add_argument("model", help="registry name, e.g. vae")
@@ -344,51 +378,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = run_cmd("sample", "draw samples: an image grid, waveforms (or a WAV file) or a scatter of points", cmd_sample,
                 "PNG path, or .wav for sequence models (default RUN/samples.png, RUN/samples.wav for sequences)")
-    s.add_argument("-n", type=int, default=None, help="number of samples (default 64 images, 8 sequences, 1000 points)")
+    s.add_argument("-n", type=_count, default=None, help="number of samples (default 64 images, 8 sequences, 1000 points)")
     s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
-    s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
-    s.add_argument("--rate", type=int, default=8000, help="sample rate of the WAV written for sequence models")
+    s.add_argument("--scale", type=_count, default=2, help="pixel upscaling of the PNG")
+    s.add_argument("--rate", type=_count, default=8000, help="sample rate of the WAV written for sequence models")
 
     s = run_cmd("interpolate", "GIF of a smooth walk through latent space", cmd_interpolate, "GIF path (default RUN/interpolation.gif)")
-    s.add_argument("--points", type=int, default=4, help="latent points visited in a loop")
-    s.add_argument("--frames", type=int, default=16, help="frames between two points")
+    s.add_argument("--points", type=_count, default=4, help="latent points visited in a loop")
+    s.add_argument("--frames", type=_count, default=16, help="frames between two points")
     s.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
     s.add_argument("--data", help="data set whose test images are encoded (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--labels", help="class label of the walk for a conditional GAN")
-    s.add_argument("--scale", type=int, default=2)
+    s.add_argument("--scale", type=_count, default=2)
 
     s = run_cmd("manifold", "the 2-D latent manifold figure", cmd_manifold, "PNG path (default RUN/manifold.png)")
-    s.add_argument("--n", type=int, default=20, help="grid points per axis")
+    s.add_argument("--n", type=_count, default=20, help="grid points per axis")
     s.add_argument("--dims", type=int, nargs=2, default=[0, 1], help="the two latent dimensions to vary")
-    s.add_argument("--scale", type=int, default=2)
+    s.add_argument("--scale", type=_count, default=2)
 
     s = run_cmd("reconstruct", "test images next to their reconstructions (latent-variable models)", cmd_reconstruct,
                 "PNG path (default RUN/reconstructions.png)")
-    s.add_argument("-n", type=int, default=32)
+    s.add_argument("-n", type=_count, default=32)
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
-    s.add_argument("--scale", type=int, default=2)
+    s.add_argument("--scale", type=_count, default=2)
 
     s = run_cmd("traverse", "vary one latent dimension at a time around an encoded test image", cmd_traverse,
                 "PNG path (default RUN/traversal.png)")
-    s.add_argument("--dims", type=int, default=10, help="how many latent dimensions (rows)")
+    s.add_argument("--dims", type=_count, default=10, help="how many latent dimensions (rows)")
     s.add_argument("--span", type=float, default=3.0, help="offsets from -span to +span (standard deviations)")
-    s.add_argument("--steps", type=int, default=9, help="images per row")
+    s.add_argument("--steps", type=_count, default=9, help="images per row")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
-    s.add_argument("--scale", type=int, default=2)
+    s.add_argument("--scale", type=_count, default=2)
 
     s = run_cmd("eval", "likelihood and sample-quality metrics; JSON on stdout, eval.json + eval.md in the run",
                 cmd_eval, "folder for eval.json and eval.md (default RUN)")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--split", default="test")
-    s.add_argument("--iw-samples", type=int, default=None, help="importance samples for latent-variable models (default 100)")
+    s.add_argument("--iw-samples", type=_count, default=None, help="importance samples for latent-variable models (default 100)")
     s.add_argument("--samples", type=int, default=2000, help="samples drawn for FID/KID/precision-recall (0: skip them)")
     s.add_argument("--feature-net", help="mnist, fashion-mnist, cifar10 or inception (default: chosen from the data)")
-    s.add_argument("--max-examples", type=int, default=None, help="cap on test examples")
-    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--max-examples", type=_count, default=None, help="cap on test examples")
+    s.add_argument("--batch-size", type=_count, default=256)
 
     s = sub.add_parser("ood", help="outlier detection: AUROC/AUPR/FPR95 per detector and outlier set, JSON on stdout")
     s.add_argument("run", help="run directory of the model trained on the in-distribution data")
@@ -402,19 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: likelihood, likelihood-ratio, typicality, complexity")
     s.add_argument("--background", help="run dir of the background model for likelihood-ratio")
     s.add_argument("--data-dir")
-    s.add_argument("--iw-samples", type=int, default=None)
-    s.add_argument("--max-examples", type=int, default=1000)
+    s.add_argument("--iw-samples", type=_count, default=None)
+    s.add_argument("--max-examples", type=_count, default=1000)
 
     s = run_cmd("complete", "complete an image from its top rows (autoregressive models)", cmd_complete, "PNG path")
     s.add_argument("--image", required=True)
     s.add_argument("--rows", type=int, required=True, help="rows observed from the top")
-    s.add_argument("-n", type=int, default=8, help="completions drawn")
+    s.add_argument("-n", type=_count, default=8, help="completions drawn")
     s.add_argument("--labels", help="class label(s) for a conditional model")
-    s.add_argument("--scale", type=int, default=4)
+    s.add_argument("--scale", type=_count, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
     s.add_argument("run", nargs="+", help="run directories (or folders written by model.save); several: one tab each")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    s.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     s.add_argument("--reference-examples", type=int, default=100,
@@ -430,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", help="a domain, <data set>[+invert|+rot90|+rot270|+flip] (default: the run's domain A for a2b, B for b2a)")
     s.add_argument("--data-dir")
     s.add_argument("--split", default="test")
-    s.add_argument("-n", type=int, default=8, help="images drawn from --data")
-    s.add_argument("--scale", type=int, default=3)
+    s.add_argument("-n", type=_count, default=8, help="images drawn from --data")
+    s.add_argument("--scale", type=_count, default=3)
 
     s = run_cmd("report", "one self-contained HTML page about a run: config, curves, samples, latent views, eval",
                 cmd_report, "HTML path (default RUN/report.html)")
@@ -446,7 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # the message alone, no source line
     try:
         args.func(args)
     except (GenlabError, ValueError, OSError) as e:  # OSError: a file system refusal genlab did not word itself
@@ -455,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact (genlab resume RUN --steps N continues)", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous
     return 0
 
 

@@ -162,7 +162,7 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
     scaled to cover (H, W) and center-cropped, the rule the data loaders use; without
     it an image of another size is an error.
     """
-    from ..data.images import fit_image, to_array
+    from ..data.images import fit_image, to_array, to_mode
 
     if not isinstance(text, str) or not text:
         raise RequestError("'image' must be a PNG file as base64 text (a data: URL works)")
@@ -183,7 +183,7 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
                     f"the image is {img.width}x{img.height} pixels (width x height), the model takes {w}x{h}; "
                     "send \"fit\": true to scale and center-crop it"
                 )
-            arr = to_array(fit_image(img.convert("L" if c == 1 else "RGB"), (h, w)), c)
+            arr = to_array(fit_image(to_mode(img, c), (h, w)), c)
     except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
         if isinstance(e, RequestError):
             raise
@@ -191,12 +191,6 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
     return torch.from_numpy(arr.copy()).float().div(255.0).unsqueeze(0)
 
 
-def _complexity_bits(x) -> Tensor:
-    """PNG code length per dimension (bits) of images, the L(x) of Serra et al. (2020)."""
-    from ..ood import compressed_bits
-
-    images = x.images if hasattr(x, "images") else x
-    return compressed_bits(images) / images[0].numel()
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -481,14 +475,15 @@ class Explorer:
         if isinstance(images, str):
             return {"available": False, "reason": images}
         with self.lock:
+            methods = ["likelihood", "complexity"]
             if seed not in self._references:
-                nll = ood.nll_bits_per_dim(self.model, images, seed=seed)
-                self._references[seed] = {"nll_bits_per_dim": nll, "complexity": nll - _complexity_bits(images)}
+                s = ood.scores(self.model, images, methods, seed=seed)
+                self._references[seed] = {"nll_bits_per_dim": s["likelihood"], "complexity": s["complexity"]}
             ref = self._references[seed]
-            bpd = float(ood.nll_bits_per_dim(self.model, x01, seed=seed)[0])
+            mine = ood.scores(self.model, x01, methods, seed=seed)
         k = ood.DEFAULT_OOD_IW_SAMPLES if self.caps["importance_sampled"] else None
         result = {"available": True, "reference": self._reference_name, "iw_samples": k, "higher_is_more_unusual": True}
-        for key, value in (("nll_bits_per_dim", bpd), ("complexity", bpd - float(_complexity_bits(x01)[0]))):
+        for key, value in (("nll_bits_per_dim", float(mine["likelihood"][0])), ("complexity", float(mine["complexity"][0]))):
             scores = ref[key]
             result[key] = {
                 "value": value,

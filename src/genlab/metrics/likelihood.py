@@ -115,6 +115,7 @@ def per_example_nll(
     generator: torch.Generator | None = None,
     progress: bool = False,
     desc: str = "log-likelihood",
+    prepared: bool = False,
 ) -> Tensor:
     """Discrete negative log-likelihood in nats of each example, float64 (N,).
 
@@ -122,6 +123,9 @@ def per_example_nll(
     ``prepare`` (binarization / dequantization) and importance samples draw from
     a generator seeded with ``seed``; the ``log_prob_offset`` (-D log 256 for
     dequantized densities) is applied. ``iw_samples``: see :func:`evaluate_likelihood`.
+    ``prepared=True``: ``data`` is already in the model's input space (the output of
+    ``model.prepare``); it is scored as given and the generator serves only the
+    importance samples (so that two models can score the very same tensor).
     """
     if model.likelihood_kind == "none":
         raise TypeError(f"{type(model).__name__} has no log_prob: likelihoods exist only for likelihood models")
@@ -150,7 +154,7 @@ def per_example_nll(
             with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar:
                 for start in range(0, n, batch_size):
                     x01 = images[start : start + batch_size]
-                    x = model.prepare(x01, generator=gen).to(device)
+                    x = (x01 if prepared else model.prepare(x01, generator=gen)).to(device)
                     lp = model.log_prob(x, iw_samples=k, generator=gen)
                     nll.append(-(lp.double().cpu() + offset))
                     bar.update(len(x01))

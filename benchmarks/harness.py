@@ -1,0 +1,375 @@
+"""What every benchmark script shares: the machine, the flags, the data, the budget, the tables.
+
+A benchmark is a script in ``benchmarks/`` that measures something and prints
+markdown tables; it is not a test. This module holds the pieces they all need,
+so that each script says only what it measures:
+
+* :class:`Machine` -- one line describing where a figure came from: OS, CPU model
+  and the instruction-set flags that change training speed (``avx512_bf16``,
+  ``amx_bf16``, ...), CPUs, memory, torch version and threads, the GPU if any, and
+  the load average at the start and at the end of the run (other jobs sharing
+  the cores slow everything down, so a figure without its load is half a figure);
+* :func:`parser` / :func:`start` -- the common flags (``--data-dir``,
+  ``--threads``, ``--minutes``, ``--seed``, ``--device``, ``--out``), each added
+  only where a script uses it, with that script's own default;
+* :func:`load`, :func:`splits` and :func:`test_images` -- data sets by name, from ``--data-dir``;
+* :func:`train_config` -- a quiet :class:`~genlab.config.TrainConfig` (no progress
+  bar, samples or periodic checkpoints) carrying the wall-clock budget as
+  ``train.max_seconds``, which the Trainer itself honours (it stops the run
+  when that much training time has passed, counted across resumes);
+  :func:`fit_until` trains a run in stages of one budget;
+  :func:`seconds_per_step`, :func:`steps_for`, :func:`until` and
+  :func:`fit_schedule_to_budget` turn a budget into steps when a learning-rate
+  schedule needs to know its length in advance;
+* :class:`Table` -- markdown tables, printed row by row as results arrive, with
+  the machine line under them.
+
+The scripts import it as ``harness`` (run them as ``python benchmarks/NAME.py``,
+which puts this folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TextIO
+
+import torch
+
+#: ``--steps`` of a run that is meant to stop at its wall-clock budget, not at a step count.
+UNTIL_BUDGET = 10**9
+
+#: CPU flags worth naming in a machine line: each changes which kernels torch can use.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def parse_cpuinfo(text: str) -> tuple[str, list[str]]:
+    """(CPU model name, the :data:`CPU_FLAGS` it has, in that order) from ``/proc/cpuinfo`` text.
+
+    An empty text, or one without ``model name``/``flags`` lines (not Linux x86),
+    gives ``("", [])``.
+    """
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return model, [f for f in CPU_FLAGS if f in flags]
+
+
+def parse_meminfo(text: str) -> float | None:
+    """Total memory in GiB from ``/proc/meminfo`` text (``MemTotal: N kB``); None when absent."""
+    for line in text.splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024 / 2**30
+    return None
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the OS has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+@dataclasses.dataclass
+class Machine:
+    """Where a benchmark ran. :meth:`describe` at the start; :meth:`line` reads the load again at the end."""
+
+    os: str
+    cpu: str
+    flags: list[str]
+    cpus: int
+    memory_gib: float | None
+    torch: str
+    threads: int
+    gpu: str
+    python: str
+    load_start: float | None
+
+    @classmethod
+    def describe(cls) -> "Machine":
+        cpu, flags = parse_cpuinfo(_read("/proc/cpuinfo"))
+        gpu = "no GPU"
+        if torch.cuda.is_available():
+            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return cls(
+            os=platform.platform(), cpu=cpu or platform.processor() or platform.machine(), flags=flags,
+            cpus=os.cpu_count() or 1, memory_gib=parse_meminfo(_read("/proc/meminfo")), torch=torch.__version__,
+            threads=torch.get_num_threads(), gpu=gpu, python=platform.python_version(), load_start=load_average(),
+        )
+
+    def line(self, load_end: float | None = None) -> str:
+        """``machine: OS, CPU (flags), N CPUs, M GiB, GPU; torch V, T threads, Python P; load average a at start, b at end``.
+
+        ``load_end`` defaults to the load average now.
+        """
+        load_end = load_average() if load_end is None else load_end
+        fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+        cpu = f"{self.cpu} ({' '.join(self.flags)})" if self.flags else self.cpu
+        memory = f", {self.memory_gib:.1f} GiB" if self.memory_gib is not None else ""
+        return (f"machine: {self.os}, {cpu}, {self.cpus} CPUs{memory}, {self.gpu}; torch {self.torch}, "
+                f"{self.threads} thread{'s' if self.threads != 1 else ''}, Python {self.python}; "
+                f"load average {fmt(self.load_start)} at start, {fmt(load_end)} at end")
+
+
+# --------------------------------------------------------------------------- flags
+
+_ABSENT = object()
+
+
+def parser(doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSENT, seed=_ABSENT, device=_ABSENT,
+           out=_ABSENT) -> argparse.ArgumentParser:
+    """An argument parser with the common flags this script uses, at its own defaults.
+
+    A flag is added only when its keyword is given (``minutes=8.0`` adds
+    ``--minutes`` with default 8.0; leave it out and the script has no
+    ``--minutes``). ``doc`` (the script's docstring) becomes the help text.
+    ``--threads 0`` keeps torch's own default.
+    """
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if data_dir is not _ABSENT:
+        ap.add_argument("--data-dir", default=data_dir, help="folder of local data sets, as <dir>/<name>/<files> (default %(default)s)")
+    if threads is not _ABSENT:
+        ap.add_argument("--threads", type=int, default=threads, help="torch threads; 0 keeps torch's default (default %(default)s)")
+    if minutes is not _ABSENT:
+        ap.add_argument("--minutes", type=float, default=minutes, help="training wall-clock budget (default %(default)s)")
+    if seed is not _ABSENT:
+        ap.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
+    if device is not _ABSENT:
+        ap.add_argument("--device", default=device, help="torch device for training (default %(default)s)")
+    if out is not _ABSENT:
+        ap.add_argument("--out", default=out, help="output folder (default %(default)s)" if out else "output folder (default: a fresh temporary folder)")
+    return ap
+
+
+def setup(args: argparse.Namespace) -> Machine:
+    """Apply ``--threads`` (when > 0) and describe the machine, whose load average is read now."""
+    threads = getattr(args, "threads", 0) or 0
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return Machine.describe()
+
+
+def start(ap: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Machine]:
+    """Parse the flags (``argv``, default the command line) and :func:`setup`: (args, machine)."""
+    args = ap.parse_args(argv)
+    return args, setup(args)
+
+
+def out_dir(args: argparse.Namespace, prefix: str) -> Path:
+    """``--out`` as a created folder, or a fresh temporary folder named ``prefix...``."""
+    import tempfile
+
+    path = Path(args.out) if getattr(args, "out", None) else Path(tempfile.mkdtemp(prefix=prefix))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load(name: str, split: str, args: argparse.Namespace):
+    """The data set ``name`` (``genlab datasets``), split ``split``, from ``--data-dir``."""
+    from genlab import data
+
+    return data.load(name, split, data_dir=getattr(args, "data_dir", None))
+
+
+def splits(name: str, args: argparse.Namespace):
+    """(train, test) splits of the data set ``name`` from ``--data-dir``."""
+    return load(name, "train", args), load(name, "test", args)
+
+
+def test_images(name: str, args: argparse.Namespace, n: int) -> torch.Tensor:
+    """The first ``n`` test images of ``name`` as floats in [0, 1], (n, C, H, W)."""
+    from genlab.data import transforms
+
+    return transforms.to_float(load(name, "test", args).images[:n])
+
+
+# --------------------------------------------------------------------------- the budget
+
+
+def train_config(args: argparse.Namespace | None, model: str, *, seconds: float | None = None, **fields):
+    """A quiet TrainConfig for a benchmark run of ``model``; ``seconds`` becomes ``train.max_seconds``.
+
+    Starts from the registry's training defaults of ``model`` (its paper's learning
+    rate and betas, as ``genlab train`` does). Quiet: no progress bar, no sample
+    grids, no periodic checkpoints (the Trainer still writes its final one).
+    ``seed`` and ``device`` come from ``args`` when it has them; ``fields``
+    override anything. With ``seconds`` and no ``steps``, the run is meant to stop
+    at its budget: ``steps`` is :data:`UNTIL_BUDGET`.
+    """
+    from genlab import registry
+
+    base = dict(progress=False, sample_every=0, checkpoint_every=0, log_every=0)
+    for key in ("seed", "device"):
+        if args is not None and hasattr(args, key):
+            base[key] = getattr(args, key)
+    if seconds is not None:
+        if seconds <= 0:
+            raise ValueError(f"a wall-clock budget must be > 0 seconds, got {seconds}")
+        base.update(max_seconds=float(seconds), steps=UNTIL_BUDGET)
+    return registry.train_config(model, **{**base, **fields})
+
+
+def fit_until(trainer, seconds: float) -> None:
+    """Train ``trainer`` until its run's training time reaches ``seconds``: sets
+    ``train.max_seconds`` (counted over every fit of the run, as the Trainer counts
+    it) and fits to :data:`UNTIL_BUDGET` steps. Calling it again with a larger
+    ``seconds`` continues the same run: a run in stages, each given its share of one budget."""
+    trainer.config = dataclasses.replace(trainer.config, max_seconds=float(seconds), steps=UNTIL_BUDGET)
+    if getattr(trainer, "run_config", None) is not None:
+        trainer.run_config = dataclasses.replace(trainer.run_config, train=trainer.config)
+    trainer.fit()
+
+
+def steps_for(seconds: float, seconds_per_step: float, minimum: int = 10) -> int:
+    """How many steps of ``seconds_per_step`` fit in ``seconds`` (rounded down), at least ``minimum``."""
+    if seconds_per_step <= 0:
+        raise ValueError(f"seconds per step must be > 0, got {seconds_per_step}")
+    return max(minimum, int(seconds / seconds_per_step))
+
+
+def seconds_per_step(trainer, timed: int, warm: int = 5) -> float:
+    """Seconds per iteration of ``trainer`` on this machine, now: ``warm`` untimed
+    iterations (allocations, first calls), then the mean of the next ``timed``.
+
+    Use a throw-away trainer: it is trained by ``warm + timed`` iterations.
+    """
+    if timed < 1:
+        raise ValueError(f"timed iterations must be >= 1, got {timed}")
+    trainer.fit(trainer.step + warm)
+    start = time.perf_counter()
+    trainer.fit(trainer.step + timed)
+    return (time.perf_counter() - start) / timed
+
+
+def until(seconds: float, clock: Callable[[], float] = time.perf_counter) -> Iterator[int]:
+    """Yield 0, 1, 2, ... until ``seconds`` have passed since the first yield
+    (for loops that are not a genlab Trainer, e.g. a classifier trained for a minute)."""
+    start, i = clock(), 0
+    while clock() - start < seconds:
+        yield i
+        i += 1
+
+
+def next_estimate(done: int, steps_per_second: float, seconds_left: float, fraction: float) -> tuple[int, int]:
+    """One re-estimate of :func:`fit_schedule_to_budget`: (total steps, step of the next re-estimate).
+
+    At ``done`` iterations, training at ``steps_per_second``, with ``seconds_left``
+    of the budget remaining (negative: overspent), the run should end after
+    ``done + steps_per_second * seconds_left`` steps (rounded down, at least
+    ``done``); the next re-estimate comes at ``fraction`` of that total (at least ``done``).
+    """
+    total = max(done, int(done + steps_per_second * max(0.0, seconds_left)))
+    return total, max(done, int(total * fraction))
+
+
+def fit_schedule_to_budget(trainer, seconds: float, *, first: int, warm: int = 10,
+                           fractions: Sequence[float] = (0.1, 0.3, 0.6, 0.85, 1.0), log: Callable[[str], None] = print) -> int:
+    """Train ``trainer`` for ``seconds`` of wall clock with a schedule whose end moves with the budget.
+
+    A cosine schedule needs its length in steps, the budget is in seconds. After
+    ``warm`` iterations (not used for the rate: allocations, first calls) and
+    ``first`` more, the throughput so far turns the remaining time into a total
+    step count; ``train.steps`` and ``train.schedule_steps`` are stretched to it
+    (the schedule up to then barely moves), and the estimate is made again at
+    each of ``fractions`` of the total. Returns the number of steps trained.
+    """
+    from genlab.train.trainer import lr_factor
+
+    def stretch(steps: int) -> None:
+        trainer.config = dataclasses.replace(trainer.config, steps=steps, schedule_steps=steps)
+        for sch in trainer.schedulers.values():
+            sch.lr_lambdas = [lambda k, c=trainer.config: lr_factor(k, c)]
+
+    t0 = time.perf_counter()
+    trainer.fit(warm)
+    t_warm = time.perf_counter()
+    target = steps = warm + first
+    for fraction in fractions:
+        trainer.fit(target)
+        now = time.perf_counter()
+        rate = (target - warm) / (now - t_warm)
+        steps, nxt = next_estimate(target, rate, seconds - (now - t0), fraction)
+        stretch(steps)
+        log(f"{(now - t0) / 60:.1f} min, step {target}: {rate * trainer.config.batch_size:.0f} images/s -> {steps} steps in all")
+        target = nxt
+        if target >= steps:
+            break
+    trainer.fit(steps)
+    return steps
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def markdown_row(cells: Sequence[object]) -> str:
+    """``| a | b |``; a ``|`` inside a cell is escaped so that it stays one cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table (header, separator, rows), one string without a final newline."""
+    lines = [markdown_row(columns), "|" + "---|" * len(columns)]
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(f"a row of {len(row)} cells in a table of {len(columns)} columns: {row!r}")
+        lines.append(markdown_row(row))
+    return "\n".join(lines)
+
+
+class Table:
+    """A markdown table printed as it fills: the header before the first row, each row when it is added.
+
+    ``finish(machine)`` ends it with a blank line and the machine line (a line
+    straight after a table would be read as one more row). A title, when given,
+    is printed as ``**title**`` above the header.
+    """
+
+    def __init__(self, columns: Sequence[str], *, title: str | None = None, stream: TextIO | None = None):
+        self.columns = list(columns)
+        self.title = title
+        self.rows: list[list[object]] = []
+        self.stream = stream
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream if self.stream is not None else sys.stdout, flush=True)
+
+    def add(self, *cells: object) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"a row of {len(cells)} cells in a table of {len(self.columns)} columns: {cells!r}")
+        if not self.rows:
+            self._print(("\n" if self.title is None else f"\n**{self.title}**\n\n") + markdown_table(self.columns, []))
+        self.rows.append(list(cells))
+        self._print(markdown_row(cells))
+
+    def markdown(self) -> str:
+        return markdown_table(self.columns, self.rows)
+
+    def finish(self, machine: Machine | None = None, *notes: str) -> None:
+        """A blank line, then each note and the machine line (when given)."""
+        lines = list(notes) + ([machine.line()] if machine is not None else [])
+        if lines:
+            self._print("\n" + "\n".join(lines))
