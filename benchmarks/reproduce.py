@@ -40,7 +40,7 @@ from genlab.train.runs import build_model, fit_model_to_data
 from genlab.train.trainer import Trainer
 
 
-def parse(argv=None):
+def build_parser():
     ap = harness.parser(__doc__, data_dir=None, threads=1, minutes=5.0, seed=0, device="cpu", out=None)
     ap.add_argument("model", help="registry name, e.g. vae (genlab models)")
     ap.add_argument("--preset", default=None, help="a preset of the model, e.g. paper (genlab models MODEL lists them)")
@@ -50,7 +50,7 @@ def parse(argv=None):
     ap.add_argument("--eval-examples", type=int, default=500, help="test images per evaluation (the first N)")
     ap.add_argument("--iw-samples", type=int, default=100, help="importance samples for latent-variable likelihoods")
     ap.add_argument("--samples", type=int, default=1000, help="samples per FID/KID evaluation")
-    return harness.start(ap, argv)
+    return ap
 
 
 def run_config(args):
@@ -112,7 +112,7 @@ def fmt(v, digits=2) -> str:
 
 
 def main(argv=None) -> None:
-    args, machine = parse(argv)
+    args, machine = harness.start(build_parser(), argv)
     cfg = run_config(args)
     name = cfg.data.name
     train_set, test = harness.load(name, "train", args), harness.load(name, "test", args)

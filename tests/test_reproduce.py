@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-pytest.importorskip("harness", reason="benchmarks/harness.py (the bench branch) is not merged yet")
 import reproduce  # noqa: E402
 
 
