@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("model", help="registry name, e.g. vae")
     t.add_argument("--data", help="data set name (`genlab datasets`), folder:<path>, npz:<path> or unpaired:<A>,<B>; "
                    "default: the model's own (`genlab models`)")
-    t.add_argument("--preset", help="a named preset of the model's settings (`genlab models` lists them)")
+    t.add_argument("--preset", help="a named preset of the model's settings, e.g. paper (`genlab models MODEL` lists them)")
     t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
     t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="skip the parts a probe call predicts take more than 5 s")
     s.add_argument("--device", default="cpu")
 
-    sub.add_parser("models", help="list the models").set_defaults(func=cmd_models)
+    s = sub.add_parser("models", help="list the models; with a name: its presets (values, source, published results)")
+    s.add_argument("model", nargs="?", help="a registry name, e.g. pixelcnn: print its presets in full")
+    s.set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
     return p
 

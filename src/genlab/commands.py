@@ -299,7 +299,10 @@ def cmd_translate(args) -> None:
 
 def cmd_models(args) -> None:
     from . import pretrained, registry
+    from .presets import describe
 
+    if args.model:
+        return print(describe(registry.entry(args.model).presets) or f"{args.model} has no presets")
     for name in registry.MODELS:
         e = registry.entry(name)
         doc = sys.modules[e.model_class.__module__].__doc__ or ""
