@@ -37,7 +37,7 @@ import harness
 from genlab import data as gdata
 from genlab import ood, registry
 from genlab.config import RunConfig, TrainConfig
-from genlab.metrics.likelihood import is_latent_variable_model
+from genlab.metrics.likelihood import is_importance_sampled
 
 
 def model_config(name: str, likelihood: str):
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
             out_dir=out / f"{name}-background-{args.mutation_rate}", progress=False,
         ) if not (out / f"{name}-background-{args.mutation_rate}" / "model.safetensors").exists() else genlab.load(out / f"{name}-background-{args.mutation_rate}")
         t_bg = time.time() - t0 - t_model
-        iw = args.iw if is_latent_variable_model(model) else None
+        iw = args.iw if is_importance_sampled(model) else None
         r = ood.evaluate_ood(
             model, test, outliers, methods=ood.METHODS, background=bg, train_data=train.subset(range(min(2000, len(train)))),
             typicality_batch=args.typicality_batch, iw_samples=iw, max_examples=args.n_test, seed=args.seed,

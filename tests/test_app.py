@@ -149,7 +149,7 @@ def test_answers_are_strict_json_even_with_non_finite_metrics(tmp_path):
 
 def test_capabilities_follow_the_methods_not_the_names():
     assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
-        "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent": False, "manifold": False,
+        "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent_shape": None, "latent": False, "manifold": False,
         "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "analyze": True}
     gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3))
     assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["analyze"] and gan["num_classes"] == 3
@@ -260,10 +260,11 @@ def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_r
     assert out["nll_bits_per_dim"]["value"] == pytest.approx(mine, rel=1e-12)
     assert out["nll_bits_per_dim"]["percentile"] == pytest.approx(100 * float((ref < mine).double().mean()))
     assert out["nll_bits_per_dim"]["reference_mean"] == pytest.approx(float(ref.mean()))
-    png_bits = ood.compressed_bits(x01) / 64
-    ref_complexity = ref - ood.compressed_bits(data.load("digits", "test").images[:100]) / 64
-    assert out["complexity"]["value"] == pytest.approx(mine - float(png_bits[0]))
-    assert out["complexity"]["percentile"] == pytest.approx(100 * float((ref_complexity < mine - float(png_bits[0])).double().mean()))
+    # complexity: the code length of the binarized image the VAE scores (ood.scores), on both sides
+    ref_complexity = ood.score(model, data.load("digits", "test").images[:100], "complexity", seed=4)
+    my_complexity = float(ood.score(model, x01, "complexity", seed=4)[0])
+    assert out["complexity"]["value"] == pytest.approx(my_complexity)
+    assert out["complexity"]["percentile"] == pytest.approx(100 * float((ref_complexity < my_complexity).double().mean()))
     again = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
     assert again == doc  # determinism per seed
     assert ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 5, "iw_samples": 7})["likelihood"] != lik
@@ -288,7 +289,7 @@ def test_exact_likelihood_models_and_labels():
         xq = torch.round(x01 * 255) / 255  # what the PNG carries
         x = pix.prepare(xq, generator=torch.Generator().manual_seed(2))
         assert doc["likelihood"]["log_prob_nats"] == float(pix.log_prob(x).detach()[0])
-        assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == "the model's log_prob"
+        assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == pix.likelihood_description()
         assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set to compare with"}
         assert request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200  # ignored: exact model
     gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_blocks=2, output_channels=6, mixtures=2, num_classes=3)
@@ -451,3 +452,39 @@ def test_serve_reports_a_busy_port(vae_run, capsys):
         port = s.getsockname()[1]
         assert main(["serve", str(vae_run), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["ddpm", "flow-matching"])
+def test_image_shaped_codes_get_sliders_and_interpolation_over_flattened_codes(name):
+    """ddpm's and flow matching's codes are (C, H, W) noise: the latent views work on the
+    flattened code, decode receives (N, *latent_shape), and neither is importance-sampled."""
+    from test_contract import TINY
+
+    model = build(name, **TINY[name]).eval()
+    ex = Explorer(model)
+    shape, d = tuple(model.latent_shape), 36  # (1, 6, 6)
+    caps = ex.caps
+    assert caps["latent"] and caps["latent_dim"] == d and caps["latent_shape"] == list(shape) and not caps["manifold"]
+    assert not caps["importance_sampled"] and caps["log_prob"]
+
+    def decoded(z, seed):
+        return model.decode(z.reshape(len(z), *shape), generator=torch.Generator().manual_seed(seed))
+
+    doc = ex.latent({"seed": 3})
+    z = torch.tensor(doc["z"])
+    assert z.shape == (d,) and torch.equal(z, model.latent(1, generator=torch.Generator().manual_seed(3)).reshape(d))
+    assert torch.equal(pixels(doc["image"]), expected(decoded(z[None], 3)[0]))
+    moved = ex.latent({"seed": 3, "values": [0.5, -1.0]})
+    want = torch.cat([torch.tensor([0.5, -1.0]), z[2:]])
+    assert moved["z"] == want.tolist() and torch.equal(pixels(moved["image"]), expected(decoded(want[None], 3)[0]))
+    with pytest.raises(RequestError, match="at most 36"):
+        ex.latent({"values": [0.0] * (d + 1)})
+
+    strip = ex.interpolate({"seed_a": 1, "seed_b": 2, "steps": 3, "method": "lerp"})
+    za, zb = torch.tensor(strip["z_a"]), torch.tensor(strip["z_b"])
+    assert za.shape == (d,)
+    frames = decoded(torch.stack([za, (za + zb) / 2, zb]), 1)
+    assert torch.allclose(pixels(strip["image"]).float(), expected(make_grid(frames, nrow=3)).float(), atol=1)
+
+    lik = ex.analyze({"image": data_url(torch.rand(1, 6, 6)), "iw_samples": 9})["likelihood"]
+    assert lik["estimator"] == model.likelihood_description(None) and "IWAE" not in lik["estimator"]

@@ -136,7 +136,7 @@ def test_config_json_round_trip(name):
 # --------------------------------------------------------------------------- the declared contract
 
 #: Methods every model has, with the base class's signature where it overrides them.
-ALWAYS = ("train_steps", "prepare", "begin_iteration")
+ALWAYS = ("train_steps", "prepare", "begin_iteration", "likelihood_description")
 
 
 def signature_problems(cls: type, method: str) -> list[str]:
@@ -172,6 +172,14 @@ def contract_problems(model: GenerativeModel) -> list[str]:
         problems.append(f"data_kind {model.data_kind!r} is not one of {DATA_KINDS}")
     if model.likelihood_kind not in LIKELIHOOD_KINDS:
         problems.append(f"likelihood_kind {model.likelihood_kind!r} is not one of {LIKELIHOOD_KINDS}")
+    if not isinstance(model.importance_sampled, bool) or (model.importance_sampled and model.likelihood_kind != "bound"):
+        problems.append(f"importance_sampled {model.importance_sampled!r} must be a bool, True only for likelihood_kind 'bound'")
+    if model.likelihood_kind != "none":
+        text = model.likelihood_description(7 if model.importance_sampled else None)
+        if not isinstance(text, str) or not text or text.endswith("."):
+            problems.append(f"likelihood_description must be a non-empty phrase without a final period, got {text!r}")
+        elif model.importance_sampled and "k = 7" not in text:
+            problems.append(f"an importance-sampled model's likelihood_description must state k, got {text!r}")
     if model.input_mode not in ("binary", "dequantize", "signed", "unit"):
         problems.append(f"input_mode {model.input_mode!r} is unknown")
     shape = tuple(model.config.image_shape)
@@ -207,6 +215,10 @@ def test_a_model_that_breaks_the_contract_fails_the_check():
     class Broken(GenerativeModel):
         data_kind = "video"
         likelihood_kind = "exact"  # but no log_prob
+        importance_sampled = True  # an exact likelihood is not importance-sampled
+
+        def likelihood_description(self, k):  # iw_samples renamed, no default
+            return "exact."
 
         def sample(self, n, generator=None):  # generator positional, no labels
             return torch.zeros(n, *self.config.image_shape)
@@ -221,7 +233,8 @@ def test_a_model_that_breaks_the_contract_fails_the_check():
     expected = ["data_kind 'video'", "likelihood_kind 'exact' but log_prob is not provided", "Broken.sample: positional",
                 "Broken.sample: needs the keyword-only parameter labels=None", "Broken.decode: positional", "Broken.decode: *kwargs",
                 "Broken.decode: needs the keyword-only parameter generator=None", "Broken.encode: its own keyword-only 'level'",
-                "a latent model needs latent_shape"]
+                "a latent model needs latent_shape", "importance_sampled True must be a bool, True only",
+                "Broken.likelihood_description: positional", "without a final period"]
     for text in expected:
         assert any(text in p for p in problems), (text, problems)
 
@@ -279,7 +292,7 @@ def test_callers_decide_from_the_contract_not_from_model_types():
 
     src = Path(genlab.__file__).parent
     guess = re.compile(r"isinstance\([\w.]*model\b|inspect\.signature|_accepts|(hasattr|getattr)\((self\.)?model\b")
-    files = [src / "cli.py"] + [f for d in ("app", "viz", "metrics", "train", "ood") for f in sorted((src / d).rglob("*.py"))]
+    files = [src / "cli.py", src / "commands.py", src / "report.py"] + [f for d in ("app", "viz", "metrics", "train", "ood") for f in sorted((src / d).rglob("*.py"))]
     files += [src / "ood.py"] if (src / "ood.py").exists() else []
     found = [f"{f.relative_to(src)}:{i}: {line.strip()}" for f in files
              for i, line in enumerate(f.read_text().splitlines(), 1) if guess.search(line)]

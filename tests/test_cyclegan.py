@@ -15,7 +15,7 @@ from genlab.data.errors import DataError
 from genlab.data.unpaired import INVERSES, TRANSFORMS, load_unpaired, transform, untransform
 from genlab.errors import ConfigError
 from genlab.train.trainer import Trainer
-from two_player import identical, record_steps
+from two_player import gradient_probe, identical, record_steps
 
 SMALL = dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=8)
 
@@ -74,10 +74,9 @@ def test_each_step_leaves_the_other_pair_bit_identical_with_the_trainer(tmp_path
 
 def test_discriminator_step_sends_no_gradient_to_the_generators():
     model = small()
-    x = torch.rand(4, 2, 8, 8) * 2 - 1
-    model.discriminator_loss({"x": x, "y": None})["loss"].backward()  # nothing frozen: the fakes must be detached
-    assert all(p.grad is None for p in [*model.G.parameters(), *model.F.parameters()])
-    assert all(p.grad is not None for p in [*model.D_A.parameters(), *model.D_B.parameters()])
+    batch = {"x": torch.rand(4, 2, 8, 8) * 2 - 1, "y": None}
+    assert gradient_probe(model, "discriminators", batch) == {"D_A", "D_B"}  # nothing frozen: the fakes must be detached
+    assert {"G", "F"} <= gradient_probe(model, "generators", batch)
 
 
 # --------------------------------------------------------------------------- cycle consistency
@@ -125,6 +124,33 @@ def test_generator_loss_is_the_papers_sum():
     identity = (2 * b.abs()).mean() + (0.5 * a.abs()).mean()  # |G(b) - b| = 2|b|, |F(a) - a| = |a|/2
     assert out["g/gan_ab"].item() == pytest.approx(1.0) and out["g/gan_ba"].item() == pytest.approx(1.0)
     assert out["loss"].item() == pytest.approx(2 + 7.0 * cycle + 0.5 * 7.0 * identity.item(), abs=1e-5)
+
+
+class MeanScore(nn.Module):
+    """A discriminator that scores every patch ``scale * mean(x)`` (a 2x2 map): which
+    discriminator judges which images shows in the score."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return (self.scale * x.mean(dim=(1, 2, 3))).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+
+
+def test_each_generator_is_judged_by_the_other_domains_discriminator():
+    """G: A -> B must fool D_B and F: B -> A must fool D_A (least squares, (D - 1)^2)."""
+    model = small(lambda_cyc=0.0, lambda_id=0.0)
+    model.G, model.F = Affine(-1.0), Affine(0.5)
+    model.D_A, model.D_B = MeanScore(2.0), MeanScore(3.0)
+    a = torch.tensor([0.2, -0.4, 0.6, -1.0]).reshape(1, 1, 2, 2)  # mean -0.15: G(a) = -a has mean 0.15
+    b = torch.tensor([0.5, 0.5, -0.5, 0.5]).reshape(1, 1, 2, 2)  # mean 0.25: F(b) = b/2 has mean 0.125
+    model.check_images = lambda x: None
+    model.eval()
+    out = model.generator_loss({"x": torch.cat([a, b], 1), "y": None})
+    assert out["g/gan_ab"].item() == pytest.approx((3.0 * 0.15 - 1) ** 2)  # D_B(G(a))
+    assert out["g/gan_ba"].item() == pytest.approx((2.0 * 0.125 - 1) ** 2)  # D_A(F(b))
+    assert out["loss"].item() == pytest.approx((3.0 * 0.15 - 1) ** 2 + (2.0 * 0.125 - 1) ** 2)
 
 
 def test_discriminator_loss_is_least_squares():

@@ -253,3 +253,39 @@ def test_cli_trains_an_iaf_vae(tmp_path):
     assert main(["train", "vae", "--data", "digits", "--steps", "3", "--out", str(out), *[a for kv in sets for a in ("--set", kv)]]) == 0
     m = genlab.load(out)
     assert m.config.posterior == "iaf" and len(m.flow.steps) == 2
+
+
+def test_flow_structure_alternates_orders_and_keeps_its_defaults():
+    from genlab.nn.iaf import IAF
+
+    one = IAF(3, 1, [8])  # a single step is a valid flow
+    z, ld = one(torch.randn(4, 3))
+    assert z.shape == (4, 3) and ld.shape == (4,)
+    assert [s.reverse for s in IAF(3, 4, [8]).steps] == [False, True, False, True]
+    torch.manual_seed(0)
+    default = IAF(3, 2, [8]).state_dict()
+    torch.manual_seed(0)
+    explicit = IAF(3, 2, [8], context_dim=0, forget_bias=2.0).state_dict()
+    assert default.keys() == explicit.keys() and all(torch.equal(default[k], explicit[k]) for k in default)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        IAF(3, 0, [8])
+
+
+def test_arnn_constructor_defaults_widths_and_context():
+    torch.manual_seed(0)
+    default = ARNN(3, [8]).state_dict()
+    torch.manual_seed(0)
+    explicit = ARNN(3, [8], context_dim=0, forget_bias=2.0).state_dict()
+    assert default.keys() == explicit.keys() and all(torch.equal(default[k], explicit[k]) for k in default)
+    assert ARNN(3, [8]).dim == 3 and ARNN(3, [8]).context is None
+    assert ARNN(3, [1], context_dim=2)(torch.randn(2, 3), torch.randn(2, 2))[0].shape == (2, 3)  # width 1 is allowed
+    assert ARNN(3, [8], context_dim=2).context.bias is None  # h enters the first layer, whose own bias serves both
+    for bad in (dict(dim=0, hidden=[8]), dict(dim=3, hidden=[]), dict(dim=3, hidden=[8, 0]), dict(dim=3, hidden=[8], context_dim=-1)):
+        with pytest.raises(ValueError, match="ARNN needs"):
+            ARNN(**bad)
+    # the forget bias is added to the initial bias of s (not written over it)
+    torch.manual_seed(1)
+    zero = ARNN(3, [8], forget_bias=0.0).out.bias.detach().clone()
+    torch.manual_seed(1)
+    two = ARNN(3, [8], forget_bias=2.0).out.bias.detach()
+    assert torch.equal(two[:3], zero[:3]) and torch.allclose(two[3:], zero[3:] + 2.0) and not torch.all(two[3:] == 2.0)

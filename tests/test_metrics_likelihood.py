@@ -31,6 +31,7 @@ class LinearGaussian(GenerativeModel):
     config_class = LinGaussConfig
     input_mode = "unit"
     likelihood_kind = "bound"
+    importance_sampled = True
 
     def __init__(self, config: LinGaussConfig, posterior: str = "exact", seed: int = 0):
         super().__init__(config)
@@ -166,3 +167,81 @@ def test_exact_model_rejects_iw_samples_and_shape_mismatch():
         evaluate_likelihood(m, _uint8_data(), iw_samples=10, progress=False)
     with pytest.raises(ValueError, match="shape"):
         evaluate_likelihood(m, torch.zeros(3, 1, 5, 5, dtype=torch.uint8), progress=False)
+
+
+# ---------------------------------------------------------------- every model names its own estimator
+
+#: What ``genlab eval``'s estimator sentence must name for each registered likelihood model
+#: (TINY configs of tests/test_contract.py), and whether it is importance-sampled.
+ESTIMATORS = {
+    "vae": (["IWAE", "k = 100"], True),
+    "pixelvae": (["IWAE", "k = 100"], True),
+    "vqvae": (["deterministic lower bound", "no importance samples"], False),
+    "ddpm": (["variational lower bound", "all T = 10 terms"], False),
+    "flow-matching": (["exact divergence"], False),  # D = 36 <= exact_max_dims: "auto" is exact
+    "glow": (["exact"], False),
+    "pixelcnn": (["exact"], False),
+    "gated-pixelcnn": (["exact"], False),
+    "wavenet": (["exact"], False),
+}
+#: Variants whose estimator changes with the config.
+VARIANTS = {
+    "ddpm-stratified": ("ddpm", dict(bound_timesteps=3), ["stratified", "k = 3 of its T = 10 terms"]),
+    "flow-matching-hutchinson": ("flow-matching", dict(divergence="hutchinson"), ["Hutchinson", "neither exact nor a bound"]),
+}
+
+
+def _eval(model, **kw):
+    """The likelihood part of what ``genlab eval`` computes (metrics.quality.evaluate), on 3 random 8-bit examples."""
+    from genlab.metrics.quality import evaluate
+
+    x = torch.randint(0, 256, (3, *model.config.image_shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    return evaluate(model.eval(), x, n_samples=0, max_examples=3, progress=False, **kw)["likelihood"]
+
+
+def test_every_likelihood_model_has_its_expected_estimator():
+    from genlab import registry
+
+    from test_contract import build
+
+    likely = {n for n in registry.MODELS if build(n).likelihood_kind != "none"}
+    assert likely == set(ESTIMATORS), "add the new likelihood model's estimator to ESTIMATORS"
+
+
+@pytest.mark.parametrize("case", sorted(ESTIMATORS) + sorted(VARIANTS))
+def test_eval_names_the_estimator_the_model_computes(case):
+    from test_contract import build
+
+    name, extra, words = VARIANTS[case] if case in VARIANTS else (case, {}, ESTIMATORS[case][0])
+    model = build(name, **extra)
+    lik = _eval(model)
+    for word in words:
+        assert word in lik["estimator"], (case, lik["estimator"])
+    sampled = ESTIMATORS[name][1]
+    assert model.importance_sampled is sampled
+    assert lik["iw_samples"] == (100 if sampled else None)
+    assert ("IWAE" in lik["estimator"]) is sampled and ("importance-weighted" in lik["estimator"]) is sampled
+    assert math.isfinite(lik["nll_nats"])
+    if not sampled:  # k is only for importance-sampled models
+        with pytest.raises(ValueError, match="not importance-sampled"):
+            _eval(model, iw_samples=5)
+    else:
+        assert "k = 5 " in _eval(model, iw_samples=5)["estimator"]
+
+
+@pytest.mark.parametrize("name", ["glow", "flow-matching"])
+def test_offset_note_when_log_prob_already_includes_it(name):
+    from test_contract import build
+
+    lik = _eval(build(name))
+    assert lik["log_prob_offset_nats"] == 0.0
+    assert "already includes the cell volume -D log 256" in lik["preprocessing"] and "adding" not in lik["preprocessing"]
+
+
+def test_offset_note_when_the_offset_is_added():
+    from genlab.metrics.likelihood import preprocessing_note
+
+    model = _model("exact")
+    model.input_mode = "dequantize"
+    note = preprocessing_note(model, seed=0)
+    assert f"adding {-6 * math.log(256):.2f} nats (= -D log 256 with D = 6)" in note and "already" not in note

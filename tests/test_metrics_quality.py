@@ -80,6 +80,34 @@ def test_precision_recall_identical_and_disjoint_sets():
     assert p == 1.0 and r < 0.8
 
 
+def _brute_force_pr_dc(real, fake, k_pr, k_dc):
+    """Improved precision/recall and density/coverage by explicit loops over points."""
+    def kth(points, i, k):
+        return sorted(float(np.linalg.norm(points[i] - points[j])) for j in range(len(points)) if j != i)[k - 1]
+
+    dist = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
+    r_real = [kth(real, i, k_pr) for i in range(len(real))]
+    r_fake = [kth(fake, j, k_pr) for j in range(len(fake))]
+    precision = np.mean([any(dist(f, real[i]) <= r_real[i] for i in range(len(real))) for f in fake])
+    recall = np.mean([any(dist(r, fake[j]) <= r_fake[j] for j in range(len(fake))) for r in real])
+    r_dc = [kth(real, i, k_dc) for i in range(len(real))]
+    density = sum(dist(f, real[i]) <= r_dc[i] for f in fake for i in range(len(real))) / (k_dc * len(fake))
+    coverage = np.mean([any(dist(real[i], f) <= r_dc[i] for f in fake) for i in range(len(real))])
+    return precision, recall, density, coverage
+
+
+def test_precision_recall_density_coverage_against_brute_force():
+    """Real and fake sets of different spreads and sizes, so that the real set's radii and
+    the fake set's radii give different answers."""
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        real = rng.normal(size=(int(rng.integers(12, 30)), 3)).astype(np.float32)
+        fake = (rng.normal(size=(int(rng.integers(12, 30)), 3)) * rng.choice([0.3, 2.0]) + rng.normal(size=3) * 0.7).astype(np.float32)
+        p, r, d, c = _brute_force_pr_dc(real, fake, 3, 5)
+        assert Q.precision_recall(real, fake, k=3) == pytest.approx((p, r)), trial
+        assert Q.density_coverage(real, fake, k=5) == pytest.approx((d, c)), trial
+
+
 def test_density_coverage_sanity():
     x = _gauss(500, seed=1)
     d, c = Q.density_coverage(x, x, k=5)

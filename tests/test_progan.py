@@ -23,6 +23,7 @@ from genlab.models.progan import (
     pixel_norm,
 )
 from genlab.train.trainer import Trainer
+from two_player import gradient_probe
 
 
 def tiny(**kw):
@@ -228,6 +229,23 @@ def test_each_trainer_step_leaves_the_other_player_bit_identical(tmp_path):
             assert same(g0, g1) and not same(d0, d1)
         else:
             assert same(d0, d1) and not same(g0, g1)
+
+
+@pytest.mark.parametrize("step", [0, 2])  # at 4x4, and mid-fade at 8x8 (both paths of the blend)
+def test_discriminator_step_sends_no_gradient_to_the_generator(step):
+    model = tiny(stable_steps=1, fade_steps=2)
+    model.begin_iteration(step)
+    batch = {"x": torch.rand(8, 1, 16, 16) * 2 - 1, "y": None}
+    assert gradient_probe(model, "discriminator", batch) == {"D"}  # nothing frozen: the fakes must be detached
+    assert "G" in gradient_probe(model, "generator", batch)
+
+
+def test_first_dense_layer_keeps_he_gain():
+    """sqrt(2) / sqrt(latent_dim), not the reference code's sqrt(2)/4 (see ProGenerator's docstring)."""
+    for shape in ((1, 16, 16), (1, 28, 28)):
+        G = tiny(image_shape=shape).G
+        assert G.dense.scale == pytest.approx(math.sqrt(2) / math.sqrt(6))
+        assert G.blocks[0][1].scale == pytest.approx(math.sqrt(2) / math.sqrt(G.w0 * 9))  # the conv after it: He's gain
 
 
 # --------------------------------------------------------------------------- the loss

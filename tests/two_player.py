@@ -56,3 +56,24 @@ def train_alone(model, module: nn.Module, step_name: str, make_batch: Callable[[
         step.loss(make_batch())["loss"].backward()
         opt.step()
         sched.step()
+
+
+def gradient_probe(model, step_name: str, batch: dict) -> set[str]:
+    """Run the model's train step ``step_name`` once with **nothing frozen** and backward
+    its loss; return the names of the model's players (its direct child modules that hold
+    parameters) that received a non-zero gradient.
+
+    A discriminator step must return only the discriminators: its fakes are made without a
+    graph, so no gradient can reach the other players even where the Trainer would not
+    freeze them (the Trainer's snapshot tests cannot see such a leak, because every step
+    zeroes its own gradients first). A generator step must reach every player it trains
+    (and, through the scores, the discriminators, which the Trainer freezes for it)."""
+    model.zero_grad(set_to_none=True)
+    (step,) = [s for s in model.train_steps() if s.name == step_name][:1]
+    step.loss(batch)["loss"].backward()
+    got = set()
+    for name, child in model.named_children():
+        if any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in child.parameters()):
+            got.add(name)
+    model.zero_grad(set_to_none=True)
+    return got

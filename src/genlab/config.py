@@ -167,11 +167,20 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    """Which data set (``genlab datasets``, ``folder:<path>``, ...), where local copies live, which split."""
+    """Which data set (``genlab datasets``, ``folder:<path>``, ...), where local copies live,
+    which split, and the shape it is converted to.
+
+    ``image_size``: None keeps the data's own size; an int S or ``[H, W]`` resizes every
+    image (scale to cover, then center crop: :mod:`genlab.data.images`). ``channels``:
+    None keeps the data's own, 1 converts to grey, 3 to RGB. Every command that loads
+    data for a run uses them (later commands follow the trained model's input shape).
+    """
 
     name: str = DEFAULT_DATA
     data_dir: str | None = None
     split: str = "train"
+    image_size: int | tuple[int, int] | None = None
+    channels: int | None = None
 
     def __post_init__(self):
         self.validate()

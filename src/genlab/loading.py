@@ -1,4 +1,9 @@
-"""``genlab.load(dir)``: rebuild a model from ``config.json`` + ``model.safetensors``."""
+"""``genlab.load(dir)``: rebuild a model from ``config.json`` + ``model.safetensors``.
+
+:func:`resolve_run` is the one place a run argument (a folder, or ``pretrained:<name>``
+for a model shipped in the package) becomes a folder; ``genlab.load`` and every
+command of the CLI go through it.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,23 @@ from .errors import CheckpointError, ConfigError
 from .io import load_tensors, read_json
 
 
+def resolve_run(run: str | Path) -> Path:
+    """The folder of a run argument: ``pretrained:<name>`` -> the shipped model's folder
+    (:class:`~genlab.pretrained.PretrainedError` listing the names when unknown); anything
+    else is taken as a path."""
+    from . import pretrained
+
+    if pretrained.is_pretrained(run):
+        return pretrained.path(str(run))
+    return Path(run)
+
+
 def load(path: str | Path, device: str | torch.device = "cpu"):
-    """Load a saved model (a run directory or a ``model.save`` directory).
+    """Load a saved model (a run directory, a ``model.save`` directory, or
+    ``"pretrained:<name>"`` for a model shipped with genlab, see ``genlab models``).
+
+    Floating tensors stored in another precision (the float16 of the shipped models)
+    are converted to the dtype of the model's own parameters (float32).
 
     Reads only JSON and safetensors, never pickle. Returns the model in eval mode.
     Folders written by older genlab versions load too: renamed config fields are
@@ -22,7 +42,7 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     genlab model, belongs to an unknown model, or its weights are corrupt or do
     not fit the config.
     """
-    path = Path(path)
+    path = resolve_run(path)
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a directory; expected a run directory with config.json and model.safetensors")
     doc = read_json(path / "config.json")
@@ -45,5 +65,7 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
             f"the weights in {path / 'model.safetensors'} do not fit a {name!r} model with this config: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
         )
+    state = {k: v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v
+             for k, v in state.items()}
     model.load_state_dict(state)
     return model.to(device).eval()

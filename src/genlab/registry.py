@@ -31,21 +31,7 @@ from .models.ddpm import DDPM, DDPMConfig
 from .models.flow_matching import FlowMatching, FlowMatchingConfig
 from .models.glow import Glow, GlowConfig
 from .models.vqvae import VQVAE, VQVAEConfig
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Config values that belong together, e.g. the settings of a paper or of a benchmark.
-
-    ``values``: ``"section.field" -> value`` (e.g. ``{"train.lr": 1e-3}``); ``source``: where
-    they come from (a paper's section or table, a benchmark script and its result);
-    ``data``: data set names the preset is applied to automatically (before a preset the
-    user names and before the user's overrides).
-    """
-
-    values: Mapping[str, Any]
-    source: str
-    data: tuple[str, ...] = ()
+from .presets import PAPER, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
 
 
 @dataclass(frozen=True)
@@ -77,21 +63,21 @@ _FSDD = Preset({
     "where the image-sized defaults took 181 s per step; test NLL 5.47 bits/sample after 550 steps (18.6 min)"))
 
 MODELS: dict[str, ModelEntry] = {
-    "vae": ModelEntry(VAEConfig, VAE),
-    "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN),
-    "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN),
+    "vae": ModelEntry(VAEConfig, VAE, presets=PAPER["vae"]),
+    "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets=PAPER["pixelcnn"]),
+    "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN, presets=PAPER["gated-pixelcnn"]),
     "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines", presets={"fsdd": _FSDD}),
     "gan": ModelEntry(GANConfig, GAN, train=GAN_TRAIN, presets={"points": _POINTS}),
-    "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN),
-    "lsgan": ModelEntry(LSGANConfig, DCGAN, train=GAN_TRAIN),
-    "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN),
-    "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN),
-    "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN),
-    "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE),
-    "ddpm": ModelEntry(DDPMConfig, DDPM, train={"grad_clip": 1.0}),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
+    "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["dcgan"]),
+    "lsgan": ModelEntry(LSGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["lsgan"]),
+    "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN, presets=PAPER["ali"]),
+    "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]),
+    "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
+    "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets=PAPER["pixelvae"]),
+    "ddpm": ModelEntry(DDPMConfig, DDPM, train={"grad_clip": 1.0}, presets=PAPER["ddpm"]),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
     "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
-    "glow": ModelEntry(GlowConfig, Glow),
-    "vqvae": ModelEntry(VQVAEConfig, VQVAE),
+    "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),
+    "vqvae": ModelEntry(VQVAEConfig, VQVAE, presets=PAPER["vqvae"]),
 }
 
 
@@ -144,13 +130,15 @@ def build_run_config(
     1. the model config's defaults and the entry's training defaults (``entry.train``);
     2. the data set: ``data``, else a ``data.name`` override, else the entry's default data;
     3. every preset of the entry whose ``data`` names that data set (e.g. gan's point
-       preset for ``ring8``), then the preset named ``preset``;
+       preset for ``ring8``), then the preset named ``preset`` (a ``paper`` preset names
+       the paper's data set: ``data``, when given, still wins);
     4. ``overrides``: ``["train.lr=3e-4", ...]`` or ``{"train.lr": 3e-4}``.
 
     >>> build_run_config("gan", data="ring8", overrides=["train.steps=100"])
     """
     e = entry(model_name)
     pairs = parse_overrides(overrides)
+    given_data = data
     if data is None:
         data = next((v for k, v in reversed(pairs) if k == "data.name"), e.default_data)
     if preset is not None and preset not in e.presets:
@@ -162,4 +150,6 @@ def build_run_config(
             cfg = apply_overrides(cfg, p.values)
     if preset is not None:
         cfg = apply_overrides(cfg, e.presets[preset].values)
+        if given_data is not None and cfg.data.name != given_data:
+            cfg = apply_overrides(cfg, {"data.name": given_data})  # the user's data set, not the preset's
     return apply_overrides(cfg, pairs)

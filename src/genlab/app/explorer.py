@@ -10,8 +10,9 @@ so a new model gets every view its methods allow (see :func:`capabilities`):
 
 * ``sample``: a grid of samples for a seed (a scatter plot over the
   discriminator's surface for points, a waveform for sequences);
-* ``latent`` + ``decode`` with 1-D codes: latent sliders, interpolation strips
-  (lerp / slerp, :mod:`genlab.viz.latent`), the 2-D manifold figure;
+* ``latent`` + ``decode``: sliders over the first flattened code entries and
+  interpolation strips (lerp / slerp over flattened codes, :mod:`genlab.viz.latent`)
+  for codes of any ``latent_shape``; the 2-D manifold figure for 1-D codes;
 * ``reconstruct``: the reconstruction of an uploaded image;
 * ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
   among the run's own held-out images (:mod:`genlab.ood` scores);
@@ -26,9 +27,6 @@ Nothing here writes files into the run directory.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import math
 import sys
 import threading
@@ -36,42 +34,45 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch import Tensor
 
 from ..config import to_dict
 from ..distributions import bits_per_dim
 from ..errors import GenlabError
 from ..io import read_json
-from ..metrics.likelihood import log_prob_offset
+from ..metrics.likelihood import is_importance_sampled, log_prob_offset
 from ..viz import latent as latent_viz
-from ..viz.images import make_grid, to_pil
+from ..viz.images import make_grid
 from ..viz.samples import domain_shape, render_samples
+from .requests import (  # noqa: F401  (RequestError, MAX_IMAGE_SIDE and decode_upload are public here too)
+    MAX_IMAGE_SIDE,
+    RequestError,
+    _get_floats,
+    _get_int,
+    _image_reply,
+    _pil_reply,
+    _short,
+    decode_upload,
+    finite,
+    png_base64,
+)
 
 MAX_SAMPLES = 64  # images per sample grid
 MAX_POINTS = 5000  # points per scatter plot of a point model
 MAX_FRAMES = 32  # images per interpolation strip
 MAX_MANIFOLD = 30  # manifold grid points per axis
 MAX_IW_SAMPLES = 1000  # importance samples per likelihood estimate
-MAX_IMAGE_SIDE = 4096  # pixels, either side of an uploaded image
-MAX_LATENT_VALUE = 100.0  # |z_j| accepted from a request
 MAX_SEED = 2**63 - 1
 DEFAULT_IW_SAMPLES = 100
 DIRECTIONS = ("a2b", "b2a")
 
 
-class RequestError(GenlabError, ValueError):
-    """A request the explorer cannot answer as asked; the message says what would be right."""
-
-
-# ----------------------------------------------------------------------------- capabilities
-
-
 def latent_dim(model) -> int | None:
-    """The size of a model's codes where it draws 1-D codes from a prior, else None."""
-    if "latent" not in model.capabilities or len(model.latent_shape) != 1:
+    """The number of entries of one flattened code (prod(latent_shape)) where the model
+    draws codes from a prior, else None."""
+    if "latent" not in model.capabilities:
         return None
-    return int(model.latent_shape[0])
+    return math.prod(int(s) for s in model.latent_shape)
 
 
 def capabilities(model) -> dict[str, Any]:
@@ -86,11 +87,12 @@ def capabilities(model) -> dict[str, Any]:
         "sample": "sample" in has,
         "num_classes": int(model.config.num_classes),
         "latent_dim": d,
+        "latent_shape": list(model.latent_shape) if d is not None else None,
         "latent": latent,
-        "manifold": latent and d >= 2,
+        "manifold": latent and d >= 2 and len(model.latent_shape) == 1,
         "reconstruct": image and "reconstruct" in has,
         "log_prob": image and model.likelihood_kind != "none",
-        "importance_sampled": image and model.likelihood_kind == "bound",
+        "importance_sampled": image and is_importance_sampled(model),
         "translate": image and "translate" in has,
     }
     caps["analyze"] = caps["reconstruct"] or caps["log_prob"]  # what /api/analyze can do with an image
@@ -100,103 +102,8 @@ def capabilities(model) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- request values
 
 
-def _get_int(body: dict, key: str, default: int, lo: int, hi: int) -> int:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"{key!r} must be an integer in {lo}..{hi}, got {value!r}")
-    if not lo <= value <= hi:
-        raise RequestError(f"{key!r} must be in {lo}..{hi}, got {value}")
-    return value
 
 
-def _get_floats(body: dict, key: str, max_len: int, exact: bool = False) -> list[float] | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    what = f"exactly {max_len}" if exact else f"at most {max_len}"
-    if not isinstance(value, list) or not (len(value) == max_len if exact else len(value) <= max_len):
-        raise RequestError(f"{key!r} must be a list of {what} numbers, got {_short(value)}")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > MAX_LATENT_VALUE:
-            raise RequestError(f"{key!r} must hold finite numbers within +-{MAX_LATENT_VALUE:g}, got {v!r}")
-    return [float(v) for v in value]
-
-
-def finite(value: Any) -> Any:
-    """NaN and infinities -> None, recursively, so that an answer is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def png_base64(image: Tensor) -> str:
-    """One (C, H, W) image in [0, 1] -> base64 text of its PNG (8 bits per channel)."""
-    buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _image_reply(image: Tensor, **extra) -> dict:
-    return {"image": png_base64(image), "width": int(image.shape[-1]), "height": int(image.shape[-2]), **extra}
-
-
-def _pil_reply(img: Image.Image, **extra) -> dict:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "width": img.width, "height": img.height, **extra}
-
-
-def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
-    """Base64 image text (a ``data:`` URL works) -> (1, C, H, W) in [0, 1] of the model's shape.
-
-    Grey <-> RGB conversion as in :mod:`genlab.data.images`. With ``fit`` the image is
-    scaled to cover (H, W) and center-cropped, the rule the data loaders use; without
-    it an image of another size is an error.
-    """
-    from ..data.images import fit_image, to_array
-
-    if not isinstance(text, str) or not text:
-        raise RequestError("'image' must be a PNG file as base64 text (a data: URL works)")
-    if text.startswith("data:"):
-        text = text.partition(",")[2]
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError("'image' is not valid base64 text") from None
-    c, h, w = shape
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            if max(img.size) > MAX_IMAGE_SIDE:
-                raise RequestError(f"the image is {img.width}x{img.height} pixels; at most {MAX_IMAGE_SIDE} a side")
-            img.load()
-            if not fit and (img.height, img.width) != (h, w):
-                raise RequestError(
-                    f"the image is {img.width}x{img.height} pixels (width x height), the model takes {w}x{h}; "
-                    "send \"fit\": true to scale and center-crop it"
-                )
-            arr = to_array(fit_image(img.convert("L" if c == 1 else "RGB"), (h, w)), c)
-    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
-        if isinstance(e, RequestError):
-            raise
-        raise RequestError(f"'image' could not be decoded as an image ({type(e).__name__}: {e})") from None
-    return torch.from_numpy(arr.copy()).float().div(255.0).unsqueeze(0)
-
-
-def _complexity_bits(x) -> Tensor:
-    """PNG code length per dimension (bits) of images, the L(x) of Serra et al. (2020)."""
-    from ..ood import compressed_bits
-
-    images = x.images if hasattr(x, "images") else x
-    return compressed_bits(images) / images[0].numel()
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -332,13 +239,15 @@ class Explorer:
         return torch.tensor([values[i % len(values)] for i in range(n)])
 
     def prior(self, n: int, seed: int) -> Tensor:
-        """n latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator=g)``."""
-        return self.model.latent(n, generator=torch.Generator().manual_seed(seed)).float().cpu()
+        """n flattened latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator=g)``."""
+        return self.model.latent(n, generator=torch.Generator().manual_seed(seed)).float().cpu().reshape(n, -1)
 
     def _decode(self, z: Tensor, label: int | None, seed: int) -> Tensor:
-        """decode(z) in [0, 1] with the request's label and a generator seeded with ``seed``
-        (for decoders that sample). Call with the lock held."""
+        """decode(z) in [0, 1] of flattened codes z (N, latent_dim), reshaped to (N, *latent_shape),
+        with the request's label and a generator seeded with ``seed`` (for decoders that
+        sample). Call with the lock held."""
         labels = None if label is None else torch.full((z.shape[0],), label, dtype=torch.long, device=self.model.device)
+        z = z.reshape(len(z), *self.model.latent_shape)
         with torch.inference_mode():
             return self.model.decode(z.to(self.model.device), labels=labels, generator=torch.Generator().manual_seed(seed))
 
@@ -361,7 +270,8 @@ class Explorer:
         return _pil_reply(shown.image, n=n, **extra, seed=seed, labels=labels.tolist() if labels is not None else None)
 
     def latent(self, body: dict) -> dict:
-        """{"seed", "values" (the first k dims) | "z" (all of them), "label"} -> decode(z) and z.
+        """{"seed", "values" (the first k entries) | "z" (all of them), "label"} -> decode(z) and
+        z, flattened (latent_dim values; decode sees (1, *latent_shape)).
 
         z starts as the prior draw for ``seed``; "values" overwrite its first entries,
         "z" replaces it whole.
@@ -420,7 +330,7 @@ class Explorer:
 
         Randomness (binarization / dequantization, importance samples) comes from one
         generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
-        ``model.log_prob(x, labels=..., iw_samples=k, generator=g)`` (k None for exact models).
+        ``model.log_prob(x, labels=..., iw_samples=k, generator=g)`` (k None unless importance-sampled).
         """
         self._need("analyze", "score or reconstruct an image (needs reconstruct or log_prob)")
         model = self.model
@@ -445,8 +355,7 @@ class Explorer:
                     "offset_nats": offset,
                     "nll_nats": nll,
                     "bits_per_dim": bits_per_dim(nll, model.num_dims),
-                    "estimator": f"importance-weighted estimate (IWAE), k = {k}: a stochastic lower bound on log p(x)"
-                    if k is not None else "the model's log_prob",
+                    "estimator": model.likelihood_description(k),
                     "conditional_on_label": label,
                 }
             if self.caps["reconstruct"]:
@@ -481,14 +390,15 @@ class Explorer:
         if isinstance(images, str):
             return {"available": False, "reason": images}
         with self.lock:
+            methods = ["likelihood", "complexity"]
             if seed not in self._references:
-                nll = ood.nll_bits_per_dim(self.model, images, seed=seed)
-                self._references[seed] = {"nll_bits_per_dim": nll, "complexity": nll - _complexity_bits(images)}
+                s = ood.scores(self.model, images, methods, seed=seed)
+                self._references[seed] = {"nll_bits_per_dim": s["likelihood"], "complexity": s["complexity"]}
             ref = self._references[seed]
-            bpd = float(ood.nll_bits_per_dim(self.model, x01, seed=seed)[0])
+            mine = ood.scores(self.model, x01, methods, seed=seed)
         k = ood.DEFAULT_OOD_IW_SAMPLES if self.caps["importance_sampled"] else None
         result = {"available": True, "reference": self._reference_name, "iw_samples": k, "higher_is_more_unusual": True}
-        for key, value in (("nll_bits_per_dim", bpd), ("complexity", bpd - float(_complexity_bits(x01)[0]))):
+        for key, value in (("nll_bits_per_dim", float(mine["likelihood"][0])), ("complexity", float(mine["complexity"][0]))):
             scores = ref[key]
             result[key] = {
                 "value": value,

@@ -26,7 +26,7 @@ from ..viz.images import to_pil
 from . import views
 from .explorer import MAX_FRAMES, MAX_IW_SAMPLES, MAX_MANIFOLD, MAX_POINTS, MAX_SAMPLES, Explorer
 
-MAX_SLIDERS = 8  # latent dimensions given a slider
+MAX_SLIDERS = 10  # latent dimensions (of the flattened code) given a slider
 SLIDER_RANGE = 3.0  # each slider covers [-3, 3]
 SKETCH_SIZE = 224  # pixels a side of the drawing canvas
 
@@ -239,8 +239,10 @@ class Page:
                 with gr.Column():
                     sliders = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.05, label=f"z[{k}]", elem_id=f"m{i}-z{k}")
                                for k in range(min(d, MAX_SLIDERS))]
+                    shape = ex.caps["latent_shape"]
+                    flat = f" (z is the flattened code of shape {tuple(shape)})" if len(shape) > 1 else ""
                     if d > MAX_SLIDERS:
-                        gr.Markdown(f"z[{MAX_SLIDERS}..{d - 1}] stay at the seed's prior draw.")
+                        gr.Markdown(f"z[{MAX_SLIDERS}..{d - 1}] stay at the seed's prior draw{flat}.")
                 with gr.Column():
                     decoded = gr.Image(elem_id=f"m{i}-latent-image", label="decode(z)", format="png", type="pil", interactive=False, height=224)
                     status = gr.Markdown(elem_id=f"m{i}-latent-status")

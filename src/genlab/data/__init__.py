@@ -88,7 +88,8 @@ def load(
             layout of ``shared/data``), searched before the cache
             ``$GENLAB_DATA/<name>`` (default ``~/.cache/genlab/<name>``).
             CIFAR-10's test split is also read from
-            ``data_dir/cifar10-test-jpeg/<class>/<NNNN>.jpg``.
+            ``data_dir/cifar10-test-jpeg/<class>/<NNNN>.jpg``. A data_dir that does not
+            exist is an error (nothing is downloaded then).
         image_size: ``(H, W)`` to resize to (scale to cover, then center
             crop; see :mod:`genlab.data.images`); None keeps the native size
             (folders: the common size of the images, else 64x64; CelebA: 64x64).
@@ -110,6 +111,9 @@ def load(
     from .arrays import load_array_file
     from .images import postprocess, read_folder
 
+    if data_dir is not None and not os.path.isdir(os.path.expanduser(os.fspath(data_dir))):
+        what = "is not a folder" if os.path.exists(os.path.expanduser(os.fspath(data_dir))) else "does not exist"
+        raise DataError(f"the data folder {os.fspath(data_dir)!r} {what} (data_dir, --data-dir); nothing was read or downloaded")
     image_size = _check_size(image_size)
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1, 3 or None, got {channels!r}")

@@ -46,9 +46,16 @@ def to_nchw_uint8(x: np.ndarray, where: str) -> np.ndarray:
     elif x.dtype == np.bool_:
         out = x.astype(np.uint8) * 255
     elif np.issubdtype(x.dtype, np.floating):
-        if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
+        finite = np.isfinite(x)
+        if not finite.all():
+            n_nan, n_inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
             raise DataError(
-                f"{where}: float images must lie in [0, 1] (got min {np.nanmin(x):.4g}, max {np.nanmax(x):.4g}); "
+                f"{where}: the images hold {n_nan} NaN and {n_inf} infinite value(s) (of {x.size}); "
+                "replace them (e.g. numpy.nan_to_num) or drop those images"
+            )
+        if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):
+            raise DataError(
+                f"{where}: float images must lie in [0, 1] (got min {x.min():.4g}, max {x.max():.4g}); "
                 "rescale them, or store uint8 0..255"
             )
         out = np.round(x * 255.0).astype(np.uint8)
@@ -76,6 +83,17 @@ def _pick(arrays: dict[str, np.ndarray], keys: tuple[str, ...], suffix: str = ""
     return None
 
 
+def _unreadable(p: Path, error: Exception) -> str:
+    """Why ``np.load`` failed, in words that never point at unsafe (pickle) loading."""
+    with open(p, "rb") as f:
+        head = f.read(6)
+    if head != b"\x93NUMPY" and not head.startswith(b"PK"):
+        return f"{str(p)!r} is not a valid .npz/.npy file (neither a NumPy array file nor a zip archive of them)"
+    if "pickle" in str(error).lower() or "object" in str(error).lower():
+        return f"{str(p)!r} holds Python objects, not numbers; genlab reads numeric arrays only (uint8 0..255 or float 0..1)"
+    return f"{str(p)!r} is a damaged .npz/.npy file ({type(error).__name__})"
+
+
 def load_array_file(kind: str, path: str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
     """uint8 ``(N, C, H, W)`` images and optional labels from an npy/npz file."""
     p = Path(path).expanduser()
@@ -88,8 +106,8 @@ def load_array_file(kind: str, path: str, split: str) -> tuple[np.ndarray, np.nd
         else:  # a .npz archive
             with loaded:
                 arrays = {k: loaded[k] for k in loaded.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"cannot read {str(p)!r} as a {kind} file without pickles: {e}") from e
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise DataError(_unreadable(p, e)) from None
 
     if any(_pick(arrays, _IMAGE_KEYS, s) is not None for s in ("_train", "_test")):
         splits = ["_train", "_test"] if split == "all" else [f"_{split}"]

@@ -7,6 +7,11 @@ to exactly ``(H, W)``. When the aspect ratios agree this is a plain resize.
 
 Channel rule: 1 -> 3 repeats the grey channel; 3 -> 1 uses Pillow's ITU-R
 601-2 luma ``L = (19595 R + 38470 G + 7471 B + 2^15) >> 16``.
+
+Transparency rule: an image with an alpha channel (RGBA, LA, PA) or a palette or
+grey image with a transparent colour is composited onto a **white** background
+before it is converted (:func:`to_mode`), so that strokes drawn on a transparent
+background come out as strokes on white, not as an all-black image.
 """
 
 from __future__ import annotations
@@ -49,9 +54,26 @@ def center_square(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + s, top + s))
 
 
+#: The background transparent pixels are composited onto (white).
+BACKGROUND = (255, 255, 255)
+
+
+def has_transparency(img: Image.Image) -> bool:
+    """True for an alpha channel (RGBA, LA, PA, La, RGBa) or a transparent palette / grey / RGB colour."""
+    return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """``img`` as "L" (``channels == 1``) or "RGB" (3), transparent pixels composited onto white."""
+    if has_transparency(img):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
+    return img.convert("L" if channels == 1 else "RGB")
+
+
 def to_array(img: Image.Image, channels: int) -> np.ndarray:
-    """PIL image -> uint8 array ``(C, H, W)`` with ``C = channels`` (1 or 3)."""
-    img = img.convert("L" if channels == 1 else "RGB")
+    """PIL image -> uint8 array ``(C, H, W)`` with ``C = channels`` (1 or 3), transparency on white."""
+    img = to_mode(img, channels)
     a = np.asarray(img, dtype=np.uint8)
     return a[None] if channels == 1 else a.transpose(2, 0, 1)
 
@@ -197,7 +219,7 @@ def read_folder(
             with Image.open(files[i]) as img:
                 if crop_square:
                     img = center_square(img)
-                out[row] = to_array(fit_image(img.convert("L" if channels == 1 else "RGB"), image_size), channels)
+                out[row] = to_array(fit_image(to_mode(img, channels), image_size), channels)
         except Exception:  # noqa: BLE001 - header was fine but the data is corrupt
             keep[row] = False
             bad += 1

@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import download as dl
 from .errors import DataError
-from .images import DEFAULT_SIZE, center_square, fit_image, read_folder, to_array
+from .images import DEFAULT_SIZE, center_square, fit_image, read_folder, to_array, to_mode
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -230,5 +230,5 @@ def load_celeba(split: str, data_dir, download: bool, image_size=None, channels=
         with opener(n) as img:
             s, t = min(img.size), max(image_size)  # decode JPEGs at reduced scale when enough
             img.draft("RGB", (-(-img.size[0] * t // s), -(-img.size[1] * t // s)))
-            out[i] = to_array(fit_image(center_square(img.convert("RGB")), image_size), channels)
+            out[i] = to_array(fit_image(center_square(to_mode(img, 3)), image_size), channels)
     return out, None, None

@@ -5,11 +5,12 @@ batches and reports the mean negative log-likelihood in nats per example and in
 bits per dimension, each with its standard error over examples, together with
 everything needed to read the number:
 
-* the estimator: the model's own ``log_prob`` (``likelihood_kind == "exact"``),
-  or, for latent-variable models (``likelihood_kind == "bound"``), the
-  importance-weighted estimate of Burda et al. (2016) with ``k`` samples,
-  a stochastic *lower* bound on log p(x) (so the reported NLL is an upper bound
-  in expectation) that tightens as ``k`` grows;
+* the estimator, as the model states it (``model.likelihood_description(k)``):
+  exact, a deterministic or stochastic bound, an unbiased estimate, or, for
+  importance-sampled models (``model.importance_sampled``: the VAEs), the
+  importance-weighted estimate of Burda et al. (2016) with ``k`` samples, a
+  stochastic *lower* bound on log p(x) that tightens as ``k`` grows. ``k``
+  (``iw_samples``) is chosen and passed for importance-sampled models only;
 * the preprocessing, from ``model.input_mode``:
 
   - ``"binary"``: dynamic binarization, one Bernoulli draw per pixel with
@@ -20,7 +21,8 @@ everything needed to read the number:
     cell of volume 256^-D, so the reported (discrete) value is
     ``NLL = -(log p(y) - D log 256)`` nats, an upper bound on the discrete NLL
     in expectation (Theis et al. 2016); bits/dim = NLL / (D log 2), with the
-    offset the model states as ``log_prob_offset``;
+    offset the model states as ``log_prob_offset`` (0 where its ``log_prob``
+    already includes -D log 256, as glow's and flow matching's do);
   - ``"unit"`` on 8-bit data: pixels k/255 as they are; the model's likelihood
     is over the 256 discrete levels, so this is the exact discrete likelihood
     (or its IWAE estimate);
@@ -41,13 +43,13 @@ from torch import Tensor
 
 from ..distributions import bits_per_dim
 
-#: Importance samples used for latent-variable models when none are asked for.
+#: Importance samples used for importance-sampled models when none are asked for.
 DEFAULT_IW_SAMPLES = 100
 
 
-def is_latent_variable_model(model) -> bool:
-    """True when ``model.log_prob`` is an importance-sampled bound (``likelihood_kind == "bound"``)."""
-    return model.likelihood_kind == "bound"
+def is_importance_sampled(model) -> bool:
+    """True when ``model.log_prob`` is an importance-weighted estimate over ``iw_samples`` draws."""
+    return model.likelihood_kind != "none" and bool(model.importance_sampled)
 
 
 def as_images01(data) -> tuple[Tensor, str, bool]:
@@ -79,10 +81,14 @@ def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
             "not the static binarized MNIST of the literature"
         )
     if mode == "dequantize":
+        offset = log_prob_offset(model)
+        if offset == 0.0:
+            cell = f"the model's log_prob already includes the cell volume -D log 256 (D = {d}), so nothing is added"
+        else:
+            cell = f"the model's continuous log-density log p(y) is converted to the discrete one by adding {offset:.2f} nats (= -D log 256 with D = {d})"
         return (
-            f"uniform dequantization y = (k + u)/256, u ~ U[0,1) (seed {seed}); the model's continuous log-density "
-            f"log p(y) is converted to the discrete one by adding {log_prob_offset(model):.2f} nats "
-            f"(= -D log 256 with D = {d}); reported NLL and bits/dim are discrete (an upper bound in expectation, Theis et al. 2016)"
+            f"uniform dequantization y = (k + u)/256, u ~ U[0,1) (seed {seed}); {cell}; "
+            "reported NLL and bits/dim are discrete (an upper bound in expectation, Theis et al. 2016)"
         )
     if mode == "unit":
         if eight_bit:
@@ -94,13 +100,15 @@ def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
 
 
 def _resolve_k(model, iw_samples):
-    if is_latent_variable_model(model):
+    """k for an importance-sampled model (default :data:`DEFAULT_IW_SAMPLES`), None for any other."""
+    if is_importance_sampled(model):
         k = DEFAULT_IW_SAMPLES if iw_samples is None else int(iw_samples)
         if k < 1:
             raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
         return k
     if iw_samples is not None:
-        raise ValueError(f"{type(model).__name__}.log_prob is exact and takes no iw_samples; leave iw_samples=None")
+        raise ValueError(f"{type(model).__name__}.log_prob is not importance-sampled ({model.likelihood_description()}) "
+                         "and takes no iw_samples; leave iw_samples=None")
     return None
 
 
@@ -115,6 +123,7 @@ def per_example_nll(
     generator: torch.Generator | None = None,
     progress: bool = False,
     desc: str = "log-likelihood",
+    prepared: bool = False,
 ) -> Tensor:
     """Discrete negative log-likelihood in nats of each example, float64 (N,).
 
@@ -122,6 +131,9 @@ def per_example_nll(
     ``prepare`` (binarization / dequantization) and importance samples draw from
     a generator seeded with ``seed``; the ``log_prob_offset`` (-D log 256 for
     dequantized densities) is applied. ``iw_samples``: see :func:`evaluate_likelihood`.
+    ``prepared=True``: ``data`` is already in the model's input space (the output of
+    ``model.prepare``); it is scored as given and the generator serves only the
+    importance samples (so that two models can score the very same tensor).
     """
     if model.likelihood_kind == "none":
         raise TypeError(f"{type(model).__name__} has no log_prob: likelihoods exist only for likelihood models")
@@ -150,7 +162,7 @@ def per_example_nll(
             with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar:
                 for start in range(0, n, batch_size):
                     x01 = images[start : start + batch_size]
-                    x = model.prepare(x01, generator=gen).to(device)
+                    x = (x01 if prepared else model.prepare(x01, generator=gen)).to(device)
                     lp = model.log_prob(x, iw_samples=k, generator=gen)
                     nll.append(-(lp.double().cpu() + offset))
                     bar.update(len(x01))
@@ -180,8 +192,8 @@ def evaluate_likelihood(
             ``input_mode`` and ``prepare(x01, generator)`` (a genlab model).
         dataset: an :class:`genlab.data.ImageDataset`, a uint8 tensor
             (N, C, H, W), or a float tensor in [0, 1].
-        iw_samples: importance samples k for latent-variable models (default
-            :data:`DEFAULT_IW_SAMPLES`); must be None for exact models.
+        iw_samples: importance samples k for importance-sampled models (default
+            :data:`DEFAULT_IW_SAMPLES`); must be None for every other model.
         batch_size: examples per ``log_prob`` call.
         max_examples: evaluate only the first ``max_examples`` examples (in
             data-set order, so the subset repeats).
@@ -192,8 +204,8 @@ def evaluate_likelihood(
     Returns:
         A JSON-ready dict: ``nll_nats``, ``nll_nats_se`` (standard error of the
         mean over examples), ``bits_per_dim``, ``bits_per_dim_se``,
-        ``num_examples``, ``num_dims``, ``estimator``, ``iw_samples`` (None for
-        exact models), ``input_mode``, ``preprocessing`` (the sentence to print
+        ``num_examples``, ``num_dims``, ``estimator`` (the model's
+        ``likelihood_description(k)``), ``iw_samples`` (None unless importance-sampled), ``input_mode``, ``preprocessing`` (the sentence to print
         next to the number), ``log_prob_offset_nats``, ``seed``, ``data``.
     """
     k = _resolve_k(model, iw_samples) if model.likelihood_kind != "none" else None
@@ -205,10 +217,7 @@ def evaluate_likelihood(
     d = model.num_dims
     mean = nll.mean().item()
     se = (nll.std(unbiased=True).item() / math.sqrt(n)) if n > 1 else float("nan")
-    if k is not None:
-        estimator = f"importance-weighted estimate (IWAE, Burda et al. 2016) with k = {k} samples: a stochastic lower bound on log p(x)"
-    else:
-        estimator = "the model's log_prob (exact for autoregressive models)"
+    estimator = model.likelihood_description(k)
     return {
         "nll_nats": mean,
         "nll_nats_se": se,

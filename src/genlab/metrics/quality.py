@@ -164,7 +164,7 @@ def evaluate(
         n_samples: samples drawn from the model for the quality metrics.
         feature_net: "mnist", "fashion-mnist", "cifar10", "inception", a
             :class:`FeatureNet`, or None to choose from the data's name/shape.
-        iw_samples: importance samples for latent-variable likelihoods.
+        iw_samples: importance samples for importance-sampled likelihoods (``model.importance_sampled``).
         likelihood_data: data for the likelihood (default: ``dataset``).
         max_examples: cap on examples for the likelihood and reference features.
         seed: seeds sampling, binarization/dequantization, KID subsets.
@@ -265,7 +265,7 @@ def write_report(results: dict, run_dir: str | os.PathLike) -> tuple[Path, Path]
             "| NLL (nats) | bits/dim | examples | importance samples |",
             "|---|---|---|---|",
             f"| {lik['nll_nats']:.3f} +- {lik['nll_nats_se']:.3f} | {lik['bits_per_dim']:.4f} +- {lik['bits_per_dim_se']:.4f} "
-            f"| {lik['num_examples']} | {lik['iw_samples'] if lik['iw_samples'] else 'exact'} |",
+            f"| {lik['num_examples']} | {lik['iw_samples'] or 'none'} |",
             "",
             f"Estimator: {lik['estimator']}.",
             f"Preprocessing: {lik['preprocessing']}.",

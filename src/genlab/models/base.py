@@ -9,8 +9,10 @@ A model is an ``nn.Module`` that
   with every parameter outside the step frozen;
 * maps data in [0, 1] to its own input space with :meth:`prepare` (dynamic
   binarisation, dequantisation or [-1, 1] scaling, see ``genlab.data.transforms``);
-* declares ``data_kind`` ("image" (C, H, W), "sequence" (C, 1, T) or "points" (D,))
-  and ``likelihood_kind`` ("exact", "bound" or "none");
+* declares ``data_kind`` ("image" (C, H, W), "sequence" (C, 1, T) or "points" (D,)),
+  ``likelihood_kind`` ("exact", "bound" or "none") and ``importance_sampled`` (whether
+  ``log_prob`` averages ``iw_samples`` importance weights), and names its likelihood
+  estimator with :meth:`likelihood_description`;
 * provides what it can of :data:`CONTRACT_METHODS` (``sample``, ``log_prob``,
   ``latent``, ``encode``, ``decode``, ``reconstruct``, ``translate``,
   ``discriminate``) with exactly the signatures below. A model may add its own
@@ -19,7 +21,7 @@ A model is an ``nn.Module`` that
   lists what a model really provides, found from the methods it overrides.
 
 Callers (cli, app, viz, metrics, ood) decide from ``capabilities``, ``data_kind``,
-``likelihood_kind`` and ``config.num_classes`` alone, never from a model's name or
+``likelihood_kind``, ``importance_sampled`` and ``config.num_classes`` alone, never from a model's name or
 class. ``tests/test_contract.py`` checks every registered model against this file.
 
 Weights are saved as safetensors and the config as JSON: nothing is pickled.
@@ -90,6 +92,10 @@ class GenerativeModel(nn.Module):
     data_kind: str = "image"
     #: "exact", "bound" or "none" (:data:`LIKELIHOOD_KINDS`): what :meth:`log_prob` returns.
     likelihood_kind: str = "none"
+    #: True when :meth:`log_prob` is an importance-weighted estimate over ``iw_samples`` draws
+    #: (IWAE); only then do callers choose ``iw_samples``. Deterministic bounds, exact
+    #: likelihoods and other stochastic estimates (diffusion bounds, Hutchinson traces) are False.
+    importance_sampled: bool = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -125,6 +131,19 @@ class GenerativeModel(nn.Module):
         samples (None: the model's own default; exact models ignore it), see
         ``likelihood_kind``. Randomness comes from ``generator``."""
         raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+
+    def likelihood_description(self, iw_samples: int | None = None) -> str:
+        """One phrase (no final period) naming what :meth:`log_prob` computes, for reports:
+        the estimator, and ``iw_samples`` (the k used, None: the model's default) for
+        importance-sampled models. Models whose estimator is neither exact nor IWAE say so."""
+        if self.likelihood_kind == "none":
+            return "no likelihood"
+        if self.importance_sampled:
+            k = "the model's default number of" if iw_samples is None else f"k = {int(iw_samples)}"
+            return f"importance-weighted estimate (IWAE, Burda et al. 2016) with {k} samples: a stochastic lower bound on log p(x)"
+        if self.likelihood_kind == "exact":
+            return "the model's exact log p(x)"
+        return "a lower bound on log p(x) (the model's log_prob)"
 
     def latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws from the prior, (n, *latent_shape)."""

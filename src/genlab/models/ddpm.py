@@ -138,6 +138,12 @@ class DDPM(UNetImageModel):
     input_mode = "signed"
     likelihood_kind = "bound"
 
+    def likelihood_description(self, iw_samples: int | None = None) -> str:
+        T, k = self.config.timesteps, self.config.bound_timesteps
+        terms = f"all T = {T} terms" if k == 0 else f"an unbiased stratified estimate from k = {k} of its T = {T} terms"
+        return (f"the variational lower bound on log p(x) (Ho et al. 2020), {terms}, one x_t drawn per term: "
+                "a stochastic lower bound, no importance samples")
+
     def __init__(self, config: DDPMConfig):
         c = config.image_shape[0]
         super().__init__(config, 2 * c if config.loss == "hybrid" else c)

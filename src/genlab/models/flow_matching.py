@@ -164,6 +164,13 @@ class FlowMatching(UNetImageModel):
     def likelihood_kind(self) -> str:
         return "exact" if self.exact_divergence else "bound"
 
+    def likelihood_description(self, iw_samples: int | None = None) -> str:
+        ode = f"the ODE log-density ({self.config.solver}, {self.config.likelihood_steps} steps)"
+        if self.exact_divergence:
+            return f"{ode} with the exact divergence: exact up to the solver's error"
+        return (f"{ode} with Hutchinson's divergence estimate (one Rademacher probe per image): an unbiased "
+                "stochastic estimate of log p(x), neither exact nor a bound, no importance samples")
+
     def velocity(self, x: Tensor, t: float | Tensor, labels: Tensor | None = None, scale: float = 1.0) -> Tensor:
         """v(x, t): x (B, C, H, W) in [-1, 1] scale, t scalar or (B,) in [0, 1] -> (B, C, H, W)."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1).expand(x.shape[0])

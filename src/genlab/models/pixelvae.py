@@ -122,6 +122,7 @@ class PixelVAE(AutoregressiveImageModel):
 
     config_class = PixelVAEConfig
     likelihood_kind = "bound"
+    importance_sampled = True  # log_prob is the IWAE bound over iw_samples draws
 
     def __init__(self, config: PixelVAEConfig):
         c, h, w = config.image_shape

@@ -18,7 +18,8 @@ so FID is computed on the real 28x28 test images). The paper's other ingredients
 
 * **equalized learning rate** (section 4.1): weights are drawn from N(0, 1) and
   multiplied at run time by He's constant ``c = gain / sqrt(fan_in)`` (gain sqrt(2),
-  1 for the toRGB and output layers), so Adam's per-parameter step sizes act on
+  1 for the toRGB and output layers; G's first dense layer keeps sqrt(2), not the
+  authors' sqrt(2)/4, see :class:`ProGenerator`), so Adam's per-parameter step sizes act on
   every layer at the same dynamic range;
 * **pixelwise feature normalisation** in G after every convolution (section 4.2):
   ``b_xy = a_xy / sqrt(mean_j (a_xy^j)^2 + 1e-8)``;
@@ -216,7 +217,11 @@ def upsample(x: Tensor, factor: int = 2) -> Tensor:
 class ProGenerator(nn.Module):
     """z (N, latent_dim) -> images (N, C, s 2^level, s 2^level), linear output.
 
-    ``blocks[0]``: pixel-normalised z -> dense to an s x s map -> 3x3 conv;
+    ``blocks[0]``: pixel-normalised z -> dense to an s x s map -> 3x3 conv. The dense layer
+    keeps He's gain sqrt(2), not the authors' ``gain=np.sqrt(2)/4`` (kept in their code to
+    match their first, Theano, version): the pixel norm right after it removes the scale of
+    its output, so the gain only sets how fast its weights move relative to its bias, and
+    runs saved by genlab 0.1.0 must keep resuming to the same weights (issue #9);
     ``blocks[l]``: nearest x2, two 3x3 convs; all with LeakyReLU(0.2) + pixel norm.
     ``to_rgb[l]``: 1x1 equalized conv (gain 1) from level l's features to the image.
     """

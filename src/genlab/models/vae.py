@@ -153,6 +153,7 @@ class VAE(GenerativeModel):
     config_class = VAEConfig
     retired_state_keys = ("step",)  # genlab 0.1.0 counted the KL warm-up steps in a buffer
     likelihood_kind = "bound"
+    importance_sampled = True  # log_prob is the IWAE bound over iw_samples draws
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)

@@ -160,6 +160,10 @@ class VQVAE(GenerativeModel):
     likelihood_kind = "bound"
     input_mode = "unit"
 
+    def likelihood_description(self, iw_samples: int | None = None) -> str:
+        return ("a deterministic lower bound on log p(x): log p_prior(c(x)) + log p(x | z_q(c(x))) at the "
+                "encoder's code map c(x), no importance samples")
+
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         c, h, w = config.image_shape

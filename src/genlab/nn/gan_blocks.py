@@ -41,7 +41,7 @@ def dcgan_layout(height: int, width: int) -> tuple[int, int]:
     raise ConfigError(
         f"the convolutional GAN cannot make {height}x{width} images: it needs square images whose side is "
         f"s * 2^k with 4 <= s <= 7 and k >= 2 (e.g. 28, 32 or 64); resize the data "
-        f"(e.g. data image_size) or use model.arch=mlp"
+        f"(--set data.image_size=64) or use --set model.arch=mlp"
     )
 
 

@@ -61,7 +61,7 @@ def load_data(data: DataConfig):
     """The data set a data config names (``genlab.data.load``)."""
     from .. import data as gdata
 
-    return gdata.load(data.name, data.split, data.data_dir)
+    return gdata.load(data.name, data.split, data.data_dir, image_size=data.image_size, channels=data.channels)
 
 
 def build_model(run_config: RunConfig):

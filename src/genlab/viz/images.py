@@ -63,8 +63,21 @@ def save_gif(frames: list[Tensor], path: str | Path, duration_ms: int = 80, scal
 
 
 def load_image(path: str | Path, channels: int, size: tuple[int, int] | None = None) -> Tensor:
-    """Read an image file as (C, H, W) in [0, 1]; ``size`` = (H, W) resizes it."""
-    img = Image.open(path).convert("L" if channels == 1 else "RGB")
+    """Read an image file as (C, H, W) in [0, 1]; ``size`` = (H, W) resizes it. Transparent
+    pixels are composited onto white; a file Pillow cannot decode is a GenlabError."""
+    from PIL import UnidentifiedImageError
+
+    from ..data.images import to_mode
+    from ..errors import GenlabError
+
+    try:
+        with Image.open(path) as opened:
+            img = to_mode(opened, channels)
+    except FileNotFoundError:
+        raise GenlabError(f"image file {str(path)!r} not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        kind = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else f"a damaged image ({e})"
+        raise GenlabError(f"{str(path)!r} is {kind}; give a PNG, JPEG, BMP, GIF or WebP file") from None
     if size is not None and (img.height, img.width) != tuple(size):
         img = img.resize((size[1], size[0]), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0

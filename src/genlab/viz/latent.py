@@ -1,8 +1,9 @@
 """Moving around a latent space: interpolations, loops, the 2-D manifold figure
 and single-dimension traversals.
 
-Works with any model whose capabilities include ``decode`` (codes of a 1-D
-``latent_shape`` -> images (B, C, H, W) in [0, 1]: VAE, GAN generators, ...); the
+Works with any model whose capabilities include ``decode`` (codes (B, *latent_shape)
+-> images (B, C, H, W) in [0, 1]: VAE, GAN generators, ddpm's noise, ...; paths and
+traversals run over flattened codes, the manifold figure needs 1-D codes); the
 functions that start from images also need ``encode`` (one code per image, e.g.
 the VAE's posterior mean). ``labels`` (one value for all, or one per code) and
 ``generator`` are passed to ``decode`` for class-conditional models and decoders
@@ -186,11 +187,12 @@ def traversal_grid(model, x: Tensor, dims: Sequence[int] | int | None = None, sp
     """Vary one latent dimension at a time around the encoding of one image.
 
     x: (C, H, W) or (1, C, H, W) in the model's input space. Row r shows
-    z = mu(x) + t e_{dims[r]} for t in linspace(-span, span, steps).
+    z = mu(x) + t e_{dims[r]} for t in linspace(-span, span, steps), dims indexing the
+    flattened code (codes of any ``latent_shape``).
     ``dims``: a list of dimensions, a count (the first that many), or None (all).
     Returns one (C, H', W') image in [0, 1].
     """
-    d = _latent_dim(model)
+    d = math.prod(model.latent_shape)
     if dims is None:
         dims = list(range(d))
     elif isinstance(dims, int):
@@ -200,7 +202,7 @@ def traversal_grid(model, x: Tensor, dims: Sequence[int] | int | None = None, sp
         raise ValueError(f"dims must be in 0..{d - 1}, got {dims}")
     xb = x.unsqueeze(0) if x.dim() == 3 else x[:1]
     with torch.inference_mode():
-        mu = model.encode(xb.to(model.device))[0].float().cpu()
+        mu = model.encode(xb.to(model.device))[0].float().cpu().reshape(d)
         offsets = torch.linspace(-span, span, steps)
         z = mu.repeat(len(dims), steps, 1)  # (rows, steps, d)
         for r, k in enumerate(dims):

@@ -266,5 +266,28 @@ def quantile_axis(n: int) -> Tensor:
     return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
 
 
+def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC", size: int = 480):
+    """ROC curves ``{label: (fpr, tpr)}`` (both in [0, 1], same length) over the chance
+    diagonal; ``size``: the width in pixels at 100 dpi (the height grows with the legend)."""
+    fig = _figure(size / 100, size / 100 + 0.2 * len(curves))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color="0.7", linewidth=1, linestyle="--", label="chance")
+    for label, (fpr, tpr) in curves.items():
+        ax.plot(np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float), linewidth=2, label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate (inliers flagged)")
+    ax.set_ylabel("true positive rate (outliers flagged)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "ROC", size: int = 480) -> Path:
+    """:func:`roc_figure` written atomically as a PNG at ``path``; returns ``path``."""
+    return save_figure(roc_figure(curves, title, size), path)
+
+
 __all__ = ["discriminator_surface", "figure_image", "loss_curves", "manifold_figure", "pca_2d", "plot_gan_toy2d", "png_bytes",
-           "points_figure", "projection_figure", "quantile_axis", "save_figure", "waveform_figure"]
+           "points_figure", "projection_figure", "quantile_axis", "plot_roc", "roc_figure", "save_figure", "waveform_figure"]

@@ -1,0 +1,337 @@
+"""Train, evaluate and package the pretrained models shipped in ``genlab/pretrained/``.
+
+Each model is trained from the data in ``--data-dir`` (default ``../shared/data``)
+with a fixed seed, on the CPU, with one torch thread, for a fixed number of steps
+(a few CPU minutes each). The weights are stored in float16 (``genlab.load``
+converts them back to float32) and the stored model, not the float32 one, is
+evaluated on the test split:
+
+* likelihood models: NLL in nats per example and bits per dimension (VAEs: the
+  importance-weighted bound with k = 100; the class-conditional PixelCNN:
+  -log p(x | true label));
+* image samplers: FID and KID in the feature space of genlab's shipped MNIST
+  classifier (2,000 samples against the test split) and digit coverage (the
+  classifier's share of each digit among the samples);
+* gan-ring8: mode coverage (modes holding at least a quarter of their share of
+  2,000 samples, and the fraction within 3 std of a mode);
+* cyclegan-mnist-invert: the share of held-out test digits whose class the
+  classifier still reads after translation (and after inverting back).
+
+The card (``card.json``) records the data, steps, batch size, CPU minutes of the
+training process, the machine and its load, and every measured number.
+
+    python scripts/train_pretrained.py                        # all models, about 30 CPU minutes
+    python scripts/train_pretrained.py vae-mnist gan-ring8    # some of them
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import genlab  # noqa: E402
+from genlab import pretrained  # noqa: E402
+from genlab import registry  # noqa: E402
+from genlab.config import to_dict  # noqa: E402
+from genlab.train import train  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One shipped model: registry name, data set, config overrides, one line for the card."""
+
+    model: str
+    data: str
+    overrides: tuple[str, ...]
+    about: str
+    fid: bool = True  # sample-quality metrics (off for autoregressive models: 2,000 samples take too long)
+
+
+SPECS: dict[str, Spec] = {
+    "vae-mnist": Spec("vae", "mnist", (
+        "model.hidden_dim=128", "train.steps=500", "train.batch_size=128"),
+        "convolutional VAE, 32-D latent, Bernoulli decoder, on dynamically binarised MNIST"),
+    "vae-frey-face": Spec("vae", "frey-face", (
+        "model.latent_dim=2", 'model.likelihood="logistic"', "model.hidden_dim=128", "train.steps=1000", "train.batch_size=128",
+        "train.lr=2e-3", 'train.lr_schedule="cosine"', "train.schedule_steps=1000"),
+        "convolutional VAE with a 2-D latent on the Frey faces: the face manifold of Kingma & Welling (2014)", fid=False),
+    "pixelcnn-mnist": Spec("pixelcnn", "mnist", ("train.steps=500", "train.batch_size=32"),
+        "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, on dynamically binarised MNIST", fid=False),
+    "gated-pixelcnn-mnist": Spec("gated-pixelcnn", "mnist", (
+        "model.num_classes=10", "model.hidden_channels=32", "model.num_blocks=5", "train.steps=200", "train.batch_size=32"),
+        "class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on binarised MNIST", fid=False),
+    "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.steps=1000", "train.batch_size=128"),
+        "DCGAN (32 base channels, 100-D latent, non-saturating loss) on MNIST"),
+    "gan-ring8": Spec("gan", "ring8", ("train.steps=3000", "train.schedule_steps=3000"),
+        "MLP GAN with the R1 penalty on 8 Gaussians on a circle (the mode-collapse benchmark)"),
+    "ali-mnist": Spec("ali", "mnist", ("model.hidden_dim=128", "train.steps=1000", "train.batch_size=128"),
+        "ALI / BiGAN with a stochastic encoder, 64-D latent, on MNIST"),
+    "cyclegan-mnist-invert": Spec("cyclegan", "unpaired:mnist,mnist+invert", ("train.steps=400", "train.batch_size=32"),
+        "CycleGAN between two disjoint halves of MNIST, one of them inverted (255 - x)"),
+    "wavenet-sines": Spec("wavenet", "sines", ("train.steps=400", "train.batch_size=32"),
+        "WaveNet (2 stacks of dilations 1-32) on 256-step mu-law sine waves", fid=False),
+}
+
+QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=100",
+         'train.device="cpu"', "train.seed=0")
+
+
+def run_config(spec: Spec, data_dir: str | None):
+    """The RunConfig of ``spec``: the registry's defaults and presets for its model and
+    data, then the spec's overrides, then the quiet CPU settings."""
+    sets = [f"data.data_dir={json.dumps(data_dir)}", *spec.overrides, *QUIET]
+    return registry.build_run_config(spec.model, data=spec.data, overrides=sets)
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "system": platform.system(),
+            "python": platform.python_version(), "torch": torch.__version__, "genlab": genlab.__version__}
+
+
+def loadavg() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _mnist_test(data_dir: str, n: int | None = None):
+    from genlab import data as gdata
+
+    ds = gdata.load("mnist", "test", data_dir)
+    return ds if n is None else ds.subset(range(n))
+
+
+def likelihood(model, name: str, data_dir: str, n: int | None, iw: int | None) -> dict:
+    """NLL on the first ``n`` test examples (conditional models: given the true label)."""
+    from genlab import data as gdata
+    from genlab.distributions import bits_per_dim
+    from genlab.metrics.likelihood import evaluate_likelihood, log_prob_offset
+
+    test = gdata.load(name, "test", data_dir)
+    if n is not None and n < len(test):
+        test = test.subset(range(n))
+    if model.config.num_classes == 0:
+        r = evaluate_likelihood(model, test, iw_samples=iw, seed=0, progress=False)
+        return {k: r[k] for k in ("nll_nats", "nll_nats_se", "bits_per_dim", "num_examples", "estimator", "preprocessing")}
+    g = torch.Generator().manual_seed(0)
+    nll = []
+    with torch.inference_mode():
+        for x8, y in zip(test.images.split(250), test.labels.split(250)):
+            x = model.prepare(x8.float() / 255, generator=g)
+            nll.append(-(model.log_prob(x, labels=y).double() + log_prob_offset(model)))
+    nll = torch.cat(nll)
+    mean, se = nll.mean().item(), nll.std().item() / math.sqrt(len(nll))
+    return {"nll_nats": mean, "nll_nats_se": se, "bits_per_dim": bits_per_dim(mean, model.num_dims), "num_examples": len(nll),
+            "estimator": "exact -log p(x | y) given each image's true label",
+            "preprocessing": "binarised with a fixed seed (pixel ~ Bernoulli(intensity))"}
+
+
+def digit_coverage(x01: torch.Tensor) -> dict:
+    """The MNIST classifier's share of each digit among images ``x01`` (N, 1, 28, 28) in [0, 1]."""
+    from genlab.metrics.features import get_feature_net
+
+    net = get_feature_net("mnist")
+    pred = torch.cat([net.logits(b).argmax(1) for b in x01.split(500)])
+    shares = torch.bincount(pred, minlength=10).double() / len(pred)
+    return {"digits_present": int((shares >= 0.01).sum()), "smallest_share": round(float(shares.min()), 4),
+            "shares": [round(float(s), 4) for s in shares],
+            "rule": "a digit is present when the shipped MNIST classifier reads it in at least 1% of 2,000 samples"}
+
+
+def sample_quality(model, data_dir: str) -> dict:
+    """FID/KID/precision/recall of 2,000 samples against the MNIST test split, and digit coverage."""
+    from genlab.metrics.features import get_feature_net
+    from genlab.metrics.quality import generate_samples, quality_metrics, reference_features
+
+    net = get_feature_net("mnist")
+    ref = reference_features(_mnist_test(data_dir), net, split="test", cache=False)
+    fake = generate_samples(model, 2000, seed=0)
+    q = quality_metrics(ref["features"], net.features(fake).numpy(), seed=0)
+    return {"fid": q["fid"], "kid": q["kid"], "kid_std": q["kid_std"], "precision": q["precision"], "recall": q["recall"],
+            "samples": 2000, "reference": "the 10,000 MNIST test images",
+            "feature_net": "genlab's shipped MNIST classifier (not Inception: not comparable with published FIDs)",
+            "digit_coverage": digit_coverage(fake)}
+
+
+def ring_coverage(model) -> dict:
+    from genlab.data.toy2d import mode_stats
+
+    with torch.inference_mode():
+        pts = model.sample(2000, generator=torch.Generator().manual_seed(0)).float()
+    s = mode_stats(pts, "ring8")
+    return {"modes_covered": s["modes"], "num_modes": s["num_modes"], "high_quality": round(s["high_quality"], 4),
+            "per_mode": s["per_mode"].tolist(), "samples": 2000,
+            "rule": "a mode is covered when at least a quarter of its share of the samples lies within 3 std of it"}
+
+
+def translation_kept(model, data_dir: str, n: int = 2000) -> dict:
+    """How often the MNIST classifier reads the input's digit after translation."""
+    from genlab.data.unpaired import load_unpaired
+    from genlab.metrics.features import get_feature_net
+
+    net = get_feature_net("mnist")
+    test = load_unpaired("mnist", "mnist+invert", "test", data_dir, seed=0)
+    n = min(n, len(test))
+    a, ya = test.a.images[:n].float() / 255, test.a.labels[:n]
+    b, yb = test.b.images[:n].float() / 255, test.b.labels[:n]
+
+    def acc(x, y):
+        return round(float((net.logits(x).argmax(1) == y).double().mean()), 4)
+
+    with torch.inference_mode():
+        g_a, f_b = model.translate(a, "a2b"), model.translate(b, "b2a")
+        return {"a2b_class_kept": acc(1 - g_a, ya), "b2a_class_kept": acc(f_b, yb), "real_digits_accuracy": acc(a, ya),
+                "cycle_l1_a": round(float((model.translate(g_a, "b2a") - a).abs().mean()), 4), "test_digits_per_direction": n,
+                "rule": "a2b: the classifier on 1 - G(a) (inverted back); b2a: on F(b); held-out MNIST test digits"}
+
+
+def evaluate_model(name: str, spec: Spec, model, data_dir: str) -> dict:
+    out = {}
+    if model.likelihood_kind != "none":
+        data = spec.data
+        iw = 100 if model.likelihood_kind == "bound" else None
+        n = None if data in ("frey-face", "sines") else (500 if iw else 1000)  # k = 100 passes per image: fewer images
+        out["likelihood"] = likelihood(model, data, data_dir, n, iw)
+    if "translate" in model.capabilities:
+        out["translation"] = translation_kept(model, data_dir)
+    elif model.data_kind == "points":
+        out["mode_coverage"] = ring_coverage(model)
+    elif spec.fid and "sample" in model.capabilities:
+        out["sample_quality"] = sample_quality(model, data_dir)
+    return out
+
+
+#: How each kind of measurement reads in the card's one-line headline.
+HEADLINES = {
+    "likelihood": lambda v: f"NLL {v['nll_nats']:.2f} nats ({v['bits_per_dim']:.3f} bits/dim)",
+    "sample_quality": lambda v: f"FID {v['fid']:.1f}, KID {v['kid']:.4f}, {v['digit_coverage']['digits_present']}/10 digits",
+    "mode_coverage": lambda v: f"{v['modes_covered']}/{v['num_modes']} modes, {100 * v['high_quality']:.0f}% high quality",
+    "translation": lambda v: f"digit kept {100 * v['a2b_class_kept']:.1f}% (a2b) / {100 * v['b2a_class_kept']:.1f}% (b2a)",
+}
+
+
+def headline(measured: dict) -> str:
+    """One line of the card's numbers for ``genlab models``."""
+    return "; ".join(fmt(measured[key]) for key, fmt in HEADLINES.items() if key in measured)
+
+
+# --------------------------------------------------------------------------- packaging
+
+
+def package(run_dir: Path, dest: Path) -> None:
+    """Copy a run's model into ``dest``: config.json without the machine's data folder,
+    the weights in float16."""
+    from genlab.io import atomic_write_json, load_tensors
+
+    doc = json.loads((run_dir / "config.json").read_text())
+    if isinstance(doc.get("data"), dict):
+        doc["data"]["data_dir"] = None  # the training machine's folder means nothing elsewhere
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    atomic_write_json(dest / "config.json", doc)
+    pretrained.save_half(load_tensors(run_dir / "model.safetensors"), dest / "model.safetensors")
+
+
+def build(name: str, data_dir: str, work: Path, out: Path) -> dict:
+    spec = SPECS[name]
+    cfg = run_config(spec, data_dir)
+    run_dir = work / name
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    load0, cpu0, wall0 = loadavg(), time.process_time(), time.perf_counter()
+    train(cfg, out_dir=str(run_dir))
+    cpu, wall, load1 = time.process_time() - cpu0, time.perf_counter() - wall0, loadavg()
+    dest = out / name
+    package(run_dir, dest)
+    model = genlab.load(dest)  # evaluate what ships: the float16 weights, back in float32
+    e0 = time.process_time()
+    measured = evaluate_model(name, spec, model, data_dir)
+    config_bytes = (dest / "config.json").read_bytes()
+    card = {
+        "name": name,
+        "about": spec.about,
+        "model": spec.model,
+        "data": {"name": spec.data, "split": "train", "examples": None},
+        "training": {"steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed,
+                     "cpu_minutes": round(cpu / 60, 2), "wall_minutes": round(wall / 60, 2), "threads": 1,
+                     "overrides": list(spec.overrides), "script": "scripts/train_pretrained.py"},
+        "machine": {**machine(), "load_average": [load0, load1],
+                    "note": "a shared machine; CPU minutes are the training process's own CPU time"},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "weights": {"dtype": "float16", "bytes": (dest / "model.safetensors").stat().st_size},
+        "config_sha256": hashlib.sha256(config_bytes).hexdigest(),
+        "measured": measured,
+        "headline": headline(measured),
+        "evaluation_cpu_minutes": round((time.process_time() - e0) / 60, 2),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    from genlab import data as gdata
+
+    card["data"]["examples"] = len(gdata.load(spec.data, "train", data_dir))
+    from genlab.io import atomic_write_json
+
+    atomic_write_json(dest / "card.json", card)
+    return card
+
+
+def markdown_table() -> str:
+    """The README's table of the shipped models, from their cards."""
+    rows = ["| model | data | steps x batch | CPU min | measured on the test split |", "|---|---|---|---|---|"]
+    for name in pretrained.names():
+        c = pretrained.card(name)
+        t = c["training"]
+        rows.append(f"| `pretrained:{name}` | {c['data']['name']} | {t['steps']} x {t['batch_size']} | {t['cpu_minutes']:.1f} | {c['headline']} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help=f"models to build (default all: {', '.join(SPECS)})")
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--work", default=str(ROOT / "runs" / "pretrained"), help="folder for the training runs")
+    ap.add_argument("--out", default=str(pretrained.ROOT), help="package folder the models are written to")
+    ap.add_argument("--table", action="store_true", help="print the README's markdown table of the shipped models and stop")
+    args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table())
+        return 0
+    torch.set_num_threads(1)
+    names = args.names or list(SPECS)
+    unknown = [n for n in names if n not in SPECS]
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; choose from {', '.join(SPECS)}")
+    for name in names:
+        card = build(name, args.data_dir, Path(args.work), Path(args.out))
+        print(f"{name}: {card['training']['cpu_minutes']} CPU min, {card['headline']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

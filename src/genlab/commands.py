@@ -1,0 +1,325 @@
+"""The ``genlab`` subcommands: each maps its parsed flags onto one call into the
+library (the parser and the error handling are in :mod:`genlab.cli`).
+
+Every command that takes a run folder also takes ``pretrained:NAME``: the model is read
+from the package and what the command writes goes to ``./pretrained-NAME/``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_DATA
+from .errors import GenlabError
+
+
+def _generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def _labels(text: str | None, n: int):
+    if text is None:
+        return None
+    import torch
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GenlabError(f"--labels must be comma-separated integers like 0,1,2, got {text!r}") from None
+    if len(values) == 1:
+        values = values * n
+    if len(values) != n:
+        values = [values[i % len(values)] for i in range(n)]
+    return torch.tensor(values)
+
+
+def _out_path(args, out_dir: Path, default_name: str) -> Path:
+    return Path(args.out) if args.out else out_dir / default_name
+
+
+def _folders(run: str) -> tuple[Path, Path]:
+    """(the folder a run argument names, the folder its outputs go to by default).
+
+    A run folder is both. A shipped model (``pretrained:NAME``) is read from the package
+    and what a command writes goes to ``./pretrained-NAME/``, never into the package."""
+    from . import pretrained
+    from .loading import resolve_run
+
+    folder = resolve_run(run)
+    return folder, (Path(f"pretrained-{folder.name}") if pretrained.is_pretrained(run) else folder)
+
+
+def _load(run: str):
+    import genlab
+
+    return genlab.load(run)
+
+
+def _data_for(model, name: str, split: str, data_dir: str | None, run: Path | None = None):
+    """Load a data set shaped like the model's input (resized / converted if needed)."""
+    from . import data
+
+    c, h, w = model.config.image_shape
+    return data.load(name, split=split, data_dir=data_dir, image_size=(h, w), channels=c)
+
+
+def _test_images(model, run: Path, args, n: int, g):
+    """n random test images of the run's data set (or --data), in [0, 1] and in the model's input space."""
+    import torch
+
+    d = _run_config(run)
+    ds = _data_for(model, args.data or d.get("name", DEFAULT_DATA), "test", args.data_dir or d.get("data_dir"))
+    idx = torch.randperm(len(ds), generator=g)[:n]
+    x01 = ds.images[idx].float() / 255
+    return x01, model.prepare(x01, generator=g)
+
+
+def _run_config(run: Path):
+    """The data section of a run's config.json (None for a bare saved model)."""
+    from .io import read_json
+
+    doc = read_json(run / "config.json")
+    return doc.get("data") or {}
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> None:
+    from .train import train
+
+    sets = list(args.set or [])  # the model's defaults and presets come first (genlab.registry.build_run_config)
+    if args.data_dir:
+        sets.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
+    if args.steps is not None:
+        sets.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        sets.append(f"train.seed={args.seed}")
+    run = train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets)
+    _report_after_training(run, args)
+    print(run)
+
+
+def cmd_resume(args) -> None:
+    from .train import resume
+
+    from . import pretrained
+
+    if pretrained.is_pretrained(args.run):
+        raise GenlabError(f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
+                          "train your own with genlab train")
+    run = resume(Path(args.run), steps=args.steps, max_seconds=args.max_seconds)
+    _report_after_training(run, args)
+    print(run)
+
+
+def _report_after_training(run: Path, args) -> None:
+    if not args.no_report:
+        from .report import after_training
+
+        after_training(run)
+
+
+def cmd_report(args) -> None:
+    from .report import write_report
+
+    run, out = _folders(args.run)
+    print(write_report(run, args.out or out / "report.html", fast=args.fast, seed=args.seed, device=args.device))
+
+
+def cmd_sample(args) -> None:
+    from .viz.samples import default_count, render_samples
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    n = default_count(model) if args.n is None else args.n
+    shown = render_samples(model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name"))
+    path = _out_path(args, out, "samples.wav" if shown.kind == "sequence" else "samples.png")
+    print(shown.save(path, scale=args.scale, rate=args.rate))
+
+
+def cmd_interpolate(args) -> None:
+    import torch
+
+    from .viz import latent
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    path = _out_path(args, out, "interpolation.gif")
+    g = _generator(args.seed)
+    if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
+        _, x = _test_images(model, run, args, args.points, g)
+        with torch.inference_mode():
+            z = model.encode(x.to(model.device)).float().cpu()  # VAE: the posterior mean; ALI: E(x)
+        frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
+        latent.save_interpolation_gif(frames, path, scale=args.scale)
+    elif "latent" in model.capabilities:  # GAN: walk between random codes
+        from .viz.gan import gan_walk_gif
+
+        gan_walk_gif(model, path, points=args.points, steps=args.frames, method=args.method, generator=g,
+                     labels=_labels(args.labels, 1), scale=args.scale)
+    else:
+        raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
+    print(path)
+
+
+def cmd_manifold(args) -> None:
+    from .viz import latent
+    from .viz.images import save_png
+
+    _, out = _folders(args.run)
+    model = _load(args.run)
+    image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
+    path = _out_path(args, out, "manifold.png")
+    save_png(image, path, scale=args.scale)
+    print(path)
+
+
+def cmd_reconstruct(args) -> None:
+    import torch
+
+    from .viz.images import make_grid, save_png
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    if "reconstruct" not in model.capabilities:
+        raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
+    x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
+    rec = model.reconstruct(x.to(model.device)).float().cpu()
+    pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
+    path = _out_path(args, out, "reconstructions.png")
+    save_png(make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))), path, scale=args.scale)
+    print(path)
+
+
+def cmd_traverse(args) -> None:
+    from .viz import latent
+    from .viz.images import save_png
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    _, x = _test_images(model, run, args, 1, _generator(args.seed))
+    image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
+    path = _out_path(args, out, "traversal.png")
+    save_png(image, path, scale=args.scale)
+    print(path)
+
+
+def cmd_eval(args) -> None:
+    from .metrics.quality import evaluate, write_report
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    d = _run_config(run)
+    name = args.data or d.get("name", DEFAULT_DATA)
+    ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
+    result = evaluate(
+        model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
+        batch_size=args.batch_size, seed=args.seed, split=args.split, feature_net=args.feature_net,
+    )
+    write_report(result, Path(args.out) if args.out else out)
+    print(json.dumps(result, indent=2))
+
+
+def cmd_ood(args) -> None:
+    from . import ood
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    d = _run_config(run)
+    data_dir = args.data_dir or d.get("data_dir")
+    name = args.in_data or d.get("name", DEFAULT_DATA)
+    test = _data_for(model, name, "test", data_dir)
+    if args.max_examples:
+        test = test.subset(range(min(args.max_examples, len(test))))
+    outs = {spec: ood.outlier_set(spec, test, n=len(test), data_dir=data_dir, seed=args.seed) for spec in args.out_sets}
+    background = _load(args.background) if args.background else None
+    methods = [m for m in args.methods.split(",") if m]
+    if "likelihood-ratio" in methods and background is None:
+        raise GenlabError("the likelihood-ratio method needs --background RUN (a model trained on perturbed inputs, "
+                          "see genlab.ood.train_background)")
+    train = _data_for(model, name, "train", data_dir) if "typicality" in methods else None
+    result = ood.evaluate_ood(
+        model, test, outs, methods, background=background, train_data=train, iw_samples=args.iw_samples,
+        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else out / "ood",
+    )
+    print(json.dumps(result, indent=2))
+
+
+def cmd_complete(args) -> None:
+    import torch
+
+    from .viz.images import load_image, save_png
+
+    _, out = _folders(args.run)
+    model = _load(args.run)
+    c, h, w = model.config.image_shape
+    x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
+    if not 0 < args.rows < h:
+        raise GenlabError(f"--rows must be between 1 and {h - 1} for {h}-row images, got {args.rows}")
+    mask = torch.zeros(h, w)
+    mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
+    out = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
+    path = _out_path(args, out, "completion.png")
+    save_png(torch.cat([x01[:1], out.float()]), path, scale=args.scale)
+    print(path)
+
+
+def cmd_serve(args) -> None:
+    from . import pretrained
+    from .app import serve
+    from .loading import resolve_run
+
+    runs = args.run or [pretrained.PREFIX + name for name in pretrained.names()]  # none given: the model picker
+    if not runs:
+        raise GenlabError("name a run folder: this installation ships no pretrained models")
+    serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=args.device,
+          reference_examples=args.reference_examples, verbose=args.verbose)
+
+
+def cmd_translate(args) -> None:
+    from .viz.images import save_png
+    from .viz.translation import translation_grid, translation_inputs
+
+    run, out = _folders(args.run)
+    model = _load(args.run)
+    if "translate" not in model.capabilities:
+        raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
+    x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
+                             split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
+                             generator=_generator(args.seed))
+    path = _out_path(args, out, f"translation-{args.direction}.png")
+    save_png(translation_grid(model, x01, args.direction), path, scale=args.scale)
+    print(path)
+
+
+def cmd_models(args) -> None:
+    from . import pretrained, registry
+    from .presets import describe
+
+    if args.model:
+        return print(describe(registry.entry(args.model).presets) or f"{args.model} has no presets")
+    for name in registry.MODELS:
+        e = registry.entry(name)
+        doc = sys.modules[e.model_class.__module__].__doc__ or ""
+        first = " ".join(doc.strip().split("\n\n")[0].split())  # the module docstring's first paragraph
+        print(f"{name:16s} {first[:100] + ('...' if len(first) > 100 else '')}")
+        presets = [p + (f" (used with {', '.join(e.presets[p].data)})" if e.presets[p].data else "") for p in e.presets]
+        print(f"{'':16s} data: {e.default_data}" + (f"; presets: {', '.join(presets)}" if presets else ""))
+    shipped = pretrained.names()
+    if shipped:
+        print("\npretrained (use as pretrained:NAME wherever a run folder goes; measured on the test split):")
+        for name in shipped:
+            card = pretrained.card(name)
+            print(f"{name:22s} {card['data']['name']:28s} {card['headline']}")
+
+
+def cmd_datasets(args) -> None:
+    from . import data
+
+    for name, desc in data.DATASETS.items():
+        print(f"{name:16s} {desc}")

@@ -1,0 +1,283 @@
+"""Hostile input to the command line and the loaders: every bad input is one line on stderr,
+a non-zero exit and nothing written; transparent images, NaN arrays, missing folders and
+non-square photos are handled or explained; every option an error message suggests exists."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genlab
+from genlab import data, registry
+from genlab.cli import build_parser, main
+from genlab.config import DataConfig, TrainConfig
+from genlab.data.errors import DataError
+
+SRC = Path(genlab.__file__).resolve().parent
+QUIET = ["--set", "train.progress=false", "--set", "train.sample_every=1000", "--set", "train.log_every=0"]
+
+
+def fails_in_one_line(argv, capsys, *words) -> str:
+    """Run the CLI; it must exit non-zero (argparse exits 2 itself) with one line on stderr holding ``words``."""
+    capsys.readouterr()  # what earlier commands printed is not this one's
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code not in (0, None), argv
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad") / "vae"
+    assert main(["train", "vae", "--data", "digits", "--steps", "2", "--out", str(out), "--set", "train.batch_size=16",
+                 "--set", "model.latent_dim=2", *QUIET]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def pixelcnn_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad") / "pc"
+    assert main(["train", "pixelcnn", "--data", "digits", "--steps", "1", "--out", str(out), "--set", "train.batch_size=8",
+                 "--set", "model.hidden_channels=8", "--set", "model.num_blocks=1", *QUIET]) == 0
+    return out
+
+
+@pytest.fixture
+def not_an_image(tmp_path) -> Path:
+    p = tmp_path / "notes.png"
+    p.write_text("this is a text file with an image's name\n")
+    return p
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize("n", ["0", "-3", "two"])
+def test_sample_count_must_be_positive(vae_run, capsys, n):
+    before = tree(vae_run)
+    fails_in_one_line(["sample", str(vae_run), "-n", n], capsys, "-n")
+    assert tree(vae_run) == before
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_serve_port_out_of_range(vae_run, capsys, port):
+    fails_in_one_line(["serve", str(vae_run), "--port", port], capsys, "--port")
+
+
+def test_complete_with_a_file_that_is_not_an_image(pixelcnn_run, not_an_image, tmp_path, capsys):
+    before = tree(pixelcnn_run)
+    fails_in_one_line(["complete", str(pixelcnn_run), "--image", str(not_an_image), "--rows", "3", "--out", str(tmp_path / "c.png")],
+                      capsys, "notes.png", "not an image")
+    fails_in_one_line(["complete", str(pixelcnn_run), "--image", str(tmp_path / "missing.png"), "--rows", "3"], capsys, "not found")
+    assert tree(pixelcnn_run) == before and not (tmp_path / "c.png").exists()
+
+
+def test_translate_with_a_file_that_is_not_an_image(tmp_path, not_an_image, capsys):
+    run = tmp_path / "cg"
+    assert main(["train", "cyclegan", "--data", "unpaired:digits,digits+invert", "--steps", "1", "--out", str(run),
+                 "--set", "train.batch_size=8", "--set", "model.g_downsamplings=1", "--set", "model.d_downsamplings=1",
+                 "--set", "model.g_channels=4", "--set", "model.d_channels=4", *QUIET]) == 0
+    before = tree(run)
+    fails_in_one_line(["translate", str(run), "--direction", "a2b", "--image", str(not_an_image)], capsys, "not an image")
+    assert tree(run) == before
+
+
+def test_warnings_show_the_message_alone(vae_run, tmp_path):
+    """8x8 images fit no feature network: eval warns; the warning is one line, no source line under it."""
+    env = {**os.environ, "PYTHONPATH": str(SRC.parent), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "genlab", "eval", str(vae_run), "--iw-samples", "2", "--max-examples", "8",
+                        "--samples", "20", "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if "warning" in line.lower()]
+    assert lines and all(line.startswith("genlab: warning: ") for line in lines), r.stderr
+    assert "evaluate(" not in r.stderr and ".py:" not in r.stderr
+
+
+# --------------------------------------------------------------------------- array files
+
+
+def test_npz_with_nan_and_inf_says_so_and_how_many(tmp_path, capsys):
+    x = np.random.default_rng(0).random((5, 8, 8))
+    x[0, 0, :3] = np.nan
+    x[1, 1, 1] = np.inf
+    np.savez(tmp_path / "nan.npz", x=x)
+    with pytest.raises(DataError, match=r"3 NaN and 1 infinite value\(s\) \(of 320\)"):
+        data.load(f"npz:{tmp_path / 'nan.npz'}")
+    out = tmp_path / "run"
+    fails_in_one_line(["train", "vae", "--data", f"npz:{tmp_path / 'nan.npz'}", "--steps", "1", "--out", str(out)], capsys, "3 NaN")
+    assert not out.exists()
+
+
+def test_plain_text_npz_is_not_a_valid_file_and_pickles_are_never_suggested(tmp_path, capsys):
+    (tmp_path / "plain.npz").write_text("x,y\n1,2\n")
+    line = fails_in_one_line(["train", "vae", "--data", f"npz:{tmp_path / 'plain.npz'}", "--steps", "1", "--out", str(tmp_path / "r")],
+                             capsys, "not a valid .npz/.npy file")
+    assert "pickle" not in line.lower()
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(DataError) as e:
+        data.load(f"npz:{tmp_path / 'broken.npz'}")
+    assert "pickle" not in str(e.value).lower()
+    np.save(tmp_path / "o.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="holds Python objects") as e:
+        data.load(f"npy:{tmp_path / 'o.npy'}")
+    assert "pickle" not in str(e.value).lower()
+
+
+# --------------------------------------------------------------------------- data folders
+
+
+def test_a_missing_data_dir_stops_before_any_download(tmp_path, capsys, monkeypatch):
+    import urllib.request
+
+    def no_network(*a, **k):
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    out = tmp_path / "run"
+    fails_in_one_line(["train", "vae", "--data", "mnist", "--data-dir", "/nonexistent/genlab-data", "--out", str(out)],
+                      capsys, "/nonexistent/genlab-data", "does not exist")
+    assert not out.exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="is not a folder"):
+        data.load("mnist", data_dir=tmp_path / "file")
+
+
+def _photos(folder: Path, n: int = 12, size=(40, 30)) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    return folder
+
+
+def test_a_folder_of_non_square_photos_trains_with_data_image_size(tmp_path, capsys):
+    photos = _photos(tmp_path / "photos")  # 40 wide, 30 high
+    gan = ["train", "gan", "--data", f"folder:{photos}", "--steps", "1", "--set", "train.batch_size=4",
+           "--set", "model.arch=conv", "--set", "model.channels=4", *QUIET]
+    line = fails_in_one_line([*gan, "--out", str(tmp_path / "refused")], capsys, "--set data.image_size=64")
+    assert not (tmp_path / "refused").exists()
+    assert main([*gan, "--out", str(tmp_path / "ok"), "--set", "data.image_size=32", "--set", "data.channels=1"]) == 0, line
+    doc = genlab.load(tmp_path / "ok").config
+    assert tuple(doc.image_shape) == (1, 32, 32)
+    assert main([*gan, "--out", str(tmp_path / "pair"), "--set", "data.image_size=[28, 28]"]) == 0
+    assert tuple(genlab.load(tmp_path / "pair").config.image_shape) == (3, 28, 28)
+    fails_in_one_line([*gan, "--out", str(tmp_path / "bad"), "--set", "data.channels=2"], capsys, "channels")
+    assert not (tmp_path / "bad").exists()
+
+
+def _strokes_on_transparent(mode: str) -> Image.Image:
+    """A black cross on a fully transparent background, 8x8, in ``mode``."""
+    rgba = np.zeros((8, 8, 4), np.uint8)  # transparent black everywhere ...
+    rgba[3, :, 3] = rgba[:, 3, 3] = 255  # ... but the opaque black cross
+    img = Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        return img.convert("LA")
+    if mode == "P":
+        p = Image.new("P", (8, 8), 0)
+        p.putpalette([0, 0, 0, 0, 0, 0] + [0] * 762)
+        p.putdata([1 if (r == 3 or c == 3) else 0 for r in range(8) for c in range(8)])
+        p.info["transparency"] = 0  # palette index 0 (black) is transparent
+        return p
+    return img
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pngs_are_composited_on_white(tmp_path, mode):
+    from genlab.viz.images import load_image
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i in range(3):
+        _strokes_on_transparent(mode).save(folder / f"{i}.png")
+    expected = np.full((8, 8), 255, np.uint8)
+    expected[3, :] = expected[:, 3] = 0
+    ds = data.load(f"folder:{folder}", "all", channels=1)
+    assert np.array_equal(ds.images[0, 0].numpy(), expected)
+    rgb = data.load(f"folder:{folder}", "all", channels=3).images[0].numpy()
+    assert np.array_equal(rgb, np.stack([expected] * 3))
+    assert torch.equal(load_image(folder / "0.png", channels=1)[0], torch.from_numpy(expected).float() / 255)
+
+
+# --------------------------------------------------------------------------- the options error messages suggest
+
+
+def _messages() -> list[tuple[str, str]]:
+    """(file:line, text) of every string in a raise ..., warnings.warn(...) or GenlabError(...) under src/genlab."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree_ = ast.parse(path.read_text())
+        for node in ast.walk(tree_):
+            targets = []
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                targets.append(node.exc)
+            elif isinstance(node, ast.Call) and (getattr(node.func, "attr", None) == "warn" or getattr(node.func, "id", None) == "warn"):
+                targets.append(node)
+            for t in targets:
+                parts = [c.value for c in ast.walk(t) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+                found.append((f"{path.relative_to(SRC)}:{node.lineno}", "".join(parts)))
+    return found
+
+
+def _fields() -> dict[str, set[str]]:
+    model_fields = set()
+    for config_cls, _ in registry.MODELS.values():
+        model_fields |= {f.name for f in dataclasses.fields(config_cls)}
+    return {"model": model_fields, "train": {f.name for f in dataclasses.fields(TrainConfig)},
+            "data": {f.name for f in dataclasses.fields(DataConfig)}}
+
+
+def _flags() -> set[str]:
+    flags = set()
+    parser = build_parser()
+    for action in parser._actions:
+        for sub in getattr(action, "choices", None).values() if isinstance(getattr(action, "choices", None), dict) else []:
+            for a in sub._actions:
+                flags |= {o for o in a.option_strings if o.startswith("--")}
+    return flags
+
+
+FILE_SUFFIXES = {"safetensors", "json", "jsonl", "png", "gif", "wav", "npz", "npy"}
+
+
+def test_every_option_an_error_message_suggests_exists():
+    fields, flags = _fields(), _flags()
+    messages = _messages()
+    assert len(messages) > 100  # the scan sees the messages
+    checked = 0
+    for where, text in messages:
+        for section, field in re.findall(r"\b(model|train|data)\.([a-z_][a-z0-9_]*)\b(?=\s*=|\s+(?:must|is|and|or|to)\b|[),;:])", text):
+            if field in FILE_SUFFIXES:  # model.safetensors, a file name
+                continue
+            assert field in fields[section], f"{where}: the message names {section}.{field}, which is not a config field: {text!r}"
+            checked += 1
+        scripts = re.findall(r"(scripts/[\w/]+\.py|benchmarks/[\w/]+\.py)", text)
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text):
+            if scripts:  # a flag of the script the message names
+                assert any(f'"{flag}"' in (SRC.parents[1] / sc).read_text() for sc in scripts), f"{where}: {flag} not in {scripts}"
+            else:
+                assert flag in flags, f"{where}: the message names {flag}, which no genlab command takes: {text!r}"
+            checked += 1
+    assert checked > 20
+    assert "--set" in flags and "image_size" in fields["data"] and "channels" in fields["data"]

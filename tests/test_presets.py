@@ -1,0 +1,119 @@
+"""The papers' presets: each builds a valid run config and model, names its source, and
+has the parameter count of the paper's layers (counted here from the paper's layer
+tables) or a documented difference."""
+
+import re
+
+import pytest
+
+from genlab import registry
+from genlab.cli import main
+from genlab.config import to_dict
+from genlab.presets import PAPER
+
+
+def conv(cin, cout, k, bias=True):
+    return cin * cout * k * k + (cout if bias else 0)
+
+
+def nparams(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def build(model, preset):
+    cfg = registry.build_run_config(model, preset=preset)
+    return cfg, registry.entry(model).model_class(cfg.model)
+
+
+PRESETS = [(m, p) for m, ps in PAPER.items() for p in ps]
+
+
+@pytest.mark.parametrize("model,preset", PRESETS)
+def test_paper_preset_builds_and_sets_every_value(model, preset):
+    p = registry.entry(model).presets[preset]
+    assert p is PAPER[model][preset]
+    cfg = registry.build_run_config(model, preset=preset)
+    sections = {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "data": to_dict(cfg.data)}
+    for key, value in p.values.items():
+        section, name = key.split(".", 1)
+        got = sections[section][name]
+        assert got == (list(value) if isinstance(value, tuple) else value), key
+    # The source names the paper (authors and year) and where in it (table, section, figure or appendix).
+    assert re.search(r"[A-Z][a-z]+.* (19|20)\d\d", p.source)
+    assert re.search(r"\b(Table|section|figure|appendix)\b", p.source)
+    assert "Not in genlab" in p.source or "Not expressible" in p.source  # what the paper has and genlab lacks
+    for r in p.published:
+        assert r.value > 0 and re.search(r"(19|20)\d\d", r.source)
+    m = registry.entry(model).model_class(cfg.model)  # the paper-size network (up to 116 M parameters: gated-pixelcnn)
+    assert nparams(m) > 0 and tuple(m.config.image_shape) == tuple(p.values["model.image_shape"])
+
+
+def test_the_users_data_wins_over_the_papers():
+    assert registry.build_run_config("pixelcnn", preset="paper").data.name == "mnist"
+    assert registry.build_run_config("pixelcnn", data="mnist-5k", preset="paper").data.name == "mnist-5k"
+    assert registry.build_run_config("pixelcnn", preset="paper", overrides=["data.name=fashion-mnist"]).data.name == "fashion-mnist"
+
+
+def test_cyclegan_paper_networks_have_the_appendix_layers():
+    """Zhu et al. 2017, appendix 7.2: c7s1-64, d128, d256, 9 x R256, u128, u64, c7s1-3 (instance norm
+    without affine parameters) and the 70x70 PatchGAN C64-C128-C256-C512 with a 1-channel output."""
+    _, m = build("cyclegan", "paper")
+    g = conv(3, 64, 7) + conv(64, 128, 3) + conv(128, 256, 3) + 9 * 2 * conv(256, 256, 3) + conv(256, 128, 3) + conv(128, 64, 3) + conv(64, 3, 7)
+    d = conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1, 4)
+    assert (nparams(m.G), nparams(m.F), nparams(m.D_A), nparams(m.D_B)) == (g, g, d, d) == (11_378_179, 11_378_179, 2_764_737, 2_764_737)
+
+
+def test_dcgan_paper_generator_is_figure_1_with_per_unit_batch_norm_after_the_projection():
+    _, m = build("dcgan", "paper")
+    bn = lambda c: 2 * c  # noqa: E731  (scale and shift per channel)
+    fig1 = (100 * 4 * 4 * 1024 + bn(1024) + conv(1024, 512, 4, False) + bn(512) + conv(512, 256, 4, False) + bn(256)
+            + conv(256, 128, 4, False) + bn(128) + conv(128, 3, 4))
+    assert fig1 == 12_658_435
+    assert nparams(m.G) == fig1 + bn(4 * 4 * 1024) - bn(1024) == 12_689_155  # the documented difference
+
+
+def test_progan_paper_networks_are_table_2_up_to_32x32_plus_the_lower_resolutions_rgb_layers():
+    _, m = build("progan", "paper")
+    c3 = conv(512, 512, 3)
+    g_table = conv(512, 512, 4) + 7 * c3 + conv(512, 3, 1)  # latent -> 4x4 conv, 3x3 convs, toRGB at 32x32
+    d_table = conv(3, 512, 1) + 6 * c3 + conv(513, 512, 3) + conv(512, 512, 4) + (512 + 1)  # fromRGB, convs, mbstd conv, 4x4 conv, dense
+    assert (g_table, d_table) == (20_715_011, 20_720_641)
+    extra_g = (16 * 512 - 512) + 3 * conv(512, 3, 1)  # a bias per unit of the dense first layer; toRGB at 4, 8, 16
+    assert nparams(m.G) == g_table + extra_g == 20_727_308
+    assert nparams(m.D) == d_table + 3 * conv(3, 512, 1) == 20_726_785  # fromRGB at 4, 8, 16
+
+
+def test_pixelcnn_cifar10_preset_is_the_papers_layout():
+    """7x7 mask A (3 -> 2h), 15 residual blocks (1x1 2h->h, 3x3 h->h, 1x1 h->2h), 1x1 2h->1024, 1x1 1024->3*256; h = 128."""
+    _, m = build("pixelcnn", "paper-cifar10")
+    h = 128
+    layout = conv(3, 2 * h, 7) + 15 * (conv(2 * h, h, 1) + conv(h, h, 3) + conv(h, 2 * h, 1)) + conv(2 * h, 1024, 1) + conv(1024, 3 * 256, 1)
+    assert nparams(m) == layout == 4_290_816
+
+
+def test_vae_paper_preset_documents_its_difference_from_the_iwae_mlp():
+    """IWAE's 784-200-200-50 MLP (mean and log-variance heads, mirrored decoder) is not genlab's conv VAE."""
+    mlp = (784 * 200 + 200 + 200 * 200 + 200 + 2 * (200 * 50 + 50)) + (50 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784)
+    _, m = build("vae", "paper")
+    assert mlp == 425_284 and nparams(m) == 1_325_605
+    assert "425,284" in PAPER["vae"]["paper"].source and "1,325,605" in PAPER["vae"]["paper"].source
+
+
+def test_parameter_counts_quoted_in_sources_are_the_built_models():
+    """Every 'Parameters' figure a source quotes for genlab's network is what the preset builds."""
+    for model, preset, quoted in [("cyclegan", "paper", ["11,378,179", "2,764,737"]), ("progan", "paper", ["20,727,308", "20,726,785"]),
+                                  ("dcgan", "paper", ["12,689,155"]), ("pixelcnn", "paper-cifar10", ["4,290,816"]),
+                                  ("glow", "paper", ["44,055,408"]), ("vqvae", "paper", ["5,467,862"]),
+                                  ("ddpm", "paper", ["25,833,987"])]:  # ddpm: the paper's U-Net has 35.7 M (documented)
+        _, m = build(model, preset)
+        counts = {f"{nparams(c):,}" for c in m.children()} | {f"{nparams(m):,}"}
+        assert set(quoted) <= counts, (model, quoted, counts)
+        assert all(q in PAPER[model][preset].source for q in quoted)
+
+
+def test_cli_lists_a_models_presets_with_sources(capsys):
+    main(["models", "pixelcnn"])
+    out = capsys.readouterr().out
+    assert "paper-cifar10" in out and "Table 5" in out and "published: bits/dim 3.14" in out
+    main(["models", "wavenet"])
+    assert "no presets" in capsys.readouterr().out
