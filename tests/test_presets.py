@@ -116,4 +116,6 @@ def test_cli_lists_a_models_presets_with_sources(capsys):
     out = capsys.readouterr().out
     assert "paper-cifar10" in out and "Table 5" in out and "published: bits/dim 3.14" in out
     main(["models", "wavenet"])
+    assert "fsdd (applied with --data fsdd)" in capsys.readouterr().out  # a data preset, applied automatically
+    main(["models", "flow-matching"])
     assert "no presets" in capsys.readouterr().out
