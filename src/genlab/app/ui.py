@@ -98,6 +98,10 @@ class Page:
 
         return report
 
+    def _watch(self, i: int, view: str, progress, *key) -> "views.Watch":
+        """Progress and cancel for one slow view of model i (``key``: what identifies the job)."""
+        return views.Watch((i, view, *key), self.cancel[f"{i}/{view}"], self._progress(progress))
+
     def _cancel_button(self, i: int, key: str, event):
         gr = self.gr
         flag = self.cancel.setdefault(f"{i}/{key}", threading.Event())
@@ -166,7 +170,7 @@ class Page:
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
                     lab = views.parse_labels(labels_text, ex.caps["num_classes"])
-                    watch = views.Watch((i, "samples", int(n)), self.cancel[f"{i}/samples"], self._progress(progress))
+                    watch = self._watch(i, "samples", progress, int(n))
                     g, images, captions = views.sample_images(ex, int(n), int(seed or 0), lab, watch)
                 except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
                     return [], None, gr.DownloadButton(visible=False), _fail(e)
@@ -217,7 +221,7 @@ class Page:
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
                     lab = views.parse_labels(labels_text, ex.caps["num_classes"])
-                    watch = views.Watch((i, "audio", int(n)), self.cancel[f"{i}/audio"], self._progress(progress))
+                    watch = self._watch(i, "audio", progress, int(n))
                     audio, picture, raw = views.audio_samples(ex, int(n), int(seed or 0), lab, watch)
                 except Exception as e:  # noqa: BLE001
                     return None, None, gr.DownloadButton(visible=False), _fail(e)
@@ -408,7 +412,7 @@ class Page:
 
             def run(upload, sketch, source, rows, n, seed, label=None, progress=gr.Progress()):
                 try:
-                    watch = views.Watch((i, "complete", int(n), int(rows)), self.cancel[f"{i}/complete"], self._progress(progress))
+                    watch = self._watch(i, "complete", progress, int(n), int(rows))
                     shown, grid = views.complete(ex, self._image_b64(upload, sketch, source), int(rows), int(n),
                                                  int(seed or 0), label, watch)
                 except Exception as e:  # noqa: BLE001
