@@ -10,7 +10,7 @@ so that each script says only what it measures:
   the load average at the start and at the end of the run (other jobs sharing
   the cores slow everything down, so a figure without its load is half a figure);
 * :func:`parser` / :func:`start` -- the common flags (``--data-dir``,
-  ``--threads``, ``--minutes``, ``--seed``, ``--device``, ``--out``), each added
+  ``--threads``, ``--minutes`` (with ``--clock``: CPU or wall-clock minutes), ``--seed``, ``--device``, ``--out``), each added
   only where a script uses it, with that script's own default;
 * :func:`load`, :func:`splits` and :func:`test_images` -- data sets by name, from ``--data-dir``;
 * :func:`train_config` -- a quiet :class:`~genlab.config.TrainConfig` (no progress
@@ -152,7 +152,10 @@ def parser(doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSEN
     if threads is not _ABSENT:
         ap.add_argument("--threads", type=int, default=threads, help="torch threads; 0 keeps torch's default (default %(default)s)")
     if minutes is not _ABSENT:
-        ap.add_argument("--minutes", type=float, default=minutes, help="training wall-clock budget (default %(default)s)")
+        ap.add_argument("--minutes", type=float, default=minutes, help="training budget in minutes of --clock (default %(default)s)")
+        ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="what --minutes counts: cpu = CPU time of the process over all its threads (the same work on a busy "
+                             "machine as on an idle one), wall = elapsed time (train.budget_clock; default %(default)s)")
     if seed is not _ABSENT:
         ap.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
     if device is not _ABSENT:
@@ -211,7 +214,8 @@ def test_images(name: str, args: argparse.Namespace, n: int) -> torch.Tensor:
 
 
 def train_config(args: argparse.Namespace | None, model: str, *, seconds: float | None = None, **fields):
-    """A quiet TrainConfig for a benchmark run of ``model``; ``seconds`` becomes ``train.max_seconds``.
+    """A quiet TrainConfig for a benchmark run of ``model``; ``seconds`` becomes ``train.max_seconds``,
+    counted by ``args.clock`` (``train.budget_clock``: CPU or wall-clock seconds) when the script has ``--clock``.
 
     Starts from the registry's training defaults of ``model`` (its paper's learning
     rate and betas, as ``genlab train`` does). Quiet: no progress bar, no sample
@@ -223,9 +227,9 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
     from genlab import registry
 
     base = dict(progress=False, sample_every=0, checkpoint_every=0, log_every=0)
-    for key in ("seed", "device"):
+    for key, field in (("seed", "seed"), ("device", "device"), ("clock", "budget_clock")):
         if args is not None and hasattr(args, key):
-            base[key] = getattr(args, key)
+            base[field] = getattr(args, key)
     if seconds is not None:
         if seconds <= 0:
             raise ValueError(f"a wall-clock budget must be > 0 seconds, got {seconds}")
@@ -251,18 +255,29 @@ def steps_for(seconds: float, seconds_per_step: float, minimum: int = 10) -> int
     return max(minimum, int(seconds / seconds_per_step))
 
 
+def clock_of(what) -> Callable[[], float]:
+    """The clock a budget is counted in: ``time.process_time`` (CPU seconds of this
+    process, every thread) for ``"cpu"``, ``time.perf_counter`` for ``"wall"``.
+    ``what`` is that name, parsed args with ``--clock``, or a TrainConfig
+    (its ``budget_clock``); anything else (args without ``--clock``) is wall."""
+    name = what if isinstance(what, str) else getattr(what, "clock", getattr(what, "budget_clock", "wall"))
+    return time.process_time if name == "cpu" else time.perf_counter
+
+
 def seconds_per_step(trainer, timed: int, warm: int = 5) -> float:
-    """Seconds per iteration of ``trainer`` on this machine, now: ``warm`` untimed
-    iterations (allocations, first calls), then the mean of the next ``timed``.
+    """Seconds per iteration of ``trainer`` on this machine, now, in the clock of its
+    budget (``train.budget_clock``): ``warm`` untimed iterations (allocations, first
+    calls), then the mean of the next ``timed``.
 
     Use a throw-away trainer: it is trained by ``warm + timed`` iterations.
     """
     if timed < 1:
         raise ValueError(f"timed iterations must be >= 1, got {timed}")
+    clock = clock_of(trainer.config)
     trainer.fit(trainer.step + warm)
-    start = time.perf_counter()
+    start = clock()
     trainer.fit(trainer.step + timed)
-    return (time.perf_counter() - start) / timed
+    return (clock() - start) / timed
 
 
 def until(seconds: float, clock: Callable[[], float] = time.perf_counter) -> Iterator[int]:
@@ -288,7 +303,7 @@ def next_estimate(done: int, steps_per_second: float, seconds_left: float, fract
 
 def fit_schedule_to_budget(trainer, seconds: float, *, first: int, warm: int = 10,
                            fractions: Sequence[float] = (0.1, 0.3, 0.6, 0.85, 1.0), log: Callable[[str], None] = print) -> int:
-    """Train ``trainer`` for ``seconds`` of wall clock with a schedule whose end moves with the budget.
+    """Train ``trainer`` for ``seconds`` (of its ``train.budget_clock``) with a schedule whose end moves with the budget.
 
     A cosine schedule needs its length in steps, the budget is in seconds. After
     ``warm`` iterations (not used for the rate: allocations, first calls) and
@@ -304,13 +319,14 @@ def fit_schedule_to_budget(trainer, seconds: float, *, first: int, warm: int = 1
         for sch in trainer.schedulers.values():
             sch.lr_lambdas = [lambda k, c=trainer.config: lr_factor(k, c)]
 
-    t0 = time.perf_counter()
+    clock = clock_of(trainer.config)
+    t0 = clock()
     trainer.fit(warm)
-    t_warm = time.perf_counter()
+    t_warm = clock()
     target = steps = warm + first
     for fraction in fractions:
         trainer.fit(target)
-        now = time.perf_counter()
+        now = clock()
         rate = (target - warm) / (now - t_warm)
         steps, nxt = next_estimate(target, rate, seconds - (now - t0), fraction)
         stretch(steps)

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import time
+
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -62,8 +64,13 @@ def test_describe_reads_this_machine():
 def test_parser_adds_only_the_common_flags_a_script_asks_for_with_its_defaults():
     ap = harness.parser("doc", minutes=8.0, threads=1)
     args = ap.parse_args([])
-    assert vars(args) == {"minutes": 8.0, "threads": 1}
+    assert vars(args) == {"minutes": 8.0, "clock": "cpu", "threads": 1}  # --minutes comes with the clock it counts
     assert ap.parse_args(["--minutes", "0.5", "--threads", "0"]).minutes == 0.5
+    assert harness.clock_of(ap.parse_args(["--clock", "wall"])) is time.perf_counter
+    assert harness.clock_of(args) is time.process_time
+    assert harness.train_config(args, "vae", seconds=60).budget_clock == "cpu"
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--clock", "gpu"])
     with pytest.raises(SystemExit):
         ap.parse_args(["--seed", "1"])  # not asked for
     full = harness.parser(None, data_dir=None, threads=2, minutes=1.0, seed=0, device="cpu", out="runs/x")

@@ -102,6 +102,31 @@ def test_max_seconds_off_and_larger_than_needed_change_nothing(tmp_path, ticking
     assert a.step == b.step == 5 and not a.out_of_time and not b.out_of_time
 
 
+class Sleepy(NoisyAE):
+    """Each iteration sleeps 0.2 s of wall-clock time and burns next to no CPU."""
+
+    def loss(self, batch):
+        import time
+
+        time.sleep(0.2)
+        return super().loss(batch)
+
+
+def test_budget_clock_cpu_counts_cpu_time_not_waiting(tmp_path):
+    """budget_clock=cpu: time spent waiting (here sleeping; on a busy machine, for a core)
+    does not use up the budget, so the same budget does the same work; wall: it does."""
+    from genlab.train import Trainer
+
+    data = ToyData(n=40)
+    wall = Trainer(Sleepy(ToyConfig(image_shape=(1, 6, 6))), data, tcfg(steps=30, max_seconds=0.5), tmp_path / "wall")
+    cpu = Trainer(Sleepy(ToyConfig(image_shape=(1, 6, 6))), data, tcfg(steps=6, max_seconds=0.5, budget_clock="cpu"), tmp_path / "cpu")
+    wall.fit(), cpu.fit()
+    assert wall.out_of_time and wall.step <= 4  # 0.2 s a step: out of time after 3
+    assert not cpu.out_of_time and cpu.step == 6  # 1.2 s of sleeping is well under 0.5 CPU-seconds
+    with pytest.raises(ConfigError, match="budget_clock"):
+        tcfg(budget_clock="gpu")
+
+
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan")])
 def test_max_seconds_must_be_finite_and_non_negative(tmp_path, bad):
     from genlab.train import Trainer

@@ -116,7 +116,8 @@ class TrainConfig:
     amp: bool = False  # autocast: bfloat16 on CPU; bfloat16 (or float16 + scaler) on GPU
     compile: bool = False  # torch.compile the model's modules
     progress: bool = True
-    max_seconds: float = 0.0  # wall-clock budget of the run in seconds, counted across resumes; 0 = none
+    max_seconds: float = 0.0  # time budget of the run in seconds, counted across resumes; 0 = none
+    budget_clock: str = "wall"  # what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
 
     def __post_init__(self):
         self.validate()
@@ -146,6 +147,8 @@ class TrainConfig:
             raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
         if not 0.0 <= self.max_seconds < float("inf"):
             raise ConfigError(f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {self.max_seconds}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ConfigError(f"train.budget_clock={self.budget_clock!r}; use wall (elapsed time) or cpu (CPU time of this process, every thread)")
 
     def lr_of(self, step: str) -> float:
         """Adam's learning rate of the train step named ``step``."""

@@ -58,6 +58,8 @@ class Trainer:
 
     #: seconds from an arbitrary origin, for train.max_seconds and the logged time (tests swap in a fake clock)
     clock = staticmethod(time.perf_counter)
+    #: CPU seconds of this process (every thread), for ``train.budget_clock = "cpu"``
+    cpu_clock = staticmethod(time.process_time)
 
     def __init__(self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None):
         config.validate()
@@ -261,7 +263,9 @@ class Trainer:
         """Train until a total of ``steps`` iterations (default ``config.steps``), or until
         the run's training time reaches ``config.max_seconds`` (when > 0): then it stops at
         the next iteration boundary (``out_of_time`` becomes True). The time is the
-        wall-clock time inside ``fit``, summed over every resume (it is checkpointed).
+        time inside ``fit``, summed over every resume (it is checkpointed): wall-clock
+        time, or with ``train.budget_clock = "cpu"`` the CPU time of this process over
+        all its threads (so a budget means the same work on a busy machine as on an idle one).
 
         Checkpoints every ``checkpoint_every`` steps and at the end; returns the run dir.
         Raises :class:`TrainingError` (writing no checkpoint) on a non-finite loss.
@@ -291,17 +295,18 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=target, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True, leave=True)
-        t_start = self.clock()
+        clock = self.cpu_clock if c.budget_clock == "cpu" else self.clock
+        t_start = clock()
         elapsed0 = self._elapsed
         self.log.start(self.step)
         self.out_of_time = False
         try:
             while self.step < target:
-                if c.max_seconds > 0 and self._time_is_up(elapsed0 + self.clock() - t_start):
+                if c.max_seconds > 0 and self._time_is_up(elapsed0 + clock() - t_start):
                     self.out_of_time = True
                     break
                 self._iteration()
-                self._elapsed = elapsed0 + self.clock() - t_start
+                self._elapsed = elapsed0 + clock() - t_start
                 if bar is not None:
                     bar.update(1)
                 s = self.step
