@@ -21,6 +21,8 @@ so that each script says only what it measures:
   :func:`seconds_per_step`, :func:`steps_for`, :func:`until` and
   :func:`fit_schedule_to_budget` turn a budget into steps when a learning-rate
   schedule needs to know its length in advance;
+* :func:`sample_quality` -- the one sample-quality protocol of the MNIST benchmarks (FID/KID
+  and digit shares in the shipped MNIST classifier's features), so that models compare;
 * :class:`Table` -- markdown tables, printed row by row as results arrive, with
   the machine line under them.
 
