@@ -42,7 +42,7 @@ DATASETS = {
 #: The default data set of genlab's tools (named once, in genlab.config).
 DEFAULT_DATASET = DEFAULT_DATA
 
-_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>")
+_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>", "<name>+<transform> (e.g. mnist+mnistm)")
 _SPLITS = ("train", "test")
 
 
@@ -80,7 +80,9 @@ def load(
             :mod:`genlab.data.arrays`), ``unpaired:<A>,<B>[,seed=<int>]`` (two
             domains stacked along channels for translation, e.g.
             ``unpaired:mnist,mnist+invert``; returns an
-            :class:`genlab.data.unpaired.UnpairedDataset`, see that module).
+            :class:`genlab.data.unpaired.UnpairedDataset`, see that module), or
+            ``<name>+<transform>`` (one domain with labels: ``mnist+invert``,
+            ``mnist+mnistm`` = MNIST-M-style RGB digits, :mod:`genlab.data.mnistm`).
         split: "train" or "test". Folder and array sources also accept "all"
             (folders: a fixed seeded 90/10 train/test split; arrays: see
             :mod:`genlab.data.arrays`); "celeba" also accepts "valid".
@@ -127,6 +129,10 @@ def load(
 
         domain_a, domain_b, seed = parse_spec(path)
         return load_unpaired(domain_a, domain_b, split, data_dir, seed=seed, image_size=image_size, download=download)
+    if not sep and "+" in name:  # one domain of genlab.data.unpaired: <name>+<transform>
+        from .unpaired import load_domain
+
+        return load_domain(name, split, data_dir, image_size=image_size, channels=channels, download=download)
     if sep and kind == "wav":
         from .audio import load_wav_folder
 
