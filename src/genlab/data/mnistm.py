@@ -14,7 +14,8 @@ MNIST; any size works, patches larger than 32x32 come from enlarged images).
 
 Patches: Ganin et al. cut them from the BSDS500 photographs; here they come from the
 CIFAR-10 test images as JPEGs, ``<data_dir>/cifar10-test-jpeg/<class>/<NNNN>.jpg``
-(1,000 per class, ``NNNN`` = 0000..0999), so that no download is needed. The
+(1,000 per class, ``NNNN`` = 0000..0999; images are resized to 32x32 if they are
+not), so that no download is needed. The
 patch images of the two splits are **disjoint**: ``train`` digits get patches from
 the files ``NNNN`` < 0800 (8,000 images), ``test`` digits from ``NNNN`` >= 0800
 (2,000 images), so no photograph behind a test digit was seen in training.
@@ -46,7 +47,6 @@ __all__ = ["FOLDER", "TRAIN_FILES", "blend", "patch_choice", "patch_pool", "patc
 FOLDER = "cifar10-test-jpeg"
 #: files ``NNNN`` < TRAIN_FILES of each class give the train split's patches, the rest the test split's
 TRAIN_FILES = 800
-_FILES_PER_CLASS = 1000
 _SPLITS = ("train", "test")
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -106,21 +106,27 @@ def _read_pool(folder: str, split: str) -> torch.Tensor:
 
     from .sources import CIFAR10_CLASSES
 
-    keep = range(TRAIN_FILES) if split == "train" else range(TRAIN_FILES, _FILES_PER_CLASS)
-    out = np.empty((len(CIFAR10_CLASSES) * len(keep), 32, 32, 3), dtype=np.uint8)
-    for c, name in enumerate(CIFAR10_CLASSES):
-        for j, k in enumerate(keep):
-            path = Path(folder) / name / f"{k:04d}.jpg"
-            try:
-                with Image.open(path) as img:
-                    out[c * len(keep) + j] = np.asarray(img.convert("RGB").resize((32, 32)))
-            except (OSError, ValueError) as e:
-                raise DataError(f"mnistm: cannot read the patch image {str(path)!r} ({e}); the folder needs <class>/<NNNN>.jpg, NNNN = 0000..0999") from None
+    paths = []
+    for name in CIFAR10_CLASSES:
+        d = Path(folder) / name
+        numbered = sorted((int(p.stem), p) for p in d.glob("*.jpg") if p.stem.isdigit()) if d.is_dir() else []
+        paths += [p for k, p in numbered if (k < TRAIN_FILES) == (split == "train")]
+    if not paths:
+        which = f"NNNN < {TRAIN_FILES:04d}" if split == "train" else f"NNNN >= {TRAIN_FILES:04d}"
+        raise DataError(f"mnistm: {folder!r} has no patch image for the {split} split (<class>/<NNNN>.jpg with {which})")
+    out = np.empty((len(paths), 32, 32, 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                out[i] = np.asarray(img.convert("RGB").resize((32, 32)))
+        except (OSError, ValueError) as e:
+            raise DataError(f"mnistm: cannot read the patch image {str(path)!r} ({e})") from None
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
 def patch_pool(split: str, data_dir=None) -> torch.Tensor:
-    """The patch images of ``split``: uint8 (8,000 or 2,000, 3, 32, 32), class by class, files in order.
+    """The patch images of ``split``: uint8 (P, 3, 32, 32), class by class, files in order
+    (P = 8,000 for train and 2,000 for test with the full folder; a partial folder gives what it has).
 
     Raises:
         DataError: the folder (``data_dir/cifar10-test-jpeg`` or the cache) is missing or a file is unreadable.
