@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     acc_clean = accuracy(clean, x_test, y_test)
     table.add("clean digits (A) only", "A", f"{100 * acc_clean:.1f}%", steps)
 
-    # the CycleGAN gets what is left after the four classifiers and the translations (estimated 5% of the budget)
+    # the CycleGAN gets what is left after the two classifiers still to train and the translations (estimated 5% of the budget)
     gan_s = budget - (clock() - t_start) - 2 * cls_s - 0.05 * budget
     gan_data = train
     if c == 1:  # both domains as luma, uint8 (N, 1 + 1, H, W)
