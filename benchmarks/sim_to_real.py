@@ -26,9 +26,10 @@ by default, ``--clock``):
 The CNN sees every domain through the same input (``--channels 1``: luma, the default,
 or 3: RGB) and is trained the same way (Adam, batch 128, ``--classifier-minutes`` of
 the budget each, random 2-pixel shifts); only its training images differ. Prints a
-table and a figure of translations (rows: real-style test digits, F of them; clean
-training digits, G of them). The last line is ``gain: +X.X points`` (adapted minus
-clean-only accuracy on the real-style test digits). Not a test.
+table and a figure of translations (rows: real-style test digits in RGB, as the
+pipeline sees them, F of them; clean training digits, G of them). The last line is
+``gain: +X.X points`` (adapted minus clean-only accuracy on the real-style test
+digits). Not a test.
 
     python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 30              # the budget, 1 thread
     python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 1 --eval 500    # smoke run
@@ -171,13 +172,15 @@ def main(argv=None) -> int:
     table.add("real-style digits (B) with their labels: upper bound", "B", f"{100 * acc_upper:.1f}%", steps)
 
     k = 12
-    rows = torch.cat([x_test[:k], f_test[:k], x_a[:k], g_a[:k]])
+    rgb = test.images[:k].float() / 255  # the real-style digits as made (RGB), above what the pipeline saw of them
+    rows = torch.cat([rgb] + [to_input(r, 3) for r in (x_test[:k], f_test[:k], x_a[:k], g_a[:k])])
     fig = save_png(make_grid(rows, nrow=k, padding=2), out / "translations.png", scale=2)
     if args.figure:
         Path(args.figure).write_bytes(fig.read_bytes())
     used = clock() - t_start
     table.finish(machine, f"CycleGAN {trainer.step} iterations; whole run {used / 60:.1f} {args.clock}-minutes",
-                 f"figure (rows: real-style test digits, F of them, clean training digits, G of them): {fig}")
+                 f"figure (rows: real-style test digits (RGB), as the pipeline sees them ({c} channel(s)), F of them; "
+                 f"clean training digits, G of them): {fig}")
     acc = acc_real if args.method == "to-real" else acc_clean_f
     print(f"gain: {100 * (acc - acc_clean):+.1f} points")
     return 0
