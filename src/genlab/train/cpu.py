@@ -34,7 +34,8 @@ from pathlib import Path
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 #: The largest value ``mallopt`` takes (its argument is a C int): 2 GiB - 1 byte.
 MALLOPT_MAX = 2**31 - 1
-#: glibc releases before 2.26 refuse an mmap threshold above HEAP_MAX_SIZE / 2 (32 MiB on 64-bit)
+#: The upper limit mallopt(3) documents for the mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX):
+#: the fallback where a glibc refuses MALLOPT_MAX (glibc 2.36 accepts and applies MALLOPT_MAX)
 MMAP_THRESHOLD_CAP = 32 * 2**20
 
 _malloc_tuned: int | None = None  # the mmap threshold set by tune_malloc, None when not (yet) applied
@@ -57,7 +58,7 @@ def tune_malloc() -> int | None:
 
     Sets ``M_MMAP_THRESHOLD`` (blocks above it are ``mmap``-ed and given back on free;
     default 128 KiB, growing dynamically up to 32 MiB) to 2 GiB - 1, or where glibc refuses
-    that (``mallopt`` returns 0: releases before 2.26 cap it at 32 MiB on 64-bit) to 32 MiB,
+    that (``mallopt`` returns 0; its manual documents 32 MiB as the limit on 64-bit) to 32 MiB,
     and ``M_TRIM_THRESHOLD`` (free memory at the top of the heap kept before trimming) to
     2 GiB - 1. Returns the mmap threshold in bytes now in force, or None where nothing
     was set (not Linux, not glibc, or glibc refused both). Process-wide and idempotent;
