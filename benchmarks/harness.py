@@ -222,7 +222,7 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
     Starts from the registry's training defaults of ``model`` (its paper's learning
     rate and betas, as ``genlab train`` does). Quiet: no progress bar, no sample
     grids, no periodic checkpoints (the Trainer still writes its final one).
-    ``seed`` and ``device`` come from ``args`` when it has them; ``fields``
+    ``seed``, ``device`` and ``threads`` (when > 0) come from ``args`` when it has them; ``fields``
     override anything. With ``seconds`` and no ``steps``, the run is meant to stop
     at its budget: ``steps`` is :data:`UNTIL_BUDGET`.
     """
@@ -232,6 +232,8 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
     for key, field in (("seed", "seed"), ("device", "device"), ("clock", "budget_clock")):
         if args is not None and hasattr(args, key):
             base[field] = getattr(args, key)
+    if getattr(args, "threads", 0):  # --threads N is N (train.threads), not lowered by the Trainer's choice from the load
+        base["threads"] = args.threads
     if seconds is not None:
         if seconds <= 0:
             raise ValueError(f"a wall-clock budget must be > 0 seconds, got {seconds}")

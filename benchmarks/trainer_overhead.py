@@ -6,14 +6,20 @@ of steps, same uint8 data in memory, same per-epoch shuffling and preprocessing.
 The Trainer runs with logging, samples and periodic checkpoints off (log_every
 huge); its timing *includes* the one final checkpoint it always writes, which is
 also shown on its own. Runs alternate (plain, trainer, plain, ...) and the median
-of the repeats is reported, so background load hits both alike.
+of the repeats is reported, so background load hits both alike. Each loop runs in a
+fresh process: the Trainer's process-wide settings (glibc malloc, ``train.tune_malloc``)
+would otherwise speed up the plain loop too. A third arm is the Trainer with
+``train.tune_malloc=false``.
 
     python benchmarks/trainer_overhead.py [--steps 40] [--repeats 5] [--device cpu] [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,10 +98,10 @@ def plain_loop(model, data, steps, batch, lr, device):
     return time.perf_counter() - t0
 
 
-def trainer_run(model, data, steps, batch, lr, device, run_dir):
+def trainer_run(model, data, steps, batch, lr, device, run_dir, **fields):
     from genlab.train import Trainer
 
-    cfg = TrainConfig(steps=steps, batch_size=batch, lr=lr, log_every=10**9, sample_every=0, checkpoint_every=0, progress=False, device=device)
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr=lr, log_every=10**9, sample_every=0, checkpoint_every=0, progress=False, device=device, **fields)
     t = Trainer(model, data, cfg, run_dir)
     sync(t.device)
     t0 = time.perf_counter()
@@ -111,7 +117,7 @@ def trainer_run(model, data, steps, batch, lr, device, run_dir):
     t.save_checkpoint = timed_save
     t.fit()
     sync(t.device)
-    return time.perf_counter() - t0, ck[0]
+    return time.perf_counter() - t0, ck[0], t.threads
 
 
 def sync(device):
@@ -119,45 +125,63 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+#: The loops compared, each in a fresh process (glibc's malloc settings are process-wide):
+#: name -> TrainConfig fields of the Trainer (None: the plain loop).
+ARMS = {"plain": None, "trainer": {}, "trainer, tune_malloc off": {"tune_malloc": False}}
+
+
+def run_arm(arm: str, a) -> dict:
+    """Seconds of ``a.steps`` steps of ``arm`` in this process, after a 3-step warm-up of the same loop."""
+    shape = (1, 28, 28)
+    data = Data(4096, shape)
+    fields = ARMS[arm]
+    timings = []
+    for steps in (3, a.steps):  # warm-up (allocator, kernels, lazy imports), then the timed run
+        torch.manual_seed(0)
+        model = build_model(shape)[0]
+        if fields is None:
+            timings.append((plain_loop(model, data, steps, a.batch, 1e-3, a.device), 0.0, torch.get_num_threads()))
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                timings.append(trainer_run(model, data, steps, a.batch, 1e-3, a.device, d, **fields))
+    seconds, ckpt, threads = timings[-1]
+    return {"seconds": seconds, "checkpoint": ckpt, "threads": threads}
+
+
 def build_parser():
     p = harness.parser(__doc__, threads=0, device="cpu")
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--arm", choices=sorted(ARMS), help=argparse.SUPPRESS)  # internal: one loop in this process
     return p
 
 
 def main(argv=None):
     a, machine = harness.start(build_parser(), argv)
-    shape = (1, 28, 28)
-    data = Data(4096, shape)
-    lr = 1e-3
-    _, name = build_model(shape)
-
-    # warm-up both paths (allocator, kernels, lazy imports)
-    torch.manual_seed(0)
-    plain_loop(build_model(shape)[0], data, 3, a.batch, lr, a.device)
-    with tempfile.TemporaryDirectory() as d:
-        torch.manual_seed(0)
-        trainer_run(build_model(shape)[0], data, 3, a.batch, lr, a.device, d)
-
-    plain, trainer, ckpt = [], [], []
-    for _ in range(a.repeats):
-        torch.manual_seed(0)
-        plain.append(plain_loop(build_model(shape)[0], data, a.steps, a.batch, lr, a.device))
-        with tempfile.TemporaryDirectory() as d:
-            torch.manual_seed(0)
-            tt, ck = trainer_run(build_model(shape)[0], data, a.steps, a.batch, lr, a.device, d)
-        trainer.append(tt)
-        ckpt.append(ck)
+    if a.arm:
+        print("RESULT " + json.dumps(run_arm(a.arm, a)), flush=True)
+        return 0
+    results = {arm: [] for arm in ARMS}
+    flags = ["--steps", str(a.steps), "--batch", str(a.batch), "--device", a.device, "--threads", str(a.threads)]
+    for _ in range(a.repeats):  # alternating, so that background load hits every loop alike
+        for arm in ARMS:
+            out = subprocess.run([sys.executable, __file__, "--arm", arm, *flags], capture_output=True, text=True, check=True).stdout
+            results[arm].append(json.loads(out.split("RESULT ", 1)[1]))
 
     imgs = a.steps * a.batch
-    tp, tt, tc = statistics.median(plain), statistics.median(trainer), statistics.median(ckpt)
-    print(f"network: {name}; input {shape}; batch {a.batch}; {a.steps} steps x {a.repeats} repeats (median); device {a.device}")
-    table = harness.Table(["loop", "images/s", "s/step", "ratio"])
-    table.add("plain PyTorch loop", f"{imgs / tp:.0f}", f"{tp / a.steps:.4f}", f"{1.0:.3f}")
-    table.add("genlab Trainer (incl. final ckpt)", f"{imgs / tt:.0f}", f"{tt / a.steps:.4f}", f"{tp / tt:.3f}")
-    table.add("genlab Trainer (excl. final ckpt)", f"{imgs / (tt - tc):.0f}", f"{(tt - tc) / a.steps:.4f}", f"{tp / (tt - tc):.3f}")
+    med = {arm: statistics.median(r["seconds"] for r in rs) for arm, rs in results.items()}
+    tp = med["plain"]
+    print(f"network: {build_model((1, 28, 28))[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x {a.repeats} repeats "
+          f"(median), each loop in a fresh process; device {a.device}")
+    table = harness.Table(["loop", "threads", "images/s", "s/step", "ratio"])
+    for arm, rs in results.items():
+        t = med[arm]
+        label = "plain PyTorch loop" if arm == "plain" else f"genlab Trainer{'' if arm == 'trainer' else ', ' + arm.split(', ')[1]} (incl. final ckpt)"
+        table.add(label, rs[0]["threads"], f"{imgs / t:.0f}", f"{t / a.steps:.4f}", f"{tp / t:.3f}")
+    tc = statistics.median(r["checkpoint"] for r in results["trainer"])
+    tt = med["trainer"] - tc
+    table.add("genlab Trainer (excl. final ckpt)", results["trainer"][0]["threads"], f"{imgs / tt:.0f}", f"{tt / a.steps:.4f}", f"{tp / tt:.3f}")
     table.finish(machine, f"final checkpoint write: {tc * 1000:.1f} ms")
     return 0
 

@@ -70,6 +70,8 @@ def test_parser_adds_only_the_common_flags_a_script_asks_for_with_its_defaults()
     assert harness.clock_of(ap.parse_args(["--clock", "wall"])) is time.perf_counter
     assert harness.clock_of(args) is time.process_time
     assert harness.train_config(args, "vae", seconds=60).budget_clock == "cpu"
+    assert harness.train_config(args, "vae").threads == 1  # --threads N is exactly N for the Trainer
+    assert harness.train_config(ap.parse_args(["--threads", "0"]), "vae").threads == 0  # 0: the Trainer chooses
     with pytest.raises(SystemExit):
         ap.parse_args(["--clock", "gpu"])
     with pytest.raises(SystemExit):

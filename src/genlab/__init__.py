@@ -7,6 +7,14 @@
 
 __version__ = "0.1.0"
 
-from .loading import load  # noqa: E402
-
 __all__ = ["load", "__version__"]
+
+
+def __getattr__(name: str):
+    # ``genlab.load`` is imported on first use, so that ``import genlab.cli`` can set up the
+    # environment of OpenMP before anything imports torch (see genlab.train.cpu).
+    if name == "load":
+        from .loading import load
+
+        return load
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")

@@ -22,10 +22,16 @@ from the package and what the command writes goes to ``./pretrained-NAME/``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from .errors import GenlabError
-from .commands import (  # the subcommands, one function each
+from .train.cpu import openmp_defaults
+
+if "torch" not in sys.modules:  # the genlab command: libgomp reads its settings once, when torch is imported
+    openmp_defaults(os.environ)
+
+from .errors import GenlabError  # noqa: E402
+from .commands import (  # noqa: E402  (the subcommands, one function each)
     cmd_complete,
     cmd_datasets,
     cmd_eval,

@@ -118,6 +118,9 @@ class TrainConfig:
     progress: bool = True
     max_seconds: float = 0.0  # time budget of the run in seconds, counted across resumes; 0 = none
     budget_clock: str = "wall"  # what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
+    threads: int = 0  # CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
+    tune_malloc: bool = True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
+    channels_last: bool = False  # train with 4-D weights and batches in channels-last memory layout
 
     def __post_init__(self):
         self.validate()
@@ -149,6 +152,8 @@ class TrainConfig:
             raise ConfigError(f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {self.max_seconds}")
         if self.budget_clock not in ("wall", "cpu"):
             raise ConfigError(f"train.budget_clock={self.budget_clock!r}; use wall (elapsed time) or cpu (CPU time of this process, every thread)")
+        if self.threads < 0:
+            raise ConfigError(f"train.threads must be >= 0 (0 = chosen from the free cores), got {self.threads}")
 
     def lr_of(self, step: str) -> float:
         """Adam's learning rate of the train step named ``step``."""

@@ -17,7 +17,8 @@ of every iteration with the 0-based iteration number.
 Beside this file in ``genlab.train``: ``runs`` (run directories, :func:`train`,
 :func:`resume`), ``state`` (EMA, RNG capture, the checkpointed training state),
 ``logs`` (metrics.jsonl and TensorBoard), ``settings`` (device,
-learning-rate schedule) and ``checkpoint`` (the checkpoint folders).
+learning-rate schedule), ``checkpoint`` (the checkpoint folders) and ``cpu``
+(glibc's malloc, channels-last, the thread count).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torch import nn
 from ..config import RunConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError, TrainingError, WriteError
 from ..io import make_dirs, save_tensors
-from . import distributed
+from . import cpu, distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from .logs import MetricLog
 from .runs import write_run_config
@@ -105,6 +106,7 @@ class Trainer:
         self.out_of_time = False
 
         model.to(self.device)
+        self.threads = cpu.prepare(model, config, self.device)  # glibc malloc, channels-last, CPU threads (train.cpu)
         distributed.broadcast_module_(model, self.dist)
         model.train()
         self.steps = list(model.train_steps())
@@ -181,6 +183,8 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
         # uint8 images -> [0, 1] -> the model's input space; float data (e.g. 2-D points) as it is
         x = x if self._raw_float else self.model.prepare(x.float().div_(255.0))
+        if self.config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = None
         if self._labels is not None:
             y = self._labels[idx]
@@ -296,6 +300,8 @@ class Trainer:
 
             bar = tqdm(total=target, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True, leave=True)
         clock = self.cpu_clock if c.budget_clock == "cpu" else self.clock
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)  # train.threads, chosen at start-up; restored below
         t_start = clock()
         elapsed0 = self._elapsed
         self.log.start(self.step)
@@ -319,6 +325,7 @@ class Trainer:
             if self._last_checkpoint_step != self.step:
                 self.save_checkpoint()
         finally:
+            torch.set_num_threads(threads)
             if bar is not None:
                 bar.close()
             self.log.flush()
