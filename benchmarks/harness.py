@@ -242,13 +242,14 @@ def budget_run_config(args: argparse.Namespace, model: str, *, data: str | None 
     """The RunConfig of ``genlab train MODEL --data DATA --preset PRESET --set ...`` made ready for
     :func:`fit_schedule_to_budget`: quiet (as :func:`train_config`), ``seed``, ``device`` and the
     budget's clock from ``args``, and a cosine schedule (a placeholder length, which the budget
-    then sets during the run). The preset's and the overrides' warm-up, rates and EMA are kept."""
+    then sets during the run) with no ``train.max_seconds`` of its own. The preset's and the
+    overrides' warm-up, rates and EMA are kept."""
     from genlab import registry
     from genlab.config import apply_overrides
 
     cfg = registry.build_run_config(model, data=data, preset=preset, overrides=list(sets))
     fields = {"progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 0, "lr_schedule": "cosine",
-              "steps": 10**9, "schedule_steps": 10**9}
+              "steps": 10**9, "schedule_steps": 10**9, "max_seconds": 0.0}  # the benchmark's budget, not a preset's
     for key, field in (("seed", "seed"), ("device", "device"), ("clock", "budget_clock")):
         if hasattr(args, key):
             fields[field] = getattr(args, key)

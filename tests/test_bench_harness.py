@@ -128,6 +128,7 @@ def test_budget_run_config_keeps_the_presets_settings_and_hands_the_schedule_to_
     assert (t.progress, t.sample_every, t.checkpoint_every, t.log_every) == (False, 0, 0, 0)
     assert (t.seed, t.device, t.budget_clock, t.lr_schedule) == (3, "cpu", "cpu", "cosine")
     assert t.schedule_steps == t.steps > 10**6  # a placeholder: fit_schedule_to_budget sets the length
+    assert t.max_seconds == 0.0  # the preset's own 10-minute cap gives way to the benchmark's --minutes
     assert (t.lr, t.ema_decay, t.warmup_steps) == (3e-3, 0.999, 100)  # the override beats the preset, the rest is the preset's
     assert (cfg.model.decoder, cfg.model.latent_dim, cfg.data.name) == ("mlp", 8, "mnist")
     plain = harness.budget_run_config(SimpleNamespace(), "vae")
