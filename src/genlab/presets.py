@@ -298,9 +298,10 @@ BUDGET: dict[str, dict[str, Preset]] = {
     "pixelvae": {
         "mnist-10min": Preset(
             {**_MNIST_BINARY, "model.latent_levels": 1, "model.decoder": "mlp", "model.mlp_hidden": (512, 512),
-             "train.batch_size": 128, "train.lr": 2e-3, "train.warmup_steps": 20},
+             "train.batch_size": 128, "train.lr": 2e-3, "train.warmup_steps": 20, **_budget(2_900)},
             source=("benchmarks/pixelvae_mnist.py --preset mnist-10min --minutes 10 --clock cpu --threads 1: the z -> map "
                     "network as 512-512 MLPs (model.decoder=mlp), which beat the upsampling stages in 90-CPU-second probes "
-                    "(benchmarks/README.md, 'PixelVAE on MNIST')")),
+                    "(benchmarks/README.md, 'PixelVAE on MNIST'); test NLL 84.15 nats (IWAE k=20, all 10,000 test images), "
+                    "-ELBO 85.05, after 10.1 CPU-minutes, 2,941 steps (6.3 epochs). " + _AND_BUDGET)),
     },
 }
