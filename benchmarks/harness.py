@@ -241,6 +241,49 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
     return registry.train_config(model, **{**base, **fields})
 
 
+def budget_run_config(args: argparse.Namespace, model: str, *, data: str | None = None, preset: str | None = None,
+                      sets: Sequence[str] = ()):
+    """The RunConfig of ``genlab train MODEL --data DATA --preset PRESET --set ...`` made ready for
+    :func:`fit_schedule_to_budget`: quiet (as :func:`train_config`), ``seed``, ``device`` and the
+    budget's clock from ``args``, and a cosine schedule (a placeholder length, which the budget
+    then sets during the run) with no ``train.max_seconds`` of its own. The preset's and the
+    overrides' warm-up, rates and EMA are kept."""
+    from genlab import registry
+    from genlab.config import apply_overrides
+
+    cfg = registry.build_run_config(model, data=data, preset=preset, overrides=list(sets))
+    fields = {"progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 0, "lr_schedule": "cosine",
+              "steps": 10**9, "schedule_steps": 10**9, "max_seconds": 0.0}  # the benchmark's budget, not a preset's
+    for key, field in (("seed", "seed"), ("device", "device"), ("clock", "budget_clock")):
+        if hasattr(args, key):
+            fields[field] = getattr(args, key)
+    return apply_overrides(cfg, {f"train.{k}": v for k, v in fields.items()})
+
+
+def train_to_budget(args: argparse.Namespace, model: str, train_set, work: Path, *, data: str | None = None,
+                    preset: str | None = None, sets: Sequence[str] = (), first: int = 100, warm: int = 10):
+    """Train ``model`` as :func:`budget_run_config` sets it up for ``args.minutes`` (of ``args.clock``)
+    with :func:`fit_schedule_to_budget`; (the model in eval mode, with the EMA weights when
+    ``train.ema_decay`` > 0, and facts: "steps", "minutes" (budget clock), "wall_minutes", "images", "config").
+    No checkpoints are written (that would count as training time)."""
+    from genlab import registry
+    from genlab.train.trainer import Trainer
+
+    cfg = budget_run_config(args, model, data=data, preset=preset, sets=sets)
+    torch.manual_seed(args.seed)
+    net = registry.entry(model).model_class(cfg.model)
+    trainer = Trainer(net, train_set, cfg.train, work, cfg)
+    trainer.save_checkpoint = lambda: None
+    clock = clock_of(args)
+    t0, c0 = time.perf_counter(), clock()
+    steps = fit_schedule_to_budget(trainer, args.minutes * 60, first=first, warm=warm)
+    facts = {"steps": steps, "minutes": (clock() - c0) / 60, "wall_minutes": (time.perf_counter() - t0) / 60,
+             "images": steps * cfg.train.batch_size, "config": cfg}
+    if trainer.ema is not None:
+        net.load_state_dict(trainer.ema.weights_like(net))
+    return net.eval(), facts
+
+
 def fit_until(trainer, seconds: float) -> None:
     """Train ``trainer`` until its run's training time reaches ``seconds``: sets
     ``train.max_seconds`` (counted over every fit of the run, as the Trainer counts

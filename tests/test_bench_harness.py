@@ -124,6 +124,20 @@ def test_train_config_carries_the_budget_as_train_max_seconds():
     assert harness.train_config(None, "vae", seconds=90, steps=500).steps == 500  # a schedule's end caps it too
 
 
+def test_budget_run_config_keeps_the_presets_settings_and_hands_the_schedule_to_the_budget():
+    args = SimpleNamespace(seed=3, device="cpu", clock="cpu")
+    cfg = harness.budget_run_config(args, "vae", data="mnist", preset="mnist-10min", sets=["train.lr=3e-3", "model.latent_dim=8"])
+    t = cfg.train
+    assert (t.progress, t.sample_every, t.checkpoint_every, t.log_every) == (False, 0, 0, 0)
+    assert (t.seed, t.device, t.budget_clock, t.lr_schedule) == (3, "cpu", "cpu", "cosine")
+    assert t.schedule_steps == t.steps > 10**6  # a placeholder: fit_schedule_to_budget sets the length
+    assert t.max_seconds == 0.0  # the preset's own 10-minute cap gives way to the benchmark's --minutes
+    assert (t.lr, t.ema_decay, t.warmup_steps) == (3e-3, 0.999, 100)  # the override beats the preset, the rest is the preset's
+    assert (cfg.model.decoder, cfg.model.latent_dim, cfg.data.name) == ("mlp", 8, "mnist")
+    plain = harness.budget_run_config(SimpleNamespace(), "vae")
+    assert (plain.model.decoder, plain.train.budget_clock, plain.train.ema_decay) == ("upsample", "wall", 0.0)
+
+
 def test_steps_for_a_budget():
     assert harness.steps_for(600, 0.25) == 2400
     assert harness.steps_for(10, 0.3) == 33  # rounded down: 33.3 steps fit

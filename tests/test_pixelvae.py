@@ -115,10 +115,11 @@ def test_categorical_p_x_given_z_sums_to_one_over_all_grey_images():
     assert abs(total - 1) < 1e-5, float(total)
 
 
-def test_iwae_brackets_the_exact_marginal_computed_by_quadrature():
+@pytest.mark.parametrize("decoder", ["conv", "mlp"])
+def test_iwae_brackets_the_exact_marginal_computed_by_quadrature(decoder):
     """1-D latent on 2x2 images: log p(x) by quadrature sums to one over the 16
     images; E[ELBO] <= E[L_5] <= E[L_50] <= log p(x), and L_10000 is within 0.03 nats."""
-    model = tiny()
+    model = tiny(decoder=decoder, mlp_hidden=(8,), map_channels=2)
     xs = all_binary_images(2, 2)
     exact = exact_log_marginal(model, xs)
     assert abs(exact.double().exp().sum() - 1) < 1e-4
@@ -219,3 +220,21 @@ def test_loss_logs_the_kl_terms_of_both_levels():
     assert {"loss", "elbo", "recon", "kl", "kl_z1", "kl_z2"} <= set(out)
     assert torch.allclose(out["kl"], out["kl_z1"] + out["kl_z2"]) and out["kl_z1"] > 0 and out["kl_z2"] > 0
     assert torch.allclose(out["loss"], -out["elbo"]) and torch.allclose(out["elbo"], out["recon"] - out["kl"])
+
+
+def test_mlp_decoder_is_causal_and_uses_z_at_every_pixel():
+    """decoder="mlp": z -> fully connected layers -> map_channels maps at image size. The
+    PixelCNN part stays causal in x, and every pixel's parameters depend on z."""
+    model = tiny((1, 4, 3), decoder="mlp", mlp_hidden=(6, 5), map_channels=3, pixel_blocks=2)
+    assert len(model.up) == 0 and model.cond_proj.in_channels == 3
+    z = torch.randn(1, 1, requires_grad=True)
+    x = torch.rand(1, 1, 4, 3, requires_grad=True)
+    cond = model.conditioning(z)
+    params = model(x, cond)
+    for r, col in itertools.product(range(4), range(3)):
+        (gz,) = torch.autograd.grad(cond[0, :, r, col].sum(), z, retain_graph=True)
+        assert gz.abs().sum() > 0, (r, col)
+        (gx,) = torch.autograd.grad(params[0, 0, r, col], x, retain_graph=True)
+        assert (gx.flatten()[r * 3 + col:] == 0).all(), (r, col)
+    with pytest.raises(ConfigError, match="latent_levels=1"):
+        PixelVAEConfig(decoder="mlp", latent_levels=2)

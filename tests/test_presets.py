@@ -5,11 +5,12 @@ tables) or a documented difference."""
 import re
 
 import pytest
+import torch
 
 from genlab import registry
 from genlab.cli import main
 from genlab.config import to_dict
-from genlab.presets import PAPER
+from genlab.presets import BUDGET, PAPER
 
 
 def conv(cin, cout, k, bias=True):
@@ -91,12 +92,13 @@ def test_pixelcnn_cifar10_preset_is_the_papers_layout():
     assert nparams(m) == layout == 4_290_816
 
 
-def test_vae_paper_preset_documents_its_difference_from_the_iwae_mlp():
-    """IWAE's 784-200-200-50 MLP (mean and log-variance heads, mirrored decoder) is not genlab's conv VAE."""
+def test_vae_paper_preset_is_the_iwae_mlp():
+    """IWAE's 784-200-200-50 tanh MLP (mean and log-variance heads, mirrored decoder), layer by layer."""
     mlp = (784 * 200 + 200 + 200 * 200 + 200 + 2 * (200 * 50 + 50)) + (50 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784)
     _, m = build("vae", "paper")
-    assert mlp == 425_284 and nparams(m) == 1_325_605
-    assert "425,284" in PAPER["vae"]["paper"].source and "1,325,605" in PAPER["vae"]["paper"].source
+    assert mlp == 425_284 and nparams(m) == 425_284 and "425,284" in PAPER["vae"]["paper"].source
+    linears = [(layer.in_features, layer.out_features) for layer in m.modules() if isinstance(layer, torch.nn.Linear)]
+    assert linears == [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)]
 
 
 def test_parameter_counts_quoted_in_sources_are_the_built_models():
@@ -119,3 +121,19 @@ def test_cli_lists_a_models_presets_with_sources(capsys):
     assert "fsdd (applied with --data fsdd)" in capsys.readouterr().out  # a data preset, applied automatically
     main(["models", "flow-matching"])
     assert "no presets" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model,preset", [(m, p) for m, ps in BUDGET.items() for p in ps])
+def test_budget_presets_build_set_every_value_and_leave_the_defaults_alone(model, preset):
+    p = registry.entry(model).presets[preset]
+    assert p is BUDGET[model][preset] and not p.data  # applied only when named: `genlab train vae` keeps its defaults
+    cfg, m = build(model, preset)
+    sections = {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "data": to_dict(cfg.data)}
+    for key, value in p.values.items():
+        section, name = key.split(".", 1)
+        assert sections[section][name] == (list(value) if isinstance(value, tuple) else value), key
+    assert "benchmarks/" in p.source and nparams(m) > 0
+    # the schedule the benchmark reached, capped at 10 CPU-minutes
+    assert (cfg.train.lr_schedule, cfg.train.schedule_steps, cfg.train.max_seconds, cfg.train.budget_clock) == ("cosine", cfg.train.steps, 600.0, "cpu")
+    default = registry.build_run_config(model)
+    assert default.model.decoder in ("upsample", "conv") and default.train.ema_decay == 0.0

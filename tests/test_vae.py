@@ -263,3 +263,95 @@ def test_sampling_is_deterministic_with_a_generator():
         assert torch.equal(a, b)
     c = m.sample(6, generator=torch.Generator().manual_seed(1))
     assert not torch.equal(a, c)
+
+
+# ----------------------------------------------------------------------------- fully connected networks, IWAE training
+
+
+@pytest.mark.parametrize("encoder,decoder", [("mlp", "mlp"), ("conv", "mlp"), ("mlp", "upsample")])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "logistic"])
+def test_mlp_encoder_and_decoder_shapes_and_gradients(encoder, decoder, likelihood):
+    torch.manual_seed(0)
+    m = tiny((3, 10, 6), encoder=encoder, decoder=decoder, mlp_hidden=(12, 7), likelihood=likelihood)
+    x = m.prepare(torch.rand(4, 3, 10, 6))
+    out = m.loss({"x": x})
+    out["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    assert m.decoder_output(torch.randn(4, 3)).shape == (4, 6 if likelihood == "logistic" else 3, 10, 6)
+    assert m.log_prob(x, iw_samples=3).shape == (4,)
+    assert m.sample(2).shape == (2, 3, 10, 6)
+    if encoder == "mlp":  # no conv weights: the first layer sees every pixel
+        assert not any(isinstance(mod, torch.nn.Conv2d) for mod in m.encoder.modules())
+        assert m.enc_head[0][0].in_features == 3 * 10 * 6
+
+
+def test_mlp_vae_is_the_iwae_papers_network_exactly():
+    """784-200-200-50 tanh with mean and log-variance heads, mirrored decoder: 425,284 parameters (Burda et al. 2016)."""
+    m = VAE(VAEConfig(image_shape=(1, 28, 28), encoder="mlp", decoder="mlp", mlp_hidden=(200, 200), latent_dim=50, activation="tanh"))
+    assert sum(p.numel() for p in m.parameters()) == 425_284
+    assert sum(isinstance(mod, torch.nn.Tanh) for mod in [*m.enc_head.modules(), *m.dec_head.modules()]) == 4
+
+
+def _iw_model(k, exact_posterior):
+    m, x = _ppca()
+    m.config.train_iw_samples = k
+    if exact_posterior:  # orthogonal W: the exact posterior is diagonal
+        Q, _ = torch.linalg.qr(m.W)
+        m.W = Q * torch.tensor([1.5, 0.6], dtype=torch.float64)
+        A, c, cov = m.exact_posterior()
+        m.set_q(A, c, torch.log(torch.diagonal(cov)))
+    else:
+        A, c, cov = m.exact_posterior()
+        m.set_q(A, c - 0.5, torch.log(0.5 * torch.diagonal(cov)))
+    return m, x
+
+
+def test_iwae_training_loss_is_exact_with_the_exact_posterior():
+    """q = p(z|x): every importance weight is p(x), so -loss = mean log p(x) for every draw and k > 1."""
+    for k in (2, 3, 8):
+        m, x = _iw_model(k, exact_posterior=True)
+        out = m.loss({"x": x})
+        assert torch.allclose(-out["loss"], m.exact_log_prob(x).mean(), atol=1e-9)
+        assert torch.allclose(out["iw_bound"], -out["loss"], atol=1e-9) and torch.allclose(out["elbo"], -out["loss"], atol=1e-9)
+
+
+def test_iwae_training_loss_matches_an_independent_computation():
+    """The k-sample bound by hand with torch.distributions from the same noise: log (1/k) sum_i N(x; W z_i + b, s^2) N(z_i) / q(z_i|x)."""
+    k = 5
+    m, x = _iw_model(k, exact_posterior=False)
+    torch.manual_seed(3)
+    loss = m.loss({"x": x})["loss"]
+    torch.manual_seed(3)
+    mu, log_var = m.posterior(x)
+    eps = torch.randn(k * 3, 2, dtype=torch.float64).view(k, 3, 2)
+    z = mu + torch.exp(0.5 * log_var) * eps
+    q = Normal(mu, torch.exp(0.5 * log_var)).log_prob(z).sum(-1)
+    prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
+    lik = Normal(z @ m.W.T + m.b, m.s).log_prob(x.flatten(1)).sum(-1)
+    bound = torch.logsumexp(lik + prior - q, 0) - math.log(k)
+    assert torch.allclose(loss, -bound.mean(), atol=1e-9)
+
+
+def test_iwae_training_bound_rises_with_k_and_stays_below_log_p():
+    """E[L_1] < E[L_4] < E[L_32] <= log p(x) with a poor q, over 400 draws each."""
+    means = {}
+    for k in (1, 4, 32):
+        m, x = _iw_model(k, exact_posterior=False)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            means[k] = float(torch.stack([-m.loss({"x": x})["loss"] for _ in range(400)]).mean())
+    exact = float(m.exact_log_prob(x).mean())
+    assert means[1] < means[4] - 0.05 and means[4] < means[32] < exact + 0.01, (means, exact)
+
+
+def test_iwae_training_config_is_checked():
+    with pytest.raises(genlab.errors.ConfigError, match="train_iw_samples"):
+        VAEConfig(train_iw_samples=0)
+    with pytest.raises(genlab.errors.ConfigError, match="beta must be 1"):
+        VAEConfig(train_iw_samples=4, beta=0.5)
+    with pytest.raises(genlab.errors.ConfigError, match="kl_warmup_steps"):
+        VAEConfig(train_iw_samples=4, kl_warmup_steps=100)
+    with pytest.raises(genlab.errors.ConfigError, match="mlp_hidden"):
+        VAEConfig(decoder="mlp", mlp_hidden=())
+    with pytest.raises(genlab.errors.ConfigError, match="encoder"):
+        VAEConfig(encoder="resnet")

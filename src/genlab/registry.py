@@ -31,7 +31,7 @@ from .models.ddpm import DDPM, DDPMConfig
 from .models.flow_matching import FlowMatching, FlowMatchingConfig
 from .models.glow import Glow, GlowConfig
 from .models.vqvae import VQVAE, VQVAEConfig
-from .presets import PAPER, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
+from .presets import BUDGET, PAPER, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ _FSDD = Preset({
     "where the image-sized defaults took 181 s per step; test NLL 5.47 bits/sample after 550 steps (18.6 min)"))
 
 MODELS: dict[str, ModelEntry] = {
-    "vae": ModelEntry(VAEConfig, VAE, presets=PAPER["vae"]),
+    "vae": ModelEntry(VAEConfig, VAE, presets={**PAPER["vae"], **BUDGET["vae"]}),
     "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets=PAPER["pixelcnn"]),
     "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN, presets=PAPER["gated-pixelcnn"]),
     "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines", presets={"fsdd": _FSDD}),
@@ -73,7 +73,7 @@ MODELS: dict[str, ModelEntry] = {
     "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN, presets=PAPER["ali"]),
     "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
-    "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets=PAPER["pixelvae"]),
+    "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets={**PAPER["pixelvae"], **BUDGET["pixelvae"]}),
     "ddpm": ModelEntry(DDPMConfig, DDPM, train={"grad_clip": 1.0}, presets=PAPER["ddpm"]),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
     "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
     "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),

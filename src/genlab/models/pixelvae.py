@@ -16,7 +16,9 @@ autoregressive and exact given z:
 with a Bernoulli per pixel for binarised images (``likelihood="bernoulli"``), a
 ``grey_levels``-way softmax (``"categorical"``) or a discretised logistic mixture
 (``"logistic-mixture"``) for grey/RGB 8-bit images. The conditioning map depends
-on z only, so the masks alone make p(x | z) causal and normalised.
+on z only, so the masks alone make p(x | z) causal and normalised. With
+``decoder="mlp"`` (one level) fully connected layers map z straight to
+``map_channels`` maps at image size, a cheaper map than the upsampling stages.
 
 One level (``latent_levels=1``): z in R^d, p(z) = N(0, I), q(z|x) = N(mu(x), diag sigma^2(x)).
 
@@ -62,7 +64,7 @@ from .. import distributions as D
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..nn.autoregressive import check_head_config
-from ..nn.blocks import UpsampleConv, downsampled_sizes
+from ..nn.blocks import UpsampleConv, downsampled_sizes, mlp
 from ..nn.masked import pixelcnn_conv, pointwise_conv
 from .autoregressive import AutoregressiveImageModel
 from .base import TrainStep
@@ -90,6 +92,9 @@ class PixelVAEConfig(ModelConfig):
     z1_channels: int = 4
     channels: tuple[int, ...] = (32, 64)
     hidden_dim: int = 256
+    decoder: str = "conv"  # z -> conditioning map: "conv" (dense, then upsample+conv stages) or "mlp" (one level only)
+    mlp_hidden: tuple[int, ...] = (512, 512)  # the "mlp" decoder's layers: z -> ... -> map_channels maps at image size
+    map_channels: int = 4  # maps the "mlp" decoder gives at image size (a 1x1 conv spreads them over the masked layers)
     likelihood: str = "auto"
     grey_levels: int = 256
     mixtures: int = 5
@@ -109,7 +114,11 @@ class PixelVAEConfig(ModelConfig):
         check_head_config(self)
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
-        self.check_positive("latent_dim", "z1_channels", "hidden_dim", "input_kernel", "block_kernel")
+        self.check_positive("latent_dim", "z1_channels", "hidden_dim", "input_kernel", "block_kernel", "map_channels")
+        self.check_choice("decoder", ("conv", "mlp"))
+        if self.decoder == "mlp" and (self.latent_levels != 1 or not self.mlp_hidden or min(self.mlp_hidden) < 1):
+            raise ConfigError(f"model.decoder=mlp needs model.latent_levels=1 and positive model.mlp_hidden widths, "
+                              f"got {self.latent_levels} and {list(self.mlp_hidden)}")
         if self.pixel_channels < self.image_shape[0] or self.pixel_blocks < 0:
             raise ConfigError(f"model.pixel_channels must be >= the {self.image_shape[0]} image channels and "
                               f"model.pixel_blocks >= 0, got {self.pixel_channels} and {self.pixel_blocks}")
@@ -146,14 +155,19 @@ class PixelVAE(AutoregressiveImageModel):
             self.p_z1_net = nn.Sequential(dense(d, flat), act())  # p(z1|z2): z2 -> (hs, ws) map
             self.p_z1_head = nn.Conv2d(ch[-1], 2 * k1, 3, padding=1)
             self.dec_in = nn.Conv2d(k1, ch[-1], 3, padding=1)  # z1 -> decoder map
-        else:
+        elif config.decoder == "conv":
             self.dec_in = nn.Sequential(dense(d, flat))  # z -> decoder map (reshaped)
         # Decoder: (hs, ws) map -> upsample+conv stages to (H, W) -> a 1x1 conv to one
-        # conditioning map per masked layer (cheaper than a 3x3 conv to all of them).
+        # conditioning map per masked layer (cheaper than a 3x3 conv to all of them);
+        # or fully connected layers straight to map_channels maps at (H, W), then the 1x1 conv.
         p = config.pixel_channels
         outs = ch[::-1][1:] + [p]
-        self.up = nn.ModuleList(UpsampleConv(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
-        self.cond_proj = nn.Conv2d(p, (1 + config.pixel_blocks) * p, 1)
+        if config.decoder == "mlp":
+            self.dec_in = mlp([d, *config.mlp_hidden, config.map_channels * h * w], act)
+            self.up = nn.ModuleList()
+        else:
+            self.up = nn.ModuleList(UpsampleConv(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
+        self.cond_proj = nn.Conv2d(config.map_channels if config.decoder == "mlp" else p, (1 + config.pixel_blocks) * p, 1)
         self.act = act()
         # The PixelCNN part of the decoder.
         self.input_conv = pixelcnn_conv(c, p, config.input_kernel, "A", c, first=True)
@@ -205,6 +219,8 @@ class PixelVAE(AutoregressiveImageModel):
     def conditioning(self, z: Tensor) -> Tensor:
         """The bottom latent (z (B, d), or z1 (B, z1_channels, hs, ws)) -> the decoder's
         map (B, (1 + pixel_blocks) * pixel_channels, H, W): one slice per masked layer."""
+        if self.config.decoder == "mlp":
+            return self.cond_proj(self.dec_in(z).view(z.shape[0], -1, *self.sizes[0]))
         hs, ws = self.sizes[-1]
         h = self.act(self.dec_in(z).view(z.shape[0], -1, hs, ws))
         for i, block in enumerate(self.up):

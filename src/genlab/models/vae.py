@@ -35,7 +35,13 @@ Posteriors (``posterior``)
 
 The training loss is the batch mean of ``-recon + kl_weight * kl``, where
 kl_weight = beta (beta-VAE, Higgins et al. 2017; beta = 1 is the ELBO), ramped
-linearly from 0 over the first ``kl_warmup_steps`` steps if asked.
+linearly from 0 over the first ``kl_warmup_steps`` steps if asked. With
+``train_iw_samples`` = k > 1 it is instead the batch mean of -L_k(x), the IWAE
+bound below with k draws (Burda et al. 2016): the same model, trained on a tighter bound.
+
+Networks: ``encoder="conv"`` / ``decoder="upsample"`` or ``"transposed"`` use the
+stride-2 stages of ``channels``; ``"mlp"`` uses fully connected layers of
+``mlp_hidden`` (the decoder mirrors them), as in the IWAE paper's 784-200-200-50 model.
 
 Likelihoods (``likelihood``)
 ----------------------------
@@ -74,7 +80,7 @@ from torch import Tensor, nn
 from .. import distributions as D
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..nn.blocks import TransposedConvUp, UpsampleConv, downsampled_sizes
+from ..nn.blocks import TransposedConvUp, UpsampleConv, downsampled_sizes, mlp
 from ..nn.iaf import IAF
 from .base import GenerativeModel, TrainStep
 
@@ -91,12 +97,15 @@ class VAEConfig(ModelConfig):
     latent_dim: int = 32
     channels: tuple[int, ...] = (32, 64)
     hidden_dim: int = 256  # fully connected layer between the conv map and z (0: none)
-    decoder: str = "upsample"  # "upsample" (nearest + 3x3 conv) or "transposed" (stride-2 transposed conv)
+    encoder: str = "conv"  # "conv" (the stride-2 stages of channels) or "mlp" (fully connected layers of mlp_hidden)
+    decoder: str = "upsample"  # "upsample" (nearest + 3x3 conv), "transposed" (stride-2 transposed conv) or "mlp"
+    mlp_hidden: tuple[int, ...] = (512, 512)  # widths of the "mlp" encoder's layers; the "mlp" decoder mirrors them
     likelihood: str = "bernoulli"  # "bernoulli", "logistic" (256 levels) or "gaussian" (dequantised)
     gaussian_variance: str = "pixel"  # learned log-variance: "pixel" (one per pixel) or "global"
     activation: str = "elu"  # "elu", "relu", "silu" or "leaky_relu"
     beta: float = 1.0  # weight of the KL term (1.0: the ELBO)
     kl_warmup_steps: int = 0  # ramp the KL weight linearly 0 -> beta over this many training steps
+    train_iw_samples: int = 1  # k > 1 trains on the IWAE bound with k samples (Burda et al. 2016); 1: the ELBO
     min_log_scale: float = -7.0  # floor of the logistic log-scale / 0.5 * Gaussian log-variance
     channels_last: bool = True  # NHWC memory layout: about 2x faster convolutions on CPU
     posterior: str = "gaussian"  # "gaussian" (diagonal) or "iaf" (diagonal Gaussian + inverse autoregressive flow)
@@ -109,12 +118,18 @@ class VAEConfig(ModelConfig):
     def validate(self) -> None:
         super().validate()
         self.check_unconditional("the VAE")
-        for name, allowed in {"likelihood": _INPUT_MODES, "decoder": ("upsample", "transposed"), "activation": _ACTIVATIONS,
+        for name, allowed in {"likelihood": _INPUT_MODES, "encoder": ("conv", "mlp"),
+                              "decoder": ("upsample", "transposed", "mlp"), "activation": _ACTIVATIONS,
                               "gaussian_variance": ("pixel", "global"), "posterior": ("gaussian", "iaf")}.items():
             self.check_choice(name, allowed)
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
-        self.check_positive("latent_dim")
+        self.check_positive("latent_dim", "train_iw_samples")
+        if "mlp" in (self.encoder, self.decoder) and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
+            raise ConfigError(f"model.mlp_hidden must list one positive width per layer, e.g. [512, 512], got {list(self.mlp_hidden)}")
+        if self.train_iw_samples > 1 and (self.beta != 1.0 or self.kl_warmup_steps):
+            raise ConfigError(f"model.train_iw_samples > 1 trains on the IWAE bound, which has no KL weight: model.beta must be 1 "
+                              f"and model.kl_warmup_steps 0, got {self.beta} and {self.kl_warmup_steps}")
         if self.hidden_dim < 0 or self.kl_warmup_steps < 0 or self.beta < 0:
             raise ConfigError(f"model.hidden_dim (0: none), model.kl_warmup_steps and model.beta must be >= 0, "
                               f"got {self.hidden_dim}, {self.kl_warmup_steps}, {self.beta}")
@@ -124,7 +139,7 @@ class VAEConfig(ModelConfig):
                 raise ConfigError(f"model.iaf_context must be >= 0 (0: none), got {self.iaf_context}")
 
 
-_ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+_ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
 _INPUT_MODES = {"bernoulli": "binary", "logistic": "unit", "gaussian": "dequantize"}
 
 
@@ -170,20 +185,30 @@ class VAE(GenerativeModel):
         n_out = 2 * d + self.context_dim
 
         # Encoder: stride-2 3x3 convs (each halves the size, rounding up), then mu and log sigma^2
-        # (and the IAF context h).
+        # (and the IAF context h); or fully connected layers on the flattened image.
         enc: list[nn.Module] = []
         for c_in, c_out in zip([c] + ch[:-1], ch):
             enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), act()]
-        self.encoder = nn.Sequential(*enc, nn.Flatten())
-        self.enc_head = nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, n_out)) if hid else nn.Linear(flat, n_out)
+        widths = list(config.mlp_hidden)
+        if config.encoder == "mlp":
+            self.encoder = nn.Flatten()
+            self.enc_head = nn.Sequential(mlp([c * h * w] + widths, act), act(), nn.Linear(widths[-1], n_out))
+        else:
+            self.encoder = nn.Sequential(*enc, nn.Flatten())
+            self.enc_head = nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, n_out)) if hid else nn.Linear(flat, n_out)
         self.flow = IAF(d, config.iaf_steps, (config.iaf_hidden_dim, config.iaf_hidden_dim), self.context_dim) if iaf else None
 
-        # Decoder: z -> small map -> (upsample + conv) stages back to exactly (H, W).
-        self.dec_head = nn.Sequential(nn.Linear(d, hid), act(), nn.Linear(hid, flat), act()) if hid else nn.Sequential(nn.Linear(d, flat), act())
+        # Decoder: z -> small map -> (upsample + conv) stages back to exactly (H, W); or the
+        # mirrored fully connected layers straight to every pixel's parameters.
         out_ch = 2 * c if config.likelihood == "logistic" else c
-        up = UpsampleConv if config.decoder == "upsample" else TransposedConvUp
-        outs = ch[::-1][1:] + [out_ch]
-        self.up = nn.ModuleList(up(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
+        if config.decoder == "mlp":
+            self.dec_head = mlp([d] + widths[::-1] + [out_ch * h * w], act)
+            self.up = nn.ModuleList()
+        else:
+            self.dec_head = nn.Sequential(nn.Linear(d, hid), act(), nn.Linear(hid, flat), act()) if hid else nn.Sequential(nn.Linear(d, flat), act())
+            up = UpsampleConv if config.decoder == "upsample" else TransposedConvUp
+            outs = ch[::-1][1:] + [out_ch]
+            self.up = nn.ModuleList(up(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
         self.act = act()
         if config.likelihood == "gaussian":
             shape = (c, h, w) if config.gaussian_variance == "pixel" else (1, 1, 1)
@@ -247,7 +272,7 @@ class VAE(GenerativeModel):
     def decoder_output(self, z: Tensor) -> Tensor:
         """z (B, latent_dim) -> raw decoder output (B, C or 2C, H, W): Bernoulli logits,
         Gaussian means, or logistic (means, log-scales)."""
-        hs, ws = self.sizes[-1]
+        hs, ws = self.sizes[-1] if len(self.up) else self.sizes[0]  # the "mlp" decoder gives the image itself
         h = self.dec_head(z).view(z.shape[0], -1, hs, ws)
         for i, block in enumerate(self.up):
             h = block(h, self.sizes[-2 - i])
@@ -323,9 +348,18 @@ class VAE(GenerativeModel):
         """The "vae" step: mean over the batch of -recon + kl_weight * kl.
 
         Logs per-example means (nats) of "elbo", "recon" (E_q log p(x|z)) and "kl"
-        (a one-sample estimate for the IAF posterior).
+        (a one-sample estimate for the IAF posterior). With ``train_iw_samples`` = k > 1
+        the loss is instead the batch mean of -L_k(x), the IWAE bound over k draws from
+        q(z|x) (no KL weight), logged as "iw_bound"; "elbo", "recon" and "kl" are then
+        the means over the k draws.
         """
         x = batch["x"]
+        k = self.config.train_iw_samples
+        if k > 1:  # the IWAE bound: log (1/k) sum_i w_i, the same model, a tighter objective
+            log_px, log_ratio = self.log_weights(x, *self.encode_posterior(x), k)
+            recon, kl, bound = log_px.mean(0), -log_ratio.mean(0), D.log_mean_exp(log_px + log_ratio, dim=0)
+            return {"loss": -bound.mean(), "iw_bound": bound.mean().detach(), "elbo": (recon - kl).mean().detach(),
+                    "recon": recon.mean().detach(), "kl": kl.mean().detach()}
         recon, kl = self.elbo_terms(x)
         w = self.kl_weight()
         loss = (-recon + w * kl).mean()
@@ -363,20 +397,22 @@ class VAE(GenerativeModel):
         with torch.inference_mode():
             out = []
             for xb in x.split(max(1, batch_size)):
-                mu, log_var, h = self.encode_posterior(xb)
-                n = xb.shape[0]
-                per_chunk = max(1, batch_size // n)  # samples decoded per pass
-                log_w = []
-                for start in range(0, iw_samples, per_chunk):
-                    s = min(per_chunk, iw_samples - start)
-                    mu_s, lv_s = mu.repeat(s, 1), log_var.repeat(s, 1)  # (s*n, d), sample-major
-                    h_s = h.repeat(s, 1) if h is not None else None
-                    z, log_q = self.sample_posterior(mu_s, lv_s, h_s, generator)
-                    log_pz = D.standard_normal_log_prob(z)
-                    log_px = self.log_likelihood(xb.repeat(s, 1, 1, 1), z)
-                    log_w.append((log_px + log_pz - log_q).view(s, n))
+                posterior = self.encode_posterior(xb)
+                per_chunk = max(1, batch_size // xb.shape[0])  # samples decoded per pass
+                log_w = [sum(self.log_weights(xb, *posterior, min(per_chunk, iw_samples - start), generator))
+                         for start in range(0, iw_samples, per_chunk)]
                 out.append(D.log_mean_exp(torch.cat(log_w), dim=0))
             return torch.cat(out)
+
+    def log_weights(self, x: Tensor, mu: Tensor, log_var: Tensor, h: Tensor | None, s: int,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """s draws z_i ~ q(z|x) per image (from q's parameters ``mu``, ``log_var``, ``h``
+        of :meth:`encode_posterior`) -> (log p(x|z_i), log p(z_i) - log q(z_i|x)), each
+        (s, B), nats; their sum is the log importance weight. Differentiable."""
+        n = x.shape[0]
+        z, log_q = self.sample_posterior(mu.repeat(s, 1), log_var.repeat(s, 1), h.repeat(s, 1) if h is not None else None, generator)
+        log_px = self.log_likelihood(x.repeat(s, 1, 1, 1), z)  # (s*n,), sample-major
+        return log_px.view(s, n), (D.standard_normal_log_prob(z) - log_q).view(s, n)
 
     # ------------------------------------------------------------------ sampling
     def sample(

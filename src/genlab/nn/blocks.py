@@ -1,5 +1,5 @@
-"""Convolutional building blocks shared by the decoders and generators
-(VAE decoder, DCGAN generator, ...).
+"""Building blocks shared by the decoders and generators
+(VAE decoder, DCGAN generator, ...): convolutional stages and fully connected stacks.
 
 Spatial sizes are handled explicitly: a decoder knows the exact (H, W) of every
 stage (computed from the image size with :func:`downsampled_sizes`), so odd
@@ -23,6 +23,15 @@ def downsampled_sizes(height: int, width: int, stages: int) -> list[tuple[int, i
         h, w = sizes[-1]
         sizes.append(((h + 1) // 2, (w + 1) // 2))
     return sizes
+
+
+def mlp(sizes: list[int], act) -> nn.Sequential:
+    """Linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1] with ``act()`` between
+    them (none after the last): (B, sizes[0]) -> (B, sizes[-1])."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
+    return nn.Sequential(*layers)
 
 
 class UpsampleConv(nn.Module):
