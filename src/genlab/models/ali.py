@@ -31,6 +31,10 @@ Options:
 * ``encoder = "stochastic"`` (ALI): ``q(z | x) = N(mu(x), diag(sigma^2(x)))``, sampled by the
   reparameterisation ``z = mu + sigma * eps`` so gradients reach ``mu`` and ``sigma``;
   ``encoder = "deterministic"`` (BiGAN): ``z = E(x)``.
+* ``cycle_weight > 0`` (ALICE, Li et al. 2017, explicit cycle consistency): the (G, E) loss
+  adds ``cycle_weight * mean((x - G(E(x)))^2)`` (:meth:`ALI.cycle_loss`), which pushes
+  ``E`` to invert ``G`` on data directly instead of only through ``D``; 0 (the default) is
+  plain ALI/BiGAN. Registry preset ``alice``.
 * ``latent_levels = 2`` (hierarchical, HALI): ``x -> z1 -> z2`` with ``z1`` a spatial map
   ``(z1_channels, s, s)`` at the smallest resolution of the DCGAN layout (7x7 for 28x28) and
   ``z2`` a vector of ``latent_dim``; the generator runs ``z2 -> z1 -> x`` with
@@ -337,7 +341,7 @@ class ALI(GAN):
 
     def cycle_loss(self, x: Tensor, z_top: Tensor) -> Tensor:
         """ALICE's explicit cycle consistency (Li et al. 2017, "ALICE: Towards Understanding
-        Adversarial Learning for Joint Distribution Matching", section 3.2, an l2 norm): the
+        Adversarial Learning for Joint Distribution Matching", with an l2 norm): the
         mean over images and pixels of ``(x - G(z))^2`` with ``z`` the encoder's top code for
         images x (N, C, H, W) in [-1, 1] (a draw from q for a stochastic encoder; through a
         draw of z1 ~ p(z1 | z2) on a 2-level model). A scalar in [0, 4], with graph."""
