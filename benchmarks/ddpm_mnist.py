@@ -27,11 +27,8 @@ import torch
 import genlab
 import harness
 from genlab import registry
-from genlab.metrics.features import get_feature_net
 from genlab.metrics.likelihood import evaluate_likelihood
-from genlab.metrics.quality import generate_samples, quality_metrics, reference_features
 from genlab.train.trainer import Trainer
-from genlab.viz.images import save_png
 
 
 def parser(doc: str, minutes: float = 10.0):
@@ -64,11 +61,12 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     cfg = harness.train_config(args, name, seconds=args.minutes * 60, batch_size=args.batch_size, lr=args.lr, grad_clip=1.0,
                                ema_decay=args.ema, log_every=100)
     trainer = Trainer(model, train, cfg, out)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer.fit()
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     model = genlab.load(out)  # the EMA weights
-    print(f"trained {trainer.step} steps of {args.batch_size} in {train_s / 60:.1f} min ({trainer.step / train_s:.2f} steps/s)", flush=True)
+    print(f"trained {trainer.step} steps of {args.batch_size} in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} wall-min "
+          f"({trainer.step / train_cpu:.2f} steps per CPU-second)", flush=True)
 
     t = time.perf_counter()
     lik = evaluate_likelihood(model, test, max_examples=args.test_examples, batch_size=args.test_examples, seed=args.seed, progress=False)
@@ -76,21 +74,17 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     print(f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over {lik['num_examples']} "
           f"test images; {likelihood_note}; {lik_s:.0f} s", flush=True)
 
-    net = get_feature_net("mnist")
-    t = time.perf_counter()
-    fake = generate_samples(model, args.samples, batch_size=100, seed=args.seed)
-    per_s = len(fake) / (time.perf_counter() - t)
-    save_png(fake[:100], out / "samples.png", scale=2)
-    ref = reference_features(test, net, split="test", cache=False)
-    q = quality_metrics(ref["features"], net.features(fake).numpy(), seed=args.seed)
-    shares = torch.bincount(net.logits(fake).argmax(1), minlength=10).float() / len(fake)
-    print(f"sampling: {per_s:.2f} samples/s; samples: {out / 'samples.png'}")
-    print(f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
-          f"density {q['density']:.3f}, coverage {q['coverage']:.3f} ({len(fake)} samples vs {len(ref['features'])} test images, shipped MNIST features)")
+    q = harness.sample_quality(model, test, samples=args.samples, seed=args.seed, out=out)
+    print(f"samples: {q['png']}")
+    print(harness.quality_line(q), flush=True)
     table = harness.Table(["digit", *map(str, range(10))])
-    table.add("share %", *(f"{100 * s:.1f}" for s in shares.tolist()))
-    table.finish(machine, f"digits present: {int((shares > 0).sum())}/10, smallest share {100 * float(shares.min()):.1f}%")
-    return {"steps": trainer.step, "likelihood": lik, "samples_per_s": per_s, "quality": q, "shares": shares.tolist()}
+    table.add("share %", *(f"{100 * s:.1f}" for s in q["shares"]))
+    table.finish(machine, f"digits above 1%: {q['digits_above_1pct']}/10, smallest share {100 * min(q['shares']):.1f}%")
+    result = {"model": name, "fields": fields, "steps": trainer.step, "batch_size": args.batch_size, "lr": args.lr, "ema": args.ema,
+              "train_cpu_minutes": train_cpu / 60, "train_wall_minutes": train_s / 60, "parameters": params, "likelihood": lik,
+              "quality": q, "machine": machine.line()}
+    harness.write_json(out / "results.json", result)
+    return result
 
 
 def build_parser():

@@ -21,6 +21,8 @@ so that each script says only what it measures:
   :func:`seconds_per_step`, :func:`steps_for`, :func:`until` and
   :func:`fit_schedule_to_budget` turn a budget into steps when a learning-rate
   schedule needs to know its length in advance;
+* :func:`sample_quality` -- the one sample-quality protocol of the MNIST benchmarks (FID/KID
+  and digit shares in the shipped MNIST classifier's features), so that models compare;
 * :class:`Table` -- markdown tables, printed row by row as results arrive, with
   the machine line under them.
 
@@ -336,6 +338,57 @@ def fit_schedule_to_budget(trainer, seconds: float, *, first: int, warm: int = 1
             break
     trainer.fit(steps)
     return steps
+
+
+# --------------------------------------------------------------------------- sample quality
+
+
+def sample_quality(model, test, *, samples: int, seed: int = 0, out: Path | None = None, batch_size: int = 100) -> dict:
+    """The sample-quality protocol every MNIST benchmark shares, so that their figures compare.
+
+    ``samples`` images from ``model.sample`` (seeded, quantized to 8 bits, as
+    ``genlab eval --samples``), judged in the features of genlab's shipped MNIST
+    classifier against every image of ``test`` (a data set with ``.images``): FID,
+    KID (+- std over subsets), precision/recall, density/coverage, and the digits
+    among the samples by that classifier's argmax. The first 100 samples go to
+    ``out/samples.png`` when ``out`` is given. Returns ``{"samples", "samples_per_s"
+    (wall clock), "fid", "kid", ..., "shares" (10 fractions summing to 1), "digits_above_1pct",
+    "confidence" (mean top softmax probability), "png"}``.
+    """
+    from genlab.metrics.features import get_feature_net
+    from genlab.metrics.quality import generate_samples, quality_metrics, reference_features
+    from genlab.viz.images import save_png
+
+    net = get_feature_net("mnist")
+    t = time.perf_counter()
+    fake = generate_samples(model, samples, batch_size=batch_size, seed=seed)
+    per_s = len(fake) / (time.perf_counter() - t)
+    ref = reference_features(test, net, split="test", cache=False)
+    result = dict(quality_metrics(ref["features"], net.features(fake).numpy(), seed=seed))
+    probs = torch.softmax(net.logits(fake), 1)
+    shares = torch.bincount(probs.argmax(1), minlength=10).double() / len(fake)
+    png = None
+    if out is not None:
+        png = str(Path(out) / "samples.png")
+        save_png(fake[:100], png, scale=2)
+    result.update(samples=len(fake), reference=len(ref["features"]), samples_per_s=per_s, shares=shares.tolist(),
+                  digits_above_1pct=int((shares > 0.01).sum()), confidence=float(probs.max(1).values.mean()), png=png)
+    return result
+
+
+def quality_line(q: dict) -> str:
+    """One line of :func:`sample_quality`'s figures, for a script's output."""
+    return (f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
+            f"density {q['density']:.3f}, coverage {q['coverage']:.3f}; {q['digits_above_1pct']}/10 digits above 1%, smallest share "
+            f"{100 * min(q['shares']):.1f}%, classifier confidence {q['confidence']:.2f} ({q['samples']} samples vs {q['reference']} test "
+            f"images, shipped MNIST features; {q['samples_per_s']:.1f} samples/s)")
+
+
+def write_json(path, data: dict) -> None:
+    """``data`` as indented JSON at ``path`` (tensors and numpy numbers as plain numbers)."""
+    import json
+
+    Path(path).write_text(json.dumps(data, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n")
 
 
 # --------------------------------------------------------------------------- tables

@@ -1,5 +1,5 @@
 """Reproduce a paper: train a model (its ``paper`` preset or its CPU-sized defaults) for a
-wall-clock budget and print its learning curve and one row beside the published number.
+budget of CPU (``--clock cpu``, the default) or wall-clock minutes and print its learning curve and one row beside the published number.
 
     python benchmarks/reproduce.py vae --preset paper --minutes 5 --data-dir ../shared/data
     python benchmarks/reproduce.py pixelcnn --data mnist --minutes 5 --data-dir ../shared/data
@@ -26,7 +26,6 @@ the paper reached.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import torch
@@ -55,11 +54,13 @@ def build_parser():
 
 def run_config(args):
     """The run's RunConfig: build_run_config with the user's overrides, then quiet, on --device,
-    and with the budget as ``train.max_seconds`` (the Trainer stops there whatever step it is at)."""
+    and with the budget as ``train.max_seconds`` (the Trainer stops there whatever step it is at), counted
+    in ``--clock`` (``train.budget_clock``: CPU seconds of this process by default, or wall-clock seconds)."""
     sets = list(args.set) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
     cfg = registry.build_run_config(args.model, data=args.data, preset=args.preset, overrides=sets)
     quiet = {"train.progress": False, "train.sample_every": 0, "train.checkpoint_every": 0, "train.log_every": 0,
-             "train.device": args.device, "train.seed": args.seed, "train.max_seconds": args.minutes * 60}
+             "train.device": args.device, "train.seed": args.seed, "train.max_seconds": args.minutes * 60,
+             "train.budget_clock": args.clock}
     return apply_overrides(cfg, quiet)
 
 
@@ -83,13 +84,15 @@ def measure(model, test, args) -> dict:
         model.train()
 
 
-def train_with_curve(trainer: Trainer, seconds: float, marks: int, on_mark, clock=time.perf_counter) -> float:
-    """Train until ``seconds`` of training time, calling ``on_mark(train_seconds)`` at each of
+def train_with_curve(trainer: Trainer, seconds: float, marks: int, on_mark, clock=None) -> float:
+    """Train until ``seconds`` of training time (in ``clock``; default the clock of the trainer's own
+    budget, ``train.budget_clock``: CPU or wall-clock seconds, :func:`harness.clock_of`), calling ``on_mark(train_seconds)`` at each of
     ``marks`` equally spaced points (the last at the end, or where the Trainer's own budget
     ``train.max_seconds`` stops it, whichever comes first). Chunks of steps are sized from the
     measured time per step (half the steps left, then the rest once fewer than 20 are left), so
     a mark is passed by about one step's time even on a machine whose speed drifts. Returns
     the training seconds."""
+    clock = harness.clock_of(trainer.config) if clock is None else clock
     spent, per_step = 0.0, None
     for i in range(1, marks + 1):
         mark = seconds * i / marks

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import time
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import harness  # noqa: E402
@@ -242,3 +243,51 @@ def test_every_benchmark_script_stands_on_the_harness(script):
     assert not re.search(r"def machine\(|(?<!sys\.)platform\.|getloadavg", text), "the machine line is harness.Machine's"
     assert not re.search(r"""print\(f?["']\\?n?\|""", text), "tables go through harness.Table"
     assert not re.search(r"while[^\n]*perf_counter", text), "budgets: train.max_seconds or the harness's helpers"
+
+
+class ReplayModel:
+    """A 'generative model' whose samples are given images, in order (generate_samples' interface)."""
+
+    def __init__(self, images):
+        self.images, self.served = images, 0
+        self.device = torch.device("cpu")
+        self.config = SimpleNamespace(num_classes=0)
+
+    def sample(self, n, generator=None, labels=None):
+        out = self.images[self.served : self.served + n]
+        self.served += n
+        return out
+
+
+def digit_like_images(n: int, seed: int = 0):
+    """n blurred random strokes (uint8, (n, 1, 28, 28)): anything the classifier has an opinion on."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, 1, 28, 28, generator=g) > 0.8).float()
+    x = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    return (x / x.amax((1, 2, 3), keepdim=True).clamp_min(1e-6) * 255).round().to(torch.uint8)
+
+
+def test_sample_quality_judges_the_samples_with_the_shipped_classifier(tmp_path):
+    from genlab.metrics.features import get_feature_net
+
+    images = digit_like_images(120)
+    test = SimpleNamespace(images=images, name="fake", labels=None)
+    q = harness.sample_quality(ReplayModel(images.float() / 255), test, samples=120, seed=0, out=tmp_path, batch_size=50)
+    assert q["fid"] == pytest.approx(0.0, abs=1e-3)  # the samples are the reference images themselves
+    pred = get_feature_net("mnist").logits(images.float() / 255).argmax(1)  # the classifier, called directly
+    expect = torch.bincount(pred, minlength=10).double() / 120
+    assert q["shares"] == pytest.approx(expect.tolist()) and sum(q["shares"]) == pytest.approx(1.0)
+    assert q["digits_above_1pct"] == int((expect > 0.01).sum()) and 0.1 <= q["confidence"] <= 1.0
+    assert q["samples"] == 120 and q["reference"] == 120 and (tmp_path / "samples.png").exists()
+    line = harness.quality_line(q)
+    assert line.startswith("FID 0.00,") and f"{q['digits_above_1pct']}/10 digits above 1%" in line
+
+    blank = harness.sample_quality(ReplayModel(torch.zeros(120, 1, 28, 28)), test, samples=120, seed=0)
+    assert blank["fid"] > 1.0 and blank["digits_above_1pct"] == 1 and max(blank["shares"]) == 1.0 and blank["png"] is None
+
+
+def test_write_json_turns_tensors_into_numbers(tmp_path):
+    import json
+
+    harness.write_json(tmp_path / "r.json", {"a": torch.tensor([1.5, 2.0]), "b": torch.tensor(3).double(), "c": "x"})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": [1.5, 2.0], "b": 3.0, "c": "x"}

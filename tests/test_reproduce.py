@@ -49,6 +49,35 @@ def test_the_trainers_own_budget_ends_the_curve():
     assert marks == [60, 80] and trainer.out_of_time
 
 
+@pytest.mark.parametrize("budget_clock", ["cpu", "wall"])
+def test_the_curve_counts_time_in_the_clock_of_the_trainers_budget(monkeypatch, budget_clock):
+    """Without an explicit clock, train_with_curve reads train.budget_clock: the budget's clock
+    advances with the steps, the other clock runs 10x faster and must not end the curve early."""
+    from types import SimpleNamespace
+
+    budget, other = Clock(), Clock()
+    trainer = FakeTrainer(budget)
+    trainer.config = SimpleNamespace(budget_clock=budget_clock)
+
+    class Fast:  # the clock that is not the budget's: 10x the training time
+        def __call__(self):
+            return 10 * budget.t + other.t
+
+    cpu, wall = (budget, Fast()) if budget_clock == "cpu" else (Fast(), budget)
+    monkeypatch.setattr(reproduce.harness.time, "process_time", cpu)
+    monkeypatch.setattr(reproduce.harness.time, "perf_counter", wall)
+    marks = []
+    spent = reproduce.train_with_curve(trainer, 60.0, 4, lambda s: marks.append(trainer.step))
+    assert marks == [60, 120, 180, 240] and spent == pytest.approx(60.0)
+
+
+@pytest.mark.parametrize("clock", ["cpu", "wall"])
+def test_the_run_config_counts_its_budget_in_the_chosen_clock(clock):
+    args = reproduce.build_parser().parse_args(["vae", "--minutes", "2", "--clock", clock])
+    cfg = reproduce.run_config(args)
+    assert cfg.train.max_seconds == 120.0 and cfg.train.budget_clock == clock
+
+
 def test_a_likelihood_model_prints_its_curve_and_the_papers_numbers(capsys, tmp_path):
     reproduce.main(["vae", "--minutes", "0.005", "--evals", "2", "--eval-examples", "16", "--iw-samples", "2",
                     "--out", str(tmp_path), "--set", "train.batch_size=16"])
