@@ -195,3 +195,45 @@ def test_defaults_follow_the_data():
     assert tiny("pixelcnn", (3, 4, 4)).likelihood == "logistic-mixture"
     with pytest.raises(ConfigError, match="unknown model.likelihood 'gaussian'; choose one of: auto, bernoulli"):
         tiny("pixelcnn", likelihood="gaussian")
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.mark.parametrize("mask_type,first", [("A", True), ("B", False)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_masked_conv_skips_the_all_zero_rows_exactly(kernel, mask_type, first, channels):
+    """The whole-image pass convolves with the k//2 + 1 kernel rows that can be non-zero:
+    outputs and gradients equal the full k x k convolution with the masked weight."""
+    torch.manual_seed(0)
+    width = channels if first else 2 * channels
+    conv = pixelcnn_conv(width, 4 * channels, kernel, mask_type, channels, first=first)
+    assert conv._rows == kernel // 2 + 1
+    with torch.no_grad():
+        conv.weight.normal_()  # the rows under the centre too: they must still be ignored
+    x = torch.randn(2, width, 6, 5, requires_grad=True)
+    out = conv(x)
+    ref_w = conv.weight.detach().clone().requires_grad_(True)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (kernel // 2,) * 4), ref_w * conv.mask, conv.bias)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    gx, gw = torch.autograd.grad(out, (x, conv.weight), g)
+    rx, rw = torch.autograd.grad(ref, (x, ref_w), g)
+    torch.testing.assert_close(gx, rx)
+    torch.testing.assert_close(gw, rw)
+    assert not gw[:, :, kernel // 2 + 1 :].any()
+
+
+def test_channels_last_changes_the_layout_not_the_likelihood(tmp_path):
+    torch.manual_seed(0)
+    a = tiny("pixelcnn", (1, 6, 6), "bernoulli", channels_last=True)
+    b = tiny("pixelcnn", (1, 6, 6), "bernoulli", channels_last=False)
+    b.load_state_dict(a.state_dict())
+    assert a.input_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert b.input_conv.weight.is_contiguous()
+    x = (torch.rand(5, 1, 6, 6) < 0.4).float()
+    torch.testing.assert_close(a.log_prob(x), b.log_prob(x))
+    g = torch.Generator().manual_seed(3)
+    s_a = a.sample(3, generator=g)
+    s_b = b.sample(3, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(s_a, s_b)
+    a.save(tmp_path)
+    torch.testing.assert_close(genlab.load(tmp_path).log_prob(x), a.log_prob(x))

@@ -137,3 +137,34 @@ def test_budget_presets_build_set_every_value_and_leave_the_defaults_alone(model
     assert (cfg.train.lr_schedule, cfg.train.schedule_steps, cfg.train.max_seconds, cfg.train.budget_clock) == ("cosine", cfg.train.steps, 600.0, "cpu")
     default = registry.build_run_config(model)
     assert default.model.decoder in ("upsample", "conv") and default.train.ema_decay == 0.0
+
+
+@pytest.mark.parametrize("model,preset", [("pixelcnn", "mnist-cpu"), ("ali", "alice")])
+def test_cpu_presets_build_and_set_their_values(model, preset):
+    p = registry.entry(model).presets[preset]
+    cfg = registry.build_run_config(model, preset=preset)
+    sections = {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "data": to_dict(cfg.data)}
+    for key, value in p.values.items():
+        section, name = key.split(".", 1)
+        assert sections[section][name] == (list(value) if isinstance(value, tuple) else value), key
+    assert "benchmarks/" in p.source  # where the values were chosen
+    assert nparams(registry.entry(model).model_class(cfg.model)) > 0
+
+
+def test_pixelcnn_benchmark_settings_flags_over_preset_over_defaults():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench_dir))  # the script imports harness
+    spec = importlib.util.spec_from_file_location("bench_pixelcnn", bench_dir / "pixelcnn_mnist.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ap = bench.build_parser()
+    plain = bench.settings(ap.parse_args([]))
+    assert plain["train.batch_size"] == 128 and plain["train.ema_decay"] == 0.0
+    preset = bench.settings(ap.parse_args(["--preset", "mnist-cpu"]))
+    assert preset["train.batch_size"] == 64 and preset["train.ema_decay"] == 0.999
+    flagged = bench.settings(ap.parse_args(["--preset", "mnist-cpu", "--batch-size", "32", "--betas", "0.9", "0.99"]))
+    assert flagged["train.batch_size"] == 32 and flagged["train.betas"] == (0.9, 0.99) and flagged["train.lr"] == 2e-3

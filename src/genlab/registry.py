@@ -62,15 +62,26 @@ _FSDD = Preset({
     "1,024-sample windows per step; 1.2-5.0 s per step on 1 thread of a shared 2-core machine at load 17-22, "
     "where the image-sized defaults took 181 s per step; test NLL 5.47 bits/sample after 550 steps (18.6 min)"))
 
+#: CPU-budget presets: settings chosen by measurement for a short CPU run, not a paper's.
+_PIXELCNN_CPU = Preset({"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli",
+                        "model.channels_last": True, "train.batch_size": 64, "train.lr": 2e-3, "train.warmup_steps": 100,
+                        "train.lr_schedule": "cosine", "train.steps": 4_000, "train.schedule_steps": 4_000,
+                        "train.ema_decay": 0.999}, source=(
+    "benchmarks/pixelcnn_mnist.py --preset mnist-cpu: the default network for 30 CPU-minutes of one thread "
+    "(about 4,000 steps of 64 at 150 images/s; the benchmark fits the schedule to its budget during the run)"))
+_ALICE = Preset({"model.cycle_weight": 1.0}, source=(
+    "Li et al. 2017 (ALICE), explicit cycle consistency: ALI/BiGAN plus an l2 reconstruction term x -> E -> G -> x "
+    "in the (G, E) loss (model.cycle_weight); the weight was chosen for benchmarks/ali_mnist.py"))
+
 MODELS: dict[str, ModelEntry] = {
     "vae": ModelEntry(VAEConfig, VAE, presets={**PAPER["vae"], **BUDGET["vae"]}),
-    "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets=PAPER["pixelcnn"]),
+    "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets={**PAPER["pixelcnn"], "mnist-cpu": _PIXELCNN_CPU}),
     "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN, presets=PAPER["gated-pixelcnn"]),
     "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines", presets={"fsdd": _FSDD}),
     "gan": ModelEntry(GANConfig, GAN, train=GAN_TRAIN, presets={"points": _POINTS}),
     "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["dcgan"]),
     "lsgan": ModelEntry(LSGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["lsgan"]),
-    "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN, presets=PAPER["ali"]),
+    "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN, presets={**PAPER["ali"], "alice": _ALICE}),
     "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
     "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets={**PAPER["pixelvae"], **BUDGET["pixelvae"]}),

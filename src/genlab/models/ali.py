@@ -31,6 +31,10 @@ Options:
 * ``encoder = "stochastic"`` (ALI): ``q(z | x) = N(mu(x), diag(sigma^2(x)))``, sampled by the
   reparameterisation ``z = mu + sigma * eps`` so gradients reach ``mu`` and ``sigma``;
   ``encoder = "deterministic"`` (BiGAN): ``z = E(x)``.
+* ``cycle_weight > 0`` (ALICE, Li et al. 2017, explicit cycle consistency): the (G, E) loss
+  adds ``cycle_weight * mean((x - G(E(x)))^2)`` (:meth:`ALI.cycle_loss`), which pushes
+  ``E`` to invert ``G`` on data directly instead of only through ``D``; 0 (the default) is
+  plain ALI/BiGAN. Registry preset ``alice``.
 * ``latent_levels = 2`` (hierarchical, HALI): ``x -> z1 -> z2`` with ``z1`` a spatial map
   ``(z1_channels, s, s)`` at the smallest resolution of the DCGAN layout (7x7 for 28x28) and
   ``z2`` a vector of ``latent_dim``; the generator runs ``z2 -> z1 -> x`` with
@@ -95,6 +99,7 @@ class ALIConfig(GANConfig):
     e_batchnorm: bool = True  # batch norm in the encoder's convolutions (all but the first)
     d_batchnorm: bool = False  # D sees real and fake pairs in separate batches: off by default
     dropout: float = 0.2  # D's dropout (ALI: 0.2 in D); 0 disables
+    cycle_weight: float = 0.0  # ALICE's explicit cycle consistency: + weight * mean (x - G(E(x)))^2 in (G, E)'s loss; 0: plain ALI/BiGAN
     collapse_patience: int = 1000
 
     renamed = {**GANConfig.renamed, "levels": "latent_levels"}
@@ -114,6 +119,8 @@ class ALIConfig(GANConfig):
         self.check_positive("z1_channels")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if not self.cycle_weight >= 0.0:
+            raise ConfigError(f"model.cycle_weight must be >= 0 (0 disables the cycle term), got {self.cycle_weight}")
 
 
 def ge_loss(objective: str, enc_logits: Tensor, gen_logits: Tensor) -> Tensor:
@@ -332,20 +339,33 @@ class ALI(GAN):
 
         return self.d_objective(d_fn, pack(x, z_enc), pack(x_gen, z_gen))
 
+    def cycle_loss(self, x: Tensor, z_top: Tensor) -> Tensor:
+        """ALICE's explicit cycle consistency (Li et al. 2017, "ALICE: Towards Understanding
+        Adversarial Learning for Joint Distribution Matching", with an l2 norm): the
+        mean over images and pixels of ``(x - G(z))^2`` with ``z`` the encoder's top code for
+        images x (N, C, H, W) in [-1, 1] (a draw from q for a stochastic encoder; through a
+        draw of z1 ~ p(z1 | z2) on a 2-level model). A scalar in [0, 4], with graph."""
+        return (x - self.generate_pairs(z_top)[0]).pow(2).mean()
+
     def ge_step_loss(self, batch: Batch) -> dict:
-        """G and E's loss (:func:`ge_loss`) on fresh pairs judged by D (frozen by the Trainer)."""
+        """G and E's loss (:func:`ge_loss`) on fresh pairs judged by D (frozen by the Trainer),
+        plus ``cycle_weight`` times :meth:`cycle_loss` when that weight is > 0."""
         c = self.config
         z_enc, x_gen, z_gen = self._pairs(batch["x"])
         enc_logits = self.D(batch["x"], z_enc)
         gen_logits = self.D(x_gen, z_gen)
         loss = ge_loss(c.objective, enc_logits, gen_logits)
+        total, extra = loss, {}
+        if c.cycle_weight > 0:
+            cycle = self.cycle_loss(batch["x"], z_enc[-1])
+            total, extra = loss + c.cycle_weight * cycle, {"ge/cycle": cycle.detach()}
         if self._tracking() and self._streak("g", float(loss.detach()) > c.collapse_g_loss):
             raise TrainingError(
                 f"the ALI generator/encoder loss exploded: above {c.collapse_g_loss:g} for {c.collapse_patience} "
                 f"steps (now {float(loss.detach()):.3g}); try a lower train.step_lr.discriminator, model.penalty=r1 or raise "
                 f"model.collapse_g_loss / model.collapse_patience"
             )
-        return {"loss": loss, "ge/loss": loss.detach(),
+        return {"loss": total, "ge/loss": loss.detach(), **extra,
                 "ge/d_encoder": losses.d_output(c.objective, enc_logits.detach()).mean(),
                 "ge/d_generator": losses.d_output(c.objective, gen_logits.detach()).mean()}
 
