@@ -181,7 +181,15 @@ class _ThreadSpy(GenerativeModel):
         return [TrainStep("s", [self], self.loss)]
 
 
-def test_trainer_trains_on_its_threads_and_restores_them(tmp_path):
+@pytest.fixture
+def torch_threads():
+    """Restore torch's thread count after the test: later tests (the explorer's) rely on it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_trainer_trains_on_its_threads_and_restores_them(tmp_path, torch_threads):
     from genlab.train import Trainer
 
     torch.set_num_threads(1)
