@@ -133,6 +133,9 @@ def test_pixelcnn_completes_an_image(tmp_path):
     assert main(["complete", str(out), "--image", str(tmp_path / "x.png"), "--rows", "4", "-n", "3",
                  "--out", str(tmp_path / "c.png"), "--scale", "1"]) == 0
     assert Image.open(tmp_path / "c.png").size[0] > 8
+    # without --out the completion goes into the run folder (the completed batch must not be taken for that folder)
+    assert main(["complete", str(out), "--image", str(tmp_path / "x.png"), "--rows", "4", "-n", "2", "--scale", "1"]) == 0
+    assert Image.open(out / "completion.png").size[0] > 8
 
 
 def test_models_and_datasets_list_every_choice(capsys):

@@ -41,6 +41,15 @@ def _out_path(args, out_dir: Path, default_name: str) -> Path:
     return Path(args.out) if args.out else out_dir / default_name
 
 
+def _write_png(args, out_dir: Path, default_name: str, image) -> None:
+    """Save ``image`` (an image or a batch, in [0, 1]) at ``--out`` or ``out_dir/default_name``, scaled by ``--scale``; print where."""
+    from .viz.images import save_png
+
+    path = _out_path(args, out_dir, default_name)
+    save_png(image, path, scale=args.scale)
+    print(path)
+
+
 def _folders(run: str) -> tuple[Path, Path]:
     """(the folder a run argument names, the folder its outputs go to by default).
 
@@ -169,20 +178,17 @@ def cmd_interpolate(args) -> None:
 
 def cmd_manifold(args) -> None:
     from .viz import latent
-    from .viz.images import save_png
 
     _, out = _folders(args.run)
     model = _load(args.run)
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
-    path = _out_path(args, out, "manifold.png")
-    save_png(image, path, scale=args.scale)
-    print(path)
+    _write_png(args, out, "manifold.png", image)
 
 
 def cmd_reconstruct(args) -> None:
     import torch
 
-    from .viz.images import make_grid, save_png
+    from .viz.images import make_grid
 
     run, out = _folders(args.run)
     model = _load(args.run)
@@ -191,22 +197,17 @@ def cmd_reconstruct(args) -> None:
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
     pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
-    path = _out_path(args, out, "reconstructions.png")
-    save_png(make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))), path, scale=args.scale)
-    print(path)
+    _write_png(args, out, "reconstructions.png", make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))))
 
 
 def cmd_traverse(args) -> None:
     from .viz import latent
-    from .viz.images import save_png
 
     run, out = _folders(args.run)
     model = _load(args.run)
     _, x = _test_images(model, run, args, 1, _generator(args.seed))
     image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
-    path = _out_path(args, out, "traversal.png")
-    save_png(image, path, scale=args.scale)
-    print(path)
+    _write_png(args, out, "traversal.png", image)
 
 
 def cmd_eval(args) -> None:
@@ -253,7 +254,7 @@ def cmd_ood(args) -> None:
 def cmd_complete(args) -> None:
     import torch
 
-    from .viz.images import load_image, save_png
+    from .viz.images import load_image
 
     _, out = _folders(args.run)
     model = _load(args.run)
@@ -263,10 +264,8 @@ def cmd_complete(args) -> None:
         raise GenlabError(f"--rows must be between 1 and {h - 1} for {h}-row images, got {args.rows}")
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
-    out = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
-    path = _out_path(args, out, "completion.png")
-    save_png(torch.cat([x01[:1], out.float()]), path, scale=args.scale)
-    print(path)
+    completed = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
+    _write_png(args, out, "completion.png", torch.cat([x01[:1], completed.float()]))
 
 
 def cmd_serve(args) -> None:
@@ -282,7 +281,6 @@ def cmd_serve(args) -> None:
 
 
 def cmd_translate(args) -> None:
-    from .viz.images import save_png
     from .viz.translation import translation_grid, translation_inputs
 
     run, out = _folders(args.run)
@@ -292,9 +290,7 @@ def cmd_translate(args) -> None:
     x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
                              split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
                              generator=_generator(args.seed))
-    path = _out_path(args, out, f"translation-{args.direction}.png")
-    save_png(translation_grid(model, x01, args.direction), path, scale=args.scale)
-    print(path)
+    _write_png(args, out, f"translation-{args.direction}.png", translation_grid(model, x01, args.direction))
 
 
 def cmd_models(args) -> None:
