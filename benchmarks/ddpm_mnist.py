@@ -73,6 +73,8 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     lik_s = time.perf_counter() - t
     print(f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over {lik['num_examples']} "
           f"test images; {likelihood_note}; {lik_s:.0f} s", flush=True)
+    if lik["problem"]:
+        print(f"INVALID: {lik['problem']}", flush=True)
 
     q = harness.sample_quality(model, test, samples=args.samples, seed=args.seed, out=out)
     print(f"samples: {q['png']}")

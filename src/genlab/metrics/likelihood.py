@@ -36,6 +36,7 @@ Bits per dimension come from :func:`genlab.distributions.bits_per_dim`.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -97,6 +98,21 @@ def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
     if mode == "signed":
         return "inputs scaled to [-1, 1] (2x - 1); log_prob as returned by the model"
     return f"input_mode {mode!r}"
+
+
+def impossible_likelihood(model, mean_nll: float, se: float, eight_bit: bool) -> str | None:
+    """Why a mean NLL (nats per example) cannot be right, or None.
+
+    On discrete data (binarized, or 8-bit under ``"dequantize"``/``"unit"``) every probability is at
+    most 1, so the true NLL is >= 0, and so is the dequantized bound in expectation over u (Jensen).
+    A mean more than three standard errors below 0 therefore comes from the estimator (an ODE solved
+    too coarsely, a broken bound), not from a good model."""
+    discrete = model.input_mode == "binary" or (eight_bit and model.input_mode in ("dequantize", "unit"))
+    if not discrete or not mean_nll + 3 * (se if math.isfinite(se) else 0.0) < 0:
+        return None
+    return (f"mean NLL {mean_nll:.2f} +- {se:.2f} nats is below 0, impossible for discrete data (every probability is <= 1): "
+            f"the estimator ({model.likelihood_description()}) is inaccurate here"
+            + ("; use likelihood_solver=dopri5 or more likelihood_steps" if hasattr(model.config, "likelihood_solver") else ""))
 
 
 def _resolve_k(model, iw_samples):
@@ -218,6 +234,9 @@ def evaluate_likelihood(
     mean = nll.mean().item()
     se = (nll.std(unbiased=True).item() / math.sqrt(n)) if n > 1 else float("nan")
     estimator = model.likelihood_description(k)
+    problem = impossible_likelihood(model, mean, se, eight_bit)
+    if problem:
+        warnings.warn(problem, stacklevel=2)
     return {
         "nll_nats": mean,
         "nll_nats_se": se,
@@ -232,5 +251,6 @@ def evaluate_likelihood(
         "log_prob_offset_nats": log_prob_offset(model),
         "seed": seed if generator is None else None,
         "data": name,
+        "problem": problem,
     }
 

@@ -270,7 +270,7 @@ def write_report(results: dict, run_dir: str | os.PathLike) -> tuple[Path, Path]
             f"Estimator: {lik['estimator']}.",
             f"Preprocessing: {lik['preprocessing']}.",
             "",
-        ]
+        ] + ([f"**Invalid:** {lik['problem']}.", ""] if lik.get("problem") else [])
     q = results.get("quality")
     if q:
         s = results["settings"]
