@@ -307,3 +307,27 @@ def test_write_json_turns_tensors_into_numbers(tmp_path):
 
     harness.write_json(tmp_path / "r.json", {"a": torch.tensor([1.5, 2.0]), "b": torch.tensor(3).double(), "c": "x"})
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": [1.5, 2.0], "b": 3.0, "c": "x"}
+
+
+def test_a_multi_thread_benchmark_restarts_with_passive_openmp(tmp_path):
+    """From the command line with --threads 2 a script runs again with OMP_WAIT_POLICY=PASSIVE
+    (read by OpenMP when torch loads, so it must be set before); with 1 thread, or with the
+    variable set by the user, it runs once as it is."""
+    import os
+    import subprocess
+
+    script = tmp_path / "probe.py"
+    script.write_text("\n".join([
+        "import os, sys", f"sys.path.insert(0, {str(Path(harness.__file__).parent)!r})", "import harness",
+        "args, _ = harness.start(harness.parser('probe', threads=2))",
+        "print('policy', os.environ.get('OMP_WAIT_POLICY'), args.threads)", ""]))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+
+    def run(*flags, **extra):
+        out = subprocess.run([sys.executable, str(script), *flags], env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()
+
+    assert run("--threads", "2") == ["policy PASSIVE 2"]
+    assert run("--threads", "1") == ["policy None 1"]
+    assert run("--threads", "2", OMP_WAIT_POLICY="ACTIVE") == ["policy ACTIVE 2"]
