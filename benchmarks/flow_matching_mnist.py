@@ -30,7 +30,7 @@ def build_parser():
     ap.add_argument("--sample-steps", type=int, default=10, help="ODE steps of model.sample")
     ap.add_argument("--likelihood-solver", default="dopri5", choices=["dopri5", "euler", "midpoint", "heun"],
                     help="log_prob's ODE solver: adaptive dopri5 (default) or fixed steps")
-    ap.add_argument("--likelihood-tol", type=float, default=1e-5, help="dopri5's tolerance (default %(default)s)")
+    ap.add_argument("--likelihood-tol", type=float, default=1e-4, help="dopri5's tolerance (default %(default)s)")
     ap.add_argument("--likelihood-steps", type=int, default=20, help="ODE steps of log_prob with a fixed-step --likelihood-solver")
     return ap
 
