@@ -99,6 +99,14 @@ def train_model(model_name: str, overrides: list[str], dataset, seconds: float, 
     return model.eval(), trainer.step
 
 
+def iw_samples_for(model, k: int) -> int | None:
+    """``k`` for the importance-sampled bounds (the VAEs), None for every other likelihood
+    (ddpm's and vqvae's bounds are not importance-sampled and refuse a k)."""
+    from genlab.metrics.likelihood import is_importance_sampled
+
+    return k if is_importance_sampled(model) else None
+
+
 def evaluate_model(model, test, ref_features, net, args) -> dict:
     """Likelihood (if any), sampling speed, parameters and sample quality of a trained model."""
     from genlab.metrics.likelihood import impossible_likelihood, per_example_nll
@@ -107,7 +115,7 @@ def evaluate_model(model, test, ref_features, net, args) -> dict:
     out: dict = {"params": sum(p.numel() for p in model.parameters()), "kind": model.likelihood_kind}
     if model.likelihood_kind != "none":
         t = time.perf_counter()
-        k = args.iw_samples if model.likelihood_kind == "bound" else None
+        k = iw_samples_for(model, args.iw_samples)
         nll = per_example_nll(model, test, iw_samples=k, max_examples=args.test_examples, batch_size=100, seed=1)
         bpd = nll / (model.num_dims * math.log(2))
         out.update(bpd=bpd.mean().item(), bpd_se=bpd.std().item() / math.sqrt(len(bpd)), n_test=len(bpd),

@@ -10,6 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the script imports harness
 
+import torch
+
+from genlab.metrics.likelihood import per_example_nll
 from genlab.registry import build_run_config
 from genlab.train.runs import build_model
 
@@ -84,3 +87,10 @@ def test_each_benchmark_config_builds_with_the_stated_likelihood(name, model_nam
         assert model.input_mode == "unit", name
     if model_name in ("pixelcnn", "gated-pixelcnn", "pixelvae"):
         assert model.config.grey_levels == 256 and model.config.likelihood != "bernoulli"
+    # the benchmark passes importance samples only where log_prob takes them (ddpm's bound refused k = 100)
+    k = bench.iw_samples_for(model, 7)
+    assert k == (7 if model_name in ("vae", "pixelvae") else None), name
+    model.eval()
+    x = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    if model_name not in ("pixelcnn", "gated-pixelcnn", "flow-matching", "ddpm", "pixelvae"):  # the cheap ones run here
+        assert per_example_nll(model, x, iw_samples=k, batch_size=2, progress=False).shape == (2,)
