@@ -111,8 +111,7 @@ def impossible_likelihood(model, mean_nll: float, se: float, eight_bit: bool) ->
     if not discrete or not mean_nll + 3 * (se if math.isfinite(se) else 0.0) < 0:
         return None
     return (f"mean NLL {mean_nll:.2f} +- {se:.2f} nats is below 0, impossible for discrete data (every probability is <= 1): "
-            f"the estimator ({model.likelihood_description()}) is inaccurate here"
-            + ("; use likelihood_solver=dopri5 or more likelihood_steps" if hasattr(model.config, "likelihood_solver") else ""))
+            f"the estimator ({model.likelihood_description()}) is inaccurate here, e.g. an ODE solved too coarsely")
 
 
 def _resolve_k(model, iw_samples):
