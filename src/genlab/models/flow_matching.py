@@ -132,16 +132,10 @@ DOPRI_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
 DOPRI_E = tuple(b - b4 for b, b4 in zip(DOPRI_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)))
 
 
-def _combine(state: tuple, ks: list, coefs, h: float) -> tuple:
-    """state + h * sum_i coefs[i] * ks[i], per tensor of the state tuple."""
-    out = []
-    for j, s in enumerate(state):
-        acc = s
-        for c, k in zip(coefs, ks):
-            if c != 0.0:
-                acc = acc + (h * c) * k[j]
-        out.append(acc)
-    return tuple(out)
+def _weighted(ks: list, coefs, h: float) -> tuple:
+    """h * sum_i coefs[i] * ks[i], per tensor of the state tuple (zero coefficients skipped)."""
+    terms = [(h * c, k) for c, k in zip(coefs, ks) if c != 0.0]
+    return tuple(sum(c * k[j] for c, k in terms) for j in range(len(ks[0])))
 
 
 def _error_norm(err: tuple, y0: tuple, y1: tuple, tol: float) -> float:
@@ -163,9 +157,9 @@ def integrate_adaptive(f: Callable, state: tuple, t0: float, t1: float, tol: flo
     span = abs(t1 - t0)
     k1 = f(state, t0)
     nfe = 1
-    scale = _error_norm(state, state, state, 1.0) + 1e-12  # ~ |y| in tolerance units
-    speed = _error_norm(k1, state, state, 1.0) + 1e-12
-    h = min(span, 0.01 * scale / speed) * direction
+    # first step as Hairer, Norsett & Wanner (1993, II.4): 1% of |y| / |f| in tolerance units
+    d0, d1 = _error_norm(state, state, state, tol), _error_norm(k1, state, state, tol)
+    h = min(span, 1e-6 if min(d0, d1) < 1e-5 else 0.01 * d0 / d1) * direction
     t, steps = t0, 0
     while (t1 - t) * direction > 1e-12:
         if steps >= max_steps:
@@ -173,13 +167,12 @@ def integrate_adaptive(f: Callable, state: tuple, t0: float, t1: float, tol: flo
                                f"the field is too stiff for tolerance {tol:g}; raise likelihood_tol or use a fixed-step likelihood_solver")
         if (t + h - t1) * direction > 0:
             h = t1 - t
-        ks = [k1]
-        for i in range(1, 7):
-            ks.append(f(_combine(state, ks, DOPRI_A[i] if i < 6 else DOPRI_B, h), t + DOPRI_C[i] * h))
+        ks, new = [k1], state
+        for i in range(1, 7):  # the stage-7 point is the 5th-order solution (FSAL)
+            new = tuple(y + d for y, d in zip(state, _weighted(ks, DOPRI_A[i] if i < 6 else DOPRI_B, h)))
+            ks.append(f(new, t + DOPRI_C[i] * h))
         nfe += 6
-        new = _combine(state, ks[:6], DOPRI_B, h)  # equals the stage-7 point (FSAL)
-        err = _combine(tuple(torch.zeros_like(s) for s in state), ks, DOPRI_E, h)
-        ratio = _error_norm(err, state, new, tol)
+        ratio = _error_norm(_weighted(ks, DOPRI_E, h), state, new, tol)
         steps += 1
         if ratio <= 1.0:
             t, state, k1 = t + h, new, ks[6]
