@@ -75,19 +75,37 @@ class M(GenerativeModel):
         super().__init__(ModelConfig(image_shape=(1, 4, 4)))
         self.w = torch.nn.Parameter(torch.zeros(1))
     def train_steps(self):
-        return [TrainStep("s", [self], lambda b: {"loss": (self.w - b["x"].mean()) ** 2})]
-cfg = TrainConfig(steps=1, batch_size=4, progress=False, sample_every=0, device="cpu", tune_malloc=%s)
-Trainer(M(), D(), cfg, tempfile.mkdtemp()).fit()
-RESULT = cpu.malloc_tuned()
+        return [TrainStep("s", [self], self.loss)]
+    def loss(self, b):
+        INSIDE.append((cpu.malloc_tuned(), mmapped()))
+        return {"loss": (self.w - b["x"].mean()) ** 2}
+INSIDE = []
+cfg = TrainConfig(steps=2, batch_size=4, progress=False, sample_every=0, device="cpu", tune_malloc=%s)
+trainer = Trainer(M(), D(), cfg, tempfile.mkdtemp())
+before = cpu.malloc_tuned()
+trainer.fit()
+trainer.fit(3)
+RESULT = [before, INSIDE, cpu.malloc_tuned()]
 """
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 @pytest.mark.parametrize("switch", [True, False])
-def test_trainer_tunes_malloc_unless_switched_off(switch):
-    first, after, threshold = _mmap_probe(TRAIN_SETUP % switch)
-    assert first == 1
-    assert (after, threshold) == ((0, cpu.MALLOPT_MAX) if switch else (1, None))
+def test_trainer_tunes_malloc_while_it_trains_unless_switched_off(switch):
+    """Tuned in every step of every fit (64 MiB served from the heap), and glibc's defaults
+    again before and after (64 MiB mmapped): outside a training loop the tuned heap can
+    grow without bound."""
+    first, after, (before, inside, left) = _mmap_probe(TRAIN_SETUP % switch)
+    assert first == after == 1 and before is None and left is None
+    assert inside == ([[cpu.MALLOPT_MAX, 0]] * 3 if switch else [[None, 1]] * 3)
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_restore_malloc_gives_the_defaults_back():
+    first, after, result = _mmap_probe(
+        "from genlab.train import cpu\nt = cpu.tune_malloc(); tuned = mmapped(); cpu.restore_malloc(); cpu.restore_malloc()\n"
+        "RESULT = [t, tuned, cpu.malloc_tuned()]")
+    assert (first, after) == (1, 1) and result == [cpu.MALLOPT_MAX, 0, None]
 
 
 def test_tune_malloc_is_a_no_op_without_glibc(monkeypatch):

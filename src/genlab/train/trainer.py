@@ -302,6 +302,8 @@ class Trainer:
         clock = self.cpu_clock if c.budget_clock == "cpu" else self.clock
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)  # train.threads, chosen at start-up; restored below
+        # glibc keeps freed activations for the next step while the loop runs; restored below
+        tuned_here = c.tune_malloc and cpu.malloc_tuned() is None and cpu.tune_malloc() is not None
         t_start = clock()
         elapsed0 = self._elapsed
         self.log.start(self.step)
@@ -326,6 +328,8 @@ class Trainer:
                 self.save_checkpoint()
         finally:
             torch.set_num_threads(threads)
+            if tuned_here:
+                cpu.restore_malloc()
             if bar is not None:
                 bar.close()
             self.log.flush()
