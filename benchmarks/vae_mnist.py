@@ -45,6 +45,7 @@ def build_parser(doc=__doc__, minutes=10.0):
     ap.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")
     ap.add_argument("--test-images", type=int, default=10000, help="the first N test images (10,000: all)")
     ap.add_argument("--save", default=None, help="save the trained model to this directory")
+    ap.add_argument("--load", default=None, help="score a model saved with --save instead of training one")
     return ap
 
 
@@ -75,20 +76,25 @@ def test_set(args) -> torch.Tensor:
 
 def main(argv=None) -> None:
     args, machine = harness.start(build_parser(), argv)
-    train_set = harness.load("mnist", "train", args)
-    model, facts = train(args, train_set, harness.out_dir(args, "vae_mnist_"))
-    if args.save:
-        model.save(args.save)
+    table = harness.Table(["quantity", "value"])
+    if args.load:
+        model = genlab.load(args.load, device=args.device).eval()
+        table.add("model", f"vae loaded from {args.load}: {model.config}")
+        table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
+    else:
+        train_set = harness.load("mnist", "train", args)
+        model, facts = train(args, train_set, harness.out_dir(args, "vae_mnist_"))
+        if args.save:
+            model.save(args.save)
+        tc = facts["config"].train
+        table.add("model", f"vae, preset {args.preset or '(defaults)'} {' '.join(args.set)}: {model.config}")
+        table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
+        table.add("training", f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} steps of "
+                  f"{tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine, "
+                  f"EMA {tc.ema_decay:g}{', bfloat16 autocast' if tc.amp else ''}")
+        table.add("training throughput", f"{facts['images'] / (facts['minutes'] * 60):.0f} images per {args.clock} second")
     xt = test_set(args)
     r = score(model, xt, args.k, torch.Generator().manual_seed(4321))
-    tc = facts["config"].train
-    table = harness.Table(["quantity", "value"])
-    table.add("model", f"vae, preset {args.preset or '(defaults)'} {' '.join(args.set)}: {model.config}")
-    table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
-    table.add("training", f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} steps of "
-              f"{tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine, "
-              f"EMA {tc.ema_decay:g}")
-    table.add("training throughput", f"{facts['images'] / (facts['minutes'] * 60):.0f} images per {args.clock} second")
     table.add(f"test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation)", f"**{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f} nats**")
     table.add("test -ELBO (1 sample), same images", f"{r['neg_elbo'].mean().item():.2f} +- {se(r['neg_elbo']):.2f}")
     table.add("evaluation time (IWAE)", f"{r['eval_cpu_min']:.1f} CPU-min ({r['eval_wall_min']:.1f} wall)")

@@ -355,3 +355,22 @@ def test_iwae_training_config_is_checked():
         VAEConfig(decoder="mlp", mlp_hidden=())
     with pytest.raises(genlab.errors.ConfigError, match="encoder"):
         VAEConfig(encoder="resnet")
+
+
+@pytest.mark.parametrize("posterior", ["gaussian", "iaf"])
+def test_bfloat16_autocast_keeps_the_posterior_in_float32(posterior):
+    """Under train.amp (bfloat16 autocast on CPU) the networks run in bfloat16, but the
+    posterior's statistics come out in float32, so the KL and the importance weights are
+    full precision: the training loss stays within bfloat16's rounding of the float32 one."""
+    torch.manual_seed(0)
+    m = tiny((1, 8, 8), encoder="mlp", decoder="mlp", mlp_hidden=(32,), posterior=posterior, iaf_hidden_dim=8, iaf_context=4)
+    x = (torch.rand(64, 1, 8, 8) > 0.5).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mu, log_var, _ = m.encode_posterior(x)
+        assert mu.dtype == log_var.dtype == torch.float32
+        torch.manual_seed(1)
+        low = m.loss({"x": x, "y": None})["loss"]
+    torch.manual_seed(1)
+    full = m.loss({"x": x, "y": None})["loss"]
+    assert low.dtype == torch.float32
+    assert abs(low.item() - full.item()) < 0.02 * abs(full.item())

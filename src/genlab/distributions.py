@@ -24,6 +24,12 @@ def draw(sampler: Callable, *args, generator: torch.Generator | None = None, dev
     return sampler(*args, generator=generator, device=source, **kwargs).to(device)
 
 
+def full_precision(t: Tensor) -> Tensor:
+    """``t`` in at least float32: a network's bfloat16/float16 output under autocast
+    (``train.amp``) is cast up before it enters a log-density; float32 and float64 pass."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def _sum_except_batch(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1).sum(1)
 

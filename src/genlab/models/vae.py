@@ -249,7 +249,9 @@ class VAE(GenerativeModel):
         self.check_images(x)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.enc_head(self.encoder(2.0 * x - 1.0))  # centred input
+        # centred input; float32 out, so that under bfloat16 autocast (train.amp) the posterior's
+        # statistics, the KL and the importance weights are computed in full precision
+        return D.full_precision(self.enc_head(self.encoder(2.0 * x - 1.0)))
 
     def sample_posterior(self, mu: Tensor, log_var: Tensor, h: Tensor | None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """One draw z ~ q(z|x) per row and its log-density log q(z|x), nats:

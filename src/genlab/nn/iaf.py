@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..distributions import full_precision
+
 __all__ = ["MaskedLinear", "made_degrees", "ARNN", "IAFStep", "IAF"]
 
 
@@ -107,7 +109,7 @@ class ARNN(nn.Module):
         a = F.elu(a)
         for layer in self.hidden[1:]:
             a = F.elu(layer(a))
-        m, s = self.out(a).chunk(2, dim=-1)
+        m, s = full_precision(self.out(a)).chunk(2, dim=-1)  # log sigma enters log q(z|x)
         return m, s
 
 
