@@ -91,12 +91,15 @@ def test_a_0_1_0_run_resumes_to_the_weights_0_1_0_reached(case, tmp_path):
 @pytest.mark.parametrize("case", RUNS)
 def test_the_0_1_0_command_still_trains_the_same_weights(case, tmp_path):
     """The same ``genlab train`` command as 0.1.0 (old field names in --set included) gives
-    the weights 0.1.0 wrote: presets, learning rates and betas kept their effect."""
+    the weights 0.1.0 wrote: presets, learning rates and betas kept their effect. 0.1.0 ran
+    torch's default (Python-loop) Adam; genlab now runs the fused kernel by default, the
+    same update up to rounding, which Adam magnifies where a gradient is pure rounding
+    noise (cyclegan's biases before instance norms), so the comparison names 0.1.0's."""
     from genlab.cli import main
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        assert main(make_fixtures.train_argv(case, tmp_path / case)) == 0
+        assert main(make_fixtures.train_argv(case, tmp_path / case) + ["--set", "train.fused_adam=false"]) == 0
     got = load_tensors(tmp_path / case / "model.safetensors")
     retired = registry.entry(make_fixtures.CASES[case][0]).model_class.retired_state_keys
     want = {k: v for k, v in load_tensors(FIXTURES / "runs" / case / "model.safetensors").items() if k not in retired}

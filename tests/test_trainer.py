@@ -527,3 +527,50 @@ def test_amp_on_cpu_autocasts_the_loss_to_bfloat16_and_keeps_float32_weights(tmp
     dtypes.clear()
     _train_direct(Recording, tcfg(steps=2), tmp_path / "fp32", data, 2)
     assert dtypes == [torch.float32] * 2
+
+
+# --------------------------------------------------------------------------- the optimiser
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_trainer_runs_fused_adam_on_cpu_unless_switched_off(tmp_path, fused):
+    from genlab.train import Trainer
+
+    t = Trainer(NoisyAE(ToyConfig(image_shape=(1, 4, 4))), ToyData(n=40), tcfg(steps=1, fused_adam=fused), tmp_path)
+    assert all(bool(o.param_groups[0]["fused"]) == fused for o in t.optimizers.values())
+
+
+def test_fused_adam_follows_the_loop_adam_on_channels_last_weights_read_back_from_a_checkpoint():
+    """A masked channels-last weight (as a PixelCNN's): three steps of torch's loop Adam, its
+    state saved the way a checkpoint stores it (standard layout), loaded into the fused Adam
+    by load_optimizer, three more steps. Same weights as the loop Adam continuing, and the
+    masked entries never move (torch's fused kernel, given moments in another memory layout
+    than the weight, moved them: the reason for the layout fix)."""
+    from genlab.train.state import adam, load_optimizer
+
+    torch.manual_seed(0)
+    mask = torch.zeros(8, 4, 3, 3)
+    mask[:, :, 0] = 1
+    mask[:, :, 1, 0] = 1
+    w0 = torch.randn(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    grads = [(torch.randn(8, 4, 3, 3) * mask).contiguous(memory_format=torch.channels_last) for _ in range(6)]
+
+    def run(opt, p, gs):
+        for g in gs:
+            p.grad = g.clone()
+            opt.step()
+
+    p = nn.Parameter(w0.clone())
+    loop = torch.optim.Adam([p], lr=1e-2, foreach=False)
+    run(loop, p, grads[:3])
+    saved = loop.state_dict()
+    saved["state"] = {i: {k: v.clone(memory_format=torch.contiguous_format) for k, v in s.items()} for i, s in saved["state"].items()}
+    q = nn.Parameter(p.detach().clone())
+    fused = adam([q], lr=1e-2)
+    assert fused.param_groups[0]["fused"]
+    load_optimizer(fused, saved)
+    fused.param_groups[0]["fused"] = True  # the loop-Adam checkpoint would resume with the loop: force the kernel
+    run(fused, q, grads[3:])
+    run(loop, p, grads[3:])
+    torch.testing.assert_close(q.detach(), p.detach(), rtol=0, atol=1e-6)
+    assert torch.equal(q.detach()[mask == 0], w0[mask == 0])

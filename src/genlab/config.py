@@ -121,6 +121,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
     tune_malloc: bool = True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
     channels_last: bool = False  # train with 4-D weights and batches in channels-last memory layout
+    fused_adam: bool = True  # Adam's fused kernel where torch has one (CPU, CUDA); false: torch's default (genlab <= 0.1.0)
 
     def __post_init__(self):
         self.validate()

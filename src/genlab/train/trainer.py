@@ -40,7 +40,7 @@ from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, sa
 from .logs import MetricLog
 from .runs import write_run_config
 from .settings import cpu_has_bf16, lr_factor, resolve_device
-from .state import EMA, apply_training_state, capture_rng, restore_rng, seed_everything, training_state
+from .state import EMA, adam, apply_training_state, capture_rng, restore_rng, seed_everything, training_state
 
 __all__ = ["Trainer", "EMA", "lr_factor", "resolve_device", "seed_everything"]
 
@@ -129,7 +129,7 @@ class Trainer:
                 continue
             self._params[s.name] = params
             self._others[s.name] = [p for p in all_params if id(p) not in ids]
-            opt = torch.optim.Adam(params, lr=config.lr_of(s.name), betas=config.betas_of(s.name), weight_decay=config.weight_decay)
+            opt = adam(params, config.fused_adam, lr=config.lr_of(s.name), betas=config.betas_of(s.name), weight_decay=config.weight_decay)
             self.optimizers[s.name] = opt
             self.schedulers[s.name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda k, c=config: lr_factor(k, c))
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
