@@ -8,10 +8,11 @@ huge); its timing *includes* the one final checkpoint it always writes, which is
 also shown on its own. Runs alternate (plain, trainer, plain, ...) and the median
 of the repeats is reported, so background load hits both alike. Each loop runs in a
 fresh process: the Trainer's process-wide settings (glibc malloc, ``train.tune_malloc``)
-would otherwise speed up the plain loop too. A third arm is the Trainer with
-``train.tune_malloc=false``.
+would otherwise speed up the plain loop too. Two more arms: the Trainer
+with ``train.tune_malloc=false``, and with ``train.fused_adam=false`` (torch's default
+Adam, a Python loop over the tensors on CPU, as in the plain loop).
 
-    python benchmarks/trainer_overhead.py [--steps 40] [--repeats 5] [--device cpu] [--threads N]
+    python benchmarks/trainer_overhead.py [--steps 40] [--repeats 5] [--device cpu] [--threads N] [--network vae|vae-mlp|pixelcnn]
 """
 
 from __future__ import annotations
@@ -56,11 +57,21 @@ class SmallConvVAE(GenerativeModel):
         return [TrainStep("vae", [self], self.loss)]
 
 
-def build_model(shape):
+#: --network -> (registry name, model fields): the default conv VAE, the MLP VAE of the
+#: ``mnist-10min`` preset, and the default PixelCNN
+NETWORKS = {
+    "vae": ("vae", {}),
+    "vae-mlp": ("vae", {"encoder": "mlp", "decoder": "mlp", "mlp_hidden": (512, 512), "latent_dim": 32}),
+    "pixelcnn": ("pixelcnn", {}),
+}
+
+
+def build_model(shape, network="vae"):
+    name, fields = NETWORKS[network]
     try:
         from genlab import registry
 
-        return registry.build("vae", image_shape=shape), "genlab vae (registry defaults)"
+        return registry.build(name, image_shape=shape, **fields), f"genlab {name} {fields or '(registry defaults)'}"
     except Exception:
         return SmallConvVAE(ModelConfig(image_shape=shape)), "SmallConvVAE (defined in this script)"
 
@@ -78,6 +89,7 @@ def plain_loop(model, data, steps, batch, lr, device):
     """What one would write by hand: shuffle per epoch, uint8 -> [0, 1], prepare, Adam."""
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    (step,) = model.train_steps()  # the one optimisation step of a likelihood model: its loss
     gen = torch.Generator().manual_seed(0)
     images = data.images
     n = images.shape[0]
@@ -90,7 +102,7 @@ def plain_loop(model, data, steps, batch, lr, device):
         idx = perm[pos : pos + batch]
         pos += batch
         x = model.prepare(images[idx].to(device).float().div_(255.0))
-        loss = model.loss({"x": x, "y": None})["loss"]
+        loss = step.loss({"x": x, "y": None})["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -127,7 +139,7 @@ def sync(device):
 
 #: The loops compared, each in a fresh process (glibc's malloc settings are process-wide):
 #: name -> TrainConfig fields of the Trainer (None: the plain loop).
-ARMS = {"plain": None, "trainer": {}, "trainer, tune_malloc off": {"tune_malloc": False}}
+ARMS = {"plain": None, "trainer": {}, "trainer, tune_malloc off": {"tune_malloc": False}, "trainer, fused_adam off": {"fused_adam": False}}
 
 
 def run_arm(arm: str, a) -> dict:
@@ -138,7 +150,7 @@ def run_arm(arm: str, a) -> dict:
     timings = []
     for steps in (3, a.steps):  # warm-up (allocator, kernels, lazy imports), then the timed run
         torch.manual_seed(0)
-        model = build_model(shape)[0]
+        model = build_model(shape, a.network)[0]
         if fields is None:
             timings.append((plain_loop(model, data, steps, a.batch, 1e-3, a.device), 0.0, torch.get_num_threads()))
         else:
@@ -153,6 +165,7 @@ def build_parser():
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--network", choices=sorted(NETWORKS), default="vae", help="the network both loops train (default vae)")
     p.add_argument("--arm", choices=sorted(ARMS), help=argparse.SUPPRESS)  # internal: one loop in this process
     return p
 
@@ -163,7 +176,7 @@ def main(argv=None):
         print("RESULT " + json.dumps(run_arm(a.arm, a)), flush=True)
         return 0
     results = {arm: [] for arm in ARMS}
-    flags = ["--steps", str(a.steps), "--batch", str(a.batch), "--device", a.device, "--threads", str(a.threads)]
+    flags = ["--steps", str(a.steps), "--batch", str(a.batch), "--device", a.device, "--threads", str(a.threads), "--network", a.network]
     for _ in range(a.repeats):  # alternating, so that background load hits every loop alike
         for arm in ARMS:
             out = subprocess.run([sys.executable, __file__, "--arm", arm, *flags], capture_output=True, text=True, check=True).stdout
@@ -172,7 +185,7 @@ def main(argv=None):
     imgs = a.steps * a.batch
     med = {arm: statistics.median(r["seconds"] for r in rs) for arm, rs in results.items()}
     tp = med["plain"]
-    print(f"network: {build_model((1, 28, 28))[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x {a.repeats} repeats "
+    print(f"network: {build_model((1, 28, 28), a.network)[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x {a.repeats} repeats "
           f"(median), each loop in a fresh process; device {a.device}")
     table = harness.Table(["loop", "threads", "images/s", "s/step", "ratio"])
     for arm, rs in results.items():
