@@ -249,8 +249,7 @@ class VAE(GenerativeModel):
         self.check_images(x)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        # centred input; float32 out, so that under bfloat16 autocast (train.amp) the posterior's
-        # statistics, the KL and the importance weights are computed in full precision
+        # centred input; float32 out, so that log q, the KL and the weights are exact under train.amp
         return D.full_precision(self.enc_head(self.encoder(2.0 * x - 1.0)))
 
     def sample_posterior(self, mu: Tensor, log_var: Tensor, h: Tensor | None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
