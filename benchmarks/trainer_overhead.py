@@ -1,7 +1,8 @@
 """Trainer overhead: images/s of genlab's Trainer vs a plain hand-written PyTorch loop.
 
-Same network (the registry's "vae" at its defaults on 1x28x28, or a small conv VAE
-defined here when the registry has none), same batch (128), same Adam, same number
+Same network (``--network``: the registry's "vae" at its defaults on 1x28x28, the MLP
+VAE of ``mnist-10min`` or the default "pixelcnn"; a small conv VAE defined here when the
+registry has none), same batch (128), same Adam hyperparameters, same number
 of steps, same uint8 data in memory, same per-epoch shuffling and preprocessing.
 The Trainer runs with logging, samples and periodic checkpoints off (log_every
 huge); its timing *includes* the one final checkpoint it always writes, which is

@@ -80,7 +80,6 @@ def main(argv=None) -> None:
     if args.load:
         model = genlab.load(args.load, device=args.device).eval()
         table.add("model", f"vae loaded from {args.load}: {model.config}")
-        table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
     else:
         train_set = harness.load("mnist", "train", args)
         model, facts = train(args, train_set, harness.out_dir(args, "vae_mnist_"))
@@ -88,11 +87,11 @@ def main(argv=None) -> None:
             model.save(args.save)
         tc = facts["config"].train
         table.add("model", f"vae, preset {args.preset or '(defaults)'} {' '.join(args.set)}: {model.config}")
-        table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
         table.add("training", f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} steps of "
                   f"{tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine, "
                   f"EMA {tc.ema_decay:g}{', bfloat16 autocast' if tc.amp else ''}")
         table.add("training throughput", f"{facts['images'] / (facts['minutes'] * 60):.0f} images per {args.clock} second")
+    table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
     xt = test_set(args)
     r = score(model, xt, args.k, torch.Generator().manual_seed(4321))
     table.add(f"test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation)", f"**{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f} nats**")

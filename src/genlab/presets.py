@@ -279,6 +279,10 @@ def _budget(steps: int) -> dict:
 _MNIST_BINARY = {"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli"}
 _VAE_10MIN = {**_MNIST_BINARY, "model.encoder": "mlp", "model.decoder": "mlp", "model.mlp_hidden": (512, 512), "model.latent_dim": 32,
               "train.batch_size": 128, "train.lr": 2e-3, "train.warmup_steps": 100, "train.ema_decay": 0.999}
+#: mnist-10min on a CPU with bfloat16 instructions: autocast, batches of 1024, Adam 3e-3
+_BF16 = {"train.amp": True, "train.batch_size": 1024, "train.lr": 3e-3}
+#: the IAF posterior of the budget presets: 2 steps, AR-NN 256x2, context 64
+_IAF = {"model.posterior": "iaf", "model.iaf_steps": 2, "model.iaf_hidden_dim": 256, "model.iaf_context": 64}
 _AND_BUDGET = ("The benchmark fits the cosine schedule to the budget while it runs; this preset's schedule is the length it "
                "reached there, capped at 10 CPU-minutes (train.max_seconds, train.budget_clock=cpu).")
 
@@ -290,19 +294,17 @@ BUDGET: dict[str, dict[str, Preset]] = {
             "Adam 2e-3, EMA 0.999; test NLL 87.73 nats (IWAE k=1000, all 10,000 test images, dynamic binarisation) after "
             "10.1 CPU-minutes, 23,047 steps (49 epochs). The MLPs won 90-CPU-second probes against the conv networks "
             "(benchmarks/README.md, 'VAE on MNIST'). " + _AND_BUDGET)),
-        "mnist-10min-bf16": Preset({**_VAE_10MIN, **_budget(18_300), "train.amp": True, "train.batch_size": 1024, "train.lr": 3e-3}, source=(
+        "mnist-10min-bf16": Preset({**_VAE_10MIN, **_budget(18_300), **_BF16}, source=(
             "benchmarks/vae_mnist.py --preset mnist-10min-bf16 --minutes 10 --clock cpu --threads 1, for CPUs with bfloat16 "
             "instructions (AVX512-BF16, AMX; elsewhere autocast is emulated and slower): mnist-10min with bfloat16 autocast, "
             "batch 1024, Adam 3e-3; test NLL 85.52 nats (IWAE k=1000, all 10,000 test images) after 10.0 CPU-minutes, "
             "18,343 steps (313 epochs, 31,000 images per CPU-second on an Intel Xeon with AMX). " + _AND_BUDGET)),
-        "mnist-10min-iaf-bf16": Preset({**_VAE_10MIN, **_budget(11_500), "train.amp": True, "train.batch_size": 1024, "train.lr": 3e-3,
-                                        "model.posterior": "iaf", "model.iaf_steps": 2, "model.iaf_hidden_dim": 256, "model.iaf_context": 64}, source=(
+        "mnist-10min-iaf-bf16": Preset({**_VAE_10MIN, **_budget(11_500), **_BF16, **_IAF}, source=(
             "benchmarks/vae_iaf_mnist.py --preset mnist-10min --posteriors iaf --minutes 10 --clock cpu --threads 1 --set "
             "train.amp=true --set train.batch_size=1024 --set train.lr=3e-3, for CPUs with bfloat16 instructions: "
             "mnist-10min-bf16 with a 2-step IAF posterior (AR-NN 256x2, context 64); test NLL 84.70 nats (IWAE k=1000, all "
             "test images), -ELBO 87.34, after 10.0 CPU-minutes, 11,500 steps (196 epochs). " + _AND_BUDGET)),
-        "mnist-10min-iaf": Preset({**_VAE_10MIN, **_budget(17_000), "model.posterior": "iaf", "model.iaf_steps": 2,
-                                   "model.iaf_hidden_dim": 256, "model.iaf_context": 64}, source=(
+        "mnist-10min-iaf": Preset({**_VAE_10MIN, **_budget(17_000), **_IAF}, source=(
             "benchmarks/vae_iaf_mnist.py --preset mnist-10min --posteriors iaf --minutes 10 --clock cpu --threads 1: "
             "mnist-10min with a 2-step IAF posterior (AR-NN 256x2, context 64); test NLL 87.82 nats (IWAE k=1000, all "
             "test images), -ELBO 90.81, after 10.1 CPU-minutes, 16,967 steps (36 epochs). " + _AND_BUDGET)),
