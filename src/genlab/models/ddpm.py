@@ -117,12 +117,15 @@ def discretized_gaussian_log_prob(x: Tensor, mean: Tensor, log_var: Tensor, leve
     half = 1.0 / (levels - 1)
     inv_std = torch.exp(-0.5 * log_var)
     upper, lower = (x - mean + half) * inv_std, (x - mean - half) * inv_std
-    log_cdf_upper = torch.special.log_ndtr(upper)
-    log_sf_lower = torch.special.log_ndtr(-lower)
-    # mass = Phi(upper) - Phi(lower), computed in the tail where it does not cancel.
-    mass = torch.where(lower > 0, torch.special.ndtr(-lower) - torch.special.ndtr(-upper), torch.special.ndtr(upper) - torch.special.ndtr(lower))
-    log_mid = torch.log(mass.clamp_min(1e-12))
-    lp = torch.where(x < -1 + half, log_cdf_upper, torch.where(x > 1 - half, log_sf_lower, log_mid))
+    # Interior: log(Phi(b) - Phi(a)) = log Phi(b) + log1p(-exp(log Phi(a) - log Phi(b))), with
+    # (a, b) = (-upper, -lower) in the upper tail (Phi(u) - Phi(l) = Phi(-l) - Phi(-u)), so that
+    # b <= 0 or a <= 0 < b: log Phi never rounds to 0 for both, and there is no clamp to hit.
+    flip = lower > 0
+    a, b = torch.where(flip, -upper, lower), torch.where(flip, -lower, upper)
+    log_cdf_b = torch.special.log_ndtr(b)
+    log_mid = log_cdf_b + torch.log1p(-torch.exp(torch.special.log_ndtr(a) - log_cdf_b))
+    # End bins: x = -1 takes (-inf, upper], log Phi(upper); x = +1 takes [lower, inf), log Phi(-lower).
+    lp = torch.where(x < -1 + half, torch.special.log_ndtr(upper), torch.where(x > 1 - half, torch.special.log_ndtr(-lower), log_mid))
     return lp.flatten(1).sum(1)
 
 
