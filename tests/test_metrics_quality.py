@@ -69,6 +69,15 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_otherwise()
     assert Q.kid(a, b, num_subsets=5, subset_size=100, seed=7) == Q.kid(a, b, num_subsets=5, subset_size=100, seed=7)
 
 
+def test_kid_std_is_the_population_std_over_subsets(monkeypatch):
+    """ddof = 0 as in torch-fidelity and torchmetrics: subset values 1, 2, 3, 4 give
+    std sqrt(1.25) = 1.1180 (ddof = 1 would give sqrt(5/3) = 1.2910)."""
+    values = iter([1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr("genlab.metrics.distances.mmd2_unbiased", lambda *args: next(values))
+    mean, std = Q.kid(_gauss(10), _gauss(10, seed=1), num_subsets=4, subset_size=5)
+    assert mean == 2.5 and std == pytest.approx(np.sqrt(1.25), rel=1e-12)
+
+
 def test_precision_recall_identical_and_disjoint_sets():
     x = _gauss(400)
     assert Q.precision_recall(x, x) == (1.0, 1.0)
@@ -91,8 +100,9 @@ def _brute_force_pr_dc(real, fake, k_pr, k_dc):
     precision = np.mean([any(dist(f, real[i]) <= r_real[i] for i in range(len(real))) for f in fake])
     recall = np.mean([any(dist(r, fake[j]) <= r_fake[j] for j in range(len(fake))) for r in real])
     r_dc = [kth(real, i, k_dc) for i in range(len(real))]
-    density = sum(dist(f, real[i]) <= r_dc[i] for f in fake for i in range(len(real))) / (k_dc * len(fake))
-    coverage = np.mean([any(dist(real[i], f) <= r_dc[i] for f in fake) for i in range(len(real))])
+    # density and coverage: open balls (strict <), as the reference code of Naeem et al. (prdc)
+    density = sum(dist(f, real[i]) < r_dc[i] for f in fake for i in range(len(real))) / (k_dc * len(fake))
+    coverage = np.mean([any(dist(real[i], f) < r_dc[i] for f in fake) for i in range(len(real))])
     return precision, recall, density, coverage
 
 
@@ -108,10 +118,24 @@ def test_precision_recall_density_coverage_against_brute_force():
         assert Q.density_coverage(real, fake, k=5) == pytest.approx((d, c)), trial
 
 
+def test_memorised_samples_have_density_one_and_a_point_on_a_ball_edge_is_outside():
+    """Fakes identical to the reals: each real ball (radius: distance to its k-th neighbour)
+    holds its own point and k - 1 strictly closer ones, so density = N k / (k N) = 1 exactly
+    (closed balls also count the k-th neighbour: (k + 1) / k = 1.5 for k = 2)."""
+    real = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 0.0], [7.0, 5.0], [0.0, 9.0]])  # no tied distances
+    k = 2
+    assert _brute_force_pr_dc(real, real.copy(), 1, k)[2:] == (1.0, 1.0)
+    assert Q.density_coverage(real, real.copy(), k=k) == (1.0, 1.0)
+    # k = 1, radii 1, 1, 2, 4, 5, 8.06: the fake (2, 0) is at distance exactly 1 from (1, 0), on
+    # that ball's edge (not counted), and at 1 < 2 from (3, 0): one ball, density 1 / 1.
+    fake = np.array([[2.0, 0.0]])
+    assert Q.density_coverage(real, fake, k=1) == (1.0, 1 / 6)
+
+
 def test_density_coverage_sanity():
     x = _gauss(500, seed=1)
     d, c = Q.density_coverage(x, x, k=5)
-    assert c == 1.0 and d >= 1.0  # each point is inside its own ball
+    assert c == 1.0 and d == 1.0  # each ball holds its own point and its k - 1 nearest neighbours
     d2, c2 = Q.density_coverage(x, _gauss(500, seed=2), k=5)
     assert 0.7 < d2 < 1.3 and c2 > 0.8
     d3, c3 = Q.density_coverage(x, x + 100.0, k=5)

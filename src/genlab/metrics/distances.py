@@ -11,11 +11,13 @@ All metrics take feature arrays ``(N, d)`` (numpy or torch; computed in float64)
   small N: below 2,000 samples a warning recommends KID.
 * :func:`kid`: the kernel inception distance (Binkowski et al. 2018), the
   unbiased MMD^2 estimate with the polynomial kernel ``(x.y / d + 1)^3``,
-  averaged over random subsets, with its standard deviation over subsets.
+  averaged over random subsets, with its population standard deviation over
+  subsets (ddof = 0, as torch-fidelity and torchmetrics).
 * :func:`precision_recall`: improved precision and recall (Kynkaanniemi et al.
-  2019): a sample is "in" a set's manifold if it falls inside the k-NN ball of
-  some point of that set.
-* :func:`density_coverage`: density and coverage (Naeem et al. 2020).
+  2019): a sample is "in" a set's manifold if it falls inside the closed k-NN
+  ball (distance <= radius) of some point of that set.
+* :func:`density_coverage`: density and coverage (Naeem et al. 2020), with open
+  balls (distance < radius) as their reference code (the ``prdc`` package).
 * :func:`classifier_score`: an Inception-Score-style ``exp E[KL(p(y|x) || p(y))]``
   on the softmax of genlab's own classifier (not comparable with published IS).
 """
@@ -119,7 +121,10 @@ def kid(real, fake, *, num_subsets: int = 100, subset_size: int = 1000, degree: 
 
     Each subset draws ``min(subset_size, N, M)`` vectors from each set without
     replacement (seeded). The mean is an unbiased estimate: ~0 (and can be
-    negative) for two samples of one distribution.
+    negative) for two samples of one distribution. The std is the population
+    standard deviation of the ``num_subsets`` values (ddof = 0), as torch-fidelity
+    and torchmetrics report it; it is the spread of one subset's value, not the
+    standard error of the mean (divide by sqrt(num_subsets) for that).
     """
     a, b = _np(real), _np(fake)
     _check_pair(a, b)
@@ -130,7 +135,7 @@ def kid(real, fake, *, num_subsets: int = 100, subset_size: int = 1000, degree: 
     vals = np.array(
         [mmd2_unbiased(a[rng.choice(len(a), s, replace=False)], b[rng.choice(len(b), s, replace=False)], degree) for _ in range(num_subsets)]
     )
-    return float(vals.mean()), float(vals.std(ddof=1) if num_subsets > 1 else 0.0)
+    return float(vals.mean()), float(vals.std(ddof=0))
 
 
 # ------------------------------------------------------------------ k-NN metrics
@@ -151,10 +156,11 @@ def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
 
 
 def precision_recall(real, fake, *, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019).
+    """Improved precision and recall (Kynkaanniemi et al. 2019), from (N, d) and (M, d) features.
 
     precision: fraction of fake points inside the k-NN ball of at least one real point;
     recall: fraction of real points inside the k-NN ball of at least one fake point.
+    The balls are closed (distance <= the k-th neighbour's), as in the paper's definition.
     """
     a, b = _np(real), _np(fake)
     _check_pair(a, b)
@@ -166,16 +172,19 @@ def precision_recall(real, fake, *, k: int = 3) -> tuple[float, float]:
 
 
 def density_coverage(real, fake, *, k: int = 5) -> tuple[float, float]:
-    """Density and coverage (Naeem et al. 2020), with k-NN balls around the real points.
+    """Density and coverage (Naeem et al. 2020), with k-NN balls around the N real points.
 
-    density = (1 / (k M)) sum_j #{i: fake_j in B(real_i, r_i)} (about 1 when the
-    two distributions match, can exceed 1); coverage = fraction of real points
-    whose ball contains at least one fake point.
+    r_i is the distance from real_i to its k-th nearest real neighbour; with M fakes,
+    density = (1 / (k M)) sum_j #{i: d(fake_j, real_i) < r_i} (about 1 when the two
+    distributions match, can exceed 1); coverage = fraction of real points with
+    min_j d(real_i, fake_j) < r_i. The balls are open (strict <), as in the
+    authors' reference code (the ``prdc`` package), so fakes that copy the reals
+    give density exactly 1 (closed balls would count the k-th neighbour too: (k + 1) / k).
     """
     a, b = _np(real), _np(fake)
     _check_pair(a, b)
     ra = knn_radii(a, k)
-    inside = _cdist(a, b) <= ra[:, None]
+    inside = _cdist(a, b) < ra[:, None]
     density = float(inside.sum() / (k * len(b)))
     coverage = float(inside.any(1).mean())
     return density, coverage
