@@ -76,7 +76,7 @@ def nearest_neighbour(train_x, train_y, test_x, test_y, metric: str = "euclidean
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=6.5, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=6.5, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--levels", type=int, default=1)
     ap.add_argument("--encoder", default="stochastic", choices=["stochastic", "deterministic"])
     ap.add_argument("--objective", default="non-saturating")

@@ -199,7 +199,7 @@ def part_sharing(a, machine):
 
 
 def build_parser():
-    p = harness.parser(__doc__, data_dir=None, threads=1)
+    p = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=1)
     p.add_argument("--part", choices=("options", "sharing"), default="sharing")
     p.add_argument("--models", default="vae,pixelcnn,dcgan", help="registry models (default %(default)s)")
     p.add_argument("--busy", default="0,1,2", help="numbers of busy processes, 0 first (default %(default)s)")

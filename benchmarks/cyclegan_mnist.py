@@ -21,8 +21,8 @@ figure: for each direction, rows input / translation / reconstruction. Not a tes
 The paper reports FCN scores and AMT studies on photo data sets (Cityscapes, maps);
 those are not comparable with anything measured here.
 
-    python benchmarks/cyclegan_mnist.py --data-dir /work/shared/data                  # 8 minutes, 1 thread
-    python benchmarks/cyclegan_mnist.py --data-dir /work/shared/data --minutes 0.3    # smoke run
+    python benchmarks/cyclegan_mnist.py --data-dir ../shared/data                  # 8 minutes, 1 thread
+    python benchmarks/cyclegan_mnist.py --data-dir ../shared/data --minutes 0.3    # smoke run
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def accuracy(net, x01: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=8.0, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=8.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--transform", default="invert", choices=["invert", "rot90", "rot270", "flip"])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field, e.g. g_blocks=6")

@@ -9,8 +9,8 @@ MNIST classifier against the 10,000 test images, and the share of each digit by 
 classifier. Saves a sample grid, results.json and the training movie. Target: all 10
 digits present, none under 5%. Not a test.
 
-    python benchmarks/dcgan_mnist.py --data-dir /work/shared/data            # 20 minutes
-    python benchmarks/dcgan_mnist.py --data-dir /work/shared/data --minutes 0.5   # smoke run
+    python benchmarks/dcgan_mnist.py --data-dir ../shared/data            # 20 minutes
+    python benchmarks/dcgan_mnist.py --data-dir ../shared/data --minutes 0.5   # smoke run
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from genlab.viz.gan import training_movie
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=20.0, threads=2, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=20.0, threads=2, seed=0, device="cpu", out=None)
     ap.add_argument("--objective", default="non-saturating")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64)

@@ -12,8 +12,8 @@ on the test split:
   features of genlab's shipped MNIST classifier (as ``genlab eval --samples``), and
   the digits among the samples by that classifier's argmax (coverage of the 10 classes).
 
-    python benchmarks/ddpm_mnist.py --data-dir /work/shared/data              # 10 minutes
-    python benchmarks/ddpm_mnist.py --data-dir /work/shared/data --minutes 0.2 --samples 200 --test-examples 20   # smoke
+    python benchmarks/ddpm_mnist.py --data-dir ../shared/data              # 10 minutes
+    python benchmarks/ddpm_mnist.py --data-dir ../shared/data --minutes 0.2 --samples 200 --test-examples 20   # smoke
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from genlab.train.trainer import Trainer
 
 def parser(doc: str, minutes: float = 10.0):
     """The flags ddpm_mnist.py and flow_matching_mnist.py share, at their defaults."""
-    ap = harness.parser(doc, data_dir="/work/shared/data", minutes=minutes, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(doc, data_dir=harness.default_data_dir(), minutes=minutes, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--ema", type=float, default=0.98, help="EMA decay; the EMA starts at the initial weights, so short runs need a short horizon")

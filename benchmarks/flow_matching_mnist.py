@@ -13,7 +13,7 @@ trained through genlab's Trainer for ``--minutes`` on the 60,000 training digits
 * samples per second of ``model.sample`` (``--sample-steps`` ODE steps of ``--solver``);
 * FID etc. in the shipped MNIST features and the digits among the samples.
 
-    python benchmarks/flow_matching_mnist.py --data-dir /work/shared/data              # 10 minutes
+    python benchmarks/flow_matching_mnist.py --data-dir ../shared/data              # 10 minutes
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ ends with the budget), stopped when ``--minutes`` of training have passed. Repor
 * sampling time, parameters, and the digits of 1,000 samples at temperatures 0.7 and 1
   judged by genlab's shipped MNIST classifier (share of each digit, confidence).
 
-    python benchmarks/glow_mnist.py --data-dir /work/shared/data --minutes 10
+    python benchmarks/glow_mnist.py --data-dir ../shared/data --minutes 10
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def digit_rows(samples: torch.Tensor, what: str) -> list[tuple[str, str]]:
 
 def flow_parser(doc: str, lr: float, batch: int):
     """The flags glow_mnist.py and vqvae_mnist.py share, at their defaults."""
-    ap = harness.parser(doc, data_dir=None, minutes=10.0, threads=1, seed=0, device="cpu",
+    ap = harness.parser(doc, data_dir=harness.default_data_dir(), minutes=10.0, threads=1, seed=0, device="cpu",
                         out=None)
     ap.add_argument("--data", default="mnist", help="training set: mnist (60k) or mnist-5k")
     ap.add_argument("--batch-size", type=int, default=batch)

@@ -12,7 +12,8 @@ so that each script says only what it measures:
 * :func:`parser` / :func:`start` -- the common flags (``--data-dir``,
   ``--threads``, ``--minutes`` (with ``--clock``: CPU or wall-clock minutes), ``--seed``, ``--device``, ``--out``), each added
   only where a script uses it, with that script's own default;
-* :func:`load`, :func:`splits` and :func:`test_images` -- data sets by name, from ``--data-dir``;
+* :func:`load`, :func:`splits` and :func:`test_images` -- data sets by name, from ``--data-dir``
+  (whose default, :func:`default_data_dir`, is ``$GENLAB_SHARED_DATA`` or ``../shared/data``);
 * :func:`train_config` -- a quiet :class:`~genlab.config.TrainConfig` (no progress
   bar, samples or periodic checkpoints) carrying the wall-clock budget as
   ``train.max_seconds``, which the Trainer itself honours (it stops the run
@@ -150,7 +151,8 @@ def parser(doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSEN
     """
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if data_dir is not _ABSENT:
-        ap.add_argument("--data-dir", default=data_dir, help="folder of local data sets, as <dir>/<name>/<files> (default %(default)s)")
+        ap.add_argument("--data-dir", default=data_dir, help="folder of local data sets, as <dir>/<name>/<files> (default %(default)s; "
+                                                             "None: genlab's cache or a download)")
     if threads is not _ABSENT:
         ap.add_argument("--threads", type=int, default=threads, help="torch threads; 0 keeps torch's default (default %(default)s)")
     if minutes is not _ABSENT:
@@ -204,6 +206,19 @@ def out_dir(args: argparse.Namespace, prefix: str) -> Path:
 
 
 # --------------------------------------------------------------------------- data
+
+#: The shared data folder's place beside a checkout (``<repo>/../shared/data``).
+SHARED_DATA_BESIDE_CHECKOUT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def default_data_dir() -> str | None:
+    """The default of ``--data-dir``: ``$GENLAB_SHARED_DATA``, else ``../shared/data`` beside
+    the checkout, the first of them that is a folder; None where neither is (data sets then
+    come from genlab's cache or a download). Never a path that does not exist."""
+    for candidate in (os.environ.get("GENLAB_SHARED_DATA"), SHARED_DATA_BESIDE_CHECKOUT):
+        if candidate and Path(candidate).is_dir():
+            return str(candidate)
+    return None
 
 
 def load(name: str, split: str, args: argparse.Namespace):

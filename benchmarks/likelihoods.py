@@ -164,7 +164,7 @@ def quality_table(results: dict[str, dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's flags."""
-    ap = harness.parser(__doc__, data_dir=None, minutes=30.0, seed=0, out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=30.0, seed=0, out=None)
     specs = LIKELIHOOD_MODELS + GAN_MODELS
     ap.add_argument("--models", default=",".join(s[0] for s in specs), help="comma-separated subset of: " + ", ".join(s[0] for s in specs))
     ap.add_argument("--test-examples", type=int, default=10000, help="test images for bits/dim and the reference features")

@@ -17,8 +17,8 @@ inverted and upside-down Fashion-MNIST) with
 
 and prints AUROC / AUPR / FPR@95%TPR (outliers = positive class). Not a test.
 
-    python benchmarks/ood.py --data-dir /work/shared/data --steps 5000           # the full run
-    python benchmarks/ood.py --data-dir /work/shared/data --steps 20 --bg-steps 20 --n-test 200   # smoke test
+    python benchmarks/ood.py --data-dir ../shared/data --steps 5000           # the full run
+    python benchmarks/ood.py --data-dir ../shared/data --steps 20 --bg-steps 20 --n-test 200   # smoke test
 
 Files (tables, JSON, ROC plots, the trained runs) go to ``--out``.
 """
@@ -53,7 +53,7 @@ def model_config(name: str, likelihood: str):
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=None, threads=0, seed=0, device="auto", out="runs/ood-benchmark")
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=0, seed=0, device="auto", out="runs/ood-benchmark")
     ap.add_argument("--models", nargs="+", default=None, help="registry names (default: vae, and pixelcnn if registered)")
     ap.add_argument("--likelihood", default="logistic", help="VAE likelihood: logistic (8-bit, default), bernoulli or gaussian")
     ap.add_argument("--steps", type=int, default=5000, help="training steps of each model")

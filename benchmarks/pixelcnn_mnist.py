@@ -17,9 +17,9 @@ steps, cosine decay to 0 at the last step) is stretched to the new end, so the
 whole budget is used even when the first guess is off. With a GPU, the
 same schedule is run again on it ("GPU schedule", its own calibration).
 
-    python benchmarks/pixelcnn_mnist.py --data-dir /work/shared/data --minutes 30 --amp   # README's run
-    python benchmarks/pixelcnn_mnist.py --data-dir /work/shared/data --minutes 30         # float32
-    python benchmarks/pixelcnn_mnist.py --data-dir /work/shared/data --minutes 0.5 --test-images 200   # smoke run
+    python benchmarks/pixelcnn_mnist.py --data-dir ../shared/data --minutes 30 --amp   # README's run
+    python benchmarks/pixelcnn_mnist.py --data-dir ../shared/data --minutes 30         # float32
+    python benchmarks/pixelcnn_mnist.py --data-dir ../shared/data --minutes 0.5 --test-images 200   # smoke run
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def run(args, device: str, train_set, test_bin: torch.Tensor, work: Path) -> dic
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=None, minutes=30.0, threads=os.cpu_count() or 1, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=30.0, threads=os.cpu_count() or 1, seed=0, device="cpu", out=None)
     ap.add_argument("--model", default="pixelcnn", choices=["pixelcnn", "gated-pixelcnn"])
     ap.add_argument("--preset", default=None, help="a registry preset of the model (genlab models pixelcnn lists them), e.g. mnist-cpu")
     ap.add_argument("--channels", type=int, default=None, help="hidden channels (default 64)")

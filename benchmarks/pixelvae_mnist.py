@@ -27,8 +27,8 @@ The importance-sampled evaluation takes minutes on one CPU thread; to keep each
 process under 10 minutes, train with ``--save DIR`` and evaluate with
 ``--load DIR`` in a second run::
 
-    python benchmarks/pixelvae_mnist.py --data-dir /work/shared/data --minutes 8 --save /tmp/pvae1 --skip-iwae
-    python benchmarks/pixelvae_mnist.py --data-dir /work/shared/data --load /tmp/pvae1
+    python benchmarks/pixelvae_mnist.py --data-dir ../shared/data --minutes 8 --save /tmp/pvae1 --skip-iwae
+    python benchmarks/pixelvae_mnist.py --data-dir ../shared/data --load /tmp/pvae1
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def active_units(model: PixelVAE, x: torch.Tensor, threshold: float = 0.01) -> l
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=None, minutes=10.0, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=10.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--preset", default=None, help="a preset of pixelvae (genlab models pixelvae), e.g. mnist-10min")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="config overrides, as genlab train")
     ap.add_argument("--levels", type=int, default=None, choices=(1, 2), help="latent levels (model.latent_levels; default: the preset's)")

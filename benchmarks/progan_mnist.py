@@ -17,9 +17,9 @@ the ``dcgan`` model (32 channels, non-saturating, as benchmarks/dcgan_mnist.py),
 trained until the budget is spent.
 Not a test.
 
-    python benchmarks/progan_mnist.py --data-dir /work/shared/data                  # 8 minutes
-    python benchmarks/progan_mnist.py --data-dir /work/shared/data --model dcgan    # the same budget for dcgan
-    python benchmarks/progan_mnist.py --data-dir /work/shared/data --minutes 0.5    # smoke run
+    python benchmarks/progan_mnist.py --data-dir ../shared/data                  # 8 minutes
+    python benchmarks/progan_mnist.py --data-dir ../shared/data --model dcgan    # the same budget for dcgan
+    python benchmarks/progan_mnist.py --data-dir ../shared/data --minutes 0.5    # smoke run
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def ema_copy(trainer: Trainer):
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=8.0, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=8.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--model", default="progan", choices=["progan", "dcgan"])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--channels", type=int, default=None, help="progan: width at 7x7 (default the config's); dcgan: base width (default 32)")

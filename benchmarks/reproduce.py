@@ -40,7 +40,7 @@ from genlab.train.trainer import Trainer
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=None, threads=1, minutes=5.0, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=1, minutes=5.0, seed=0, device="cpu", out=None)
     ap.add_argument("model", help="registry name, e.g. vae (genlab models)")
     ap.add_argument("--preset", default=None, help="a preset of the model, e.g. paper (genlab models MODEL lists them)")
     ap.add_argument("--data", default=None, help="data set (default: the preset's, else the model's)")

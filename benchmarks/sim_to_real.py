@@ -59,7 +59,7 @@ CYCLEGAN = {"g_channels": 16, "g_blocks": 3, "lambda_id": 0.5}
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir="/work/shared/data", minutes=30.0, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=30.0, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--method", choices=("to-real", "to-clean"), default="to-real", help="the adaptation the gain line reports (default %(default)s)")
     ap.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: every domain as luma (grey), 3: RGB (default %(default)s)")
     ap.add_argument("--classifier-minutes", type=float, default=None,

@@ -39,7 +39,7 @@ from genlab.models.vae import VAE
 
 
 def build_parser(doc=__doc__, minutes=10.0):
-    ap = harness.parser(doc, data_dir=None, minutes=minutes, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(doc, data_dir=harness.default_data_dir(), minutes=minutes, threads=1, seed=0, device="cpu", out=None)
     ap.add_argument("--preset", default=None, help="a preset of vae (genlab models vae), e.g. mnist-10min")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="config overrides, as genlab train")
     ap.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")

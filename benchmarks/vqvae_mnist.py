@@ -14,7 +14,7 @@ the MNIST test images:
   the class it gives the original (issue target: >= 95%), and the true class;
 * sampling time, parameters, and the digits of 1,000 samples drawn through the prior.
 
-    python benchmarks/vqvae_mnist.py --data-dir /work/shared/data --minutes 10
+    python benchmarks/vqvae_mnist.py --data-dir ../shared/data --minutes 10
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def spectrogram_figure(real, fake, path: Path) -> None:
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=None, threads=1, minutes=12.0, seed=0, out="runs/wavenet_fsdd")
+    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=1, minutes=12.0, seed=0, out="runs/wavenet_fsdd")
     ap.add_argument("--per-digit", type=int, default=3, help="generated samples per digit")
     ap.add_argument("--classifier-epochs", type=int, default=8)
     ap.add_argument("--figure", default=None, help="also copy the spectrogram figure here (e.g. docs/...png)")

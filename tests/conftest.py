@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def find_shared_data() -> Path | None:
-    candidates = [os.environ.get("GENLAB_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"]
-    for c in candidates:
+    """$GENLAB_SHARED_DATA, else ../shared/data beside the checkout, the first that holds mnist/; else None.
+    (benchmarks/harness.py's default_data_dir() is the same lookup; tests do not import benchmarks.)"""
+    for c in (os.environ.get("GENLAB_SHARED_DATA"), ROOT.parent / "shared" / "data"):
         if c and (Path(c) / "mnist").is_dir():
             return Path(c)
     return None

@@ -81,6 +81,20 @@ def test_parser_adds_only_the_common_flags_a_script_asks_for_with_its_defaults()
     assert (args.data_dir, args.threads, args.minutes, args.seed, args.device, args.out) == ("d", 2, 1.0, 3, "cuda", "o")
 
 
+def test_default_data_dir_honours_the_variable_then_the_folder_beside_the_checkout(tmp_path, monkeypatch):
+    """$GENLAB_SHARED_DATA, else ../shared/data beside the repository, else None: never a folder that is not there."""
+    monkeypatch.setenv("GENLAB_SHARED_DATA", str(tmp_path))
+    assert harness.default_data_dir() == str(tmp_path)
+    beside = Path(harness.__file__).resolve().parents[1].parent / "shared" / "data"
+    for absent in (str(tmp_path / "absent"), ""):  # a variable naming no folder is passed over, not returned
+        monkeypatch.setenv("GENLAB_SHARED_DATA", absent)
+        assert harness.default_data_dir() == (str(beside) if beside.is_dir() else None)
+    monkeypatch.setattr(harness, "SHARED_DATA_BESIDE_CHECKOUT", tmp_path / "absent")
+    assert harness.default_data_dir() is None
+    monkeypatch.delenv("GENLAB_SHARED_DATA")
+    assert harness.default_data_dir() is None
+
+
 def test_setup_sets_threads_only_when_positive(monkeypatch):
     calls = []
     monkeypatch.setattr(harness.torch, "set_num_threads", calls.append)
@@ -259,6 +273,7 @@ def test_every_benchmark_script_stands_on_the_harness(script):
     assert not re.search(r"def machine\(|(?<!sys\.)platform\.|getloadavg", text), "the machine line is harness.Machine's"
     assert not re.search(r"""print\(f?["']\\?n?\|""", text), "tables go through harness.Table"
     assert not re.search(r"while[^\n]*perf_counter", text), "budgets: train.max_seconds or the harness's helpers"
+    assert "/work/" not in text, "no folder of one machine: --data-dir defaults to harness.default_data_dir()"
 
 
 class ReplayModel:
