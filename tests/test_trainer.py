@@ -574,3 +574,36 @@ def test_fused_adam_follows_the_loop_adam_on_channels_last_weights_read_back_fro
     run(loop, p, grads[3:])
     torch.testing.assert_close(q.detach(), p.detach(), rtol=0, atol=1e-6)
     assert torch.equal(q.detach()[mask == 0], w0[mask == 0])
+
+
+# --------------------------------------------------------------------------- progress off a terminal
+
+
+def test_progress_into_a_log_file_is_a_plain_line_every_tenth_of_the_run(tmp_path, capsys):
+    """stderr captured (not a terminal, as ``genlab train ... > log 2>&1``): 100 steps print
+    10 plain lines (steps 10, 20, ..., 100), not 100 redrawn bar frames, and no carriage return."""
+    _train_direct(NoisyAE, tcfg(steps=100, progress=True, log_every=25), tmp_path, ToyData(n=40), 100)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith(f"{tmp_path.name}: step ")]
+    assert [ln.split()[2] for ln in lines] == [f"{s}/100" for s in range(10, 101, 10)], err
+    assert "ae/loss=" in lines[-1]  # the latest logged losses ride along, as on the bar
+
+
+def test_plain_progress_also_prints_every_30_seconds_and_once_at_an_early_stop():
+    import io
+
+    from genlab.train.logs import PlainProgress, progress_bar
+
+    now = [0.0]
+    out = io.StringIO()
+    bar = PlainProgress(1000, initial=200, desc="run", stream=out, clock=lambda: now[0])  # a line every 80 steps
+    for step in range(201, 221):  # 20 steps of 10 s each: lines at 30, 60, 90, ... s
+        now[0] += 10.0
+        bar.update(1)
+    bar.set_postfix({"ae/loss": "0.5"}, refresh=False)
+    bar.close()  # stopped at step 220 (a budget): the last state is printed once
+    lines = out.getvalue().splitlines()
+    assert [ln.split()[2] for ln in lines] == ["203/1000", "206/1000", "209/1000", "212/1000", "215/1000", "218/1000", "220/1000"]
+    assert lines[-1] == "run: step 220/1000 (22%), 200 s, 0.1 steps/s, ae/loss=0.5"
+    assert isinstance(progress_bar(10, 0, "run", stream=io.StringIO()), PlainProgress)

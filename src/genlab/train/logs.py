@@ -1,12 +1,16 @@
 """The training log: running means of every step output between two log lines,
 written to ``metrics.jsonl`` (one JSON object per line) and, when installed, to
-TensorBoard (``tensorboard/`` in the run directory)."""
+TensorBoard (``tensorboard/`` in the run directory); and the progress display,
+a tqdm bar on a terminal, plain lines in a log file (:func:`progress_bar`)."""
 
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
 from pathlib import Path
+from typing import Callable, TextIO
 
 import torch
 
@@ -106,3 +110,75 @@ def trim_metrics(path: Path, step: int) -> None:
         except json.JSONDecodeError:
             continue  # a line cut by a crash
     atomic_write_bytes(path, ("\n".join(keep) + "\n").encode() if keep else b"")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class PlainProgress:
+    """The progress of ``fit`` for a stream that is not a terminal (``genlab train ... > log 2>&1``):
+    tqdm's interface (``update``, ``set_postfix``, ``close``), but one plain line at every tenth
+    of the steps this run takes or every ``seconds`` of wall-clock time, whichever comes first,
+    and the last state once at ``close`` -- no redrawn bar, no carriage returns. A line reads::
+
+        vae-mnist: step 500/1000 (50%), 120 s, 4.17 steps/s, ae/loss=0.0123
+
+    (seconds and steps per second since this ``fit`` started; the losses of the latest log line).
+    """
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "", *, stream: TextIO | None = None,
+                 seconds: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.total, self.n, self.desc = total, initial, desc
+        self.stream = sys.stderr if stream is None else stream
+        self.seconds, self.clock = seconds, clock
+        self._initial = self._printed_step = initial
+        self._every = max(1, math.ceil((total - initial) / 10))  # steps between two lines at most
+        self._start = self._printed_time = clock()
+        self._postfix: dict = {}
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = self.clock()
+        tenths = (self.n - self._initial) // self._every > (self._printed_step - self._initial) // self._every
+        if tenths or now - self._printed_time >= self.seconds:
+            self._print(now)
+
+    def set_postfix(self, postfix: dict, refresh: bool = False) -> None:
+        self._postfix = dict(postfix)
+
+    def close(self) -> None:
+        if self.n != self._printed_step:
+            self._print(self.clock())
+
+    def _print(self, now: float) -> None:
+        elapsed = now - self._start
+        rate = (self.n - self._initial) / elapsed if elapsed > 0 else 0.0
+        line = f"{self.desc}: step {self.n}/{self.total} ({self.n / max(self.total, 1):.0%}), {elapsed:.0f} s, {rate:.3g} steps/s"
+        line += "".join(f", {k}={v}" for k, v in self._postfix.items())
+        print(line, file=self.stream, flush=True)
+        self._printed_step, self._printed_time = self.n, now
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
+def _in_notebook() -> bool:
+    """Whether this is a Jupyter kernel (whose stderr is no terminal, but draws tqdm's widget)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def progress_bar(total: int, initial: int, desc: str, stream: TextIO | None = None):
+    """The progress display of a run from step ``initial`` to ``total`` on ``stream`` (default
+    stderr): tqdm's bar on a terminal or in a notebook, else :class:`PlainProgress`."""
+    stream = sys.stderr if stream is None else stream
+    if _is_terminal(stream) or _in_notebook():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=True, file=stream)
+    return PlainProgress(total, initial, desc, stream=stream)

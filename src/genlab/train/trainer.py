@@ -37,7 +37,7 @@ from ..errors import CheckpointError, ConfigError, TrainingError, WriteError
 from ..io import make_dirs, save_tensors
 from . import cpu, distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
-from .logs import MetricLog
+from .logs import MetricLog, progress_bar
 from .runs import write_run_config
 from .settings import cpu_has_bf16, lr_factor, resolve_device
 from .state import EMA, adam, apply_training_state, capture_rng, restore_rng, seed_everything, training_state
@@ -296,9 +296,7 @@ class Trainer:
             return self.run_dir
         bar = None
         if c.progress and self.dist.is_main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=target, initial=self.step, desc=self.run_dir.name, dynamic_ncols=True, leave=True)
+            bar = progress_bar(target, self.step, self.run_dir.name)  # plain lines when stderr is a log file
         clock = self.cpu_clock if c.budget_clock == "cpu" else self.clock
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)  # train.threads, chosen at start-up; restored below
@@ -315,11 +313,11 @@ class Trainer:
                     break
                 self._iteration()
                 self._elapsed = elapsed0 + clock() - t_start
-                if bar is not None:
-                    bar.update(1)
                 s = self.step
                 if c.log_every > 0 and s % c.log_every == 0:
                     self._log(bar)
+                if bar is not None:
+                    bar.update(1)  # after the log line, so that it shows this step's losses
                 if c.sample_every > 0 and s % c.sample_every == 0:
                     self.save_samples()
                 if c.checkpoint_every > 0 and s % c.checkpoint_every == 0:
