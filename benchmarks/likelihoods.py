@@ -68,7 +68,8 @@ PUBLISHED: dict[str, tuple[float | None, str]] = {
     "pixelvae": (None, "Gulrajani et al. 2017: binarized MNIST in nats only (<= 80.64; gated, no upsampling: <= 79.66, ~79.02; table 1)"),
     "pixelcnn": (None, "van den Oord et al. 2016 (Pixel RNN): binarized MNIST in nats only (81.30)"),
     "gated-pixelcnn": (None, "van den Oord et al. 2016 (Conditional PixelCNN): CIFAR-10 only (3.03)"),
-    "glow": (1.05, "Glow (Kingma & Dhariwal 2018), as tabulated in FFJORD (Grathwohl et al. 2019), table 2; RealNVP 1.06 there"),
+    "glow": (1.05, "FFJORD (Grathwohl et al. 2019), table 2, its Glow row; the Glow paper (Kingma & Dhariwal 2018) "
+                   "reports no MNIST figure; RealNVP 1.06 there"),
     "ddpm": (None, "Ho et al. 2020: CIFAR-10 only (<= 3.70, table 1)"),
     "flow-matching": (None, "Lipman et al. 2023: CIFAR-10 only (2.99, table 1); the CNF FFJORD: 0.99 on MNIST (Grathwohl et al. 2019, table 2)"),
     "vqvae": (None, "van den Oord et al. 2017: CIFAR-10 only (4.67)"),

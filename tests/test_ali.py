@@ -290,6 +290,7 @@ def test_unsupported_image_size_is_a_build_error(shape):
     (dict(arch="mlp"), "conv"),
     (dict(image_shape=(2,)), "images"),
     (dict(dropout=1.0), "dropout"),
+    (dict(input_dropout=-0.1), "input_dropout"),
     (dict(cycle_weight=-0.5), "cycle_weight"),
     (dict(objective="wasserstein"), "objective"),
 ])

@@ -64,24 +64,42 @@ def test_cyclegan_paper_networks_have_the_appendix_layers():
     assert (nparams(m.G), nparams(m.F), nparams(m.D_A), nparams(m.D_B)) == (g, g, d, d) == (11_378_179, 11_378_179, 2_764_737, 2_764_737)
 
 
-def test_dcgan_paper_generator_is_figure_1_with_per_unit_batch_norm_after_the_projection():
+def test_dcgan_paper_generator_is_the_authors_code_but_for_its_5x5_kernels():
+    """Newmu/dcgan_code, faces/train_uncond_dcgan.py: z (100) -> 4x4x1024 without a bias, batch norm per unit
+    (gains and biases of ngf*8*4*4 entries), transposed convolutions without biases 1024-512-256-128-3, batch norm
+    per channel between them, kernels 5x5. genlab has no kernel-size setting (4x4) and gives G's last layer biases."""
     _, m = build("dcgan", "paper")
-    bn = lambda c: 2 * c  # noqa: E731  (scale and shift per channel)
-    fig1 = (100 * 4 * 4 * 1024 + bn(1024) + conv(1024, 512, 4, False) + bn(512) + conv(512, 256, 4, False) + bn(256)
-            + conv(256, 128, 4, False) + bn(128) + conv(128, 3, 4))
-    assert fig1 == 12_658_435
-    assert nparams(m.G) == fig1 + bn(4 * 4 * 1024) - bn(1024) == 12_689_155  # the documented difference
+    bn = lambda c: 2 * c  # noqa: E731  (scale and shift per channel or unit)
+
+    def code_g(k):
+        return (100 * 4 * 4 * 1024 + bn(4 * 4 * 1024) + conv(1024, 512, k, False) + bn(512) + conv(512, 256, k, False)
+                + bn(256) + conv(256, 128, k, False) + bn(128) + conv(128, 3, k, False))
+    assert code_g(5) == 18_885_760 and "18,885,760" in PAPER["dcgan"]["paper"].source
+    assert nparams(m.G) == code_g(4) + 3 == 12_689_155  # 4x4 kernels and the 3 output biases: the documented difference
+    d = next(c for c in m.D.modules() if isinstance(c, torch.nn.Conv2d))
+    assert d.kernel_size == (4, 4) and d.out_channels == 128  # ndf = 128; 4x4 where the code has 5x5 (stated in the source)
+    cfg = registry.build_run_config("dcgan", preset="paper")
+    assert cfg.train.weight_decay == 1e-5 and (cfg.train.lr, tuple(cfg.train.betas)) == (2e-4, (0.5, 0.999))
 
 
-def test_progan_paper_networks_are_table_2_up_to_32x32_plus_the_lower_resolutions_rgb_layers():
-    _, m = build("progan", "paper")
-    c3 = conv(512, 512, 3)
-    g_table = conv(512, 512, 4) + 7 * c3 + conv(512, 3, 1)  # latent -> 4x4 conv, 3x3 convs, toRGB at 32x32
-    d_table = conv(3, 512, 1) + 6 * c3 + conv(513, 512, 3) + conv(512, 512, 4) + (512 + 1)  # fromRGB, convs, mbstd conv, 4x4 conv, dense
-    assert (g_table, d_table) == (20_715_011, 20_720_641)
-    extra_g = (16 * 512 - 512) + 3 * conv(512, 3, 1)  # a bias per unit of the dense first layer; toRGB at 4, 8, 16
-    assert nparams(m.G) == g_table + extra_g == 20_727_308
-    assert nparams(m.D) == d_table + 3 * conv(3, 512, 1) == 20_726_785  # fromRGB at 4, 8, 16
+def test_progan_paper_is_the_official_cifar10_config_up_to_32x32_plus_the_lower_resolutions_rgb_layers():
+    """tkarras/progressive_growing_of_gans (original-theano-version), config.py, 'Section 6.5': latent 128, 128 maps
+    (fmap_max), 400k images per phase at batch 16, total_kimg 20000; the layers of appendix A.1 at that width."""
+    cfg, m = build("progan", "paper")
+    w = 128
+    c3 = conv(w, w, 3)
+    g_table = conv(w, w, 4) + 7 * c3 + conv(w, 3, 1)  # latent -> 4x4 conv, 3x3 convs, toRGB at 32x32
+    d_table = conv(3, w, 1) + 6 * c3 + conv(w + 1, w, 3) + conv(w, w, 4) + (w + 1)  # fromRGB, convs, mbstd conv, 4x4 conv, dense
+    assert (g_table, d_table) == (1_295_747, 1_297_153)
+    extra_g = (16 * w - w) + 3 * conv(w, 3, 1)  # a bias per unit of the dense first layer; toRGB at 4, 8, 16
+    assert nparams(m.G) == g_table + extra_g == 1_298_828
+    assert nparams(m.D) == d_table + 3 * conv(3, w, 1) == 1_298_689  # fromRGB at 4, 8, 16
+    c, t = cfg.model, cfg.train
+    assert (c.latent_dim, c.channels, c.min_channels, c.mbstd_group) == (128, 128, 128, 16)
+    kimg = lambda steps: steps * t.batch_size // 1000  # noqa: E731  (thousands of images)
+    assert (kimg(c.stable_steps), kimg(c.fade_steps), kimg(t.steps)) == (400, 400, 20_000)
+    source = PAPER["progan"]["paper"].source
+    assert "section 6.5" in source and "6.4" not in source and "750" in source  # the penalty target genlab lacks
 
 
 def test_pixelcnn_cifar10_preset_is_the_papers_layout():
@@ -101,9 +119,73 @@ def test_vae_paper_preset_is_the_iwae_mlp():
     assert linears == [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)]
 
 
+def test_vae_paper_follows_the_iwae_code():
+    """yburda/iwae: optimizers.Adam's beta_1 = 0.99 (kept by experiments.py), batch 20, lr 1e-3 at the start."""
+    cfg = registry.build_run_config("vae", preset="paper")
+    assert tuple(cfg.train.betas) == (0.99, 0.999) and (cfg.train.batch_size, cfg.train.lr) == (20, 1e-3)
+    assert "yburda/iwae" in PAPER["vae"]["paper"].source
+    iaf = PAPER["vae"]["paper-iaf"].source
+    assert "section 6.1" in iaf and "section 5.1" not in iaf  # Kingma et al. 2016: MNIST is section 6.1
+
+
+def test_ali_paper_follows_the_cifar10_experiment_script():
+    """IshmaelBelghazi/ALI, experiments/ali_cifar10.py: Blocks' Adam(1e-4, beta1=0.5) with its default beta2 (0.001
+    in Blocks' 1 - beta convention of 2016 = PyTorch's 0.999); dropout 0.2 on D(x)'s and D(z)'s inputs, 0.5 later."""
+    cfg, m = build("ali", "paper")
+    assert tuple(cfg.train.betas) == (0.5, 0.999) and (cfg.train.lr, cfg.train.batch_size) == (1e-4, 100)
+    assert (cfg.model.input_dropout, cfg.model.dropout) == (0.2, 0.5)
+    assert cfg.train.steps == 6475 * 45_000 // 100  # NUM_EPOCHS of the 45,000 training images in batches of 100
+    rates = [d.p for d in m.D.modules() if isinstance(d, torch.nn.Dropout)]
+    assert m.D.in_drop.p == 0.2 and rates.count(0.2) == 1 and set(rates) == {0.2, 0.5}
+    assert "IshmaelBelghazi/ALI, experiments/ali_cifar10.py" in PAPER["ali"]["paper"].source
+    assert registry.build_run_config("ali").model.input_dropout == 0.0  # the default D is unchanged
+
+
+def test_ali_input_dropout_drops_entries_of_x_and_z_in_training_only():
+    cfg = registry.build_run_config("ali", overrides={"model.input_dropout": 0.5, "model.dropout": 0.0,
+                                                      "model.channels": 8, "model.hidden_dim": 16})
+    m = registry.entry("ali").model_class(cfg.model)
+    seen = []
+    m.D.x_body.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    x, z = torch.ones(4, 1, 28, 28), torch.ones(4, cfg.model.latent_dim)
+    m.D.train()
+    m.D(x, [z])
+    assert set(seen[-1].unique().tolist()) == {0.0, 2.0}  # dropped, or kept and scaled by 1 / (1 - p)
+    m.D.eval()
+    m.D(x, [z])
+    assert torch.equal(seen[-1], x)
+
+
+def test_lsgan_and_vqvae_paper_presets_follow_the_authors():
+    cfg = registry.build_run_config("lsgan", preset="paper")
+    assert cfg.train.lr == 1e-3 and "xudonmao/LSGAN, train_lsun.py" in PAPER["lsgan"]["paper"].source  # learning_rate 0.001
+    vq = PAPER["vqvae"]["paper"].source
+    # the paper gives K = 512 for ImageNet and DeepMind Lab, none for CIFAR-10; its experiments did not use the EMA codebook
+    assert "no K for CIFAR-10" in vq and "section 4.2" in vq and "not used" in vq and "only the EMA codebook" in vq
+
+
+_REPO_PATH = re.compile(r"\b[\w.-]+/[\w.-]+, (branch [\w.-]+, )?[\w/.-]+\.(py|md|sh)\b")
+_PAPER_PLACE = re.compile(r"\b(section \d+(\.\d+)*|Table \d+|appendix [A-Z](\.\d+)*|figure \d+)")
+
+
+@pytest.mark.parametrize("model,preset", PRESETS)
+def test_every_paper_preset_names_the_authors_file_or_the_papers_section(model, preset):
+    source = PAPER[model][preset].source
+    assert _REPO_PATH.search(source) or _PAPER_PLACE.search(source), source
+
+
+def test_presets_checked_against_the_authors_code_name_its_file():
+    for model, repo_path in [("ali", "IshmaelBelghazi/ALI, experiments/ali_cifar10.py"),
+                             ("lsgan", "xudonmao/LSGAN, train_lsun.py"),
+                             ("dcgan", "Newmu/dcgan_code, faces/train_uncond_dcgan.py"),
+                             ("progan", "tkarras/progressive_growing_of_gans, branch original-theano-version, config.py"),
+                             ("vae", "yburda/iwae, experiments.py")]:
+        assert repo_path in PAPER[model]["paper"].source and _REPO_PATH.search(PAPER[model]["paper"].source), model
+
+
 def test_parameter_counts_quoted_in_sources_are_the_built_models():
     """Every 'Parameters' figure a source quotes for genlab's network is what the preset builds."""
-    for model, preset, quoted in [("cyclegan", "paper", ["11,378,179", "2,764,737"]), ("progan", "paper", ["20,727,308", "20,726,785"]),
+    for model, preset, quoted in [("cyclegan", "paper", ["11,378,179", "2,764,737"]), ("progan", "paper", ["1,298,828", "1,298,689"]),
                                   ("dcgan", "paper", ["12,689,155"]), ("pixelcnn", "paper-cifar10", ["4,290,816"]),
                                   ("glow", "paper", ["44,055,408"]), ("vqvae", "paper", ["5,467,862"]),
                                   ("ddpm", "paper", ["25,833,987"])]:  # ddpm: the paper's U-Net has 35.7 M (documented)

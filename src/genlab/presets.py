@@ -74,15 +74,18 @@ PAPER: dict[str, dict[str, Preset]] = {
         "paper": Preset(
             {"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli",
              "model.latent_dim": 50, "model.encoder": "mlp", "model.decoder": "mlp", "model.mlp_hidden": (200, 200),
-             "model.activation": "tanh", "train.batch_size": 20, "train.lr": 1e-3, "train.betas": (0.9, 0.999),
+             "model.activation": "tanh", "train.batch_size": 20, "train.lr": 1e-3, "train.betas": (0.99, 0.999),
              "train.steps": 9_840_000},
             source=(
-                "Burda, Grosse & Salakhutdinov 2016 (IWAE), section 5 and appendix: the one-stochastic-layer MNIST model "
-                "(784-200-200-50 tanh MLP, mirrored decoder), dynamically binarised MNIST, Adam (0.9, 0.999), batch 20, "
-                "3,280 passes (= 9,840,000 steps); Parameters: 425,284, the paper's layers exactly. Not in genlab: the "
-                "learning-rate schedule 1e-3 * 10^(-i/7) for 3^i passes, i = 0..7 (genlab: constant 1e-3, the first "
-                "stage's rate); Adam's epsilon 1e-4 (genlab: PyTorch's 1e-8). The IWAE-trained rows: add "
-                "model.train_iw_samples=50."),
+                "yburda/iwae, experiments.py, optimizers.py and datasets.py (the authors' code; Burda, Grosse & "
+                "Salakhutdinov 2016 (IWAE), section 5 and appendix C): the one-stochastic-layer MNIST model "
+                "(784-200-200-50 tanh MLP, mirrored decoder), MNIST binarised afresh at every use (dynamic binarisation, "
+                "datasets.py and the paper's footnote 2; the fixed binarisation is its appendix D), batch 20, 3,280 passes "
+                "(= 9,840,000 steps; the code trains on 59,600 images), Adam betas (0.99, 0.999): optimizers.py's "
+                "defaults, which experiments.py keeps (the paper's text says beta1 0.9). Parameters: 425,284, the "
+                "paper's layers exactly. Not in genlab: the learning-rate schedule 1e-3 * 10^(-i/7) for 3^i passes, "
+                "i = 0..7 (genlab: constant 1e-3, the first stage's rate); Adam's epsilon 1e-4 and second moments "
+                "started at 1 (genlab: PyTorch's 1e-8 and 0). The IWAE-trained rows: add model.train_iw_samples=50."),
             published=(Published("test NLL nats", 86.76, "Burda et al. 2016, Table 1, MNIST, 1 stochastic layer, VAE k=1",
                                  "paper: k = 5000 importance samples on the 10,000 test digits"),
                        Published("test NLL nats", 84.78, "Burda et al. 2016, Table 1, MNIST, 1 stochastic layer, IWAE k=50",
@@ -92,8 +95,9 @@ PAPER: dict[str, dict[str, Preset]] = {
             {"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli",
              "model.posterior": "iaf", "model.latent_dim": 32, "model.iaf_steps": 2, "model.iaf_hidden_dim": 320},
             source=(
-                "Kingma et al. 2016 (IAF), section 5.1 and Table 1, MNIST row 'IAF (Depth = 2, Width = 320)': two IAF "
-                "steps whose autoregressive networks have 320 hidden units, 32 latent units, binarised MNIST. Not "
+                "Kingma et al. 2016 (IAF), section 6.1 and Table 1, MNIST row 'IAF (Depth = 2, Width = 320)': two IAF "
+                "steps whose autoregressive networks have 320 hidden units, 32 latent units, dynamically binarised "
+                "MNIST (Table 1; the statically binarised figure of section 6.1 is for the deepest IAF). Not "
                 "expressible in genlab's VAE: the paper's ResNet encoder/decoder (genlab: plain stride-2 conv stages), "
                 "its Adamax optimiser and schedule (genlab: Adam with its defaults), data-dependent initialisation and "
                 "weight normalisation, and for CIFAR-10 the bidirectional hierarchy of latent maps (genlab has one "
@@ -154,37 +158,54 @@ PAPER: dict[str, dict[str, Preset]] = {
         "paper": Preset(
             {"data.name": "celeba", "model.image_shape": (3, 64, 64), "model.latent_dim": 100, "model.channels": 128,
              "model.upsample": "transposed", "model.g_batchnorm": True, "model.d_batchnorm": True,
-             "model.objective": "non-saturating", "train.batch_size": 128, **_ADAM_GAN},
+             "model.objective": "non-saturating", "train.batch_size": 128, "train.weight_decay": 1e-5,
+             "train.steps": 34_180, **_ADAM_GAN},
             source=(
-                "Radford, Metz & Chintala 2016 (DCGAN), section 4 and figure 1: 100-d z projected to 4x4x1024, "
-                "transposed 4x4 stride-2 convolutions 512-256-128-3 to 64x64, batch norm, ReLU/tanh in G, LeakyReLU 0.2 "
-                "in D, weights N(0, 0.02), Adam lr 2e-4, beta1 0.5, batch 128. Not in genlab: the paper's data (LSUN "
-                "bedrooms, Imagenet-1k, its own faces): CelebA 64x64 instead. The paper gives D's layout only "
-                "as 'mirrors G': genlab's D is 128-256-512-1024. The paper gives no training length (genlab's 2,000 "
-                "steps are kept). Parameters of G: 12,689,155; figure 1's layers: 12,658,435 (genlab's batch norm "
-                "after the projection is per unit, 16,384 of them, not per channel)."),
+                "Newmu/dcgan_code, faces/train_uncond_dcgan.py (the authors' code; Radford, Metz & Chintala 2016 "
+                "(DCGAN), section 4 and figure 1): 100-d z projected to 4x4x1024 with batch norm per unit (as genlab's), "
+                "transposed stride-2 convolutions 512-256-128-3 to 64x64 (ngf 128), D 128-256-512-1024 (ndf 128), ReLU/tanh "
+                "in G, LeakyReLU 0.2 in D, weights N(0, 0.02), Adam lr 2e-4, beta1 0.5, L2 weight decay 1e-5, batch 128, "
+                "25 epochs of 350,000 faces with G and D updated on alternate batches (about 34,180 updates of each). "
+                "Not in genlab: the code's and figure 1's 5x5 kernels (genlab's DCGAN has no kernel-size setting: "
+                "4x4 stride-2 layers); z uniform in [-1, 1] (genlab: normal); convolutions without biases (genlab's "
+                "last layer of G has 3); the paper's data (LSUN bedrooms, Imagenet-1k, its own web-scraped faces): "
+                "CelebA 64x64 instead. Parameters of G: 12,689,155 (the code's layers with 4x4 kernels, plus 3 "
+                "biases); the code's G with its 5x5 kernels: 18,885,760."),
         ),
     },
     "lsgan": {
         "paper": Preset(
             {"data.name": "celeba", "model.image_shape": (3, 64, 64), "model.latent_dim": 1024, "model.channels": 64,
-             "model.objective": "least-squares", "train.batch_size": 64, **_ADAM_GAN},
+             "model.objective": "least-squares", "train.batch_size": 64, "train.lr": 1e-3, "train.betas": (0.5, 0.999),
+             "train.steps": 1_000_000},
             source=(
-                "Mao et al. 2017 (LSGAN), section 3.2 (a-b coding a=0, b=c=1) and figure 3: 1024-d z, batch norm, "
-                "D widths 64-128-256-512, Adam beta1 0.5, batch 64. Not expressible in genlab's DCGAN-shaped networks: "
-                "the paper's 112x112 LSUN network (G: 3x3 transposed convolutions alternating strides 2 and 1, 256 maps "
-                "at 7x7; D: 5x5 convolutions): genlab uses DCGAN's 4x4 stride-2 layers; LSUN (CelebA 64x64 instead)."),
+                "xudonmao/LSGAN, train_lsun.py and vgg.py (the authors' code for the LSUN scenes; Mao et al. 2017 "
+                "(LSGAN), section 3.2 with a = 0, b = c = 1, and figure 3): 1024-d z, batch norm, D widths 64-128-256-512, "
+                "Adam lr 1e-3 (train_lsun.py's learning_rate; train_chn.py, the Chinese-characters model, uses 2e-4), "
+                "beta1 0.5, batch 64, D then G on every batch, max_steps 1,000,000. Not expressible in genlab's "
+                "DCGAN-shaped networks: the 112x112 LSUN network (vgg.py; G: 3x3 transposed convolutions alternating "
+                "strides 2 and 1, 256 maps at 7x7; D: 5x5 stride-2 convolutions, ops.py): genlab uses DCGAN's 4x4 "
+                "stride-2 layers; z uniform in [-1, 1] (genlab: normal); LSUN (CelebA 64x64 instead)."),
         ),
     },
     "ali": {
         "paper": Preset(
             {"data.name": "cifar10", "model.image_shape": (3, 32, 32), "model.latent_dim": 64, "model.encoder": "stochastic",
-             "model.dropout": 0.2, "train.batch_size": 100, "train.lr": 1e-4, "train.betas": (0.5, 0.001)},
+             "model.dropout": 0.5, "model.input_dropout": 0.2, "train.batch_size": 100, "train.lr": 1e-4,
+             "train.betas": (0.5, 0.999), "train.steps": 2_913_750},
             source=(
-                "Dumoulin et al. 2017 (ALI), appendix A (CIFAR-10 table): 64-d z, stochastic encoder, dropout 0.2 in "
-                "D, Adam lr 1e-4, beta1 0.5, beta2 1e-3, batch 100. Not expressible in genlab's ALI: the paper's layer "
-                "tables (stride-1 and stride-2 convolutions of other widths, maxout units in D); genlab keeps its "
-                "DCGAN-shaped networks. The paper reports no sample-quality metric for CIFAR-10."),
+                "IshmaelBelghazi/ALI, experiments/ali_cifar10.py (the authors' code; Dumoulin et al. 2017 (ALI), "
+                "appendix A, CIFAR-10 table): 64-d z, stochastic encoder, batch 100, Adam lr 1e-4, beta1 0.5, dropout "
+                "0.2 on the inputs of the first layers of D(x) and D(z) (model.input_dropout) and 0.5 on D's later "
+                "layers (model.dropout), 6,475 epochs of the 45,000 training images of ali/streams.py (2,913,750 "
+                "steps). The table's 'beta2 = 1e-3' is in the convention of Blocks' Adam of 2016 (mila-iqia/blocks, "
+                "blocks/algorithms/__init__.py before commit aa06451: decay rates as 1 - beta, defaults 0.1 and 0.001), "
+                "which the script leaves at its default: beta2 0.999 in PyTorch's convention. Not expressible in "
+                "genlab's ALI: the paper's layer table (stride-1 and stride-2 convolutions of other widths, maxout units "
+                "in D, leaky slope 0.1, a sigmoid output, weights N(0, 0.01)) and the 0.5 dropout between D(x)'s "
+                "convolutions (genlab drops the image features after its conv body, and after each hidden layer of "
+                "the z and joint MLPs); genlab keeps its DCGAN-shaped networks. The paper reports no sample-quality "
+                "metric for CIFAR-10."),
         ),
     },
     "cyclegan": {
@@ -205,20 +226,25 @@ PAPER: dict[str, dict[str, Preset]] = {
     },
     "progan": {
         "paper": Preset(
-            {"data.name": "cifar10", "model.image_shape": (3, 32, 32), "model.latent_dim": 512, "model.channels": 512,
-             "model.min_channels": 512, "model.objective": "wgan-gp", "model.gp_weight": 10.0, "model.drift": 0.001,
-             "model.mbstd_group": 4, "model.stable_steps": 50_000, "model.fade_steps": 50_000, "train.batch_size": 16,
-             "train.lr": 1e-3, "train.betas": (0.0, 0.99), "train.steps": 350_000},
+            {"data.name": "cifar10", "model.image_shape": (3, 32, 32), "model.latent_dim": 128, "model.channels": 128,
+             "model.min_channels": 128, "model.objective": "wgan-gp", "model.gp_weight": 10.0, "model.drift": 0.001,
+             "model.mbstd_group": 16, "model.stable_steps": 25_000, "model.fade_steps": 25_000, "train.batch_size": 16,
+             "train.lr": 1e-3, "train.betas": (0.0, 0.99), "train.steps": 1_250_000},
             source=(
-                "Karras et al. 2018 (ProGAN), appendix A.1 and Table 2 (the layers up to 32x32, 512 maps each), section "
-                "6.4 (unsupervised CIFAR-10): 512-d z, WGAN-GP (lambda 10, drift 0.001), minibatch stddev, equalized "
-                "learning rate, pixel norm, Adam lr 1e-3, betas (0, 0.99), batch 16, 800k images per fade-in and per "
-                "stabilisation (50,000 steps each): 4x4 -> 32x32 in 350,000 steps. Not in genlab: the paper's "
-                "generator EMA (set train.ema_decay=0.999 for it). The paper's CIFAR-10 figure is an inception score, "
-                "which genlab does not compute. Parameters: G 20,727,308 and D 20,726,785; Table 2's layers up to "
-                "32x32: 20,715,011 and 20,720,641 (genlab keeps a toRGB / fromRGB layer per resolution and a bias per "
-                "unit of G's first dense layer)."),
-            published=(Published("inception score", 8.80, "Karras et al. 2018, section 6.4, unsupervised CIFAR-10",
+                "tkarras/progressive_growing_of_gans, branch original-theano-version, config.py, the block 'Section 6.5: "
+                "CIFAR10 inception scores' (Karras et al. 2018 (ProGAN), section 6.5; appendix A.1 for the layers): "
+                "128-d latent (latent_size), 128 feature maps at every resolution (fmap_base 4096, fmap_max 128), "
+                "WGAN-GP (lambda 10, drift 0.001), minibatch stddev over the whole minibatch of 16 (mbstat_avg 'all'), "
+                "equalized learning rate, pixel norm, Adam lr 1e-3, betas (0, 0.99), batch 16, 400k images per "
+                "stabilisation and per fade-in (lod_training_kimg = lod_transition_kimg = 400: 25,000 steps each), "
+                "20,000k images in all (total_kimg: 1,250,000 steps), no learning-rate ramp-up, no mirroring. Not in "
+                "genlab: the gradient-penalty target 750 (iwass_target; the penalty is lambda (|grad| - 750)^2 / 750^2, "
+                "genlab's target is 1); G and D updated in one function (separate_funcs False; genlab: D, then G); "
+                "the base config's generator EMA 0.999 (set train.ema_decay=0.999 for it). The paper's CIFAR-10 figure "
+                "is an inception score, which genlab does not compute. Parameters: G 1,298,828 and D 1,298,689; the "
+                "config's layers up to 32x32 at 128 maps: 1,295,747 and 1,297,153 (genlab keeps a toRGB / fromRGB layer "
+                "per resolution and a bias per unit of G's first dense layer)."),
+            published=(Published("inception score", 8.80, "Karras et al. 2018, section 6.5, unsupervised CIFAR-10",
                                  "not comparable with genlab's FID/KID"),),
         ),
     },
@@ -240,11 +266,16 @@ PAPER: dict[str, dict[str, Preset]] = {
              "model.residual_blocks": 2, "model.num_codes": 512, "model.beta": 0.25, "model.ema_decay": 0.99,
              "train.lr": 2e-4, "train.batch_size": 128, "train.steps": 250_000},
             source=(
-                "van den Oord, Vinyals & Kavukcuoglu 2017 (VQ-VAE), section 4.1 and appendix A.1 (CIFAR-10): two "
-                "stride-2 4x4 convolutions and two 3x3 residual blocks of 256 units (an 8x8 code map), K = 512 codes, "
-                "beta 0.25, EMA codebook (decay 0.99), Adam lr 2e-4, batch 128, 250,000 steps. Not in genlab: the "
-                "paper's separately trained PixelCNN prior (genlab trains its own 4-block prior as the run's second "
-                "stage); the code length d is left at genlab's 16. Parameters: 5,467,862."),
+                "van den Oord, Vinyals & Kavukcuoglu 2017 (VQ-VAE), section 4.1 (CIFAR-10) and section 3.2: two "
+                "stride-2 4x4 convolutions and two 3x3 residual blocks of 256 units (an 8x8 code map), beta 0.25, Adam "
+                "lr 2e-4, batch 128, 250,000 steps. The paper gives no K for CIFAR-10: section 3.2's '8 x 8 x 10' counts "
+                "its discrete latents (an 8x8 field of 10 latents each), and K = 512 is its ImageNet and DeepMind Lab "
+                "value (section 4.2), kept here. Not in genlab: the codebook learned by the loss term "
+                "|sg[z_e] - e|^2, as in the paper's experiments (section 3.2: the moving-average update of appendix "
+                "A.1 was not used for them); genlab's VQ-VAE has only the EMA codebook (decay 0.99, appendix A.1) and "
+                "one code per position; the paper's separately trained PixelCNN prior (genlab trains its own 4-block "
+                "prior as the run's second stage); the code length d (none given for CIFAR-10) is left at genlab's 16. "
+                "Parameters: 5,467,862."),
             published=(Published("bits/dim", 4.67, "van den Oord et al. 2017, section 4.1, CIFAR-10 test, VQ-VAE",
                                  "the same section: a continuous VAE 4.51, VIMCO 5.14"),),
         ),

@@ -47,7 +47,9 @@ Networks: G is the DCGAN generator (:class:`genlab.nn.gan_blocks.ConvGenerator`,
 tanh output: images in [-1, 1], ``input_mode = "signed"``); E is the DCGAN discriminator's
 strided-convolution body with a Gaussian head; D runs that body on ``x``, an MLP on ``z``
 (z2), concatenates ``z1`` to the image features, and joins everything in an MLP
-(LeakyReLU 0.2, dropout ``dropout`` as in ALI, 0.2). Images are square with side
+(LeakyReLU 0.2, dropout ``dropout`` on the image features and after every hidden layer of
+the MLPs; ``input_dropout`` on D's inputs x and z, ALI's 0.2 on the first layers of D(x)
+and D(z), whose CIFAR-10 model uses 0.5 elsewhere). Images are square with side
 ``s * 2^k``, ``4 <= s <= 7``, ``k >= 2`` (28, 32, 64, ...): any other size is a
 ConfigError when the config is built. Unconditional only.
 
@@ -98,7 +100,8 @@ class ALIConfig(GANConfig):
     g_batchnorm: bool = True
     e_batchnorm: bool = True  # batch norm in the encoder's convolutions (all but the first)
     d_batchnorm: bool = False  # D sees real and fake pairs in separate batches: off by default
-    dropout: float = 0.2  # D's dropout (ALI: 0.2 in D); 0 disables
+    dropout: float = 0.2  # D's dropout on the image features and after its MLPs' hidden layers; 0 disables
+    input_dropout: float = 0.0  # D's dropout on its inputs x and z (z2) (ALI's CIFAR-10 model: 0.2, with dropout 0.5); 0 disables
     cycle_weight: float = 0.0  # ALICE's explicit cycle consistency: + weight * mean (x - G(E(x)))^2 in (G, E)'s loss; 0: plain ALI/BiGAN
     collapse_patience: int = 1000
 
@@ -117,8 +120,9 @@ class ALIConfig(GANConfig):
         if len(self.image_shape) != 3:
             raise ConfigError(f"ALI needs images (C, H, W), got image_shape={tuple(self.image_shape)}")
         self.check_positive("z1_channels")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "input_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
         if not self.cycle_weight >= 0.0:
             raise ConfigError(f"model.cycle_weight must be >= 0 (0 disables the cycle term), got {self.cycle_weight}")
 
@@ -162,14 +166,16 @@ class JointDiscriminator(nn.Module):
 
     x (N, C, H, W) -> conv body -> (N, W, s, s), concatenated with z1 (N, c1, s, s) when
     hierarchical, flattened, [dropout]; z (N, latent_dim) -> LeakyReLU MLP; both joined by
-    a LeakyReLU MLP with a linear head.
+    a LeakyReLU MLP with a linear head. ``input_dropout`` > 0 drops entries of x and z
+    (z2) before the x body and the z MLP.
     """
 
     def __init__(self, image_shape, channels: int, latent_dim: int, z1_channels: int, hidden: int, depth: int,
-                 dropout: float, batchnorm: bool, spectral_norm: bool):
+                 dropout: float, batchnorm: bool, spectral_norm: bool, input_dropout: float = 0.0):
         super().__init__()
         c, h, w = image_shape
         s, k = blocks.dcgan_layout(h, w)
+        self.in_drop = nn.Dropout(input_dropout) if input_dropout > 0 else nn.Identity()
         self.x_body, width = blocks.conv_body(c, channels, k, batchnorm, spectral_norm)
         self.x_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.z_body, z_width = blocks.leaky_mlp(latent_dim, hidden, depth, spectral_norm, dropout)
@@ -177,10 +183,10 @@ class JointDiscriminator(nn.Module):
                                              spectral_norm=spectral_norm, dropout=dropout)
 
     def forward(self, x: Tensor, zs: list[Tensor]) -> Tensor:
-        h = self.x_body(x)
+        h = self.x_body(self.in_drop(x))
         if len(zs) == 2:
             h = torch.cat([h, zs[0]], 1)
-        return self.joint(torch.cat([self.x_drop(h.flatten(1)), self.z_body(zs[-1])], 1))
+        return self.joint(torch.cat([self.x_drop(h.flatten(1)), self.z_body(self.in_drop(zs[-1]))], 1))
 
 
 # --------------------------------------------------------------------------- the model
@@ -227,7 +233,7 @@ class ALI(GAN):
             })
             z1_channels = c.z1_channels
         D = JointDiscriminator(c.image_shape, c.channels, c.latent_dim, z1_channels, c.hidden_dim, c.hidden_layers, c.dropout,
-                               c.d_batchnorm, c.spectral_norm)
+                               c.d_batchnorm, c.spectral_norm, c.input_dropout)
         blocks.dcgan_init(G)
         blocks.dcgan_init(D)
         return G, D
