@@ -1,8 +1,8 @@
 """Train, evaluate and package the pretrained models shipped in ``genlab/pretrained/``.
 
 Each model is trained from the data in ``--data-dir`` (default ``../shared/data``)
-with a fixed seed, on the CPU, with one torch thread, for a fixed number of steps
-(a few CPU minutes each). The weights are stored in float16 (``genlab.load``
+with a fixed seed, on the CPU, with one torch thread, for a budget of CPU-minutes
+(10-30 each) or a fixed number of steps. The weights are stored in float16 (``genlab.load``
 converts them back to float32) and the stored model, not the float32 one, is
 evaluated on the test split:
 
@@ -20,8 +20,8 @@ evaluated on the test split:
 The card (``card.json``) records the data, steps, batch size, CPU minutes of the
 training process, the machine and its load, and every measured number.
 
-    python scripts/train_pretrained.py                        # all models, about 30 CPU minutes
-    python scripts/train_pretrained.py vae-mnist gan-ring8    # some of them
+    python scripts/train_pretrained.py                        # all models, about 3.5 CPU-hours
+    python scripts/train_pretrained.py --only vae-mnist       # one of them (two such processes fit 2 cores)
 """
 
 from __future__ import annotations
@@ -55,38 +55,56 @@ from genlab.train import train  # noqa: E402
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """One shipped model: registry name, data set, config overrides, one line for the card."""
+    """One shipped model: registry name, data set, preset, config overrides, CPU budget, one line for the card.
+
+    ``minutes`` is the training budget in CPU-minutes of the training process (``train.max_seconds``
+    on ``train.budget_clock=cpu``, so a loaded machine trains the same model, only later); 0 keeps
+    the step count of the preset or overrides."""
 
     model: str
     data: str
     overrides: tuple[str, ...]
     about: str
     fid: bool = True  # sample-quality metrics (off for autoregressive models: 2,000 samples take too long)
+    preset: str | None = None
+    minutes: float = 0.0
 
 
+#: Far more steps than any budget allows: the run stops at ``minutes`` of CPU time.
+UNTIL_BUDGET = ("train.steps=1000000000",)
+
+#: The recipes: each the best genlab has measured for its model on one CPU thread (benchmarks/README.md).
 SPECS: dict[str, Spec] = {
-    "vae-mnist": Spec("vae", "mnist", (
-        "model.hidden_dim=128", "train.steps=500", "train.batch_size=128"),
-        "convolutional VAE, 32-D latent, Bernoulli decoder, on dynamically binarised MNIST"),
+    "vae-mnist": Spec("vae", "mnist", (), preset="mnist-10min", minutes=10, about=(
+        "VAE with 784-512-512 MLP encoder and decoder, 32-D latent, Bernoulli decoder, EMA weights, on dynamically "
+        "binarised MNIST (the mnist-10min preset)")),
     "vae-frey-face": Spec("vae", "frey-face", (
-        "model.latent_dim=2", 'model.likelihood="logistic"', "model.hidden_dim=128", "train.steps=1000", "train.batch_size=128",
-        "train.lr=2e-3", 'train.lr_schedule="cosine"', "train.schedule_steps=1000"),
+        "model.latent_dim=2", 'model.likelihood="logistic"', "model.hidden_dim=128", "train.steps=6000", "train.batch_size=128",
+        "train.lr=2e-3", 'train.lr_schedule="cosine"', "train.schedule_steps=6000", "train.ema_decay=0.999"),
         "convolutional VAE with a 2-D latent on the Frey faces: the face manifold of Kingma & Welling (2014)", fid=False),
-    "pixelcnn-mnist": Spec("pixelcnn", "mnist", ("train.steps=500", "train.batch_size=32"),
-        "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, on dynamically binarised MNIST", fid=False),
+    "pixelcnn-mnist": Spec("pixelcnn", "mnist", (), preset="mnist-cpu", minutes=30, fid=False, about=(
+        "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, EMA weights, on dynamically binarised MNIST "
+        "(the mnist-cpu preset)")),
     "gated-pixelcnn-mnist": Spec("gated-pixelcnn", "mnist", (
-        "model.num_classes=10", "model.hidden_channels=32", "model.num_blocks=5", "train.steps=200", "train.batch_size=32"),
-        "class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on binarised MNIST", fid=False),
-    "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.steps=1000", "train.batch_size=128"),
-        "DCGAN (32 base channels, 100-D latent, non-saturating loss) on MNIST"),
+        "model.num_classes=10", 'model.likelihood="bernoulli"', "model.image_shape=[1,28,28]", "train.batch_size=64",
+        "train.lr=2e-3", "train.warmup_steps=100", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=30, fid=False,
+        about="class-conditional Gated PixelCNN, Bernoulli pixels, EMA weights, on dynamically binarised MNIST"),
+    "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.batch_size=64", *UNTIL_BUDGET), minutes=30, about=(
+        "DCGAN (32 base channels, 100-D latent, non-saturating loss, batch 64) on MNIST")),
     "gan-ring8": Spec("gan", "ring8", ("train.steps=3000", "train.schedule_steps=3000"),
         "MLP GAN with the R1 penalty on 8 Gaussians on a circle (the mode-collapse benchmark)"),
-    "ali-mnist": Spec("ali", "mnist", ("model.hidden_dim=128", "train.steps=1000", "train.batch_size=128"),
-        "ALI / BiGAN with a stochastic encoder, 64-D latent, on MNIST"),
+    "ali-mnist": Spec("ali", "mnist", ("train.batch_size=64", *UNTIL_BUDGET), preset="alice", minutes=20, about=(
+        "ALI with a stochastic encoder, 64-D latent, and ALICE's cycle term (the alice preset), on MNIST")),
     "cyclegan-mnist-invert": Spec("cyclegan", "unpaired:mnist,mnist+invert", ("train.steps=400", "train.batch_size=32"),
         "CycleGAN between two disjoint halves of MNIST, one of them inverted (255 - x)"),
     "wavenet-sines": Spec("wavenet", "sines", ("train.steps=400", "train.batch_size=32"),
         "WaveNet (2 stacks of dilations 1-32) on 256-step mu-law sine waves", fid=False),
+    "flow-matching-mnist": Spec("flow-matching", "mnist", (
+        "train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.995", *UNTIL_BUDGET), minutes=30, about=(
+        "flow matching (straight paths) with a small U-Net, EMA weights, 10 Heun steps per sample, on MNIST")),
+    "ddpm-mnist": Spec("ddpm", "mnist", (
+        "train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=30, about=(
+        "DDPM (T = 1000, linear schedule, noise prediction) with a small U-Net, EMA weights, DDIM sampling, on MNIST")),
 }
 
 QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=100",
@@ -96,8 +114,9 @@ QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every
 def run_config(spec: Spec, data_dir: str | None):
     """The RunConfig of ``spec``: the registry's defaults and presets for its model and
     data, then the spec's overrides, then the quiet CPU settings."""
-    sets = [f"data.data_dir={json.dumps(data_dir)}", *spec.overrides, *QUIET]
-    return registry.build_run_config(spec.model, data=spec.data, overrides=sets)
+    budget = [f"train.max_seconds={60 * spec.minutes}", 'train.budget_clock="cpu"'] if spec.minutes else []
+    sets = [f"data.data_dir={json.dumps(data_dir)}", *spec.overrides, *budget, *QUIET]
+    return registry.build_run_config(spec.model, data=spec.data, preset=spec.preset, overrides=sets)
 
 
 def machine() -> dict:
@@ -268,6 +287,7 @@ def build(name: str, data_dir: str, work: Path, out: Path) -> dict:
     load0, cpu0, wall0 = loadavg(), time.process_time(), time.perf_counter()
     train(cfg, out_dir=str(run_dir))
     cpu, wall, load1 = time.process_time() - cpu0, time.perf_counter() - wall0, loadavg()
+    steps = max(int(c.name.split("-")[1]) for c in (run_dir / "checkpoints").glob("step-*"))  # the final checkpoint's step
     dest = out / name
     package(run_dir, dest)
     model = genlab.load(dest)  # evaluate what ships: the float16 weights, back in float32
@@ -279,7 +299,8 @@ def build(name: str, data_dir: str, work: Path, out: Path) -> dict:
         "about": spec.about,
         "model": spec.model,
         "data": {"name": spec.data, "split": "train", "examples": None},
-        "training": {"steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed,
+        "training": {"steps": steps, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed, "preset": spec.preset,
+                     "budget_cpu_minutes": spec.minutes or None,
                      "cpu_minutes": round(cpu / 60, 2), "wall_minutes": round(wall / 60, 2), "threads": 1,
                      "overrides": list(spec.overrides), "script": "scripts/train_pretrained.py"},
         "machine": {**machine(), "load_average": [load0, load1],
@@ -314,6 +335,7 @@ def markdown_table() -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help=f"models to build (default all: {', '.join(SPECS)})")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME", help="build this model only (repeatable; as a name)")
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--work", default=str(ROOT / "runs" / "pretrained"), help="folder for the training runs")
     ap.add_argument("--out", default=str(pretrained.ROOT), help="package folder the models are written to")
@@ -323,7 +345,7 @@ def main(argv=None) -> int:
         print(markdown_table())
         return 0
     torch.set_num_threads(1)
-    names = args.names or list(SPECS)
+    names = [*args.names, *args.only] or list(SPECS)
     unknown = [n for n in names if n not in SPECS]
     if unknown:
         ap.error(f"unknown model(s) {unknown}; choose from {', '.join(SPECS)}")
