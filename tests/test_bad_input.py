@@ -22,6 +22,7 @@ from genlab import data, registry
 from genlab.cli import build_parser, main
 from genlab.config import DataConfig, TrainConfig
 from genlab.data.errors import DataError
+from genlab.errors import GenlabError
 
 SRC = Path(genlab.__file__).resolve().parent
 QUIET = ["--set", "train.progress=false", "--set", "train.sample_every=1000", "--set", "train.log_every=0"]
@@ -79,6 +80,45 @@ def test_sample_count_must_be_positive(vae_run, capsys, n):
     before = tree(vae_run)
     fails_in_one_line(["sample", str(vae_run), "-n", n], capsys, "-n")
     assert tree(vae_run) == before
+
+
+@pytest.mark.parametrize("argv, allowed", [
+    (["sample", "-n", "4", "--scale", "10000"], "--scale: must be 1 to 16"),
+    (["sample", "-n", "100000"], "-n: must be 1 to 10000"),
+    (["manifold", "--n", "100000"], "--n: must be 2 to 100"),
+    (["interpolate", "--frames", "100000"], "--frames: must be 1 to 256"),
+    (["interpolate", "--points", "1"], "--points: must be 2 to 64"),
+    (["traverse", "--dims", "1000"], "--dims: must be 1 to 100"),
+    (["traverse", "--steps", "1000"], "--steps: must be 1 to 64"),
+    (["reconstruct", "-n", "100000"], "-n: must be 1 to 1024"),
+    (["eval", "--samples", "-1"], "--samples: must be 0 to 50000"),
+    (["eval", "--iw-samples", "1000000"], "--iw-samples: must be 1 to 10000"),
+    (["sample", "--rate", "10"], "--rate: must be 1000 to 192000"),
+])
+def test_size_options_name_their_allowed_range(vae_run, capsys, argv, allowed):
+    before = tree(vae_run)
+    fails_in_one_line([argv[0], str(vae_run), *argv[1:]], capsys, allowed)
+    assert tree(vae_run) == before
+
+
+def test_pictures_over_64_megapixels_are_refused_before_they_are_drawn(vae_run, tmp_path, capsys, monkeypatch):
+    from genlab.viz import images
+
+    before = tree(vae_run)
+    drawn = []
+    monkeypatch.setattr(type(genlab.load(vae_run)), "sample", lambda *a, **k: drawn.append(1))
+    line = fails_in_one_line(["sample", str(vae_run), "-n", "10000", "--scale", "16", "--out", str(tmp_path / "s.png")],
+                             capsys, "16032x16032 pixels", "limit of 64 megapixels")
+    assert "--scale" in line and not drawn and not (tmp_path / "s.png").exists()
+    fails_in_one_line(["manifold", str(vae_run), "--n", "100", "--scale", "16", "--out", str(tmp_path / "m.png")],
+                      capsys, "limit of 64 megapixels")
+    fails_in_one_line(["interpolate", str(vae_run), "--points", "64", "--frames", "256", "--scale", "16",
+                       "--out", str(tmp_path / "i.gif")], capsys, "in 16384 frames")
+    assert tree(vae_run) == before and not list(tmp_path.iterdir())
+    with pytest.raises(GenlabError, match="81 megapixels"):
+        images.to_pil(torch.zeros(1, 1000, 1000), scale=9)
+    with pytest.raises(GenlabError, match="104x1020002 pixels"):
+        images.make_grid(torch.zeros(1, 1, 1, 1).expand(10000, 1, 100, 100), nrow=1)
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "http"])

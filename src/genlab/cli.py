@@ -60,26 +60,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_in(low: int, high: int, allowed: str | None = None):
+    """An argparse type: a whole number from ``low`` to ``high``; the error names the range (``allowed``)."""
+    allowed = allowed or f"{low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {value}")
+        return value
+
+    return parse
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free port) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 (any free one) to 65535, got {value}")
-    return value
+# The bounds of every size-like option: what a command draws, encodes or writes grows with them
+# (the pictures are also capped in pixels: genlab.viz.images.MAX_PIXELS).
+_count = _int_in(1, 10**9)  # caps and batch sizes: any positive number
+_samples = _int_in(1, 10_000)  # samples drawn into one picture or file
+_scale = _int_in(1, 16)  # pixel upscaling of a picture
+_port = _int_in(0, 65535, "0 (any free port) to 65535")
+_seed = _int_in(0, 2**63 - 1, "0 <= seed < 2**63")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", help="a named preset of the model's settings, e.g. paper (`genlab models MODEL` lists them)")
     t.add_argument("--data-dir", help="folder holding local copies of data sets, as <dir>/<name>/<original files>")
     t.add_argument("--steps", type=int, help="stop after this many optimisation steps (total)")
-    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--seed", type=_seed, help="random seed, 0 <= seed < 2**63 (default 0)")
     t.add_argument("--out", help="run directory (default runs/<model>-<data>)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)")
     t.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
@@ -119,57 +122,57 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help)
         s.add_argument("run", help="run directory, a folder written by model.save, or pretrained:NAME (`genlab models`)")
         s.add_argument("--out", help=out_help)
-        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--seed", type=_seed, default=0)
         s.set_defaults(func=func)
         return s
 
     s = run_cmd("sample", "draw samples: an image grid, waveforms (or a WAV file) or a scatter of points", cmd_sample,
                 "PNG path, or .wav for sequence models (default RUN/samples.png, RUN/samples.wav for sequences)")
-    s.add_argument("-n", type=_count, default=None, help="number of samples (default 64 images, 8 sequences, 1000 points)")
+    s.add_argument("-n", type=_samples, default=None, help="number of samples, 1 to 10000 (default 64 images, 8 sequences, 1000 points)")
     s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
-    s.add_argument("--scale", type=_count, default=2, help="pixel upscaling of the PNG")
-    s.add_argument("--rate", type=_count, default=8000, help="sample rate of the WAV written for sequence models")
+    s.add_argument("--scale", type=_scale, default=2, help="pixel upscaling of the PNG, 1 to 16")
+    s.add_argument("--rate", type=_int_in(1000, 192_000), default=8000, help="sample rate of the WAV written for sequence models")
 
     s = run_cmd("interpolate", "GIF of a smooth walk through latent space", cmd_interpolate, "GIF path (default RUN/interpolation.gif)")
-    s.add_argument("--points", type=_count, default=4, help="latent points visited in a loop")
-    s.add_argument("--frames", type=_count, default=16, help="frames between two points")
+    s.add_argument("--points", type=_int_in(2, 64), default=4, help="latent points visited in a loop, 2 to 64")
+    s.add_argument("--frames", type=_int_in(1, 256), default=16, help="frames between two points, 1 to 256")
     s.add_argument("--method", choices=["slerp", "lerp"], default="slerp")
     s.add_argument("--data", help="data set whose test images are encoded (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--labels", help="class label of the walk for a conditional GAN")
-    s.add_argument("--scale", type=_count, default=2)
+    s.add_argument("--scale", type=_scale, default=2)
 
     s = run_cmd("manifold", "the 2-D latent manifold figure", cmd_manifold, "PNG path (default RUN/manifold.png)")
-    s.add_argument("--n", type=_count, default=20, help="grid points per axis")
+    s.add_argument("--n", type=_int_in(2, 100), default=20, help="grid points per axis, 2 to 100")
     s.add_argument("--dims", type=int, nargs=2, default=[0, 1], help="the two latent dimensions to vary")
-    s.add_argument("--scale", type=_count, default=2)
+    s.add_argument("--scale", type=_scale, default=2)
 
     s = run_cmd("reconstruct", "test images next to their reconstructions (latent-variable models)", cmd_reconstruct,
                 "PNG path (default RUN/reconstructions.png)")
-    s.add_argument("-n", type=_count, default=32)
+    s.add_argument("-n", type=_int_in(1, 1024), default=32, help="test images, 1 to 1024")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
-    s.add_argument("--scale", type=_count, default=2)
+    s.add_argument("--scale", type=_scale, default=2)
 
     s = run_cmd("traverse", "vary one latent dimension at a time around an encoded test image", cmd_traverse,
                 "PNG path (default RUN/traversal.png)")
-    s.add_argument("--dims", type=_count, default=10, help="how many latent dimensions (rows)")
+    s.add_argument("--dims", type=_int_in(1, 100), default=10, help="how many latent dimensions (rows), 1 to 100")
     s.add_argument("--span", type=float, default=3.0, help="offsets from -span to +span (standard deviations)")
-    s.add_argument("--steps", type=_count, default=9, help="images per row")
+    s.add_argument("--steps", type=_int_in(1, 64), default=9, help="images per row, 1 to 64")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
-    s.add_argument("--scale", type=_count, default=2)
+    s.add_argument("--scale", type=_scale, default=2)
 
     s = run_cmd("eval", "likelihood and sample-quality metrics; JSON on stdout, eval.json + eval.md in the run",
                 cmd_eval, "folder for eval.json and eval.md (default RUN)")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--split", default="test")
-    s.add_argument("--iw-samples", type=_count, default=None, help="importance samples for importance-sampled models (the VAEs; default 100)")
-    s.add_argument("--samples", type=int, default=2000, help="samples drawn for FID/KID/precision-recall (0: skip them)")
+    s.add_argument("--iw-samples", type=_int_in(1, 10_000), default=None, help="importance samples for importance-sampled models (the VAEs; default 100)")
+    s.add_argument("--samples", type=_int_in(0, 50_000), default=2000, help="samples drawn for FID/KID/precision-recall, 0 to 50000 (0: skip them)")
     s.add_argument("--feature-net", help="mnist, fashion-mnist, cifar10 or inception (default: chosen from the data)")
     s.add_argument("--max-examples", type=_count, default=None, help="cap on test examples")
-    s.add_argument("--batch-size", type=_count, default=256)
+    s.add_argument("--batch-size", type=_int_in(1, 65536), default=256)
 
     s = sub.add_parser("ood", help="outlier detection: AUROC/AUPR/FPR95 per detector and outlier set, JSON on stdout")
     s.add_argument("run", help="run directory (or pretrained:NAME) of the model trained on the in-distribution data")
@@ -177,21 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", dest="out_sets", action="append", required=True, metavar="OUTLIERS",
                    help="outlier set (repeatable): a data set name, folder:<path>, noise, constant, inverted, flipped")
     s.add_argument("--report-dir", help="folder for ood.json, ood.md and ROC plots (default RUN/ood)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.set_defaults(func=cmd_ood)
     s.add_argument("--methods", default="likelihood,typicality,complexity",
                    help="comma-separated: likelihood, likelihood-ratio, typicality, complexity")
     s.add_argument("--background", help="run dir of the background model for likelihood-ratio")
     s.add_argument("--data-dir")
-    s.add_argument("--iw-samples", type=_count, default=None)
+    s.add_argument("--iw-samples", type=_int_in(1, 10_000), default=None)
     s.add_argument("--max-examples", type=_count, default=1000)
 
     s = run_cmd("complete", "complete an image from its top rows (autoregressive models)", cmd_complete, "PNG path")
     s.add_argument("--image", required=True)
     s.add_argument("--rows", type=int, required=True, help="rows observed from the top")
-    s.add_argument("-n", type=_count, default=8, help="completions drawn")
+    s.add_argument("-n", type=_int_in(1, 256), default=8, help="completions drawn, 1 to 256")
     s.add_argument("--labels", help="class label(s) for a conditional model")
-    s.add_argument("--scale", type=_count, default=4)
+    s.add_argument("--scale", type=_scale, default=4)
 
     s = sub.add_parser("serve", help="the web explorer: a local page to sample, walk the latent space and score images")
     s.add_argument("run", nargs="*", help="run directories, folders written by model.save or pretrained:NAME; several: one tab "
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
-    s.add_argument("--reference-examples", type=int, default=100,
+    s.add_argument("--reference-examples", type=_int_in(0, 10_000), default=100,
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
     s.add_argument("--verbose", action="store_true", help="Gradio's startup messages and request errors")
     s.set_defaults(func=cmd_serve)
@@ -212,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", help="a domain, <data set>[+invert|+rot90|+rot270|+flip] (default: the run's domain A for a2b, B for b2a)")
     s.add_argument("--data-dir")
     s.add_argument("--split", default="test")
-    s.add_argument("-n", type=_count, default=8, help="images drawn from --data")
-    s.add_argument("--scale", type=_count, default=3)
+    s.add_argument("-n", type=_int_in(1, 1024), default=8, help="images drawn from --data, 1 to 1024")
+    s.add_argument("--scale", type=_scale, default=3)
 
     s = run_cmd("report", "one self-contained HTML page about a run: config, curves, samples, latent views, eval",
                 cmd_report, "HTML path (default RUN/report.html)")

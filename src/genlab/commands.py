@@ -141,11 +141,12 @@ def cmd_report(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from .viz.samples import default_count, render_samples
+    from .viz.samples import check_picture, default_count, render_samples
 
     run, out = _folders(args.run)
     model = _load(args.run)
     n = default_count(model) if args.n is None else args.n
+    check_picture(model, n, args.scale)
     shown = render_samples(model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name"))
     path = _out_path(args, out, "samples.wav" if shown.kind == "sequence" else "samples.png")
     print(shown.save(path, scale=args.scale, rate=args.rate))
@@ -160,6 +161,11 @@ def cmd_interpolate(args) -> None:
     model = _load(args.run)
     path = _out_path(args, out, "interpolation.gif")
     g = _generator(args.seed)
+    if model.data_kind == "image":  # refuse an oversized GIF before its frames are decoded
+        from .viz.images import check_pixels
+
+        _, h, w = model.config.image_shape
+        check_pixels(h * args.scale, w * args.scale, args.points * args.frames)
     if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
         _, x = _test_images(model, run, args, args.points, g)
         with torch.inference_mode():

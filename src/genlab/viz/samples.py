@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..errors import GenlabError
 from ..io import atomic_write_bytes
-from .images import make_grid, to_pil
+from .images import check_pixels, grid_size, make_grid, to_pil, upscale
 
 #: samples drawn when no count is given, per kind of data
 DEFAULT_COUNT = {"image": 64, "sequence": 8, "points": 1000}
@@ -35,6 +35,23 @@ def domain_shape(model) -> tuple[int, int, int]:
     ``domain_channels`` channels (its samples stack two domains)."""
     c, h, w = model.config.image_shape
     return (int(model.domain_channels) if "translate" in model.capabilities else c), h, w
+
+
+def _grid_layout(model, n: int) -> tuple[int, int]:
+    """(images, images per row) of the grid of n samples of an image model: a translator's
+    sample is an (A, B) pair of images, shown side by side."""
+    per = model.config.image_shape[0] // domain_shape(model)[0]
+    return n * per, per * max(1, math.ceil(math.sqrt(n)))
+
+
+def check_picture(model, n: int, scale: int = 1) -> None:
+    """Refuse (a one-line GenlabError), before anything is drawn, n samples of an image model
+    whose grid, upscaled ``scale`` times, would exceed :data:`genlab.viz.images.MAX_PIXELS`."""
+    if model.data_kind == "image":
+        _, h, w = domain_shape(model)
+        count, nrow = _grid_layout(model, n)
+        height, width, _ = grid_size(count, h, w, nrow)
+        check_pixels(height * scale, width * scale)
 
 
 def default_count(model) -> int:
@@ -57,9 +74,7 @@ class RenderedSamples:
 
     def png(self, scale: int = 1) -> bytes:
         """The picture as PNG bytes; image grids are upscaled ``scale`` times (nearest)."""
-        img = self.image
-        if scale > 1 and self.kind == "image":
-            img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        img = upscale(self.image, scale) if self.kind == "image" else self.image
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         return buf.getvalue()
@@ -121,8 +136,6 @@ def render_samples(model, n: int | None = None, *, generator: torch.Generator | 
         from .plots import figure_image, waveform_figure
 
         return RenderedSamples(kind, x, figure_image(waveform_figure(x, title=title)), None, labels)
-    c = domain_shape(model)[0]
-    per = x.shape[1] // c  # images per sample: 1, or 2 for a translator's (A, B) pairs
-    nrow = per * max(1, math.ceil(math.sqrt(n)))
-    grid = make_grid(x.reshape(n * per, c, *x.shape[2:]), nrow=nrow)
+    count, nrow = _grid_layout(model, n)
+    grid = make_grid(x.reshape(count, -1, *x.shape[2:]), nrow=nrow)
     return RenderedSamples(kind, x, to_pil(grid), nrow, labels)
