@@ -7,7 +7,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -274,3 +276,72 @@ def test_an_unwritable_metrics_log_is_a_write_error(tmp_path):
     t = Trainer(NoisyAE(ToyConfig(image_shape=(1, 6, 6))), ToyData(), tcfg(steps=2, log_every=1), tmp_path)
     with pytest.raises(WriteError, match="cannot append to .*metrics.jsonl"):
         t.fit()
+
+
+# --------------------------------------------------------------------------- one process per run folder
+
+_HOLD = "import sys; from genlab.train.runs import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.readline()\n"
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(Path(genlab.__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+
+
+@contextmanager
+def held_by_another_process(folder: Path):
+    """Another process holds ``folder``'s lock inside the block; yields its pid. It lets go when the block ends."""
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_env())
+    try:
+        assert p.stdout.readline().strip() == b"held"
+        yield p.pid
+    finally:
+        p.communicate(b"\n", timeout=60)
+
+
+def test_train_and_resume_refuse_a_run_folder_another_process_uses(cli_run, tmp_path, capsys):
+    import shutil
+
+    run, new = tmp_path / "run", tmp_path / "new"
+    shutil.copytree(cli_run, run)
+    new.mkdir()
+    for folder, argv in ((run, ["resume", str(run), "--steps", "6", "--no-report"]),
+                         (new, ["train", "vae", "--steps", "2", "--out", str(new), "--no-report", *TINY])):
+        with held_by_another_process(folder) as pid:
+            before = snapshot(folder)
+            assert main(argv) == 2
+            assert one_line_error(capsys) == (f"genlab {argv[0]}: error: run folder {folder} is in use by another genlab process "
+                                              f"(pid {pid}); wait for it or choose another --out")
+            assert snapshot(folder) == before
+        assert not (folder / ".lock").exists()  # released and removed by its holder
+        assert main(argv) == 0  # free again
+        assert not (folder / ".lock").exists()
+
+
+def test_two_trains_into_one_folder_started_together_one_fails(tmp_path):
+    out = tmp_path / "same"
+    argv = [sys.executable, "-m", "genlab", "train", "vae", "--steps", "200", "--out", str(out), "--no-report", *TINY]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stderr.read().strip()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    err = next(e for code, e in results if code == 2)
+    assert "\n" not in err and ("is in use by another genlab process" in err or "already holds a trained model" in err), err
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [50, 100, 150, 200]  # one run's log, not two interleaved
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [200] and not (out / ".lock").exists()
+
+
+def test_the_lock_is_released_on_an_exception_or_ctrl_c(tmp_path):
+    from genlab.errors import RunInUseError
+    from genlab.train.runs import run_lock
+
+    for interrupt in (KeyboardInterrupt, RuntimeError):
+        with pytest.raises(interrupt):
+            with run_lock(tmp_path):
+                assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+                raise interrupt
+        assert not (tmp_path / ".lock").exists()
+    with run_lock(tmp_path):
+        with pytest.raises(RunInUseError, match=f"pid {os.getpid()}"):
+            with run_lock(tmp_path):  # a second hold, even from this process, is refused
+                pass
+        assert (tmp_path / ".lock").exists()

@@ -20,3 +20,7 @@ class TrainingError(GenlabError, RuntimeError):
 class WriteError(GenlabError, OSError):
     """A file or folder genlab must write cannot be: a read-only location, a full disk,
     a file where a folder must be. Nothing half-written is left behind."""
+
+
+class RunInUseError(GenlabError):
+    """Another genlab process is training in the run folder (it holds the folder's lock)."""

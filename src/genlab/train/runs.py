@@ -4,18 +4,21 @@ it (:func:`resume`).
 
 A run directory holds ``config.json`` (model, train and data config), ``model.safetensors``
 (the latest weights, EMA when on), ``checkpoints/step-XXXXXXX/``, ``metrics.jsonl``,
-``samples/`` and ``tensorboard/``.
+``samples/`` and ``tensorboard/``; while a process trains in it, also ``.lock`` (:func:`run_lock`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from ..config import DataConfig, RunConfig, TrainConfig, from_dict, run_config_from_dict
-from ..errors import CheckpointError, ConfigError
-from ..io import atomic_write_json, check_folder_path, make_dirs, read_json
+from ..errors import CheckpointError, ConfigError, RunInUseError
+from ..io import atomic_write_json, check_folder_path, make_dirs, read_json, write_error
 from . import distributed
 from .checkpoint import list_checkpoints
 from .state import seed_everything
@@ -104,6 +107,53 @@ def check_new_run_dir(run_dir: Path) -> None:
                               "(genlab resume) or choose another directory")
 
 
+#: The lock file of a run folder (see :func:`run_lock`).
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: str | Path):
+    """Hold the existing folder ``run_dir`` for this process alone: an exclusive, non-blocking
+    ``flock`` on ``run_dir/.lock``, which holds this process's id and is removed on release
+    (also on an exception or Ctrl-C; the operating system releases the lock of a killed process).
+
+    Raises :class:`RunInUseError` naming the holder's pid when another process holds it.
+    Where there is no ``fcntl`` (Windows) the folder is not locked, with a warning.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        warnings.warn(f"run folders cannot be locked on this platform: train or resume {run_dir} from one process at a time", stacklevel=3)
+        yield
+        return
+    path = Path(run_dir) / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise write_error(path, e, "create the lock file") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunInUseError(f"run folder {run_dir} is in use by another genlab process (pid {pid}); "
+                                "wait for it or choose another --out") from None
+        try:  # the file we locked may have been removed by its previous holder meanwhile: then lock the new one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.unlink(path)
+        os.close(fd)
+
+
 def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None, *, data: str | None = None,
           preset: str | None = None, overrides=()) -> Path:
     """Train a registered model from scratch; returns the run directory.
@@ -120,6 +170,7 @@ def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None,
     taken). The data set is ``dataset`` or ``genlab.data.load(run_config.data...)``.
     Under torchrun every process calls this; rank 0 writes the files. Nothing is written
     when a setting is refused (0 steps, a folder that holds a model, a bad model config).
+    The folder is locked while training (:func:`run_lock`): a second process is refused.
     """
     if isinstance(run_config, str):
         from ..registry import build_run_config
@@ -149,7 +200,10 @@ def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None,
         trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
         if info.is_main:  # only now: a model or train setting refused above leaves no folder behind
             make_dirs(run_dir)
-        return trainer.fit()
+        with run_lock(run_dir) if info.is_main else nullcontext():
+            if info.is_main:
+                check_new_run_dir(run_dir)  # again: another process may have trained here since the check above
+            return trainer.fit()
     finally:
         distributed.teardown(info)
 
@@ -179,7 +233,8 @@ def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | N
     Returns the run directory.
 
     A folder without checkpoints (e.g. written by ``model.save``) is refused with a
-    CheckpointError before anything is read or written.
+    CheckpointError before anything is read or written, a folder another process trains
+    in with a :class:`~genlab.errors.RunInUseError` (:func:`run_lock`).
     """
     run_dir = Path(run_dir)
     if not list_checkpoints(run_dir / "checkpoints"):
@@ -187,19 +242,20 @@ def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | N
         raise CheckpointError(f"cannot resume {run_dir}: {what} (nothing was changed); start a new run with genlab train ... --out OTHER")
     info = distributed.setup()
     try:
-        run_config = load_run_config(run_dir)
-        if max_seconds is not None:
-            run_config = dataclasses.replace(run_config, train=dataclasses.replace(run_config.train, max_seconds=float(max_seconds)))
-        if dataset is None:
-            dataset = load_data(run_config.data)
-        run_config = fit_model_to_data(run_config, dataset)
-        seed_everything(run_config.train.seed)
-        model = build_model(run_config)
-        from .trainer import Trainer  # here: trainer.py imports this module
+        with run_lock(run_dir) if info.is_main else nullcontext():  # held from the first read to the last write
+            run_config = load_run_config(run_dir)
+            if max_seconds is not None:
+                run_config = dataclasses.replace(run_config, train=dataclasses.replace(run_config.train, max_seconds=float(max_seconds)))
+            if dataset is None:
+                dataset = load_data(run_config.data)
+            run_config = fit_model_to_data(run_config, dataset)
+            seed_everything(run_config.train.seed)
+            model = build_model(run_config)
+            from .trainer import Trainer  # here: trainer.py imports this module
 
-        trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
-        if trainer.restore() is None:  # the checkpoints went away since the check above
-            raise CheckpointError(f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)")
-        return trainer.fit(steps)
+            trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
+            if trainer.restore() is None:  # the checkpoints went away since the check above
+                raise CheckpointError(f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)")
+            return trainer.fit(steps)
     finally:
         distributed.teardown(info)
