@@ -260,6 +260,57 @@ def test_transparent_pngs_are_composited_on_white(tmp_path, mode):
     assert torch.equal(load_image(folder / "0.png", channels=1)[0], torch.from_numpy(expected).float() / 255)
 
 
+def test_16_bit_pngs_keep_their_256_grey_levels(tmp_path):
+    from genlab.data.images import to_array
+    from genlab.viz.images import load_image
+
+    levels = np.arange(256).reshape(16, 16)  # stored as the 16-bit values k * 257
+    folder = tmp_path / "g16"
+    folder.mkdir()
+    for i in range(3):
+        img = Image.new("I;16", (16, 16))
+        img.frombytes((levels * 257).astype("<u2").tobytes())
+        img.save(folder / f"{i}.png")
+    assert np.array_equal(data.load(f"folder:{folder}", "all").images[0, 0].numpy(), levels)  # --data folder:
+    assert np.array_equal((load_image(folder / "0.png", channels=1)[0] * 255).round().numpy(), levels)  # complete --image
+    with Image.open(folder / "0.png") as img:  # the explorer's uploads
+        assert img.mode == "I;16" and np.array_equal(to_array(img, 3), np.stack([levels] * 3))
+    as_older_pillow_reads_it = Image.fromarray((levels * 257).astype(np.int32))  # mode "I"
+    assert np.array_equal(to_array(as_older_pillow_reads_it, 1)[0], levels)
+
+
+def test_an_exif_rotated_photo_is_read_as_shown(tmp_path):
+    from genlab.viz.images import load_image
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255  # 40 wide, 20 high, the left half white ...
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        img = Image.fromarray(stored)
+        exif = img.getexif()
+        exif[0x0112] = 6  # ... shown turned 90 degrees clockwise: 20 wide, 40 high, the top half white
+        img.save(folder / f"{i}.jpg", exif=exif, quality=95)
+    shown = np.zeros((40, 20), np.uint8)
+    shown[:20] = 255
+    x = load_image(folder / "0.jpg", channels=1)
+    assert x.shape == (1, 40, 20) and np.abs(x[0].numpy() * 255 - shown).max() < 40
+    ds = data.load(f"folder:{folder}", "all", channels=1)
+    assert ds.shape == (1, 40, 20) and np.abs(ds.images[0, 0].numpy().astype(int) - shown).max() < 40
+
+
+def test_a_folder_of_mixed_sizes_is_refused_with_the_sizes_and_the_fix(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((20, 30) if i < 3 else (40, 40), 9 * i, np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    fails_in_one_line(["train", "vae", "--data", f"folder:{folder}", "--steps", "1", "--out", str(out)], capsys,
+                      "2 sizes (height x width: 20x30 (3 images), 40x40 (2 images))", "--set data.image_size=N")
+    assert not out.exists()
+    assert data.load(f"folder:{folder}", "all", image_size=(16, 16)).shape == (1, 16, 16)
+
+
 # --------------------------------------------------------------------------- the options error messages suggest
 
 

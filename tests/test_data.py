@@ -258,20 +258,22 @@ def test_folder_with_classes_mixed_sizes_and_corrupt_file(tmp_path):
         save(tmp_path / "imgs" / "dog" / "sub" / f"{i}.jpg", rng.randint(0, 256, (40, 40)))
     (tmp_path / "imgs" / "dog" / "broken.png").write_bytes(b"not an image")
     (tmp_path / "imgs" / "notes.txt").write_text("ignored")
+    with pytest.raises(DataError, match=r"2 sizes \(height x width: 20x30 \(12 images\), 40x40 \(12 images\)\).*image_size"):
+        data.load(f"folder:{tmp_path / 'imgs'}", "all")  # mixed sizes: the caller chooses one
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        ds = data.load(f"folder:{tmp_path / 'imgs'}", "all")
+        ds = data.load(f"folder:{tmp_path / 'imgs'}", "all", image_size=(64, 64))
     assert [str(x.message) for x in w if "unreadable" in str(x.message)] == [
         f"skipped 1 unreadable image file(s) in {str(tmp_path / 'imgs')!r}"]
     assert len(w) == 1
-    assert ds.images.shape == (24, 3, 64, 64)  # mixed sizes -> 64x64; any colour -> RGB
+    assert ds.images.shape == (24, 3, 64, 64)  # any colour -> RGB
     assert ds.class_names == ("cat", "dog") and ds.labels.tolist() == [0] * 12 + [1] * 12
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         small = data.load(f"folder:{tmp_path / 'imgs'}", "all", image_size=(8, 12), channels=1)
         assert small.shape == (1, 8, 12)
-        train = data.load(f"folder:{tmp_path / 'imgs'}")
-        test = data.load(f"folder:{tmp_path / 'imgs'}", "test")
+        train = data.load(f"folder:{tmp_path / 'imgs'}", image_size=(8, 12))
+        test = data.load(f"folder:{tmp_path / 'imgs'}", "test", image_size=(8, 12))
     assert (len(train), len(test)) == (22, 2)
 
 

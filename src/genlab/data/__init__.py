@@ -96,7 +96,7 @@ def load(
             exist is an error (nothing is downloaded then).
         image_size: ``(H, W)`` to resize to (scale to cover, then center
             crop; see :mod:`genlab.data.images`); None keeps the native size
-            (folders: the common size of the images, else 64x64; CelebA: 64x64).
+            (folders: the size the images share, a DataError when they differ; CelebA: 64x64).
             For "fsdd", ``(1, L)`` sets the clip length L in samples (default
             4,096; see :mod:`genlab.data.fsdd`).
         channels: 1 (grey) or 3 (RGB) to convert to; None keeps the native

@@ -12,24 +12,29 @@ Transparency rule: an image with an alpha channel (RGBA, LA, PA) or a palette or
 grey image with a transparent colour is composited onto a **white** background
 before it is converted (:func:`to_mode`), so that strokes drawn on a transparent
 background come out as strokes on white, not as an all-black image.
+
+Every decoded image goes through :func:`to_mode`, which also turns a photo the way its
+EXIF orientation tag says it is shown and maps 16-bit grey (0..65535) to 8 bits.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from .errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 DEFAULT_SIZE = (64, 64)
-_GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # Pillow reads 16-bit grey PNGs as I;16 (or I)
+_GREY_MODES = {"1", "L", "LA", "La", "F", *_SIXTEEN_BIT_MODES}
 
 
 def fit_image(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -63,8 +68,24 @@ def has_transparency(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
 
 
+def from_16bit(img: Image.Image) -> Image.Image:
+    """A 16-bit grey image (Pillow's modes I;16* and I) as 8-bit "L": each value v in 0..65535
+    becomes round(v / 257), so 0 -> 0 and 65535 -> 255 (Pillow's own conversion clamps at 255,
+    making every non-zero pixel white). A transparent grey level becomes an alpha channel ("LA")."""
+    values = np.asarray(img).astype(np.int64).clip(0, 65535)
+    grey = Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8))
+    transparent = img.info.get("transparency")
+    if not isinstance(transparent, int):
+        return grey
+    return Image.merge("LA", (grey, Image.fromarray(np.where(values == transparent, 0, 255).astype(np.uint8))))
+
+
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
-    """``img`` as "L" (``channels == 1``) or "RGB" (3), transparent pixels composited onto white."""
+    """``img`` as "L" (``channels == 1``) or "RGB" (3): turned as its EXIF orientation says it is
+    shown, 16-bit grey scaled to 8 bits (:func:`from_16bit`), transparent pixels composited onto white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in _SIXTEEN_BIT_MODES:
+        img = from_16bit(img)
     if has_transparency(img):
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
@@ -141,6 +162,8 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | None:
     try:
         with Image.open(path) as img:
             w, h = img.size
+            if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # shown turned by 90 degrees
+                w, h = h, w
             if img.mode == "P":
                 pal = np.asarray(img.getpalette() or [0, 0, 0]).reshape(-1, 3)
                 colour = bool((pal != pal[:, :1]).any())
@@ -149,6 +172,16 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | None:
             return (h, w), colour
     except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
         return None
+
+
+def _common_size(root: Path, sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The (H, W) every image of a folder has; a DataError listing the sizes when they differ."""
+    counts = Counter(sizes)
+    if len(counts) == 1:
+        return sizes[0]
+    found = ", ".join(f"{h}x{w} ({k} images)" for (h, w), k in counts.most_common(4)) + (", ..." if len(counts) > 4 else "")
+    raise DataError(f"the images in folder {str(root)!r} have {len(counts)} sizes (height x width: {found}); choose the size "
+                    "to resize them to with image_size=(H, W) (genlab train: --set data.image_size=N for N x N, or [H, W])")
 
 
 def read_folder(
@@ -167,10 +200,10 @@ def read_folder(
     the order of ``class_names`` if given; images nested deeper belong to
     their top-level folder). Otherwise the images are unlabeled.
 
-    Defaults: ``image_size`` = the size of the first image (sorted by relative
-    path) if all images share it, else 64x64; ``channels`` = 3 if any image is
-    colour, else 1. Both are decided over *all* readable images, so every split
-    of a folder has the same shape.
+    Defaults: ``image_size`` = the size all images share (images of several sizes
+    are a DataError listing them: pass ``image_size``); ``channels`` = 3 if any
+    image is colour, else 1. Both are decided over *all* readable images, so every
+    split of a folder has the same shape.
 
     ``select(n)`` returns the indices (into the sorted list of readable files)
     to decode, e.g. one split; default all. ``crop_square`` first crops the
@@ -206,8 +239,7 @@ def read_folder(
         class_names = None
 
     if image_size is None:
-        sizes = {s for s, _ in probes}
-        image_size = probes[0][0] if len(sizes) == 1 else DEFAULT_SIZE
+        image_size = _common_size(root, [s for s, _ in probes])
     if channels is None:
         channels = 3 if any(c for _, c in probes) else 1
 
@@ -217,9 +249,8 @@ def read_folder(
     for row, i in enumerate(chosen):
         try:
             with Image.open(files[i]) as img:
-                if crop_square:
-                    img = center_square(img)
-                out[row] = to_array(fit_image(to_mode(img, channels), image_size), channels)
+                img = to_mode(img, channels)
+                out[row] = to_array(fit_image(center_square(img) if crop_square else img, image_size), channels)
         except Exception:  # noqa: BLE001 - header was fine but the data is corrupt
             keep[row] = False
             bad += 1
