@@ -302,6 +302,36 @@ def test_exact_likelihood_models_and_labels():
         assert status == 400 and "'label' must be in 0..2, got 3" in err["error"]
 
 
+def with_data(model, folder, name="digits"):
+    """``model`` saved in ``folder`` as a run of the data set ``name`` (the outlier reference)."""
+    model.save(folder)
+    doc = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**doc, "data": {"name": name}}))
+    return folder
+
+
+def test_ddpm_scores_an_upload_with_its_cheap_estimator_and_fewer_reference_images(tmp_path, monkeypatch):
+    """DDPM's bound over all T = 1000 terms takes about 15 s an image at MNIST size: the
+    explorer uses its unbiased estimate from 50 stratified terms and says so, and cuts the
+    reference images to what the estimator scores in REFERENCE_SECONDS."""
+    from test_contract import TINY
+    from genlab.app import explorer as engine
+
+    model = build("ddpm", **{**TINY["ddpm"], "timesteps": 1000})
+    ex = Explorer.from_run(with_data(model, tmp_path))
+    calls = []
+    ex.model.net.register_forward_hook(lambda *args: calls.append(1))
+    monkeypatch.setattr(engine, "REFERENCE_SECONDS", 0.0)
+    doc = ex.analyze({"image": data_url(torch.rand(1, 6, 6)), "fit": True})
+    lik, out = doc["likelihood"], doc["outlier"]
+    assert "an unbiased stratified estimate from k = 50 of its T = 1000 terms" in lik["estimator"]
+    assert out["estimator"] == lik["estimator"] and out["reference"] == "digits test split, first 10 images"
+    assert len(calls) < 1000  # 50 each for the upload's NLL, its outlier score, the 10 references in one batch, and
+    # the reconstruction (the full bound: 1000 network passes for each of the three)
+    assert ex.model.config.bound_timesteps == 0  # the run's own estimator is left as it was
+    assert ex.card()["config"]["bound_timesteps"] == 0
+
+
 class Flipper(VAE):
     """A test translator: a2b mirrors left-right, b2a flips upside down (input space = [0, 1])."""
 

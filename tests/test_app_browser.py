@@ -120,6 +120,7 @@ def test_every_view_renders_in_chromium(served):
         page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=VIEW_MS)
         images("#m0-analyze-reconstruction img")
         assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
+        assert page.get_by_role("button", name="Cancel", exact=True).filter(visible=True).count() == 1  # scoring can be stopped
         tab("Draw")  # a white stroke on the black canvas, scored instead of the upload
         box = page.locator("canvas").filter(visible=True).first.bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)

@@ -15,7 +15,11 @@ so a new model gets every view its methods allow (see :func:`capabilities`):
   for codes of any ``latent_shape``; the 2-D manifold figure for 1-D codes;
 * ``reconstruct``: the reconstruction of an uploaded image;
 * ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
-  among the run's own held-out images (:mod:`genlab.ood` scores);
+  among the run's own held-out images (:mod:`genlab.ood` scores), each number
+  labelled with the estimator that produced it. A costly estimator is replaced by
+  the model's cheaper one where it has one (:func:`interactive_settings`: DDPM's
+  bound from 50 stratified terms instead of all T), and the reference images are
+  cut to what the estimator scores in about ``REFERENCE_SECONDS``;
 * ``translate(x, direction)`` with direction ``"a2b"`` / ``"b2a"`` on images in
   [0, 1] of one domain (``model.domain_channels`` channels: a translator's
   ``image_shape`` stacks two domains): image to image translation.
@@ -30,6 +34,8 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +71,9 @@ MAX_IW_SAMPLES = 1000  # importance samples per likelihood estimate
 MAX_SEED = 2**63 - 1
 DEFAULT_IW_SAMPLES = 100
 DIRECTIONS = ("a2b", "b2a")
+INTERACTIVE_BOUND_TERMS = 50  # terms of DDPM's bound in an interactive estimate (of T = 1000 by default)
+REFERENCE_SECONDS = 20.0  # about the time the reference images of the outlier scores may take
+MIN_REFERENCE_EXAMPLES = 10
 
 
 def latent_dim(model) -> int | None:
@@ -99,11 +108,16 @@ def capabilities(model) -> dict[str, Any]:
     return caps
 
 
-# ----------------------------------------------------------------------------- request values
-
-
-
-
+def interactive_settings(model) -> dict[str, Any]:
+    """Config changes ({field: value}) that give ``model.log_prob`` a cheaper estimator of the
+    same quantity for a page: DDPM's bound over all T terms (about 15 s an image on a CPU
+    core at T = 1000) becomes its unbiased stratified estimate from ``INTERACTIVE_BOUND_TERMS``
+    terms (``config.bound_timesteps``). Empty for every other model."""
+    config = model.config
+    terms = getattr(config, "bound_timesteps", None)
+    if terms is None or (terms or config.timesteps) <= INTERACTIVE_BOUND_TERMS:
+        return {}
+    return {"bound_timesteps": INTERACTIVE_BOUND_TERMS}
 
 
 # ----------------------------------------------------------------------------- the explorer
@@ -124,11 +138,13 @@ class Explorer:
         self.reference_examples = int(reference_examples)
         self.lock = threading.Lock()
         self.caps = capabilities(model)
+        self.interactive = interactive_settings(model)
         self._doc = read_json(self.run_dir / "config.json") if self.run_dir is not None else {}
         self._data_lock = threading.Lock()
         self._reference_data: Tensor | str | None = None
         self._reference_name = ""
         self._references: dict[int, dict] = {}  # outlier scores of the reference images, per seed
+        self._reference_count: int | None = None  # fixed by the first upload's scoring time
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu", **kwargs) -> "Explorer":
@@ -238,6 +254,20 @@ class Explorer:
             raise RequestError(f"label {bad[0]} is out of range: this model has {k} classes (0..{k - 1})")
         return torch.tensor([values[i % len(values)] for i in range(n)])
 
+    @contextmanager
+    def _scoring(self):
+        """The model lock, with :attr:`interactive` (the cheaper likelihood estimator) in force."""
+        config = self.model.config
+        with self.lock:
+            saved = {key: getattr(config, key) for key in self.interactive}
+            try:
+                for key, value in self.interactive.items():
+                    setattr(config, key, value)
+                yield
+            finally:
+                for key, value in saved.items():
+                    setattr(config, key, value)
+
     def prior(self, n: int, seed: int) -> Tensor:
         """n flattened latent codes (n, latent_dim) for ``seed``: ``model.latent(n, generator=g)``."""
         return self.model.latent(n, generator=torch.Generator().manual_seed(seed)).float().cpu().reshape(n, -1)
@@ -326,7 +356,8 @@ class Explorer:
 
     def analyze(self, body: dict) -> dict:
         """{"image", "fit", "seed", "label", "iw_samples"} -> the image as the model sees it, its
-        reconstruction (reconstruct), log-likelihood (log_prob) and outlier scores.
+        reconstruction (reconstruct), log-likelihood (log_prob) and outlier scores, with the
+        cheaper estimator of :attr:`interactive` (named in the answer's "estimator").
 
         Randomness (binarization / dequantization, importance samples) comes from one
         generator seeded with "seed", in this order: ``x = model.prepare(x01, g)``, then
@@ -340,7 +371,7 @@ class Explorer:
         k = _get_int(body, "iw_samples", DEFAULT_IW_SAMPLES, 1, MAX_IW_SAMPLES) if self.caps["importance_sampled"] else None
         out: dict[str, Any] = {"input": png_base64(x01[0]), "seed": seed, "label": label}
         g = torch.Generator().manual_seed(seed)
-        with self.lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
+        with self._scoring(), torch.random.fork_rng(devices=[]), torch.inference_mode():
             torch.manual_seed(seed)  # for models that draw from the global RNG
             x = model.prepare(x01, generator=g).to(model.device)
             if model.input_mode == "binary":
@@ -383,21 +414,29 @@ class Explorer:
         the NLL in bits/dim and the input-complexity score of Serra et al. (2020), both as
         :mod:`genlab.ood` computes them (latent-variable models with its cheaper
         ``DEFAULT_OOD_IW_SAMPLES`` importance samples, on both sides), as the percentage of
-        reference images scoring lower."""
+        reference images scoring lower. The reference images are the first of the test split,
+        as many as the estimator scores in about ``REFERENCE_SECONDS`` (timed on the first
+        upload; at least ``MIN_REFERENCE_EXAMPLES``, at most ``reference_examples``)."""
         from .. import ood
 
         images = self._reference_images()
         if isinstance(images, str):
             return {"available": False, "reason": images}
-        with self.lock:
-            methods = ["likelihood", "complexity"]
+        methods = ["likelihood", "complexity"]
+        k = ood.DEFAULT_OOD_IW_SAMPLES if self.caps["importance_sampled"] else None
+        with self._scoring():
+            start = time.perf_counter()
+            mine = ood.scores(self.model, x01, methods, seed=seed)
+            if self._reference_count is None:
+                affordable = int(REFERENCE_SECONDS / max(time.perf_counter() - start, 1e-6))
+                self._reference_count = min(len(images), max(MIN_REFERENCE_EXAMPLES, affordable))
             if seed not in self._references:
-                s = ood.scores(self.model, images, methods, seed=seed)
+                s = ood.scores(self.model, images[: self._reference_count], methods, seed=seed)
                 self._references[seed] = {"nll_bits_per_dim": s["likelihood"], "complexity": s["complexity"]}
             ref = self._references[seed]
-            mine = ood.scores(self.model, x01, methods, seed=seed)
-        k = ood.DEFAULT_OOD_IW_SAMPLES if self.caps["importance_sampled"] else None
-        result = {"available": True, "reference": self._reference_name, "iw_samples": k, "higher_is_more_unusual": True}
+            estimator = self.model.likelihood_description(k)
+        result = {"available": True, "reference": f"{self._reference_name}, first {self._reference_count} images",
+                  "iw_samples": k, "estimator": estimator, "higher_is_more_unusual": True}
         for key, value in (("nll_bits_per_dim", float(mine["likelihood"][0])), ("complexity", float(mine["complexity"][0]))):
             scores = ref[key]
             result[key] = {
@@ -423,7 +462,7 @@ class Explorer:
                     c, h, w = self.model.config.image_shape
                     ds = data.load(name, "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
                     self._reference_data = ds.images[: self.reference_examples]
-                    self._reference_name = f"{name} test split, first {len(self._reference_data)} images"
+                    self._reference_name = f"{name} test split"
                 except (GenlabError, OSError, ValueError) as e:
                     self._reference_data = f"no reference images: {e}"
             return self._reference_data

@@ -92,15 +92,12 @@ class Page:
         path.write_bytes(data)
         return str(path)
 
-    def _progress(self, progress):
-        def report(done, total):
-            progress((done, total), desc="network calls" if total is None else "sampling", unit="calls")
-
-        return report
-
-    def _watch(self, i: int, view: str, progress, *key) -> "views.Watch":
+    def _watch(self, i: int, view: str, progress, *key, doing: str = "sampling") -> "views.Watch":
         """Progress and cancel for one slow view of model i (``key``: what identifies the job)."""
-        return views.Watch((i, view, *key), self.cancel[f"{i}/{view}"], self._progress(progress))
+        def report(done, total):
+            progress((done, total), desc="network calls" if total is None else doing, unit="calls")
+
+        return views.Watch((i, view, *key), self.cancel[f"{i}/{view}"], report)
 
     def _cancel_button(self, i: int, key: str, event):
         gr = self.gr
@@ -379,10 +376,11 @@ class Page:
                                visible=caps["reconstruct"])
             result = gr.Markdown(elem_id=f"m{i}-analyze-result")
 
-            def analyze(upload, sketch, source, seed, k, label=None):
+            def analyze(upload, sketch, source, seed, k, label=None, progress=gr.Progress()):
                 try:
-                    doc = ex.analyze({"image": self._image_b64(upload, sketch, source), "fit": True, "seed": int(seed or 0),
-                                      "iw_samples": int(k), **({"label": int(label)} if label is not None else {})})
+                    with self._watch(i, "analyze", progress, doing="scoring"):
+                        doc = ex.analyze({"image": self._image_b64(upload, sketch, source), "fit": True, "seed": int(seed or 0),
+                                          "iw_samples": int(k), **({"label": int(label)} if label is not None else {})})
                 except Exception as e:  # noqa: BLE001
                     return None, None, _fail(e)
                 h = ex.model.config.image_shape[-2]
@@ -391,8 +389,9 @@ class Page:
                 rec = views.b64_pil(doc["reconstruction"], s) if "reconstruction" in doc else None
                 return seen, rec, views.analysis_markdown(doc)
 
-            self._on(go.click, analyze, [upload, sketch, source, seed, k] + ([label] if label is not None else []),
-                     [seen, rec, result], i, "analyze")
+            event = self._on(go.click, analyze, [upload, sketch, source, seed, k] + ([label] if label is not None else []),
+                             [seen, rec, result], i, "analyze")
+            self._cancel_button(i, "analyze", event)
 
     def _complete(self, i: int, ex: Explorer, examples: list[str]) -> None:
         gr = self.gr
