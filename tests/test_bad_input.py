@@ -155,6 +155,61 @@ def test_warnings_show_the_message_alone(vae_run, tmp_path):
     assert "evaluate(" not in r.stderr and ".py:" not in r.stderr
 
 
+# --------------------------------------------------------------------------- damaged weights
+
+
+def _copy(run: Path, to: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, to))
+
+
+def test_damaged_weights_are_refused_with_how_to_restore_them(vae_run, tmp_path, capsys):
+    run = _copy(vae_run, tmp_path / "run")
+    weights = run / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 64] = b"\xff" * 64  # 64 bytes of 0xFF: NaN weights, a file that still parses
+    weights.write_bytes(bytes(raw))
+    before = tree(run)
+    line = fails_in_one_line(["sample", str(run), "-n", "4"], capsys,
+                             f"{weights} is corrupt: its SHA-256 does not match the one written at save; restore it from checkpoints/ with: cp ")
+    assert tree(run) == before
+    command = line.split("with: ")[1].split(" (")[0].split()
+    assert command[0] == "cp" and Path(command[1]).parent.parent.name == "checkpoints"
+    weights.write_bytes(Path(command[1]).read_bytes())  # the suggested fix works
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
+
+
+def test_weights_without_a_digest_still_load_but_not_with_nan(vae_run, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    run = _copy(vae_run, tmp_path / "run")
+    state = {k: v.contiguous().clone() for k, v in genlab.load(run).state_dict().items()}
+    save_file(state, run / "model.safetensors")  # as genlab 0.1.0 wrote it: no digest
+    assert genlab.load(run) is not None
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name][0] = float("nan")
+    save_file(state, run / "model.safetensors")
+    fails_in_one_line(["sample", str(run)], capsys, "holds NaN or infinite weights", name, "restore it from checkpoints/")
+    saved = genlab.load(vae_run).save(tmp_path / "saved")
+    save_file({**state, name: state[name].clone().fill_(float("inf"))}, saved / "model.safetensors")
+    fails_in_one_line(["sample", str(saved)], capsys, "holds NaN or infinite weights", "save or train the model again")
+
+
+def test_every_writer_of_model_weights_stores_their_digest(vae_run, tmp_path):
+    from safetensors import safe_open
+
+    from genlab.io import DIGEST_KEY, tensors_digest
+    from genlab.pretrained import save_half
+
+    model = genlab.load(vae_run)
+    files = [vae_run / "model.safetensors", model.save(tmp_path / "saved") / "model.safetensors",
+             save_half(model.state_dict(), tmp_path / "half.safetensors")]
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            assert f.metadata()[DIGEST_KEY] == tensors_digest({k: f.get_tensor(k) for k in f.keys()}), file
+
+
 # --------------------------------------------------------------------------- array files
 
 

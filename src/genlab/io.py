@@ -1,6 +1,10 @@
 """Safe files: atomic writes (temp file + fsync + rename), pickle-free tensors
 (safetensors), JSON documents and file digests.
 
+A safetensors file written by :func:`save_tensors` carries the SHA-256 of its tensors in
+its own metadata (written in the same atomic write as the weights), and
+:func:`load_tensors` checks it, so that a damaged byte is an error, not a NaN weight.
+
 Nothing half-written ever replaces a good file: every writer here writes to a
 temporary file in the same folder, flushes it to disk, then renames it over
 the target (an atomic operation on POSIX and Windows). Used by checkpoints,
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save as _safetensors_bytes
+from safetensors import safe_open
+from safetensors.torch import save as _safetensors_bytes
 
 from .errors import CheckpointError, WriteError
 
@@ -115,23 +120,45 @@ def tensors_to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     return _safetensors_bytes(flat, metadata=metadata)
 
 
+#: The metadata key under which :func:`save_tensors` stores :func:`tensors_digest` in the file.
+DIGEST_KEY = "genlab.sha256"
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a flat dict of tensors: name, dtype, shape and raw bytes of each, by name.
+    It depends on the tensors alone, not on how a file lays them out."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Save a flat dict of tensors as safetensors, atomically.
+    """Save a flat dict of tensors as safetensors, atomically, with their :func:`tensors_digest`
+    in the file's metadata (checked by :func:`load_tensors`).
 
     Tensors that share storage (tied weights) are cloned so safetensors accepts them.
     """
-    atomic_write_bytes(path, tensors_to_bytes(tensors, metadata))
+    atomic_write_bytes(path, tensors_to_bytes(tensors, {**(metadata or {}), DIGEST_KEY: tensors_digest(tensors)}))
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning any failure into a clear CheckpointError."""
+    """Load a safetensors file, turning any failure into a clear CheckpointError; a file that
+    carries a digest (:func:`save_tensors`) must match it (files without one load as they are)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"missing weights file {path}")
     try:
-        return load_file(str(path), device=str(device))
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            written = (f.metadata() or {}).get(DIGEST_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {e}") from None
+    if written is not None and tensors_digest(tensors) != written:
+        raise CheckpointError(f"{path} is corrupt: its SHA-256 does not match the one written at save")
+    return tensors
 
 
 def read_json(path: str | Path) -> dict:

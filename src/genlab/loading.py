@@ -28,6 +28,35 @@ def resolve_run(run: str | Path) -> Path:
     return Path(run)
 
 
+def load_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``folder/model.safetensors``, checked: readable, matching the SHA-256
+    written with them (files saved before genlab wrote one have none) and free of NaN and
+    infinity; else a CheckpointError that says how to restore the file."""
+    file = folder / "model.safetensors"
+    try:
+        state = load_tensors(file)
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise CheckpointError(f"{file} holds NaN or infinite weights (in {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; {_how_to_restore(folder)}") from None
+    return state
+
+
+def _how_to_restore(folder: Path) -> str:
+    from . import pretrained
+    from .train.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(folder / "checkpoints")
+    if checkpoints:  # the newest checkpoint's weights: its EMA ones when the run keeps an average, as the Trainer writes
+        step, newest = checkpoints[-1]
+        weights = newest / ("ema.safetensors" if (newest / "ema.safetensors").exists() else "model.safetensors")
+        return f"restore it from checkpoints/ with: cp {weights} {folder / 'model.safetensors'} (the weights at step {step})"
+    if folder.resolve().parent == pretrained.ROOT:
+        return "it ships with genlab: reinstall genlab to restore it"
+    return "save or train the model again"
+
+
 def load(path: str | Path, device: str | torch.device = "cpu"):
     """Load a saved model (a run directory, a ``model.save`` directory, or
     ``"pretrained:<name>"`` for a model shipped with genlab, see ``genlab models``).
@@ -55,7 +84,7 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     except ConfigError as e:
         raise CheckpointError(f"cannot rebuild the model in {path}: {e}") from None
     model = model_cls(config)
-    state = model.upgrade_state_dict(load_tensors(path / "model.safetensors"))
+    state = model.upgrade_state_dict(load_weights(path))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
