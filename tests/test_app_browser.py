@@ -8,11 +8,16 @@ gradio; the browser test also without playwright / chromium."""
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import select
 import statistics
 import struct
+import subprocess
+import sys
 import time
 import zlib
+from contextlib import contextmanager
 
 import pytest
 
@@ -281,3 +286,44 @@ def test_a_20000_pixel_png_and_an_oversized_file_are_refused(client, tmp_path):
     fat.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(6 * 2**20))
     with pytest.raises(Exception, match="(?i)too large|413|size"):
         client.predict(handle_file(str(fat)), None, "upload", 0, 2, api_name="/m0_analyze")
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@contextmanager
+def genlab_serve(tmp_path, **env):
+    """``python -m genlab serve`` of a tiny VAE on ``--port 0`` in a subprocess whose temporary
+    folder is tmp_path/tmp, with ``env`` added to an environment without proxy variables;
+    yields (process, the line it printed first: the address)."""
+    from test_contract import TINY
+
+    run = saved(tmp_path / "vae", "vae", None, **TINY["vae"])
+    (tmp_path / "tmp").mkdir()
+    base = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+    proc = subprocess.Popen([sys.executable, "-m", "genlab", "serve", str(run), "--port", "0"], text=True,
+                            env={**base, "TMPDIR": str(tmp_path / "tmp"), "OMP_NUM_THREADS": "1", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 180)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            proc.kill()
+            pytest.fail(f"genlab serve printed no address; its stderr ends: {proc.communicate(timeout=60)[1][-1500:]}")
+        yield proc, line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+
+
+def test_serve_behind_a_proxy_prints_the_port_it_listens_on(tmp_path):
+    """Gradio checks its own page at start-up; HTTP_PROXY (a closed port here) must not catch it.
+    With --port 0 the address printed names the port chosen."""
+    with genlab_serve(tmp_path, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9") as (proc, line):
+        found = re.search(r" on http://127\.0\.0\.1:(\d+)/ ", line)
+        assert found and int(found.group(1)) > 0, line
+        assert get(f"http://127.0.0.1:{found.group(1)}/", "/")[0] == 200

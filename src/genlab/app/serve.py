@@ -10,7 +10,9 @@ offline and locked down:
   an error, not a warning), checked again from the header by ``views.read_upload``;
 * bound to loopback (the default 127.0.0.1), requests whose ``Host`` header is not
   localhost / 127.0.0.1 / [::1] are refused with 400 (DNS rebinding);
-* Gradio serves only its own cache: run directories are never in ``allowed_paths``.
+* Gradio serves only its own cache: run directories are never in ``allowed_paths``;
+* loopback is kept off any HTTP proxy (``NO_PROXY``): Gradio checks its own page
+  over HTTP at start-up, and a proxy in the environment would fail that check.
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ MAX_UPLOAD = "5mb"
 
 
 def _offline_environment() -> None:
-    """Before gradio is imported: no analytics, no telemetry, nothing fetched."""
+    """Before gradio is imported: no analytics, no telemetry, nothing fetched; loopback
+    addresses added to NO_PROXY / no_proxy (keeping their entries)."""
     for key, value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
                        ("GRADIO_SSR_MODE", "False"), ("DO_NOT_TRACK", "1")):
         os.environ[key] = value
+    for key in ("NO_PROXY", "no_proxy"):
+        hosts = [h.strip() for h in os.environ.get(key, "").split(",") if h.strip()]
+        os.environ[key] = ",".join(hosts + [h for h in ("127.0.0.1", "localhost", "::1") if h not in hosts])
 
 
 def require_gradio():
@@ -75,7 +81,7 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
 
     With ``block=False`` returns ``(page, url)`` while the server runs in a thread
     (:class:`~genlab.app.ui.Page`; ``page.blocks.close()`` stops it); otherwise serves
-    until Ctrl+C.
+    until Ctrl+C. ``url`` names the port listened on (the free one for ``port=0``).
     """
     gr = require_gradio()
     from PIL import Image
@@ -93,7 +99,7 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     page = Page(explorers)
     page.blocks.queue(default_concurrency_limit=1, max_size=256)
     try:
-        _, url, _ = page.blocks.launch(
+        page.blocks.launch(
             server_name=host.strip("[]"), server_port=port, prevent_thread_lock=True, quiet=quiet, share=False,
             show_error=False, max_file_size=MAX_UPLOAD, ssr_mode=False, pwa=False, mcp_server=False,
             enable_monitoring=False, footer_links=[], theme=theme(), app_kwargs={"middleware": middleware},
@@ -101,19 +107,26 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
         )
     except OSError as e:
         raise GenlabError(f"cannot listen on {host}:{port}: {e}; choose another --port or --host") from None
-    if not block:
-        return page, url
+    name = host.strip("[]")
+    url = f"http://{f'[{name}]' if ':' in name else name}:{page.blocks.server_port}/"
+    if block:
+        wait(page)
+    return page, url
+
+
+def wait(page) -> None:
+    """Serve ``page`` until Ctrl+C, then stop its server."""
     try:
         page.blocks.block_thread()
     finally:
         page.blocks.close()
-    return page, url
 
 
 def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu", reference_examples: int = 100,
           verbose: bool = False) -> None:
-    """Load every run of ``runs`` and serve the explorer until Ctrl+C. A folder that is not
-    a genlab run (or model) raises :class:`genlab.errors.CheckpointError` before anything listens."""
+    """Load every run of ``runs`` and serve the explorer until Ctrl+C; prints the page's address
+    (with the port listened on) once it answers. A folder that is not a genlab run (or model)
+    raises :class:`genlab.errors.CheckpointError` before anything listens."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     explorers = {name: Explorer.from_run(run, device=device, reference_examples=reference_examples)
                  for name, run in zip(run_names(runs), runs)}
@@ -121,5 +134,6 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: anyone who can reach this machine can use the explorer "
               "(it has no login)", file=sys.stderr)
-    print(f"genlab explorer for {', '.join(map(str, runs))} on http://{host}:{port}/  (Ctrl+C stops)", flush=True)
-    launch(explorers, host, port, block=True, quiet=not verbose)
+    page, url = launch(explorers, host, port, block=False, quiet=not verbose)
+    print(f"genlab explorer for {', '.join(map(str, runs))} on {url}  (Ctrl+C stops)", flush=True)
+    wait(page)
