@@ -65,6 +65,13 @@ def pixelcnn_run(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def ring_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad") / "ring"
+    assert main(["train", "gan", "--data", "ring8", "--steps", "2", "--out", str(out), "--set", "train.batch_size=32", *QUIET]) == 0
+    return out
+
+
 @pytest.fixture
 def not_an_image(tmp_path) -> Path:
     p = tmp_path / "notes.png"
@@ -124,6 +131,45 @@ def test_pictures_over_64_megapixels_are_refused_before_they_are_drawn(vae_run, 
 @pytest.mark.parametrize("port", ["70000", "-1", "http"])
 def test_serve_port_out_of_range(vae_run, capsys, port):
     fails_in_one_line(["serve", str(vae_run), "--port", port], capsys, "--port")
+
+
+def test_what_a_model_cannot_do_is_one_line(vae_run, pixelcnn_run, ring_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a pretrained model's outputs would go
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "d.png")
+    runs = {run: tree(run) for run in (vae_run, pixelcnn_run, ring_run)}
+    for argv, words in [
+        (["manifold", pixelcnn_run], "PixelCNN has no latent space"),
+        (["manifold", ring_run], "GAN makes points, not images"),
+        (["traverse", pixelcnn_run], "PixelCNN has no encoder"),
+        (["complete", vae_run, "--image", "d.png", "--rows", "14"], "VAE does not complete images"),
+        (["ood", "pretrained:dcgan-mnist", "--in", "mnist-5k", "--out", "noise"], "DCGAN has no likelihood"),
+        (["eval", ring_run], "nothing to evaluate: GAN has no likelihood, and the sample-quality metrics"),
+        (["eval", "pretrained:dcgan-mnist", "--samples", "0"], "nothing to evaluate: DCGAN has no likelihood and no samples"),
+        (["train", "vae", "--data", "ring8", "--steps", "2", "--out", "vr"], "vae models images, but the data set 'ring8' holds points"),
+    ]:
+        fails_in_one_line([str(a) for a in argv], capsys, words)
+    assert {run: tree(run) for run in runs} == runs and sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_server_starts(vae_run, capsys, monkeypatch):
+    import genlab.app
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(genlab.app, "serve", lambda *a, **k: pytest.fail("the server started"))
+    fails_in_one_line(["serve", str(vae_run), "--device", "cuda"], capsys, "--device='cuda' but CUDA is not available")
+    fails_in_one_line(["serve", str(vae_run), "--device", "gpu0"], capsys, "--device: unknown device 'gpu0'")
+    fails_in_one_line(["report", str(vae_run), "--device", "cuda"], capsys, "CUDA is not available")
+
+
+def test_seeds_must_fit_64_bits(vae_run, tmp_path, capsys):
+    before = tree(vae_run)
+    fails_in_one_line(["sample", str(vae_run), "--seed", str(2**64)], capsys, "--seed: must be 0 <= seed < 2**63")
+    fails_in_one_line(["sample", str(vae_run), "--seed", "-1"], capsys, "0 <= seed < 2**63")
+    train = ["train", "vae", "--data", "digits", "--steps", "1", "--out", str(tmp_path / "r")]
+    fails_in_one_line([*train, "--seed", str(2**64)], capsys, "--seed: must be 0 <= seed < 2**63")
+    fails_in_one_line([*train, "--set", f"train.seed={2**63}"], capsys, "train.seed must be 0 <= seed < 2**63")
+    assert tree(vae_run) == before and not (tmp_path / "r").exists()
+    assert main(["sample", str(vae_run), "--seed", str(2**63 - 1), "-n", "2", "--out", str(tmp_path / "s.png")]) == 0
 
 
 def test_complete_with_a_file_that_is_not_an_image(pixelcnn_run, not_an_image, tmp_path, capsys):

@@ -68,10 +68,25 @@ def _load(run: str):
     return genlab.load(run)
 
 
+def _require(model, capability: str, lacking: str) -> None:
+    """A one-line GenlabError "<Model> <lacking>" unless ``capability`` is in ``model.capabilities``."""
+    if capability not in model.capabilities:
+        raise GenlabError(f"{type(model).__name__} {lacking}")
+
+
+def _device(name: str) -> str:
+    """``--device`` checked before anything starts: a torch device this machine has (auto: the best one)."""
+    from .train.settings import resolve_device
+
+    return str(resolve_device(name, setting="--device"))
+
+
 def _data_for(model, name: str, split: str, data_dir: str | None, run: Path | None = None):
     """Load a data set shaped like the model's input (resized / converted if needed)."""
     from . import data
 
+    if model.data_kind == "points":  # 2-D points: nothing to resize
+        return data.load(name, split=split, data_dir=data_dir)
     c, h, w = model.config.image_shape
     return data.load(name, split=split, data_dir=data_dir, image_size=(h, w), channels=c)
 
@@ -137,7 +152,7 @@ def cmd_report(args) -> None:
     from .report import write_report
 
     run, out = _folders(args.run)
-    print(write_report(run, args.out or out / "report.html", fast=args.fast, seed=args.seed, device=args.device))
+    print(write_report(run, args.out or out / "report.html", fast=args.fast, seed=args.seed, device=_device(args.device)))
 
 
 def cmd_sample(args) -> None:
@@ -187,6 +202,9 @@ def cmd_manifold(args) -> None:
 
     _, out = _folders(args.run)
     model = _load(args.run)
+    _require(model, "decode", "has no latent space: the manifold figure decodes a grid of latent codes")
+    if model.data_kind != "image":
+        raise GenlabError(f"{type(model).__name__} makes {model.data_kind}, not images: the manifold figure is a grid of images")
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
     _write_png(args, out, "manifold.png", image)
 
@@ -198,8 +216,7 @@ def cmd_reconstruct(args) -> None:
 
     run, out = _folders(args.run)
     model = _load(args.run)
-    if "reconstruct" not in model.capabilities:
-        raise GenlabError(f"{type(model).__name__} has no encoder to reconstruct with")
+    _require(model, "reconstruct", "has no encoder to reconstruct with")
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
     pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
@@ -211,16 +228,18 @@ def cmd_traverse(args) -> None:
 
     run, out = _folders(args.run)
     model = _load(args.run)
+    _require(model, "reconstruct", "has no encoder: a traversal varies the latent code of an encoded test image")
     _, x = _test_images(model, run, args, 1, _generator(args.seed))
     image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
     _write_png(args, out, "traversal.png", image)
 
 
 def cmd_eval(args) -> None:
-    from .metrics.quality import evaluate, write_report
+    from .metrics.quality import check_measurable, evaluate, write_report
 
     run, out = _folders(args.run)
     model = _load(args.run)
+    check_measurable(model, args.samples)
     d = _run_config(run)
     name = args.data or d.get("name", DEFAULT_DATA)
     ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
@@ -237,6 +256,7 @@ def cmd_ood(args) -> None:
 
     run, out = _folders(args.run)
     model = _load(args.run)
+    _require(model, "log_prob", "has no likelihood: every outlier score needs log p(x); use a likelihood model (genlab models)")
     d = _run_config(run)
     data_dir = args.data_dir or d.get("data_dir")
     name = args.in_data or d.get("name", DEFAULT_DATA)
@@ -264,10 +284,11 @@ def cmd_complete(args) -> None:
 
     _, out = _folders(args.run)
     model = _load(args.run)
+    _require(model, "complete", "does not complete images: only autoregressive models draw the missing rows (genlab models)")
     c, h, w = model.config.image_shape
-    x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
     if not 0 < args.rows < h:
         raise GenlabError(f"--rows must be between 1 and {h - 1} for {h}-row images, got {args.rows}")
+    x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
     completed = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
@@ -276,13 +297,15 @@ def cmd_complete(args) -> None:
 
 def cmd_serve(args) -> None:
     from . import pretrained
-    from .app import serve
     from .loading import resolve_run
 
+    device = _device(args.device)  # before the server starts
     runs = args.run or [pretrained.PREFIX + name for name in pretrained.names()]  # none given: the model picker
     if not runs:
         raise GenlabError("name a run folder: this installation ships no pretrained models")
-    serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=args.device,
+    from .app import serve
+
+    serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=device,
           reference_examples=args.reference_examples, verbose=args.verbose)
 
 

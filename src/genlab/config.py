@@ -139,6 +139,8 @@ class TrainConfig:
             raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
         if self.steps < 0:
             raise ConfigError(f"train.steps must be >= 0, got {self.steps}")
+        if not 0 <= self.seed < 2**63:  # what torch's generators take
+            raise ConfigError(f"train.seed must be 0 <= seed < 2**63, got {self.seed}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables EMA), got {self.ema_decay}")
         for where, lr in [("train.lr", self.lr)] + [(f"train.step_lr.{k}", v) for k, v in self.step_lr.items()]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import GenlabError
 from .features import FeatureNet, FeatureNetError, auto_feature_net, get_feature_net
 from .distances import (  # noqa: F401  (re-exported: the public names of genlab.metrics.quality)
     MIN_FID_SAMPLES,
@@ -135,6 +136,19 @@ def generate_samples(model, n: int, *, batch_size: int = 500, seed: int = 0) -> 
     return torch.round(x * 255) / 255
 
 
+def check_measurable(model, n_samples: int) -> None:
+    """A GenlabError when :func:`evaluate` would measure nothing: a model without a likelihood
+    of which no samples are drawn, or whose samples are not images."""
+    name = type(model).__name__
+    if model.likelihood_kind != "none":
+        return
+    if "sample" not in model.capabilities or n_samples < 1:
+        raise GenlabError(f"nothing to evaluate: {name} has no likelihood and no samples are drawn (n_samples={n_samples}, genlab eval --samples)")
+    if model.data_kind != "image":
+        raise GenlabError(f"nothing to evaluate: {name} has no likelihood, and the sample-quality metrics (FID, KID, "
+                          f"precision/recall) measure images; it makes {model.data_kind}")
+
+
 def evaluate(
     model,
     dataset,
@@ -172,10 +186,13 @@ def evaluate(
 
     Returns:
         ``{"model", "data", "settings": {...}, "likelihood": {...} or None,
-        "quality": {...} or None}``; JSON-ready.
+        "quality": {...} or None}``; JSON-ready. A model without a likelihood whose
+        samples cannot be measured either (none drawn, no feature network fits) is a
+        GenlabError: there is nothing to evaluate.
     """
     from .likelihood import evaluate_likelihood
 
+    check_measurable(model, n_samples)
     data_name = getattr(dataset, "name", "") or ""
     result: dict[str, Any] = {
         "model": type(model).__name__,
@@ -196,12 +213,14 @@ def evaluate(
             progress=progress,
         )
     if "sample" in model.capabilities and n_samples > 0:
-        shape = tuple(dataset.shape) if hasattr(dataset, "shape") and len(dataset.shape) == 3 else tuple(torch.as_tensor(dataset).shape[1:])
+        shape = tuple(dataset.shape) if hasattr(dataset, "shape") else tuple(torch.as_tensor(dataset).shape[1:])
         try:
             net = _resolve_net(feature_net, shape, data_name)
         except FeatureNetError as e:
             if feature_net is not None:  # the user asked for this network: a real error
                 raise
+            if result["likelihood"] is None:
+                raise FeatureNetError(f"nothing to evaluate: {type(model).__name__} has no likelihood, and {e}") from None
             warnings.warn(f"sample-quality metrics skipped: {e}", stacklevel=2)
             result["settings"]["quality_skipped"] = str(e)
             return result

@@ -80,6 +80,19 @@ def build_model(run_config: RunConfig):
     return model_cls(model_cfg)
 
 
+def check_data_kind(model_name: str, data_name: str, shape: tuple[int, ...]) -> None:
+    """A ConfigError when a model of images or sequences gets points (data of shape (D,)) or a
+    model of points gets anything else; models whose config decides (``data_kind`` a property,
+    e.g. gan) take either."""
+    from .. import registry
+
+    kind = getattr(registry.get(model_name)[1], "data_kind")  # a string, or a property where the config decides
+    if isinstance(kind, str) and (kind == "points") != (len(shape) == 1):
+        held = f"{'points' if len(shape) == 1 else 'data'} of shape {shape}"
+        raise ConfigError(f"{model_name} models {kind}s, but the data set {data_name!r} holds {held}; "
+                          f"choose a data set of {kind}s (genlab datasets lists them)")
+
+
 def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
     """Fill ``model.image_shape`` from the data and check ``model.num_classes``."""
     images = dataset.images
@@ -94,6 +107,7 @@ def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
         if have != k:
             raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
     shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
+    check_data_kind(run_config.model_name, run_config.data.name, shape)
     model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
     return dataclasses.replace(run_config, model=model_cfg)
 

@@ -25,8 +25,9 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return 1.0
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> cuda (this process's GPU under torchrun) if available, else mps, else cpu."""
+def resolve_device(name: str, local_rank: int = 0, setting: str = "train.device") -> torch.device:
+    """``"auto"`` -> cuda (this process's GPU under torchrun) if available, else mps, else cpu.
+    Any other name must be a device this machine has; else a ConfigError naming ``setting``."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
@@ -37,9 +38,13 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"train.device: unknown device {name!r}; use auto, cpu, cuda, cuda:1 or mps") from None
+        raise ConfigError(f"{setting}: unknown device {name!r}; use auto, cpu, cuda, cuda:1 or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but CUDA is not available; use train.device=auto or cpu")
+        raise ConfigError(f"{setting}={name!r} but CUDA is not available; use {setting}=auto or cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{setting}={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"{setting}={name!r} but MPS (Apple's GPU) is not available; use {setting}=auto or cpu")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank)
     return dev
