@@ -345,3 +345,17 @@ def test_the_lock_is_released_on_an_exception_or_ctrl_c(tmp_path):
             with run_lock(tmp_path):  # a second hold, even from this process, is refused
                 pass
         assert (tmp_path / ".lock").exists()
+
+
+def test_a_resume_with_nothing_to_do_leaves_the_folder_byte_identical(cli_run, tmp_path, capsys):
+    import shutil
+
+    run = Path(shutil.copytree(cli_run, tmp_path / "run"))  # at step 4, with report.html
+    before = snapshot(run)
+    for steps, budget in (("2", []), ("4", []), ("4", ["--max-seconds", "1000"])):
+        assert main(["resume", str(run), "--steps", steps, *budget]) == 0
+        assert snapshot(run) == before, steps
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["train"]["steps"] == 4
+    assert main(["resume", str(run), "--steps", "5", "--no-report"]) == 0  # with work to do it writes, as before
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 5 and snapshot(run) != before

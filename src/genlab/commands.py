@@ -129,15 +129,17 @@ def cmd_train(args) -> None:
 
 
 def cmd_resume(args) -> None:
-    from .train import resume
-
     from . import pretrained
+    from .train import resume
+    from .train.checkpoint import list_checkpoints
 
     if pretrained.is_pretrained(args.run):
         raise GenlabError(f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
                           "train your own with genlab train")
+    checkpoints = list_checkpoints(Path(args.run) / "checkpoints")
     run = resume(Path(args.run), steps=args.steps, max_seconds=args.max_seconds)
-    _report_after_training(run, args)
+    if list_checkpoints(run / "checkpoints") != checkpoints:  # it trained; with nothing to do the folder stays as it was
+        _report_after_training(run, args)
     print(run)
 
 

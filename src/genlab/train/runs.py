@@ -244,7 +244,8 @@ def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | N
     reloads the data set (or uses ``dataset``), sets ``train.steps`` in
     ``config.json`` to ``steps`` and trains. ``max_seconds`` replaces the run's time
     budget ``train.max_seconds`` (None keeps it; the time already spent counts).
-    Returns the run directory.
+    Returns the run directory. A run already at ``steps`` (or past them, or out of
+    time) is left exactly as it is, with a warning when past or out of time.
 
     A folder without checkpoints (e.g. written by ``model.save``) is refused with a
     CheckpointError before anything is read or written, a folder another process trains

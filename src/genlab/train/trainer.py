@@ -272,6 +272,7 @@ class Trainer:
         all its threads (so a budget means the same work on a busy machine as on an idle one).
 
         Checkpoints every ``checkpoint_every`` steps and at the end; returns the run dir.
+        With nothing to do (the step or the time budget already reached) it writes nothing.
         Raises :class:`TrainingError` (writing no checkpoint) on a non-finite loss.
         """
         if steps is not None and steps != self.config.steps:
@@ -282,9 +283,6 @@ class Trainer:
                 self.run_config = dataclasses.replace(self.run_config, train=self.config)
         target = self.config.steps
         c = self.config
-        if self.dist.is_main:
-            make_dirs(self.run_dir)
-            self._write_config()
         if self.step >= target:
             if self.step > target:
                 warnings.warn(f"the run is already at step {self.step}, past the requested {target}; nothing to do", stacklevel=2)
@@ -294,6 +292,9 @@ class Trainer:
                           "nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., max_seconds=S), sets a larger budget)", stacklevel=2)
             self.out_of_time = True
             return self.run_dir
+        if self.dist.is_main:  # only now: with nothing to do the run folder stays as it is
+            make_dirs(self.run_dir)
+            self._write_config()
         bar = None
         if c.progress and self.dist.is_main:
             bar = progress_bar(target, self.step, self.run_dir.name)  # plain lines when stderr is a log file
