@@ -172,6 +172,19 @@ def test_seeds_must_fit_64_bits(vae_run, tmp_path, capsys):
     assert main(["sample", str(vae_run), "--seed", str(2**63 - 1), "-n", "2", "--out", str(tmp_path / "s.png")]) == 0
 
 
+def test_an_image_shape_the_data_overrides_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    fails_in_one_line(["train", "vae", "--data", "digits", "--steps", "1", "--out", str(out), "--set", "model.image_shape=[3,32,32]"],
+                      capsys, "model.image_shape=[3, 32, 32]", "holds data of shape (1, 8, 8)",
+                      "--set data.image_size=[32, 32] --set data.channels=3")
+    assert not out.exists()
+
+
+def test_a_report_without_metrics_says_so(vae_run):  # trained with train.log_every=0
+    page = (vae_run / "report.html").read_text()
+    assert "no metrics logged" in page and "? of" not in page
+
+
 def test_complete_with_a_file_that_is_not_an_image(pixelcnn_run, not_an_image, tmp_path, capsys):
     before = tree(pixelcnn_run)
     fails_in_one_line(["complete", str(pixelcnn_run), "--image", str(not_an_image), "--rows", "3", "--out", str(tmp_path / "c.png")],

@@ -40,6 +40,34 @@ def test_sample_interpolate_manifold(run_dir, tmp_path):
     assert Image.open(tmp_path / "t.png").size == (2 + 5 * 10, 2 + 2 * 10)  # latent_dim=2 rows
 
 
+def test_out_is_written_in_the_format_its_extension_names(run_dir, tmp_path, capsys):
+    assert main(["sample", str(run_dir), "-n", "4", "--out", str(tmp_path / "s.jpg")]) == 0
+    assert Image.open(tmp_path / "s.jpg").format == "JPEG"
+    assert main(["manifold", str(run_dir), "--n", "3", "--out", str(tmp_path / "m")]) == 0
+    assert Image.open(tmp_path / "m.png").format == "PNG"  # no extension: the command's own
+    for argv, allowed in ((["sample", "-n", "4", "--out", "s.bmp"], ".png, .jpg, .jpeg"),
+                          (["interpolate", "--out", "i.png"], ".gif"), (["report", "--out", "r.txt"], ".html")):
+        capsys.readouterr()
+        assert main([argv[0], str(run_dir), *argv[1:-1], str(tmp_path / argv[-1])]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"writes {allowed} files" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "s.jpg"]
+
+
+def test_a_translator_asked_for_16_samples_shows_16_images(tmp_path, monkeypatch):
+    from genlab.viz import samples
+
+    run = tmp_path / "cg"
+    assert main(["train", "cyclegan", "--data", "unpaired:digits,digits+invert", "--steps", "1", "--out", str(run),
+                 "--set", "train.batch_size=8", "--set", "model.g_downsamplings=1", "--set", "model.d_downsamplings=1",
+                 "--set", "model.g_channels=4", "--set", "model.d_channels=4", "--set", "train.progress=false", "--no-report"]) == 0
+    shown = []
+    render = samples.render_samples
+    monkeypatch.setattr(samples, "render_samples", lambda *a, **k: shown.append(render(*a, **k)) or shown[-1])
+    assert main(["sample", str(run), "-n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert shown[0].samples.shape[0] == 8 and shown[0].samples.shape[1] == 2  # 8 (A, B) pairs of 1-channel images
+
+
 def test_eval_prints_json_and_writes_reports(run_dir, capsys):
     assert main(["eval", str(run_dir), "--iw-samples", "5", "--max-examples", "20", "--samples", "50"]) == 0
     out = capsys.readouterr().out
@@ -120,6 +148,9 @@ def test_wavenet_on_sines_trains_and_writes_wav(tmp_path):
     assert main(["sample", str(out), "-n", "2", "--out", str(tmp_path / "s.wav")]) == 0
     with wave.open(str(tmp_path / "s.wav")) as w:
         assert w.getframerate() == 8000 and w.getnframes() >= 2 * 256
+    assert Image.open(tmp_path / "s.png").format == "PNG"  # the waveforms beside the sound
+    assert main(["sample", str(out), "-n", "2", "--out", str(tmp_path / "samples")]) == 0  # no extension: the sound and its picture
+    assert sorted(p.name for p in tmp_path.glob("samples*")) == ["samples.png", "samples.wav"]
 
 
 def test_pixelcnn_completes_an_image(tmp_path):

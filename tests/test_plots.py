@@ -12,7 +12,7 @@ import torch
 from genlab import registry
 from genlab.errors import GenlabError
 from genlab.viz.images import make_grid, to_pil
-from genlab.viz.plots import figure_image, points_figure, waveform_figure
+from genlab.viz.plots import figure_image, loss_curves, points_figure, waveform_figure
 from genlab.viz.samples import DEFAULT_COUNT, render_samples
 
 
@@ -65,6 +65,14 @@ def test_points_plot_orients_the_surface_and_the_points():
     upper_left, lower_right = (slice(0, h // 2), slice(0, w // 2)), (slice(h // 2, h), slice(w // 2, w))
     assert black[upper_left].sum() > 100 > black[lower_right].sum()
     assert red[lower_right].sum() > 100 > red[upper_left].sum()
+
+
+def test_each_loss_is_drawn_once_though_logged_under_two_names():
+    d, g = [[1, 0.7], [2, 0.6]], [[1, 1.1], [2, 1.3]]
+    series = {"discriminator/d/loss": d, "discriminator/loss": d, "generator/g/loss": g, "generator/loss": g,
+              "generator/g/fake": [[1, 0.2], [2, 0.3]], "images_per_s": [[1, 50.0], [2, 60.0]]}
+    fig = loss_curves(series)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["discriminator/loss", "generator/loss"]
 
 
 # --------------------------------------------------------------------------- render_samples

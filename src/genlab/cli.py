@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         return s
 
     s = run_cmd("sample", "draw samples: an image grid, waveforms (or a WAV file) or a scatter of points", cmd_sample,
-                "PNG path, or .wav for sequence models (default RUN/samples.png, RUN/samples.wav for sequences)")
-    s.add_argument("-n", type=_samples, default=None, help="number of samples, 1 to 10000 (default 64 images, 8 sequences, 1000 points)")
+                "picture (.png, .jpg, .jpeg), or .wav for sequence models, their waveforms beside it as .png "
+                "(default RUN/samples.png, RUN/samples.wav for sequences)")
+    s.add_argument("-n", type=_samples, default=None, help="number of samples, 1 to 10000 (default 64 images, 8 sequences, 1000 points; a translator's (A, B) pair is 2 images)")
     s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
     s.add_argument("--scale", type=_scale, default=2, help="pixel upscaling of the PNG, 1 to 16")
     s.add_argument("--rate", type=_int_in(1000, 192_000), default=8000, help="sample rate of the WAV written for sequence models")
@@ -142,20 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", help="class label of the walk for a conditional GAN")
     s.add_argument("--scale", type=_scale, default=2)
 
-    s = run_cmd("manifold", "the 2-D latent manifold figure", cmd_manifold, "PNG path (default RUN/manifold.png)")
+    s = run_cmd("manifold", "the 2-D latent manifold figure", cmd_manifold, "picture: .png, .jpg or .jpeg (default RUN/manifold.png)")
     s.add_argument("--n", type=_int_in(2, 100), default=20, help="grid points per axis, 2 to 100")
     s.add_argument("--dims", type=int, nargs=2, default=[0, 1], help="the two latent dimensions to vary")
     s.add_argument("--scale", type=_scale, default=2)
 
     s = run_cmd("reconstruct", "test images next to their reconstructions (latent-variable models)", cmd_reconstruct,
-                "PNG path (default RUN/reconstructions.png)")
+                "picture: .png, .jpg or .jpeg (default RUN/reconstructions.png)")
     s.add_argument("-n", type=_int_in(1, 1024), default=32, help="test images, 1 to 1024")
     s.add_argument("--data", help="data set (default: the run's)")
     s.add_argument("--data-dir")
     s.add_argument("--scale", type=_scale, default=2)
 
     s = run_cmd("traverse", "vary one latent dimension at a time around an encoded test image", cmd_traverse,
-                "PNG path (default RUN/traversal.png)")
+                "picture: .png, .jpg or .jpeg (default RUN/traversal.png)")
     s.add_argument("--dims", type=_int_in(1, 100), default=10, help="how many latent dimensions (rows), 1 to 100")
     s.add_argument("--span", type=float, default=3.0, help="offsets from -span to +span (standard deviations)")
     s.add_argument("--steps", type=_int_in(1, 64), default=9, help="images per row, 1 to 64")
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--iw-samples", type=_int_in(1, 10_000), default=None)
     s.add_argument("--max-examples", type=_count, default=1000)
 
-    s = run_cmd("complete", "complete an image from its top rows (autoregressive models)", cmd_complete, "PNG path")
+    s = run_cmd("complete", "complete an image from its top rows (autoregressive models)", cmd_complete, "picture: .png, .jpg or .jpeg (default RUN/completion.png)")
     s.add_argument("--image", required=True)
     s.add_argument("--rows", type=int, required=True, help="rows observed from the top")
     s.add_argument("-n", type=_int_in(1, 256), default=8, help="completions drawn, 1 to 256")
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = run_cmd("translate", "translate images between domains (cyclegan): inputs, translations, reconstructions",
-                cmd_translate, "PNG path (default RUN/translation-<direction>.png)")
+                cmd_translate, "picture: .png, .jpg or .jpeg (default RUN/translation-<direction>.png)")
     s.add_argument("--direction", choices=["a2b", "b2a"], required=True, help="a2b applies G: A -> B, b2a applies F: B -> A")
     src = s.add_mutually_exclusive_group()
     src.add_argument("--image", help="an image file to translate")

@@ -37,15 +37,27 @@ def _labels(text: str | None, n: int):
     return torch.tensor(values)
 
 
-def _out_path(args, out_dir: Path, default_name: str) -> Path:
-    return Path(args.out) if args.out else out_dir / default_name
+def _out_path(args, out_dir: Path, default_name: str, *also: str) -> Path:
+    """Where a command writes: ``--out``, else ``out_dir/default_name``. An ``--out`` without an
+    extension takes default_name's; one the command cannot write (default_name's kind: a picture
+    is .png, .jpg or .jpeg; or ``also``) is refused before anything is computed."""
+    from .viz.images import PICTURE_FORMATS
+
+    if not args.out:
+        return out_dir / default_name
+    path, ext = Path(args.out), Path(default_name).suffix
+    if not path.suffix:
+        return path.with_name(path.name + ext)
+    allowed = [*(PICTURE_FORMATS if ext in PICTURE_FORMATS else [ext]), *also]
+    if path.suffix.lower() not in allowed:
+        raise GenlabError(f"--out {path}: genlab {args.command} writes {', '.join(allowed)} files; end the name with one of these")
+    return path
 
 
-def _write_png(args, out_dir: Path, default_name: str, image) -> None:
-    """Save ``image`` (an image or a batch, in [0, 1]) at ``--out`` or ``out_dir/default_name``, scaled by ``--scale``; print where."""
+def _write_png(args, path: Path, image) -> None:
+    """Save ``image`` (an image or a batch, in [0, 1]) at ``path`` (:func:`_out_path`), scaled by ``--scale``; print where."""
     from .viz.images import save_png
 
-    path = _out_path(args, out_dir, default_name)
     save_png(image, path, scale=args.scale)
     print(path)
 
@@ -154,18 +166,27 @@ def cmd_report(args) -> None:
     from .report import write_report
 
     run, out = _folders(args.run)
-    print(write_report(run, args.out or out / "report.html", fast=args.fast, seed=args.seed, device=_device(args.device)))
+    print(write_report(run, _out_path(args, out, "report.html"), fast=args.fast, seed=args.seed, device=_device(args.device)))
 
 
 def cmd_sample(args) -> None:
-    from .viz.samples import check_picture, default_count, render_samples
+    import math
+
+    from .viz.images import PICTURE_FORMATS
+    from .viz.samples import check_picture, default_count, images_per_sample, render_samples
 
     run, out = _folders(args.run)
     model = _load(args.run)
+    _require(model, "sample", "does not sample")
+    if model.data_kind == "sequence":  # a WAV file, its waveforms beside it as .png; or the picture alone
+        path = _out_path(args, out, "samples.wav", *PICTURE_FORMATS)
+    else:
+        path = _out_path(args, out, "samples.png")
     n = default_count(model) if args.n is None else args.n
+    if model.data_kind == "image":  # -n counts images: a translator's sample is an (A, B) pair of them
+        n = math.ceil(n / images_per_sample(model))
     check_picture(model, n, args.scale)
     shown = render_samples(model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name"))
-    path = _out_path(args, out, "samples.wav" if shown.kind == "sequence" else "samples.png")
     print(shown.save(path, scale=args.scale, rate=args.rate))
 
 
@@ -203,12 +224,13 @@ def cmd_manifold(args) -> None:
     from .viz import latent
 
     _, out = _folders(args.run)
+    path = _out_path(args, out, "manifold.png")
     model = _load(args.run)
     _require(model, "decode", "has no latent space: the manifold figure decodes a grid of latent codes")
     if model.data_kind != "image":
         raise GenlabError(f"{type(model).__name__} makes {model.data_kind}, not images: the manifold figure is a grid of images")
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
-    _write_png(args, out, "manifold.png", image)
+    _write_png(args, path, image)
 
 
 def cmd_reconstruct(args) -> None:
@@ -217,23 +239,25 @@ def cmd_reconstruct(args) -> None:
     from .viz.images import make_grid
 
     run, out = _folders(args.run)
+    path = _out_path(args, out, "reconstructions.png")
     model = _load(args.run)
     _require(model, "reconstruct", "has no encoder to reconstruct with")
     x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
     rec = model.reconstruct(x.to(model.device)).float().cpu()
     pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
-    _write_png(args, out, "reconstructions.png", make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))))
+    _write_png(args, path, make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))))
 
 
 def cmd_traverse(args) -> None:
     from .viz import latent
 
     run, out = _folders(args.run)
+    path = _out_path(args, out, "traversal.png")
     model = _load(args.run)
     _require(model, "reconstruct", "has no encoder: a traversal varies the latent code of an encoded test image")
     _, x = _test_images(model, run, args, 1, _generator(args.seed))
     image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
-    _write_png(args, out, "traversal.png", image)
+    _write_png(args, path, image)
 
 
 def cmd_eval(args) -> None:
@@ -285,6 +309,7 @@ def cmd_complete(args) -> None:
     from .viz.images import load_image
 
     _, out = _folders(args.run)
+    path = _out_path(args, out, "completion.png")
     model = _load(args.run)
     _require(model, "complete", "does not complete images: only autoregressive models draw the missing rows (genlab models)")
     c, h, w = model.config.image_shape
@@ -294,7 +319,7 @@ def cmd_complete(args) -> None:
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
     completed = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
-    _write_png(args, out, "completion.png", torch.cat([x01[:1], completed.float()]))
+    _write_png(args, path, torch.cat([x01[:1], completed.float()]))
 
 
 def cmd_serve(args) -> None:
@@ -315,13 +340,13 @@ def cmd_translate(args) -> None:
     from .viz.translation import translation_grid, translation_inputs
 
     run, out = _folders(args.run)
+    path = _out_path(args, out, f"translation-{args.direction}.png")
     model = _load(args.run)
-    if "translate" not in model.capabilities:
-        raise GenlabError(f"{type(model).__name__} does not translate between domains; train cyclegan")
+    _require(model, "translate", "does not translate between domains; train cyclegan")
     x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
                              split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
                              generator=_generator(args.seed))
-    _write_png(args, out, f"translation-{args.direction}.png", translation_grid(model, x01, args.direction))
+    _write_png(args, path, translation_grid(model, x01, args.direction))
 
 
 def cmd_models(args) -> None:

@@ -170,7 +170,8 @@ class Report:
         last = metrics.get("last") or {}
         rows = [("model", f"{card['name']} ({card['class']}), {card['parameters']:,} parameters"),
                 ("data", json.dumps(card.get("data"))),
-                ("steps", str(metrics.get("last_step", "?")) + (f" of {train.get('steps')}" if train.get("steps") else ""))]
+                ("steps", "no metrics logged" if metrics.get("last_step") is None
+                 else f"{metrics['last_step']}" + (f" of {train['steps']}" if train.get("steps") else ""))]
         if isinstance(last.get("time"), (int, float)):
             rows.append(("training time", f"{last['time']:.1f} s ({last['time'] / 60:.1f} min)"))
         if isinstance(last.get("images_per_s"), (int, float)):

@@ -93,8 +93,9 @@ def check_data_kind(model_name: str, data_name: str, shape: tuple[int, ...]) -> 
                           f"choose a data set of {kind}s (genlab datasets lists them)")
 
 
-def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
-    """Fill ``model.image_shape`` from the data and check ``model.num_classes``."""
+def fit_model_to_data(run_config: RunConfig, dataset, asked_shape: tuple[int, ...] | None = None) -> RunConfig:
+    """Fill ``model.image_shape`` from the data and check ``model.num_classes``; ``asked_shape``,
+    a shape the user set, must be the data's (a ConfigError saying how to resize it otherwise)."""
     images = dataset.images
     k = run_config.model.num_classes
     if k > 0:
@@ -108,6 +109,11 @@ def fit_model_to_data(run_config: RunConfig, dataset) -> RunConfig:
             raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
     shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
     check_data_kind(run_config.model_name, run_config.data.name, shape)
+    if asked_shape is not None and tuple(asked_shape) != shape:
+        resize = (f"--set data.image_size=[{asked_shape[1]}, {asked_shape[2]}] --set data.channels={asked_shape[0]}"
+                  if len(asked_shape) == 3 else "data.image_size and data.channels")
+        raise ConfigError(f"model.image_shape={list(asked_shape)}, but the data set {run_config.data.name!r} holds data of shape {shape} "
+                          f"and the data decides the model's shape: resize the data ({resize}) or drop model.image_shape")
     model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
     return dataclasses.replace(run_config, model=model_cfg)
 
@@ -186,10 +192,13 @@ def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None,
     when a setting is refused (0 steps, a folder that holds a model, a bad model config).
     The folder is locked while training (:func:`run_lock`): a second process is refused.
     """
+    asked_shape = None
     if isinstance(run_config, str):
         from ..registry import build_run_config
 
         run_config = build_run_config(run_config, data=data, preset=preset, overrides=overrides)
+        if any(str(o).partition("=")[0].strip() == "model.image_shape" for o in overrides):
+            asked_shape = tuple(run_config.model.image_shape)
     elif data is not None or preset is not None or overrides:
         raise ConfigError("data=, preset= and overrides= go with a model name; apply them to a RunConfig with "
                           "genlab.config.apply_overrides, or pass the model name")
@@ -202,7 +211,7 @@ def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None,
             check_new_run_dir(Path(out_dir))
         if dataset is None:
             dataset = load_data(run_config.data)
-        run_config = fit_model_to_data(run_config, dataset)
+        run_config = fit_model_to_data(run_config, dataset, asked_shape)
         run_dir = None
         if info.is_main:
             run_dir = str(Path(out_dir) if out_dir is not None else choose_run_dir(run_config))

@@ -71,14 +71,29 @@ def upscale(img: Image.Image, scale: int) -> Image.Image:
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
 
 
-def save_png(image: Tensor, path: str | Path, scale: int = 1) -> Path:
-    """Save one (C, H, W) image, or a batch (N, C, H, W) as a grid, as a PNG (atomically)."""
-    if image.dim() == 4:
-        image = make_grid(image)
+#: The file formats of pictures, by the extension of the file's name.
+PICTURE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def save_picture(img: Image.Image, path: str | Path) -> Path:
+    """Write ``img`` atomically in the format its name's extension says (:data:`PICTURE_FORMATS`;
+    JPEG at quality 95); any other extension is a GenlabError listing them."""
+    from ..errors import GenlabError
+
+    path = Path(path)
+    fmt = PICTURE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise GenlabError(f"{path}: pictures are written as {', '.join(PICTURE_FORMATS)} files; name it with one of these extensions")
     buf = io.BytesIO()
-    to_pil(image, scale).save(buf, format="PNG")
+    img.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return path
+
+
+def save_png(image: Tensor, path: str | Path, scale: int = 1) -> Path:
+    """Save one (C, H, W) image, or a batch (N, C, H, W) as a grid, atomically, as a PNG (a JPEG
+    under a .jpg or .jpeg name, see :func:`save_picture`)."""
+    return save_picture(to_pil(make_grid(image) if image.dim() == 4 else image, scale), path)
 
 
 def save_gif(frames: list[Tensor], path: str | Path, duration_ms: int = 80, scale: int = 1) -> Path:

@@ -51,11 +51,17 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
 
 
 def loss_curves(series: Mapping[str, Sequence[Sequence[float]]], title: str = "training"):
-    """One panel per logged quantity ending in ``/loss`` (or every series when none does):
-    ``series`` maps a name to [[step, value], ...] (``Explorer.card()["metrics"]["series"]``).
-    A second panel shows throughput (``images_per_s``) when it is logged."""
-    losses = {k: v for k, v in series.items() if k.endswith("/loss") and v} or {
+    """One line per logged quantity ending in ``/loss`` (or every series when none does), each
+    once: of series logged under two names (a GAN's ``discriminator/loss`` and
+    ``discriminator/d/loss``) the shorter name is drawn. ``series`` maps a name to
+    [[step, value], ...] (``Explorer.card()["metrics"]["series"]``). A second panel shows
+    throughput (``images_per_s``) when it is logged."""
+    logged = {k: v for k, v in series.items() if k.endswith("/loss") and v} or {
         k: v for k, v in series.items() if v and k not in ("lr", "time", "images_per_s")}
+    losses: dict[str, Sequence[Sequence[float]]] = {}
+    for name in sorted(logged, key=lambda k: (k.count("/"), k)):
+        if all(logged[name] != v for v in losses.values()):
+            losses[name] = logged[name]
     speed = series.get("images_per_s") or []
     panels = 1 + bool(speed)
     fig = _figure(6.0 * panels, 3.6)

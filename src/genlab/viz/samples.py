@@ -23,8 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import GenlabError
-from ..io import atomic_write_bytes
-from .images import check_pixels, grid_size, make_grid, to_pil, upscale
+from .images import check_pixels, grid_size, make_grid, save_picture, to_pil, upscale
 
 #: samples drawn when no count is given, per kind of data
 DEFAULT_COUNT = {"image": 64, "sequence": 8, "points": 1000}
@@ -37,10 +36,15 @@ def domain_shape(model) -> tuple[int, int, int]:
     return (int(model.domain_channels) if "translate" in model.capabilities else c), h, w
 
 
+def images_per_sample(model) -> int:
+    """Images in one sample of an image model: 1, or 2 for a translator, whose sample is an
+    (A, B) pair of images (shown side by side)."""
+    return model.config.image_shape[0] // domain_shape(model)[0]
+
+
 def _grid_layout(model, n: int) -> tuple[int, int]:
-    """(images, images per row) of the grid of n samples of an image model: a translator's
-    sample is an (A, B) pair of images, shown side by side."""
-    per = model.config.image_shape[0] // domain_shape(model)[0]
+    """(images, images per row) of the grid of n samples of an image model."""
+    per = images_per_sample(model)
     return n * per, per * max(1, math.ceil(math.sqrt(n)))
 
 
@@ -74,23 +78,27 @@ class RenderedSamples:
 
     def png(self, scale: int = 1) -> bytes:
         """The picture as PNG bytes; image grids are upscaled ``scale`` times (nearest)."""
-        img = upscale(self.image, scale) if self.kind == "image" else self.image
         buf = io.BytesIO()
-        img.save(buf, format="PNG")
+        self._picture(scale).save(buf, format="PNG")
         return buf.getvalue()
 
+    def _picture(self, scale: int) -> Image.Image:
+        return upscale(self.image, scale) if self.kind == "image" else self.image
+
     def save(self, path: str | Path, *, scale: int = 1, rate: int = 8000) -> Path:
-        """Write the picture as a PNG, or, for sequences saved under a ``.wav`` name, the
-        samples as one WAV file at ``rate`` Hz (clips one after another). Atomic."""
+        """Write the picture (a PNG, or a JPEG under a .jpg/.jpeg name), or, for sequences saved
+        under a ``.wav`` name, the samples as one WAV file at ``rate`` Hz (clips one after
+        another) and their picture beside it as ``.png``. Atomic; returns ``path``."""
         path = Path(path)
         if path.suffix.lower() == ".wav":
             if self.kind != "sequence":
                 raise GenlabError(f"{path}: only sequence models are written as WAV files; this model makes {self.kind}, use a .png name")
             from ..data.audio import save_wav
 
-            return save_wav(self.samples, path, rate=rate)
-        atomic_write_bytes(path, self.png(scale))
-        return path
+            save_wav(self.samples, path, rate=rate)
+            save_picture(self.image, path.with_suffix(".png"))
+            return path
+        return save_picture(self._picture(scale), path)
 
 
 def _real_points(real, n: int) -> Tensor | None:
