@@ -3,7 +3,7 @@
 Every figure comes from ``genlab.load("pretrained:<name>")`` with fixed seeds, except
 the ring8 training movie, which needs a model at several points of training: it
 comes from a short run of the configuration of ``gan-ring8`` (its first 1,500 of
-3,000 steps, from ``scripts/train_pretrained.py``). Test digits come from ``--data-dir`` (default ``../shared/data``).
+6,000 steps, from ``scripts/train_pretrained.py``). Test digits come from ``--data-dir`` (default ``../shared/data``).
 The explorer's screenshot is taken in headless Chromium (``--chromium``, Debian's
 ``/usr/bin/chromium``, driven by playwright; no browser is downloaded).
 Each file must stay under 200 KB and all of them under 3 MB; the script checks.
