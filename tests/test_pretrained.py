@@ -14,22 +14,22 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.models.vae import VAE, VAEConfig
 
-#: The models issue #10 asks for; more may ship.
+#: The models that must ship (one per family a user meets first); more may.
 REQUIRED = {"vae-mnist", "vae-frey-face", "pixelcnn-mnist", "gated-pixelcnn-mnist", "dcgan-mnist", "gan-ring8",
-            "ali-mnist", "cyclegan-mnist-invert", "wavenet-sines"}
-MAX_BYTES = 12 * 1024 * 1024
+            "ali-mnist", "cyclegan-mnist-invert", "wavenet-sines", "flow-matching-mnist"}
+MAX_BYTES = 25 * 1024 * 1024
 
 
 def test_the_required_models_ship():
     assert REQUIRED <= set(pretrained.names())
 
 
-def test_package_data_is_under_12_mb():
+def test_package_data_is_under_25_mb():
     total = sum(f.stat().st_size for f in pretrained.ROOT.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
     assert total < MAX_BYTES, f"{total / 2**20:.2f} MB of pretrained package data"
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED))
+@pytest.mark.parametrize("name", pretrained.names())
 def test_shipped_model_loads_matches_its_card_and_samples(name):
     folder = pretrained.path(name)
     card = pretrained.card(name)
@@ -119,6 +119,15 @@ def test_cli_lists_pretrained_models_and_refuses_bad_uses(capsys):
     assert "available: " in capsys.readouterr().err
     assert main(["resume", "pretrained:vae-mnist", "--steps", "10"]) == 2
     assert "no checkpoints to resume" in capsys.readouterr().err
+
+
+def test_cli_lists_the_judges_verdicts_of_a_card(monkeypatch, capsys):
+    card = json.loads(json.dumps(pretrained.card("dcgan-mnist")))
+    card["judged"] = {"checks": [{"check": "samples", "n": 1000, "numbers": "91.0% confident; smallest digit 2: 5.1%",
+                                  "target": ">= 85% confident, each digit >= 3%", "pass": True, "measured": {}}]}
+    monkeypatch.setattr(pretrained, "card", lambda name: card)
+    assert main(["models"]) == 0
+    assert "judged (samples): 91.0% confident; smallest digit 2: 5.1% [meets >= 85% confident" in capsys.readouterr().out
 
 
 def test_serve_without_a_run_opens_every_shipped_model(monkeypatch):

@@ -367,7 +367,11 @@ def cmd_models(args) -> None:
         print("\npretrained (use as pretrained:NAME wherever a run folder goes; measured on the test split):")
         for name in shipped:
             card = pretrained.card(name)
-            print(f"{name:22s} {card['data']['name']:28s} {card['headline']}")
+            minutes = card["training"].get("cpu_minutes")
+            print(f"{name:22s} {card['data']['name']:28s} {card['headline']}" + (f"; {minutes:.0f} CPU-min" if minutes else ""))
+            for check in card.get("judged", {}).get("checks", []):  # scripts/check_pretrained.py's independent judge
+                verdict = {True: "meets", False: "misses", None: "-"}[check["pass"]]
+                print(f"{'':22s} judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")
 
 
 def cmd_datasets(args) -> None:
