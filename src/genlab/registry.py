@@ -31,7 +31,7 @@ from .models.ddpm import DDPM, DDPMConfig
 from .models.flow_matching import FlowMatching, FlowMatchingConfig
 from .models.glow import Glow, GlowConfig
 from .models.vqvae import VQVAE, VQVAEConfig
-from .presets import BUDGET, PAPER, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
+from .presets import BUDGET, PAPER, VAE_QUICKSTART, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ _ALICE = Preset({"model.cycle_weight": 1.0}, source=(
     "in the (G, E) loss (model.cycle_weight); the weight was chosen for benchmarks/ali_mnist.py"))
 
 MODELS: dict[str, ModelEntry] = {
-    "vae": ModelEntry(VAEConfig, VAE, presets={**PAPER["vae"], **BUDGET["vae"]}),
+    "vae": ModelEntry(VAEConfig, VAE, presets={"quickstart": VAE_QUICKSTART, **PAPER["vae"], **BUDGET["vae"]}),
     "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets={**PAPER["pixelcnn"], "mnist-cpu": _PIXELCNN_CPU}),
     "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN, presets=PAPER["gated-pixelcnn"]),
     "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines", presets={"fsdd": _FSDD}),
