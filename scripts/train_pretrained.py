@@ -341,12 +341,18 @@ def build(name: str, data_dir: str, work: Path, out: Path, *, retrain: bool = Tr
 
 
 def markdown_table() -> str:
-    """The README's table of the shipped models, from their cards."""
-    rows = ["| model | data | steps x batch | CPU min | measured on the test split |", "|---|---|---|---|---|"]
+    """The README's table of the shipped models, from their cards: what training cost, what the
+    card measured, and what scripts/check_pretrained.py's independent judge found."""
+    rows = ["| model | data | CPU-min (steps x batch) | measured on the test split | judged (scripts/check_pretrained.py) |",
+            "|---|---|---|---|---|"]
     for name in pretrained.names():
         c = pretrained.card(name)
         t = c["training"]
-        rows.append(f"| `pretrained:{name}` | {c['data']['name']} | {t['steps']} x {t['batch_size']} | {t['cpu_minutes']:.1f} | {c['headline']} |")
+        checks = c.get("judged", {}).get("checks", [])
+        judged = "<br>".join(f"{k['numbers']}: {'**meets**' if k['pass'] else 'misses' if k['pass'] is False else '-'} "
+                             f"{k['target']}" for k in checks) or "-"
+        rows.append(f"| `{name}` | {c['data']['name']} | {t['cpu_minutes']:.1f} ({t['steps']:,} x {t['batch_size']}) "
+                    f"| {c['headline']} | {judged} |")
     return "\n".join(rows)
 
 
