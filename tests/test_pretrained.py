@@ -22,6 +22,8 @@ MAX_BYTES = 25 * 1024 * 1024
 
 def test_the_required_models_ship():
     assert REQUIRED <= set(pretrained.names())
+    assert pretrained.names()[0] == pretrained.FEATURED  # genlab serve opens on it
+    assert pretrained.names()[1:] == sorted(pretrained.names()[1:])
 
 
 def test_package_data_is_under_25_mb():

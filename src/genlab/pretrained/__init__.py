@@ -32,9 +32,16 @@ class PretrainedError(GenlabError, LookupError):
     """An unknown pretrained model name, or a shipped model whose files are missing."""
 
 
+#: The shipped model the explorer opens on: the best sampler by the independent judge
+#: (scripts/check_pretrained.py); the others follow in alphabetical order.
+FEATURED = "flow-matching-mnist"
+
+
 def names() -> list[str]:
-    """Names of the shipped models, sorted (folders holding a ``config.json``)."""
-    return sorted(p.name for p in ROOT.iterdir() if p.is_dir() and (p / "config.json").is_file())
+    """Names of the shipped models (folders holding a ``config.json``): :data:`FEATURED` first,
+    then the others sorted."""
+    found = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and (p / "config.json").is_file())
+    return sorted(found, key=lambda name: name != FEATURED)
 
 
 def is_pretrained(spec: str | Path) -> bool:
