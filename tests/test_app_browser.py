@@ -7,10 +7,12 @@ gradio; the browser test also without playwright / chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
 import select
+import signal
 import statistics
 import struct
 import subprocess
@@ -18,6 +20,7 @@ import sys
 import time
 import zlib
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -53,7 +56,7 @@ def served(tmp_path_factory):
     try:
         yield page, url, runs
     finally:
-        page.blocks.close()
+        page.close()
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +218,42 @@ def test_a_slider_answers_in_under_a_second_while_a_pixelcnn_grid_is_drawn(serve
     assert statistics.median(times) < 1.0, times
 
 
+def test_cached_files_stay_bounded_over_fifty_draws(served):
+    """The cache sweeper on this process's own folder: with (every 1 s, older than 1 s) no file
+    written for a draw outlives about two seconds (plus the scheduler's slack), so 50 draws of
+    16 images leave the folder as it was, and it never holds more than the last seconds' draws."""
+    from gradio_client import Client
+
+    runs = served[2]
+    page, url = launch({"cgan": Explorer.from_run(runs["cgan"])}, port=0, block=False, quiet=True, delete_cache=(1, 1))
+    cache = Path(page.blocks.GRADIO_CACHE)
+    assert cache.parent.name.startswith("genlab-serve-") and page.files.parent == cache.parent
+
+    def written_since(t0):  # (path, ctime) of the files written since t0; the walk skips what goes meanwhile
+        found = []
+        for folder, _, names in os.walk(cache):
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    found.append((name, os.stat(os.path.join(folder, name)).st_ctime))
+        return [(name, t) for name, t in found if t >= t0]
+
+    try:
+        client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        start, most, stale = time.time(), 0, []
+        for seed in range(50):
+            assert client.predict(16, seed, "", api_name="/m0_samples")[-1] == "16 images, seed " + str(seed)
+            files = written_since(start)
+            most = max(most, len(files))
+            stale += [name for name, t in files if t < time.time() - 6]
+        assert stale == [] and most < 25 * 17, (stale[:3], most)  # 17 files a draw: 16 images and the grid
+        time.sleep(6)
+        assert written_since(start) == []
+        assert next(os.walk(cache))[1] == []  # nor their folders
+    finally:
+        page.close()
+    assert not page.files.exists()
+
+
 def get(url: str, path: str, host: str | None = None) -> tuple[int, bytes]:
     hostport = url.split("//")[1].rstrip("/")
     conn = http.client.HTTPConnection(hostport, timeout=20)
@@ -327,3 +366,14 @@ def test_serve_behind_a_proxy_prints_the_port_it_listens_on(tmp_path):
         found = re.search(r" on http://127\.0\.0\.1:(\d+)/ ", line)
         assert found and int(found.group(1)) > 0, line
         assert get(f"http://127.0.0.1:{found.group(1)}/", "/")[0] == 200
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_serve_removes_its_temporary_folder_when_stopped(tmp_path, stop):
+    with genlab_serve(tmp_path) as (proc, line):
+        port = re.search(r":(\d+)/ ", line).group(1)
+        assert get(f"http://127.0.0.1:{port}/", "/")[0] == 200
+        assert [p.name[:13] for p in (tmp_path / "tmp").iterdir()] == ["genlab-serve-"]
+        proc.send_signal(getattr(signal, stop))
+        proc.wait(timeout=60)
+    assert list((tmp_path / "tmp").iterdir()) == []

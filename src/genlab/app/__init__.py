@@ -9,7 +9,7 @@ Python API::
     explorer.samples({"n": 16, "seed": 0})["image"]      # base64 PNG of a 4x4 grid
 
     from genlab.app.serve import launch                   # needs the app extra (gradio)
-    page, url = launch({"vae": explorer}, port=0, block=False)   # page.blocks.close() stops it
+    page, url = launch({"vae": explorer}, port=0, block=False)   # page.close() stops it
 
 :class:`Explorer` (plain Python, no web dependency) answers each view;
 :mod:`genlab.app.views` adds the views with figures, audio and progress;

@@ -13,13 +13,28 @@ offline and locked down:
 * Gradio serves only its own cache: run directories are never in ``allowed_paths``;
 * loopback is kept off any HTTP proxy (``NO_PROXY``): Gradio checks its own page
   over HTTP at start-up, and a proxy in the environment would fail that check.
+
+Files: the process keeps one temporary folder, ``$TMPDIR/genlab-serve-XXXX``
+(:func:`server_folder`), removed when it exits (Ctrl+C, SIGTERM, or a normal exit):
+``gradio/`` is Gradio's cache (``GRADIO_TEMP_DIR``: uploads and every image or clip
+sent to the page), whose files are deleted ``DELETE_CACHE[1]`` seconds after they
+were written (checked every ``DELETE_CACHE[0]`` seconds, :func:`_cache_sweeper`);
+each page keeps its example images in a ``page-*`` folder.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import sys
+import tempfile
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -29,6 +44,9 @@ from .explorer import MAX_IMAGE_SIDE, Explorer
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 MAX_UPLOAD = "5mb"
+DELETE_CACHE = (60, 600)  # every minute, delete the cached files written more than 10 minutes ago
+
+_folder: Path | None = None
 
 
 def _offline_environment() -> None:
@@ -40,6 +58,52 @@ def _offline_environment() -> None:
     for key in ("NO_PROXY", "no_proxy"):
         hosts = [h.strip() for h in os.environ.get(key, "").split(",") if h.strip()]
         os.environ[key] = ",".join(hosts + [h for h in ("127.0.0.1", "localhost", "::1") if h not in hosts])
+
+
+def server_folder() -> Path:
+    """This process's temporary folder (made on first use, removed at exit), with Gradio's
+    cache in it: ``GRADIO_TEMP_DIR`` is set to its ``gradio/`` sub-folder."""
+    global _folder
+    if _folder is None:
+        _folder = Path(tempfile.mkdtemp(prefix="genlab-serve-"))
+        atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+        os.environ["GRADIO_TEMP_DIR"] = str(_folder / "gradio")
+    return _folder
+
+
+def _cache_sweeper(cache: str, frequency: float, age: float):
+    """A lifespan for Gradio's app: every ``frequency`` seconds, delete the files cached since
+    the server started (uploads, images and clips sent to the page; not the example images
+    cached while the page was built) once they are ``age`` seconds old, and the folders they
+    leave. Gradio's own ``delete_cache`` is not used: its loop over the set of cached files
+    stops for good ("Set changed size during iteration") when a request caches a file
+    meanwhile, and the files then stay."""
+    def sweep(start: float) -> None:
+        old = time.time() - age
+        for folder, _, names in os.walk(cache, topdown=False):
+            with contextlib.suppress(OSError):  # whatever went meanwhile
+                settled = os.stat(folder).st_mtime < old  # nothing added to it lately
+                for name in names:
+                    path = os.path.join(folder, name)
+                    if start <= os.stat(path).st_ctime < old:
+                        os.remove(path)
+                if settled and folder != cache:
+                    os.rmdir(folder)  # refused while it holds a file
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async def loop(start):
+            while True:
+                await asyncio.sleep(frequency)
+                await asyncio.to_thread(sweep, start)
+
+        task = asyncio.create_task(loop(time.time()))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    return lifespan
 
 
 def require_gradio():
@@ -76,12 +140,14 @@ def theme():
 
 
 def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 8000, *, block: bool = True,
-           quiet: bool = False):
+           quiet: bool = False, delete_cache: tuple[int, int] = DELETE_CACHE):
     """Serve ``explorers`` ({tab name: Explorer}) on host:port (``port=0``: a free one).
 
     With ``block=False`` returns ``(page, url)`` while the server runs in a thread
-    (:class:`~genlab.app.ui.Page`; ``page.blocks.close()`` stops it); otherwise serves
-    until Ctrl+C. ``url`` names the port listened on (the free one for ``port=0``).
+    (:class:`~genlab.app.ui.Page`; ``page.close()`` stops it and removes its files);
+    otherwise serves until Ctrl+C or SIGTERM. ``url`` names the port listened on (the
+    free one for ``port=0``). ``delete_cache``: (every so many seconds, delete the files
+    cached more than so many seconds ago), see :func:`_cache_sweeper`.
     """
     gr = require_gradio()
     from PIL import Image
@@ -96,14 +162,14 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)] if loopback else []
     if port == 0:
         port = free_port(host)
-    page = Page(explorers)
+    page = Page(explorers, Path(tempfile.mkdtemp(prefix="page-", dir=server_folder())))
     page.blocks.queue(default_concurrency_limit=1, max_size=256)
     try:
         page.blocks.launch(
             server_name=host.strip("[]"), server_port=port, prevent_thread_lock=True, quiet=quiet, share=False,
             show_error=False, max_file_size=MAX_UPLOAD, ssr_mode=False, pwa=False, mcp_server=False,
-            enable_monitoring=False, footer_links=[], theme=theme(), app_kwargs={"middleware": middleware},
-            allowed_paths=[], inbrowser=False,
+            enable_monitoring=False, footer_links=[], theme=theme(), allowed_paths=[], inbrowser=False,
+            app_kwargs={"middleware": middleware, "lifespan": _cache_sweeper(page.blocks.GRADIO_CACHE, *delete_cache)},
         )
     except OSError as e:
         raise GenlabError(f"cannot listen on {host}:{port}: {e}; choose another --port or --host") from None
@@ -115,11 +181,17 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
 
 
 def wait(page) -> None:
-    """Serve ``page`` until Ctrl+C, then stop its server."""
+    """Serve ``page`` until Ctrl+C or SIGTERM, then stop its server and remove its files."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit)  # by default SIGTERM ends Python without its atexit functions
     try:
-        page.blocks.block_thread()
+        page.blocks.block_thread()  # returns on Ctrl+C
     finally:
-        page.blocks.close()
+        page.close()
+
+
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu", reference_examples: int = 100,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -60,7 +61,8 @@ def card_markdown(card: dict) -> str:
 
 
 class Page:
-    """Builds the Gradio Blocks for some Explorers: ``Page(explorers).blocks``."""
+    """Builds the Gradio Blocks for some Explorers: ``Page(explorers).blocks``; ``files``: the
+    folder for its example images (removed by :meth:`close`)."""
 
     def __init__(self, explorers: dict[str, Explorer], files: Path | None = None):
         import gradio as gr
@@ -79,18 +81,17 @@ class Page:
             for fn, inputs, outputs, i in self._loads:
                 self._on(self.blocks.load, fn, inputs, outputs, i)
 
+    def close(self) -> None:
+        """Stop the server and remove the example images (the cache goes with the process's folder at exit)."""
+        self.blocks.close()
+        shutil.rmtree(self.files, ignore_errors=True)
+
     # ------------------------------------------------------------------ helpers
     def _on(self, trigger, fn, inputs, outputs, i: int, name: str | None = None, **kw):
         """An event of model ``i`` in its one-worker concurrency group; a named one is also
         callable over HTTP as ``/m<i>_<name>`` (gradio_client; not listed in the API page)."""
         api = {"api_name": f"m{i}_{name}", "api_visibility": "undocumented"} if name else {"api_visibility": "private"}
         return trigger(fn, inputs=inputs, outputs=outputs, concurrency_id=f"model-{i}", concurrency_limit=1, **api, **kw)
-
-    def _file(self, i: int, name: str, data: bytes) -> str:
-        path = self.files / f"model-{i}" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return str(path)
 
     def _watch(self, i: int, view: str, progress, *key, doing: str = "sampling") -> "views.Watch":
         """Progress and cancel for one slow view of model i (``key``: what identifies the job)."""
@@ -162,7 +163,6 @@ class Page:
             gallery = gr.Gallery(elem_id=f"m{i}-samples-gallery", label="samples (caption: index, class label)", columns=8, height="auto",
                                  object_fit="contain", format="png", buttons=["download", "fullscreen"])
             grid = gr.Image(label="the grid", elem_id=f"m{i}-samples-grid", format="png", type="pil", buttons=["download"], interactive=False)
-            download = gr.DownloadButton("Download the grid (PNG)", visible=False)
 
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
@@ -170,15 +170,14 @@ class Page:
                     watch = self._watch(i, "samples", progress, int(n))
                     g, images, captions = views.sample_images(ex, int(n), int(seed or 0), lab, watch)
                 except Exception as e:  # noqa: BLE001 - every failure becomes a message on the page
-                    return [], None, gr.DownloadButton(visible=False), _fail(e)
+                    return [], None, _fail(e)
                 scale = views.display_scale(images[0].shape[-2])
                 pics = [(to_pil(x, scale), cap) for x, cap in zip(images, captions)]
                 grid_img = to_pil(g, views.display_scale(images[0].shape[-2], 64))
-                path = self._file(i, f"samples-seed{int(seed or 0)}.png", views.png_file_bytes(to_pil(g, 4)))
-                return pics, grid_img, gr.DownloadButton(value=path, visible=True), f"{len(images)} images, seed {int(seed or 0)}"
+                return pics, grid_img, f"{len(images)} images, seed {int(seed or 0)}"
 
             inputs = [n, seed] + ([labels] if labels is not None else [])
-            event = self._on(go.click, draw, inputs, [gallery, grid, download, status], i, "samples")
+            event = self._on(go.click, draw, inputs, [gallery, grid, status], i, "samples")
             self._cancel_button(i, "samples", event)
 
     def _plot_view(self, i: int, name: str, tab: str, n: tuple[int, int, int, int], n_label: str, button: str,
@@ -213,20 +212,18 @@ class Page:
             player = gr.Audio(elem_id=f"m{i}-audio", label=f"samples ({views.AUDIO_RATE} Hz, clips one after another)", type="numpy",
                               interactive=False, buttons=["download"])
             wave = gr.Image(elem_id=f"m{i}-waveform", label="waveforms (one row per clip)", format="png", type="pil", interactive=False)
-            download = gr.DownloadButton("Download (WAV)", visible=False)
 
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
                     lab = views.parse_labels(labels_text, ex.caps["num_classes"])
                     watch = self._watch(i, "audio", progress, int(n))
-                    audio, picture, raw = views.audio_samples(ex, int(n), int(seed or 0), lab, watch)
+                    audio, picture, _ = views.audio_samples(ex, int(n), int(seed or 0), lab, watch)
                 except Exception as e:  # noqa: BLE001
-                    return None, None, gr.DownloadButton(visible=False), _fail(e)
-                path = self._file(i, f"samples-seed{int(seed or 0)}.wav", raw)
-                return audio, picture, gr.DownloadButton(value=path, visible=True), ""
+                    return None, None, _fail(e)
+                return audio, picture, ""
 
             inputs = [n, seed] + ([labels] if labels is not None else [])
-            event = self._on(go.click, draw, inputs, [player, wave, download, status], i, "audio")
+            event = self._on(go.click, draw, inputs, [player, wave, status], i, "audio")
             self._cancel_button(i, "audio", event)
 
     def _latent(self, i: int, ex: Explorer) -> None:

@@ -364,12 +364,6 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
     return paths
 
 
-def png_file_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def analysis_markdown(doc: dict) -> str:
     """Explorer.analyze's answer as text: log p(x) in nats and bits/dim, the outlier percentiles."""
     lines = []
