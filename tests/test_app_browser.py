@@ -274,6 +274,26 @@ def test_a_foreign_host_header_is_refused_on_loopback(served):
         assert get(url, "/", host=host)[0] == 200
 
 
+def post_upload(url: str, origin: str | None) -> int:
+    """The status of POST /gradio_api/upload of one small file, with ``origin`` as Origin header."""
+    hostport = url.split("//")[1].rstrip("/")
+    body = (b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\nnot really\r\n--x--\r\n")
+    conn = http.client.HTTPConnection(hostport, timeout=20)
+    headers = {"Content-Type": "multipart/form-data; boundary=x", **({"Origin": origin} if origin else {})}
+    conn.request("POST", "/gradio_api/upload", body, headers)
+    return conn.getresponse().status
+
+
+def test_requests_from_another_origin_are_refused(served):
+    url = served[1]
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    for origin in ("http://evil.example", f"http://localhost:{port + 1}", f"http://127.0.0.1:{port + 1}", "null"):
+        assert post_upload(url, origin) == 403, origin
+    for origin in (f"http://127.0.0.1:{port}", None):  # the page itself; a client without Origin
+        assert post_upload(url, origin) == 200, origin
+
+
 def test_path_traversal_on_file_routes_is_refused(served):
     url, runs = served[1], served[2]
     secret = runs["vae"] / "model.safetensors"

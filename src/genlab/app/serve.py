@@ -10,6 +10,8 @@ offline and locked down:
   an error, not a warning), checked again from the header by ``views.read_upload``;
 * bound to loopback (the default 127.0.0.1), requests whose ``Host`` header is not
   localhost / 127.0.0.1 / [::1] are refused with 400 (DNS rebinding);
+* requests from another web page are refused with 403 (:class:`SameOrigin`): an
+  ``Origin`` header must name the address the request was sent to;
 * Gradio serves only its own cache: run directories are never in ``allowed_paths``;
 * loopback is kept off any HTTP proxy (``NO_PROXY``): Gradio checks its own page
   over HTTP at start-up, and a proxy in the environment would fail that check.
@@ -106,6 +108,26 @@ def _cache_sweeper(cache: str, frequency: float, age: float):
     return lifespan
 
 
+class SameOrigin:
+    """ASGI middleware: refuses (403) a request whose ``Origin`` header is not the page's own
+    origin, http(s)://<its Host header>, e.g. http://127.0.0.1:8000 for a page at that address:
+    another site open in the browser, or a page on another port of localhost, cannot upload
+    files or call the views. Requests without an Origin (curl, gradio_client) pass."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            origin, host = headers.get(b"origin"), headers.get(b"host", b"")
+            if origin is not None and origin not in (b"http://" + host, b"https://" + host):
+                from starlette.responses import PlainTextResponse
+
+                return await PlainTextResponse("cross-origin request refused", status_code=403)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def require_gradio():
     """Import gradio in offline mode, or say how to install it."""
     _offline_environment()
@@ -160,6 +182,7 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     loopback = host in LOOPBACK
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)] if loopback else []
+    middleware.append(Middleware(SameOrigin))
     if port == 0:
         port = free_port(host)
     page = Page(explorers, Path(tempfile.mkdtemp(prefix="page-", dir=server_folder())))
