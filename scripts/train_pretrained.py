@@ -85,10 +85,10 @@ SPECS: dict[str, Spec] = {
     "pixelcnn-mnist": Spec("pixelcnn", "mnist", (), preset="mnist-cpu", minutes=30, fid=False, about=(
         "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, EMA weights, on dynamically binarised MNIST "
         "(the mnist-cpu preset)")),
-    "gated-pixelcnn-mnist": Spec("gated-pixelcnn", "mnist", (
-        "model.num_classes=10", 'model.likelihood="bernoulli"', "model.image_shape=[1,28,28]", "train.batch_size=64",
-        "train.lr=2e-3", "train.warmup_steps=100", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=20, fid=False,
-        about="class-conditional Gated PixelCNN, Bernoulli pixels, EMA weights, on dynamically binarised MNIST"),
+    "gated-pixelcnn-mnist": Spec("gated-pixelcnn", "mnist", (  # the registry's default network: 16 img/s, 300 steps in 20 min
+        "model.num_classes=10", "model.hidden_channels=32", "model.num_blocks=5", "train.batch_size=64", "train.lr=2e-3",
+        "train.warmup_steps=50", *UNTIL_BUDGET), minutes=10, fid=False,
+        about="class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on dynamically binarised MNIST"),
     "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.batch_size=64", *UNTIL_BUDGET), minutes=30, about=(
         "DCGAN (32 base channels, 100-D latent, non-saturating loss, batch 64) on MNIST")),
     "gan-ring8": Spec("gan", "ring8", (),  # the point preset: 6,000 steps (8/8 modes, 0.89-0.93 near one, 3 seeds)
