@@ -129,6 +129,12 @@ def test_every_view_renders_in_chromium(served):
         images("#m0-analyze-reconstruction img")
         assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
         assert page.get_by_role("button", name="Cancel", exact=True).filter(visible=True).count() == 1  # scoring can be stopped
+        # a file that is not an image: the old answer goes, and the page says what is wrong in one sentence
+        page.locator("#m0-analyze-upload input[type=file]").set_input_files(
+            files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"<html>not an image</html>"}])
+        page.wait_for_function("() => !document.querySelector('#m0-analyze-result').innerText.includes('bits/dim')")
+        click("Score and reconstruct")
+        page.wait_for_selector("#m0-analyze-result >> text=x.png is not an image PIL can read: cannot identify image file")
         tab("Draw")  # a white stroke on the black canvas, scored instead of the upload
         box = page.locator("canvas").filter(visible=True).first.bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)

@@ -38,12 +38,19 @@ def test_uploads_are_limited_and_transparency_is_laid_over_white(tmp_path):
         views.read_upload(wide)
     fat = tmp_path / "fat.png"
     fat.write_bytes(bytes(views.MAX_UPLOAD_BYTES + 1))
-    with pytest.raises(RequestError, match="at most 5 MiB"):
+    with pytest.raises(RequestError, match="fat.png is 5.0 MiB; at most 5 MiB"):
         views.read_upload(fat)
-    junk = tmp_path / "junk.png"
-    junk.write_bytes(b"not an image")
-    with pytest.raises(RequestError, match="could not be read as an image"):
-        views.read_upload(junk)
+    for name, content in (("text.png", b"not an image"), ("page.png", b"<html><body>hi</body></html>"),
+                          ("noise.png", bytes(range(256)) * 8), ("cut.png", b"\x89PNG\r\n\x1a\n")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(RequestError, match=rf"^{name} is not an image PIL can read: [a-z]") as error:
+            views.read_upload(tmp_path / name)
+        assert str(tmp_path) not in str(error.value)  # the server's folders are not shown
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(RequestError, match=r"^empty.png is empty \(0 bytes\), not an image$"):
+        views.read_upload(tmp_path / "empty.png")
+    with pytest.raises(RequestError, match="gone.png is no longer on the server"):
+        views.read_upload(tmp_path / "gone.png")
     with pytest.raises(RequestError, match="upload an image first"):
         views.read_upload(None)
 

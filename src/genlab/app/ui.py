@@ -38,6 +38,22 @@ def _fail(error: Exception) -> str:
     return f"**Error:** {type(error).__name__} while computing this view (see the server log)"
 
 
+@functools.cache
+def _upload_image():
+    """gr.Image whose preprocess hands the view the uploaded file's path unopened. (Gradio's
+    own opens the file with Pillow first, and a file that is not an image then fails with a
+    bare "Error"; genlab's reader, :func:`views.read_upload`, says what is wrong.)"""
+    import gradio as gr
+
+    class UploadImage(gr.Image):
+        is_template = True  # drawn by the page as gr.Image
+
+        def preprocess(self, payload):
+            return None if payload is None else payload.path
+
+    return UploadImage
+
+
 def card_markdown(card: dict) -> str:
     """The model card's text part: name, paper line, run, size, what the page offers."""
     caps = card["capabilities"]
@@ -312,14 +328,13 @@ class Page:
 
                 self._on(go_m.click, manifold, [n, dim_x, dim_y] + extra, [plot, m_status], i, "manifold")
 
-    def _image_source(self, examples: list[str]):
-        """Upload (drag and drop, paste) or sketch an image; returns (upload, sketch, tabs)."""
+    def _image_source(self, examples: list[str], elem_id: str):
+        """Upload (drag and drop, paste) or sketch an image; returns (upload, sketch, source)."""
         gr = self.gr
         with gr.Tabs():
             with gr.Tab("Upload"):
-                upload = gr.Image(label="drop an image here", type="filepath", image_mode=None,
-                                  sources=["upload", "clipboard"], height=224)
-                upload.preprocess = self._guarded(upload.preprocess)
+                upload = _upload_image()(label="drop an image here", type="filepath", image_mode=None, elem_id=elem_id,
+                                         sources=["upload", "clipboard"], height=224)
                 if examples:
                     gr.Examples(examples, inputs=[upload], label="examples: test images (click one)")
             with gr.Tab("Draw"):
@@ -331,21 +346,10 @@ class Page:
         source = gr.Radio(["upload", "drawing"], value="upload", label="use")
         return upload, sketch, source
 
-    def _guarded(self, preprocess):
-        """Gradio opens an upload with Pillow before the view runs: an image over the pixel
-        limit fails there, and is reported to the user in one line."""
-        from PIL import Image as PILImage
-
-        gr = self.gr
-
-        def run(payload):
-            try:
-                return preprocess(payload)
-            except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as e:
-                raise gr.Error(f"the image is too large ({e.args[0].split(' could')[0] if e.args else e}); "
-                               f"at most {views.MAX_IMAGE_SIDE} pixels a side") from None
-
-        return run
+    def _cleared_by(self, upload, answer: list) -> None:
+        """A new upload (or clearing it) clears the view's last answer and message."""
+        self.gr.on([upload.upload, upload.clear], lambda: [None] * len(answer), None, answer, queue=False,
+                   api_visibility="private")
 
     @staticmethod
     def _image_b64(upload, sketch, source) -> str:
@@ -360,7 +364,7 @@ class Page:
         gr = self.gr
         caps = ex.caps
         with gr.Tab("Your image"):
-            upload, sketch, source = self._image_source(examples)
+            upload, sketch, source = self._image_source(examples, f"m{i}-analyze-upload")
             with gr.Row():
                 seed = gr.Number(0, label="seed (binarisation, importance samples)", precision=0, minimum=0)
                 k = gr.Slider(1, MAX_IW_SAMPLES, value=100, step=1, label="importance samples k",
@@ -372,6 +376,7 @@ class Page:
                 rec = gr.Image(elem_id=f"m{i}-analyze-reconstruction", label="reconstruction", format="png", type="pil", interactive=False, height=160,
                                visible=caps["reconstruct"])
             result = gr.Markdown(elem_id=f"m{i}-analyze-result")
+            self._cleared_by(upload, [seen, rec, result])
 
             def analyze(upload, sketch, source, seed, k, label=None, progress=gr.Progress()):
                 try:
@@ -394,7 +399,7 @@ class Page:
         gr = self.gr
         h = ex.model.config.image_shape[-2]
         with gr.Tab("Complete"):
-            upload, sketch, source = self._image_source(examples)
+            upload, sketch, source = self._image_source(examples, f"m{i}-complete-upload")
             with gr.Row():
                 rows = gr.Slider(1, h - 1, value=h // 2, step=1, label="rows kept from the top", elem_id=f"m{i}-complete-rows")
                 n = gr.Slider(1, 16, value=4, step=1, label="completions")
@@ -405,6 +410,7 @@ class Page:
             with gr.Row():
                 kept = gr.Image(elem_id=f"m{i}-complete-kept", label="kept (the rest grey)", format="png", type="pil", interactive=False, height=160)
                 out = gr.Image(elem_id=f"m{i}-complete-out", label="completions", format="png", type="pil", interactive=False, buttons=["download"])
+            self._cleared_by(upload, [kept, out, status])
 
             def run(upload, sketch, source, rows, n, seed, label=None, progress=gr.Progress()):
                 try:
@@ -423,13 +429,14 @@ class Page:
         gr = self.gr
         h = ex.model.config.image_shape[-2]
         with gr.Tab("Translate"):
-            upload, sketch, source = self._image_source(examples)
+            upload, sketch, source = self._image_source(examples, f"m{i}-translate-upload")
             direction = gr.Radio([("A -> B (G)", "a2b"), ("B -> A (F)", "b2a")], value="a2b", label="direction")
             go = gr.Button("Translate", variant="primary")
             status = gr.Markdown(elem_id=f"m{i}-translate-status")
             with gr.Row():
                 shown = [gr.Image(label=t, format="png", type="pil", interactive=False, height=160, elem_id=f"m{i}-translate-{k}")
                          for k, t in enumerate(("input", "translation", "cycle: translated back"))]
+            self._cleared_by(upload, shown + [status])
 
             def run(upload, sketch, source, direction):
                 try:

@@ -97,27 +97,41 @@ class Watch:
 def read_upload(path: str | Path | None, *, background: int = 255) -> str:
     """An uploaded image file -> base64 PNG text for the Explorer's ``"image"`` field.
 
-    Refused (RequestError) above ``MAX_UPLOAD_BYTES`` bytes or ``MAX_IMAGE_SIDE``
-    pixels a side, read from the header before decoding; transparency is laid over
-    grey level ``background``.
+    Refused (RequestError, one sentence naming the file) when it is empty, above
+    ``MAX_UPLOAD_BYTES`` bytes or ``MAX_IMAGE_SIDE`` pixels a side (read from the header
+    before decoding), or not an image Pillow can read; transparency is laid over grey
+    level ``background``.
     """
     if path is None:
         raise RequestError("upload an image first (or draw one, or click an example)")
     path = Path(path)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise RequestError(f"{path.name} is no longer on the server (uploads are kept for a while only): "
+                           "upload it again") from None
+    if size == 0:
+        raise RequestError(f"{path.name} is empty (0 bytes), not an image")
     if size > MAX_UPLOAD_BYTES:
-        raise RequestError(f"the file is {size / 2**20:.1f} MiB; at most {MAX_UPLOAD_BYTES / 2**20:.0f} MiB")
+        raise RequestError(f"{path.name} is {size / 2**20:.1f} MiB; at most {MAX_UPLOAD_BYTES / 2**20:.0f} MiB")
     try:
         with Image.open(path) as img:
             if max(img.size) > MAX_IMAGE_SIDE:
                 raise RequestError(f"the image is {img.width}x{img.height} pixels; at most {MAX_IMAGE_SIDE} a side")
             img.load()
             flat = flatten(img, background)
-    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
-        if isinstance(e, RequestError):
-            raise
-        raise RequestError(f"the file could not be read as an image ({type(e).__name__})") from None
+    except RequestError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise RequestError(f"{path.name} is too large ({_reason(e, path)}); at most {MAX_IMAGE_SIDE} pixels a side") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise RequestError(f"{path.name} is not an image PIL can read: {_reason(e, path)}") from None
     return pil_base64(flat)
+
+
+def _reason(error: Exception, path: Path) -> str:
+    """Pillow's message without the server's path of the file."""
+    return str(error).replace(f" {str(path)!r}", "").replace(str(path), path.name) or type(error).__name__
 
 
 def flatten(img: Image.Image, background: int = 255) -> Image.Image:
