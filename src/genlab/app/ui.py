@@ -38,22 +38,6 @@ def _fail(error: Exception) -> str:
     return f"**Error:** {type(error).__name__} while computing this view (see the server log)"
 
 
-@functools.cache
-def _upload_image():
-    """gr.Image whose preprocess hands the view the uploaded file's path unopened. (Gradio's
-    own opens the file with Pillow first, and a file that is not an image then fails with a
-    bare "Error"; genlab's reader, :func:`views.read_upload`, says what is wrong.)"""
-    import gradio as gr
-
-    class UploadImage(gr.Image):
-        is_template = True  # drawn by the page as gr.Image
-
-        def preprocess(self, payload):
-            return None if payload is None else payload.path
-
-    return UploadImage
-
-
 def card_markdown(card: dict) -> str:
     """The model card's text part: name, paper line, run, size, what the page offers."""
     caps = card["capabilities"]
@@ -333,8 +317,8 @@ class Page:
         gr = self.gr
         with gr.Tabs():
             with gr.Tab("Upload"):
-                upload = _upload_image()(label="drop an image here", type="filepath", image_mode=None, elem_id=elem_id,
-                                         sources=["upload", "clipboard"], height=224)
+                upload = gr.Image(label="drop an image here", type="filepath", image_mode=None, elem_id=elem_id,
+                                  sources=["upload", "clipboard"], height=224)
                 if examples:
                     gr.Examples(examples, inputs=[upload], label="examples: test images (click one)")
             with gr.Tab("Draw"):
@@ -353,12 +337,16 @@ class Page:
 
     @staticmethod
     def _image_b64(upload, sketch, source) -> str:
+        """The image a view was given, from the raw upload and sketch payloads: the image views
+        skip Gradio's preprocessing (``preprocess=False``), which opens an upload with Pillow
+        and fails on a file that is not an image with a bare "Error"; genlab's reader,
+        :func:`views.read_upload`, says what is wrong in one sentence."""
         if source == "drawing":
             composite = (sketch or {}).get("composite")
             if composite is None:
                 raise views.RequestError("draw something first")
-            return views.pil_base64(views.flatten(composite, background=0))
-        return views.read_upload(upload)
+            return views.read_upload(composite["path"], background=0)
+        return views.read_upload(upload and upload["path"])
 
     def _analyze(self, i: int, ex: Explorer, examples: list[str]) -> None:
         gr = self.gr
@@ -392,7 +380,7 @@ class Page:
                 return seen, rec, views.analysis_markdown(doc)
 
             event = self._on(go.click, analyze, [upload, sketch, source, seed, k] + ([label] if label is not None else []),
-                             [seen, rec, result], i, "analyze")
+                             [seen, rec, result], i, "analyze", preprocess=False)
             self._cancel_button(i, "analyze", event)
 
     def _complete(self, i: int, ex: Explorer, examples: list[str]) -> None:
@@ -422,7 +410,7 @@ class Page:
                 return to_pil(shown, views.display_scale(h, 160)), to_pil(grid, views.display_scale(h, 80)), ""
 
             event = self._on(go.click, run, [upload, sketch, source, rows, n, seed] + ([label] if label is not None else []),
-                             [kept, out, status], i, "complete")
+                             [kept, out, status], i, "complete", preprocess=False)
             self._cancel_button(i, "complete", event)
 
     def _translate(self, i: int, ex: Explorer, examples: list[str]) -> None:
@@ -446,7 +434,7 @@ class Page:
                 s = views.display_scale(h, 160)
                 return (*[im.resize((im.width * s, im.height * s), Image.NEAREST) for im in images], "")
 
-            self._on(go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate")
+            self._on(go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate", preprocess=False)
 
 
 __all__ = ["Page", "card_markdown"]
