@@ -155,6 +155,9 @@ def test_capabilities_follow_the_methods_not_the_names():
     assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["analyze"] and gan["num_classes"] == 3
     assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden_dim=8, hidden_layers=1))["kind"] == "points"
     assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden_dim=8, hidden_layers=1))["manifold"]
+    # image-sized codes get sliders and interpolation, not a 2-D manifold (a slice through 2 of 256 entries is blank)
+    glow = capabilities(build("glow", image_shape=(1, 16, 16), num_scales=2, steps_per_scale=1, hidden_channels=4))
+    assert glow["latent"] and glow["latent_dim"] == 256 and not glow["manifold"]
     assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))["translate"]
 
 

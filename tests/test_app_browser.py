@@ -128,6 +128,9 @@ def test_every_view_renders_in_chromium(served):
         page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=VIEW_MS)
         images("#m0-analyze-reconstruction img")
         assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
+        # one field a line; each NLL with its estimator (k = 100 for the score, genlab.ood's k = 10 for the outlier NLLs)
+        assert page.locator("#m0-analyze-result li").count() >= 6
+        assert page.locator("#m0-analyze-result li", has_text="estimator").count() == 2
         assert page.get_by_role("button", name="Cancel", exact=True).filter(visible=True).count() == 1  # scoring can be stopped
         # a file that is not an image: the old answer goes, and the page says what is wrong in one sentence
         page.locator("#m0-analyze-upload input[type=file]").set_input_files(
@@ -191,7 +194,8 @@ def test_every_view_renders_in_chromium(served):
         # progress while it draws (the first grid of its size counts calls; later ones show a bar)
         page.get_by_text(re.compile(r"[0-9.]+k? calls")).filter(visible=True).first.wait_for(timeout=VIEW_MS)
         click("Cancel")
-        page.wait_for_selector("#m1-samples-status >> text=cancelled", timeout=VIEW_MS)
+        page.wait_for_selector("#m1-samples-status >> text=Cancelled.", timeout=VIEW_MS)
+        assert "Error" not in page.inner_text("#m1-samples-status")
         assert external == [], external
 
 
@@ -219,7 +223,7 @@ def test_a_slider_answers_in_under_a_second_while_a_pixelcnn_grid_is_drawn(serve
     page.cancel["1/samples"].set()  # Cancel: the model call stops at its next network call
     t = time.perf_counter()
     result = grid.result(timeout=60)
-    assert "cancelled" in status_of(result) and time.perf_counter() - t < 10
+    assert status_of(result) == "Cancelled." and time.perf_counter() - t < 10
     assert still_drawing, "the grid finished before the sliders were measured; nothing was tested"
     assert statistics.median(times) < 1.0, times
 

@@ -145,3 +145,15 @@ def test_a_failing_report_only_warns_after_training(tmp_path, monkeypatch, capsy
                  "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16"]) == 0
     err = capsys.readouterr().err
     assert "the report was not written (RuntimeError: disk full)" in err and (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_the_analysis_text_has_one_field_a_line_and_names_each_estimator():
+    vae = build("vae", image_shape=(1, 8, 8), latent_dim=2, channels=(4, 8), hidden_dim=16)
+    ex = Explorer(vae)
+    ex._reference_data, ex._reference_name = (torch.rand(12, 1, 8, 8) * 255).to(torch.uint8), "noise"
+    doc = ex.analyze({"image": views.pil_base64(Image.new("L", (8, 8), 128)), "iw_samples": 3})
+    lines = views.analysis_markdown(doc).splitlines()
+    fields = [line for line in lines if line.startswith("- ")]
+    assert len(fields) == 6 and all(line.startswith("- ") or line.startswith("**Outlier") or not line for line in lines)
+    estimators = [line for line in fields if "estimator" in line]
+    assert len(estimators) == 2 and "k = 3 samples" in estimators[0] and "k = 10 samples" in estimators[1]

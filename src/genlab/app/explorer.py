@@ -12,7 +12,8 @@ so a new model gets every view its methods allow (see :func:`capabilities`):
   discriminator's surface for points, a waveform for sequences);
 * ``latent`` + ``decode``: sliders over the first flattened code entries and
   interpolation strips (lerp / slerp over flattened codes, :mod:`genlab.viz.latent`)
-  for codes of any ``latent_shape``; the 2-D manifold figure for 1-D codes;
+  for codes of any ``latent_shape``; the 2-D manifold figure for vectors of at most
+  ``MAX_MANIFOLD_LATENT`` entries (not Glow's or VQ-VAE's image-sized codes);
 * ``reconstruct``: the reconstruction of an uploaded image;
 * ``log_prob``: its log-likelihood in nats and bits/dim, and where it falls
   among the run's own held-out images (:mod:`genlab.ood` scores), each number
@@ -67,6 +68,7 @@ MAX_SAMPLES = 64  # images per sample grid
 MAX_POINTS = 5000  # points per scatter plot of a point model
 MAX_FRAMES = 32  # images per interpolation strip
 MAX_MANIFOLD = 30  # manifold grid points per axis
+MAX_MANIFOLD_LATENT = 128  # latent vectors longer than this get no 2-D manifold (a slice through 2 of them is blank)
 MAX_IW_SAMPLES = 1000  # importance samples per likelihood estimate
 MAX_SEED = 2**63 - 1
 DEFAULT_IW_SAMPLES = 100
@@ -98,7 +100,7 @@ def capabilities(model) -> dict[str, Any]:
         "latent_dim": d,
         "latent_shape": list(model.latent_shape) if d is not None else None,
         "latent": latent,
-        "manifold": latent and d >= 2 and len(model.latent_shape) == 1,
+        "manifold": latent and len(model.latent_shape) == 1 and 2 <= d <= MAX_MANIFOLD_LATENT,
         "reconstruct": image and "reconstruct" in has,
         "log_prob": image and model.likelihood_kind != "none",
         "importance_sampled": image and is_importance_sampled(model),

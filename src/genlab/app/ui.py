@@ -33,6 +33,8 @@ SKETCH_SIZE = 224  # pixels a side of the drawing canvas
 
 
 def _fail(error: Exception) -> str:
+    if isinstance(error, views.Cancelled):
+        return "Cancelled."
     if isinstance(error, (GenlabError, ValueError)):
         return f"**Error:** {str(error).splitlines()[0] if str(error) else type(error).__name__}"
     return f"**Error:** {type(error).__name__} while computing this view (see the server log)"

@@ -379,22 +379,24 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
 
 
 def analysis_markdown(doc: dict) -> str:
-    """Explorer.analyze's answer as text: log p(x) in nats and bits/dim, the outlier percentiles."""
+    """Explorer.analyze's answer as text, one field a line: log p(x) in nats and bits/dim, and
+    the outlier percentiles, each number with the estimator that produced it."""
     lines = []
     lik = doc.get("likelihood")
     if lik:
-        lines += [f"**log p(x)** = {lik['log_prob_nats']:.2f} nats"
-                  + (f" (discrete-data offset {lik['offset_nats']:.2f})" if lik["offset_nats"] else ""),
-                  f"**NLL** = {lik['nll_nats']:.2f} nats = **{lik['bits_per_dim']:.4f} bits/dim**",
-                  f"estimator: {lik['estimator']}"]
+        offset = f" (discrete-data offset {lik['offset_nats']:.2f})" if lik["offset_nats"] else ""
+        lines += [f"- **log p(x)** = {lik['log_prob_nats']:.2f} nats{offset}",
+                  f"- **NLL** = {lik['nll_nats']:.2f} nats = **{lik['bits_per_dim']:.4f} bits/dim**",
+                  f"- estimator: {lik['estimator']}"]
     out = doc.get("outlier")
     if out and out.get("available"):
         nll, cx = out["nll_bits_per_dim"], out["complexity"]
-        lines += ["", f"**Outlier scores** against {out['reference']} (higher = more unusual):",
+        lines += ["", f"**Outlier scores** against {out['reference']} (higher = more unusual):", "",
                   f"- NLL: {nll['value']:.3f} bits/dim, above {nll['percentile']:.0f}% of them "
                   f"(their mean {nll['reference_mean']:.3f} +- {nll['reference_std']:.3f})",
                   f"- input complexity (NLL - PNG bits, Serra et al. 2020): {cx['value']:.3f}, "
-                  f"above {cx['percentile']:.0f}% of them"]
+                  f"above {cx['percentile']:.0f}% of them",
+                  f"- estimator of these NLLs: {out['estimator']}"]
     elif out:
         lines += ["", f"outlier scores: {out['reason']}"]
     if "reconstruction" in doc and not lik:
