@@ -148,7 +148,7 @@ def test_budget_run_config_keeps_the_presets_settings_and_hands_the_schedule_to_
     assert t.max_seconds == 0.0  # the preset's own 10-minute cap gives way to the benchmark's --minutes
     assert (t.lr, t.ema_decay, t.warmup_steps) == (3e-3, 0.999, 100)  # the override beats the preset, the rest is the preset's
     assert (cfg.model.decoder, cfg.model.latent_dim, cfg.data.name) == ("mlp", 8, "mnist")
-    plain = harness.budget_run_config(SimpleNamespace(), "vae")
+    plain = harness.budget_run_config(SimpleNamespace(), "vae", data="mnist")  # (mnist-5k: the quick start preset)
     assert (plain.model.decoder, plain.train.budget_clock, plain.train.ema_decay) == ("upsample", "wall", 0.0)
 
 
