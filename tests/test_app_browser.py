@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import select
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -262,6 +264,53 @@ def test_cached_files_stay_bounded_over_fifty_draws(served):
     finally:
         page.close()
     assert not page.files.exists()
+
+
+def stops_soon(explorer, start, drop) -> float:
+    """start() a slow model call, drop() its request once it has run a second; the seconds until
+    the model is free again (the draw itself takes several times longer)."""
+    start()
+    deadline = time.time() + VIEW_MS / 1000
+    while not explorer.lock.locked():
+        assert time.time() < deadline, "the draw never started"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert explorer.lock.locked()
+    t = time.perf_counter()
+    drop()
+    assert explorer.lock.acquire(timeout=60)
+    explorer.lock.release()
+    return time.perf_counter() - t
+
+
+def test_a_draw_stops_when_its_client_cancels_or_goes_away(served, client):
+    """Not only the page's Cancel button: Gradio's cancel over the API, and a client that
+    disconnects (a closed tab), stop the model call at its next network call."""
+    page, url, _ = served
+    pixelcnn = page.explorers["pixelcnn"]
+    jobs = []
+    assert stops_soon(pixelcnn, lambda: jobs.append(client.submit(64, 3, api_name="/m1_samples")),
+                      lambda: jobs[0].cancel()) < 3
+
+    fn_index = next(d["id"] for d in json.loads(get(url, "/config")[1])["dependencies"] if d["api_name"] == "m1_samples")
+    hostport, stream = url.split("//")[1].rstrip("/"), []
+
+    def join_and_listen():
+        body = json.dumps({"data": [64, 4], "fn_index": fn_index, "session_hash": "gone1234", "event_data": None,
+                           "trigger_id": None})
+        conn = http.client.HTTPConnection(hostport, timeout=20)
+        conn.request("POST", "/gradio_api/queue/join", body, {"Content-Type": "application/json"})
+        assert conn.getresponse().status == 200
+        stream.append(http.client.HTTPConnection(hostport, timeout=20))
+        stream[0].request("GET", "/gradio_api/queue/data?session_hash=gone1234")
+        stream.append(stream[0].getresponse())
+
+    def disconnect():
+        stream[0].sock.shutdown(socket.SHUT_RDWR)
+        stream[1].close()
+        stream[0].close()
+
+    assert stops_soon(pixelcnn, join_and_listen, disconnect) < 3
 
 
 def get(url: str, path: str, host: str | None = None) -> tuple[int, bytes]:

@@ -84,6 +84,9 @@ def test_watch_counts_calls_reports_progress_and_cancels():
             t.join()
             net(torch.zeros(1, 2))
     assert other and w2.count == 0 and ("t", 2) not in views.Watch._totals
+    with pytest.raises(views.Cancelled, match="gone"):  # the client went away: asked with each report
+        with views.Watch(("t", 3), threading.Event(), interval=0.0, gone=lambda: True):
+            net(torch.zeros(1, 2))
 
 
 def test_pca_matches_the_eigenvectors_of_the_covariance():

@@ -96,11 +96,23 @@ class Page:
         return trigger(fn, inputs=inputs, outputs=outputs, concurrency_id=f"model-{i}", concurrency_limit=1, **api, **kw)
 
     def _watch(self, i: int, view: str, progress, *key, doing: str = "sampling") -> "views.Watch":
-        """Progress and cancel for one slow view of model i (``key``: what identifies the job)."""
+        """Progress and cancel for one slow view of model i (``key``: what identifies the job): the
+        Cancel button, Gradio's cancel over the API, or the page going away (tab closed)."""
         def report(done, total):
             progress((done, total), desc="network calls" if total is None else doing, unit="calls")
 
-        return views.Watch((i, view, *key), self.cancel[f"{i}/{view}"], report)
+        return views.Watch((i, view, *key), self.cancel[f"{i}/{view}"], report, gone=self._event_gone())
+
+    def _event_gone(self):
+        """For a view running in Gradio's queue, a test of whether Gradio has given its event up: the
+        client disconnected (the queue marks the event dead) or cancelled it (the event left the
+        running jobs). Gradio runs the view's thread on regardless; None outside an event."""
+        from gradio.context import LocalContext
+
+        event_id, queue = LocalContext.event_id.get(None), self.blocks._queue
+        if event_id is None:
+            return None
+        return lambda: not any(e._id == event_id and e.alive for job in queue.active_jobs if job for e in job)
 
     def _cancel_button(self, i: int, key: str, event):
         gr = self.gr

@@ -55,14 +55,15 @@ class Watch:
     as one step (an autoregressive sampler calls its network once per pixel);
     ``report(done, total)`` is called at most every ``interval`` seconds, ``total``
     being the count of the last finished call with the same ``key`` (None the first
-    time). When ``cancel`` is set, the next module call raises :class:`Cancelled`.
+    time). When ``cancel`` is set, the next module call raises :class:`Cancelled`; so does
+    one after ``gone()`` (asked with each report) turned true: the client went away.
     """
 
     _totals: dict = {}
 
     def __init__(self, key, cancel: threading.Event, report: Callable[[int, int | None], None] | None = None,
-                 interval: float = 0.25):
-        self.key, self.cancel, self.report, self.interval = key, cancel, report, interval
+                 interval: float = 0.25, gone: Callable[[], bool] | None = None):
+        self.key, self.cancel, self.report, self.interval, self.gone = key, cancel, report, interval, gone
         self.count = 0
 
     def __enter__(self) -> "Watch":
@@ -76,9 +77,12 @@ class Watch:
                 raise Cancelled("cancelled")
             self.count += 1
             now = time.monotonic()
-            if self.report is not None and now - last[0] >= self.interval:
+            if now - last[0] >= self.interval:
                 last[0] = now
-                self.report(self.count, total if total and total >= self.count else None)
+                if self.gone is not None and self.gone():
+                    raise Cancelled("the page that asked is gone")
+                if self.report is not None:
+                    self.report(self.count, total if total and total >= self.count else None)
             return None
 
         self.cancel.clear()
