@@ -293,7 +293,7 @@ def test_exact_likelihood_models_and_labels():
         x = pix.prepare(xq, generator=torch.Generator().manual_seed(2))
         assert doc["likelihood"]["log_prob_nats"] == float(pix.log_prob(x).detach()[0])
         assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == pix.likelihood_description()
-        assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set to compare with"}
+        assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set"}
         assert request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200  # ignored: exact model
     gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_blocks=2, output_channels=6, mixtures=2, num_classes=3)
     rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
@@ -521,3 +521,26 @@ def test_image_shaped_codes_get_sliders_and_interpolation_over_flattened_codes(n
 
     lik = ex.analyze({"image": data_url(torch.rand(1, 6, 6)), "iw_samples": 9})["likelihood"]
     assert lik["estimator"] == model.likelihood_description(None) and "IWAE" not in lik["estimator"]
+
+
+def test_a_shipped_model_shows_its_card_and_says_how_to_find_its_data():
+    """pretrained:vae-mnist: the card's measurements on the page; its config names MNIST but no
+    folder, so without data_dir there are no references, and the reason names --data-dir."""
+    from genlab.app.ui import card_markdown
+    from genlab.pretrained import card as shipped_card
+
+    ex = Explorer.from_run("pretrained:vae-mnist", reference_examples=10)
+    card = ex.card()
+    want = shipped_card("vae-mnist")
+    assert card["model_card"]["measured"] == want["measured"] and want["headline"] in card_markdown(card)
+    reason = ex.analyze({"image": data_url(torch.rand(1, 28, 28)), "iw_samples": 2})["outlier"]["reason"]
+    assert "--data-dir" in reason and "download=True" not in reason
+
+
+def test_data_dir_gives_a_shipped_model_outlier_scores_and_the_projection(shared_data):
+    ex = Explorer.from_run("pretrained:vae-mnist", reference_examples=10, data_dir=shared_data)
+    out = ex.analyze({"image": data_url(torch.rand(1, 28, 28)), "iw_samples": 2})["outlier"]
+    assert out["available"] and out["reference"] == "mnist test split, first 10 images"
+    from genlab.app import views
+
+    assert "mnist test images" in views.projection_plot(ex, 20).axes[0].get_title()

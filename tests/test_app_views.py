@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import types
 
 import pytest
 import torch
@@ -153,7 +154,8 @@ def test_a_failing_report_only_warns_after_training(tmp_path, monkeypatch, capsy
 def test_the_analysis_text_has_one_field_a_line_and_names_each_estimator():
     vae = build("vae", image_shape=(1, 8, 8), latent_dim=2, channels=(4, 8), hidden_dim=16)
     ex = Explorer(vae)
-    ex._reference_data, ex._reference_name = (torch.rand(12, 1, 8, 8) * 255).to(torch.uint8), "noise"
+    ex._doc = {"data": {"name": "noise"}}  # as if the run's test split were 12 noise images
+    ex._test_split = types.SimpleNamespace(images=(torch.rand(12, 1, 8, 8) * 255).to(torch.uint8))
     doc = ex.analyze({"image": views.pil_base64(Image.new("L", (8, 8), 128)), "iw_samples": 3})
     lines = views.analysis_markdown(doc).splitlines()
     fields = [line for line in lines if line.startswith("- ")]

@@ -131,29 +131,33 @@ class Explorer:
     ``run_dir`` (optional) is only read: ``config.json`` (the run's data set, for the
     outlier reference), ``metrics.jsonl`` and ``eval.json`` (the model card).
     ``reference_examples``: held-out images of the run's data set that an uploaded
-    image is compared with (0: no outlier scores).
+    image is compared with (0: no outlier scores). ``data_dir``: where the run's data set
+    is (``<name>/<files>``, as ``shared/data``), before the run's own ``data.data_dir``
+    and genlab's cache; nothing is downloaded.
     """
 
-    def __init__(self, model, run_dir: str | Path | None = None, *, reference_examples: int = 100):
+    def __init__(self, model, run_dir: str | Path | None = None, *, reference_examples: int = 100,
+                 data_dir: str | Path | None = None):
         self.model = model.eval()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.reference_examples = int(reference_examples)
+        self.data_dir = data_dir
         self.lock = threading.Lock()
         self.caps = capabilities(model)
         self.interactive = interactive_settings(model)
         self._doc = read_json(self.run_dir / "config.json") if self.run_dir is not None else {}
         self._data_lock = threading.Lock()
-        self._reference_data: Tensor | str | None = None
-        self._reference_name = ""
+        self._test_split = None  # the data set's test split, or why there is none (loaded once)
         self._references: dict[int, dict] = {}  # outlier scores of the reference images, per seed
         self._reference_count: int | None = None  # fixed by the first upload's scoring time
 
     @classmethod
     def from_run(cls, run: str | Path, device: str = "cpu", **kwargs) -> "Explorer":
-        """Load ``run`` (a run directory or a ``model.save`` folder) with :func:`genlab.load`."""
-        from ..loading import load
+        """Load ``run`` (a run directory, a ``model.save`` folder or ``pretrained:<name>``) with
+        :func:`genlab.load`."""
+        from ..loading import load, resolve_run
 
-        return cls(load(run, device=device), run, **kwargs)
+        return cls(load(run, device=device), resolve_run(run), **kwargs)
 
     # ------------------------------------------------------------------ the card
     def card(self, body: dict | None = None) -> dict:
@@ -183,6 +187,7 @@ class Explorer:
                        "iw_samples": MAX_IW_SAMPLES},
             "metrics": self._metrics(),
             "eval": self._read_optional_json("eval.json"),
+            "model_card": self._read_optional_json("card.json"),  # a shipped model's measurements
         })
 
     def _read_optional_json(self, name: str):
@@ -437,7 +442,7 @@ class Explorer:
                 self._references[seed] = {"nll_bits_per_dim": s["likelihood"], "complexity": s["complexity"]}
             ref = self._references[seed]
             estimator = self.model.likelihood_description(k)
-        result = {"available": True, "reference": f"{self._reference_name}, first {self._reference_count} images",
+        result = {"available": True, "reference": f"{self._doc['data']['name']} test split, first {self._reference_count} images",
                   "iw_samples": k, "estimator": estimator, "higher_is_more_unusual": True}
         for key, value in (("nll_bits_per_dim", float(mine["likelihood"][0])), ("complexity", float(mine["complexity"][0]))):
             scores = ref[key]
@@ -449,22 +454,32 @@ class Explorer:
             }
         return result
 
-    def _reference_images(self) -> Tensor | str:
-        """The first ``reference_examples`` test images of the run's data set (uint8), loaded
-        once and without the model lock; or the reason there are none."""
+    def test_split(self):
+        """The test split of the run's data set at the model's image size (a translator's two
+        domains stacked along channels), loaded once; RequestError saying why when there is none."""
         with self._data_lock:
-            if self._reference_data is None:
+            if self._test_split is None:
                 from .. import data
 
-                spec = self._doc.get("data") or {}
-                name = spec.get("name")
+                name = (self._doc.get("data") or {}).get("name")
+                c, h, w = domain_shape(self.model)
+                stacked = self.model.config.image_shape[0] != c
+                self._test_split = "the run's config.json names no data set"
                 try:
-                    if not name:
-                        raise RequestError("the run's config.json names no data set to compare with")
-                    c, h, w = self.model.config.image_shape
-                    ds = data.load(name, "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
-                    self._reference_data = ds.images[: self.reference_examples]
-                    self._reference_name = f"{name} test split"
-                except (GenlabError, OSError, ValueError) as e:
-                    self._reference_data = f"no reference images: {e}"
-            return self._reference_data
+                    if name:
+                        self._test_split = data.load(name, "test", self.data_dir or self._doc["data"].get("data_dir"),
+                                                     image_size=(h, w), channels=None if stacked else c, download=False)
+                except (GenlabError, OSError, ValueError) as e:  # the page cannot download: say where to point it
+                    reason = str(e).split(" (or pass download=True")[0]
+                    self._test_split = f"{reason} (genlab serve --data-dir FOLDER names the folder of the data sets)"
+            if isinstance(self._test_split, str):
+                raise RequestError(self._test_split)
+            return self._test_split
+
+    def _reference_images(self) -> Tensor | str:
+        """The first ``reference_examples`` test images of the run's data set (uint8), or the
+        reason there are none."""
+        try:
+            return self.test_split().images[: self.reference_examples]
+        except RequestError as e:
+            return f"no reference images: {e}"

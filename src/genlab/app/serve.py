@@ -218,12 +218,14 @@ def _exit(signum, frame):
 
 
 def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu", reference_examples: int = 100,
-          verbose: bool = False) -> None:
+          data_dir: str | Path | None = None, verbose: bool = False) -> None:
     """Load every run of ``runs`` and serve the explorer until Ctrl+C; prints the page's address
     (with the port listened on) once it answers. A folder that is not a genlab run (or model)
-    raises :class:`genlab.errors.CheckpointError` before anything listens."""
+    raises :class:`genlab.errors.CheckpointError` before anything listens. ``data_dir``: the folder
+    of the runs' data sets (``<name>/<files>``): test images for the examples, the outlier
+    scores and the projection (the shipped models' configs name none)."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    explorers = {name: Explorer.from_run(run, device=device, reference_examples=reference_examples)
+    explorers = {name: Explorer.from_run(run, device=device, reference_examples=reference_examples, data_dir=data_dir)
                  for name, run in zip(run_names(runs), runs)}
     require_gradio()
     if host not in LOOPBACK:

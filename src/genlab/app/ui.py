@@ -59,6 +59,9 @@ def card_markdown(card: dict) -> str:
     ]
     if metrics:
         lines.append(f"- trained {metrics['last_step']} steps ({metrics['records']} log records)")
+    shipped = card.get("model_card") or {}
+    if shipped.get("headline"):
+        lines.append(f"- measured (card.json): **{shipped['headline']}**")
     return "\n".join(lines)
 
 
@@ -136,6 +139,9 @@ class Page:
                                               default=str)), label="config", open=True)
                 if card.get("eval"):
                     gr.JSON(card["eval"], label="eval.json", open=True)
+                measured = {k: v for k, v in (card.get("model_card") or {}).items() if k in ("measured", "judged")}
+                if measured:
+                    gr.JSON(measured, label="card.json: what was measured (and judged)", open=True, elem_id=f"m{i}-measured")
         examples = views.example_images(ex, self.files / f"model-{i}" / "examples")
         if caps["sample"] and caps["kind"] == "image":
             self._samples(i, ex)
@@ -152,7 +158,7 @@ class Page:
             self._complete(i, ex, examples)
         if caps["translate"]:
             self._translate(i, ex, examples)
-        if "encode" in ex.model.capabilities and (ex._doc.get("data") or {}).get("name"):
+        if "encode" in ex.model.capabilities and examples:  # the test images are here
             self._plot_view(i, "projection", "Projection", (50, views.MAX_PROJECTION, 500, 50), "test images",
                             "Encode and project (PCA)", "codes of test images, first two principal components",
                             lambda n, s: views.projection_plot(ex, n, s))

@@ -286,15 +286,7 @@ def manifold_plot(explorer: Explorer, n: int, dims: tuple[int, int], label: int 
 def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
     """PCA of the codes ``encode`` gives for n test images of the run's data set, one
     colour per class: the Embedding Projector's first view, in 2-D."""
-    from .. import data
-    spec = explorer._doc.get("data") or {}
-    if not spec.get("name"):
-        raise RequestError("the run's config.json names no data set to encode")
-    c, h, w = explorer.model.config.image_shape
-    try:
-        ds = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
-    except (GenlabError, OSError, ValueError) as e:
-        raise RequestError(f"cannot load the test images to encode: {e}") from None
+    ds = explorer.test_split()
     n = int(min(max(n, 10), MAX_PROJECTION, len(ds)))
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(int(seed)))[:n]
     x01 = ds.images[idx].float() / 255
@@ -304,7 +296,8 @@ def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
         codes = torch.cat([explorer.model.encode(xb).float().cpu() for xb in x.split(256)])
     proj, var = plots.pca_2d(codes.reshape(n, -1))
     labels = ds.labels[idx] if ds.labels is not None else None
-    return plots.projection_figure(proj, labels, var, title=f"{n} {spec['name']} test images, codes of dimension {codes[0].numel()}")
+    name = explorer._doc["data"]["name"]
+    return plots.projection_figure(proj, labels, var, title=f"{n} {name} test images, codes of dimension {codes[0].numel()}")
 
 
 # ----------------------------------------------------------------------------- images in, images out
@@ -349,18 +342,14 @@ def translate_cycle(explorer: Explorer, image_b64: str, direction: str) -> tuple
 def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str]:
     """Write the first ``count`` test images of the run's data set (one per class where it
     has labels) as PNG files in ``folder``; their paths (none when there is no data)."""
-    from .. import data
-
-    spec = explorer._doc.get("data") or {}
-    if not spec.get("name") or explorer.caps["kind"] != "image":
+    if explorer.caps["kind"] != "image":
         return []
-    c, h, w = domain_shape(explorer.model)
-    stacked = explorer.model.config.image_shape[0] != c  # a translator's two domains along channels
     try:
-        ds = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w),
-                       channels=None if stacked else c, download=False)
-    except (GenlabError, OSError, ValueError):
+        ds = explorer.test_split()
+    except RequestError:
         return []
+    c = domain_shape(explorer.model)[0]
+    stacked = explorer.model.config.image_shape[0] != c  # a translator's two domains along channels
     picked: list[int] = []
     if ds.labels is not None:
         seen = set()
