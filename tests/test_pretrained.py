@@ -140,7 +140,9 @@ def test_serve_without_a_run_opens_every_shipped_model(monkeypatch):
     assert main(["serve", "--port", "0"]) == 0
     assert seen["runs"] == [pretrained.path(n) for n in pretrained.names()] and seen["host"] == "127.0.0.1"
     assert main(["serve", "pretrained:gan-ring8"]) == 0
-    assert seen["runs"] == [pretrained.path("gan-ring8")]
+    assert seen["runs"] == [pretrained.path("gan-ring8")] and seen["data_dir"] is None
+    assert main(["serve", "--data-dir", "somewhere", "pretrained:gan-ring8"]) == 0
+    assert seen["data_dir"] == "somewhere"  # the test images for examples, outlier scores and the projection
 
 
 def test_report_of_a_pretrained_model_goes_to_the_working_directory(tmp_path, monkeypatch):

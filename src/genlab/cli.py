@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     s.add_argument("--reference-examples", type=_int_in(0, 10_000), default=100,
                    help="held-out images of the run's data set an uploaded image is compared with (0: none)")
+    s.add_argument("--data-dir", help="folder holding the runs' data sets (<name>/<files>, as shared/data): test images for "
+                   "the examples, the outlier scores and the projection")
     s.add_argument("--verbose", action="store_true", help="Gradio's startup messages and request errors")
     s.set_defaults(func=cmd_serve)
 

@@ -333,7 +333,7 @@ def cmd_serve(args) -> None:
     from .app import serve
 
     serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=device,
-          reference_examples=args.reference_examples, verbose=args.verbose)
+          reference_examples=args.reference_examples, verbose=args.verbose, data_dir=args.data_dir)
 
 
 def cmd_translate(args) -> None:
