@@ -171,6 +171,7 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     free one for ``port=0``). ``delete_cache``: (every so many seconds, delete the files
     cached more than so many seconds ago), see :func:`_cache_sweeper`.
     """
+    folder = server_folder()  # before gradio is imported: it reads GRADIO_TEMP_DIR then
     gr = require_gradio()
     from PIL import Image
     from starlette.middleware import Middleware
@@ -185,7 +186,7 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     middleware.append(Middleware(SameOrigin))
     if port == 0:
         port = free_port(host)
-    page = Page(explorers, Path(tempfile.mkdtemp(prefix="page-", dir=server_folder())))
+    page = Page(explorers, Path(tempfile.mkdtemp(prefix="page-", dir=folder)))
     page.blocks.queue(default_concurrency_limit=1, max_size=256)
     try:
         page.blocks.launch(
@@ -227,6 +228,7 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
     explorers = {name: Explorer.from_run(run, device=device, reference_examples=reference_examples, data_dir=data_dir)
                  for name, run in zip(run_names(runs), runs)}
+    server_folder()  # GRADIO_TEMP_DIR before gradio is imported
     require_gradio()
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: anyone who can reach this machine can use the explorer "
