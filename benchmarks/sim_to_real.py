@@ -31,7 +31,7 @@ pipeline sees them, F of them; clean training digits, G of them). The last line 
 ``gain: +X.X points`` (adapted minus clean-only accuracy on the real-style test
 digits). Not a test.
 
-    python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 30              # the issue's budget, 1 thread
+    python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 30 --channels 3 --seeds 3   # in colour, 3 seeds, 1 thread
     python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 1 --eval 500    # smoke run
 """
 
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 import harness
 from genlab import registry
-from genlab.config import from_dict, to_dict
+from genlab.config import DataConfig, RunConfig, from_dict, to_dict
 from genlab.data import ImageDataset
 from genlab.data.unpaired import load_domain, load_unpaired
 from genlab.metrics.features import SmallConvNet
@@ -67,6 +67,7 @@ def build_parser():
     ap.add_argument("--batch-size", type=int, default=32, help="CycleGAN batch (default %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=f"CycleGAN config field (defaults here: {CYCLEGAN})")
     ap.add_argument("--figure", default=None, help="also copy the translation figure here (e.g. docs/sim-to-real-mnistm.png)")
+    ap.add_argument("--seeds", type=int, default=1, help="runs with seeds --seed, --seed + 1, ...; the gain line is their mean (default %(default)s)")
     ap.add_argument("--eval", type=int, default=10000, help="real-style test digits measured (default: all %(default)s)")
     return ap
 
@@ -117,27 +118,27 @@ def translate(model, x01: torch.Tensor, direction: str, batch: int = 500) -> tor
     return torch.cat([model.translate(x01[i:i + batch], direction) for i in range(0, len(x01), batch)])
 
 
-def main(argv=None) -> int:
-    args, machine = harness.start(build_parser(), argv)
+def run_seed(args, machine, seed: int, out: Path) -> dict:
+    """One whole sim-to-real run with ``seed`` (data order, networks, CycleGAN), its files in ``out``:
+    the accuracies (fractions), the CycleGAN's iterations and the run's budget-clock minutes."""
     clock = harness.clock_of(args)
     t_start = clock()
     budget = args.minutes * 60
     cls_s = (args.classifier_minutes * 60) if args.classifier_minutes is not None else 0.08 * budget
     c = args.channels
-    out = harness.out_dir(args, "sim-to-real-")
 
-    train = load_unpaired("mnist", "mnist+mnistm", "train", args.data_dir, seed=args.seed)  # disjoint halves: A clean, B real-style
-    test = load_domain("mnist+mnistm", "test", args.data_dir, seed=args.seed)
+    train = load_unpaired("mnist", "mnist+mnistm", "train", args.data_dir, seed=seed)  # disjoint halves: A clean, B real-style
+    test = load_domain("mnist+mnistm", "test", args.data_dir, seed=seed)
     n_eval = min(args.eval, len(test))
     x_test, y_test = to_input(test.images[:n_eval], c), test.labels[:n_eval]
     x_a, y_a = to_input(train.a.images, c), train.a.labels
     x_b, y_b = to_input(train.b.images, c), train.b.labels
     print(f"# sim-to-real: A = {len(train)} clean MNIST digits, B = the other {len(train)} as MNIST-M-style digits "
           f"(patches: CIFAR-10 test JPEGs), test = {n_eval} real-style test digits; {c} channel(s); budget {args.minutes:g} "
-          f"{args.clock}-minutes, classifiers {cls_s / 60:.2f} min each; seed {args.seed}", flush=True)
+          f"{args.clock}-minutes, classifiers {cls_s / 60:.2f} min each; seed {seed}", flush=True)
 
     table = harness.Table(["classifier trained on", "labels used", "accuracy on real-style test digits", "classifier steps"])
-    clean, steps = train_classifier(x_a, y_a, cls_s, clock, args.seed)
+    clean, steps = train_classifier(x_a, y_a, cls_s, clock, seed)
     acc_clean = accuracy(clean, x_test, y_test)
     table.add("clean digits (A) only", "A", f"{100 * acc_clean:.1f}%", steps)
 
@@ -150,10 +151,11 @@ def main(argv=None) -> int:
     config_cls = registry.get("cyclegan")[0]
     fields = {**CYCLEGAN, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}}
     config = from_dict(config_cls, {**to_dict(config_cls()), **fields, "image_shape": list(gan_data.shape)}, "model")
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     model = registry.build("cyclegan", config)
-    trainer = Trainer(model, gan_data, harness.train_config(args, "cyclegan", seconds=max(gan_s, 1.0), batch_size=args.batch_size,
-                                                            log_every=200), out / "run")
+    train_cfg = harness.train_config(args, "cyclegan", seconds=max(gan_s, 1.0), batch_size=args.batch_size, log_every=200, seed=seed)
+    run_cfg = RunConfig("cyclegan", config, train_cfg, DataConfig(name="unpaired:mnist,mnist+mnistm", channels=c))
+    trainer = Trainer(model, gan_data, train_cfg, out / "run", run_config=run_cfg)
     t0 = clock()
     trainer.fit()
     print(f"CycleGAN ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {model.config}): {trainer.step} "
@@ -161,13 +163,13 @@ def main(argv=None) -> int:
     model.eval().cpu()
 
     g_a = translate(model, x_a, "a2b")  # clean training digits in the real style (CyCADA)
-    adapted, steps = train_classifier(g_a, y_a, cls_s, clock, args.seed)
+    adapted, steps = train_classifier(g_a, y_a, cls_s, clock, seed)
     acc_real = accuracy(adapted, x_test, y_test)
     table.add("G(A): clean digits translated to the real style", "A", f"{100 * acc_real:.1f}%", steps)
     f_test = translate(model, x_test, "b2a")  # real-style test digits in the clean style
     acc_clean_f = accuracy(clean, f_test, y_test)
     table.add("clean digits (A) only, tested on F(test)", "A", f"{100 * acc_clean_f:.1f}%", "(the first one)")
-    upper, steps = train_classifier(x_b, y_b, cls_s, clock, args.seed)
+    upper, steps = train_classifier(x_b, y_b, cls_s, clock, seed)
     acc_upper = accuracy(upper, x_test, y_test)
     table.add("real-style digits (B) with their labels: upper bound", "B", f"{100 * acc_upper:.1f}%", steps)
 
@@ -175,14 +177,44 @@ def main(argv=None) -> int:
     rgb = test.images[:k].float() / 255  # the real-style digits as made (RGB), above what the pipeline saw of them
     rows = torch.cat([rgb] + [to_input(r, 3) for r in (x_test[:k], f_test[:k], x_a[:k], g_a[:k])])
     fig = save_png(make_grid(rows, nrow=k, padding=2), out / "translations.png", scale=2)
-    if args.figure:
-        Path(args.figure).write_bytes(fig.read_bytes())
     used = clock() - t_start
     table.finish(machine, f"CycleGAN {trainer.step} iterations; whole run {used / 60:.1f} {args.clock}-minutes",
                  f"figure (rows: real-style test digits (RGB), as the pipeline sees them ({c} channel(s)), F of them; "
                  f"clean training digits, G of them): {fig}")
     acc = acc_real if args.method == "to-real" else acc_clean_f
-    print(f"gain: {100 * (acc - acc_clean):+.1f} points")
+    print(f"seed {seed} gain: {100 * (acc - acc_clean):+.1f} points", flush=True)
+    return {"seed": seed, "clean_only": acc_clean, "to_real": acc_real, "to_clean": acc_clean_f, "upper_bound": acc_upper,
+            "gain": acc - acc_clean, "cyclegan_iterations": trainer.step, "minutes": used / 60, "figure": str(fig)}
+
+
+def summarize(results: list[dict]) -> dict:
+    """Mean and sample standard deviation (0 for one seed) of each accuracy and the gain over ``results``."""
+    keys = ("clean_only", "to_real", "to_clean", "upper_bound", "gain")
+    out = {}
+    for key in keys:
+        v = torch.tensor([r[key] for r in results], dtype=torch.float64)
+        out[key] = {"mean": float(v.mean()), "std": float(v.std()) if len(v) > 1 else 0.0}
+    return out
+
+
+def main(argv=None) -> int:
+    args, machine = harness.start(build_parser(), argv)
+    out = harness.out_dir(args, "sim-to-real-")
+    results = [run_seed(args, machine, args.seed + i, out / f"seed-{args.seed + i}") for i in range(args.seeds)]
+    summary = summarize(results)
+    if args.figure:
+        Path(args.figure).write_bytes(Path(results[0]["figure"]).read_bytes())
+    table = harness.Table(["seed", "clean only", f"adapted ({args.method})", "upper bound", "gain (points)", "CycleGAN iterations"])
+    for r in results:
+        acc = r["to_real"] if args.method == "to-real" else r["to_clean"]
+        table.add(r["seed"], f"{100 * r['clean_only']:.1f}%", f"{100 * acc:.1f}%", f"{100 * r['upper_bound']:.1f}%",
+                  f"{100 * r['gain']:+.1f}", r["cyclegan_iterations"])
+    g = summary["gain"]
+    table.finish(machine, f"{args.seeds} seed(s), {args.minutes:g} {args.clock}-minutes each, {args.channels} channel(s)")
+    doc = {"method": args.method, "channels": args.channels, "minutes_per_seed": args.minutes, "clock": args.clock,
+           "seeds": results, "summary": summary}
+    (out / "summary.json").write_text(json.dumps(doc, indent=2))
+    print(f"gain: {100 * g['mean']:+.1f} points" + (f" (sd {100 * g['std']:.1f} over {args.seeds} seeds)" if args.seeds > 1 else ""))
     return 0
 
 
