@@ -91,6 +91,7 @@ CONDITIONAL_TARGET = 0.90
 RECONSTRUCTION_TARGET = 0.90
 TRANSLATION_TARGET = 0.95
 RING_NEAR_TARGET = 0.90
+SIM_TO_REAL_GAIN_TARGET = 0.20  # mean over the seeds, in accuracy on the real-style test digits
 
 
 # --------------------------------------------------------------------------- pure metrics
@@ -387,6 +388,26 @@ def check_translation(model, judge, data_name: str, data_dir: str, n: int) -> di
                                      "how": f"judge on each output with its domain's transform undone ({dom_b} -> mnist, {dom_a} -> mnist)"}}
 
 
+def check_sim_to_real(model, judge, card: dict, data_dir: str, n: int) -> dict:
+    """A translator from clean MNIST to a blended (MNIST-M-style) domain: the benchmark's gain
+    over its seeds from the card, and the judge on F(b), the real-style test digits made clean."""
+    from genlab.data.unpaired import load_domain
+
+    s2r = card["measured"]["sim_to_real"]
+    gain = s2r["summary"]["gain"]
+    test = load_domain("mnist+mnistm", "test", data_dir, seed=0)
+    n = min(n, len(test))
+    b = test.images[:n].float() / 255
+    fb = as_shown(torch.cat([model.translate(c, "b2a") for c in b.split(250)]))
+    kept = label_agreement(judge_probs(judge, fb.mean(1, keepdim=True)), test.labels[:n])
+    seeds = len(s2r["per_seed"])
+    return {"numbers": f"gain {100 * gain['mean']:+.1f} points (sd {100 * gain['std']:.1f}, {seeds} seeds); the judge reads "
+                       f"{pct(kept)} of F(real-style) as their digit",
+            "target": f"mean gain >= +{100 * SIM_TO_REAL_GAIN_TARGET:.0f} points", "pass": gain["mean"] >= SIM_TO_REAL_GAIN_TARGET,
+            "measured": {"gain_mean": gain["mean"], "gain_std": gain["std"], "seeds": seeds, "judge_reads_f_b": kept,
+                         "test_digits": n, "how": "gain: benchmarks/sim_to_real.py (card); F(b): the judge on its mean channel"}}
+
+
 def check_manifold(model, data_name: str, data_dir: str, grid: int = 12) -> dict:
     from genlab import data as gdata
 
@@ -426,6 +447,8 @@ def plan(model, data_name: str) -> list[str]:
         from genlab.data.unpaired import parse_spec
 
         a, b, _ = parse_spec(data_name.partition(":")[2])
+        if a == "mnist" and b == "mnist+mnistm":
+            return ["sim_to_real"]
         return ["translation"] if mnist_domain(a) is not False and mnist_domain(b) is not False else []
     checks = []
     if "decode" in caps and _latent_shape(model) == (2,):
@@ -474,6 +497,8 @@ def check_model(name: str, judge, data_dir: str, samples: int, ar_samples: int, 
                 row = check_reconstruction(model, judge, mnist_test, samples)
             elif check == "translation":
                 row = check_translation(model, judge, data_name, data_dir, samples)
+            elif check == "sim_to_real":
+                row = check_sim_to_real(model, judge, card, data_dir, samples)
             elif check == "manifold":
                 row = check_manifold(model, data_name, data_dir)
             elif check == "ring":
@@ -484,7 +509,7 @@ def check_model(name: str, judge, data_dir: str, samples: int, ar_samples: int, 
             traceback.print_exc()
             row = {"numbers": f"ERROR: {type(e).__name__}: {e}", "target": "", "pass": False, "measured": {}}
         row.update(model=name, check=check, cpu_seconds=round(time.process_time() - t0, 1),
-                   n={"samples": n, "conditional": n, "reconstruction": samples, "translation": samples, "manifold": 144,
+                   n={"samples": n, "conditional": n, "reconstruction": samples, "translation": samples, "sim_to_real": samples, "manifold": 144,
                       "ring": 2000}.get(check, ""),
                    headline=card.get("headline", ""), train_cpu_minutes=(card.get("training") or {}).get("cpu_minutes"))
         rows.append(row)

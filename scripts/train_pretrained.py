@@ -106,7 +106,30 @@ SPECS: dict[str, Spec] = {
         "train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.999", "model.bound_timesteps=50", *UNTIL_BUDGET),
         minutes=30, about=(
         "DDPM (T = 1000, linear schedule, noise prediction) with a small U-Net, EMA weights, DDIM sampling, on MNIST")),
+    "pixelvae-mnist": Spec("pixelvae", "mnist", ("train.steps=4400", "train.schedule_steps=4400"), preset="mnist-10min", minutes=16, about=(
+        "PixelVAE: a 32-D latent and an MLP z -> feature-map network under a small PixelCNN decoder, Bernoulli pixels, "
+        "on dynamically binarised MNIST (the mnist-10min preset, its cosine schedule 1.5 times as long)")),
+    "vqvae-mnist": Spec("vqvae", "mnist", ("model.prior_start=3000", "train.batch_size=64", *UNTIL_BUDGET), minutes=25, about=(
+        "VQ-VAE (64 codes of 16 numbers on a 7x7 map, discretized logistic decoder), then its PixelCNN prior over the "
+        "code map (from step 3,000, autoencoder frozen), on MNIST")),
+    "glow-mnist": Spec("glow", "mnist", (
+        "train.steps=3000", "train.batch_size=64", "train.lr=2e-3", "train.warmup_steps=200", 'train.lr_schedule="cosine"',
+        "train.schedule_steps=3000"), minutes=35, about=(
+        "Glow (2 scales x 8 steps of actnorm, 1x1 convolution and affine coupling), exact likelihood, samples at "
+        "temperature 0.7, on dequantized MNIST")),
+    "progan-mnist": Spec("progan", "mnist", (
+        'model.objective="non-saturating"', "model.gp_weight=0", "model.stable_steps=1500", "model.fade_steps=1500",
+        "train.batch_size=32", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=20, about=(
+        "progressive growing GAN (7x7 -> 14x14 -> 28x28 with fade-ins, minibatch std, equalized learning rate), "
+        "non-saturating loss, EMA generator, on MNIST")),
+    "cyclegan-mnist-mnistm": Spec("cyclegan", "unpaired:mnist,mnist+mnistm", (), minutes=30, fid=False, about=(
+        "CycleGAN (16 channels, 3 residual blocks, identity loss 0.5) between clean MNIST digits and MNIST-M-style "
+        "colour digits: the sim-to-real demo (benchmarks/sim_to_real.py, 3 seeds; seed 0 ships)")),
 }
+
+#: The shipped sim-to-real model: trained by the benchmark, which also measures it (3 seeds, RGB).
+SIM_TO_REAL = "cyclegan-mnist-mnistm"
+SIM_TO_REAL_ARGS = ("--minutes", "30", "--channels", "3", "--seeds", "3", "--clock", "cpu", "--threads", "1")
 
 QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=100",
          'train.device="cpu"', "train.seed=0")
@@ -254,6 +277,9 @@ HEADLINES = {
     "sample_quality": lambda v: f"FID {v['fid']:.1f}, KID {v['kid']:.4f}, {v['digit_coverage']['digits_present']}/10 digits",
     "mode_coverage": lambda v: f"{v['modes_covered']}/{v['num_modes']} modes, {100 * v['high_quality']:.0f}% high quality",
     "translation": lambda v: f"digit kept {100 * v['a2b_class_kept']:.1f}% (a2b) / {100 * v['b2a_class_kept']:.1f}% (b2a)",
+    "sim_to_real": lambda v: (f"sim-to-real gain {100 * v['summary']['gain']['mean']:+.1f} points (sd "
+                              f"{100 * v['summary']['gain']['std']:.1f}, {len(v['per_seed'])} seeds): real-style test digits "
+                              f"{100 * v['summary']['clean_only']['mean']:.1f}% -> {100 * v['summary']['to_real']['mean']:.1f}%"),
 }
 
 
@@ -292,6 +318,8 @@ def final_state(run_dir: Path) -> dict:
 def build(name: str, data_dir: str, work: Path, out: Path, *, retrain: bool = True) -> dict:
     """Train ``name`` (or, with ``retrain=False``, take its finished run in ``work``), package
     it into ``out`` and write its card with what the shipped weights measure."""
+    if name == SIM_TO_REAL:
+        return build_sim_to_real(data_dir, work, out, retrain=retrain)
     spec = SPECS[name]
     cfg = run_config(spec, data_dir)
     run_dir = work / name
@@ -302,7 +330,6 @@ def build(name: str, data_dir: str, work: Path, out: Path, *, retrain: bool = Tr
         train(cfg, out_dir=str(run_dir))
     cpu, wall, load1 = time.process_time() - cpu0, time.perf_counter() - wall0, loadavg()
     state = final_state(run_dir)
-    steps = state["step"]
     if not retrain:  # the run's own clock: CPU seconds when its budget was counted in them
         cpu = state["elapsed"] if cfg.train.budget_clock == "cpu" else float("nan")
         wall, load0, load1 = float("nan"), None, None
@@ -311,31 +338,64 @@ def build(name: str, data_dir: str, work: Path, out: Path, *, retrain: bool = Tr
     model = genlab.load(dest)  # evaluate what ships: the float16 weights, back in float32
     e0 = time.process_time()
     measured = evaluate_model(name, spec, model, data_dir)
+    training = {"steps": state["step"], "batch_size": cfg.train.batch_size, "seed": cfg.train.seed,
+                "cpu_minutes": round(cpu / 60, 2), "wall_minutes": round(wall / 60, 2), "overrides": list(spec.overrides)}
+    return write_card(name, dest, model, training, measured, (load0, load1), time.process_time() - e0, data_dir)
+
+
+def build_sim_to_real(data_dir: str, work: Path, out: Path, *, retrain: bool = True) -> dict:
+    """The colour sim-to-real CycleGAN: ``benchmarks/sim_to_real.py`` trains and measures 3 seeds
+    (in ``work/cyclegan-mnist-mnistm``); seed 0's CycleGAN ships, with all three seeds' numbers."""
+    bench = work / SIM_TO_REAL
+    load0, wall0 = loadavg(), time.perf_counter()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import sim_to_real
+
+    if retrain:
+        if sim_to_real.main([*SIM_TO_REAL_ARGS, "--data-dir", data_dir, "--out", str(bench)]) != 0:
+            raise RuntimeError("benchmarks/sim_to_real.py failed")
+    doc = json.loads((bench / "summary.json").read_text())
+    seed0 = doc["seeds"][0]
+    run_dir = bench / f"seed-{seed0['seed']}" / "run"
+    dest = out / SIM_TO_REAL
+    package(run_dir, dest)
+    model = genlab.load(dest)
+    batch = json.loads((run_dir / "config.json").read_text())["train"]["batch_size"]
+    measured = {"sim_to_real": {**{k: doc[k] for k in ("method", "channels", "minutes_per_seed", "clock", "summary")},
+                                "per_seed": [{k: r[k] for k in ("seed", "clean_only", "to_real", "to_clean", "upper_bound", "gain",
+                                                               "cyclegan_iterations", "minutes")} for r in doc["seeds"]],
+                                "command": "python benchmarks/sim_to_real.py " + " ".join(SIM_TO_REAL_ARGS)}}
+    training = {"steps": seed0["cyclegan_iterations"], "batch_size": batch, "seed": seed0["seed"],
+                "cpu_minutes": round(seed0["minutes"], 2), "wall_minutes": round((time.perf_counter() - wall0) / 60 / len(doc["seeds"]), 2)
+                if retrain else float("nan"), "overrides": [f"model.{k}={json.dumps(v)}" for k, v in sim_to_real.CYCLEGAN.items()]}
+    return write_card(SIM_TO_REAL, dest, model, training, measured, (load0, loadavg() if retrain else None), 0.0, data_dir)
+
+
+def write_card(name: str, dest: Path, model, training: dict, measured: dict, loads, eval_cpu_s: float, data_dir: str) -> dict:
+    """Write ``dest/card.json``: the spec's description, the training record, the machine and what was measured."""
+    from genlab import data as gdata
+    from genlab.io import atomic_write_json
+
+    spec = SPECS[name]
     config_bytes = (dest / "config.json").read_bytes()
     card = {
         "name": name,
         "about": spec.about,
         "model": spec.model,
         "data": {"name": spec.data, "split": "train", "examples": None},
-        "training": {"steps": steps, "batch_size": cfg.train.batch_size, "seed": cfg.train.seed, "preset": spec.preset,
-                     "budget_cpu_minutes": spec.minutes or None,
-                     "cpu_minutes": round(cpu / 60, 2), "wall_minutes": round(wall / 60, 2), "threads": 1,
-                     "overrides": list(spec.overrides), "script": "scripts/train_pretrained.py"},
-        "machine": {**machine(), "load_average": [load0, load1],
+        "training": {**training, "preset": spec.preset, "budget_cpu_minutes": spec.minutes or None, "threads": 1,
+                     "script": "scripts/train_pretrained.py"},
+        "machine": {**machine(), "load_average": list(loads),
                     "note": "a shared machine; CPU minutes are the training process's own CPU time"},
         "parameters": sum(p.numel() for p in model.parameters()),
         "weights": {"dtype": "float16", "bytes": (dest / "model.safetensors").stat().st_size},
         "config_sha256": hashlib.sha256(config_bytes).hexdigest(),
         "measured": measured,
         "headline": headline(measured),
-        "evaluation_cpu_minutes": round((time.process_time() - e0) / 60, 2),
+        "evaluation_cpu_minutes": round(eval_cpu_s / 60, 2),
         "date": time.strftime("%Y-%m-%d"),
     }
-    from genlab import data as gdata
-
     card["data"]["examples"] = len(gdata.load(spec.data, "train", data_dir))
-    from genlab.io import atomic_write_json
-
     atomic_write_json(dest / "card.json", card)
     return card
 

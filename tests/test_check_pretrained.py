@@ -166,6 +166,9 @@ def test_manifold_images_are_the_cells_of_genlab_manifold(cp):
     ("gated-pixelcnn", {"num_classes": 10}, "mnist", ["conditional"]),
     ("cyclegan", {}, "unpaired:mnist,mnist+invert", ["translation"]),
     ("cyclegan", {}, "unpaired:mnist,fashion-mnist", []),
+    ("cyclegan", {"image_shape": (6, 28, 28)}, "unpaired:mnist,mnist+mnistm", ["sim_to_real"]),
+    ("glow", {}, "mnist", ["samples"]),
+    ("pixelvae", {}, "mnist", ["samples"]),
     ("vae", {"latent_dim": 2, "image_shape": (1, 28, 20)}, "frey-face", ["manifold"]),
     ("vae", {}, "fashion-mnist", []),
     ("gan", {"image_shape": (2,), "arch": "mlp"}, "ring8", ["ring"]),
@@ -175,6 +178,23 @@ def test_plan_follows_capabilities_and_data(cp, name, fields, data, want):
     from genlab import registry
 
     assert cp.plan(registry.build(name, **fields), data) == want
+
+
+def test_sim_to_real_check_reports_the_cards_gain_and_judges_f_of_real_style_digits(cp, shared_data):
+    if not (shared_data / "cifar10-test-jpeg").is_dir():
+        pytest.skip("no cifar10-test-jpeg in the shared data")
+    from genlab import registry
+
+    model = registry.build("cyclegan", image_shape=(6, 28, 28), g_channels=4, g_blocks=1).eval()
+    seeds = [{"gain": g} for g in (0.30, 0.20, 0.25)]
+    card = {"measured": {"sim_to_real": {"summary": {"gain": {"mean": 0.25, "std": 0.05}}, "per_seed": seeds}}}
+    with torch.inference_mode():
+        row = cp.check_sim_to_real(model, cp.Judge().eval(), card, str(shared_data), 20)
+    assert row["pass"] is True and "+25.0 points (sd 5.0, 3 seeds)" in row["numbers"]
+    assert 0 <= row["measured"]["judge_reads_f_b"] <= 1 and row["measured"]["test_digits"] == 20
+    card["measured"]["sim_to_real"]["summary"]["gain"]["mean"] = 0.19
+    with torch.inference_mode():
+        assert cp.check_sim_to_real(model, cp.Judge().eval(), card, str(shared_data), 20)["pass"] is False
 
 
 def test_sample_targets(cp):

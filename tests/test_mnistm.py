@@ -174,19 +174,30 @@ def test_benchmark_runs_end_to_end(s2r, shared_data, tmp_path, capsys):
     if not (shared_data / "cifar10-test-jpeg").is_dir():
         pytest.skip("no cifar10-test-jpeg in the shared data")
     fig = tmp_path / "fig.png"
-    rc = s2r.main(["--data-dir", str(shared_data), "--minutes", "0.15", "--eval", "200", "--out", str(tmp_path / "run"),
+    rc = s2r.main(["--data-dir", str(shared_data), "--minutes", "0.15", "--eval", "200", "--out", str(tmp_path / "cyclegan-mnist-mnistm"),
                    "--set", "g_channels=4", "--set", "g_blocks=1", "--classifier-minutes", "0.01", "--figure", str(fig),
                    "--seeds", "2", "--channels", "3"])
     out = capsys.readouterr().out
     assert rc == 0 and fig.is_file() and "upper bound" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("gain: ") and " points (sd " in last and last[6] in "+-"
-    doc = json.loads((tmp_path / "run" / "summary.json").read_text())
+    doc = json.loads((tmp_path / "cyclegan-mnist-mnistm" / "summary.json").read_text())
     gains = [r["gain"] for r in doc["seeds"]]
     assert [r["seed"] for r in doc["seeds"]] == [0, 1] and doc["channels"] == 3
     assert doc["summary"]["gain"]["mean"] == pytest.approx(sum(gains) / 2)
     assert doc["summary"]["gain"]["std"] == pytest.approx(abs(gains[0] - gains[1]) / 2 ** 0.5)
     assert f"{100 * doc['summary']['gain']['mean']:+.1f}" in last
     # each seed's CycleGAN is a genlab run: it loads and translates RGB digits
-    model = genlab.load(tmp_path / "run" / "seed-1" / "run")
+    model = genlab.load(tmp_path / "cyclegan-mnist-mnistm" / "seed-1" / "run")
     assert model.config.image_shape[0] == 6 and model.translate(torch.rand(2, 3, 28, 28), "a2b").shape == (2, 3, 28, 28)
+    # scripts/train_pretrained.py ships seed 0's CycleGAN with every seed's numbers on its card
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import train_pretrained as tp
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    card = tp.build_sim_to_real(str(shared_data), tmp_path, tmp_path / "pkg", retrain=False)
+    assert card["measured"]["sim_to_real"]["summary"] == doc["summary"] and card["training"]["seed"] == 0
+    assert card["headline"].startswith(f"sim-to-real gain {100 * doc['summary']['gain']['mean']:+.1f} points")
+    shipped = genlab.load(tmp_path / "pkg" / "cyclegan-mnist-mnistm")
+    assert next(shipped.parameters()).dtype == torch.float32 and (tmp_path / "pkg" / "cyclegan-mnist-mnistm" / "card.json").is_file()
