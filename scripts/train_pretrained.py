@@ -109,17 +109,17 @@ SPECS: dict[str, Spec] = {
     "pixelvae-mnist": Spec("pixelvae", "mnist", ("train.steps=4400", "train.schedule_steps=4400"), preset="mnist-10min", minutes=16, about=(
         "PixelVAE: a 32-D latent and an MLP z -> feature-map network under a small PixelCNN decoder, Bernoulli pixels, "
         "on dynamically binarised MNIST (the mnist-10min preset, its cosine schedule 1.5 times as long)")),
-    "vqvae-mnist": Spec("vqvae", "mnist", ("model.prior_start=3000", "train.batch_size=64", *UNTIL_BUDGET), minutes=25, about=(
+    "vqvae-mnist": Spec("vqvae", "mnist", ("model.prior_start=2500", "train.batch_size=64", *UNTIL_BUDGET), minutes=20, about=(
         "VQ-VAE (64 codes of 16 numbers on a 7x7 map, discretized logistic decoder), then its PixelCNN prior over the "
-        "code map (from step 3,000, autoencoder frozen), on MNIST")),
+        "code map (from step 2,500, autoencoder frozen), on MNIST")),
     "glow-mnist": Spec("glow", "mnist", (
-        "train.steps=3000", "train.batch_size=64", "train.lr=2e-3", "train.warmup_steps=200", 'train.lr_schedule="cosine"',
-        "train.schedule_steps=3000"), minutes=35, about=(
+        "train.steps=2500", "train.batch_size=64", "train.lr=2e-3", "train.warmup_steps=200", 'train.lr_schedule="cosine"',
+        "train.schedule_steps=2500"), minutes=25, about=(
         "Glow (2 scales x 8 steps of actnorm, 1x1 convolution and affine coupling), exact likelihood, samples at "
         "temperature 0.7, on dequantized MNIST")),
     "progan-mnist": Spec("progan", "mnist", (
-        'model.objective="non-saturating"', "model.gp_weight=0", "model.stable_steps=1500", "model.fade_steps=1500",
-        "train.batch_size=32", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=20, about=(
+        'model.objective="non-saturating"', "model.gp_weight=0", "model.stable_steps=1200", "model.fade_steps=1200",
+        "train.batch_size=32", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=15, about=(
         "progressive growing GAN (7x7 -> 14x14 -> 28x28 with fade-ins, minibatch std, equalized learning rate), "
         "non-saturating loss, EMA generator, on MNIST")),
     "cyclegan-mnist-mnistm": Spec("cyclegan", "unpaired:mnist,mnist+mnistm", (), minutes=30, fid=False, about=(
