@@ -43,7 +43,9 @@ def save(root: Path, key: str) -> Path:
     model = registry.build(name, **MODELS[key]).eval()
     run = model.save(root / key)
     doc = json.loads((run / "config.json").read_text())
-    doc["data"] = {"name": {"gan-points": "ring8", "cyclegan": "unpaired:mnist-5k,mnist-5k+invert"}.get(key, "mnist-5k")}
+    doc["data"] = {
+        "name": {"gan-points": "ring8", "cyclegan": "unpaired:mnist-5k,mnist-5k+invert"}.get(key, "mnist-5k")
+    }
     if key == "wavenet":
         doc.pop("data")
     (run / "config.json").write_text(json.dumps(doc))
@@ -62,8 +64,10 @@ def views(i: int, ex: Explorer, image) -> list[tuple[str, str, tuple]]:
     if caps["kind"] == "sequence":
         out.append(("audio, 2 clips", "audio", (2, 0)))
     if caps["latent"]:
-        out += [("latent slider (one image)", "latent", (0, *[0.5] * min(d, 8))),
-                ("interpolation, 10 frames", "interpolate", (0, 1, 10, "slerp"))]
+        out += [
+            ("latent slider (one image)", "latent", (0, *[0.5] * min(d, 8))),
+            ("interpolation, 10 frames", "interpolate", (0, 1, 10, "slerp")),
+        ]
     if caps["manifold"]:
         out.append(("manifold, 15 x 15", "manifold", (15, 0, 1)))
     if caps["analyze"]:
@@ -82,8 +86,11 @@ def build_parser():
     ap = harness.parser(__doc__, threads=1)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--contention", action="store_true",
-                    help="only: the vae slider alone, then while a pixelcnn 64-image grid is drawn (median of --repeats)")
+    ap.add_argument(
+        "--contention",
+        action="store_true",
+        help="only: the vae slider alone, then while a pixelcnn 64-image grid is drawn (median of --repeats)",
+    )
     return ap
 
 
@@ -119,7 +126,9 @@ def main(argv=None) -> None:
                         times.append(time.perf_counter() - t)
                         status = result[-1] if isinstance(result, (list, tuple)) else result
                         assert not str(status).startswith("**Error"), (key, label, status)
-                    table.add(key, params, label, f"{1000 * statistics.median(times[1:]):.0f} ms", f"{1000 * times[0]:.0f} ms")
+                    table.add(
+                        key, params, label, f"{1000 * statistics.median(times[1:]):.0f} ms", f"{1000 * times[0]:.0f} ms"
+                    )
         finally:
             page.blocks.close()
     table.finish(machine)
@@ -143,9 +152,11 @@ def contention(client, explorers: dict, repeats: int) -> None:
     overlapped = not grid.done()
     t = time.perf_counter()
     grid.result()
-    print(f"\nvae slider alone: median {1000 * statistics.median(alone):.0f} ms; while a pixelcnn 64-image grid is drawn: "
-          f"median {1000 * statistics.median(during):.0f} ms (max {1000 * max(during):.0f} ms; the grid was "
-          f"{'still' if overlapped else 'no longer'} running, and took {time.perf_counter() - t:.1f} s more)")
+    print(
+        f"\nvae slider alone: median {1000 * statistics.median(alone):.0f} ms; while a pixelcnn 64-image grid is drawn: "
+        f"median {1000 * statistics.median(during):.0f} ms (max {1000 * max(during):.0f} ms; the grid was "
+        f"{'still' if overlapped else 'no longer'} running, and took {time.perf_counter() - t:.1f} s more)"
+    )
 
 
 if __name__ == "__main__":

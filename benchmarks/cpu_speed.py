@@ -55,7 +55,11 @@ while os.getppid() == parent:  # ends with the benchmark, however it ends
 
 def child_env(omp_passive: bool) -> dict:
     """The environment of one measured process: no inherited thread counts; the wait policy given."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    }
     if omp_passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     return env
@@ -73,8 +77,14 @@ def measure(spec: dict) -> dict:
     data = harness.load("mnist-5k", "train", argparse.Namespace(data_dir=spec.get("data_dir")))
     torch.manual_seed(0)
     model = registry.build(spec["model"], image_shape=tuple(data.images.shape[1:]))
-    cfg = harness.train_config(None, spec["model"], device="cpu", threads=spec["threads"], tune_malloc=spec["malloc"],
-                               channels_last=spec["channels_last"])
+    cfg = harness.train_config(
+        None,
+        spec["model"],
+        device="cpu",
+        threads=spec["threads"],
+        tune_malloc=spec["malloc"],
+        channels_last=spec["channels_last"],
+    )
     with tempfile.TemporaryDirectory() as run:
         trainer = Trainer(model, data, cfg, run)
         trainer.fit(spec["warm"])
@@ -82,7 +92,13 @@ def measure(spec: dict) -> dict:
         s0, w0, c0 = trainer.step, time.perf_counter(), time.process_time()
         harness.fit_until(trainer, trainer._elapsed + spec["seconds"])
         wall, cpu, steps = time.perf_counter() - w0, time.process_time() - c0, trainer.step - s0
-    return {"steps_per_s": steps / wall, "cpu_per_step": cpu / steps, "threads": trainer.threads, "steps": steps, "load": load}
+    return {
+        "steps_per_s": steps / wall,
+        "cpu_per_step": cpu / steps,
+        "threads": trainer.threads,
+        "steps": steps,
+        "load": load,
+    }
 
 
 def run_child(spec: dict, env: dict, on_start=lambda: None) -> dict:
@@ -94,7 +110,7 @@ def run_child(spec: dict, env: dict, on_start=lambda: None) -> dict:
         if line.startswith("START"):
             on_start()
         elif line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
     if proc.wait() != 0 or result is None:
         raise SystemExit(f"the measured process failed ({proc.returncode}): {' '.join(cmd)}")
     return result
@@ -141,16 +157,38 @@ def fair_rate(alone: dict, cores: int, busy: int) -> float:
 
 
 def part_options(a, machine):
-    table = harness.Table(["model", "threads", "setting", "steps/s", "CPU s/step", "speed-up", "load avg (1 min)"],
-                          title="allocator and memory layout, alone")
-    arms = [("tune_malloc off", False, False), ("tune_malloc on", True, False), ("tune_malloc on + channels_last", True, True)]
+    table = harness.Table(
+        ["model", "threads", "setting", "steps/s", "CPU s/step", "speed-up", "load avg (1 min)"],
+        title="allocator and memory layout, alone",
+    )
+    arms = [
+        ("tune_malloc off", False, False),
+        ("tune_malloc on", True, False),
+        ("tune_malloc on + channels_last", True, True),
+    ]
     for model in a.models.split(","):
         base = None
         for name, malloc, cl in arms:
-            spec = dict(model=model, threads=a.threads or 1, malloc=malloc, channels_last=cl, warm=a.warm, seconds=a.seconds, data_dir=a.data_dir)
+            spec = dict(
+                model=model,
+                threads=a.threads or 1,
+                malloc=malloc,
+                channels_last=cl,
+                warm=a.warm,
+                seconds=a.seconds,
+                data_dir=a.data_dir,
+            )
             r = run_child(spec, child_env(False))
             base = base or r["steps_per_s"]
-            table.add(model, r["threads"], name, f"{r['steps_per_s']:.2f}", f"{r['cpu_per_step']:.3f}", f"{r['steps_per_s'] / base:.2f}x", f"{r['load']:.2f}")
+            table.add(
+                model,
+                r["threads"],
+                name,
+                f"{r['steps_per_s']:.2f}",
+                f"{r['cpu_per_step']:.3f}",
+                f"{r['steps_per_s'] / base:.2f}x",
+                f"{r['load']:.2f}",
+            )
     table.finish(machine, f"{a.warm} warm-up steps, then {a.seconds:g} s timed; each cell a fresh process")
 
 
@@ -158,8 +196,20 @@ def part_sharing(a, machine):
     from genlab.train.cpu import openmp_defaults, usable_cores
 
     cores = usable_cores()
-    table = harness.Table(["model", "busy procs", "threads setting", "threads used", "steps/s", "CPU s/step", "% of fair share",
-                           "neighbours (% of alone)", "load avg (1 min)"], title=f"beside busy single-thread processes, {cores} cores")
+    table = harness.Table(
+        [
+            "model",
+            "busy procs",
+            "threads setting",
+            "threads used",
+            "steps/s",
+            "CPU s/step",
+            "% of fair share",
+            "neighbours (% of alone)",
+            "load avg (1 min)",
+        ],
+        title=f"beside busy single-thread processes, {cores} cores",
+    )
     modes = a.modes.split(",")
     alone: dict[str, dict] = {}
     neighbour_alone = None
@@ -176,7 +226,15 @@ def part_sharing(a, machine):
                 for model in a.models.split(","):
                     for mode in modes:
                         threads = 0 if mode == "auto" else int(mode.rstrip("p"))
-                        spec = dict(model=model, threads=threads, malloc=True, channels_last=False, warm=a.warm, seconds=a.seconds, data_dir=a.data_dir)
+                        spec = dict(
+                            model=model,
+                            threads=threads,
+                            malloc=True,
+                            channels_last=False,
+                            warm=a.warm,
+                            seconds=a.seconds,
+                            data_dir=a.data_dir,
+                        )
                         env = child_env(mode.endswith("p"))
                         if mode == "auto":
                             openmp_defaults(env)
@@ -189,13 +247,29 @@ def part_sharing(a, machine):
                                 alone[model][1] = r["steps_per_s"]
                             alone[model]["best"] = max(alone[model]["best"], r["steps_per_s"])
                         fair = fair_rate(alone[model], cores, busy) if alone.get(model, {}).get(1) else None
-                        neighbours = "-" if not rates or not neighbour_alone else " / ".join(f"{100 * x / neighbour_alone:.0f}" for x in rates)
-                        table.add(model, busy, mode, r["threads"], f"{r['steps_per_s']:.2f}", f"{r['cpu_per_step']:.3f}",
-                                  "-" if fair is None else f"{100 * r['steps_per_s'] / fair:.0f}%", neighbours, f"{r['load']:.2f}")
+                        neighbours = (
+                            "-"
+                            if not rates or not neighbour_alone
+                            else " / ".join(f"{100 * x / neighbour_alone:.0f}" for x in rates)
+                        )
+                        table.add(
+                            model,
+                            busy,
+                            mode,
+                            r["threads"],
+                            f"{r['steps_per_s']:.2f}",
+                            f"{r['cpu_per_step']:.3f}",
+                            "-" if fair is None else f"{100 * r['steps_per_s'] / fair:.0f}%",
+                            neighbours,
+                            f"{r['load']:.2f}",
+                        )
             finally:
                 procs.stop()
-    table.finish(machine, f"{a.warm} warm-up steps, then {a.seconds:g} s timed; each cell a fresh process; tune_malloc on; "
-                          f"one busy process alone: {neighbour_alone or 0:.1f} iterations/s")
+    table.finish(
+        machine,
+        f"{a.warm} warm-up steps, then {a.seconds:g} s timed; each cell a fresh process; tune_malloc on; "
+        f"one busy process alone: {neighbour_alone or 0:.1f} iterations/s",
+    )
 
 
 def build_parser():

@@ -48,10 +48,14 @@ def accuracy(net, x01: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=8.0, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(
+        __doc__, data_dir=harness.default_data_dir(), minutes=8.0, threads=1, seed=0, device="cpu", out=None
+    )
     ap.add_argument("--transform", default="invert", choices=["invert", "rot90", "rot270", "flip"])
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field, e.g. g_blocks=6")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field, e.g. g_blocks=6"
+    )
     ap.add_argument("--eval", type=int, default=2000, help="held-out test digits per direction")
     return ap
 
@@ -68,16 +72,27 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     model = registry.build("cyclegan", config)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"# CycleGAN, MNIST <-> MNIST+{t_name} (disjoint halves of the training set, {len(train)} each), batch {args.batch_size}, "
-          f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}", flush=True)
+    print(
+        f"# CycleGAN, MNIST <-> MNIST+{t_name} (disjoint halves of the training set, {len(train)} each), batch {args.batch_size}, "
+        f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}",
+        flush=True,
+    )
 
-    trainer = Trainer(model, train, harness.train_config(args, "cyclegan", seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100), out / "run")
+    trainer = Trainer(
+        model,
+        train,
+        harness.train_config(args, "cyclegan", seconds=args.minutes * 60, batch_size=args.batch_size, log_every=100),
+        out / "run",
+    )
     t0 = time.perf_counter()
     trainer.fit()
     train_s = time.perf_counter() - t0
     steps = trainer.step
-    print(f"trained {steps} iterations ({steps * args.batch_size / len(train):.2f} epochs) in {train_s / 60:.1f} min, "
-          f"{steps * args.batch_size / train_s:.0f} image pairs/s; run: {out / 'run'}", flush=True)
+    print(
+        f"trained {steps} iterations ({steps * args.batch_size / len(train):.2f} epochs) in {train_s / 60:.1f} min, "
+        f"{steps * args.batch_size / train_s:.0f} image pairs/s; run: {out / 'run'}",
+        flush=True,
+    )
 
     model.eval().cpu()
     net = get_feature_net("mnist")
@@ -105,7 +120,9 @@ def main(argv=None) -> int:
         ("no translation a2b: T^-1(a)", accuracy(net, undo(a), ya), float((a - true_b).abs().mean()), float("nan")),
         ("no translation b2a: b", accuracy(net, b, yb), float((true_b - a).abs().mean()), float("nan")),
     ]
-    table = harness.Table([f"translation (judged on {n} held-out test digits)", "class kept", "L1 to the true image", "cycle L1"])
+    table = harness.Table(
+        [f"translation (judged on {n} held-out test digits)", "class kept", "L1 to the true image", "cycle L1"]
+    )
     fmt = lambda v: "-" if v != v else f"{v:.3f}"  # noqa: E731
     for name, acc, err, cyc in rows:
         table.add(name, f"{100 * acc:.1f}%", fmt(err), fmt(cyc))

@@ -33,13 +33,22 @@ from genlab.train.trainer import Trainer
 
 def parser(doc: str, minutes: float = 10.0):
     """The flags ddpm_mnist.py and flow_matching_mnist.py share, at their defaults."""
-    ap = harness.parser(doc, data_dir=harness.default_data_dir(), minutes=minutes, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(
+        doc, data_dir=harness.default_data_dir(), minutes=minutes, threads=1, seed=0, device="cpu", out=None
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--ema", type=float, default=0.98, help="EMA decay; the EMA starts at the initial weights, so short runs need a short horizon")
+    ap.add_argument(
+        "--ema",
+        type=float,
+        default=0.98,
+        help="EMA decay; the EMA starts at the initial weights, so short runs need a short horizon",
+    )
     ap.add_argument("--test-examples", type=int, default=250, help="test images for bits/dim")
     ap.add_argument("--samples", type=int, default=2000, help="samples for FID and the digit shares")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field (JSON value), repeatable")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="model config field (JSON value), repeatable"
+    )
     return ap
 
 
@@ -56,23 +65,42 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     torch.manual_seed(args.seed)
     model = registry.build(name, image_shape=(1, 28, 28), **fields)
     params = sum(p.numel() for p in model.parameters())
-    print(f"# {name} on MNIST: {fields}, {params / 1e6:.2f} M parameters, batch {args.batch_size}, lr {args.lr}, EMA {args.ema}, "
-          f"budget {args.minutes:g} min, seed {args.seed}", flush=True)
-    cfg = harness.train_config(args, name, seconds=args.minutes * 60, batch_size=args.batch_size, lr=args.lr, grad_clip=1.0,
-                               ema_decay=args.ema, log_every=100)
+    print(
+        f"# {name} on MNIST: {fields}, {params / 1e6:.2f} M parameters, batch {args.batch_size}, lr {args.lr}, EMA {args.ema}, "
+        f"budget {args.minutes:g} min, seed {args.seed}",
+        flush=True,
+    )
+    cfg = harness.train_config(
+        args,
+        name,
+        seconds=args.minutes * 60,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        grad_clip=1.0,
+        ema_decay=args.ema,
+        log_every=100,
+    )
     trainer = Trainer(model, train, cfg, out)
     t0, c0 = time.perf_counter(), time.process_time()
     trainer.fit()
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     model = genlab.load(out)  # the EMA weights
-    print(f"trained {trainer.step} steps of {args.batch_size} in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} wall-min "
-          f"({trainer.step / train_cpu:.2f} steps per CPU-second)", flush=True)
+    print(
+        f"trained {trainer.step} steps of {args.batch_size} in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} wall-min "
+        f"({trainer.step / train_cpu:.2f} steps per CPU-second)",
+        flush=True,
+    )
 
     t = time.perf_counter()
-    lik = evaluate_likelihood(model, test, max_examples=args.test_examples, batch_size=args.test_examples, seed=args.seed, progress=False)
+    lik = evaluate_likelihood(
+        model, test, max_examples=args.test_examples, batch_size=args.test_examples, seed=args.seed, progress=False
+    )
     lik_s = time.perf_counter() - t
-    print(f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over {lik['num_examples']} "
-          f"test images; {likelihood_note}; {lik_s:.0f} s", flush=True)
+    print(
+        f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over {lik['num_examples']} "
+        f"test images; {likelihood_note}; {lik_s:.0f} s",
+        flush=True,
+    )
     if lik["problem"]:
         print(f"INVALID: {lik['problem']}", flush=True)
 
@@ -82,9 +110,20 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     table = harness.Table(["digit", *map(str, range(10))])
     table.add("share %", *(f"{100 * s:.1f}" for s in q["shares"]))
     table.finish(machine, f"digits above 1%: {q['digits_above_1pct']}/10, smallest share {100 * min(q['shares']):.1f}%")
-    result = {"model": name, "fields": fields, "steps": trainer.step, "batch_size": args.batch_size, "lr": args.lr, "ema": args.ema,
-              "train_cpu_minutes": train_cpu / 60, "train_wall_minutes": train_s / 60, "parameters": params, "likelihood": lik,
-              "quality": q, "machine": machine.line()}
+    result = {
+        "model": name,
+        "fields": fields,
+        "steps": trainer.step,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "ema": args.ema,
+        "train_cpu_minutes": train_cpu / 60,
+        "train_wall_minutes": train_s / 60,
+        "parameters": params,
+        "likelihood": lik,
+        "quality": q,
+        "machine": machine.line(),
+    }
     harness.write_json(out / "results.json", result)
     return result
 
@@ -99,8 +138,11 @@ def build_parser():
 def main(argv=None) -> int:
     args, machine = harness.start(build_parser(), argv)
     fields = {"bound_timesteps": args.bound_timesteps, "sample_steps": args.sample_steps}
-    note = (f"variational bound, discretized decoder, {args.bound_timesteps or 'all'} of T stratified terms per image"
-            if args.bound_timesteps else "variational bound, discretized decoder, all T terms")
+    note = (
+        f"variational bound, discretized decoder, {args.bound_timesteps or 'all'} of T stratified terms per image"
+        if args.bound_timesteps
+        else "variational bound, discretized decoder, all T terms"
+    )
     run("ddpm", args, machine, fields, note)
     return 0
 

@@ -28,21 +28,37 @@ def build_parser():
     ap = parser(__doc__)
     ap.add_argument("--solver", default="heun", choices=["euler", "midpoint", "heun"])
     ap.add_argument("--sample-steps", type=int, default=10, help="ODE steps of model.sample")
-    ap.add_argument("--likelihood-solver", default="dopri5", choices=["dopri5", "euler", "midpoint", "heun"],
-                    help="log_prob's ODE solver: adaptive dopri5 (default) or fixed steps")
+    ap.add_argument(
+        "--likelihood-solver",
+        default="dopri5",
+        choices=["dopri5", "euler", "midpoint", "heun"],
+        help="log_prob's ODE solver: adaptive dopri5 (default) or fixed steps",
+    )
     ap.add_argument("--likelihood-tol", type=float, default=1e-4, help="dopri5's tolerance (default %(default)s)")
-    ap.add_argument("--likelihood-steps", type=int, default=20, help="ODE steps of log_prob with a fixed-step --likelihood-solver")
+    ap.add_argument(
+        "--likelihood-steps", type=int, default=20, help="ODE steps of log_prob with a fixed-step --likelihood-solver"
+    )
     return ap
 
 
 def main(argv=None) -> int:
     args, machine = harness.start(build_parser(), argv)
-    fields = {"solver": args.solver, "sample_steps": args.sample_steps, "likelihood_solver": args.likelihood_solver,
-              "likelihood_steps": args.likelihood_steps, "likelihood_tol": args.likelihood_tol}
-    how = (f"dopri5 at tolerance {args.likelihood_tol:g}" if args.likelihood_solver == "dopri5"
-           else f"{args.likelihood_steps} {args.likelihood_solver} steps")
-    note = (f"ODE log-density, {how}, Hutchinson divergence (one Rademacher probe per image), "
-            "dequantized, offset -D log 256 included")
+    fields = {
+        "solver": args.solver,
+        "sample_steps": args.sample_steps,
+        "likelihood_solver": args.likelihood_solver,
+        "likelihood_steps": args.likelihood_steps,
+        "likelihood_tol": args.likelihood_tol,
+    }
+    how = (
+        f"dopri5 at tolerance {args.likelihood_tol:g}"
+        if args.likelihood_solver == "dopri5"
+        else f"{args.likelihood_steps} {args.likelihood_solver} steps"
+    )
+    note = (
+        f"ODE log-density, {how}, Hutchinson divergence (one Rademacher probe per image), "
+        "dequantized, offset -D log 256 included"
+    )
     run("flow-matching", args, machine, fields, note)
     return 0
 

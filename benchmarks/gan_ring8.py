@@ -39,8 +39,15 @@ OBJECTIVES = ("minimax", "non-saturating", "least-squares", "hinge")
 
 
 def run_config(data: str, objective: str, seed: int, steps: int | None, extra: list[str]) -> RunConfig:
-    sets = [f'model.objective="{objective}"', f"train.seed={seed}", "train.device=\"cpu\"",
-            "train.progress=false", "train.log_every=0", "train.sample_every=0", "train.checkpoint_every=0"]
+    sets = [
+        f'model.objective="{objective}"',
+        f"train.seed={seed}",
+        'train.device="cpu"',
+        "train.progress=false",
+        "train.log_every=0",
+        "train.sample_every=0",
+        "train.checkpoint_every=0",
+    ]
     if steps is not None:  # the cosine schedule ends with the run
         sets += [f"train.steps={steps}", f"train.schedule_steps={steps}"]
     return build_run_config("gan", data=data, overrides=sets + list(extra))  # the point preset first
@@ -52,7 +59,13 @@ def build_parser():
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     ap.add_argument("--steps", type=int, default=None, help="iterations (default: the preset's train.steps)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override after the preset (repeatable)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override after the preset (repeatable)",
+    )
     ap.add_argument("--samples", type=int, default=2500)
     ap.add_argument("--plots", default=None, help="folder for real-vs-generated PNGs with D's surface")
     return ap
@@ -64,12 +77,16 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     probe = run_config(args.data, OBJECTIVES[0], seeds[0], args.steps, args.set)
     m, t = probe.model, probe.train
-    print(f"# GAN objectives on {args.data} with the genlab Trainer: MLP {m.hidden_layers}x{m.hidden_dim} (G ReLU, D LeakyReLU 0.2), "
-          f"z dim {m.latent_dim}, {t.steps} iterations of {m.d_steps} D + 1 G step, batch {t.batch_size}, "
-          f"Adam lr G {t.lr_of('generator'):g} / D {t.lr_of('discriminator'):g} betas {t.betas_of('discriminator')} "
-          f"({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
-          f"spectral norm {m.spectral_norm}, EMA {t.ema_decay:g}")
-    print(f"# preset: {' '.join(f'--set {k}={json.dumps(v)}' for k, v in POINT_PRESET.items())} {' '.join('--set ' + s for s in args.set)}")
+    print(
+        f"# GAN objectives on {args.data} with the genlab Trainer: MLP {m.hidden_layers}x{m.hidden_dim} (G ReLU, D LeakyReLU 0.2), "
+        f"z dim {m.latent_dim}, {t.steps} iterations of {m.d_steps} D + 1 G step, batch {t.batch_size}, "
+        f"Adam lr G {t.lr_of('generator'):g} / D {t.lr_of('discriminator'):g} betas {t.betas_of('discriminator')} "
+        f"({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
+        f"spectral norm {m.spectral_norm}, EMA {t.ema_decay:g}"
+    )
+    print(
+        f"# preset: {' '.join(f'--set {k}={json.dumps(v)}' for k, v in POINT_PRESET.items())} {' '.join('--set ' + s for s in args.set)}"
+    )
     table = harness.Table(["objective", "seed", "modes", "high-quality", "seconds"])
     for objective in args.objectives.split(","):
         for seed in seeds:
@@ -85,8 +102,12 @@ def main(argv=None) -> int:
             if args.plots:
                 from genlab.viz.plots import plot_gan_toy2d
 
-                plot_gan_toy2d(model, os.path.join(args.plots, f"{args.data}-{objective}-seed{seed}.png"), data=args.data,
-                               generator=torch.Generator().manual_seed(seed + 1))
+                plot_gan_toy2d(
+                    model,
+                    os.path.join(args.plots, f"{args.data}-{objective}-seed{seed}.png"),
+                    data=args.data,
+                    generator=torch.Generator().manual_seed(seed + 1),
+                )
     table.finish(machine)
     return 0
 

@@ -34,8 +34,12 @@ from genlab.viz.images import save_png
 
 def trainer_for(model, name: str, train_set, args, out: Path) -> Trainer:
     """A Trainer for ``model`` (registry name ``name``) with the flags' batch, rate, warm-up and seed."""
-    schedule = dict(lr_schedule="cosine", schedule_steps=10**6) if getattr(args, "schedule", "constant") == "cosine" else {}
-    cfg = harness.train_config(args, name, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup, log_every=100, **schedule)
+    schedule = (
+        dict(lr_schedule="cosine", schedule_steps=10**6) if getattr(args, "schedule", "constant") == "cosine" else {}
+    )
+    cfg = harness.train_config(
+        args, name, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup, log_every=100, **schedule
+    )
     return Trainer(model, train_set, cfg, out / "run")
 
 
@@ -44,8 +48,11 @@ def training_row(trainer: Trainer, args, train_set, cpu_seconds: float, seconds:
     log = out / "run" / "metrics.jsonl"
     if log.exists():
         print(log.read_text().strip().splitlines()[-1], flush=True)
-    return ("training", f"{cpu_seconds / 60:.1f} CPU-min ({seconds / 60:.1f} wall-min), {trainer.step} iterations of {args.batch_size}, "
-                        f"{seen / len(train_set.images):.2f} epochs, Adam lr {args.lr:g}, {getattr(args, 'schedule', 'constant')} after {args.warmup} warm-up steps")
+    return (
+        "training",
+        f"{cpu_seconds / 60:.1f} CPU-min ({seconds / 60:.1f} wall-min), {trainer.step} iterations of {args.batch_size}, "
+        f"{seen / len(train_set.images):.2f} epochs, Adam lr {args.lr:g}, {getattr(args, 'schedule', 'constant')} after {args.warmup} warm-up steps",
+    )
 
 
 def sampling_rows(model, n: int = 64) -> list[tuple[str, str]]:
@@ -61,14 +68,20 @@ def digit_rows(samples: torch.Tensor, what: str) -> list[tuple[str, str]]:
     """Share of each digit among ``samples`` (N, 1, 28, 28) by the shipped MNIST classifier."""
     probs = torch.softmax(get_feature_net("mnist").logits(samples), 1)
     shares = torch.bincount(probs.argmax(1), minlength=10).float() / len(samples)
-    return [(f"{what}: digits present", f"{int((shares > 0.01).sum())}/10 above 1% (shares % {' '.join(f'{100 * s:.0f}' for s in shares.tolist())}), "
-                                          f"mean classifier confidence {float(probs.max(1).values.mean()):.2f}")]
+    return [
+        (
+            f"{what}: digits present",
+            f"{int((shares > 0.01).sum())}/10 above 1% (shares % {' '.join(f'{100 * s:.0f}' for s in shares.tolist())}), "
+            f"mean classifier confidence {float(probs.max(1).values.mean()):.2f}",
+        )
+    ]
 
 
 def flow_parser(doc: str, lr: float, batch: int):
     """The flags glow_mnist.py and vqvae_mnist.py share, at their defaults."""
-    ap = harness.parser(doc, data_dir=harness.default_data_dir(), minutes=10.0, threads=1, seed=0, device="cpu",
-                        out=None)
+    ap = harness.parser(
+        doc, data_dir=harness.default_data_dir(), minutes=10.0, threads=1, seed=0, device="cpu", out=None
+    )
     ap.add_argument("--data", default="mnist", help="training set: mnist (60k) or mnist-5k")
     ap.add_argument("--batch-size", type=int, default=batch)
     ap.add_argument("--lr", type=float, default=lr)
@@ -80,8 +93,12 @@ def flow_parser(doc: str, lr: float, batch: int):
 def build_parser():
     ap = flow_parser(__doc__, lr=1e-3, batch=64)
     ap.add_argument("--realnvp", action="store_true", help="no 1x1 convolutions (model.invertible_conv=false)")
-    ap.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
-                    help="learning rate after the warm-up: constant, or a cosine decay to 0 sized to the budget (harness.fit_schedule_to_budget)")
+    ap.add_argument(
+        "--schedule",
+        default="constant",
+        choices=["constant", "cosine"],
+        help="learning rate after the warm-up: constant, or a cosine decay to 0 sized to the budget (harness.fit_schedule_to_budget)",
+    )
     return ap
 
 
@@ -89,7 +106,9 @@ def main(argv=None) -> None:
     args, machine = harness.start(build_parser(), argv)
     out = harness.out_dir(args, "glow-mnist-")
     name = "RealNVP" if args.realnvp else "Glow"
-    print(f"# {name} on {args.data}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}", flush=True)
+    print(
+        f"# {name} on {args.data}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}", flush=True
+    )
 
     torch.manual_seed(args.seed)
     model = registry.build("glow", image_shape=(1, 28, 28), invertible_conv=not args.realnvp)
@@ -109,8 +128,13 @@ def main(argv=None) -> None:
     with torch.inference_mode():
         nll = torch.cat([-model.log_prob(model.prepare(xb, generator=g)).double() for xb in test01.split(500)])
     bpd = D.bits_per_dim(nll, model.num_dims)
-    rows.append((f"test bits/dim, {len(test01)} test images (exact, dequantised)", f"**{bpd.mean().item():.3f} +- "
-                 f"{bpd.std().item() / math.sqrt(len(bpd)):.3f}** ({nll.mean().item():.1f} nats; {time.perf_counter() - t:.0f} s)"))
+    rows.append(
+        (
+            f"test bits/dim, {len(test01)} test images (exact, dequantised)",
+            f"**{bpd.mean().item():.3f} +- "
+            f"{bpd.std().item() / math.sqrt(len(bpd)):.3f}** ({nll.mean().item():.1f} nats; {time.perf_counter() - t:.0f} s)",
+        )
+    )
     rows += sampling_rows(model)
     for temp in (0.7, 1.0):
         model.config.temperature = temp

@@ -116,9 +116,16 @@ class Machine:
         if torch.cuda.is_available():
             gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         return cls(
-            os=platform.platform(), cpu=cpu or platform.processor() or platform.machine(), flags=flags,
-            cpus=os.cpu_count() or 1, memory_gib=parse_meminfo(_read("/proc/meminfo")), torch=torch.__version__,
-            threads=torch.get_num_threads(), gpu=gpu, python=platform.python_version(), load_start=load_average(),
+            os=platform.platform(),
+            cpu=cpu or platform.processor() or platform.machine(),
+            flags=flags,
+            cpus=os.cpu_count() or 1,
+            memory_gib=parse_meminfo(_read("/proc/meminfo")),
+            torch=torch.__version__,
+            threads=torch.get_num_threads(),
+            gpu=gpu,
+            python=platform.python_version(),
+            load_start=load_average(),
         )
 
     def line(self, load_end: float | None = None) -> str:
@@ -130,9 +137,11 @@ class Machine:
         fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
         cpu = f"{self.cpu} ({' '.join(self.flags)})" if self.flags else self.cpu
         memory = f", {self.memory_gib:.1f} GiB" if self.memory_gib is not None else ""
-        return (f"machine: {self.os}, {cpu}, {self.cpus} CPUs{memory}, {self.gpu}; torch {self.torch}, "
-                f"{self.threads} thread{'s' if self.threads != 1 else ''}, Python {self.python}; "
-                f"load average {fmt(self.load_start)} at start, {fmt(load_end)} at end")
+        return (
+            f"machine: {self.os}, {cpu}, {self.cpus} CPUs{memory}, {self.gpu}; torch {self.torch}, "
+            f"{self.threads} thread{'s' if self.threads != 1 else ''}, Python {self.python}; "
+            f"load average {fmt(self.load_start)} at start, {fmt(load_end)} at end"
+        )
 
 
 # --------------------------------------------------------------------------- flags
@@ -140,8 +149,9 @@ class Machine:
 _ABSENT = object()
 
 
-def parser(doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSENT, seed=_ABSENT, device=_ABSENT,
-           out=_ABSENT) -> argparse.ArgumentParser:
+def parser(
+    doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSENT, seed=_ABSENT, device=_ABSENT, out=_ABSENT
+) -> argparse.ArgumentParser:
     """An argument parser with the common flags this script uses, at its own defaults.
 
     A flag is added only when its keyword is given (``minutes=8.0`` adds
@@ -151,21 +161,37 @@ def parser(doc: str | None, *, data_dir=_ABSENT, threads=_ABSENT, minutes=_ABSEN
     """
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if data_dir is not _ABSENT:
-        ap.add_argument("--data-dir", default=data_dir, help="folder of local data sets, as <dir>/<name>/<files> (default %(default)s; "
-                                                             "None: genlab's cache or a download)")
+        ap.add_argument(
+            "--data-dir",
+            default=data_dir,
+            help="folder of local data sets, as <dir>/<name>/<files> (default %(default)s; "
+            "None: genlab's cache or a download)",
+        )
     if threads is not _ABSENT:
-        ap.add_argument("--threads", type=int, default=threads, help="torch threads; 0 keeps torch's default (default %(default)s)")
+        ap.add_argument(
+            "--threads", type=int, default=threads, help="torch threads; 0 keeps torch's default (default %(default)s)"
+        )
     if minutes is not _ABSENT:
-        ap.add_argument("--minutes", type=float, default=minutes, help="training budget in minutes of --clock (default %(default)s)")
-        ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="what --minutes counts: cpu = CPU time of the process over all its threads (the same work on a busy "
-                             "machine as on an idle one), wall = elapsed time (train.budget_clock; default %(default)s)")
+        ap.add_argument(
+            "--minutes", type=float, default=minutes, help="training budget in minutes of --clock (default %(default)s)"
+        )
+        ap.add_argument(
+            "--clock",
+            choices=("cpu", "wall"),
+            default="cpu",
+            help="what --minutes counts: cpu = CPU time of the process over all its threads (the same work on a busy "
+            "machine as on an idle one), wall = elapsed time (train.budget_clock; default %(default)s)",
+        )
     if seed is not _ABSENT:
         ap.add_argument("--seed", type=int, default=seed, help="random seed (default %(default)s)")
     if device is not _ABSENT:
         ap.add_argument("--device", default=device, help="torch device for training (default %(default)s)")
     if out is not _ABSENT:
-        ap.add_argument("--out", default=out, help="output folder (default %(default)s)" if out else "output folder (default: a fresh temporary folder)")
+        ap.add_argument(
+            "--out",
+            default=out,
+            help="output folder (default %(default)s)" if out else "output folder (default: a fresh temporary folder)",
+        )
     return ap
 
 
@@ -260,7 +286,9 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
     for key, field in (("seed", "seed"), ("device", "device"), ("clock", "budget_clock")):
         if args is not None and hasattr(args, key):
             base[field] = getattr(args, key)
-    if getattr(args, "threads", 0):  # --threads N is N (train.threads), not lowered by the Trainer's choice from the load
+    if getattr(
+        args, "threads", 0
+    ):  # --threads N is N (train.threads), not lowered by the Trainer's choice from the load
         base["threads"] = args.threads
     if seconds is not None:
         if seconds <= 0:
@@ -269,8 +297,14 @@ def train_config(args: argparse.Namespace | None, model: str, *, seconds: float 
     return registry.train_config(model, **{**base, **fields})
 
 
-def budget_run_config(args: argparse.Namespace, model: str, *, data: str | None = None, preset: str | None = None,
-                      sets: Sequence[str] = ()):
+def budget_run_config(
+    args: argparse.Namespace,
+    model: str,
+    *,
+    data: str | None = None,
+    preset: str | None = None,
+    sets: Sequence[str] = (),
+):
     """The RunConfig of ``genlab train MODEL --data DATA --preset PRESET --set ...`` made ready for
     :func:`fit_schedule_to_budget`: quiet (as :func:`train_config`), ``seed``, ``device`` and the
     budget's clock from ``args``, and a cosine schedule (a placeholder length, which the budget
@@ -280,16 +314,34 @@ def budget_run_config(args: argparse.Namespace, model: str, *, data: str | None 
     from genlab.config import apply_overrides
 
     cfg = registry.build_run_config(model, data=data, preset=preset, overrides=list(sets))
-    fields = {"progress": False, "sample_every": 0, "checkpoint_every": 0, "log_every": 0, "lr_schedule": "cosine",
-              "steps": 10**9, "schedule_steps": 10**9, "max_seconds": 0.0}  # the benchmark's budget, not a preset's
+    fields = {
+        "progress": False,
+        "sample_every": 0,
+        "checkpoint_every": 0,
+        "log_every": 0,
+        "lr_schedule": "cosine",
+        "steps": 10**9,
+        "schedule_steps": 10**9,
+        "max_seconds": 0.0,
+    }  # the benchmark's budget, not a preset's
     for key, field in (("seed", "seed"), ("device", "device"), ("clock", "budget_clock")):
         if hasattr(args, key):
             fields[field] = getattr(args, key)
     return apply_overrides(cfg, {f"train.{k}": v for k, v in fields.items()})
 
 
-def train_to_budget(args: argparse.Namespace, model: str, train_set, work: Path, *, data: str | None = None,
-                    preset: str | None = None, sets: Sequence[str] = (), first: int = 100, warm: int = 10):
+def train_to_budget(
+    args: argparse.Namespace,
+    model: str,
+    train_set,
+    work: Path,
+    *,
+    data: str | None = None,
+    preset: str | None = None,
+    sets: Sequence[str] = (),
+    first: int = 100,
+    warm: int = 10,
+):
     """Train ``model`` as :func:`budget_run_config` sets it up for ``args.minutes`` (of ``args.clock``)
     with :func:`fit_schedule_to_budget`; (the model in eval mode, with the EMA weights when
     ``train.ema_decay`` > 0, and facts: "steps", "minutes" (budget clock), "wall_minutes", "images", "config").
@@ -305,8 +357,13 @@ def train_to_budget(args: argparse.Namespace, model: str, train_set, work: Path,
     clock = clock_of(args)
     t0, c0 = time.perf_counter(), clock()
     steps = fit_schedule_to_budget(trainer, args.minutes * 60, first=first, warm=warm)
-    facts = {"steps": steps, "minutes": (clock() - c0) / 60, "wall_minutes": (time.perf_counter() - t0) / 60,
-             "images": steps * cfg.train.batch_size, "config": cfg}
+    facts = {
+        "steps": steps,
+        "minutes": (clock() - c0) / 60,
+        "wall_minutes": (time.perf_counter() - t0) / 60,
+        "images": steps * cfg.train.batch_size,
+        "config": cfg,
+    }
     if trainer.ema is not None:
         net.load_state_dict(trainer.ema.weights_like(net))
     return net.eval(), facts
@@ -376,8 +433,15 @@ def next_estimate(done: int, steps_per_second: float, seconds_left: float, fract
     return total, max(done, int(total * fraction))
 
 
-def fit_schedule_to_budget(trainer, seconds: float, *, first: int, warm: int = 10,
-                           fractions: Sequence[float] = (0.1, 0.3, 0.6, 0.85, 1.0), log: Callable[[str], None] = print) -> int:
+def fit_schedule_to_budget(
+    trainer,
+    seconds: float,
+    *,
+    first: int,
+    warm: int = 10,
+    fractions: Sequence[float] = (0.1, 0.3, 0.6, 0.85, 1.0),
+    log: Callable[[str], None] = print,
+) -> int:
     """Train ``trainer`` for ``seconds`` (of its ``train.budget_clock``) with a schedule whose end moves with the budget.
 
     A cosine schedule needs its length in steps, the budget is in seconds. After
@@ -405,7 +469,9 @@ def fit_schedule_to_budget(trainer, seconds: float, *, first: int, warm: int = 1
         rate = (target - warm) / (now - t_warm)
         steps, nxt = next_estimate(target, rate, seconds - (now - t0), fraction)
         stretch(steps)
-        log(f"{(now - t0) / 60:.1f} min, step {target}: {rate * trainer.config.batch_size:.0f} images/s -> {steps} steps in all")
+        log(
+            f"{(now - t0) / 60:.1f} min, step {target}: {rate * trainer.config.batch_size:.0f} images/s -> {steps} steps in all"
+        )
         target = nxt
         if target >= steps:
             break
@@ -444,24 +510,35 @@ def sample_quality(model, test, *, samples: int, seed: int = 0, out: Path | None
     if out is not None:
         png = str(Path(out) / "samples.png")
         save_png(fake[:100], png, scale=2)
-    result.update(samples=len(fake), reference=len(ref["features"]), samples_per_s=per_s, shares=shares.tolist(),
-                  digits_above_1pct=int((shares > 0.01).sum()), confidence=float(probs.max(1).values.mean()), png=png)
+    result.update(
+        samples=len(fake),
+        reference=len(ref["features"]),
+        samples_per_s=per_s,
+        shares=shares.tolist(),
+        digits_above_1pct=int((shares > 0.01).sum()),
+        confidence=float(probs.max(1).values.mean()),
+        png=png,
+    )
     return result
 
 
 def quality_line(q: dict) -> str:
     """One line of :func:`sample_quality`'s figures, for a script's output."""
-    return (f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
-            f"density {q['density']:.3f}, coverage {q['coverage']:.3f}; {q['digits_above_1pct']}/10 digits above 1%, smallest share "
-            f"{100 * min(q['shares']):.1f}%, classifier confidence {q['confidence']:.2f} ({q['samples']} samples vs {q['reference']} test "
-            f"images, shipped MNIST features; {q['samples_per_s']:.1f} samples/s)")
+    return (
+        f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
+        f"density {q['density']:.3f}, coverage {q['coverage']:.3f}; {q['digits_above_1pct']}/10 digits above 1%, smallest share "
+        f"{100 * min(q['shares']):.1f}%, classifier confidence {q['confidence']:.2f} ({q['samples']} samples vs {q['reference']} test "
+        f"images, shipped MNIST features; {q['samples_per_s']:.1f} samples/s)"
+    )
 
 
 def write_json(path, data: dict) -> None:
     """``data`` as indented JSON at ``path`` (tensors and numpy numbers as plain numbers)."""
     import json
 
-    Path(path).write_text(json.dumps(data, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n")
+    Path(path).write_text(
+        json.dumps(data, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n"
+    )
 
 
 # --------------------------------------------------------------------------- tables

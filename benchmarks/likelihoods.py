@@ -44,8 +44,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import harness
 import torch
+
+import harness
 
 #: (run name, registry model, overrides, the likelihood it is evaluated with)
 LIKELIHOOD_MODELS: list[tuple[str, str, list[str], str]] = [
@@ -64,19 +65,33 @@ GAN_MODELS: list[tuple[str, str, list[str], str]] = [(n, n, [], "none") for n in
 #: run name -> (published test bits/dim on 8-bit MNIST or None, the source and what it says)
 PUBLISHED: dict[str, tuple[float | None, str]] = {
     "vae": (None, "Kingma & Welling 2014: no 8-bit MNIST bits/dim"),
-    "vae-iaf": (None, "Kingma et al. 2016: binarized MNIST in nats only (79.10 dynamic, 79.88 static binarization; section 6.1)"),
-    "pixelvae": (None, "Gulrajani et al. 2017: binarized MNIST in nats only (<= 80.64; gated, no upsampling: <= 79.66, ~79.02; table 1)"),
+    "vae-iaf": (
+        None,
+        "Kingma et al. 2016: binarized MNIST in nats only (79.10 dynamic, 79.88 static binarization; section 6.1)",
+    ),
+    "pixelvae": (
+        None,
+        "Gulrajani et al. 2017: binarized MNIST in nats only (<= 80.64; gated, no upsampling: <= 79.66, ~79.02; table 1)",
+    ),
     "pixelcnn": (None, "van den Oord et al. 2016 (Pixel RNN): binarized MNIST in nats only (81.30)"),
     "gated-pixelcnn": (None, "van den Oord et al. 2016 (Conditional PixelCNN): CIFAR-10 only (3.03)"),
-    "glow": (1.05, "FFJORD (Grathwohl et al. 2019), table 2, its Glow row; the Glow paper (Kingma & Dhariwal 2018) "
-                   "reports no MNIST figure; RealNVP 1.06 there"),
+    "glow": (
+        1.05,
+        "FFJORD (Grathwohl et al. 2019), table 2, its Glow row; the Glow paper (Kingma & Dhariwal 2018) "
+        "reports no MNIST figure; RealNVP 1.06 there",
+    ),
     "ddpm": (None, "Ho et al. 2020: CIFAR-10 only (<= 3.70, table 1)"),
-    "flow-matching": (None, "Lipman et al. 2023: CIFAR-10 only (2.99, table 1); the CNF FFJORD: 0.99 on MNIST (Grathwohl et al. 2019, table 2)"),
+    "flow-matching": (
+        None,
+        "Lipman et al. 2023: CIFAR-10 only (2.99, table 1); the CNF FFJORD: 0.99 on MNIST (Grathwohl et al. 2019, table 2)",
+    ),
     "vqvae": (None, "van den Oord et al. 2017: CIFAR-10 only (4.67)"),
 }
 
 
-def train_model(model_name: str, overrides: list[str], dataset, seconds: float, run_dir: Path, seed: int, clock: str = "cpu"):
+def train_model(
+    model_name: str, overrides: list[str], dataset, seconds: float, run_dir: Path, seed: int, clock: str = "cpu"
+):
     """Train ``model_name`` (registry defaults + ``overrides``) for ``seconds`` of ``clock`` ("cpu" or "wall"); returns (model, steps).
 
     vqvae's two stages share the budget: the autoencoder for the first half, then its
@@ -85,8 +100,16 @@ def train_model(model_name: str, overrides: list[str], dataset, seconds: float, 
     from genlab.train.runs import build_model, fit_model_to_data
     from genlab.train.trainer import Trainer
 
-    extra = ["train.steps=100000000", f"train.max_seconds={seconds}", "train.progress=false", "train.checkpoint_every=0",
-             "train.sample_every=0", "train.device=cpu", f"train.seed={seed}", f"train.budget_clock={clock}"]
+    extra = [
+        "train.steps=100000000",
+        f"train.max_seconds={seconds}",
+        "train.progress=false",
+        "train.checkpoint_every=0",
+        "train.sample_every=0",
+        "train.device=cpu",
+        f"train.seed={seed}",
+        f"train.budget_clock={clock}",
+    ]
     if model_name == "vqvae":
         extra.append("model.prior_start=1000000000")
     rc = fit_model_to_data(build_run_config(model_name, data="mnist", overrides=overrides + extra), dataset)
@@ -119,17 +142,29 @@ def evaluate_model(model, test, ref_features, net, args) -> dict:
         k = iw_samples_for(model, args.iw_samples)
         nll = per_example_nll(model, test, iw_samples=k, max_examples=args.test_examples, batch_size=100, seed=1)
         bpd = nll / (model.num_dims * math.log(2))
-        out.update(bpd=bpd.mean().item(), bpd_se=bpd.std().item() / math.sqrt(len(bpd)), n_test=len(bpd),
-                   eval_s=time.perf_counter() - t,
-                   problem=impossible_likelihood(model, nll.mean().item(), nll.std().item() / math.sqrt(len(nll)), True))
+        out.update(
+            bpd=bpd.mean().item(),
+            bpd_se=bpd.std().item() / math.sqrt(len(bpd)),
+            n_test=len(bpd),
+            eval_s=time.perf_counter() - t,
+            problem=impossible_likelihood(model, nll.mean().item(), nll.std().item() / math.sqrt(len(nll)), True),
+        )
     t = time.perf_counter()
     samples = generate_samples(model, args.quality_samples, batch_size=100, seed=2)
     out["samples_per_s"] = len(samples) / (time.perf_counter() - t)
-    q = quality_metrics(ref_features, net.features(samples).numpy(), kid_subsets=50, kid_subset_size=max(2, len(samples) // 2), seed=0)
+    q = quality_metrics(
+        ref_features, net.features(samples).numpy(), kid_subsets=50, kid_subset_size=max(2, len(samples) // 2), seed=0
+    )
     probs = torch.softmax(net.logits(samples), 1)
     shares = torch.bincount(probs.argmax(1), minlength=10).float() / len(samples)
-    out.update(fid=q["fid"], kid=q["kid"], kid_std=q.get("kid_std"), digits=int((shares > 0.01).sum()),
-               n_samples=len(samples), confidence=float(probs.max(1).values.mean()))
+    out.update(
+        fid=q["fid"],
+        kid=q["kid"],
+        kid_std=q.get("kid_std"),
+        digits=int((shares > 0.01).sum()),
+        n_samples=len(samples),
+        confidence=float(probs.max(1).values.mean()),
+    )
     return out
 
 
@@ -145,11 +180,25 @@ def likelihood_table(results: dict[str, dict], notes: dict[str, str], published=
         value, source = published.get(name, (None, "no published number stored"))
         pub = f"{value:.2f} ({source})" if value is not None else f"n/a ({source})"
         kind = "exact" if r["kind"] == "exact" else "bound / estimate"
-        bpd = f"{r['bpd']:.3f} +- {r['bpd_se']:.3f} (n={r['n_test']})" + (" INVALID: below 0" if r.get("problem") else "")
-        rows.append([name, notes.get(name, ""), bpd, kind,
-                     f"{r['samples_per_s']:.1f}", f"{r['params']:,}", r["steps"], pub])
-    return harness.markdown_table(["model", "likelihood (8-bit)", "test bits/dim +- s.e.", "exact or bound", "samples/s", "parameters",
-                                   "iterations", "published 8-bit MNIST (source)"], rows)
+        bpd = f"{r['bpd']:.3f} +- {r['bpd_se']:.3f} (n={r['n_test']})" + (
+            " INVALID: below 0" if r.get("problem") else ""
+        )
+        rows.append(
+            [name, notes.get(name, ""), bpd, kind, f"{r['samples_per_s']:.1f}", f"{r['params']:,}", r["steps"], pub]
+        )
+    return harness.markdown_table(
+        [
+            "model",
+            "likelihood (8-bit)",
+            "test bits/dim +- s.e.",
+            "exact or bound",
+            "samples/s",
+            "parameters",
+            "iterations",
+            "published 8-bit MNIST (source)",
+        ],
+        rows,
+    )
 
 
 def quality_table(results: dict[str, dict]) -> str:
@@ -158,21 +207,52 @@ def quality_table(results: dict[str, dict]) -> str:
     rows = []
     for name, r in results.items():
         kid = f"{r['kid']:.3g}" + (f" +- {r['kid_std']:.2g}" if r.get("kid_std") is not None else "")
-        rows.append([name, f"{r['fid']:.1f}", kid, f"{r['digits']}/10", f"{r['confidence']:.2f}", r["n_samples"], f"{r['samples_per_s']:.1f}"])
-    return harness.markdown_table(["model", "FID (MNIST features)", "KID +- std over subsets", "digits above 1%", "classifier confidence",
-                                   "samples", "samples/s"], rows)
+        rows.append(
+            [
+                name,
+                f"{r['fid']:.1f}",
+                kid,
+                f"{r['digits']}/10",
+                f"{r['confidence']:.2f}",
+                r["n_samples"],
+                f"{r['samples_per_s']:.1f}",
+            ]
+        )
+    return harness.markdown_table(
+        [
+            "model",
+            "FID (MNIST features)",
+            "KID +- std over subsets",
+            "digits above 1%",
+            "classifier confidence",
+            "samples",
+            "samples/s",
+        ],
+        rows,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's flags."""
     ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=30.0, seed=0, out=None)
     specs = LIKELIHOOD_MODELS + GAN_MODELS
-    ap.add_argument("--models", default=",".join(s[0] for s in specs), help="comma-separated subset of: " + ", ".join(s[0] for s in specs))
-    ap.add_argument("--test-examples", type=int, default=10000, help="test images for bits/dim and the reference features")
+    ap.add_argument(
+        "--models",
+        default=",".join(s[0] for s in specs),
+        help="comma-separated subset of: " + ", ".join(s[0] for s in specs),
+    )
+    ap.add_argument(
+        "--test-examples", type=int, default=10000, help="test images for bits/dim and the reference features"
+    )
     ap.add_argument("--quality-samples", type=int, default=1000, help="samples per model for FID/KID/digits")
     ap.add_argument("--iw-samples", type=int, default=100, help="importance samples of the latent-variable bounds")
     ap.add_argument("--ddpm-terms", type=int, default=100, help="stratified terms of ddpm's bound per image (0: all T)")
-    ap.add_argument("--show", nargs="+", metavar="RESULTS_JSON", help="only print the tables of earlier runs' results.json files, joined")
+    ap.add_argument(
+        "--show",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="only print the tables of earlier runs' results.json files, joined",
+    )
     return ap
 
 
@@ -187,7 +267,11 @@ def main() -> None:
             results.update(doc["results"])
             notes.update(doc["notes"])
         order = [s[0] for s in specs if s[0] in results]
-        print(likelihood_table({n: results[n] for n in order}, notes) + "\n\n" + quality_table({n: results[n] for n in order}))
+        print(
+            likelihood_table({n: results[n] for n in order}, notes)
+            + "\n\n"
+            + quality_table({n: results[n] for n in order})
+        )
         return
     torch.set_num_threads(1)
     chosen = [s.strip() for s in args.models.split(",") if s.strip()]
@@ -201,7 +285,10 @@ def main() -> None:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likelihoods-"))
     out.mkdir(parents=True, exist_ok=True)
     where = harness.Machine.describe()
-    print(f"# 8-bit MNIST, {args.minutes:g} {args.clock} min per model, one after another, 1 thread each; {where.line()}", flush=True)
+    print(
+        f"# 8-bit MNIST, {args.minutes:g} {args.clock} min per model, one after another, 1 thread each; {where.line()}",
+        flush=True,
+    )
     train = gdata.load("mnist", split="train", data_dir=args.data_dir)
     test = gdata.load("mnist", split="test", data_dir=args.data_dir)
     ref = reference_features(test, "mnist", split="test", max_examples=args.test_examples)
@@ -217,9 +304,14 @@ def main() -> None:
         r = evaluate_model(model, test, ref["features"], net, args)
         r.update(steps=steps, load=load0)
         results[name], notes[name] = r, note
-        (out / "results.json").write_text(json.dumps({"machine": where.line(), "minutes": args.minutes, "results": results, "notes": notes}, indent=1))
-        print(f"# {name}: {steps} iterations, {time.perf_counter() - t0:.0f} s with evaluation, load {load0}: "
-              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
+        (out / "results.json").write_text(
+            json.dumps({"machine": where.line(), "minutes": args.minutes, "results": results, "notes": notes}, indent=1)
+        )
+        print(
+            f"# {name}: {steps} iterations, {time.perf_counter() - t0:.0f} s with evaluation, load {load0}: "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()),
+            flush=True,
+        )
     print(f"\n# done, results in {out / 'results.json'}; {where.line()}\n")
     print(likelihood_table(results, notes))
     print()

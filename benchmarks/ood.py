@@ -30,11 +30,8 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 import genlab
 import harness
-from genlab import data as gdata
 from genlab import ood, registry
 from genlab.config import RunConfig, TrainConfig
 from genlab.metrics.likelihood import is_importance_sampled
@@ -48,16 +45,28 @@ def model_config(name: str, likelihood: str):
         if name == "vae":
             fields["likelihood"] = likelihood
         else:  # autoregressive models: the 8-bit counterpart of the VAE's choice
-            fields["likelihood"] = {"logistic": "logistic-mixture", "bernoulli": "bernoulli", "gaussian": "categorical"}[likelihood]
+            fields["likelihood"] = {
+                "logistic": "logistic-mixture",
+                "bernoulli": "bernoulli",
+                "gaussian": "categorical",
+            }[likelihood]
     return config_cls(**fields)
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=0, seed=0, device="auto", out="runs/ood-benchmark")
-    ap.add_argument("--models", nargs="+", default=None, help="registry names (default: vae, and pixelcnn if registered)")
-    ap.add_argument("--likelihood", default="logistic", help="VAE likelihood: logistic (8-bit, default), bernoulli or gaussian")
+    ap = harness.parser(
+        __doc__, data_dir=harness.default_data_dir(), threads=0, seed=0, device="auto", out="runs/ood-benchmark"
+    )
+    ap.add_argument(
+        "--models", nargs="+", default=None, help="registry names (default: vae, and pixelcnn if registered)"
+    )
+    ap.add_argument(
+        "--likelihood", default="logistic", help="VAE likelihood: logistic (8-bit, default), bernoulli or gaussian"
+    )
     ap.add_argument("--steps", type=int, default=5000, help="training steps of each model")
-    ap.add_argument("--bg-steps", type=int, default=None, help="training steps of each background model (default: --steps)")
+    ap.add_argument(
+        "--bg-steps", type=int, default=None, help="training steps of each background model (default: --steps)"
+    )
     ap.add_argument("--mutation-rate", type=float, default=0.2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--n-test", type=int, default=2000, help="inputs per set (first ones of each test split)")
@@ -78,37 +87,75 @@ def main(argv=None) -> None:
         "inverted": ood.outlier_set("inverted", test, args.n_test),
         "flipped": ood.outlier_set("flipped", test, args.n_test),
     }
-    print(f"in-distribution: fashion-mnist test (first {args.n_test}); trained on fashion-mnist train ({len(train):,}); genlab {genlab.__version__}\n")
+    print(
+        f"in-distribution: fashion-mnist test (first {args.n_test}); trained on fashion-mnist train ({len(train):,}); genlab {genlab.__version__}\n"
+    )
     summary = {}
     for name in names:
         t0 = time.time()
         cfg = model_config(name, args.likelihood)
-        tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, sample_every=0, checkpoint_every=args.steps,
-                         progress=False, device=args.device)
-        run_dir = genlab.train.train(RunConfig(model_name=name, model=cfg, train=tc), out_dir=str(out / f"{name}-fashion-mnist"), dataset=train) \
-            if not (out / f"{name}-fashion-mnist" / "model.safetensors").exists() else out / f"{name}-fashion-mnist"
+        tc = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            sample_every=0,
+            checkpoint_every=args.steps,
+            progress=False,
+            device=args.device,
+        )
+        run_dir = (
+            genlab.train.train(
+                RunConfig(model_name=name, model=cfg, train=tc),
+                out_dir=str(out / f"{name}-fashion-mnist"),
+                dataset=train,
+            )
+            if not (out / f"{name}-fashion-mnist" / "model.safetensors").exists()
+            else out / f"{name}-fashion-mnist"
+        )
         model = genlab.load(run_dir)
         t_model = time.time() - t0
-        bg = ood.train_background(
-            RunConfig(model_name=name, model=cfg, train=tc), train, mutation_rate=args.mutation_rate,
-            steps=args.bg_steps or args.steps, seed=args.seed + 1, batch_size=args.batch_size,
-            out_dir=out / f"{name}-background-{args.mutation_rate}", progress=False,
-        ) if not (out / f"{name}-background-{args.mutation_rate}" / "model.safetensors").exists() else genlab.load(out / f"{name}-background-{args.mutation_rate}")
+        bg = (
+            ood.train_background(
+                RunConfig(model_name=name, model=cfg, train=tc),
+                train,
+                mutation_rate=args.mutation_rate,
+                steps=args.bg_steps or args.steps,
+                seed=args.seed + 1,
+                batch_size=args.batch_size,
+                out_dir=out / f"{name}-background-{args.mutation_rate}",
+                progress=False,
+            )
+            if not (out / f"{name}-background-{args.mutation_rate}" / "model.safetensors").exists()
+            else genlab.load(out / f"{name}-background-{args.mutation_rate}")
+        )
         t_bg = time.time() - t0 - t_model
         iw = args.iw if is_importance_sampled(model) else None
         r = ood.evaluate_ood(
-            model, test, outliers, methods=ood.METHODS, background=bg, train_data=train.subset(range(min(2000, len(train)))),
-            typicality_batch=args.typicality_batch, iw_samples=iw, max_examples=args.n_test, seed=args.seed,
+            model,
+            test,
+            outliers,
+            methods=ood.METHODS,
+            background=bg,
+            train_data=train.subset(range(min(2000, len(train)))),
+            typicality_batch=args.typicality_batch,
+            iw_samples=iw,
+            max_examples=args.n_test,
+            seed=args.seed,
             out_dir=out / f"{name}-results",
         )
         t_eval = time.time() - t0 - t_model - t_bg
-        print(f"## {name} (input_mode {model.input_mode}, {getattr(model.config, 'likelihood', '?')} likelihood; "
-              f"{args.steps} steps; background {args.bg_steps or args.steps} steps, mutation rate {args.mutation_rate}; "
-              + (f"k = {iw} importance samples; " if iw else "exact log-likelihood; ") + f"typicality M = {args.typicality_batch})")
+        print(
+            f"## {name} (input_mode {model.input_mode}, {getattr(model.config, 'likelihood', '?')} likelihood; "
+            f"{args.steps} steps; background {args.bg_steps or args.steps} steps, mutation rate {args.mutation_rate}; "
+            + (f"k = {iw} importance samples; " if iw else "exact log-likelihood; ")
+            + f"typicality M = {args.typicality_batch})"
+        )
         print("\nmean NLL (bits/dim): " + ", ".join(f"{k}: {v['likelihood']:.3f}" for k, v in r["mean_scores"].items()))
         print(f"training-set entropy estimate: {r['settings']['train_entropy_bits_per_dim']:.3f} bits/dim\n")
         print(r["markdown"])
-        print(f"time: model {t_model:.0f}s, background {t_bg:.0f}s, scoring {t_eval:.0f}s; files in {out / (name + '-results')}\n")
+        print(
+            f"time: model {t_model:.0f}s, background {t_bg:.0f}s, scoring {t_eval:.0f}s; files in {out / (name + '-results')}\n"
+        )
         summary[name] = {"results": r["results"], "mean_scores": r["mean_scores"], "settings": r["settings"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(machine.line())

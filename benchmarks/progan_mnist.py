@@ -69,13 +69,24 @@ def ema_copy(trainer: Trainer):
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=8.0, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(
+        __doc__, data_dir=harness.default_data_dir(), minutes=8.0, threads=1, seed=0, device="cpu", out=None
+    )
     ap.add_argument("--model", default="progan", choices=["progan", "dcgan"])
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--channels", type=int, default=None, help="progan: width at 7x7 (default the config's); dcgan: base width (default 32)")
+    ap.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        help="progan: width at 7x7 (default the config's); dcgan: base width (default 32)",
+    )
     ap.add_argument("--objective", default=None, help="progan: wgan-gp (default) or e.g. non-saturating")
-    ap.add_argument("--gp-weight", type=float, default=None, help="progan: lambda of the gradient penalty (default 10; 0 disables)")
-    ap.add_argument("--grow-share", type=float, default=0.5, help="progan: share of the budget for the phases before the last")
+    ap.add_argument(
+        "--gp-weight", type=float, default=None, help="progan: lambda of the gradient penalty (default 10; 0 disables)"
+    )
+    ap.add_argument(
+        "--grow-share", type=float, default=0.5, help="progan: share of the budget for the phases before the last"
+    )
     ap.add_argument("--ema-decay", type=float, default=0.99, help="the paper uses 0.999 over far longer runs")
     ap.add_argument("--samples", type=int, default=10000)
     return ap
@@ -86,7 +97,10 @@ def main(argv=None) -> int:
     train, test = harness.splits("mnist", args)
     out = harness.out_dir(args, f"{args.model}-mnist-")
     budget = args.minutes * 60
-    print(f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight {args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}", flush=True)
+    print(
+        f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight {args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}",
+        flush=True,
+    )
     net = get_feature_net("mnist")
     real = reference_features(test, net, split="test")["features"]
     # the Trainer stops every run at the budget (train.max_seconds), counted over all its fits
@@ -94,7 +108,9 @@ def main(argv=None) -> int:
 
     torch.manual_seed(args.seed)
     if args.model == "dcgan":
-        model = registry.build("dcgan", image_shape=(1, 28, 28), channels=args.channels or 32, objective="non-saturating")
+        model = registry.build(
+            "dcgan", image_shape=(1, 28, 28), channels=args.channels or 32, objective="non-saturating"
+        )
         trainer = Trainer(model, train, tcfg, out / "run")
         t = time.perf_counter()
         trainer.fit()
@@ -106,7 +122,12 @@ def main(argv=None) -> int:
         batch = probe.prepare(train.images[: args.batch_size].float() / 255)
         per_phase = [iteration_seconds(probe, batch, s) for s in (0, 1, 2, 3)]
         p = max(1, int(args.grow_share * budget / 1.3 / sum(per_phase)))  # measured: Adam and the Trainer add ~30%
-        print("calibration (s/iteration): " + ", ".join(f"{n} {c:.3f}" for n, c in zip(PHASES, per_phase)) + f" -> P = {p}", flush=True)
+        print(
+            "calibration (s/iteration): "
+            + ", ".join(f"{n} {c:.3f}" for n, c in zip(PHASES, per_phase))
+            + f" -> P = {p}",
+            flush=True,
+        )
         model = registry.build("progan", image_shape=(1, 28, 28), stable_steps=p, fade_steps=p, **kw)
         ends = [p, 2 * p, 3 * p, 4 * p, harness.UNTIL_BUDGET]  # the last phase: until the budget is spent
         trainer = Trainer(model, train, tcfg, out / "run")
@@ -131,8 +152,10 @@ def main(argv=None) -> int:
     raw = copy.deepcopy(trainer.model).eval().cpu()
     results["raw weights"] = evaluate(raw, net, real, test, args.samples, args.seed)
     save_png(results["EMA weights"]["x"][:100], out / "samples.png", scale=2)
-    table = harness.Table(["weights", "FID", *map(str, range(10)), "min share"],
-                          title=f"{args.samples} samples vs {len(test)} test images, features of the shipped 'mnist' net; digit shares in %")
+    table = harness.Table(
+        ["weights", "FID", *map(str, range(10)), "min share"],
+        title=f"{args.samples} samples vs {len(test)} test images, features of the shipped 'mnist' net; digit shares in %",
+    )
     for k, r in results.items():
         s = r["shares"]
         table.add(k, f"{r['fid']:.2f}", *(f"{100 * v:.1f}" for v in s.tolist()), f"{100 * float(s.min()):.1f}%")

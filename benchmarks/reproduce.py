@@ -40,11 +40,15 @@ from genlab.train.trainer import Trainer
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=1, minutes=5.0, seed=0, device="cpu", out=None)
+    ap = harness.parser(
+        __doc__, data_dir=harness.default_data_dir(), threads=1, minutes=5.0, seed=0, device="cpu", out=None
+    )
     ap.add_argument("model", help="registry name, e.g. vae (genlab models)")
     ap.add_argument("--preset", default=None, help="a preset of the model, e.g. paper (genlab models MODEL lists them)")
     ap.add_argument("--data", default=None, help="data set (default: the preset's, else the model's)")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="config overrides, as genlab train")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="config overrides, as genlab train"
+    )
     ap.add_argument("--evals", type=int, default=4, help="evaluations during the run, equally spaced in training time")
     ap.add_argument("--eval-examples", type=int, default=500, help="test images per evaluation (the first N)")
     ap.add_argument("--iw-samples", type=int, default=100, help="importance samples for latent-variable likelihoods")
@@ -58,9 +62,16 @@ def run_config(args):
     in ``--clock`` (``train.budget_clock``: CPU seconds of this process by default, or wall-clock seconds)."""
     sets = list(args.set) + ([f"data.data_dir={args.data_dir}"] if args.data_dir else [])
     cfg = registry.build_run_config(args.model, data=args.data, preset=args.preset, overrides=sets)
-    quiet = {"train.progress": False, "train.sample_every": 0, "train.checkpoint_every": 0, "train.log_every": 0,
-             "train.device": args.device, "train.seed": args.seed, "train.max_seconds": args.minutes * 60,
-             "train.budget_clock": args.clock}
+    quiet = {
+        "train.progress": False,
+        "train.sample_every": 0,
+        "train.checkpoint_every": 0,
+        "train.log_every": 0,
+        "train.device": args.device,
+        "train.seed": args.seed,
+        "train.max_seconds": args.minutes * 60,
+        "train.budget_clock": args.clock,
+    }
     return apply_overrides(cfg, quiet)
 
 
@@ -70,13 +81,22 @@ def measure(model, test, args) -> dict:
     try:
         if model.likelihood_kind != "none":
             k = args.iw_samples if model.likelihood_kind == "bound" else None
-            r = evaluate_likelihood(model, test, iw_samples=k, max_examples=args.eval_examples, seed=args.seed, progress=False)
+            r = evaluate_likelihood(
+                model, test, iw_samples=k, max_examples=args.eval_examples, seed=args.seed, progress=False
+            )
             return {"nll": r["nll_nats"], "bpd": r["bits_per_dim"]}
         if "sample" in model.capabilities:
             with warnings.catch_warnings(record=True):
                 warnings.simplefilter("always")
-                r = evaluate(model, test, n_samples=args.samples, max_examples=args.eval_examples, seed=args.seed,
-                             split="test", progress=False)
+                r = evaluate(
+                    model,
+                    test,
+                    n_samples=args.samples,
+                    max_examples=args.eval_examples,
+                    seed=args.seed,
+                    split="test",
+                    progress=False,
+                )
             if r["quality"]:
                 return {"fid": r["quality"]["fid"], "kid": r["quality"]["kid"]}
         return {}
@@ -127,28 +147,50 @@ def main(argv=None) -> None:
     trainer = Trainer(model, train_set, cfg.train, out, cfg)
     trainer.save_checkpoint = lambda: None  # a benchmark keeps no checkpoints: writing one would count as training time
     label = f"{args.model} {args.preset or 'defaults'}"
-    curve = harness.Table(["minutes", "step", "images seen", "test NLL nats", "bits/dim", "FID", "KID"],
-                          title=f"{label} on {name}: learning curve ({params:,} parameters, batch {cfg.train.batch_size})")
+    curve = harness.Table(
+        ["minutes", "step", "images seen", "test NLL nats", "bits/dim", "FID", "KID"],
+        title=f"{label} on {name}: learning curve ({params:,} parameters, batch {cfg.train.batch_size})",
+    )
     last: dict = {}
 
     def on_mark(spent: float) -> None:
         last.clear()
         last.update(measure(model, test, args))
-        curve.add(f"{spent / 60:.2f}", trainer.step, trainer.step * cfg.train.batch_size, fmt(last.get("nll")),
-                  fmt(last.get("bpd"), 3), fmt(last.get("fid")), fmt(last.get("kid"), 4))
+        curve.add(
+            f"{spent / 60:.2f}",
+            trainer.step,
+            trainer.step * cfg.train.batch_size,
+            fmt(last.get("nll")),
+            fmt(last.get("bpd"), 3),
+            fmt(last.get("fid")),
+            fmt(last.get("kid"), 4),
+        )
 
     spent = train_with_curve(trainer, args.minutes * 60, args.evals, on_mark)
-    curve.finish(None, f"test: the first {min(args.eval_examples, len(test))} test images; "
-                       f"{'k = %d importance samples' % args.iw_samples if model.likelihood_kind == 'bound' else ''}".rstrip("; "))
+    curve.finish(
+        None,
+        f"test: the first {min(args.eval_examples, len(test))} test images; "
+        f"{'k = %d importance samples' % args.iw_samples if model.likelihood_kind == 'bound' else ''}".rstrip("; "),
+    )
     preset = registry.entry(args.model).presets.get(args.preset or "paper")
     published = preset.published if preset is not None else ()
     row = harness.Table(["model", "data", "parameters", "minutes", "steps", "genlab", "published", "published source"])
-    ours = (f"{last['nll']:.2f} nats ({last['bpd']:.3f} bits/dim)" if "nll" in last
-            else f"FID {last['fid']:.2f}, KID {last['kid']:.4f}" if "fid" in last else "no genlab metric applies")
+    ours = (
+        f"{last['nll']:.2f} nats ({last['bpd']:.3f} bits/dim)"
+        if "nll" in last
+        else f"FID {last['fid']:.2f}, KID {last['kid']:.4f}"
+        if "fid" in last
+        else "no genlab metric applies"
+    )
     for r in published or [None]:
         pub = "none reported" if r is None else f"{r.metric} {r.value:g}" + (f" ({r.note})" if r.note else "")
-        row.add(label, name, f"{params:,}", f"{spent / 60:.2f}", trainer.step, ours, pub, "-" if r is None else r.source)
-    row.finish(machine, *([] if args.preset else [f"published: the numbers of the {args.model} paper preset, not of these defaults"]))
+        row.add(
+            label, name, f"{params:,}", f"{spent / 60:.2f}", trainer.step, ours, pub, "-" if r is None else r.source
+        )
+    row.finish(
+        machine,
+        *([] if args.preset else [f"published: the numbers of the {args.model} paper preset, not of these defaults"]),
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ def build_parser():
     ap = harness.parser(__doc__, threads=os.cpu_count() or 1)
     ap.add_argument("--models", default="pixelcnn,gated-pixelcnn")
     ap.add_argument("--batches", default="1,16,64")
-    ap.add_argument("--naive-rows", type=int, default=0, help="time naive sampling on this many rows only (0: full images)")
+    ap.add_argument(
+        "--naive-rows", type=int, default=0, help="time naive sampling on this many rows only (0: full images)"
+    )
     ap.add_argument("--quick", action="store_true", help="same as --naive-rows 2")
     return ap
 
@@ -60,14 +62,27 @@ def main(argv=None) -> None:
                 x0 = torch.zeros(b, *shape)
                 observed = torch.zeros(b, *shape, dtype=torch.bool)
                 observed[:, :, rows:] = True  # rows >= `rows` are held fixed (all of them when rows == h: none)
-                naive, t_naive = timed(lambda: model.complete(x0, observed, generator=torch.Generator().manual_seed(1), method="naive"))
-                partial, _ = timed(lambda: model.complete(x0, observed, generator=torch.Generator().manual_seed(1), method="cached"))
-                _, t_cached = timed(lambda: model.sample(b, generator=torch.Generator().manual_seed(1), method="cached"))
+                naive, t_naive = timed(
+                    lambda: model.complete(x0, observed, generator=torch.Generator().manual_seed(1), method="naive")
+                )
+                partial, _ = timed(
+                    lambda: model.complete(x0, observed, generator=torch.Generator().manual_seed(1), method="cached")
+                )
+                _, t_cached = timed(
+                    lambda: model.sample(b, generator=torch.Generator().manual_seed(1), method="cached")
+                )
                 t_naive_full = t_naive * h / rows
                 equal = torch.equal(naive, partial)
                 est = " (est.)" if rows < h else ""
-                table.add(name, f"{c}x{h}x{w}", b, f"{b / t_naive_full:.3g}{est}", f"{b / t_cached:.3g}", f"{t_naive_full / t_cached:.0f}x{est}",
-                          f"{'yes' if equal else 'NO'}{f' (first {rows} rows)' if rows < h else ''}")
+                table.add(
+                    name,
+                    f"{c}x{h}x{w}",
+                    b,
+                    f"{b / t_naive_full:.3g}{est}",
+                    f"{b / t_cached:.3g}",
+                    f"{t_naive_full / t_cached:.0f}x{est}",
+                    f"{'yes' if equal else 'NO'}{f' (first {rows} rows)' if rows < h else ''}",
+                )
     table.finish(machine)
 
 

@@ -59,16 +59,48 @@ CYCLEGAN = {"g_channels": 16, "g_blocks": 3, "lambda_id": 0.5}
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), minutes=30.0, threads=1, seed=0, device="cpu", out=None)
-    ap.add_argument("--method", choices=("to-real", "to-clean"), default="to-real", help="the adaptation the gain line reports (default %(default)s)")
-    ap.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: every domain as luma (grey), 3: RGB (default %(default)s)")
-    ap.add_argument("--classifier-minutes", type=float, default=None,
-                    help="budget of each classifier (default: 8%% of --minutes); the CycleGAN gets what is left")
+    ap = harness.parser(
+        __doc__, data_dir=harness.default_data_dir(), minutes=30.0, threads=1, seed=0, device="cpu", out=None
+    )
+    ap.add_argument(
+        "--method",
+        choices=("to-real", "to-clean"),
+        default="to-real",
+        help="the adaptation the gain line reports (default %(default)s)",
+    )
+    ap.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="1: every domain as luma (grey), 3: RGB (default %(default)s)",
+    )
+    ap.add_argument(
+        "--classifier-minutes",
+        type=float,
+        default=None,
+        help="budget of each classifier (default: 8%% of --minutes); the CycleGAN gets what is left",
+    )
     ap.add_argument("--batch-size", type=int, default=32, help="CycleGAN batch (default %(default)s)")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=f"CycleGAN config field (defaults here: {CYCLEGAN})")
-    ap.add_argument("--figure", default=None, help="also copy the translation figure here (e.g. docs/sim-to-real-mnistm.png)")
-    ap.add_argument("--seeds", type=int, default=1, help="runs with seeds --seed, --seed + 1, ...; the gain line is their mean (default %(default)s)")
-    ap.add_argument("--eval", type=int, default=10000, help="real-style test digits measured (default: all %(default)s)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"CycleGAN config field (defaults here: {CYCLEGAN})",
+    )
+    ap.add_argument(
+        "--figure", default=None, help="also copy the translation figure here (e.g. docs/sim-to-real-mnistm.png)"
+    )
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs with seeds --seed, --seed + 1, ...; the gain line is their mean (default %(default)s)",
+    )
+    ap.add_argument(
+        "--eval", type=int, default=10000, help="real-style test digits measured (default: all %(default)s)"
+    )
     return ap
 
 
@@ -92,7 +124,9 @@ def shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch
     return pad[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
 
 
-def train_classifier(x01: torch.Tensor, labels: torch.Tensor, seconds: float, clock, seed: int, batch: int = 128) -> tuple[SmallConvNet, int]:
+def train_classifier(
+    x01: torch.Tensor, labels: torch.Tensor, seconds: float, clock, seed: int, batch: int = 128
+) -> tuple[SmallConvNet, int]:
     """SmallConvNet trained on ``x01`` (N, C, H, W) in [0, 1] with ``labels`` for ``seconds`` of ``clock``: (net in eval mode, steps)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -110,12 +144,14 @@ def train_classifier(x01: torch.Tensor, labels: torch.Tensor, seconds: float, cl
 
 @torch.no_grad()
 def accuracy(net: SmallConvNet, x01: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
-    hits = sum(int((net(x01[i:i + batch]).argmax(1) == labels[i:i + batch]).sum()) for i in range(0, len(x01), batch))
+    hits = sum(
+        int((net(x01[i : i + batch]).argmax(1) == labels[i : i + batch]).sum()) for i in range(0, len(x01), batch)
+    )
     return hits / len(x01)
 
 
 def translate(model, x01: torch.Tensor, direction: str, batch: int = 500) -> torch.Tensor:
-    return torch.cat([model.translate(x01[i:i + batch], direction) for i in range(0, len(x01), batch)])
+    return torch.cat([model.translate(x01[i : i + batch], direction) for i in range(0, len(x01), batch)])
 
 
 def run_seed(args, machine, seed: int, out: Path) -> dict:
@@ -127,17 +163,24 @@ def run_seed(args, machine, seed: int, out: Path) -> dict:
     cls_s = (args.classifier_minutes * 60) if args.classifier_minutes is not None else 0.08 * budget
     c = args.channels
 
-    train = load_unpaired("mnist", "mnist+mnistm", "train", args.data_dir, seed=seed)  # disjoint halves: A clean, B real-style
+    train = load_unpaired(
+        "mnist", "mnist+mnistm", "train", args.data_dir, seed=seed
+    )  # disjoint halves: A clean, B real-style
     test = load_domain("mnist+mnistm", "test", args.data_dir, seed=seed)
     n_eval = min(args.eval, len(test))
     x_test, y_test = to_input(test.images[:n_eval], c), test.labels[:n_eval]
     x_a, y_a = to_input(train.a.images, c), train.a.labels
     x_b, y_b = to_input(train.b.images, c), train.b.labels
-    print(f"# sim-to-real: A = {len(train)} clean MNIST digits, B = the other {len(train)} as MNIST-M-style digits "
-          f"(patches: CIFAR-10 test JPEGs), test = {n_eval} real-style test digits; {c} channel(s); budget {args.minutes:g} "
-          f"{args.clock}-minutes, classifiers {cls_s / 60:.2f} min each; seed {seed}", flush=True)
+    print(
+        f"# sim-to-real: A = {len(train)} clean MNIST digits, B = the other {len(train)} as MNIST-M-style digits "
+        f"(patches: CIFAR-10 test JPEGs), test = {n_eval} real-style test digits; {c} channel(s); budget {args.minutes:g} "
+        f"{args.clock}-minutes, classifiers {cls_s / 60:.2f} min each; seed {seed}",
+        flush=True,
+    )
 
-    table = harness.Table(["classifier trained on", "labels used", "accuracy on real-style test digits", "classifier steps"])
+    table = harness.Table(
+        ["classifier trained on", "labels used", "accuracy on real-style test digits", "classifier steps"]
+    )
     clean, steps = train_classifier(x_a, y_a, cls_s, clock, seed)
     acc_clean = accuracy(clean, x_test, y_test)
     table.add("clean digits (A) only", "A", f"{100 * acc_clean:.1f}%", steps)
@@ -146,20 +189,30 @@ def run_seed(args, machine, seed: int, out: Path) -> dict:
     gan_s = budget - (clock() - t_start) - 2 * cls_s - 0.05 * budget
     gan_data = train
     if c == 1:  # both domains as luma, uint8 (N, 1 + 1, H, W)
-        grey = [ImageDataset((x * 255).round().to(torch.uint8), d.labels, name=d.name) for x, d in ((x_a, train.a), (x_b, train.b))]
-        gan_data = dataclasses.replace(train, images=torch.cat([grey[0].images, grey[1].images], 1), a=grey[0], b=grey[1])
+        grey = [
+            ImageDataset((x * 255).round().to(torch.uint8), d.labels, name=d.name)
+            for x, d in ((x_a, train.a), (x_b, train.b))
+        ]
+        gan_data = dataclasses.replace(
+            train, images=torch.cat([grey[0].images, grey[1].images], 1), a=grey[0], b=grey[1]
+        )
     config_cls = registry.get("cyclegan")[0]
     fields = {**CYCLEGAN, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}}
     config = from_dict(config_cls, {**to_dict(config_cls()), **fields, "image_shape": list(gan_data.shape)}, "model")
     torch.manual_seed(seed)
     model = registry.build("cyclegan", config)
-    train_cfg = harness.train_config(args, "cyclegan", seconds=max(gan_s, 1.0), batch_size=args.batch_size, log_every=200, seed=seed)
+    train_cfg = harness.train_config(
+        args, "cyclegan", seconds=max(gan_s, 1.0), batch_size=args.batch_size, log_every=200, seed=seed
+    )
     run_cfg = RunConfig("cyclegan", config, train_cfg, DataConfig(name="unpaired:mnist,mnist+mnistm", channels=c))
     trainer = Trainer(model, gan_data, train_cfg, out / "run", run_config=run_cfg)
     t0 = clock()
     trainer.fit()
-    print(f"CycleGAN ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {model.config}): {trainer.step} "
-          f"iterations of {args.batch_size} in {(clock() - t0) / 60:.1f} {args.clock}-min", flush=True)
+    print(
+        f"CycleGAN ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {model.config}): {trainer.step} "
+        f"iterations of {args.batch_size} in {(clock() - t0) / 60:.1f} {args.clock}-min",
+        flush=True,
+    )
     model.eval().cpu()
 
     g_a = translate(model, x_a, "a2b")  # clean training digits in the real style (CyCADA)
@@ -178,13 +231,25 @@ def run_seed(args, machine, seed: int, out: Path) -> dict:
     rows = torch.cat([rgb] + [to_input(r, 3) for r in (x_test[:k], f_test[:k], x_a[:k], g_a[:k])])
     fig = save_png(make_grid(rows, nrow=k, padding=2), out / "translations.png", scale=2)
     used = clock() - t_start
-    table.finish(machine, f"CycleGAN {trainer.step} iterations; whole run {used / 60:.1f} {args.clock}-minutes",
-                 f"figure (rows: real-style test digits (RGB), as the pipeline sees them ({c} channel(s)), F of them; "
-                 f"clean training digits, G of them): {fig}")
+    table.finish(
+        machine,
+        f"CycleGAN {trainer.step} iterations; whole run {used / 60:.1f} {args.clock}-minutes",
+        f"figure (rows: real-style test digits (RGB), as the pipeline sees them ({c} channel(s)), F of them; "
+        f"clean training digits, G of them): {fig}",
+    )
     acc = acc_real if args.method == "to-real" else acc_clean_f
     print(f"seed {seed} gain: {100 * (acc - acc_clean):+.1f} points", flush=True)
-    return {"seed": seed, "clean_only": acc_clean, "to_real": acc_real, "to_clean": acc_clean_f, "upper_bound": acc_upper,
-            "gain": acc - acc_clean, "cyclegan_iterations": trainer.step, "minutes": used / 60, "figure": str(fig)}
+    return {
+        "seed": seed,
+        "clean_only": acc_clean,
+        "to_real": acc_real,
+        "to_clean": acc_clean_f,
+        "upper_bound": acc_upper,
+        "gain": acc - acc_clean,
+        "cyclegan_iterations": trainer.step,
+        "minutes": used / 60,
+        "figure": str(fig),
+    }
 
 
 def summarize(results: list[dict]) -> dict:
@@ -204,17 +269,36 @@ def main(argv=None) -> int:
     summary = summarize(results)
     if args.figure:
         Path(args.figure).write_bytes(Path(results[0]["figure"]).read_bytes())
-    table = harness.Table(["seed", "clean only", f"adapted ({args.method})", "upper bound", "gain (points)", "CycleGAN iterations"])
+    table = harness.Table(
+        ["seed", "clean only", f"adapted ({args.method})", "upper bound", "gain (points)", "CycleGAN iterations"]
+    )
     for r in results:
         acc = r["to_real"] if args.method == "to-real" else r["to_clean"]
-        table.add(r["seed"], f"{100 * r['clean_only']:.1f}%", f"{100 * acc:.1f}%", f"{100 * r['upper_bound']:.1f}%",
-                  f"{100 * r['gain']:+.1f}", r["cyclegan_iterations"])
+        table.add(
+            r["seed"],
+            f"{100 * r['clean_only']:.1f}%",
+            f"{100 * acc:.1f}%",
+            f"{100 * r['upper_bound']:.1f}%",
+            f"{100 * r['gain']:+.1f}",
+            r["cyclegan_iterations"],
+        )
     g = summary["gain"]
-    table.finish(machine, f"{args.seeds} seed(s), {args.minutes:g} {args.clock}-minutes each, {args.channels} channel(s)")
-    doc = {"method": args.method, "channels": args.channels, "minutes_per_seed": args.minutes, "clock": args.clock,
-           "seeds": results, "summary": summary}
+    table.finish(
+        machine, f"{args.seeds} seed(s), {args.minutes:g} {args.clock}-minutes each, {args.channels} channel(s)"
+    )
+    doc = {
+        "method": args.method,
+        "channels": args.channels,
+        "minutes_per_seed": args.minutes,
+        "clock": args.clock,
+        "seeds": results,
+        "summary": summary,
+    }
     (out / "summary.json").write_text(json.dumps(doc, indent=2))
-    print(f"gain: {100 * g['mean']:+.1f} points" + (f" (sd {100 * g['std']:.1f} over {args.seeds} seeds)" if args.seeds > 1 else ""))
+    print(
+        f"gain: {100 * g['mean']:+.1f} points"
+        + (f" (sd {100 * g['std']:.1f} over {args.seeds} seeds)" if args.seeds > 1 else "")
+    )
     return 0
 
 

@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 import harness
-
 from genlab.config import ModelConfig, TrainConfig
 from genlab.models.base import GenerativeModel, TrainStep
 
@@ -43,8 +42,22 @@ class SmallConvVAE(GenerativeModel):
     def __init__(self, config: ModelConfig, latent: int = 16):
         super().__init__(config)
         c, h, w = config.image_shape
-        self.enc = nn.Sequential(nn.Conv2d(c, 32, 4, 2, 1), nn.ELU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ELU(), nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 2 * latent))
-        self.dec = nn.Sequential(nn.Linear(latent, 64 * (h // 4) * (w // 4)), nn.Unflatten(1, (64, h // 4, w // 4)), nn.ELU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(32, c, 4, 2, 1))
+        self.enc = nn.Sequential(
+            nn.Conv2d(c, 32, 4, 2, 1),
+            nn.ELU(),
+            nn.Conv2d(32, 64, 4, 2, 1),
+            nn.ELU(),
+            nn.Flatten(),
+            nn.Linear(64 * (h // 4) * (w // 4), 2 * latent),
+        )
+        self.dec = nn.Sequential(
+            nn.Linear(latent, 64 * (h // 4) * (w // 4)),
+            nn.Unflatten(1, (64, h // 4, w // 4)),
+            nn.ELU(),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1),
+            nn.ELU(),
+            nn.ConvTranspose2d(32, c, 4, 2, 1),
+        )
 
     def loss(self, batch):
         x = batch["x"]
@@ -114,7 +127,17 @@ def plain_loop(model, data, steps, batch, lr, device):
 def trainer_run(model, data, steps, batch, lr, device, run_dir, **fields):
     from genlab.train import Trainer
 
-    cfg = TrainConfig(steps=steps, batch_size=batch, lr=lr, log_every=10**9, sample_every=0, checkpoint_every=0, progress=False, device=device, **fields)
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=batch,
+        lr=lr,
+        log_every=10**9,
+        sample_every=0,
+        checkpoint_every=0,
+        progress=False,
+        device=device,
+        **fields,
+    )
     t = Trainer(model, data, cfg, run_dir)
     sync(t.device)
     t0 = time.perf_counter()
@@ -140,7 +163,12 @@ def sync(device):
 
 #: The loops compared, each in a fresh process (glibc's malloc settings are process-wide):
 #: name -> TrainConfig fields of the Trainer (None: the plain loop).
-ARMS = {"plain": None, "trainer": {}, "trainer, tune_malloc off": {"tune_malloc": False}, "trainer, fused_adam off": {"fused_adam": False}}
+ARMS = {
+    "plain": None,
+    "trainer": {},
+    "trainer, tune_malloc off": {"tune_malloc": False},
+    "trainer, fused_adam off": {"fused_adam": False},
+}
 
 
 def run_arm(arm: str, a) -> dict:
@@ -166,7 +194,9 @@ def build_parser():
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--network", choices=sorted(NETWORKS), default="vae", help="the network both loops train (default vae)")
+    p.add_argument(
+        "--network", choices=sorted(NETWORKS), default="vae", help="the network both loops train (default vae)"
+    )
     p.add_argument("--arm", choices=sorted(ARMS), help=argparse.SUPPRESS)  # internal: one loop in this process
     return p
 
@@ -177,25 +207,50 @@ def main(argv=None):
         print("RESULT " + json.dumps(run_arm(a.arm, a)), flush=True)
         return 0
     results = {arm: [] for arm in ARMS}
-    flags = ["--steps", str(a.steps), "--batch", str(a.batch), "--device", a.device, "--threads", str(a.threads), "--network", a.network]
+    flags = [
+        "--steps",
+        str(a.steps),
+        "--batch",
+        str(a.batch),
+        "--device",
+        a.device,
+        "--threads",
+        str(a.threads),
+        "--network",
+        a.network,
+    ]
     for _ in range(a.repeats):  # alternating, so that background load hits every loop alike
         for arm in ARMS:
-            out = subprocess.run([sys.executable, __file__, "--arm", arm, *flags], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--arm", arm, *flags], capture_output=True, text=True, check=True
+            ).stdout
             results[arm].append(json.loads(out.split("RESULT ", 1)[1]))
 
     imgs = a.steps * a.batch
     med = {arm: statistics.median(r["seconds"] for r in rs) for arm, rs in results.items()}
     tp = med["plain"]
-    print(f"network: {build_model((1, 28, 28), a.network)[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x {a.repeats} repeats "
-          f"(median), each loop in a fresh process; device {a.device}")
+    print(
+        f"network: {build_model((1, 28, 28), a.network)[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x {a.repeats} repeats "
+        f"(median), each loop in a fresh process; device {a.device}"
+    )
     table = harness.Table(["loop", "threads", "images/s", "s/step", "ratio"])
     for arm, rs in results.items():
         t = med[arm]
-        label = "plain PyTorch loop" if arm == "plain" else f"genlab Trainer{'' if arm == 'trainer' else ', ' + arm.split(', ')[1]} (incl. final ckpt)"
+        label = (
+            "plain PyTorch loop"
+            if arm == "plain"
+            else f"genlab Trainer{'' if arm == 'trainer' else ', ' + arm.split(', ')[1]} (incl. final ckpt)"
+        )
         table.add(label, rs[0]["threads"], f"{imgs / t:.0f}", f"{t / a.steps:.4f}", f"{tp / t:.3f}")
     tc = statistics.median(r["checkpoint"] for r in results["trainer"])
     tt = med["trainer"] - tc
-    table.add("genlab Trainer (excl. final ckpt)", results["trainer"][0]["threads"], f"{imgs / tt:.0f}", f"{tt / a.steps:.4f}", f"{tp / tt:.3f}")
+    table.add(
+        "genlab Trainer (excl. final ckpt)",
+        results["trainer"][0]["threads"],
+        f"{imgs / tt:.0f}",
+        f"{tt / a.steps:.4f}",
+        f"{tp / tt:.3f}",
+    )
     table.finish(machine, f"final checkpoint write: {tc * 1000:.1f} ms")
     return 0
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import harness
 import torch
 
 import genlab
+import harness
 import vae_mnist
 from vae_mnist import build_parser as vae_parser
 
@@ -54,7 +54,12 @@ def main(argv=None) -> None:
     train_set = None if args.load else harness.load("mnist", "train", args)
     xt = vae_mnist.test_set(args)
     work = harness.out_dir(args, "vae_iaf_mnist_")
-    iaf = ["model.posterior=iaf", f"model.iaf_steps={args.iaf_steps}", f"model.iaf_hidden_dim={args.iaf_hidden}", f"model.iaf_context={args.iaf_context}"]
+    iaf = [
+        "model.posterior=iaf",
+        f"model.iaf_steps={args.iaf_steps}",
+        f"model.iaf_hidden_dim={args.iaf_hidden}",
+        f"model.iaf_context={args.iaf_context}",
+    ]
     rows = []
     for arm in arms:
         if args.load:  # the arms saved by an earlier --save run, scored again
@@ -62,24 +67,43 @@ def main(argv=None) -> None:
             facts = json.loads((Path(args.load) / arm / "facts.json").read_text())
         else:
             model, facts = vae_mnist.train(args, train_set, work / arm, iaf if arm == "iaf" else ())
-            facts = {**{k: v for k, v in facts.items() if k != "config"}, "epochs": facts["images"] / len(train_set.images)}
+            facts = {
+                **{k: v for k, v in facts.items() if k != "config"},
+                "epochs": facts["images"] / len(train_set.images),
+            }
             if args.save:
                 model.save(Path(args.save) / arm)
                 (Path(args.save) / arm / "facts.json").write_text(json.dumps(facts))
         r = vae_mnist.score(model, xt, args.k, torch.Generator().manual_seed(4321))
-        name = "diagonal Gaussian" if arm == "gaussian" else f"IAF, {args.iaf_steps} steps (AR-NN {args.iaf_hidden}x2, context {args.iaf_context})"
+        name = (
+            "diagonal Gaussian"
+            if arm == "gaussian"
+            else f"IAF, {args.iaf_steps} steps (AR-NN {args.iaf_hidden}x2, context {args.iaf_context})"
+        )
         rows.append({**facts, **r, "posterior": name, "params": sum(p.numel() for p in model.parameters())})
-        print(f"{arm}: {facts['minutes']:.1f} {args.clock}-min training + {r['eval_cpu_min']:.1f} CPU-min IWAE", flush=True)
+        print(
+            f"{arm}: {facts['minutes']:.1f} {args.clock}-min training + {r['eval_cpu_min']:.1f} CPU-min IWAE",
+            flush=True,
+        )
 
     se = vae_mnist.se
-    table = harness.Table(["posterior", "parameters", "training", "test -ELBO (nats)", f"test NLL, IWAE k={args.k} (nats)", "IWAE time"])
+    table = harness.Table(
+        ["posterior", "parameters", "training", "test -ELBO (nats)", f"test NLL, IWAE k={args.k} (nats)", "IWAE time"]
+    )
     for r in rows:
-        table.add(r["posterior"], f"{r['params'] / 1e6:.2f} M", f"{r['minutes']:.1f} {args.clock.upper()}-min ({r['wall_minutes']:.1f} wall), "
-                  f"{r['steps']} steps ({r['epochs']:.1f} epochs)",
-                  f"{r['neg_elbo'].mean().item():.2f} +- {se(r['neg_elbo']):.2f}", f"{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f}",
-                  f"{r['eval_cpu_min']:.1f} CPU-min")
-    notes = [f"data: MNIST, dynamic binarisation; test: first {xt.shape[0]} test images, binarised once (seed 1234); "
-             f"preset {args.preset or '(defaults)'} {' '.join(args.set)}"]
+        table.add(
+            r["posterior"],
+            f"{r['params'] / 1e6:.2f} M",
+            f"{r['minutes']:.1f} {args.clock.upper()}-min ({r['wall_minutes']:.1f} wall), "
+            f"{r['steps']} steps ({r['epochs']:.1f} epochs)",
+            f"{r['neg_elbo'].mean().item():.2f} +- {se(r['neg_elbo']):.2f}",
+            f"{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f}",
+            f"{r['eval_cpu_min']:.1f} CPU-min",
+        )
+    notes = [
+        f"data: MNIST, dynamic binarisation; test: first {xt.shape[0]} test images, binarised once (seed 1234); "
+        f"preset {args.preset or '(defaults)'} {' '.join(args.set)}"
+    ]
     if len(rows) == 2:
         gap = rows[0]["nll"] - rows[1]["nll"]  # paired over the same test images
         notes.append(f"NLL gaussian - IAF, paired over the same images: {gap.mean().item():.2f} +- {se(gap):.2f} nats")

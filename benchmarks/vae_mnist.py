@@ -39,9 +39,13 @@ from genlab.models.vae import VAE
 
 
 def build_parser(doc=__doc__, minutes=10.0):
-    ap = harness.parser(doc, data_dir=harness.default_data_dir(), minutes=minutes, threads=1, seed=0, device="cpu", out=None)
+    ap = harness.parser(
+        doc, data_dir=harness.default_data_dir(), minutes=minutes, threads=1, seed=0, device="cpu", out=None
+    )
     ap.add_argument("--preset", default=None, help="a preset of vae (genlab models vae), e.g. mnist-10min")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="config overrides, as genlab train")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="config overrides, as genlab train"
+    )
     ap.add_argument("--k", type=int, default=1000, help="importance samples for the test NLL")
     ap.add_argument("--test-images", type=int, default=10000, help="the first N test images (10,000: all)")
     ap.add_argument("--save", default=None, help="save the trained model to this directory")
@@ -51,7 +55,9 @@ def build_parser(doc=__doc__, minutes=10.0):
 
 def train(args, train_set, work, sets=()) -> tuple[VAE, dict]:
     """Train the vae of ``--preset`` / ``--set`` (then ``sets``) for the budget; (model in eval mode, facts)."""
-    return harness.train_to_budget(args, "vae", train_set, work, data="mnist", preset=args.preset, sets=list(args.set) + list(sets))
+    return harness.train_to_budget(
+        args, "vae", train_set, work, data="mnist", preset=args.preset, sets=list(args.set) + list(sets)
+    )
 
 
 def score(model: VAE, xt: torch.Tensor, k: int, generator: torch.Generator) -> dict:
@@ -71,7 +77,9 @@ def se(v: torch.Tensor) -> float:
 
 def test_set(args) -> torch.Tensor:
     """The first ``--test-images`` MNIST test images, binarised once (seed 1234)."""
-    return transforms.binarize(harness.test_images("mnist", args, args.test_images), generator=torch.Generator().manual_seed(1234))
+    return transforms.binarize(
+        harness.test_images("mnist", args, args.test_images), generator=torch.Generator().manual_seed(1234)
+    )
 
 
 def main(argv=None) -> None:
@@ -87,14 +95,22 @@ def main(argv=None) -> None:
             model.save(args.save)
         tc = facts["config"].train
         table.add("model", f"vae, preset {args.preset or '(defaults)'} {' '.join(args.set)}: {model.config}")
-        table.add("training", f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} steps of "
-                  f"{tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine, "
-                  f"EMA {tc.ema_decay:g}{', bfloat16 autocast' if tc.amp else ''}")
-        table.add("training throughput", f"{facts['images'] / (facts['minutes'] * 60):.0f} images per {args.clock} second")
+        table.add(
+            "training",
+            f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} steps of "
+            f"{tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine, "
+            f"EMA {tc.ema_decay:g}{', bfloat16 autocast' if tc.amp else ''}",
+        )
+        table.add(
+            "training throughput", f"{facts['images'] / (facts['minutes'] * 60):.0f} images per {args.clock} second"
+        )
     table.add("parameters", f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
     xt = test_set(args)
     r = score(model, xt, args.k, torch.Generator().manual_seed(4321))
-    table.add(f"test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation)", f"**{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f} nats**")
+    table.add(
+        f"test NLL, IWAE k={args.k}, {xt.shape[0]} test images (dynamic binarisation)",
+        f"**{r['nll'].mean().item():.2f} +- {se(r['nll']):.2f} nats**",
+    )
     table.add("test -ELBO (1 sample), same images", f"{r['neg_elbo'].mean().item():.2f} +- {se(r['neg_elbo']):.2f}")
     table.add("evaluation time (IWAE)", f"{r['eval_cpu_min']:.1f} CPU-min ({r['eval_wall_min']:.1f} wall)")
     table.add("genlab", genlab.__version__)

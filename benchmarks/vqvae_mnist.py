@@ -29,7 +29,6 @@ from genlab import distributions as D
 from genlab import registry
 from genlab.metrics.features import get_feature_net
 from genlab.viz.images import make_grid, save_png
-
 from glow_mnist import digit_rows, flow_parser, sampling_rows, trainer_for, training_row
 
 
@@ -42,8 +41,11 @@ def build_parser():
 def main(argv=None) -> None:
     args, machine = harness.start(build_parser(), argv)
     out = harness.out_dir(args, "vqvae-mnist-")
-    print(f"# VQ-VAE + PixelCNN prior on {args.data}, batch {args.batch_size}, budget {args.minutes:g} min "
-          f"({100 * args.ae_share:.0f}% autoencoder), seed {args.seed}", flush=True)
+    print(
+        f"# VQ-VAE + PixelCNN prior on {args.data}, batch {args.batch_size}, budget {args.minutes:g} min "
+        f"({100 * args.ae_share:.0f}% autoencoder), seed {args.seed}",
+        flush=True,
+    )
 
     torch.manual_seed(args.seed)
     model = registry.build("vqvae", image_shape=(1, 28, 28), prior_start=10**9)
@@ -64,25 +66,46 @@ def main(argv=None) -> None:
     with torch.inference_mode():
         codes = torch.cat([model.codes(xb) for xb in x01.split(500)])
         prior_nll = torch.cat([-model.prior.log_prob(model._prior_input(c)) for c in codes.split(500)]).double()
-        recon_nll = torch.cat([-D.discretized_logistic_log_prob(xb, *model.decoder_params(model.embed(c)))
-                               for xb, c in zip(x01.split(500), codes.split(500))]).double()
+        recon_nll = torch.cat(
+            [
+                -D.discretized_logistic_log_prob(xb, *model.decoder_params(model.embed(c)))
+                for xb, c in zip(x01.split(500), codes.split(500))
+            ]
+        ).double()
         nll = prior_nll + recon_nll
         assert torch.allclose(nll[:500], -model.log_prob(x01[:500]).double(), atol=1e-2)
     bpd = D.bits_per_dim(nll, model.num_dims)
-    rows.append((f"test NLL bound, {len(x01)} test images", f"**{bpd.mean().item():.3f} +- {bpd.std().item() / math.sqrt(len(bpd)):.3f} bits/dim** "
-                 f"({nll.mean().item():.1f} nats = prior {prior_nll.mean().item():.1f} + decoder {recon_nll.mean().item():.1f}; {time.perf_counter() - t:.0f} s)"))
+    rows.append(
+        (
+            f"test NLL bound, {len(x01)} test images",
+            f"**{bpd.mean().item():.3f} +- {bpd.std().item() / math.sqrt(len(bpd)):.3f} bits/dim** "
+            f"({nll.mean().item():.1f} nats = prior {prior_nll.mean().item():.1f} + decoder {recon_nll.mean().item():.1f}; {time.perf_counter() - t:.0f} s)",
+        )
+    )
     counts = torch.bincount(codes.flatten(), minlength=model.config.num_codes).double()
     p = counts / counts.sum()
-    rows.append(("codebook on the test set", f"perplexity {math.exp(-(p[p > 0] * p[p > 0].log()).sum().item()):.1f} of "
-                                             f"{model.config.num_codes} codes, {int((counts > 0).sum())} in use"))
+    rows.append(
+        (
+            "codebook on the test set",
+            f"perplexity {math.exp(-(p[p > 0] * p[p > 0].log()).sum().item()):.1f} of "
+            f"{model.config.num_codes} codes, {int((counts > 0).sum())} in use",
+        )
+    )
 
     clf = get_feature_net("mnist")
     rec = torch.cat([model.reconstruct(xb) for xb in x01.split(500)])
     pred_x, pred_rec = clf.logits(x01).argmax(1), clf.logits(rec).argmax(1)
-    rows.append(("reconstructions keeping the digit (classifier's class of the original)", f"**{100 * (pred_rec == pred_x).double().mean().item():.1f}%** "
-                 f"(true class {100 * (pred_rec == labels).double().mean().item():.1f}%; originals {100 * (pred_x == labels).double().mean().item():.1f}%); "
-                 f"pixel L1 {(rec - x01).abs().mean().item():.3f}"))
-    save_png(make_grid(torch.stack([x01[:32], rec[:32]], 1).flatten(0, 1), nrow=8), out / "reconstructions.png", scale=2)
+    rows.append(
+        (
+            "reconstructions keeping the digit (classifier's class of the original)",
+            f"**{100 * (pred_rec == pred_x).double().mean().item():.1f}%** "
+            f"(true class {100 * (pred_rec == labels).double().mean().item():.1f}%; originals {100 * (pred_x == labels).double().mean().item():.1f}%); "
+            f"pixel L1 {(rec - x01).abs().mean().item():.3f}",
+        )
+    )
+    save_png(
+        make_grid(torch.stack([x01[:32], rec[:32]], 1).flatten(0, 1), nrow=8), out / "reconstructions.png", scale=2
+    )
     rows += sampling_rows(model)
     samples = torch.cat([model.sample(250, generator=torch.Generator().manual_seed(i)) for i in range(4)])
     save_png(samples[:100], out / "samples.png", scale=2)

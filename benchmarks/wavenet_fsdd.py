@@ -111,7 +111,12 @@ def recording_codes(folder: Path, test: bool) -> list[tuple[torch.Tensor, int]]:
     for path, digit, _speaker, index in fsdd.recordings(folder):
         if (index in fsdd.TEST_INDICES) == test:
             wav, rate = audio.read_wav(path)
-            out.append((torch.from_numpy(audio.mu_law_encode(audio.resample(wav, rate, fsdd.SAMPLE_RATE)).astype(np.int64)), digit))
+            out.append(
+                (
+                    torch.from_numpy(audio.mu_law_encode(audio.resample(wav, rate, fsdd.SAMPLE_RATE)).astype(np.int64)),
+                    digit,
+                )
+            )
     return out
 
 
@@ -161,8 +166,15 @@ def spectrogram_figure(real, fake, path: Path) -> None:
             spec = torch.stft(clips[d], N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True).abs()
             db = 20 * torch.log10(spec + 1e-4)
             ax = axes[row, d]
-            ax.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=-60, vmax=float(db.max()),
-                      extent=(0, clips.shape[1] / fsdd.SAMPLE_RATE, 0, fsdd.SAMPLE_RATE / 2000))
+            ax.imshow(
+                db.numpy(),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=-60,
+                vmax=float(db.max()),
+                extent=(0, clips.shape[1] / fsdd.SAMPLE_RATE, 0, fsdd.SAMPLE_RATE / 2000),
+            )
             ax.set_title(f"{name} '{d}'", fontsize=8)
             ax.tick_params(labelsize=6)
     axes[0, 0].set_ylabel("kHz", fontsize=7)
@@ -177,7 +189,9 @@ def spectrogram_figure(real, fake, path: Path) -> None:
 
 
 def build_parser():
-    ap = harness.parser(__doc__, data_dir=harness.default_data_dir(), threads=1, minutes=12.0, seed=0, out="runs/wavenet_fsdd")
+    ap = harness.parser(
+        __doc__, data_dir=harness.default_data_dir(), threads=1, minutes=12.0, seed=0, out="runs/wavenet_fsdd"
+    )
     ap.add_argument("--per-digit", type=int, default=3, help="generated samples per digit")
     ap.add_argument("--classifier-epochs", type=int, default=8)
     ap.add_argument("--figure", default=None, help="also copy the spectrogram figure here (e.g. docs/...png)")
@@ -188,8 +202,16 @@ def main(argv=None) -> None:
     args, machine = harness.start(build_parser(), argv)
     out = harness.out_dir(args, "wavenet_fsdd")
     train, test = harness.splits("fsdd", args)
-    rc = build_run_config("wavenet", data="fsdd", overrides={
-        "train.seed": args.seed, "train.progress": False, "train.steps": 10**9, "train.max_seconds": args.minutes * 60})
+    rc = build_run_config(
+        "wavenet",
+        data="fsdd",
+        overrides={
+            "train.seed": args.seed,
+            "train.progress": False,
+            "train.steps": 10**9,
+            "train.max_seconds": args.minutes * 60,
+        },
+    )
     rc = dataclasses.replace(rc, model=dataclasses.replace(rc.model, image_shape=train.shape))
     torch.manual_seed(args.seed)
     model = build("wavenet", rc.model)
@@ -217,7 +239,9 @@ def main(argv=None) -> None:
 
     fb = mel_filters()
     t = time.perf_counter()
-    clf = train_classifier(log_mel(waveforms(train.images.float() / 255), fb), train.labels, args.classifier_epochs, args.seed)
+    clf = train_classifier(
+        log_mel(waveforms(train.images.float() / 255), fb), train.labels, args.classifier_epochs, args.seed
+    )
     clf_s = time.perf_counter() - t
     acc_real = (predict(clf, log_mel(waveforms(test.images.float() / 255), fb)) == test.labels).float().mean().item()
     fake_wave = waveforms(fake)
@@ -232,21 +256,33 @@ def main(argv=None) -> None:
         Path(args.figure).write_bytes((out / "spectrograms.png").read_bytes())
     rms = lambda w: float(w.pow(2).mean().sqrt())  # noqa: E731
 
-    print(f"wavenet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field {model.receptive_field} samples; "
-          f"{steps} steps in {train_s / 60:.1f} min ({train_s / steps:.2f} s/step), batch {rc.train.batch_size} x {rc.model.train_crop} samples")
-    print(f"test recordings: {len(test_recs)}, {sum(len(c) for c, _ in test_recs):,} samples (scored in {eval_s:.0f} s)")
+    print(
+        f"wavenet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field {model.receptive_field} samples; "
+        f"{steps} steps in {train_s / 60:.1f} min ({train_s / steps:.2f} s/step), batch {rc.train.batch_size} x {rc.model.train_crop} samples"
+    )
+    print(
+        f"test recordings: {len(test_recs)}, {sum(len(c) for c, _ in test_recs):,} samples (scored in {eval_s:.0f} s)"
+    )
     table = harness.Table(["model", "test NLL (bits/sample)"])
     table.add("uniform over 256 mu-law codes", "8.000")
     table.add("mu-law marginal (unigram of the training set)", f"{uni:.3f}")
     table.add("WaveNet, digit-conditional", f"{nll:.3f}")
     table.finish()
-    print(f"samples: {len(labels)} x {fake.shape[-1]} samples in {sample_s:.0f} s -> {out / 'samples'}/digit<d>.wav; "
-          f"RMS real test clips {rms(real_wave):.3f}, generated {rms(fake_wave):.3f}")
-    print(f"voiced share of non-silent 32 ms frames: real test clips {voiced_fraction(real_wave):.2f}, generated {voiced_fraction(fake_wave):.2f}")
-    print(f"digit classifier (log-mel CNN, {args.classifier_epochs} epochs, {clf_s:.0f} s): real test clips {100 * acc_real:.1f}%, "
-          f"generated samples {100 * acc_fake:.1f}% (chance 10%)")
-    print("predicted digit of the samples, per conditioning digit: " + "; ".join(
-        f"{d}: {pred_fake[labels == d].tolist()}" for d in range(10)))
+    print(
+        f"samples: {len(labels)} x {fake.shape[-1]} samples in {sample_s:.0f} s -> {out / 'samples'}/digit<d>.wav; "
+        f"RMS real test clips {rms(real_wave):.3f}, generated {rms(fake_wave):.3f}"
+    )
+    print(
+        f"voiced share of non-silent 32 ms frames: real test clips {voiced_fraction(real_wave):.2f}, generated {voiced_fraction(fake_wave):.2f}"
+    )
+    print(
+        f"digit classifier (log-mel CNN, {args.classifier_epochs} epochs, {clf_s:.0f} s): real test clips {100 * acc_real:.1f}%, "
+        f"generated samples {100 * acc_fake:.1f}% (chance 10%)"
+    )
+    print(
+        "predicted digit of the samples, per conditioning digit: "
+        + "; ".join(f"{d}: {pred_fake[labels == d].tolist()}" for d in range(10))
+    )
     print(f"figure: {out / 'spectrograms.png'}")
     print(machine.line())
 

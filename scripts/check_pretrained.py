@@ -112,8 +112,14 @@ def confident_shares(probs, threshold: float = CONFIDENCE) -> dict:
     count = int(keep.sum())
     counts = torch.bincount(pred[keep], minlength=p.shape[1]).double()
     shares = counts / count if count else torch.zeros(p.shape[1], dtype=torch.float64)
-    return {"n": int(p.shape[0]), "confident_count": count, "confident": count / p.shape[0],
-            "shares": [float(s) for s in shares], "smallest_share": float(shares.min()), "smallest_class": int(shares.argmin())}
+    return {
+        "n": int(p.shape[0]),
+        "confident_count": count,
+        "confident": count / p.shape[0],
+        "shares": [float(s) for s in shares],
+        "smallest_share": float(shares.min()),
+        "smallest_class": int(shares.argmin()),
+    }
 
 
 def label_agreement(probs, labels) -> float:
@@ -131,7 +137,9 @@ def nearest_distances(queries, refs) -> Tensor:
     q = torch.as_tensor(queries, dtype=torch.float64).flatten(1)
     r = torch.as_tensor(refs, dtype=torch.float64).flatten(1)
     if q.shape[1] != r.shape[1] or r.shape[0] == 0:
-        raise ValueError(f"queries {tuple(q.shape)} and refs {tuple(r.shape)} must be non-empty with the same item size")
+        raise ValueError(
+            f"queries {tuple(q.shape)} and refs {tuple(r.shape)} must be non-empty with the same item size"
+        )
     return torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
 
 
@@ -148,8 +156,15 @@ def as_shown(x: Tensor) -> Tensor:
 
 def grid_cells(grid: Tensor, rows: int, cols: int, h: int, w: int, padding: int = 0) -> Tensor:
     """The images of a ``viz.images.make_grid`` grid (C, H', W'), row by row: (rows * cols, C, h, w)."""
-    out = [grid[:, padding + r * (h + padding): padding + r * (h + padding) + h, padding + c * (w + padding): padding + c * (w + padding) + w]
-           for r in range(rows) for c in range(cols)]
+    out = [
+        grid[
+            :,
+            padding + r * (h + padding) : padding + r * (h + padding) + h,
+            padding + c * (w + padding) : padding + c * (w + padding) + w,
+        ]
+        for r in range(rows)
+        for c in range(cols)
+    ]
     return torch.stack(out)
 
 
@@ -179,9 +194,22 @@ def recipe_hash(recipe: dict = JUDGE_RECIPE) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
-def train_judge(images: Tensor, labels: Tensor, *, channels=(32, 64), hidden: int = 128, epochs: int = 2, batch_size: int = 128,
-                lr: float = 1e-3, binarize_share: float = 0.5, outlier_share: float = 0.0, outlier_weight: float = 0.5,
-                seed: int = 0, max_steps: int | None = None, log_every: int = 0) -> tuple[Judge, dict]:
+def train_judge(
+    images: Tensor,
+    labels: Tensor,
+    *,
+    channels=(32, 64),
+    hidden: int = 128,
+    epochs: int = 2,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    binarize_share: float = 0.5,
+    outlier_share: float = 0.0,
+    outlier_weight: float = 0.5,
+    seed: int = 0,
+    max_steps: int | None = None,
+    log_every: int = 0,
+) -> tuple[Judge, dict]:
     """Train a :class:`Judge` on uint8 images (N, 1, 28, 28) and labels (N,): Adam, cosine decay to 0,
     shuffled with ``seed``; the first ``binarize_share`` of each batch is binarised afresh.
     Deterministic for a given seed (on one thread). Returns (the judge in eval mode, a log with
@@ -223,8 +251,12 @@ def train_judge(images: Tensor, labels: Tensor, *, channels=(32, 64), hidden: in
             if log_every and step % log_every == 0:
                 print(f"  judge step {step}/{total}: loss {sum(losses[-log_every:]) / log_every:.4f}", flush=True)
     tenth = max(1, len(losses) // 10)
-    log = {"steps": step, "first_loss": sum(losses[:tenth]) / tenth, "last_loss": sum(losses[-tenth:]) / tenth,
-           "cpu_seconds": round(time.process_time() - t0, 1)}
+    log = {
+        "steps": step,
+        "first_loss": sum(losses[:tenth]) / tenth,
+        "last_loss": sum(losses[-tenth:]) / tenth,
+        "cpu_seconds": round(time.process_time() - t0, 1),
+    }
     return net.eval(), log
 
 
@@ -269,20 +301,36 @@ def get_judge(data_dir: str, retrain: bool = False, recipe: dict = JUDGE_RECIPE)
         net = Judge(recipe["channels"], recipe["hidden"])
         try:
             net.load_state_dict(load_tensors(file))
-            log = json.loads(file.with_suffix(".json").read_text()).get("training", {}) if file.with_suffix(".json").is_file() else {}
+            log = (
+                json.loads(file.with_suffix(".json").read_text()).get("training", {})
+                if file.with_suffix(".json").is_file()
+                else {}
+            )
             return net.eval(), {**log, "cached": str(file.relative_to(ROOT))}
         except (GenlabError, RuntimeError, ValueError) as e:
             print(f"cannot read the cached judge ({e}); training it again", flush=True)
     train = gdata.load("mnist", "train", data_dir)
     print(f"training the judge on {len(train)} MNIST digits ({recipe['epochs']} epochs)...", flush=True)
-    net, log = train_judge(train.images, train.labels, channels=recipe["channels"], hidden=recipe["hidden"], epochs=recipe["epochs"],
-                           batch_size=recipe["batch_size"], lr=recipe["lr"], binarize_share=recipe["binarize_share"],
-                           outlier_share=recipe["outlier_share"], outlier_weight=recipe["outlier_weight"], seed=recipe["seed"],
-                           log_every=500)
+    net, log = train_judge(
+        train.images,
+        train.labels,
+        channels=recipe["channels"],
+        hidden=recipe["hidden"],
+        epochs=recipe["epochs"],
+        batch_size=recipe["batch_size"],
+        lr=recipe["lr"],
+        binarize_share=recipe["binarize_share"],
+        outlier_share=recipe["outlier_share"],
+        outlier_weight=recipe["outlier_weight"],
+        seed=recipe["seed"],
+        log_every=500,
+    )
     make_dirs(file.parent)
     save_tensors(net.state_dict(), file)
-    atomic_write_json(file.with_suffix(".json"), {"recipe": recipe, "recipe_sha256": recipe_hash(recipe), "training": log,
-                                                  "torch": torch.__version__})
+    atomic_write_json(
+        file.with_suffix(".json"),
+        {"recipe": recipe, "recipe_sha256": recipe_hash(recipe), "training": log, "torch": torch.__version__},
+    )
     return net, {**log, "trained_now": True}
 
 
@@ -293,10 +341,17 @@ def judge_report(judge: nn.Module, test_images: Tensor, test_labels: Tensor, thr
     xb = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
     p, pb = judge_probs(judge, x), judge_probs(judge, xb)
     noise = torch.rand(1000, *x.shape[1:], generator=torch.Generator().manual_seed(0))
-    return {"recipe_sha256": recipe_hash(), "parameters": sum(q.numel() for q in judge.parameters()),
-            "test_digits": len(x), "accuracy_grey": label_agreement(p, test_labels), "accuracy_binarized": label_agreement(pb, test_labels),
-            "real_confident": confident_shares(p, threshold)["confident"], "real_binarized_confident": confident_shares(pb, threshold)["confident"],
-            "noise_confident": confident_shares(judge_probs(judge, noise), threshold)["confident"], "threshold": threshold}
+    return {
+        "recipe_sha256": recipe_hash(),
+        "parameters": sum(q.numel() for q in judge.parameters()),
+        "test_digits": len(x),
+        "accuracy_grey": label_agreement(p, test_labels),
+        "accuracy_binarized": label_agreement(pb, test_labels),
+        "real_confident": confident_shares(p, threshold)["confident"],
+        "real_binarized_confident": confident_shares(pb, threshold)["confident"],
+        "noise_confident": confident_shares(judge_probs(judge, noise), threshold)["confident"],
+        "threshold": threshold,
+    }
 
 
 # --------------------------------------------------------------------------- what the user sees
@@ -330,9 +385,14 @@ def pct(v: float) -> str:
 def sample_row(probs: Tensor, target: float | None) -> dict:
     s = confident_shares(probs)
     ok = None if target is None else (s["confident"] >= target and s["smallest_share"] >= SMALLEST_DIGIT)
-    return {"numbers": f"{pct(s['confident'])} confident; smallest digit {s['smallest_class']}: {pct(s['smallest_share'])}",
-            "target": f">= {100 * target:.0f}% confident, each digit >= {100 * SMALLEST_DIGIT:.0f}%" if target is not None else "",
-            "pass": ok, "measured": {**s, "threshold": CONFIDENCE}}
+    return {
+        "numbers": f"{pct(s['confident'])} confident; smallest digit {s['smallest_class']}: {pct(s['smallest_share'])}",
+        "target": f">= {100 * target:.0f}% confident, each digit >= {100 * SMALLEST_DIGIT:.0f}%"
+        if target is not None
+        else "",
+        "pass": ok,
+        "measured": {**s, "threshold": CONFIDENCE},
+    }
 
 
 def check_samples(model, judge, n: int, kind: str) -> dict:
@@ -347,8 +407,12 @@ def check_conditional(model, judge, n: int) -> dict:
     p = judge_probs(judge, x)
     asked = label_agreement(p, labels)
     s = confident_shares(p)
-    return {"numbers": f"{pct(asked)} judged as asked ({pct(s['confident'])} confident)", "target": f">= {100 * CONDITIONAL_TARGET:.0f}% as asked",
-            "pass": asked >= CONDITIONAL_TARGET, "measured": {"as_asked": asked, "confident": s["confident"], "labels": "0..9 repeated"}}
+    return {
+        "numbers": f"{pct(asked)} judged as asked ({pct(s['confident'])} confident)",
+        "target": f">= {100 * CONDITIONAL_TARGET:.0f}% as asked",
+        "pass": asked >= CONDITIONAL_TARGET,
+        "measured": {"as_asked": asked, "confident": s["confident"], "labels": "0..9 repeated"},
+    }
 
 
 def check_reconstruction(model, judge, test, n: int) -> dict:
@@ -357,8 +421,12 @@ def check_reconstruction(model, judge, test, n: int) -> dict:
     with torch.inference_mode():
         rec = torch.cat([model.reconstruct(model.prepare(b, generator=g)).float() for b in x01.split(250)])
     kept = label_agreement(judge_probs(judge, as_shown(rec)), y)
-    return {"numbers": f"{pct(kept)} of reconstructions keep their digit", "target": f">= {100 * RECONSTRUCTION_TARGET:.0f}%",
-            "pass": kept >= RECONSTRUCTION_TARGET, "measured": {"kept": kept, "test_digits": len(y), "how": "G(E(x)) of the first test digits"}}
+    return {
+        "numbers": f"{pct(kept)} of reconstructions keep their digit",
+        "target": f">= {100 * RECONSTRUCTION_TARGET:.0f}%",
+        "pass": kept >= RECONSTRUCTION_TARGET,
+        "measured": {"kept": kept, "test_digits": len(y), "how": "G(E(x)) of the first test digits"},
+    }
 
 
 def mnist_domain(text: str) -> str | None | bool:
@@ -383,9 +451,17 @@ def check_translation(model, judge, data_name: str, data_dir: str, n: int) -> di
     a2b = label_agreement(judge_probs(judge, untransform(ga, t_b)), ya)
     b2a = label_agreement(judge_probs(judge, untransform(fb, t_a)), yb)
     ok = min(a2b, b2a) >= TRANSLATION_TARGET
-    return {"numbers": f"digit kept {pct(a2b)} (a2b) / {pct(b2a)} (b2a)", "target": f">= {100 * TRANSLATION_TARGET:.0f}% both ways",
-            "pass": ok, "measured": {"a2b_kept": a2b, "b2a_kept": b2a, "test_digits_per_direction": n,
-                                     "how": f"judge on each output with its domain's transform undone ({dom_b} -> mnist, {dom_a} -> mnist)"}}
+    return {
+        "numbers": f"digit kept {pct(a2b)} (a2b) / {pct(b2a)} (b2a)",
+        "target": f">= {100 * TRANSLATION_TARGET:.0f}% both ways",
+        "pass": ok,
+        "measured": {
+            "a2b_kept": a2b,
+            "b2a_kept": b2a,
+            "test_digits_per_direction": n,
+            "how": f"judge on each output with its domain's transform undone ({dom_b} -> mnist, {dom_a} -> mnist)",
+        },
+    }
 
 
 def check_sim_to_real(model, judge, card: dict, data_dir: str, n: int) -> dict:
@@ -401,11 +477,20 @@ def check_sim_to_real(model, judge, card: dict, data_dir: str, n: int) -> dict:
     fb = as_shown(torch.cat([model.translate(c, "b2a") for c in b.split(250)]))
     kept = label_agreement(judge_probs(judge, fb.mean(1, keepdim=True)), test.labels[:n])
     seeds = len(s2r["per_seed"])
-    return {"numbers": f"gain {100 * gain['mean']:+.1f} points (sd {100 * gain['std']:.1f}, {seeds} seeds); the judge reads "
-                       f"{pct(kept)} of F(real-style) as their digit",
-            "target": f"mean gain >= +{100 * SIM_TO_REAL_GAIN_TARGET:.0f} points", "pass": gain["mean"] >= SIM_TO_REAL_GAIN_TARGET,
-            "measured": {"gain_mean": gain["mean"], "gain_std": gain["std"], "seeds": seeds, "judge_reads_f_b": kept,
-                         "test_digits": n, "how": "gain: benchmarks/sim_to_real.py (card); F(b): the judge on its mean channel"}}
+    return {
+        "numbers": f"gain {100 * gain['mean']:+.1f} points (sd {100 * gain['std']:.1f}, {seeds} seeds); the judge reads "
+        f"{pct(kept)} of F(real-style) as their digit",
+        "target": f"mean gain >= +{100 * SIM_TO_REAL_GAIN_TARGET:.0f} points",
+        "pass": gain["mean"] >= SIM_TO_REAL_GAIN_TARGET,
+        "measured": {
+            "gain_mean": gain["mean"],
+            "gain_std": gain["std"],
+            "seeds": seeds,
+            "judge_reads_f_b": kept,
+            "test_digits": n,
+            "how": "gain: benchmarks/sim_to_real.py (card); F(b): the judge on its mean channel",
+        },
+    }
 
 
 def check_manifold(model, data_name: str, data_dir: str, grid: int = 12) -> dict:
@@ -419,10 +504,18 @@ def check_manifold(model, data_name: str, data_dir: str, grid: int = 12) -> dict
     q = test.images.float() / 255
     d_manifold = nearest_mean_distance(q, faces)
     d_random = nearest_mean_distance(q, train.images[pick].float() / 255)
-    return {"numbers": f"nearest manifold image {d_manifold:.3f} vs nearest of {grid * grid} random training images {d_random:.3f}",
-            "target": "manifold <= random", "pass": d_manifold <= d_random,
-            "measured": {"manifold_mean_distance": d_manifold, "random_train_mean_distance": d_random, "grid": f"{grid}x{grid}",
-                         "test_images": len(q), "distance": "Euclidean over pixels in [0, 1]"}}
+    return {
+        "numbers": f"nearest manifold image {d_manifold:.3f} vs nearest of {grid * grid} random training images {d_random:.3f}",
+        "target": "manifold <= random",
+        "pass": d_manifold <= d_random,
+        "measured": {
+            "manifold_mean_distance": d_manifold,
+            "random_train_mean_distance": d_random,
+            "grid": f"{grid}x{grid}",
+            "test_images": len(q),
+            "distance": "Euclidean over pixels in [0, 1]",
+        },
+    }
 
 
 def check_ring(model) -> dict:
@@ -430,8 +523,12 @@ def check_ring(model) -> dict:
 
     r = ring_coverage(model)
     ok = r["modes_covered"] == r["num_modes"] and r["high_quality"] >= RING_NEAR_TARGET
-    return {"numbers": f"{r['modes_covered']}/{r['num_modes']} modes, {pct(r['high_quality'])} near a mode",
-            "target": f"all modes, >= {100 * RING_NEAR_TARGET:.0f}% near one", "pass": ok, "measured": r}
+    return {
+        "numbers": f"{r['modes_covered']}/{r['num_modes']} modes, {pct(r['high_quality'])} near a mode",
+        "target": f"all modes, >= {100 * RING_NEAR_TARGET:.0f}% near one",
+        "pass": ok,
+        "measured": r,
+    }
 
 
 def plan(model, data_name: str) -> list[str]:
@@ -504,14 +601,31 @@ def check_model(name: str, judge, data_dir: str, samples: int, ar_samples: int, 
             elif check == "ring":
                 row = check_ring(model)
             else:
-                row = {"numbers": f"not judged ({model.data_kind} data: {data_name})", "target": "", "pass": None, "measured": {}}
+                row = {
+                    "numbers": f"not judged ({model.data_kind} data: {data_name})",
+                    "target": "",
+                    "pass": None,
+                    "measured": {},
+                }
         except Exception as e:  # one broken model must not hide the others
             traceback.print_exc()
             row = {"numbers": f"ERROR: {type(e).__name__}: {e}", "target": "", "pass": False, "measured": {}}
-        row.update(model=name, check=check, cpu_seconds=round(time.process_time() - t0, 1),
-                   n={"samples": n, "conditional": n, "reconstruction": samples, "translation": samples, "sim_to_real": samples, "manifold": 144,
-                      "ring": 2000}.get(check, ""),
-                   headline=card.get("headline", ""), train_cpu_minutes=(card.get("training") or {}).get("cpu_minutes"))
+        row.update(
+            model=name,
+            check=check,
+            cpu_seconds=round(time.process_time() - t0, 1),
+            n={
+                "samples": n,
+                "conditional": n,
+                "reconstruction": samples,
+                "translation": samples,
+                "sim_to_real": samples,
+                "manifold": 144,
+                "ring": 2000,
+            }.get(check, ""),
+            headline=card.get("headline", ""),
+            train_cpu_minutes=(card.get("training") or {}).get("cpu_minutes"),
+        )
         rows.append(row)
     return rows
 
@@ -522,7 +636,9 @@ def reference_rows(judge, mnist_test, n: int) -> list[dict]:
     out = []
     for label, imgs in (("real test digits (grey)", x), ("real test digits (binarised)", xb)):
         row = sample_row(judge_probs(judge, imgs), SAMPLE_TARGET_DEFAULT)
-        row.update(model=f"*{label}*", check="reference", n=len(x), headline="", train_cpu_minutes=None, cpu_seconds=0.0)
+        row.update(
+            model=f"*{label}*", check="reference", n=len(x), headline="", train_cpu_minutes=None, cpu_seconds=0.0
+        )
         out.append(row)
     return out
 
@@ -530,13 +646,17 @@ def reference_rows(judge, mnist_test, n: int) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     """The table: one row per check; ``card``: the card's headline (NLL, FID); train CPU min: the card's
     ``training.cpu_minutes``; check CPU s: what this check took."""
-    lines = ["| model | check | n | judged | target | result | card | train CPU min | check CPU s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | check | n | judged | target | result | card | train CPU min | check CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         res = {True: "PASS", False: "**FAIL**", None: "-"}[r["pass"]]
         cpu = "" if r["train_cpu_minutes"] is None else f"{r['train_cpu_minutes']:.1f}"
-        lines.append(f"| {r['model']} | {r['check']} | {r['n']} | {r['numbers']} | {r['target']} | {res} | {r['headline']} | {cpu} "
-                     f"| {r['cpu_seconds']:.0f} |")
+        lines.append(
+            f"| {r['model']} | {r['check']} | {r['n']} | {r['numbers']} | {r['target']} | {res} | {r['headline']} | {cpu} "
+            f"| {r['cpu_seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -548,9 +668,20 @@ def write_judged(name: str, rows: list[dict], judge_info: dict) -> None:
     card = json.loads(file.read_text())
     passes = [r["pass"] for r in rows if r["pass"] is not None]
     card["judged"] = {
-        "script": "scripts/check_pretrained.py", "date": time.strftime("%Y-%m-%d"),
-        "judge": {k: judge_info[k] for k in ("recipe_sha256", "parameters", "accuracy_grey", "accuracy_binarized", "real_confident",
-                                             "noise_confident", "threshold")},
+        "script": "scripts/check_pretrained.py",
+        "date": time.strftime("%Y-%m-%d"),
+        "judge": {
+            k: judge_info[k]
+            for k in (
+                "recipe_sha256",
+                "parameters",
+                "accuracy_grey",
+                "accuracy_binarized",
+                "real_confident",
+                "noise_confident",
+                "threshold",
+            )
+        },
         "checks": [{k: r[k] for k in ("check", "n", "numbers", "target", "pass", "measured")} for r in rows],
         "pass": all(passes) if passes else None,
     }
@@ -566,10 +697,23 @@ def main(argv=None) -> int:
     from genlab import pretrained
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", action="append", default=[], metavar="NAME", help="check this shipped model only (repeatable)")
-    ap.add_argument("--data-dir", default=default_data_dir(), help="shared data folder (default: $GENLAB_SHARED_DATA, else ../shared/data)")
-    ap.add_argument("--samples", type=int, default=1000, help="samples per sampler, test digits per reconstruction/translation check")
-    ap.add_argument("--ar-samples", type=int, default=None, help="samples of pixel-by-pixel samplers (default: --samples)")
+    ap.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="check this shipped model only (repeatable)"
+    )
+    ap.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="shared data folder (default: $GENLAB_SHARED_DATA, else ../shared/data)",
+    )
+    ap.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="samples per sampler, test digits per reconstruction/translation check",
+    )
+    ap.add_argument(
+        "--ar-samples", type=int, default=None, help="samples of pixel-by-pixel samplers (default: --samples)"
+    )
     ap.add_argument("--retrain-judge", action="store_true", help="train the judge even when its cached weights exist")
     ap.add_argument("--no-write", action="store_true", help="do not write the numbers into the cards (card['judged'])")
     ap.add_argument("--table-out", metavar="FILE", help="also write the markdown table to FILE")
@@ -588,13 +732,15 @@ def main(argv=None) -> int:
     from train_pretrained import machine
 
     m = machine()
-    head = [f"Machine: {m['cpu']} ({m['cpus']} CPUs), torch {m['torch']}, {torch.get_num_threads()} thread; genlab {m['genlab']}.",
-            f"Judge: {info['parameters']} parameters, recipe sha256 {info['recipe_sha256'][:16]} "
-            f"({'trained now in ' + str(log['cpu_seconds']) + ' CPU s' if log.get('trained_now') else 'cached: ' + log.get('cached', '')}); "
-            f"test accuracy {pct(info['accuracy_grey'])} grey, {pct(info['accuracy_binarized'])} binarised; "
-            f"confident (p >= {CONFIDENCE}) on {pct(info['real_confident'])} of real test digits "
-            f"({pct(info['real_binarized_confident'])} binarised), on {pct(info['noise_confident'])} of uniform noise.",
-            f"Samples: {args.samples} per model ({ar} for pixel-by-pixel samplers), seed 0, as `genlab sample` shows them."]
+    head = [
+        f"Machine: {m['cpu']} ({m['cpus']} CPUs), torch {m['torch']}, {torch.get_num_threads()} thread; genlab {m['genlab']}.",
+        f"Judge: {info['parameters']} parameters, recipe sha256 {info['recipe_sha256'][:16]} "
+        f"({'trained now in ' + str(log['cpu_seconds']) + ' CPU s' if log.get('trained_now') else 'cached: ' + log.get('cached', '')}); "
+        f"test accuracy {pct(info['accuracy_grey'])} grey, {pct(info['accuracy_binarized'])} binarised; "
+        f"confident (p >= {CONFIDENCE}) on {pct(info['real_confident'])} of real test digits "
+        f"({pct(info['real_binarized_confident'])} binarised), on {pct(info['noise_confident'])} of uniform noise.",
+        f"Samples: {args.samples} per model ({ar} for pixel-by-pixel samplers), seed 0, as `genlab sample` shows them.",
+    ]
     print("\n".join(head), flush=True)
 
     rows = reference_rows(judge, test, args.samples)
@@ -604,12 +750,27 @@ def main(argv=None) -> int:
             got = check_model(name, judge, args.data_dir, args.samples, ar, test)
         except Exception as e:  # the model or its card does not load: report it, check the others
             traceback.print_exc()
-            got = [{"model": name, "check": "load", "n": "", "numbers": f"ERROR: {type(e).__name__}: {e}", "target": "", "pass": False,
-                    "measured": {}, "headline": "", "train_cpu_minutes": None, "cpu_seconds": round(time.process_time() - t0, 1)}]
+            got = [
+                {
+                    "model": name,
+                    "check": "load",
+                    "n": "",
+                    "numbers": f"ERROR: {type(e).__name__}: {e}",
+                    "target": "",
+                    "pass": False,
+                    "measured": {},
+                    "headline": "",
+                    "train_cpu_minutes": None,
+                    "cpu_seconds": round(time.process_time() - t0, 1),
+                }
+            ]
         rows.extend(got)
         for r in got:
-            print(f"{name} [{r['check']}]: {r['numbers']} -> {({True: 'PASS', False: 'FAIL', None: '-'})[r['pass']]} "
-                  f"({time.process_time() - t0:.0f} CPU s)", flush=True)
+            print(
+                f"{name} [{r['check']}]: {r['numbers']} -> {({True: 'PASS', False: 'FAIL', None: '-'})[r['pass']]} "
+                f"({time.process_time() - t0:.0f} CPU s)",
+                flush=True,
+            )
         if not args.no_write:
             write_judged(name, got, info)
     table = markdown(rows)

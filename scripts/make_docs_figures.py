@@ -97,7 +97,9 @@ def cyclegan_translations(out: Path, data_dir: str) -> Path:
     test = load_unpaired("mnist", "mnist+invert", "test", data_dir, seed=0)
     a, b = test.a.images[:10].float() / 255, test.b.images[:10].float() / 255
     with torch.inference_mode():
-        grid = make_grid(torch.stack([translation_grid(model, a, "a2b"), translation_grid(model, b, "b2a")]), nrow=1, padding=6)
+        grid = make_grid(
+            torch.stack([translation_grid(model, a, "a2b"), translation_grid(model, b, "b2a")]), nrow=1, padding=6
+        )
     return save_png(grid, out / "cyclegan-mnist-invert.png", scale=2)
 
 
@@ -118,7 +120,9 @@ def ring8_figures(out: Path) -> list[Path]:
     from genlab.train import Trainer
     from genlab.viz.plots import discriminator_surface, figure_image, plot_gan_toy2d, points_figure
 
-    final = plot_gan_toy2d(genlab.load("pretrained:gan-ring8"), out / "gan-ring8.png", n=1000, generator=gen(), size=360)
+    final = plot_gan_toy2d(
+        genlab.load("pretrained:gan-ring8"), out / "gan-ring8.png", n=1000, generator=gen(), size=360
+    )
     from train_pretrained import SPECS, run_config
 
     cfg = run_config(SPECS["gan-ring8"], data_dir=None)  # toy points: no data folder
@@ -135,13 +139,22 @@ def ring8_figures(out: Path) -> list[Path]:
             model.eval()
             with torch.inference_mode():
                 fake = model.sample(500, generator=gen())
-            fig = points_figure(real, fake, discriminator_surface(model), f"gan-ring8, step {step}", resolution=64,
-                                extent=(-2.6, 2.6, -2.6, 2.6), size=240)
+            fig = points_figure(
+                real,
+                fake,
+                discriminator_surface(model),
+                f"gan-ring8, step {step}",
+                resolution=64,
+                extent=(-2.6, 2.6, -2.6, 2.6),
+                size=240,
+            )
             frames.append(figure_image(fig).convert("P", palette=Image.ADAPTIVE, colors=64))
             model.train()
     durations = [250] * (len(frames) - 1) + [1500]
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
+    frames[0].save(
+        buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True
+    )
     movie = out / "gan-ring8-training.gif"
     movie.write_bytes(buf.getvalue())
     return [final, movie]
@@ -173,8 +186,10 @@ def explorer_screenshot(out: Path, chromium: str) -> Path:
             page.get_by_role("tab", name="dcgan-mnist", exact=True).first.click()
             page.get_by_role("tab", name="Samples", exact=True).filter(visible=True).first.click()
             page.get_by_role("button", name="Draw samples", exact=True).filter(visible=True).first.click()
-            page.wait_for_function("() => Array.from(document.querySelectorAll('[id$=-samples-gallery] img'))"
-                                   ".filter(i => i.complete && i.naturalWidth > 0).length >= 16")
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('[id$=-samples-gallery] img'))"
+                ".filter(i => i.complete && i.naturalWidth > 0).length >= 16"
+            )
             shot = page.screenshot()
             browser.close()
     finally:
@@ -195,8 +210,12 @@ FIGURES = {
     "ddpm-mnist": ("ddpm-mnist", lambda out, a: [samples("ddpm-mnist", out)]),
     # autoregressive: 784 network passes per batch
     "pixelcnn-mnist": ("pixelcnn-mnist", lambda out, a: [samples("pixelcnn-mnist", out, n=20, nrow=10)]),
-    "gated-pixelcnn-mnist": ("gated-pixelcnn-mnist", lambda out, a: [  # the digits 0-9, twice
-        samples("gated-pixelcnn-mnist", out, n=20, nrow=10, labels=torch.arange(20) % 10)]),
+    "gated-pixelcnn-mnist": (
+        "gated-pixelcnn-mnist",
+        lambda out, a: [  # the digits 0-9, twice
+            samples("gated-pixelcnn-mnist", out, n=20, nrow=10, labels=torch.arange(20) % 10)
+        ],
+    ),
     "dcgan-mnist": ("dcgan-mnist", lambda out, a: [samples("dcgan-mnist", out)]),
     "ali-mnist": ("ali-mnist", lambda out, a: [samples("ali-mnist", out), ali_reconstructions(out, a.data_dir)]),
     "cyclegan-mnist-invert": ("cyclegan-mnist-invert", lambda out, a: [cyclegan_translations(out, a.data_dir)]),

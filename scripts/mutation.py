@@ -36,8 +36,10 @@ EQUIVALENT = Path(__file__).with_name("mutation_equivalent.txt")
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "distributions": (["src/genlab/distributions.py"], ["tests/test_distributions.py"]),
     "losses": (["src/genlab/losses.py"], ["tests/test_losses.py"]),
-    "metrics": (["src/genlab/metrics/likelihood.py", "src/genlab/metrics/quality.py"],
-                ["tests/test_metrics_likelihood.py", "tests/test_metrics_quality.py"]),
+    "metrics": (
+        ["src/genlab/metrics/likelihood.py", "src/genlab/metrics/quality.py"],
+        ["tests/test_metrics_likelihood.py", "tests/test_metrics_quality.py"],
+    ),
     "ood": (["src/genlab/ood/scores.py", "src/genlab/ood/report.py"], ["tests/test_ood.py"]),
     "masked": (["src/genlab/nn/masked.py"], ["tests/test_pixelcnn.py", "tests/test_wavenet.py"]),
     "iaf": (["src/genlab/nn/iaf.py"], ["tests/test_iaf.py"]),
@@ -97,7 +99,9 @@ def refresh_tests(module: str, dest: Path) -> None:
 
 def results(dest: Path) -> dict[str, str]:
     """{mutant name: status} from ``mutmut results --all true``."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=dest, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=dest, capture_output=True, text=True
+    )
     found = {}
     for line in out.stdout.splitlines():
         m = re.match(r"\s*(\S+): (\S.*)$", line)
@@ -129,25 +133,41 @@ def report(module: str, dest: Path, show_diffs: bool = True) -> tuple[int, int, 
     total = len(status)
     share = killed / total if total else float("nan")
     share_eq = killed / (total - n_eq) if total - n_eq else float("nan")
-    print(f"\n## {module}: {killed}/{total} mutants killed ({100 * share:.1f}%), {n_eq} survivors listed as equivalent "
-          f"({100 * share_eq:.1f}% of the non-equivalent ones killed)" + (f"; {pending} mutants not tested yet" if pending else ""))
+    print(
+        f"\n## {module}: {killed}/{total} mutants killed ({100 * share:.1f}%), {n_eq} survivors listed as equivalent "
+        f"({100 * share_eq:.1f}% of the non-equivalent ones killed)"
+        + (f"; {pending} mutants not tested yet" if pending else "")
+    )
     for name, s in sorted(survivors.items()):
         tag = f"equivalent: {eq[name]}" if name in eq else s
         print(f"- {name} ({tag})")
         if show_diffs and name not in eq:
-            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=dest, capture_output=True, text=True).stdout
-            print("\n".join("    " + line for line in diff.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))))
+            diff = subprocess.run(
+                [sys.executable, "-m", "mutmut", "show", name], cwd=dest, capture_output=True, text=True
+            ).stdout
+            print(
+                "\n".join(
+                    "    " + line
+                    for line in diff.splitlines()
+                    if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+                )
+            )
     return killed, n_eq, total
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("modules", nargs="*", help=f"any of: {', '.join(MODULES)} (default: all)")
-    p.add_argument("--work", default=os.environ.get("TMPDIR", "/tmp") + "/genlab-mutmut", help="scratch folder for the copies")
+    p.add_argument(
+        "--work", default=os.environ.get("TMPDIR", "/tmp") + "/genlab-mutmut", help="scratch folder for the copies"
+    )
     p.add_argument("--max-children", type=int, default=1, help="mutants tested at once (default 1)")
     p.add_argument("--report-only", action="store_true", help="print the results of an earlier run without running")
-    p.add_argument("--rerun", action="store_true",
-                   help="test only the survivors of an earlier run again, against the checkout's current tests")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="test only the survivors of an earlier run again, against the checkout's current tests",
+    )
     p.add_argument("--list", action="store_true", help="list the modules and their tests")
     args = p.parse_args(argv)
     if args.list:
@@ -174,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(dest / "src")}
             if args.rerun and not names:
                 continue
-            run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *names], cwd=dest, env=env)
+            run = subprocess.run(
+                [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *names],
+                cwd=dest,
+                env=env,
+            )
             if run.returncode != 0:
                 print(f"mutmut failed on {module} (exit {run.returncode}); see {dest}", file=sys.stderr)
                 return 1
@@ -182,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             totals[i] += v
     k, e, t = totals
     if t:
-        print(f"\n## all: {k}/{t} killed ({100 * k / t:.1f}%); {e} equivalent survivors ({100 * k / max(t - e, 1):.1f}% of the rest)")
+        print(
+            f"\n## all: {k}/{t} killed ({100 * k / t:.1f}%); {e} equivalent survivors ({100 * k / max(t - e, 1):.1f}% of the rest)"
+        )
     return 0
 
 

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from genlab import data  # noqa: E402
-from genlab.metrics.features import FEATURE_NETS, MANIFEST, WEIGHTS_DIR, SmallConvNet, sha256_file  # noqa: E402
 from genlab.io import atomic_write_json, save_tensors  # noqa: E402
+from genlab.metrics.features import FEATURE_NETS, MANIFEST, WEIGHTS_DIR, SmallConvNet, sha256_file  # noqa: E402
 
 DEFAULT_EPOCHS = {"mnist": 3, "fashion-mnist": 8, "cifar10": 30}
 
@@ -99,7 +99,10 @@ def train_one(name: str, data_dir: str | None, epochs: int, seed: int, batch_siz
             sched.step()
             step += 1
             if step % 100 == 0:
-                print(f"  {name} epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+                print(
+                    f"  {name} epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)",
+                    flush=True,
+                )
         acc = accuracy(net, test.images, test.labels)
         print(f"{name}: epoch {epoch + 1} held-out accuracy {acc:.4f} ({time.time() - t0:.0f}s)", flush=True)
     net.eval()
@@ -130,7 +133,9 @@ def train_one(name: str, data_dir: str | None, epochs: int, seed: int, batch_siz
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", default=list(FEATURE_NETS), choices=list(FEATURE_NETS))
-    ap.add_argument("--data-dir", default=None, help="folder with mnist/, fashion-mnist/, cifar10-test-jpeg/ (e.g. ../shared/data)")
+    ap.add_argument(
+        "--data-dir", default=None, help="folder with mnist/, fashion-mnist/, cifar10-test-jpeg/ (e.g. ../shared/data)"
+    )
     ap.add_argument("--epochs", type=int, default=None, help=f"override the per-net defaults {DEFAULT_EPOCHS}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)

@@ -47,9 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import genlab  # noqa: E402
-from genlab import pretrained  # noqa: E402
-from genlab import registry  # noqa: E402
-from genlab.config import to_dict  # noqa: E402
+from genlab import (
+    pretrained,  # noqa: E402
+    registry,  # noqa: E402
+)
 from genlab.train import train  # noqa: E402
 
 
@@ -75,64 +76,193 @@ UNTIL_BUDGET = ("train.steps=1000000000",)
 
 #: The recipes: each the best genlab has measured for its model on one CPU thread (benchmarks/README.md).
 SPECS: dict[str, Spec] = {
-    "vae-mnist": Spec("vae", "mnist", (), preset="mnist-10min", minutes=10, about=(
-        "VAE with 784-512-512 MLP encoder and decoder, 32-D latent, Bernoulli decoder, EMA weights, on dynamically "
-        "binarised MNIST (the mnist-10min preset)")),
-    "vae-frey-face": Spec("vae", "frey-face", (
-        "model.latent_dim=2", 'model.likelihood="logistic"', "model.hidden_dim=128", "train.steps=6000", "train.batch_size=128",
-        "train.lr=2e-3", 'train.lr_schedule="cosine"', "train.schedule_steps=6000", "train.ema_decay=0.999"),
-        "convolutional VAE with a 2-D latent on the Frey faces: the face manifold of Kingma & Welling (2014)", fid=False),
-    "pixelcnn-mnist": Spec("pixelcnn", "mnist", (), preset="mnist-cpu", minutes=30, fid=False, about=(
-        "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, EMA weights, on dynamically binarised MNIST "
-        "(the mnist-cpu preset)")),
-    "gated-pixelcnn-mnist": Spec("gated-pixelcnn", "mnist", (  # the registry's default network: 16 img/s, 300 steps in 20 min
-        "model.num_classes=10", "model.hidden_channels=32", "model.num_blocks=5", "train.batch_size=64", "train.lr=2e-3",
-        "train.warmup_steps=50", *UNTIL_BUDGET), minutes=10, fid=False,
-        about="class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on dynamically binarised MNIST"),
-    "dcgan-mnist": Spec("dcgan", "mnist", ("model.channels=32", "train.batch_size=64", *UNTIL_BUDGET), minutes=30, about=(
-        "DCGAN (32 base channels, 100-D latent, non-saturating loss, batch 64) on MNIST")),
-    "gan-ring8": Spec("gan", "ring8", (),  # the point preset: 6,000 steps (8/8 modes, 0.89-0.93 near one, 3 seeds)
-        "MLP GAN with the R1 penalty on 8 Gaussians on a circle (the mode-collapse benchmark)"),
-    "ali-mnist": Spec("ali", "mnist", ("train.batch_size=64", *UNTIL_BUDGET), preset="alice", minutes=20, about=(
-        "ALI with a stochastic encoder, 64-D latent, and ALICE's cycle term (the alice preset), on MNIST")),
-    "cyclegan-mnist-invert": Spec("cyclegan", "unpaired:mnist,mnist+invert", ("train.steps=400", "train.batch_size=32"),
-        "CycleGAN between two disjoint halves of MNIST, one of them inverted (255 - x)"),
-    "wavenet-sines": Spec("wavenet", "sines", ("train.steps=400", "train.batch_size=32"),
-        "WaveNet (2 stacks of dilations 1-32) on 256-step mu-law sine waves", fid=False),
-    "flow-matching-mnist": Spec("flow-matching", "mnist", (
-        "train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.995", *UNTIL_BUDGET), minutes=30, about=(
-        "flow matching (straight paths) with a small U-Net, EMA weights, 10 Heun steps per sample, on MNIST")),
-    "ddpm-mnist": Spec("ddpm", "mnist", (
-        "train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.999", "model.bound_timesteps=50", *UNTIL_BUDGET),
-        minutes=30, about=(
-        "DDPM (T = 1000, linear schedule, noise prediction) with a small U-Net, EMA weights, DDIM sampling, on MNIST")),
-    "pixelvae-mnist": Spec("pixelvae", "mnist", ("train.steps=4400", "train.schedule_steps=4400"), preset="mnist-10min", minutes=16, about=(
-        "PixelVAE: a 32-D latent and an MLP z -> feature-map network under a small PixelCNN decoder, Bernoulli pixels, "
-        "on dynamically binarised MNIST (the mnist-10min preset, its cosine schedule 1.5 times as long)")),
-    "vqvae-mnist": Spec("vqvae", "mnist", ("model.prior_start=2500", "train.batch_size=64", *UNTIL_BUDGET), minutes=20, about=(
-        "VQ-VAE (64 codes of 16 numbers on a 7x7 map, discretized logistic decoder), then its PixelCNN prior over the "
-        "code map (from step 2,500, autoencoder frozen), on MNIST")),
-    "glow-mnist": Spec("glow", "mnist", (
-        "train.steps=2500", "train.batch_size=64", "train.lr=2e-3", "train.warmup_steps=200", 'train.lr_schedule="cosine"',
-        "train.schedule_steps=2500"), minutes=25, about=(
-        "Glow (2 scales x 8 steps of actnorm, 1x1 convolution and affine coupling), exact likelihood, samples at "
-        "temperature 0.7, on dequantized MNIST")),
-    "progan-mnist": Spec("progan", "mnist", (
-        'model.objective="non-saturating"', "model.gp_weight=0", "model.stable_steps=1200", "model.fade_steps=1200",
-        "train.batch_size=32", "train.ema_decay=0.999", *UNTIL_BUDGET), minutes=15, about=(
-        "progressive growing GAN (7x7 -> 14x14 -> 28x28 with fade-ins, minibatch std, equalized learning rate), "
-        "non-saturating loss, EMA generator, on MNIST")),
-    "cyclegan-mnist-mnistm": Spec("cyclegan", "unpaired:mnist,mnist+mnistm", (), minutes=30, fid=False, about=(
-        "CycleGAN (16 channels, 3 residual blocks, identity loss 0.5) between clean MNIST digits and MNIST-M-style "
-        "colour digits: the sim-to-real demo (benchmarks/sim_to_real.py, 3 seeds; seed 0 ships)")),
+    "vae-mnist": Spec(
+        "vae",
+        "mnist",
+        (),
+        preset="mnist-10min",
+        minutes=10,
+        about=(
+            "VAE with 784-512-512 MLP encoder and decoder, 32-D latent, Bernoulli decoder, EMA weights, on dynamically "
+            "binarised MNIST (the mnist-10min preset)"
+        ),
+    ),
+    "vae-frey-face": Spec(
+        "vae",
+        "frey-face",
+        (
+            "model.latent_dim=2",
+            'model.likelihood="logistic"',
+            "model.hidden_dim=128",
+            "train.steps=6000",
+            "train.batch_size=128",
+            "train.lr=2e-3",
+            'train.lr_schedule="cosine"',
+            "train.schedule_steps=6000",
+            "train.ema_decay=0.999",
+        ),
+        "convolutional VAE with a 2-D latent on the Frey faces: the face manifold of Kingma & Welling (2014)",
+        fid=False,
+    ),
+    "pixelcnn-mnist": Spec(
+        "pixelcnn",
+        "mnist",
+        (),
+        preset="mnist-cpu",
+        minutes=30,
+        fid=False,
+        about=(
+            "PixelCNN (6 residual blocks, 64 channels), Bernoulli pixels, EMA weights, on dynamically binarised MNIST "
+            "(the mnist-cpu preset)"
+        ),
+    ),
+    "gated-pixelcnn-mnist": Spec(
+        "gated-pixelcnn",
+        "mnist",
+        (  # the registry's default network: 16 img/s, 300 steps in 20 min
+            "model.num_classes=10",
+            "model.hidden_channels=32",
+            "model.num_blocks=5",
+            "train.batch_size=64",
+            "train.lr=2e-3",
+            "train.warmup_steps=50",
+            *UNTIL_BUDGET,
+        ),
+        minutes=10,
+        fid=False,
+        about="class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on dynamically binarised MNIST",
+    ),
+    "dcgan-mnist": Spec(
+        "dcgan",
+        "mnist",
+        ("model.channels=32", "train.batch_size=64", *UNTIL_BUDGET),
+        minutes=30,
+        about=("DCGAN (32 base channels, 100-D latent, non-saturating loss, batch 64) on MNIST"),
+    ),
+    "gan-ring8": Spec(
+        "gan",
+        "ring8",
+        (),  # the point preset: 6,000 steps (8/8 modes, 0.89-0.93 near one, 3 seeds)
+        "MLP GAN with the R1 penalty on 8 Gaussians on a circle (the mode-collapse benchmark)",
+    ),
+    "ali-mnist": Spec(
+        "ali",
+        "mnist",
+        ("train.batch_size=64", *UNTIL_BUDGET),
+        preset="alice",
+        minutes=20,
+        about=("ALI with a stochastic encoder, 64-D latent, and ALICE's cycle term (the alice preset), on MNIST"),
+    ),
+    "cyclegan-mnist-invert": Spec(
+        "cyclegan",
+        "unpaired:mnist,mnist+invert",
+        ("train.steps=400", "train.batch_size=32"),
+        "CycleGAN between two disjoint halves of MNIST, one of them inverted (255 - x)",
+    ),
+    "wavenet-sines": Spec(
+        "wavenet",
+        "sines",
+        ("train.steps=400", "train.batch_size=32"),
+        "WaveNet (2 stacks of dilations 1-32) on 256-step mu-law sine waves",
+        fid=False,
+    ),
+    "flow-matching-mnist": Spec(
+        "flow-matching",
+        "mnist",
+        ("train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.995", *UNTIL_BUDGET),
+        minutes=30,
+        about=("flow matching (straight paths) with a small U-Net, EMA weights, 10 Heun steps per sample, on MNIST"),
+    ),
+    "ddpm-mnist": Spec(
+        "ddpm",
+        "mnist",
+        ("train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.999", "model.bound_timesteps=50", *UNTIL_BUDGET),
+        minutes=30,
+        about=(
+            "DDPM (T = 1000, linear schedule, noise prediction) with a small U-Net, EMA weights, DDIM sampling, on MNIST"
+        ),
+    ),
+    "pixelvae-mnist": Spec(
+        "pixelvae",
+        "mnist",
+        ("train.steps=4400", "train.schedule_steps=4400"),
+        preset="mnist-10min",
+        minutes=16,
+        about=(
+            "PixelVAE: a 32-D latent and an MLP z -> feature-map network under a small PixelCNN decoder, Bernoulli pixels, "
+            "on dynamically binarised MNIST (the mnist-10min preset, its cosine schedule 1.5 times as long)"
+        ),
+    ),
+    "vqvae-mnist": Spec(
+        "vqvae",
+        "mnist",
+        ("model.prior_start=2500", "train.batch_size=64", *UNTIL_BUDGET),
+        minutes=20,
+        about=(
+            "VQ-VAE (64 codes of 16 numbers on a 7x7 map, discretized logistic decoder), then its PixelCNN prior over the "
+            "code map (from step 2,500, autoencoder frozen), on MNIST"
+        ),
+    ),
+    "glow-mnist": Spec(
+        "glow",
+        "mnist",
+        (
+            "train.steps=2500",
+            "train.batch_size=64",
+            "train.lr=2e-3",
+            "train.warmup_steps=200",
+            'train.lr_schedule="cosine"',
+            "train.schedule_steps=2500",
+        ),
+        minutes=25,
+        about=(
+            "Glow (2 scales x 8 steps of actnorm, 1x1 convolution and affine coupling), exact likelihood, samples at "
+            "temperature 0.7, on dequantized MNIST"
+        ),
+    ),
+    "progan-mnist": Spec(
+        "progan",
+        "mnist",
+        (
+            'model.objective="non-saturating"',
+            "model.gp_weight=0",
+            "model.stable_steps=1200",
+            "model.fade_steps=1200",
+            "train.batch_size=32",
+            "train.ema_decay=0.999",
+            *UNTIL_BUDGET,
+        ),
+        minutes=15,
+        about=(
+            "progressive growing GAN (7x7 -> 14x14 -> 28x28 with fade-ins, minibatch std, equalized learning rate), "
+            "non-saturating loss, EMA generator, on MNIST"
+        ),
+    ),
+    "cyclegan-mnist-mnistm": Spec(
+        "cyclegan",
+        "unpaired:mnist,mnist+mnistm",
+        (),
+        minutes=30,
+        fid=False,
+        about=(
+            "CycleGAN (16 channels, 3 residual blocks, identity loss 0.5) between clean MNIST digits and MNIST-M-style "
+            "colour digits: the sim-to-real demo (benchmarks/sim_to_real.py, 3 seeds; seed 0 ships)"
+        ),
+    ),
 }
 
 #: The shipped sim-to-real model: trained by the benchmark, which also measures it (3 seeds, RGB).
 SIM_TO_REAL = "cyclegan-mnist-mnistm"
 SIM_TO_REAL_ARGS = ("--minutes", "30", "--channels", "3", "--seeds", "3", "--clock", "cpu", "--threads", "1")
 
-QUIET = ("train.progress=false", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=100",
-         'train.device="cpu"', "train.seed=0")
+QUIET = (
+    "train.progress=false",
+    "train.sample_every=0",
+    "train.checkpoint_every=0",
+    "train.log_every=100",
+    'train.device="cpu"',
+    "train.seed=0",
+)
 
 
 def run_config(spec: Spec, data_dir: str | None):
@@ -146,11 +276,22 @@ def run_config(spec: Spec, data_dir: str | None):
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "system": platform.system(),
-            "python": platform.python_version(), "torch": torch.__version__, "genlab": genlab.__version__}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "system": platform.system(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "genlab": genlab.__version__,
+    }
 
 
 def loadavg() -> float | None:
@@ -181,7 +322,9 @@ def likelihood(model, name: str, data_dir: str, n: int | None, iw: int | None) -
         test = test.subset(range(n))
     if model.config.num_classes == 0:
         r = evaluate_likelihood(model, test, iw_samples=iw, seed=0, progress=False)
-        return {k: r[k] for k in ("nll_nats", "nll_nats_se", "bits_per_dim", "num_examples", "estimator", "preprocessing")}
+        return {
+            k: r[k] for k in ("nll_nats", "nll_nats_se", "bits_per_dim", "num_examples", "estimator", "preprocessing")
+        }
     g = torch.Generator().manual_seed(0)
     nll = []
     with torch.inference_mode():
@@ -190,9 +333,14 @@ def likelihood(model, name: str, data_dir: str, n: int | None, iw: int | None) -
             nll.append(-(model.log_prob(x, labels=y).double() + log_prob_offset(model)))
     nll = torch.cat(nll)
     mean, se = nll.mean().item(), nll.std().item() / math.sqrt(len(nll))
-    return {"nll_nats": mean, "nll_nats_se": se, "bits_per_dim": bits_per_dim(mean, model.num_dims), "num_examples": len(nll),
-            "estimator": "exact -log p(x | y) given each image's true label",
-            "preprocessing": "binarised with a fixed seed (pixel ~ Bernoulli(intensity))"}
+    return {
+        "nll_nats": mean,
+        "nll_nats_se": se,
+        "bits_per_dim": bits_per_dim(mean, model.num_dims),
+        "num_examples": len(nll),
+        "estimator": "exact -log p(x | y) given each image's true label",
+        "preprocessing": "binarised with a fixed seed (pixel ~ Bernoulli(intensity))",
+    }
 
 
 def digit_coverage(x01: torch.Tensor) -> dict:
@@ -202,9 +350,12 @@ def digit_coverage(x01: torch.Tensor) -> dict:
     net = get_feature_net("mnist")
     pred = torch.cat([net.logits(b).argmax(1) for b in x01.split(500)])
     shares = torch.bincount(pred, minlength=10).double() / len(pred)
-    return {"digits_present": int((shares >= 0.01).sum()), "smallest_share": round(float(shares.min()), 4),
-            "shares": [round(float(s), 4) for s in shares],
-            "rule": "a digit is present when the shipped MNIST classifier reads it in at least 1% of 2,000 samples"}
+    return {
+        "digits_present": int((shares >= 0.01).sum()),
+        "smallest_share": round(float(shares.min()), 4),
+        "shares": [round(float(s), 4) for s in shares],
+        "rule": "a digit is present when the shipped MNIST classifier reads it in at least 1% of 2,000 samples",
+    }
 
 
 def sample_quality(model, data_dir: str) -> dict:
@@ -216,10 +367,17 @@ def sample_quality(model, data_dir: str) -> dict:
     ref = reference_features(_mnist_test(data_dir), net, split="test", cache=False)
     fake = generate_samples(model, 2000, seed=0)
     q = quality_metrics(ref["features"], net.features(fake).numpy(), seed=0)
-    return {"fid": q["fid"], "kid": q["kid"], "kid_std": q["kid_std"], "precision": q["precision"], "recall": q["recall"],
-            "samples": 2000, "reference": "the 10,000 MNIST test images",
-            "feature_net": "genlab's shipped MNIST classifier (not Inception: not comparable with published FIDs)",
-            "digit_coverage": digit_coverage(fake)}
+    return {
+        "fid": q["fid"],
+        "kid": q["kid"],
+        "kid_std": q["kid_std"],
+        "precision": q["precision"],
+        "recall": q["recall"],
+        "samples": 2000,
+        "reference": "the 10,000 MNIST test images",
+        "feature_net": "genlab's shipped MNIST classifier (not Inception: not comparable with published FIDs)",
+        "digit_coverage": digit_coverage(fake),
+    }
 
 
 def ring_coverage(model) -> dict:
@@ -228,9 +386,14 @@ def ring_coverage(model) -> dict:
     with torch.inference_mode():
         pts = model.sample(2000, generator=torch.Generator().manual_seed(0)).float()
     s = mode_stats(pts, "ring8")
-    return {"modes_covered": s["modes"], "num_modes": s["num_modes"], "high_quality": round(s["high_quality"], 4),
-            "per_mode": s["per_mode"].tolist(), "samples": 2000,
-            "rule": "a mode is covered when at least a quarter of its share of the samples lies within 3 std of it"}
+    return {
+        "modes_covered": s["modes"],
+        "num_modes": s["num_modes"],
+        "high_quality": round(s["high_quality"], 4),
+        "per_mode": s["per_mode"].tolist(),
+        "samples": 2000,
+        "rule": "a mode is covered when at least a quarter of its share of the samples lies within 3 std of it",
+    }
 
 
 def translation_kept(model, data_dir: str, n: int = 2000) -> dict:
@@ -249,9 +412,14 @@ def translation_kept(model, data_dir: str, n: int = 2000) -> dict:
 
     with torch.inference_mode():
         g_a, f_b = model.translate(a, "a2b"), model.translate(b, "b2a")
-        return {"a2b_class_kept": acc(1 - g_a, ya), "b2a_class_kept": acc(f_b, yb), "real_digits_accuracy": acc(a, ya),
-                "cycle_l1_a": round(float((model.translate(g_a, "b2a") - a).abs().mean()), 4), "test_digits_per_direction": n,
-                "rule": "a2b: the classifier on 1 - G(a) (inverted back); b2a: on F(b); held-out MNIST test digits"}
+        return {
+            "a2b_class_kept": acc(1 - g_a, ya),
+            "b2a_class_kept": acc(f_b, yb),
+            "real_digits_accuracy": acc(a, ya),
+            "cycle_l1_a": round(float((model.translate(g_a, "b2a") - a).abs().mean()), 4),
+            "test_digits_per_direction": n,
+            "rule": "a2b: the classifier on 1 - G(a) (inverted back); b2a: on F(b); held-out MNIST test digits",
+        }
 
 
 def evaluate_model(name: str, spec: Spec, model, data_dir: str) -> dict:
@@ -260,7 +428,11 @@ def evaluate_model(name: str, spec: Spec, model, data_dir: str) -> dict:
         data = spec.data
         iw = 100 if model.importance_sampled else None
         # k = 100 passes per image, or an ODE solve / 50 U-Net terms per image: fewer images
-        n = None if data in ("frey-face", "sines") else (500 if iw else 200 if spec.model in ("flow-matching", "ddpm") else 1000)
+        n = (
+            None
+            if data in ("frey-face", "sines")
+            else (500 if iw else 200 if spec.model in ("flow-matching", "ddpm") else 1000)
+        )
         out["likelihood"] = likelihood(model, data, data_dir, n, iw)
     if "translate" in model.capabilities:
         out["translation"] = translation_kept(model, data_dir)
@@ -274,12 +446,20 @@ def evaluate_model(name: str, spec: Spec, model, data_dir: str) -> dict:
 #: How each kind of measurement reads in the card's one-line headline.
 HEADLINES = {
     "likelihood": lambda v: f"NLL {v['nll_nats']:.2f} nats ({v['bits_per_dim']:.3f} bits/dim)",
-    "sample_quality": lambda v: f"FID {v['fid']:.1f}, KID {v['kid']:.4f}, {v['digit_coverage']['digits_present']}/10 digits",
-    "mode_coverage": lambda v: f"{v['modes_covered']}/{v['num_modes']} modes, {100 * v['high_quality']:.0f}% high quality",
-    "translation": lambda v: f"digit kept {100 * v['a2b_class_kept']:.1f}% (a2b) / {100 * v['b2a_class_kept']:.1f}% (b2a)",
-    "sim_to_real": lambda v: (f"sim-to-real gain {100 * v['summary']['gain']['mean']:+.1f} points (sd "
-                              f"{100 * v['summary']['gain']['std']:.1f}, {len(v['per_seed'])} seeds): real-style test digits "
-                              f"{100 * v['summary']['clean_only']['mean']:.1f}% -> {100 * v['summary']['to_real']['mean']:.1f}%"),
+    "sample_quality": lambda v: (
+        f"FID {v['fid']:.1f}, KID {v['kid']:.4f}, {v['digit_coverage']['digits_present']}/10 digits"
+    ),
+    "mode_coverage": lambda v: (
+        f"{v['modes_covered']}/{v['num_modes']} modes, {100 * v['high_quality']:.0f}% high quality"
+    ),
+    "translation": lambda v: (
+        f"digit kept {100 * v['a2b_class_kept']:.1f}% (a2b) / {100 * v['b2a_class_kept']:.1f}% (b2a)"
+    ),
+    "sim_to_real": lambda v: (
+        f"sim-to-real gain {100 * v['summary']['gain']['mean']:+.1f} points (sd "
+        f"{100 * v['summary']['gain']['std']:.1f}, {len(v['per_seed'])} seeds): real-style test digits "
+        f"{100 * v['summary']['clean_only']['mean']:.1f}% -> {100 * v['summary']['to_real']['mean']:.1f}%"
+    ),
 }
 
 
@@ -338,8 +518,14 @@ def build(name: str, data_dir: str, work: Path, out: Path, *, retrain: bool = Tr
     model = genlab.load(dest)  # evaluate what ships: the float16 weights, back in float32
     e0 = time.process_time()
     measured = evaluate_model(name, spec, model, data_dir)
-    training = {"steps": state["step"], "batch_size": cfg.train.batch_size, "seed": cfg.train.seed,
-                "cpu_minutes": round(cpu / 60, 2), "wall_minutes": round(wall / 60, 2), "overrides": list(spec.overrides)}
+    training = {
+        "steps": state["step"],
+        "batch_size": cfg.train.batch_size,
+        "seed": cfg.train.seed,
+        "cpu_minutes": round(cpu / 60, 2),
+        "wall_minutes": round(wall / 60, 2),
+        "overrides": list(spec.overrides),
+    }
     return write_card(name, dest, model, training, measured, (load0, load1), time.process_time() - e0, data_dir)
 
 
@@ -361,17 +547,44 @@ def build_sim_to_real(data_dir: str, work: Path, out: Path, *, retrain: bool = T
     package(run_dir, dest)
     model = genlab.load(dest)
     batch = json.loads((run_dir / "config.json").read_text())["train"]["batch_size"]
-    measured = {"sim_to_real": {**{k: doc[k] for k in ("method", "channels", "minutes_per_seed", "clock", "summary")},
-                                "per_seed": [{k: r[k] for k in ("seed", "clean_only", "to_real", "to_clean", "upper_bound", "gain",
-                                                               "cyclegan_iterations", "minutes")} for r in doc["seeds"]],
-                                "command": "python benchmarks/sim_to_real.py " + " ".join(SIM_TO_REAL_ARGS)}}
-    training = {"steps": seed0["cyclegan_iterations"], "batch_size": batch, "seed": seed0["seed"],
-                "cpu_minutes": round(seed0["minutes"], 2), "wall_minutes": round((time.perf_counter() - wall0) / 60 / len(doc["seeds"]), 2)
-                if retrain else float("nan"), "overrides": [f"model.{k}={json.dumps(v)}" for k, v in sim_to_real.CYCLEGAN.items()]}
-    return write_card(SIM_TO_REAL, dest, model, training, measured, (load0, loadavg() if retrain else None), 0.0, data_dir)
+    measured = {
+        "sim_to_real": {
+            **{k: doc[k] for k in ("method", "channels", "minutes_per_seed", "clock", "summary")},
+            "per_seed": [
+                {
+                    k: r[k]
+                    for k in (
+                        "seed",
+                        "clean_only",
+                        "to_real",
+                        "to_clean",
+                        "upper_bound",
+                        "gain",
+                        "cyclegan_iterations",
+                        "minutes",
+                    )
+                }
+                for r in doc["seeds"]
+            ],
+            "command": "python benchmarks/sim_to_real.py " + " ".join(SIM_TO_REAL_ARGS),
+        }
+    }
+    training = {
+        "steps": seed0["cyclegan_iterations"],
+        "batch_size": batch,
+        "seed": seed0["seed"],
+        "cpu_minutes": round(seed0["minutes"], 2),
+        "wall_minutes": round((time.perf_counter() - wall0) / 60 / len(doc["seeds"]), 2) if retrain else float("nan"),
+        "overrides": [f"model.{k}={json.dumps(v)}" for k, v in sim_to_real.CYCLEGAN.items()],
+    }
+    return write_card(
+        SIM_TO_REAL, dest, model, training, measured, (load0, loadavg() if retrain else None), 0.0, data_dir
+    )
 
 
-def write_card(name: str, dest: Path, model, training: dict, measured: dict, loads, eval_cpu_s: float, data_dir: str) -> dict:
+def write_card(
+    name: str, dest: Path, model, training: dict, measured: dict, loads, eval_cpu_s: float, data_dir: str
+) -> dict:
     """Write ``dest/card.json``: the spec's description, the training record, the machine and what was measured."""
     from genlab import data as gdata
     from genlab.io import atomic_write_json
@@ -383,10 +596,18 @@ def write_card(name: str, dest: Path, model, training: dict, measured: dict, loa
         "about": spec.about,
         "model": spec.model,
         "data": {"name": spec.data, "split": "train", "examples": None},
-        "training": {**training, "preset": spec.preset, "budget_cpu_minutes": spec.minutes or None, "threads": 1,
-                     "script": "scripts/train_pretrained.py"},
-        "machine": {**machine(), "load_average": list(loads),
-                    "note": "a shared machine; CPU minutes are the training process's own CPU time"},
+        "training": {
+            **training,
+            "preset": spec.preset,
+            "budget_cpu_minutes": spec.minutes or None,
+            "threads": 1,
+            "script": "scripts/train_pretrained.py",
+        },
+        "machine": {
+            **machine(),
+            "load_average": list(loads),
+            "note": "a shared machine; CPU minutes are the training process's own CPU time",
+        },
         "parameters": sum(p.numel() for p in model.parameters()),
         "weights": {"dtype": "float16", "bytes": (dest / "model.safetensors").stat().st_size},
         "config_sha256": hashlib.sha256(config_bytes).hexdigest(),
@@ -403,16 +624,25 @@ def write_card(name: str, dest: Path, model, training: dict, measured: dict, loa
 def markdown_table() -> str:
     """The README's table of the shipped models, from their cards: what training cost, what the
     card measured, and what scripts/check_pretrained.py's independent judge found."""
-    rows = ["| model | data | CPU-min (steps x batch) | measured on the test split | judged (scripts/check_pretrained.py) |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| model | data | CPU-min (steps x batch) | measured on the test split | judged (scripts/check_pretrained.py) |",
+        "|---|---|---|---|---|",
+    ]
     for name in pretrained.names():
         c = pretrained.card(name)
         t = c["training"]
         checks = c.get("judged", {}).get("checks", [])
-        judged = "<br>".join(f"{k['numbers']}: {'**meets**' if k['pass'] else 'misses' if k['pass'] is False else '-'} "
-                             f"{k['target']}" for k in checks) or "-"
-        rows.append(f"| `{name}` | {c['data']['name']} | {t['cpu_minutes']:.1f} ({t['steps']:,} x {t['batch_size']}) "
-                    f"| {c['headline']} | {judged} |")
+        judged = (
+            "<br>".join(
+                f"{k['numbers']}: {'**meets**' if k['pass'] else 'misses' if k['pass'] is False else '-'} {k['target']}"
+                for k in checks
+            )
+            or "-"
+        )
+        rows.append(
+            f"| `{name}` | {c['data']['name']} | {t['cpu_minutes']:.1f} ({t['steps']:,} x {t['batch_size']}) "
+            f"| {c['headline']} | {judged} |"
+        )
     return "\n".join(rows)
 
 
@@ -420,11 +650,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help=f"models to build (default all: {', '.join(SPECS)})")
     ap.add_argument("--no-train", action="store_true", help="package and measure the finished runs in --work again")
-    ap.add_argument("--only", action="append", default=[], metavar="NAME", help="build this model only (repeatable; as a name)")
+    ap.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="build this model only (repeatable; as a name)"
+    )
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--work", default=str(ROOT / "runs" / "pretrained"), help="folder for the training runs")
     ap.add_argument("--out", default=str(pretrained.ROOT), help="package folder the models are written to")
-    ap.add_argument("--table", action="store_true", help="print the README's markdown table of the shipped models and stop")
+    ap.add_argument(
+        "--table", action="store_true", help="print the README's markdown table of the shipped models and stop"
+    )
     args = ap.parse_args(argv)
     if args.table:
         print(markdown_table())

@@ -10,8 +10,15 @@ from contextlib import contextmanager
 
 import pytest
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # For each <img> matched: [naturalWidth, naturalHeight, max - min of its pixels' red channel]
 # (drawn into a canvas: the images come from the page's own origin).

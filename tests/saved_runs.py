@@ -7,8 +7,8 @@ import torch
 
 from genlab import registry
 from genlab.config import DataConfig
-from genlab.models.base import config_document
 from genlab.io import atomic_write_json
+from genlab.models.base import config_document
 
 
 def saved(folder, name, data_name=None, **fields):

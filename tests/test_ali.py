@@ -36,7 +36,9 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
     model = tiny(**kw)
     seen, take = record_steps(model, {"GE": (model.G, model.E), "D": model.D})
     data = ImageDataset(torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8))
-    cfg = TrainConfig(steps=2, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
+    cfg = TrainConfig(
+        steps=2, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu"
+    )
     Trainer(model, data, cfg, tmp_path / "run").fit()
     seen.append(("end", take()))
     names = ["discriminator"] * kw.get("d_steps", 1) + ["generator-encoder"]
@@ -49,7 +51,9 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
         else:
             assert identical(d_a, d_b), "the (G, E) step changed D"
             ge_keys = [k for k in ge_a if not torch.equal(ge_a[k], ge_b[k])]
-            assert any(k.startswith("0.") for k in ge_keys) and any(k.startswith("1.") for k in ge_keys), "G and E must both train"
+            assert any(k.startswith("0.") for k in ge_keys) and any(k.startswith("1.") for k in ge_keys), (
+                "G and E must both train"
+            )
 
 
 @pytest.mark.parametrize("levels", [1, 2])
@@ -174,8 +178,17 @@ def test_cycle_term_makes_reconstructions_closer(tmp_path):
     for weight in (0.0, 5.0):
         torch.manual_seed(0)
         model = tiny(encoder="deterministic", cycle_weight=weight)
-        cfg = TrainConfig(steps=60, batch_size=16, lr=2e-3, betas=(0.5, 0.999), progress=False, log_every=0, sample_every=0,
-                          checkpoint_every=0, device="cpu")
+        cfg = TrainConfig(
+            steps=60,
+            batch_size=16,
+            lr=2e-3,
+            betas=(0.5, 0.999),
+            progress=False,
+            log_every=0,
+            sample_every=0,
+            checkpoint_every=0,
+            device="cpu",
+        )
         Trainer(model, ImageDataset(images), cfg, tmp_path / str(weight)).fit()
         x01 = images.float() / 255
         errors[weight] = float((model.reconstruct(model.prepare(x01)) - x01).pow(2).mean())
@@ -209,7 +222,9 @@ def test_reparameterised_encoder_sample_has_the_posterior_mean_and_variance(leve
 
     g = torch.Generator().manual_seed(5)
     z = reparameterize(mu, lv, g)
-    torch.testing.assert_close(z, mu + torch.exp(0.5 * lv) * torch.randn(eps.shape, generator=torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(
+        z, mu + torch.exp(0.5 * lv) * torch.randn(eps.shape, generator=torch.Generator().manual_seed(5))
+    )
     z.sum().backward()
     torch.testing.assert_close(mu.grad, torch.ones_like(mu))
 
@@ -283,17 +298,20 @@ def test_unsupported_image_size_is_a_build_error(shape):
         tiny(image_shape=shape)
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(latent_levels=3), "latent_levels"),
-    (dict(encoder="gaussian"), "encoder"),
-    (dict(num_classes=10), "unconditional"),
-    (dict(arch="mlp"), "conv"),
-    (dict(image_shape=(2,)), "images"),
-    (dict(dropout=1.0), "dropout"),
-    (dict(input_dropout=-0.1), "input_dropout"),
-    (dict(cycle_weight=-0.5), "cycle_weight"),
-    (dict(objective="wasserstein"), "objective"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(latent_levels=3), "latent_levels"),
+        (dict(encoder="gaussian"), "encoder"),
+        (dict(num_classes=10), "unconditional"),
+        (dict(arch="mlp"), "conv"),
+        (dict(image_shape=(2,)), "images"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(input_dropout=-0.1), "input_dropout"),
+        (dict(cycle_weight=-0.5), "cycle_weight"),
+        (dict(objective="wasserstein"), "objective"),
+    ],
+)
 def test_bad_configs_are_clear_errors(kw, match):
     with pytest.raises(ConfigError, match=match):
         tiny(**kw)
@@ -327,9 +345,26 @@ def test_cli_trains_then_reconstructs_and_walks_between_encoded_codes(tmp_path, 
     monkeypatch.setattr(latent, "loop_frames", lambda model, z, **kw: walked.append(z) or loop_frames(model, z, **kw))
 
     out = tmp_path / "run"
-    tiny_flags = ["--data", "mnist", "--data-dir", str(shared_data), "--set", "data.split=test",  # 10,000 images load fast
-                  "--set", "model.channels=4", "--set", "model.hidden_dim=8", "--set", "model.latent_dim=3",
-                  "--set", "train.batch_size=8", "--set", "train.progress=false", "--set", "train.sample_every=0"]
+    tiny_flags = [
+        "--data",
+        "mnist",
+        "--data-dir",
+        str(shared_data),
+        "--set",
+        "data.split=test",  # 10,000 images load fast
+        "--set",
+        "model.channels=4",
+        "--set",
+        "model.hidden_dim=8",
+        "--set",
+        "model.latent_dim=3",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "train.sample_every=0",
+    ]
     assert main(["train", "ali", "--steps", "2", "--out", str(out), "--no-report", *tiny_flags]) == 0
     model = genlab.load(out)
     assert model.config.image_shape == (1, 28, 28) and model.config.latent_dim == 3

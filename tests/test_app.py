@@ -22,16 +22,33 @@ import genlab
 from genlab import data, ood, registry
 from genlab.app import Explorer, RequestError, capabilities
 from genlab.app.explorer import domain_shape
-from genlab.viz.plots import figure_image, waveform_figure
 from genlab.cli import main
 from genlab.models.base import capabilities_of
 from genlab.models.vae import VAE, VAEConfig
 from genlab.viz import latent as latent_viz
 from genlab.viz.images import make_grid, to_pil
+from genlab.viz.plots import figure_image, waveform_figure
 
-TRAIN = ["--data", "digits", "--steps", "6", "--set", "train.batch_size=16", "--set", "train.sample_every=1000",
-         "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",
-         "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16"]
+TRAIN = [
+    "--data",
+    "digits",
+    "--steps",
+    "6",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.sample_every=1000",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "model.latent_dim=2",
+    "--set",
+    "model.channels=[4,8]",
+    "--set",
+    "model.hidden_dim=16",
+]
 
 
 def build(name, **fields):
@@ -126,7 +143,9 @@ def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae
     assert card["name"] == "vae" and card["class"] == "VAE" and "Kingma" in card["summary"]
     assert card["config"]["latent_dim"] == 2 and card["data"]["name"] == "digits"
     caps = card["capabilities"]
-    assert caps["latent"] and caps["manifold"] and caps["reconstruct"] and caps["log_prob"] and caps["importance_sampled"]
+    assert (
+        caps["latent"] and caps["manifold"] and caps["reconstruct"] and caps["log_prob"] and caps["importance_sampled"]
+    )
     assert not caps["translate"] and caps["num_classes"] == 0 and caps["kind"] == "image"
     records = [json.loads(line) for line in (vae_run / "metrics.jsonl").read_text().splitlines()]
     m = card["metrics"]
@@ -138,8 +157,11 @@ def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae
 def test_answers_are_strict_json_even_with_non_finite_metrics(tmp_path):
     model = build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)
     model.save(tmp_path)
-    lines = [{"step": s, "nll/loss": v, "lr": lr} for s, v, lr in ((1, 3.0, 0.1), (2, float("nan"), 0.1), (3, 2.0, float("inf")))]
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n{\"step\": 4, \"nll/lo")
+    lines = [
+        {"step": s, "nll/loss": v, "lr": lr}
+        for s, v, lr in ((1, 3.0, 0.1), (2, float("nan"), 0.1), (3, 2.0, float("inf")))
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"step": 4, "nll/lo')
     raw = json.dumps(Explorer.from_run(tmp_path).card(), allow_nan=False)  # raises on NaN / inf
     card = json.loads(raw, parse_constant=lambda c: pytest.fail(f"{c} in the answer"))
     m = card["metrics"]
@@ -148,17 +170,34 @@ def test_answers_are_strict_json_even_with_non_finite_metrics(tmp_path):
 
 
 def test_capabilities_follow_the_methods_not_the_names():
-    assert capabilities(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)) == {
-        "kind": "image", "sample": True, "num_classes": 0, "latent_dim": None, "latent_shape": None, "latent": False, "manifold": False,
-        "reconstruct": False, "log_prob": True, "importance_sampled": False, "translate": False, "analyze": True}
+    assert capabilities(
+        build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)
+    ) == {
+        "kind": "image",
+        "sample": True,
+        "num_classes": 0,
+        "latent_dim": None,
+        "latent_shape": None,
+        "latent": False,
+        "manifold": False,
+        "reconstruct": False,
+        "log_prob": True,
+        "importance_sampled": False,
+        "translate": False,
+        "analyze": True,
+    }
     gan = capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3))
     assert gan["latent"] and gan["manifold"] and not gan["log_prob"] and not gan["analyze"] and gan["num_classes"] == 3
     assert capabilities(build("gan", image_shape=(2,), latent_dim=1, hidden_dim=8, hidden_layers=1))["kind"] == "points"
-    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden_dim=8, hidden_layers=1))["manifold"]
+    assert not capabilities(build("gan", image_shape=(1, 8, 8), latent_dim=1, hidden_dim=8, hidden_layers=1))[
+        "manifold"
+    ]
     # image-sized codes get sliders and interpolation, not a 2-D manifold (a slice through 2 of 256 entries is blank)
     glow = capabilities(build("glow", image_shape=(1, 16, 16), num_scales=2, steps_per_scale=1, hidden_channels=4))
     assert glow["latent"] and glow["latent_dim"] == 256 and not glow["manifold"]
-    assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))["translate"]
+    assert capabilities(Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0)))[
+        "translate"
+    ]
 
 
 # ----------------------------------------------------------------------------- images
@@ -178,7 +217,9 @@ def test_latent_endpoint_returns_exactly_decode_of_z(vae_url, vae_run):
     model = genlab.load(vae_run)
     doc = ok(vae_url, "/api/latent", {"seed": 5})
     z = torch.tensor(doc["z"])
-    assert torch.equal(z, torch.randn(1, 2, generator=torch.Generator().manual_seed(5))[0])  # the prior draw of the seed
+    assert torch.equal(
+        z, torch.randn(1, 2, generator=torch.Generator().manual_seed(5))[0]
+    )  # the prior draw of the seed
     assert png(doc["image"]).size == (8, 8)
     assert torch.equal(pixels(doc["image"]), expected(model.decode(z[None])[0]))
     # the seed's code equals what sample() decodes for that seed
@@ -267,7 +308,9 @@ def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_r
     ref_complexity = ood.score(model, data.load("digits", "test").images[:100], "complexity", seed=4)
     my_complexity = float(ood.score(model, x01, "complexity", seed=4)[0])
     assert out["complexity"]["value"] == pytest.approx(my_complexity)
-    assert out["complexity"]["percentile"] == pytest.approx(100 * float((ref_complexity < my_complexity).double().mean()))
+    assert out["complexity"]["percentile"] == pytest.approx(
+        100 * float((ref_complexity < my_complexity).double().mean())
+    )
     again = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
     assert again == doc  # determinism per seed
     assert ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 5, "iw_samples": 7})["likelihood"] != lik
@@ -293,13 +336,28 @@ def test_exact_likelihood_models_and_labels():
         x = pix.prepare(xq, generator=torch.Generator().manual_seed(2))
         assert doc["likelihood"]["log_prob_nats"] == float(pix.log_prob(x).detach()[0])
         assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == pix.likelihood_description()
-        assert doc["outlier"] == {"available": False, "reason": "no reference images: the run's config.json names no data set"}
-        assert request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200  # ignored: exact model
-    gated = build("gated-pixelcnn", image_shape=(3, 4, 4), hidden_channels=6, num_blocks=2, output_channels=6, mixtures=2, num_classes=3)
+        assert doc["outlier"] == {
+            "available": False,
+            "reason": "no reference images: the run's config.json names no data set",
+        }
+        assert (
+            request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200
+        )  # ignored: exact model
+    gated = build(
+        "gated-pixelcnn",
+        image_shape=(3, 4, 4),
+        hidden_channels=6,
+        num_blocks=2,
+        output_channels=6,
+        mixtures=2,
+        num_classes=3,
+    )
     rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
     with serving(Explorer(gated)) as url:
         doc = ok(url, "/api/analyze", {"image": data_url(rgb), "label": 2})
-        assert doc["likelihood"]["log_prob_nats"] == float(gated.log_prob(rgb[None], labels=torch.tensor([2])).detach()[0])
+        assert doc["likelihood"]["log_prob_nats"] == float(
+            gated.log_prob(rgb[None], labels=torch.tensor([2])).detach()[0]
+        )
         assert doc["likelihood"]["conditional_on_label"] == 2 and "outlier" not in doc
         status, err = request(url, "/api/analyze", {"image": data_url(rgb), "label": 3})
         assert status == 400 and "'label' must be in 0..2, got 3" in err["error"]
@@ -317,8 +375,8 @@ def test_ddpm_scores_an_upload_with_its_cheap_estimator_and_fewer_reference_imag
     """DDPM's bound over all T = 1000 terms takes about 15 s an image at MNIST size: the
     explorer uses its unbiased estimate from 50 stratified terms and says so, and cuts the
     reference images to what the estimator scores in REFERENCE_SECONDS."""
-    from test_contract import TINY
     from genlab.app import explorer as engine
+    from test_contract import TINY
 
     model = build("ddpm", **{**TINY["ddpm"], "timesteps": 1000})
     ex = Explorer.from_run(with_data(model, tmp_path))
@@ -345,7 +403,9 @@ class Flipper(VAE):
 
 
 def test_translate_calls_the_models_translate():
-    model = Flipper(VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0, likelihood="logistic")).eval()
+    model = Flipper(
+        VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0, likelihood="logistic")
+    ).eval()
     img = torch.round(torch.rand(1, 4, 6) * 255) / 255
     with serving(Explorer(model)) as url:
         a2b = ok(url, "/api/translate", {"image": data_url(img), "direction": "a2b"})
@@ -373,7 +433,9 @@ def test_a_registered_translator_gets_samples_and_translations():
         assert card["capabilities"]["translate"] and not card["capabilities"]["analyze"]
         doc = ok(url, "/api/samples", {"n": 4, "seed": 1})
         x = model.sample(4, generator=torch.Generator().manual_seed(1))
-        assert torch.equal(pixels(doc["image"]), expected(make_grid(x.reshape(4 * c // cd, cd, h, w), nrow=doc["nrow"])))
+        assert torch.equal(
+            pixels(doc["image"]), expected(make_grid(x.reshape(4 * c // cd, cd, h, w), nrow=doc["nrow"]))
+        )
         for direction in ("a2b", "b2a"):
             out = ok(url, "/api/translate", {"image": data_url(img), "direction": direction})
             assert torch.equal(pixels(out["image"]), expected(model.translate(img[None], direction)[0]))
@@ -392,11 +454,19 @@ def test_every_registered_model_answers_what_its_capabilities_promise(name):
         assert ok(url, "/api/card")["capabilities"] == caps
         label = {"label": 1} if caps["num_classes"] else {}
         assert ok(url, "/api/samples", {"n": 2, **label})["image"]
-        image = {"image": data_url(torch.rand(*domain_shape(model)) if len(shape) == 3 else torch.rand(1, 4, 4)), "fit": True}
+        image = {
+            "image": data_url(torch.rand(*domain_shape(model)) if len(shape) == 3 else torch.rand(1, 4, 4)),
+            "fit": True,
+        }
         for path, body, cap, size in [
             ("/api/latent", {**label}, "latent", shape[:0:-1]),
             ("/api/interpolate", {"steps": 3, **label}, "latent", None),
-            ("/api/manifold", {"n": 2, **label}, "manifold", (2 * shape[-1], 2 * shape[-2]) if len(shape) == 3 else None),
+            (
+                "/api/manifold",
+                {"n": 2, **label},
+                "manifold",
+                (2 * shape[-1], 2 * shape[-2]) if len(shape) == 3 else None,
+            ),
             ("/api/analyze", {**image, "iw_samples": 2, **label}, "analyze", None),
         ]:
             status, doc = request(url, path, body)
@@ -412,24 +482,31 @@ def test_every_registered_model_answers_what_its_capabilities_promise(name):
 # ----------------------------------------------------------------------------- bad requests
 
 
-@pytest.mark.parametrize("path, body, message", [
-    ("/api/samples", {"n": 65}, "'n' must be in 1..64, got 65"),
-    ("/api/samples", {"n": "9"}, "'n' must be an integer"),
-    ("/api/samples", {"seed": -1}, "'seed' must be in 0.."),
-    ("/api/samples", {"labels": [1]}, "this model is unconditional"),
-    ("/api/latent", {"values": [0, 0, 0]}, "'values' must be a list of at most 2 numbers"),
-    ("/api/latent", {"z": [0.5]}, "'z' must be a list of exactly 2 numbers"),
-    ("/api/latent", {"values": [1e9]}, "finite numbers within +-100"),
-    ("/api/interpolate", {"method": "cubic"}, "'method' must be 'slerp' or 'lerp'"),
-    ("/api/interpolate", {"steps": 1}, "'steps' must be in 2..32"),
-    ("/api/manifold", {"dims": [0, 0]}, "two different latent dimensions in 0..1"),
-    ("/api/manifold", {"n": 31}, "'n' must be in 2..30"),
-    ("/api/analyze", {}, "'image' must be a PNG file as base64 text"),
-    ("/api/analyze", {"image": "not base64!"}, "not valid base64"),
-    ("/api/analyze", {"image": base64.b64encode(b"GIF89a but not really").decode()}, "could not be decoded as an image"),
-    ("/api/analyze", {"image": data_url(torch.rand(1, 8, 8)), "iw_samples": 0}, "'iw_samples' must be in 1..1000"),
-    ("/api/translate", {"image": data_url(torch.rand(1, 8, 8))}, "cannot translate images"),
-])
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("/api/samples", {"n": 65}, "'n' must be in 1..64, got 65"),
+        ("/api/samples", {"n": "9"}, "'n' must be an integer"),
+        ("/api/samples", {"seed": -1}, "'seed' must be in 0.."),
+        ("/api/samples", {"labels": [1]}, "this model is unconditional"),
+        ("/api/latent", {"values": [0, 0, 0]}, "'values' must be a list of at most 2 numbers"),
+        ("/api/latent", {"z": [0.5]}, "'z' must be a list of exactly 2 numbers"),
+        ("/api/latent", {"values": [1e9]}, "finite numbers within +-100"),
+        ("/api/interpolate", {"method": "cubic"}, "'method' must be 'slerp' or 'lerp'"),
+        ("/api/interpolate", {"steps": 1}, "'steps' must be in 2..32"),
+        ("/api/manifold", {"dims": [0, 0]}, "two different latent dimensions in 0..1"),
+        ("/api/manifold", {"n": 31}, "'n' must be in 2..30"),
+        ("/api/analyze", {}, "'image' must be a PNG file as base64 text"),
+        ("/api/analyze", {"image": "not base64!"}, "not valid base64"),
+        (
+            "/api/analyze",
+            {"image": base64.b64encode(b"GIF89a but not really").decode()},
+            "could not be decoded as an image",
+        ),
+        ("/api/analyze", {"image": data_url(torch.rand(1, 8, 8)), "iw_samples": 0}, "'iw_samples' must be in 1..1000"),
+        ("/api/translate", {"image": data_url(torch.rand(1, 8, 8))}, "cannot translate images"),
+    ],
+)
 def test_bad_requests_get_400_and_a_message(vae_url, path, body, message):
     status, doc = request(vae_url, path, body)
     assert status == 400 and message in doc["error"], doc
@@ -454,8 +531,12 @@ def test_model_calls_are_serialised_and_the_run_dir_is_never_written(vae_run):
     explorer.model.sample = slow_sample
     with serving(explorer) as url:
         results = {}
-        threads = [threading.Thread(target=lambda s=s: results.__setitem__(s, ok(url, "/api/samples", {"n": 4, "seed": s})["image"]))
-                   for s in range(6)]
+        threads = [
+            threading.Thread(
+                target=lambda s=s: results.__setitem__(s, ok(url, "/api/samples", {"n": 4, "seed": s})["image"])
+            )
+            for s in range(6)
+        ]
         for t in threads:
             t.start()
         for t in threads:

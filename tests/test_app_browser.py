@@ -29,15 +29,33 @@ import pytest
 gradio = pytest.importorskip("gradio")
 
 from browser import chromium, image_stats, offline_page
-from saved_runs import saved  # noqa: E402
 from genlab.app import Explorer  # noqa: E402
 from genlab.app.serve import launch  # noqa: E402
 from genlab.cli import main  # noqa: E402
+from saved_runs import saved  # noqa: E402
 from test_contract import TINY  # noqa: E402
 
-TRAIN = ["--data", "digits", "--steps", "4", "--set", "train.batch_size=16", "--set", "train.sample_every=1000",
-         "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",
-         "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16", "--no-report"]
+TRAIN = [
+    "--data",
+    "digits",
+    "--steps",
+    "4",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.sample_every=1000",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "model.latent_dim=2",
+    "--set",
+    "model.channels=[4,8]",
+    "--set",
+    "model.hidden_dim=16",
+    "--no-report",
+]
 VAE, PIXELCNN, CGAN, POINTS, WAVENET, CYCLEGAN = range(6)
 
 
@@ -48,7 +66,16 @@ def served(tmp_path_factory):
     runs = {
         "vae": root / "vae",
         "pixelcnn": saved(root / "pix", "pixelcnn", "mnist-5k", image_shape=(1, 28, 28)),
-        "cgan": saved(root / "cgan", "gan", "digits", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=10),
+        "cgan": saved(
+            root / "cgan",
+            "gan",
+            "digits",
+            image_shape=(1, 8, 8),
+            latent_dim=4,
+            hidden_dim=16,
+            hidden_layers=1,
+            num_classes=10,
+        ),
         "points": saved(root / "points", "gan", "ring8", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1),
         "wavenet": saved(root / "wave", "wavenet", None, **TINY["wavenet"]),
         "cyclegan": saved(root / "cyc", "cyclegan", "unpaired:digits,digits+invert", **TINY["cyclegan"]),
@@ -90,10 +117,17 @@ def test_every_view_renders_in_chromium(served):
         page.wait_for_selector("#m0-curves img", timeout=VIEW_MS)
 
         def images(selector, count=1, timeout=VIEW_MS):
-            page.wait_for_function("([s, n]) => Array.from(document.querySelectorAll(s)).filter(i => i.complete && "
-                                   "i.naturalWidth > 0).length >= n", arg=[selector, count], timeout=timeout)
+            page.wait_for_function(
+                "([s, n]) => Array.from(document.querySelectorAll(s)).filter(i => i.complete && "
+                "i.naturalWidth > 0).length >= n",
+                arg=[selector, count],
+                timeout=timeout,
+            )
             stats = image_stats(page, selector)
-            assert len(stats) >= count and all(w > 0 and h > 0 and spread > 0 for w, h, spread in stats), (selector, stats)
+            assert len(stats) >= count and all(w > 0 and h > 0 and spread > 0 for w, h, spread in stats), (
+                selector,
+                stats,
+            )
             return stats
 
         def tab(name):
@@ -119,8 +153,9 @@ def test_every_view_renders_in_chromium(served):
         slider.focus()
         for _ in range(20):
             page.keyboard.press("ArrowRight")
-        page.wait_for_function("s => document.querySelector('#m0-latent-image img').getAttribute('src') !== s", arg=first,
-                               timeout=VIEW_MS)
+        page.wait_for_function(
+            "s => document.querySelector('#m0-latent-image img').getAttribute('src') !== s", arg=first, timeout=VIEW_MS
+        )
         click("Interpolate")
         images("#m0-strip img")
         click("Draw the manifold")
@@ -134,13 +169,18 @@ def test_every_view_renders_in_chromium(served):
         # one field a line; each NLL with its estimator (k = 100 for the score, genlab.ood's k = 10 for the outlier NLLs)
         assert page.locator("#m0-analyze-result li").count() >= 6
         assert page.locator("#m0-analyze-result li", has_text="estimator").count() == 2
-        assert page.get_by_role("button", name="Cancel", exact=True).filter(visible=True).count() == 1  # scoring can be stopped
+        assert (
+            page.get_by_role("button", name="Cancel", exact=True).filter(visible=True).count() == 1
+        )  # scoring can be stopped
         # a file that is not an image: the old answer goes, and the page says what is wrong in one sentence
         page.locator("#m0-analyze-upload input[type=file]").set_input_files(
-            files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"<html>not an image</html>"}])
+            files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"<html>not an image</html>"}]
+        )
         page.wait_for_function("() => !document.querySelector('#m0-analyze-result').innerText.includes('bits/dim')")
         click("Score and reconstruct")
-        page.wait_for_selector("#m0-analyze-result >> text=x.png is not an image PIL can read: cannot identify image file")
+        page.wait_for_selector(
+            "#m0-analyze-result >> text=x.png is not an image PIL can read: cannot identify image file"
+        )
         tab("Draw")  # a white stroke on the black canvas, scored instead of the upload
         box = page.locator("canvas").filter(visible=True).first.bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
@@ -150,8 +190,12 @@ def test_every_view_renders_in_chromium(served):
         before = page.inner_text("#m0-analyze-result")
         page.get_by_label("drawing").filter(visible=True).first.check()
         click("Score and reconstruct")
-        page.wait_for_function("t => { const e = document.querySelector('#m0-analyze-result'); "
-                               "return e && e.innerText.includes('bits/dim') && e.innerText !== t; }", arg=before, timeout=VIEW_MS)
+        page.wait_for_function(
+            "t => { const e = document.querySelector('#m0-analyze-result'); "
+            "return e && e.innerText.includes('bits/dim') && e.innerText !== t; }",
+            arg=before,
+            timeout=VIEW_MS,
+        )
         tab("Projection")
         click("Encode and project (PCA)")
         images("#m0-projection img")
@@ -290,15 +334,22 @@ def test_a_draw_stops_when_its_client_cancels_or_goes_away(served, client):
     page, url, _ = served
     pixelcnn = page.explorers["pixelcnn"]
     jobs = []
-    assert stops_soon(pixelcnn, lambda: jobs.append(client.submit(64, 3, api_name="/m1_samples")),
-                      lambda: jobs[0].cancel()) < 3
+    assert (
+        stops_soon(
+            pixelcnn, lambda: jobs.append(client.submit(64, 3, api_name="/m1_samples")), lambda: jobs[0].cancel()
+        )
+        < 3
+    )
 
-    fn_index = next(d["id"] for d in json.loads(get(url, "/config")[1])["dependencies"] if d["api_name"] == "m1_samples")
+    fn_index = next(
+        d["id"] for d in json.loads(get(url, "/config")[1])["dependencies"] if d["api_name"] == "m1_samples"
+    )
     hostport, stream = url.split("//")[1].rstrip("/"), []
 
     def join_and_listen():
-        body = json.dumps({"data": [64, 4], "fn_index": fn_index, "session_hash": "gone1234", "event_data": None,
-                           "trigger_id": None})
+        body = json.dumps(
+            {"data": [64, 4], "fn_index": fn_index, "session_hash": "gone1234", "event_data": None, "trigger_id": None}
+        )
         conn = http.client.HTTPConnection(hostport, timeout=20)
         conn.request("POST", "/gradio_api/queue/join", body, {"Content-Type": "application/json"})
         assert conn.getresponse().status == 200
@@ -337,8 +388,10 @@ def test_a_foreign_host_header_is_refused_on_loopback(served):
 def post_upload(url: str, origin: str | None) -> int:
     """The status of POST /gradio_api/upload of one small file, with ``origin`` as Origin header."""
     hostport = url.split("//")[1].rstrip("/")
-    body = (b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n"
-            b"Content-Type: image/png\r\n\r\nnot really\r\n--x--\r\n")
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\nnot really\r\n--x--\r\n"
+    )
     conn = http.client.HTTPConnection(hostport, timeout=20)
     headers = {"Content-Type": "multipart/form-data; boundary=x", **({"Origin": origin} if origin else {})}
     conn.request("POST", "/gradio_api/upload", body, headers)
@@ -357,10 +410,17 @@ def test_requests_from_another_origin_are_refused(served):
 def test_path_traversal_on_file_routes_is_refused(served):
     url, runs = served[1], served[2]
     secret = runs["vae"] / "model.safetensors"
-    probes = ["/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../../../../etc/passwd",
-              "/gradio_api/file=..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd", "/file=/etc/passwd",
-              f"/gradio_api/file={secret}", f"/gradio_api/file={runs['vae']}/config.json",
-              "/gradio_api/file=%2Fetc%2Fpasswd", "/static/../../../../etc/passwd", "/assets/..%2f..%2f..%2fetc%2fpasswd"]
+    probes = [
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=../../../../../../etc/passwd",
+        "/gradio_api/file=..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/file=/etc/passwd",
+        f"/gradio_api/file={secret}",
+        f"/gradio_api/file={runs['vae']}/config.json",
+        "/gradio_api/file=%2Fetc%2Fpasswd",
+        "/static/../../../../etc/passwd",
+        "/assets/..%2f..%2f..%2fetc%2fpasswd",
+    ]
     for probe in probes:
         status, body = get(url, probe)
         assert status != 200 or (b"root:" not in body and b"safetensors" not in body[:200]), (probe, status, body[:80])
@@ -369,6 +429,7 @@ def test_path_traversal_on_file_routes_is_refused(served):
 
 def huge_png(path, side: int = 20000) -> None:
     """A valid grey PNG of side x side black pixels (about 0.4 MB on disk, 400 MB decoded)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -376,8 +437,12 @@ def huge_png(path, side: int = 20000) -> None:
     row = b"\x00" * (side + 1)
     body = b"".join(z.compress(row) for _ in range(side)) + z.flush()
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-                + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+        f.write(
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", body)
+            + chunk(b"IEND", b"")
+        )
 
 
 def small_png(folder):
@@ -423,9 +488,13 @@ def genlab_serve(tmp_path, **env):
     run = saved(tmp_path / "vae", "vae", None, **TINY["vae"])
     (tmp_path / "tmp").mkdir()
     base = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", "serve", str(run), "--port", "0"], text=True,
-                            env={**base, "TMPDIR": str(tmp_path / "tmp"), "OMP_NUM_THREADS": "1", **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genlab", "serve", str(run), "--port", "0"],
+        text=True,
+        env={**base, "TMPDIR": str(tmp_path / "tmp"), "OMP_NUM_THREADS": "1", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 180)
         line = proc.stdout.readline() if ready else ""
@@ -460,11 +529,14 @@ def test_serve_removes_its_temporary_folder_when_stopped(tmp_path, stop):
 
 
 def test_the_page_offers_the_projection_only_where_the_test_images_are_and_shows_the_card(tmp_path):
-    from test_contract import TINY
     from genlab.app.ui import Page
+    from test_contract import TINY
 
-    runs = {"data": saved(tmp_path / "a", "vae", "digits", **TINY["vae"]), "no data": saved(tmp_path / "b", "vae", None, **TINY["vae"]),
-            "shipped": "pretrained:vae-mnist"}
+    runs = {
+        "data": saved(tmp_path / "a", "vae", "digits", **TINY["vae"]),
+        "no data": saved(tmp_path / "b", "vae", None, **TINY["vae"]),
+        "shipped": "pretrained:vae-mnist",
+    }
     page = Page({name: Explorer.from_run(run) for name, run in runs.items()}, tmp_path / "files")
     blocks = list(page.blocks.blocks.values())
     assert [b.parent.parent.label for b in blocks if isinstance(b, gradio.Tab) and b.label == "Projection"] == ["data"]

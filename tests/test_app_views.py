@@ -41,8 +41,12 @@ def test_uploads_are_limited_and_transparency_is_laid_over_white(tmp_path):
     fat.write_bytes(bytes(views.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(RequestError, match="fat.png is 5.0 MiB; at most 5 MiB"):
         views.read_upload(fat)
-    for name, content in (("text.png", b"not an image"), ("page.png", b"<html><body>hi</body></html>"),
-                          ("noise.png", bytes(range(256)) * 8), ("cut.png", b"\x89PNG\r\n\x1a\n")):
+    for name, content in (
+        ("text.png", b"not an image"),
+        ("page.png", b"<html><body>hi</body></html>"),
+        ("noise.png", bytes(range(256)) * 8),
+        ("cut.png", b"\x89PNG\r\n\x1a\n"),
+    ):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(RequestError, match=rf"^{name} is not an image PIL can read: [a-z]") as error:
             views.read_upload(tmp_path / name)
@@ -145,10 +149,32 @@ def test_a_failing_report_only_warns_after_training(tmp_path, monkeypatch, capsy
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(genlab.report, "write_report", broken)
-    assert main(["train", "vae", "--data", "digits", "--steps", "2", "--out", str(tmp_path / "r"), "--set", "train.progress=false",
-                 "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--data",
+                "digits",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "train.progress=false",
+                "--set",
+                "model.channels=[4,8]",
+                "--set",
+                "model.hidden_dim=16",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
-    assert "the report was not written (RuntimeError: disk full)" in err and (tmp_path / "r" / "model.safetensors").exists()
+    assert (
+        "the report was not written (RuntimeError: disk full)" in err
+        and (tmp_path / "r" / "model.safetensors").exists()
+    )
 
 
 def test_the_analysis_text_has_one_field_a_line_and_names_each_estimator():

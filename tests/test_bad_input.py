@@ -52,23 +52,78 @@ def tree(path: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad") / "vae"
-    assert main(["train", "vae", "--data", "digits", "--steps", "2", "--out", str(out), "--set", "train.batch_size=16",
-                 "--set", "model.latent_dim=2", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--data",
+                "digits",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--set",
+                "train.batch_size=16",
+                "--set",
+                "model.latent_dim=2",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def pixelcnn_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad") / "pc"
-    assert main(["train", "pixelcnn", "--data", "digits", "--steps", "1", "--out", str(out), "--set", "train.batch_size=8",
-                 "--set", "model.hidden_channels=8", "--set", "model.num_blocks=1", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "pixelcnn",
+                "--data",
+                "digits",
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+                "--set",
+                "train.batch_size=8",
+                "--set",
+                "model.hidden_channels=8",
+                "--set",
+                "model.num_blocks=1",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def ring_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad") / "ring"
-    assert main(["train", "gan", "--data", "ring8", "--steps", "2", "--out", str(out), "--set", "train.batch_size=32", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "gan",
+                "--data",
+                "ring8",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--set",
+                "train.batch_size=32",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -89,19 +144,22 @@ def test_sample_count_must_be_positive(vae_run, capsys, n):
     assert tree(vae_run) == before
 
 
-@pytest.mark.parametrize("argv, allowed", [
-    (["sample", "-n", "4", "--scale", "10000"], "--scale: must be 1 to 16"),
-    (["sample", "-n", "100000"], "-n: must be 1 to 10000"),
-    (["manifold", "--n", "100000"], "--n: must be 2 to 100"),
-    (["interpolate", "--frames", "100000"], "--frames: must be 1 to 256"),
-    (["interpolate", "--points", "1"], "--points: must be 2 to 64"),
-    (["traverse", "--dims", "1000"], "--dims: must be 1 to 100"),
-    (["traverse", "--steps", "1000"], "--steps: must be 1 to 64"),
-    (["reconstruct", "-n", "100000"], "-n: must be 1 to 1024"),
-    (["eval", "--samples", "-1"], "--samples: must be 0 to 50000"),
-    (["eval", "--iw-samples", "1000000"], "--iw-samples: must be 1 to 10000"),
-    (["sample", "--rate", "10"], "--rate: must be 1000 to 192000"),
-])
+@pytest.mark.parametrize(
+    "argv, allowed",
+    [
+        (["sample", "-n", "4", "--scale", "10000"], "--scale: must be 1 to 16"),
+        (["sample", "-n", "100000"], "-n: must be 1 to 10000"),
+        (["manifold", "--n", "100000"], "--n: must be 2 to 100"),
+        (["interpolate", "--frames", "100000"], "--frames: must be 1 to 256"),
+        (["interpolate", "--points", "1"], "--points: must be 2 to 64"),
+        (["traverse", "--dims", "1000"], "--dims: must be 1 to 100"),
+        (["traverse", "--steps", "1000"], "--steps: must be 1 to 64"),
+        (["reconstruct", "-n", "100000"], "-n: must be 1 to 1024"),
+        (["eval", "--samples", "-1"], "--samples: must be 0 to 50000"),
+        (["eval", "--iw-samples", "1000000"], "--iw-samples: must be 1 to 10000"),
+        (["sample", "--rate", "10"], "--rate: must be 1000 to 192000"),
+    ],
+)
 def test_size_options_name_their_allowed_range(vae_run, capsys, argv, allowed):
     before = tree(vae_run)
     fails_in_one_line([argv[0], str(vae_run), *argv[1:]], capsys, allowed)
@@ -114,13 +172,34 @@ def test_pictures_over_64_megapixels_are_refused_before_they_are_drawn(vae_run, 
     before = tree(vae_run)
     drawn = []
     monkeypatch.setattr(type(genlab.load(vae_run)), "sample", lambda *a, **k: drawn.append(1))
-    line = fails_in_one_line(["sample", str(vae_run), "-n", "10000", "--scale", "16", "--out", str(tmp_path / "s.png")],
-                             capsys, "16032x16032 pixels", "limit of 64 megapixels")
+    line = fails_in_one_line(
+        ["sample", str(vae_run), "-n", "10000", "--scale", "16", "--out", str(tmp_path / "s.png")],
+        capsys,
+        "16032x16032 pixels",
+        "limit of 64 megapixels",
+    )
     assert "--scale" in line and not drawn and not (tmp_path / "s.png").exists()
-    fails_in_one_line(["manifold", str(vae_run), "--n", "100", "--scale", "16", "--out", str(tmp_path / "m.png")],
-                      capsys, "limit of 64 megapixels")
-    fails_in_one_line(["interpolate", str(vae_run), "--points", "64", "--frames", "256", "--scale", "16",
-                       "--out", str(tmp_path / "i.gif")], capsys, "in 16384 frames")
+    fails_in_one_line(
+        ["manifold", str(vae_run), "--n", "100", "--scale", "16", "--out", str(tmp_path / "m.png")],
+        capsys,
+        "limit of 64 megapixels",
+    )
+    fails_in_one_line(
+        [
+            "interpolate",
+            str(vae_run),
+            "--points",
+            "64",
+            "--frames",
+            "256",
+            "--scale",
+            "16",
+            "--out",
+            str(tmp_path / "i.gif"),
+        ],
+        capsys,
+        "in 16384 frames",
+    )
     assert tree(vae_run) == before and not list(tmp_path.iterdir())
     with pytest.raises(GenlabError, match="81 megapixels"):
         images.to_pil(torch.zeros(1, 1000, 1000), scale=9)
@@ -144,8 +223,14 @@ def test_what_a_model_cannot_do_is_one_line(vae_run, pixelcnn_run, ring_run, tmp
         (["complete", vae_run, "--image", "d.png", "--rows", "14"], "VAE does not complete images"),
         (["ood", "pretrained:dcgan-mnist", "--in", "mnist-5k", "--out", "noise"], "DCGAN has no likelihood"),
         (["eval", ring_run], "nothing to evaluate: GAN has no likelihood, and the sample-quality metrics"),
-        (["eval", "pretrained:dcgan-mnist", "--samples", "0"], "nothing to evaluate: DCGAN has no likelihood and no samples"),
-        (["train", "vae", "--data", "ring8", "--steps", "2", "--out", "vr"], "vae models images, but the data set 'ring8' holds points"),
+        (
+            ["eval", "pretrained:dcgan-mnist", "--samples", "0"],
+            "nothing to evaluate: DCGAN has no likelihood and no samples",
+        ),
+        (
+            ["train", "vae", "--data", "ring8", "--steps", "2", "--out", "vr"],
+            "vae models images, but the data set 'ring8' holds points",
+        ),
     ]:
         fails_in_one_line([str(a) for a in argv], capsys, words)
     assert {run: tree(run) for run in runs} == runs and sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
@@ -174,9 +259,13 @@ def test_seeds_must_fit_64_bits(vae_run, tmp_path, capsys):
 
 def test_an_image_shape_the_data_overrides_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
-    fails_in_one_line(["train", "vae", "--data", "digits", "--steps", "1", "--out", str(out), "--set", "model.image_shape=[3,32,32]"],
-                      capsys, "model.image_shape=[3, 32, 32]", "holds data of shape (1, 8, 8)",
-                      "--set data.image_size=[32, 32] --set data.channels=3")
+    fails_in_one_line(
+        ["train", "vae", "--data", "digits", "--steps", "1", "--out", str(out), "--set", "model.image_shape=[3,32,32]"],
+        capsys,
+        "model.image_shape=[3, 32, 32]",
+        "holds data of shape (1, 8, 8)",
+        "--set data.image_size=[32, 32] --set data.channels=3",
+    )
     assert not out.exists()
 
 
@@ -187,27 +276,77 @@ def test_a_report_without_metrics_says_so(vae_run):  # trained with train.log_ev
 
 def test_complete_with_a_file_that_is_not_an_image(pixelcnn_run, not_an_image, tmp_path, capsys):
     before = tree(pixelcnn_run)
-    fails_in_one_line(["complete", str(pixelcnn_run), "--image", str(not_an_image), "--rows", "3", "--out", str(tmp_path / "c.png")],
-                      capsys, "notes.png", "not an image")
-    fails_in_one_line(["complete", str(pixelcnn_run), "--image", str(tmp_path / "missing.png"), "--rows", "3"], capsys, "not found")
+    fails_in_one_line(
+        ["complete", str(pixelcnn_run), "--image", str(not_an_image), "--rows", "3", "--out", str(tmp_path / "c.png")],
+        capsys,
+        "notes.png",
+        "not an image",
+    )
+    fails_in_one_line(
+        ["complete", str(pixelcnn_run), "--image", str(tmp_path / "missing.png"), "--rows", "3"], capsys, "not found"
+    )
     assert tree(pixelcnn_run) == before and not (tmp_path / "c.png").exists()
 
 
 def test_translate_with_a_file_that_is_not_an_image(tmp_path, not_an_image, capsys):
     run = tmp_path / "cg"
-    assert main(["train", "cyclegan", "--data", "unpaired:digits,digits+invert", "--steps", "1", "--out", str(run),
-                 "--set", "train.batch_size=8", "--set", "model.g_downsamplings=1", "--set", "model.d_downsamplings=1",
-                 "--set", "model.g_channels=4", "--set", "model.d_channels=4", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cyclegan",
+                "--data",
+                "unpaired:digits,digits+invert",
+                "--steps",
+                "1",
+                "--out",
+                str(run),
+                "--set",
+                "train.batch_size=8",
+                "--set",
+                "model.g_downsamplings=1",
+                "--set",
+                "model.d_downsamplings=1",
+                "--set",
+                "model.g_channels=4",
+                "--set",
+                "model.d_channels=4",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     before = tree(run)
-    fails_in_one_line(["translate", str(run), "--direction", "a2b", "--image", str(not_an_image)], capsys, "not an image")
+    fails_in_one_line(
+        ["translate", str(run), "--direction", "a2b", "--image", str(not_an_image)], capsys, "not an image"
+    )
     assert tree(run) == before
 
 
 def test_warnings_show_the_message_alone(vae_run, tmp_path):
     """8x8 images fit no feature network: eval warns; the warning is one line, no source line under it."""
     env = {**os.environ, "PYTHONPATH": str(SRC.parent), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "genlab", "eval", str(vae_run), "--iw-samples", "2", "--max-examples", "8",
-                        "--samples", "20", "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab",
+            "eval",
+            str(vae_run),
+            "--iw-samples",
+            "2",
+            "--max-examples",
+            "8",
+            "--samples",
+            "20",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if "warning" in line.lower()]
     assert lines and all(line.startswith("genlab: warning: ") for line in lines), r.stderr
@@ -230,8 +369,11 @@ def test_damaged_weights_are_refused_with_how_to_restore_them(vae_run, tmp_path,
     raw[len(raw) // 2 : len(raw) // 2 + 64] = b"\xff" * 64  # 64 bytes of 0xFF: NaN weights, a file that still parses
     weights.write_bytes(bytes(raw))
     before = tree(run)
-    line = fails_in_one_line(["sample", str(run), "-n", "4"], capsys,
-                             f"{weights} is corrupt: its SHA-256 does not match the one written at save; restore it from checkpoints/ with: cp ")
+    line = fails_in_one_line(
+        ["sample", str(run), "-n", "4"],
+        capsys,
+        f"{weights} is corrupt: its SHA-256 does not match the one written at save; restore it from checkpoints/ with: cp ",
+    )
     assert tree(run) == before
     command = line.split("with: ")[1].split(" (")[0].split()
     assert command[0] == "cp" and Path(command[1]).parent.parent.name == "checkpoints"
@@ -249,7 +391,9 @@ def test_weights_without_a_digest_still_load_but_not_with_nan(vae_run, tmp_path,
     name = next(k for k, v in state.items() if v.is_floating_point())
     state[name][0] = float("nan")
     save_file(state, run / "model.safetensors")
-    fails_in_one_line(["sample", str(run)], capsys, "holds NaN or infinite weights", name, "restore it from checkpoints/")
+    fails_in_one_line(
+        ["sample", str(run)], capsys, "holds NaN or infinite weights", name, "restore it from checkpoints/"
+    )
     saved = genlab.load(vae_run).save(tmp_path / "saved")
     save_file({**state, name: state[name].clone().fill_(float("inf"))}, saved / "model.safetensors")
     fails_in_one_line(["sample", str(saved)], capsys, "holds NaN or infinite weights", "save or train the model again")
@@ -262,8 +406,11 @@ def test_every_writer_of_model_weights_stores_their_digest(vae_run, tmp_path):
     from genlab.pretrained import save_half
 
     model = genlab.load(vae_run)
-    files = [vae_run / "model.safetensors", model.save(tmp_path / "saved") / "model.safetensors",
-             save_half(model.state_dict(), tmp_path / "half.safetensors")]
+    files = [
+        vae_run / "model.safetensors",
+        model.save(tmp_path / "saved") / "model.safetensors",
+        save_half(model.state_dict(), tmp_path / "half.safetensors"),
+    ]
     for file in files:
         with safe_open(str(file), framework="pt") as f:
             assert f.metadata()[DIGEST_KEY] == tensors_digest({k: f.get_tensor(k) for k in f.keys()}), file
@@ -280,14 +427,19 @@ def test_npz_with_nan_and_inf_says_so_and_how_many(tmp_path, capsys):
     with pytest.raises(DataError, match=r"3 NaN and 1 infinite value\(s\) \(of 320\)"):
         data.load(f"npz:{tmp_path / 'nan.npz'}")
     out = tmp_path / "run"
-    fails_in_one_line(["train", "vae", "--data", f"npz:{tmp_path / 'nan.npz'}", "--steps", "1", "--out", str(out)], capsys, "3 NaN")
+    fails_in_one_line(
+        ["train", "vae", "--data", f"npz:{tmp_path / 'nan.npz'}", "--steps", "1", "--out", str(out)], capsys, "3 NaN"
+    )
     assert not out.exists()
 
 
 def test_plain_text_npz_is_not_a_valid_file_and_pickles_are_never_suggested(tmp_path, capsys):
     (tmp_path / "plain.npz").write_text("x,y\n1,2\n")
-    line = fails_in_one_line(["train", "vae", "--data", f"npz:{tmp_path / 'plain.npz'}", "--steps", "1", "--out", str(tmp_path / "r")],
-                             capsys, "not a valid .npz/.npy file")
+    line = fails_in_one_line(
+        ["train", "vae", "--data", f"npz:{tmp_path / 'plain.npz'}", "--steps", "1", "--out", str(tmp_path / "r")],
+        capsys,
+        "not a valid .npz/.npy file",
+    )
     assert "pickle" not in line.lower()
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(DataError) as e:
@@ -310,8 +462,12 @@ def test_a_missing_data_dir_stops_before_any_download(tmp_path, capsys, monkeypa
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     out = tmp_path / "run"
-    fails_in_one_line(["train", "vae", "--data", "mnist", "--data-dir", "/nonexistent/genlab-data", "--out", str(out)],
-                      capsys, "/nonexistent/genlab-data", "does not exist")
+    fails_in_one_line(
+        ["train", "vae", "--data", "mnist", "--data-dir", "/nonexistent/genlab-data", "--out", str(out)],
+        capsys,
+        "/nonexistent/genlab-data",
+        "does not exist",
+    )
     assert not out.exists()
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="is not a folder"):
@@ -328,11 +484,26 @@ def _photos(folder: Path, n: int = 12, size=(40, 30)) -> Path:
 
 def test_a_folder_of_non_square_photos_trains_with_data_image_size(tmp_path, capsys):
     photos = _photos(tmp_path / "photos")  # 40 wide, 30 high
-    gan = ["train", "gan", "--data", f"folder:{photos}", "--steps", "1", "--set", "train.batch_size=4",
-           "--set", "model.arch=conv", "--set", "model.channels=4", *QUIET]
+    gan = [
+        "train",
+        "gan",
+        "--data",
+        f"folder:{photos}",
+        "--steps",
+        "1",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "model.arch=conv",
+        "--set",
+        "model.channels=4",
+        *QUIET,
+    ]
     line = fails_in_one_line([*gan, "--out", str(tmp_path / "refused")], capsys, "--set data.image_size=64")
     assert not (tmp_path / "refused").exists()
-    assert main([*gan, "--out", str(tmp_path / "ok"), "--set", "data.image_size=32", "--set", "data.channels=1"]) == 0, line
+    assert (
+        main([*gan, "--out", str(tmp_path / "ok"), "--set", "data.image_size=32", "--set", "data.channels=1"]) == 0
+    ), line
     doc = genlab.load(tmp_path / "ok").config
     assert tuple(doc.image_shape) == (1, 32, 32)
     assert main([*gan, "--out", str(tmp_path / "pair"), "--set", "data.image_size=[28, 28]"]) == 0
@@ -386,7 +557,9 @@ def test_16_bit_pngs_keep_their_256_grey_levels(tmp_path):
         img.frombytes((levels * 257).astype("<u2").tobytes())
         img.save(folder / f"{i}.png")
     assert np.array_equal(data.load(f"folder:{folder}", "all").images[0, 0].numpy(), levels)  # --data folder:
-    assert np.array_equal((load_image(folder / "0.png", channels=1)[0] * 255).round().numpy(), levels)  # complete --image
+    assert np.array_equal(
+        (load_image(folder / "0.png", channels=1)[0] * 255).round().numpy(), levels
+    )  # complete --image
     with Image.open(folder / "0.png") as img:  # the explorer's uploads
         assert img.mode == "I;16" and np.array_equal(to_array(img, 3), np.stack([levels] * 3))
     as_older_pillow_reads_it = Image.fromarray((levels * 257).astype(np.int32))  # mode "I"
@@ -419,8 +592,12 @@ def test_a_folder_of_mixed_sizes_is_refused_with_the_sizes_and_the_fix(tmp_path,
     for i in range(5):
         Image.fromarray(np.full((20, 30) if i < 3 else (40, 40), 9 * i, np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "run"
-    fails_in_one_line(["train", "vae", "--data", f"folder:{folder}", "--steps", "1", "--out", str(out)], capsys,
-                      "2 sizes (height x width: 20x30 (3 images), 40x40 (2 images))", "--set data.image_size=N")
+    fails_in_one_line(
+        ["train", "vae", "--data", f"folder:{folder}", "--steps", "1", "--out", str(out)],
+        capsys,
+        "2 sizes (height x width: 20x30 (3 images), 40x40 (2 images))",
+        "--set data.image_size=N",
+    )
     assert not out.exists()
     assert data.load(f"folder:{folder}", "all", image_size=(16, 16)).shape == (1, 16, 16)
 
@@ -437,7 +614,9 @@ def _messages() -> list[tuple[str, str]]:
             targets = []
             if isinstance(node, ast.Raise) and node.exc is not None:
                 targets.append(node.exc)
-            elif isinstance(node, ast.Call) and (getattr(node.func, "attr", None) == "warn" or getattr(node.func, "id", None) == "warn"):
+            elif isinstance(node, ast.Call) and (
+                getattr(node.func, "attr", None) == "warn" or getattr(node.func, "id", None) == "warn"
+            ):
                 targets.append(node)
             for t in targets:
                 parts = [c.value for c in ast.walk(t) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
@@ -449,15 +628,20 @@ def _fields() -> dict[str, set[str]]:
     model_fields = set()
     for config_cls, _ in registry.MODELS.values():
         model_fields |= {f.name for f in dataclasses.fields(config_cls)}
-    return {"model": model_fields, "train": {f.name for f in dataclasses.fields(TrainConfig)},
-            "data": {f.name for f in dataclasses.fields(DataConfig)}}
+    return {
+        "model": model_fields,
+        "train": {f.name for f in dataclasses.fields(TrainConfig)},
+        "data": {f.name for f in dataclasses.fields(DataConfig)},
+    }
 
 
 def _flags() -> set[str]:
     flags = set()
     parser = build_parser()
     for action in parser._actions:
-        for sub in getattr(action, "choices", None).values() if isinstance(getattr(action, "choices", None), dict) else []:
+        for sub in (
+            getattr(action, "choices", None).values() if isinstance(getattr(action, "choices", None), dict) else []
+        ):
             for a in sub._actions:
                 flags |= {o for o in a.option_strings if o.startswith("--")}
     return flags
@@ -472,15 +656,21 @@ def test_every_option_an_error_message_suggests_exists():
     assert len(messages) > 100  # the scan sees the messages
     checked = 0
     for where, text in messages:
-        for section, field in re.findall(r"\b(model|train|data)\.([a-z_][a-z0-9_]*)\b(?=\s*=|\s+(?:must|is|and|or|to)\b|[),;:])", text):
+        for section, field in re.findall(
+            r"\b(model|train|data)\.([a-z_][a-z0-9_]*)\b(?=\s*=|\s+(?:must|is|and|or|to)\b|[),;:])", text
+        ):
             if field in FILE_SUFFIXES:  # model.safetensors, a file name
                 continue
-            assert field in fields[section], f"{where}: the message names {section}.{field}, which is not a config field: {text!r}"
+            assert field in fields[section], (
+                f"{where}: the message names {section}.{field}, which is not a config field: {text!r}"
+            )
             checked += 1
         scripts = re.findall(r"(scripts/[\w/]+\.py|benchmarks/[\w/]+\.py)", text)
         for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text):
             if scripts:  # a flag of the script the message names
-                assert any(f'"{flag}"' in (SRC.parents[1] / sc).read_text() for sc in scripts), f"{where}: {flag} not in {scripts}"
+                assert any(f'"{flag}"' in (SRC.parents[1] / sc).read_text() for sc in scripts), (
+                    f"{where}: {flag} not in {scripts}"
+                )
             else:
                 assert flag in flags, f"{where}: the message names {flag}, which no genlab command takes: {text!r}"
             checked += 1

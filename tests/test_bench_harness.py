@@ -7,17 +7,15 @@ import io
 import math
 import re
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
-
-import time
 
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import harness  # noqa: E402
-
 from genlab.config import TrainConfig  # noqa: E402
 from genlab.train.trainer import lr_factor  # noqa: E402
 
@@ -42,15 +40,26 @@ def test_meminfo_in_gib():
 
 
 def machine(**changes) -> harness.Machine:
-    base = dict(os="Linux-6.1-x86_64", cpu="AMD EPYC 7B13", flags=["avx512_bf16"], cpus=2, memory_gib=23.5, torch="2.13.0+cpu",
-                threads=1, gpu="no GPU", python="3.11.7", load_start=0.44)
+    base = dict(
+        os="Linux-6.1-x86_64",
+        cpu="AMD EPYC 7B13",
+        flags=["avx512_bf16"],
+        cpus=2,
+        memory_gib=23.5,
+        torch="2.13.0+cpu",
+        threads=1,
+        gpu="no GPU",
+        python="3.11.7",
+        load_start=0.44,
+    )
     return harness.Machine(**{**base, **changes})
 
 
 def test_machine_line_names_everything_a_figure_depends_on():
     assert machine().line(load_end=3.96) == (
         "machine: Linux-6.1-x86_64, AMD EPYC 7B13 (avx512_bf16), 2 CPUs, 23.5 GiB, no GPU; torch 2.13.0+cpu, 1 thread, "
-        "Python 3.11.7; load average 0.4 at start, 4.0 at end")
+        "Python 3.11.7; load average 0.4 at start, 4.0 at end"
+    )
     line = machine(flags=[], memory_gib=None, threads=2, load_start=None, gpu="NVIDIA H200").line(load_end=1.0)
     assert "AMD EPYC 7B13, 2 CPUs, NVIDIA H200; torch 2.13.0+cpu, 2 threads," in line
     assert line.endswith("load average n/a at start, 1.0 at end")
@@ -78,7 +87,14 @@ def test_parser_adds_only_the_common_flags_a_script_asks_for_with_its_defaults()
         ap.parse_args(["--seed", "1"])  # not asked for
     full = harness.parser(None, data_dir=None, threads=2, minutes=1.0, seed=0, device="cpu", out="runs/x")
     args = full.parse_args(["--data-dir", "d", "--seed", "3", "--device", "cuda", "--out", "o"])
-    assert (args.data_dir, args.threads, args.minutes, args.seed, args.device, args.out) == ("d", 2, 1.0, 3, "cuda", "o")
+    assert (args.data_dir, args.threads, args.minutes, args.seed, args.device, args.out) == (
+        "d",
+        2,
+        1.0,
+        3,
+        "cuda",
+        "o",
+    )
 
 
 def test_default_data_dir_honours_the_variable_then_the_folder_beside_the_checkout(tmp_path, monkeypatch):
@@ -140,13 +156,19 @@ def test_train_config_carries_the_budget_as_train_max_seconds():
 
 def test_budget_run_config_keeps_the_presets_settings_and_hands_the_schedule_to_the_budget():
     args = SimpleNamespace(seed=3, device="cpu", clock="cpu")
-    cfg = harness.budget_run_config(args, "vae", data="mnist", preset="mnist-10min", sets=["train.lr=3e-3", "model.latent_dim=8"])
+    cfg = harness.budget_run_config(
+        args, "vae", data="mnist", preset="mnist-10min", sets=["train.lr=3e-3", "model.latent_dim=8"]
+    )
     t = cfg.train
     assert (t.progress, t.sample_every, t.checkpoint_every, t.log_every) == (False, 0, 0, 0)
     assert (t.seed, t.device, t.budget_clock, t.lr_schedule) == (3, "cpu", "cpu", "cosine")
     assert t.schedule_steps == t.steps > 10**6  # a placeholder: fit_schedule_to_budget sets the length
     assert t.max_seconds == 0.0  # the preset's own 10-minute cap gives way to the benchmark's --minutes
-    assert (t.lr, t.ema_decay, t.warmup_steps) == (3e-3, 0.999, 100)  # the override beats the preset, the rest is the preset's
+    assert (t.lr, t.ema_decay, t.warmup_steps) == (
+        3e-3,
+        0.999,
+        100,
+    )  # the override beats the preset, the rest is the preset's
     assert (cfg.model.decoder, cfg.model.latent_dim, cfg.data.name) == ("mlp", 8, "mnist")
     plain = harness.budget_run_config(SimpleNamespace(), "vae", data="mnist")  # (mnist-5k: the quick start preset)
     assert (plain.model.decoder, plain.train.budget_clock, plain.train.ema_decay) == ("upsample", "wall", 0.0)
@@ -205,7 +227,9 @@ def test_fit_until_gives_one_run_its_budget_in_stages():
     from genlab.models.vae import VAEConfig
 
     fits = []
-    trainer = SimpleNamespace(config=TrainConfig(steps=10), run_config=RunConfig("vae", VAEConfig()), fit=lambda: fits.append(trainer.config))
+    trainer = SimpleNamespace(
+        config=TrainConfig(steps=10), run_config=RunConfig("vae", VAEConfig()), fit=lambda: fits.append(trainer.config)
+    )
     harness.fit_until(trainer, 30)
     harness.fit_until(trainer, 90.5)
     assert [(c.max_seconds, c.steps) for c in fits] == [(30.0, harness.UNTIL_BUDGET), (90.5, harness.UNTIL_BUDGET)]
@@ -269,8 +293,12 @@ def test_every_benchmark_script_stands_on_the_harness(script):
     """A new script gets its flags, machine line, budget and tables from the harness, not its own copy."""
     text = script.read_text()
     shared = re.search(r"from \w+ import [^\n]*\b\w*parser\b", text)  # a sibling script's parser, itself checked here
-    assert "def build_parser(" in text and ("harness.parser(" in text or shared), "flags: build_parser() on harness.parser"
-    assert not re.search(r"def machine\(|(?<!sys\.)platform\.|getloadavg", text), "the machine line is harness.Machine's"
+    assert "def build_parser(" in text and ("harness.parser(" in text or shared), (
+        "flags: build_parser() on harness.parser"
+    )
+    assert not re.search(r"def machine\(|(?<!sys\.)platform\.|getloadavg", text), (
+        "the machine line is harness.Machine's"
+    )
     assert not re.search(r"""print\(f?["']\\?n?\|""", text), "tables go through harness.Table"
     assert not re.search(r"while[^\n]*perf_counter", text), "budgets: train.max_seconds or the harness's helpers"
     assert "/work/" not in text, "no folder of one machine: --data-dir defaults to harness.default_data_dir()"
@@ -303,7 +331,9 @@ def test_sample_quality_judges_the_samples_with_the_shipped_classifier(tmp_path)
 
     images = digit_like_images(120)
     test = SimpleNamespace(images=images, name="fake", labels=None)
-    q = harness.sample_quality(ReplayModel(images.float() / 255), test, samples=120, seed=0, out=tmp_path, batch_size=50)
+    q = harness.sample_quality(
+        ReplayModel(images.float() / 255), test, samples=120, seed=0, out=tmp_path, batch_size=50
+    )
     assert q["fid"] == pytest.approx(0.0, abs=1e-3)  # the samples are the reference images themselves
     pred = get_feature_net("mnist").logits(images.float() / 255).argmax(1)  # the classifier, called directly
     expect = torch.bincount(pred, minlength=10).double() / 120
@@ -314,7 +344,9 @@ def test_sample_quality_judges_the_samples_with_the_shipped_classifier(tmp_path)
     assert line.startswith("FID 0.00,") and f"{q['digits_above_1pct']}/10 digits above 1%" in line
 
     blank = harness.sample_quality(ReplayModel(torch.zeros(120, 1, 28, 28)), test, samples=120, seed=0)
-    assert blank["fid"] > 1.0 and blank["digits_above_1pct"] == 1 and max(blank["shares"]) == 1.0 and blank["png"] is None
+    assert (
+        blank["fid"] > 1.0 and blank["digits_above_1pct"] == 1 and max(blank["shares"]) == 1.0 and blank["png"] is None
+    )
 
 
 def test_write_json_turns_tensors_into_numbers(tmp_path):
@@ -332,14 +364,24 @@ def test_a_multi_thread_benchmark_restarts_with_passive_openmp(tmp_path):
     import subprocess
 
     script = tmp_path / "probe.py"
-    script.write_text("\n".join([
-        "import os, sys", f"sys.path.insert(0, {str(Path(harness.__file__).parent)!r})", "import harness",
-        "args, _ = harness.start(harness.parser('probe', threads=2))",
-        "print('policy', os.environ.get('OMP_WAIT_POLICY'), args.threads)", ""]))
+    script.write_text(
+        "\n".join(
+            [
+                "import os, sys",
+                f"sys.path.insert(0, {str(Path(harness.__file__).parent)!r})",
+                "import harness",
+                "args, _ = harness.start(harness.parser('probe', threads=2))",
+                "print('policy', os.environ.get('OMP_WAIT_POLICY'), args.threads)",
+                "",
+            ]
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
 
     def run(*flags, **extra):
-        out = subprocess.run([sys.executable, str(script), *flags], env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, str(script), *flags], env={**env, **extra}, capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout.strip().splitlines()
 

@@ -23,8 +23,18 @@ _spec.loader.exec_module(bench)
 
 
 def _result(kind, bpd=1.2345, se=0.0123, **extra):
-    r = {"kind": kind, "params": 1234567, "samples_per_s": 12.34, "steps": 42, "fid": 12.345, "kid": 0.5678,
-         "kid_std": 0.01, "digits": 9, "confidence": 0.876, "n_samples": 200}
+    r = {
+        "kind": kind,
+        "params": 1234567,
+        "samples_per_s": 12.34,
+        "steps": 42,
+        "fid": 12.345,
+        "kid": 0.5678,
+        "kid_std": 0.01,
+        "digits": 9,
+        "confidence": 0.876,
+        "n_samples": 200,
+    }
     if kind != "none":
         r.update(bpd=bpd, bpd_se=se, n_test=200)
     return {**r, **extra}

@@ -46,12 +46,15 @@ def test_uniform_judge_is_never_confident(cp):
 
 
 def test_confident_shares_hand_computed_with_the_threshold_inclusive(cp):
-    probs = torch.tensor([
-        [0.90, 0.10, 0.00],  # exactly the threshold: confident, class 0
-        [0.05, 0.95, 0.00],  # confident, class 1
-        [0.50, 0.50, 0.00],  # not confident
-        [0.00, 0.20, 0.80],  # not confident
-    ], dtype=torch.float64)
+    probs = torch.tensor(
+        [
+            [0.90, 0.10, 0.00],  # exactly the threshold: confident, class 0
+            [0.05, 0.95, 0.00],  # confident, class 1
+            [0.50, 0.50, 0.00],  # not confident
+            [0.00, 0.20, 0.80],  # not confident
+        ],
+        dtype=torch.float64,
+    )
     s = cp.confident_shares(probs, 0.9)
     assert s["confident"] == 0.5 and s["confident_count"] == 2
     assert s["shares"] == [0.5, 0.5, 0.0] and s["smallest_class"] == 2
@@ -158,22 +161,25 @@ def test_manifold_images_are_the_cells_of_genlab_manifold(cp):
 # --------------------------------------------------------------------------- planning from capabilities
 
 
-@pytest.mark.parametrize("name, fields, data, want", [
-    ("dcgan", {}, "mnist", ["samples"]),
-    ("pixelcnn", {}, "mnist", ["samples"]),
-    ("ddpm", {}, "mnist", ["samples"]),
-    ("ali", {}, "mnist", ["reconstruction", "samples"]),
-    ("gated-pixelcnn", {"num_classes": 10}, "mnist", ["conditional"]),
-    ("cyclegan", {}, "unpaired:mnist,mnist+invert", ["translation"]),
-    ("cyclegan", {}, "unpaired:mnist,fashion-mnist", []),
-    ("cyclegan", {"image_shape": (6, 28, 28)}, "unpaired:mnist,mnist+mnistm", ["sim_to_real"]),
-    ("glow", {}, "mnist", ["samples"]),
-    ("pixelvae", {}, "mnist", ["samples"]),
-    ("vae", {"latent_dim": 2, "image_shape": (1, 28, 20)}, "frey-face", ["manifold"]),
-    ("vae", {}, "fashion-mnist", []),
-    ("gan", {"image_shape": (2,), "arch": "mlp"}, "ring8", ["ring"]),
-    ("wavenet", {}, "sines", []),
-])
+@pytest.mark.parametrize(
+    "name, fields, data, want",
+    [
+        ("dcgan", {}, "mnist", ["samples"]),
+        ("pixelcnn", {}, "mnist", ["samples"]),
+        ("ddpm", {}, "mnist", ["samples"]),
+        ("ali", {}, "mnist", ["reconstruction", "samples"]),
+        ("gated-pixelcnn", {"num_classes": 10}, "mnist", ["conditional"]),
+        ("cyclegan", {}, "unpaired:mnist,mnist+invert", ["translation"]),
+        ("cyclegan", {}, "unpaired:mnist,fashion-mnist", []),
+        ("cyclegan", {"image_shape": (6, 28, 28)}, "unpaired:mnist,mnist+mnistm", ["sim_to_real"]),
+        ("glow", {}, "mnist", ["samples"]),
+        ("pixelvae", {}, "mnist", ["samples"]),
+        ("vae", {"latent_dim": 2, "image_shape": (1, 28, 20)}, "frey-face", ["manifold"]),
+        ("vae", {}, "fashion-mnist", []),
+        ("gan", {"image_shape": (2,), "arch": "mlp"}, "ring8", ["ring"]),
+        ("wavenet", {}, "sines", []),
+    ],
+)
 def test_plan_follows_capabilities_and_data(cp, name, fields, data, want):
     from genlab import registry
 
@@ -237,7 +243,7 @@ def synthetic_digits(n: int, seed: int = 0):
     x = torch.rand(n, 1, 28, 28, generator=g) * 60
     for i, y in enumerate(labels.tolist()):
         r, c = divmod(y, 5)
-        x[i, 0, 2 + 12 * r: 10 + 12 * r, 1 + 5 * c: 9 + 5 * c] += 180
+        x[i, 0, 2 + 12 * r : 10 + 12 * r, 1 + 5 * c : 9 + 5 * c] += 180
     return x.clamp(0, 255).to(torch.uint8), labels
 
 
@@ -263,9 +269,23 @@ def test_write_judged_adds_one_key_and_keeps_the_card(cp, tmp_path, monkeypatch)
     card = {"name": "m", "headline": "FID 1.0", "measured": {"x": 1}}
     (tmp_path / "card.json").write_text(json.dumps(card))
     monkeypatch.setattr(pretrained, "path", lambda name: tmp_path)
-    row = {"check": "samples", "n": 10, "numbers": "90.0% confident", "target": ">= 85%", "pass": True, "measured": {"confident": 0.9}}
-    info = {"recipe_sha256": "ab" * 32, "parameters": 93962, "accuracy_grey": 0.99, "accuracy_binarized": 0.985,
-            "real_confident": 0.97, "noise_confident": 0.0, "threshold": 0.9}
+    row = {
+        "check": "samples",
+        "n": 10,
+        "numbers": "90.0% confident",
+        "target": ">= 85%",
+        "pass": True,
+        "measured": {"confident": 0.9},
+    }
+    info = {
+        "recipe_sha256": "ab" * 32,
+        "parameters": 93962,
+        "accuracy_grey": 0.99,
+        "accuracy_binarized": 0.985,
+        "real_confident": 0.97,
+        "noise_confident": 0.0,
+        "threshold": 0.9,
+    }
     cp.write_judged("m", [row, {**row, "check": "other", "pass": None}], info)
     got = json.loads((tmp_path / "card.json").read_text())
     assert {k: got[k] for k in card} == card

@@ -17,8 +17,6 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_trainer import NoisyAE, ToyConfig, ToyData, assert_bit_identical, one_thread, register_toys, run_cfg, tcfg, toys  # noqa: E402,F401
-
 from genlab.errors import CheckpointError  # noqa: E402
 from genlab.train.checkpoint import (  # noqa: E402
     decode_state,
@@ -28,6 +26,11 @@ from genlab.train.checkpoint import (  # noqa: E402
     prune_checkpoints,
     save_checkpoint,
 )
+from test_trainer import (
+    ToyData,
+    assert_bit_identical,
+    run_cfg,
+)  # noqa: E402,F401
 
 
 def test_state_round_trip_without_pickle(tmp_path):
@@ -143,7 +146,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, toys):
 
     run = tmp_path / "killed"
     script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), out=str(run))
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 60
         while not list_checkpoints(run / "checkpoints"):
@@ -167,6 +172,6 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, toys):
     # metrics never repeat a step after the crash
     import json
 
-    steps = [json.loads(l)["step"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == target - target % 3
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]

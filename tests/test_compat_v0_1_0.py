@@ -20,8 +20,8 @@ import torch
 
 import genlab
 from genlab import registry
-from genlab.train import resume
 from genlab.io import load_tensors
+from genlab.train import resume
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v0_1_0"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
@@ -39,8 +39,8 @@ def adam_step_bound(t: int, betas: tuple[float, float]) -> float:
     |m_t| / sqrt(v_t) <= (1 - b1) / sqrt(1 - b2) * sum_{j<t} (b1 / sqrt(b2))^j, times the
     bias corrections sqrt(1 - b2^t) / (1 - b1^t). At t = 1 it is exactly 1."""
     b1, b2 = betas
-    geometric = sum((b1 / b2 ** 0.5) ** j for j in range(t))
-    return (1 - b2 ** t) ** 0.5 / (1 - b1 ** t) * (1 - b1) / (1 - b2) ** 0.5 * geometric
+    geometric = sum((b1 / b2**0.5) ** j for j in range(t))
+    return (1 - b2**t) ** 0.5 / (1 - b1**t) * (1 - b1) / (1 - b2) ** 0.5 * geometric
 
 
 def rounding_driven(model) -> set[str]:
@@ -53,7 +53,10 @@ def rounding_driven(model) -> set[str]:
         if isinstance(module, torch.nn.Sequential):
             children = list(module.named_children())
             for (name, layer), (_, following) in zip(children, children[1:]):
-                if isinstance(following, torch.nn.modules.instancenorm._InstanceNorm) and getattr(layer, "bias", None) is not None:
+                if (
+                    isinstance(following, torch.nn.modules.instancenorm._InstanceNorm)
+                    and getattr(layer, "bias", None) is not None
+                ):
                     names.add(f"{prefix}.{name}.bias" if prefix else f"{name}.bias")
     return names
 
@@ -133,8 +136,8 @@ def test_a_0_1_0_run_resumes_to_the_weights_0_1_0_reached(case, tmp_path):
     for name, (s, norm, change) in want.items():
         if name in noisy:  # sum, norm and change of the change may each move by n * tol, sqrt(n) * tol, sqrt(n) * tol
             n = weights[name].numel()
-            assert abs(got[name][0] - s) <= n * tol and abs(got[name][1] - norm) <= n ** 0.5 * tol, name
-            assert abs(got[name][2] - change) <= n ** 0.5 * tol, name
+            assert abs(got[name][0] - s) <= n * tol and abs(got[name][1] - norm) <= n**0.5 * tol, name
+            assert abs(got[name][2] - change) <= n**0.5 * tol, name
             continue
         assert got[name][0] == pytest.approx(s, rel=1e-5, abs=1e-5), name
         assert got[name][1] == pytest.approx(norm, rel=1e-5, abs=1e-5), name

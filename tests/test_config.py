@@ -38,7 +38,9 @@ class Fake:
 
     def __init__(self, config, n: int = 8):
         shape = tuple(config.image_shape)
-        self.images = torch.randn(n, *shape) if len(shape) == 1 else torch.randint(0, 256, (n, *shape), dtype=torch.uint8)
+        self.images = (
+            torch.randn(n, *shape) if len(shape) == 1 else torch.randint(0, 256, (n, *shape), dtype=torch.uint8)
+        )
         self.labels = torch.arange(n) % config.num_classes if config.num_classes else None
 
 
@@ -57,14 +59,30 @@ def test_cli_and_python_train_give_bit_identical_weights(tmp_path):
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
     doc = json.loads((run / "config.json").read_text())
     assert doc["train"]["batch_size"] == 256 and doc["train"]["lr"] == 1e-3  # the ring8 point preset, in Python too
-    assert doc["model"]["hidden_dim"] == 32 and doc["model"]["hidden_layers"] == 3  # the user's flag wins, the rest stays
+    assert (
+        doc["model"]["hidden_dim"] == 32 and doc["model"]["hidden_layers"] == 3
+    )  # the user's flag wins, the rest stays
 
 
 def test_set_train_lr_changes_what_a_gan_trains_with(tmp_path):
     from genlab.cli import main
 
-    base = ["train", "gan", "--data", "ring8", "--steps", "4", "--set", "train.log_every=1", "--set", "train.progress=false",
-            "--set", "train.lr_schedule=constant", "--set", "model.hidden_dim=16"]
+    base = [
+        "train",
+        "gan",
+        "--data",
+        "ring8",
+        "--steps",
+        "4",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "train.lr_schedule=constant",
+        "--set",
+        "model.hidden_dim=16",
+    ]
     assert main(base + ["--out", str(tmp_path / "a")]) == 0
     assert main(base + ["--set", "train.lr=3e-4", "--out", str(tmp_path / "b")]) == 0
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
@@ -79,8 +97,17 @@ def test_set_train_lr_changes_what_a_gan_trains_with(tmp_path):
 def test_train_lr_and_betas_reach_every_optimiser_of_every_model(name, tmp_path):
     from genlab.train import Trainer
 
-    cfg = fit(name, **{"train.lr": 1.5e-5, "train.betas": [0.25, 0.75], "train.batch_size": 4, "train.progress": False,
-                       "train.device": "cpu", "train.warmup_steps": 0})  # a warm-up (the vae quick start's) scales the first rate
+    cfg = fit(
+        name,
+        **{
+            "train.lr": 1.5e-5,
+            "train.betas": [0.25, 0.75],
+            "train.batch_size": 4,
+            "train.progress": False,
+            "train.device": "cpu",
+            "train.warmup_steps": 0,
+        },
+    )  # a warm-up (the vae quick start's) scales the first rate
     model = registry.build(name, cfg.model)
     trainer = Trainer(model, Fake(cfg.model), cfg.train, tmp_path)
     for opt in trainer.optimizers.values():
@@ -97,7 +124,12 @@ def test_the_registrys_training_defaults_are_the_papers():
     assert (cyclegan.lr, cyclegan.betas, cyclegan.batch_size, cyclegan.steps) == (2e-4, (0.5, 0.999), 32, 600)
     assert registry.build_run_config("vae", data="mnist").train == TrainConfig()
     quick = registry.build_run_config("vae")  # the quick start: mnist-5k brings its data preset
-    assert (quick.model.encoder, quick.model.decoder, quick.train.ema_decay, quick.train.steps) == ("mlp", "mlp", 0.995, 5000)
+    assert (quick.model.encoder, quick.model.decoder, quick.train.ema_decay, quick.train.steps) == (
+        "mlp",
+        "mlp",
+        0.995,
+        5000,
+    )
     assert registry.build_run_config("cyclegan").data.name == "unpaired:mnist-5k,mnist-5k+invert"
     assert registry.build_run_config("vae").data.name == "mnist-5k"
 
@@ -124,7 +156,11 @@ def test_presets_apply_in_order_and_name_their_source(monkeypatch):
 
 def test_registry_entries_unpack_like_0_1_0_pairs_and_pairs_are_entries(monkeypatch):
     config_cls, model_cls = registry.MODELS["gan"]
-    assert (config_cls, model_cls) == registry.get("gan") == (registry.entry("gan").config_class, registry.entry("gan").model_class)
+    assert (
+        (config_cls, model_cls)
+        == registry.get("gan")
+        == (registry.entry("gan").config_class, registry.entry("gan").model_class)
+    )
     monkeypatch.setitem(registry.MODELS, "plain", (config_cls, model_cls))
     assert registry.entry("plain").train == {} and registry.build_run_config("plain").train == TrainConfig()
 
@@ -140,8 +176,14 @@ def test_train_with_a_run_config_rejects_builder_arguments():
 
 
 def test_overrides_set_one_entry_of_a_mapping_and_keep_the_rest():
-    cfg = registry.build_run_config("gan", overrides=["train.step_lr.discriminator=4e-4", "train.step_lr.generator=1e-4",
-                                                      'train.step_betas={"generator": [0.0, 0.9]}'])
+    cfg = registry.build_run_config(
+        "gan",
+        overrides=[
+            "train.step_lr.discriminator=4e-4",
+            "train.step_lr.generator=1e-4",
+            'train.step_betas={"generator": [0.0, 0.9]}',
+        ],
+    )
     assert cfg.train.step_lr == {"discriminator": 4e-4, "generator": 1e-4}
     assert cfg.train.step_betas == {"generator": (0.0, 0.9)}
     with pytest.raises(ConfigError, match="train.lr is not a mapping"):
@@ -164,7 +206,10 @@ def test_old_names_in_overrides_are_mapped_with_a_warning():
 
 def test_a_run_config_round_trips_through_json_without_warnings():
     cfg = registry.build_run_config("ali", overrides=["train.step_lr.discriminator=4e-4", "model.latent_levels=2"])
-    doc = {"model_name": "ali", **{k: to_dict(v) for k, v in (("model", cfg.model), ("train", cfg.train), ("data", cfg.data))}}
+    doc = {
+        "model_name": "ali",
+        **{k: to_dict(v) for k, v in (("model", cfg.model), ("train", cfg.train), ("data", cfg.data))},
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         again = run_config_from_dict(json.loads(json.dumps(doc)), registry.get("ali")[0])
@@ -174,15 +219,31 @@ def test_a_run_config_round_trips_through_json_without_warnings():
 # --------------------------------------------------------------------------- one naming scheme, one validation style
 
 #: names that meant different things in different models before (or moved to train)
-RETIRED = {"levels", "hidden", "depth", "kernel", "kernel_size", "num_layers", "pixel_layers", "iaf_hidden",
-           "lr", "betas", "lr_g", "lr_d", "betas_g", "betas_d"}
+RETIRED = {
+    "levels",
+    "hidden",
+    "depth",
+    "kernel",
+    "kernel_size",
+    "num_layers",
+    "pixel_layers",
+    "iaf_hidden",
+    "lr",
+    "betas",
+    "lr_g",
+    "lr_d",
+    "betas_g",
+    "betas_d",
+}
 
 
 @pytest.mark.parametrize("name", sorted(registry.MODELS))
 def test_model_configs_follow_the_naming_scheme(name):
     config_cls = registry.get(name)[0]
     fields = {f.name for f in dataclasses.fields(config_cls)}
-    assert not fields & RETIRED, f"{name}: use grey_levels/latent_levels, hidden_dim, block_kernel, num_blocks; optimiser settings go in train"
+    assert not fields & RETIRED, (
+        f"{name}: use grey_levels/latent_levels, hidden_dim, block_kernel, num_blocks; optimiser settings go in train"
+    )
     assert set(config_cls.renamed.values()) <= fields and not set(config_cls.renamed) & fields
     train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for path in config_cls.moved_to_train.values():
@@ -201,24 +262,33 @@ def test_every_model_config_validates_when_built_with_a_config_error(name):
         dataclasses.replace(good, image_shape=(0,) * len(good.image_shape))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(latent_dim=0), "model.latent_dim must be >= 1"),
-    (dict(likelihood="poisson"), "unknown model.likelihood 'poisson'; choose one of: bernoulli, logistic, gaussian"),
-    (dict(posterior="iaf", iaf_hidden_dim=0), "model.iaf_hidden_dim must be >= 1"),
-    (dict(channels=()), "model.channels must list one positive width"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(latent_dim=0), "model.latent_dim must be >= 1"),
+        (
+            dict(likelihood="poisson"),
+            "unknown model.likelihood 'poisson'; choose one of: bernoulli, logistic, gaussian",
+        ),
+        (dict(posterior="iaf", iaf_hidden_dim=0), "model.iaf_hidden_dim must be >= 1"),
+        (dict(channels=()), "model.channels must list one positive width"),
+    ],
+)
 def test_vae_config_errors_say_what_would_be_right(bad, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         registry.get("vae")[0](**bad)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(lr=0.0), "train.lr must be > 0"),
-    (dict(step_lr={"generator": -1.0}), "train.step_lr.generator must be > 0"),
-    (dict(step_betas={"generator": (0.5, 1.0)}), r"train.step_betas.generator must be two numbers in \[0, 1\)"),
-    (dict(lr_schedule="cosine"), "train.schedule_steps"),
-    (dict(batch_size=0), "train.batch_size must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(lr=0.0), "train.lr must be > 0"),
+        (dict(step_lr={"generator": -1.0}), "train.step_lr.generator must be > 0"),
+        (dict(step_betas={"generator": (0.5, 1.0)}), r"train.step_betas.generator must be two numbers in \[0, 1\)"),
+        (dict(lr_schedule="cosine"), "train.schedule_steps"),
+        (dict(batch_size=0), "train.batch_size must be >= 1"),
+    ],
+)
 def test_train_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**bad)

@@ -29,13 +29,51 @@ TINY = {
     "dcgan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8),
     "lsgan": dict(image_shape=(3, 16, 16), latent_dim=4, channels=8),
     "ali": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, hidden_dim=16),
-    "cyclegan": dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=4),
+    "cyclegan": dict(
+        image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=4
+    ),
     "progan": dict(image_shape=(1, 16, 16), latent_dim=4, channels=8, min_channels=4, stable_steps=1, fade_steps=1),
-    "pixelvae": dict(image_shape=(1, 6, 6), latent_levels=2, latent_dim=2, z1_channels=2, channels=(4, 8), hidden_dim=8, pixel_channels=4, pixel_blocks=1, input_kernel=3),
-    "ddpm": dict(image_shape=(1, 6, 6), channels=8, channel_mult=(1, 2), attention_resolutions=(3,), groups=4, timesteps=10, sample_steps=4),
-    "flow-matching": dict(image_shape=(1, 6, 6), channels=8, channel_mult=(1, 2), attention_resolutions=(3,), groups=4, sample_steps=3, likelihood_steps=3),
+    "pixelvae": dict(
+        image_shape=(1, 6, 6),
+        latent_levels=2,
+        latent_dim=2,
+        z1_channels=2,
+        channels=(4, 8),
+        hidden_dim=8,
+        pixel_channels=4,
+        pixel_blocks=1,
+        input_kernel=3,
+    ),
+    "ddpm": dict(
+        image_shape=(1, 6, 6),
+        channels=8,
+        channel_mult=(1, 2),
+        attention_resolutions=(3,),
+        groups=4,
+        timesteps=10,
+        sample_steps=4,
+    ),
+    "flow-matching": dict(
+        image_shape=(1, 6, 6),
+        channels=8,
+        channel_mult=(1, 2),
+        attention_resolutions=(3,),
+        groups=4,
+        sample_steps=3,
+        likelihood_steps=3,
+    ),
     "glow": dict(image_shape=(1, 4, 4), num_scales=2, steps_per_scale=2, hidden_channels=8),
-    "vqvae": dict(image_shape=(1, 8, 8), hidden_channels=8, residual_blocks=1, num_codes=4, code_dim=3, prior_start=0, freeze_autoencoder=False, prior_channels=8, prior_blocks=1),
+    "vqvae": dict(
+        image_shape=(1, 8, 8),
+        hidden_channels=8,
+        residual_blocks=1,
+        num_codes=4,
+        code_dim=3,
+        prior_start=0,
+        freeze_autoencoder=False,
+        prior_channels=8,
+        prior_blocks=1,
+    ),
 }
 
 
@@ -109,7 +147,13 @@ def test_wrong_image_shape_is_a_clear_error(name):
     c, h, w = model.config.image_shape
     bad = torch.zeros(2, c, h + 1, w)
     caps = model.capabilities
-    fn = model.log_prob if "log_prob" in caps else model.discriminate if "discriminate" in caps else lambda x: model.translate(x, "a2b")
+    fn = (
+        model.log_prob
+        if "log_prob" in caps
+        else model.discriminate
+        if "discriminate" in caps
+        else lambda x: model.translate(x, "a2b")
+    )
     with pytest.raises(ValueError, match="shape"):
         fn(bad)
 
@@ -149,7 +193,11 @@ def signature_problems(cls: type, method: str) -> list[str]:
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     want = [(p.name, p.kind, p.default) for p in base.values() if p.kind in positional]
     got = [(p.name, p.kind, p.default) for p in own.values() if p.kind in positional]
-    problems = [] if got == want else [f"{where}: positional parameters {[g[0] for g in got]}, the contract has {[w[0] for w in want]}"]
+    problems = (
+        []
+        if got == want
+        else [f"{where}: positional parameters {[g[0] for g in got]}, the contract has {[w[0] for w in want]}"]
+    )
     for p in own.values():
         if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             problems.append(f"{where}: *{p.name} is not in the contract")
@@ -164,7 +212,7 @@ def signature_problems(cls: type, method: str) -> list[str]:
     return problems
 
 
-def contract_problems(model: GenerativeModel) -> list[str]:
+def contract_problems(model: GenerativeModel) -> list[str]:  # noqa: C901
     """Every way ``model`` breaks the contract of ``genlab.models.base`` (empty: it keeps it)."""
     cls, caps = type(model), model.capabilities
     problems = []
@@ -172,8 +220,12 @@ def contract_problems(model: GenerativeModel) -> list[str]:
         problems.append(f"data_kind {model.data_kind!r} is not one of {DATA_KINDS}")
     if model.likelihood_kind not in LIKELIHOOD_KINDS:
         problems.append(f"likelihood_kind {model.likelihood_kind!r} is not one of {LIKELIHOOD_KINDS}")
-    if not isinstance(model.importance_sampled, bool) or (model.importance_sampled and model.likelihood_kind != "bound"):
-        problems.append(f"importance_sampled {model.importance_sampled!r} must be a bool, True only for likelihood_kind 'bound'")
+    if not isinstance(model.importance_sampled, bool) or (
+        model.importance_sampled and model.likelihood_kind != "bound"
+    ):
+        problems.append(
+            f"importance_sampled {model.importance_sampled!r} must be a bool, True only for likelihood_kind 'bound'"
+        )
     if model.likelihood_kind != "none":
         text = model.likelihood_description(7 if model.importance_sampled else None)
         if not isinstance(text, str) or not text or text.endswith("."):
@@ -183,11 +235,17 @@ def contract_problems(model: GenerativeModel) -> list[str]:
     if model.input_mode not in ("binary", "dequantize", "signed", "unit"):
         problems.append(f"input_mode {model.input_mode!r} is unknown")
     shape = tuple(model.config.image_shape)
-    shapes = {"image": len(shape) == 3 and shape[1] > 1, "sequence": len(shape) == 3 and shape[1] == 1, "points": len(shape) == 1}
+    shapes = {
+        "image": len(shape) == 3 and shape[1] > 1,
+        "sequence": len(shape) == 3 and shape[1] == 1,
+        "points": len(shape) == 1,
+    }
     if not shapes.get(model.data_kind, True):
         problems.append(f"data_kind {model.data_kind!r} does not fit image_shape {shape}")
     if (model.likelihood_kind != "none") != ("log_prob" in caps):
-        problems.append(f"likelihood_kind {model.likelihood_kind!r} but log_prob {'is' if 'log_prob' in caps else 'is not'} provided")
+        problems.append(
+            f"likelihood_kind {model.likelihood_kind!r} but log_prob {'is' if 'log_prob' in caps else 'is not'} provided"
+        )
     if "sample" not in caps:
         problems.append("every model samples: sample is not provided")
     if caps & {"latent", "encode", "decode"}:
@@ -230,11 +288,20 @@ def test_a_model_that_breaks_the_contract_fails_the_check():
             return x
 
     problems = contract_problems(Broken(ModelConfig(image_shape=(1, 4, 4))))
-    expected = ["data_kind 'video'", "likelihood_kind 'exact' but log_prob is not provided", "Broken.sample: positional",
-                "Broken.sample: needs the keyword-only parameter labels=None", "Broken.decode: positional", "Broken.decode: *kwargs",
-                "Broken.decode: needs the keyword-only parameter generator=None", "Broken.encode: its own keyword-only 'level'",
-                "a latent model needs latent_shape", "importance_sampled True must be a bool, True only",
-                "Broken.likelihood_description: positional", "without a final period"]
+    expected = [
+        "data_kind 'video'",
+        "likelihood_kind 'exact' but log_prob is not provided",
+        "Broken.sample: positional",
+        "Broken.sample: needs the keyword-only parameter labels=None",
+        "Broken.decode: positional",
+        "Broken.decode: *kwargs",
+        "Broken.decode: needs the keyword-only parameter generator=None",
+        "Broken.encode: its own keyword-only 'level'",
+        "a latent model needs latent_shape",
+        "importance_sampled True must be a bool, True only",
+        "Broken.likelihood_description: positional",
+        "without a final period",
+    ]
     for text in expected:
         assert any(text in p for p in problems), (text, problems)
 
@@ -292,8 +359,14 @@ def test_callers_decide_from_the_contract_not_from_model_types():
 
     src = Path(genlab.__file__).parent
     guess = re.compile(r"isinstance\([\w.]*model\b|inspect\.signature|_accepts|(hasattr|getattr)\((self\.)?model\b")
-    files = [src / "cli.py", src / "commands.py", src / "report.py"] + [f for d in ("app", "viz", "metrics", "train", "ood") for f in sorted((src / d).rglob("*.py"))]
+    files = [src / "cli.py", src / "commands.py", src / "report.py"] + [
+        f for d in ("app", "viz", "metrics", "train", "ood") for f in sorted((src / d).rglob("*.py"))
+    ]
     files += [src / "ood.py"] if (src / "ood.py").exists() else []
-    found = [f"{f.relative_to(src)}:{i}: {line.strip()}" for f in files
-             for i, line in enumerate(f.read_text().splitlines(), 1) if guess.search(line)]
+    found = [
+        f"{f.relative_to(src)}:{i}: {line.strip()}"
+        for f in files
+        for i, line in enumerate(f.read_text().splitlines(), 1)
+        if guess.search(line)
+    ]
     assert found == []

@@ -48,7 +48,9 @@ def _mmap_probe(setup: str):
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
         env.pop(k, None)
-    out = subprocess.run([sys.executable, "-c", MMAP_PROBE, setup], capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", MMAP_PROBE, setup], capture_output=True, text=True, env=env, timeout=600
+    )
     assert out.returncode == 0, out.stderr
     import json
 
@@ -57,7 +59,9 @@ def _mmap_probe(setup: str):
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_tune_malloc_keeps_large_blocks_out_of_mmap():
-    first, after, threshold = _mmap_probe("from genlab.train import cpu\nRESULT = [cpu.tune_malloc(), cpu.tune_malloc(), cpu.malloc_tuned()]")
+    first, after, threshold = _mmap_probe(
+        "from genlab.train import cpu\nRESULT = [cpu.tune_malloc(), cpu.tune_malloc(), cpu.malloc_tuned()]"
+    )
     assert first == 1  # glibc's default: a 64 MiB block is mmapped, and unmapped again on free
     assert after == 0  # tuned: it comes from the heap and stays there for reuse
     assert threshold[0] == cpu.MALLOPT_MAX and threshold == [threshold[0]] * 3  # idempotent
@@ -104,7 +108,8 @@ def test_trainer_tunes_malloc_while_it_trains_unless_switched_off(switch):
 def test_restore_malloc_gives_the_defaults_back():
     first, after, result = _mmap_probe(
         "from genlab.train import cpu\nt = cpu.tune_malloc(); tuned = mmapped(); cpu.restore_malloc(); cpu.restore_malloc()\n"
-        "RESULT = [t, tuned, cpu.malloc_tuned()]")
+        "RESULT = [t, tuned, cpu.malloc_tuned()]"
+    )
     assert (first, after) == (1, 1) and result == [cpu.MALLOPT_MAX, 0, None]
 
 
@@ -126,28 +131,34 @@ def test_tune_malloc_falls_back_to_the_documented_cap(monkeypatch):
     monkeypatch.setattr(cpu, "_malloc_tuned", None)
     monkeypatch.setattr(cpu, "_libc", lambda: OldGlibc)
     assert cpu.tune_malloc() == cpu.MMAP_THRESHOLD_CAP
-    assert calls == [(cpu.M_MMAP_THRESHOLD, cpu.MALLOPT_MAX), (cpu.M_MMAP_THRESHOLD, cpu.MMAP_THRESHOLD_CAP),
-                     (cpu.M_TRIM_THRESHOLD, cpu.MALLOPT_MAX)]
+    assert calls == [
+        (cpu.M_MMAP_THRESHOLD, cpu.MALLOPT_MAX),
+        (cpu.M_MMAP_THRESHOLD, cpu.MMAP_THRESHOLD_CAP),
+        (cpu.M_TRIM_THRESHOLD, cpu.MALLOPT_MAX),
+    ]
 
 
 # --------------------------------------------------------------------------- threads
 
 
-@pytest.mark.parametrize("cores,load,current,expected", [
-    (2, 0.0, 2, 2),     # idle: every core
-    (2, 0.3, 2, 2),     # a little background (a shell, an editor)
-    (2, 0.5, 2, 2),     # half a core busy rounds up to free
-    (2, 0.7, 2, 1),
-    (2, 1.0, 2, 1),     # one busy process on 2 cores: one thread, its fair share
-    (2, 2.0, 2, 1),     # two: still one thread, never 0
-    (2, 6.0, 2, 1),     # heavily loaded
-    (2, 0.0, 1, 1),     # never above torch's setting (the user's set_num_threads / OMP_NUM_THREADS)
-    (16, 3.0, 16, 13),
-    (16, 3.0, 8, 8),
-    (16, 15.6, 16, 1),
-    (1, 0.0, 4, 1),     # never above the cores
-    (4, 0.0, 8, 4),
-])
+@pytest.mark.parametrize(
+    "cores,load,current,expected",
+    [
+        (2, 0.0, 2, 2),  # idle: every core
+        (2, 0.3, 2, 2),  # a little background (a shell, an editor)
+        (2, 0.5, 2, 2),  # half a core busy rounds up to free
+        (2, 0.7, 2, 1),
+        (2, 1.0, 2, 1),  # one busy process on 2 cores: one thread, its fair share
+        (2, 2.0, 2, 1),  # two: still one thread, never 0
+        (2, 6.0, 2, 1),  # heavily loaded
+        (2, 0.0, 1, 1),  # never above torch's setting (the user's set_num_threads / OMP_NUM_THREADS)
+        (16, 3.0, 16, 13),
+        (16, 3.0, 8, 8),
+        (16, 15.6, 16, 1),
+        (1, 0.0, 4, 1),  # never above the cores
+        (4, 0.0, 8, 4),
+    ],
+)
 def test_choose_threads_table(cores, load, current, expected):
     assert cpu.choose_threads(cores, load, current) == expected
 
@@ -253,7 +264,9 @@ class _ConvNoisyAE(GenerativeModel):
     def __init__(self, config):
         super().__init__(config)
         c = config.image_shape[0]
-        self.net = nn.Sequential(nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, c, 3, padding=1))
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, c, 3, padding=1)
+        )
         self.layouts = []
 
     def loss(self, batch):

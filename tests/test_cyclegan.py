@@ -17,7 +17,9 @@ from genlab.errors import ConfigError
 from genlab.train.trainer import Trainer
 from two_player import gradient_probe, identical, record_steps
 
-SMALL = dict(image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=8)
+SMALL = dict(
+    image_shape=(2, 8, 8), g_channels=4, g_downsamplings=1, g_blocks=1, d_channels=4, d_downsamplings=1, exemplars=8
+)
 
 QUIET = dict(progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
 
@@ -75,7 +77,10 @@ def test_each_step_leaves_the_other_pair_bit_identical_with_the_trainer(tmp_path
 def test_discriminator_step_sends_no_gradient_to_the_generators():
     model = small()
     batch = {"x": torch.rand(4, 2, 8, 8) * 2 - 1, "y": None}
-    assert gradient_probe(model, "discriminators", batch) == {"D_A", "D_B"}  # nothing frozen: the fakes must be detached
+    assert gradient_probe(model, "discriminators", batch) == {
+        "D_A",
+        "D_B",
+    }  # nothing frozen: the fakes must be detached
     assert {"G", "F"} <= gradient_probe(model, "generators", batch)
 
 
@@ -215,15 +220,18 @@ def test_rot90_rotates_counter_clockwise():
     assert transform(x, "rot90")[0, 0, 0, 0] == 255  # -> top left
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("unpaired:digits", "exactly two domains"),
-    ("unpaired:digits,digits,digits", "exactly two domains"),
-    ("unpaired:digits,", "exactly two domains"),
-    ("unpaired:digits,digits+blur", "unknown transform 'blur'"),
-    ("unpaired:digits,ring8", "not an image data set"),
-    ("unpaired:digits,nope", "unknown data set 'nope'"),
-    ("unpaired:digits,digits+invert,seed=x", "seed=<int>"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("unpaired:digits", "exactly two domains"),
+        ("unpaired:digits,digits,digits", "exactly two domains"),
+        ("unpaired:digits,", "exactly two domains"),
+        ("unpaired:digits,digits+blur", "unknown transform 'blur'"),
+        ("unpaired:digits,ring8", "not an image data set"),
+        ("unpaired:digits,nope", "unknown data set 'nope'"),
+        ("unpaired:digits,digits+invert,seed=x", "seed=<int>"),
+    ],
+)
 def test_bad_unpaired_specs_are_clear_errors(spec, message):
     with pytest.raises(DataError, match=message):
         data.load(spec, "test")
@@ -304,9 +312,33 @@ def test_cli_trains_translates_and_samples(tmp_path):
     from genlab.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", "cyclegan", "--data", "unpaired:digits,digits+invert", "--steps", "2", "--out", str(run),
-                 "--set", "train.progress=false", "--set", "train.batch_size=8", "--set", "model.g_downsamplings=1",
-                 "--set", "model.d_downsamplings=1", "--set", "model.g_channels=4", "--set", "model.d_channels=4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "cyclegan",
+                "--data",
+                "unpaired:digits,digits+invert",
+                "--steps",
+                "2",
+                "--out",
+                str(run),
+                "--set",
+                "train.progress=false",
+                "--set",
+                "train.batch_size=8",
+                "--set",
+                "model.g_downsamplings=1",
+                "--set",
+                "model.d_downsamplings=1",
+                "--set",
+                "model.g_channels=4",
+                "--set",
+                "model.d_channels=4",
+            ]
+        )
+        == 0
+    )
     model = genlab.load(run)
     assert model.config.image_shape == (2, 8, 8) and int(model.exemplars_seen) == 16
     out = tmp_path / "t.png"
@@ -317,7 +349,9 @@ def test_cli_trains_translates_and_samples(tmp_path):
     img = tmp_path / "digit.png"
     Image.fromarray((torch.rand(20, 20) * 255).byte().numpy()).save(img)
     assert main(["translate", str(run), "--direction", "a2b", "--image", str(img), "--out", str(out)]) == 0
-    assert main(["translate", str(run), "--direction", "a2b", "--data", "digits+rot90", "-n", "3", "--out", str(out)]) == 0
+    assert (
+        main(["translate", str(run), "--direction", "a2b", "--data", "digits+rot90", "-n", "3", "--out", str(out)]) == 0
+    )
     assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
     assert main(["translate", str(run), "--direction", "a2b", "--data", "digits+blur", "--out", str(out)]) == 2
 
@@ -331,6 +365,10 @@ def test_cli_train_defaults_to_unpaired_data_and_explains_single_domain_data(tmp
     seen = []
     from genlab.registry import build_run_config
 
-    monkeypatch.setattr(genlab.train, "train", lambda name, out_dir=None, **kw: seen.append(build_run_config(name, **kw).data.name) or out_dir)
+    monkeypatch.setattr(
+        genlab.train,
+        "train",
+        lambda name, out_dir=None, **kw: seen.append(build_run_config(name, **kw).data.name) or out_dir,
+    )
     assert main(["train", "cyclegan", "--steps", "1"]) == 0 and main(["train", "vae", "--steps", "1"]) == 0
     assert seen == ["unpaired:mnist-5k,mnist-5k+invert", "mnist-5k"]

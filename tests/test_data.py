@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab import data
 from conftest import SHARED_DATA
+from genlab import data
 from genlab.data import DataError, ImageDataset, transforms
 from genlab.data import download as dl
 
@@ -35,6 +35,7 @@ def shared(sub: str) -> Path:
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch, tmp_path):
     """Any download attempt fails loudly; the cache is a fresh temporary folder."""
+
     def fail(url, dest, timeout=60.0):
         raise AssertionError(f"test tried to download {url}")
 
@@ -93,8 +94,11 @@ def test_cifar10_binary_archive(tmp_path, monkeypatch):
             info.size = rec.nbytes
             tar.addfile(info, io.BytesIO(rec.tobytes()))
     spec = dl.REMOTE_FILES["cifar10"]["archive"]
-    monkeypatch.setitem(dl.REMOTE_FILES["cifar10"], "archive", dl.RemoteFile(
-        spec.name, spec.url, dl.md5_file(tar_path), md5_of_content=False))
+    monkeypatch.setitem(
+        dl.REMOTE_FILES["cifar10"],
+        "archive",
+        dl.RemoteFile(spec.name, spec.url, dl.md5_file(tar_path), md5_of_content=False),
+    )
     train = data.load("cifar10", "train", tmp_path, download=False)
     assert train.images.shape == (15, 3, 32, 32) and train.labels.max() < 10
     assert len(data.load("cifar10", "test", tmp_path, download=False)) == 3
@@ -156,7 +160,9 @@ def test_md5_real_files_and_corrupted_copy(tmp_path):
     bad = bytearray(raw)
     bad[100] ^= 1
     (tmp_path / "mnist").mkdir()
-    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes((root / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(
+        (root / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes()
+    )
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(bytes(bad))  # not gzipped: also accepted
     with pytest.raises(DataError, match="checksum mismatch.*t10k-labels-idx1-ubyte.*27ae3e4e"):
         data.load("mnist", "test", tmp_path, download=False)
@@ -178,8 +184,11 @@ def tiny_mnist(tmp_path, monkeypatch):
     for stem, raw in contents.items():
         (served / f"{stem}.gz").write_bytes(gzip.compress(raw))
         spec = dl.REMOTE_FILES["mnist"][stem]
-        monkeypatch.setitem(dl.REMOTE_FILES["mnist"], stem, dl.RemoteFile(
-            spec.name, f"http://fake/{stem}.gz", hashlib.md5(raw).hexdigest()))
+        monkeypatch.setitem(
+            dl.REMOTE_FILES["mnist"],
+            stem,
+            dl.RemoteFile(spec.name, f"http://fake/{stem}.gz", hashlib.md5(raw).hexdigest()),
+        )
     fetched = []
 
     def fake_fetch(url, dest, timeout=60.0):
@@ -258,13 +267,16 @@ def test_folder_with_classes_mixed_sizes_and_corrupt_file(tmp_path):
         save(tmp_path / "imgs" / "dog" / "sub" / f"{i}.jpg", rng.randint(0, 256, (40, 40)))
     (tmp_path / "imgs" / "dog" / "broken.png").write_bytes(b"not an image")
     (tmp_path / "imgs" / "notes.txt").write_text("ignored")
-    with pytest.raises(DataError, match=r"2 sizes \(height x width: 20x30 \(12 images\), 40x40 \(12 images\)\).*image_size"):
+    with pytest.raises(
+        DataError, match=r"2 sizes \(height x width: 20x30 \(12 images\), 40x40 \(12 images\)\).*image_size"
+    ):
         data.load(f"folder:{tmp_path / 'imgs'}", "all")  # mixed sizes: the caller chooses one
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         ds = data.load(f"folder:{tmp_path / 'imgs'}", "all", image_size=(64, 64))
     assert [str(x.message) for x in w if "unreadable" in str(x.message)] == [
-        f"skipped 1 unreadable image file(s) in {str(tmp_path / 'imgs')!r}"]
+        f"skipped 1 unreadable image file(s) in {str(tmp_path / 'imgs')!r}"
+    ]
     assert len(w) == 1
     assert ds.images.shape == (24, 3, 64, 64)  # any colour -> RGB
     assert ds.class_names == ("cat", "dog") and ds.labels.tolist() == [0] * 12 + [1] * 12
@@ -310,8 +322,13 @@ def test_npy_npz_layouts(tmp_path, layout, dtype):
     base = rng.randint(0, 256, (5, 3, 6, 4)).astype(np.uint8)  # (N, C, H, W)
     c = 1 if layout in ("nhw", "nhwc1", "nchw1") else 3
     expected = base[:, :c]
-    stored = {"nhw": expected[:, 0], "nhwc1": expected.transpose(0, 2, 3, 1),
-              "nhwc3": expected.transpose(0, 2, 3, 1), "nchw1": expected, "nchw3": expected}[layout]
+    stored = {
+        "nhw": expected[:, 0],
+        "nhwc1": expected.transpose(0, 2, 3, 1),
+        "nhwc3": expected.transpose(0, 2, 3, 1),
+        "nchw1": expected,
+        "nchw3": expected,
+    }[layout]
     if dtype == "float32":
         stored = stored.astype(np.float32) / 255
     np.save(tmp_path / "a.npy", stored)
@@ -421,7 +438,8 @@ def test_celeba_folder_zip_and_partition(tmp_path):
     for n in names:
         save(tmp_path / "a" / "celeba" / "img_align_celeba" / n, rng.randint(0, 256, (218, 178, 3)))
     (tmp_path / "a" / "celeba" / "list_eval_partition.txt").write_text(
-        "".join(f"{n} {0 if i < 6 else 1 if i < 8 else 2}\n" for i, n in enumerate(names)))
+        "".join(f"{n} {0 if i < 6 else 1 if i < 8 else 2}\n" for i, n in enumerate(names))
+    )
     train = data.load("celeba", "train", tmp_path / "a")
     assert train.images.shape == (6, 3, 64, 64) and train.labels is None
     assert len(data.load("celeba", "test", tmp_path / "a", image_size=(32, 32))) == 2

@@ -117,7 +117,9 @@ def test_discretized_gaussian_is_exact_far_in_the_tails(std):
     mean = torch.tensor([c[1] for c in cases], requires_grad=True)
     log_var = torch.full((len(cases),), 2 * math.log(std), requires_grad=True)
     lp = discretized_gaussian_log_prob(x, mean[:, None], log_var[:, None])
-    ref = torch.tensor([_reference_bin_log_mass(xv, m, std) for xv, m in zip(x[:, 0].tolist(), mean.tolist())], dtype=torch.float64)
+    ref = torch.tensor(
+        [_reference_bin_log_mass(xv, m, std) for xv, m in zip(x[:, 0].tolist(), mean.tolist())], dtype=torch.float64
+    )
     assert torch.allclose(lp.double(), ref, rtol=1e-5, atol=1e-4), torch.stack([lp.double(), ref], 1)
     lp.sum().backward()  # no clamp and no unselected branch leaks inf or NaN into the gradients
     assert torch.isfinite(mean.grad).all() and torch.isfinite(log_var.grad).all()
@@ -154,7 +156,9 @@ def test_each_bound_term_matches_a_monte_carlo_estimate(loss):
         # L_T = E_{q(x_T | x0)}[log q(x_T | x0) - log N(x_T; 0, I)].
         a = model.alpha_bar[-1]
         draws = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn((m, *x0.shape[1:]), generator=g)
-        log_ratio = D.gaussian_log_prob(draws, a.sqrt() * x0, torch.log(1 - a).expand_as(draws)) - D.standard_normal_log_prob(draws)
+        log_ratio = D.gaussian_log_prob(
+            draws, a.sqrt() * x0, torch.log(1 - a).expand_as(draws)
+        ) - D.standard_normal_log_prob(draws)
         se = log_ratio.std().item() / math.sqrt(m)
         assert abs(log_ratio.mean().item() - model.prior_term(x0).item()) < 5 * se + 1e-5
 
@@ -180,7 +184,11 @@ def test_bound_total_matches_an_independent_computation_from_the_chain():
         for i in range(3, -1, -1):  # p(x_{t-1} | x_t), t = i + 1
             idx = torch.full((m,), i)
             mean, log_var, _ = model.p_from_output(model.network(xs[i + 1], idx, None), xs[i + 1], idx)
-            log_p += discretized_gaussian_log_prob(xs[0], mean, log_var) if i == 0 else D.gaussian_log_prob(xs[i], mean, log_var)
+            log_p += (
+                discretized_gaussian_log_prob(xs[0], mean, log_var)
+                if i == 0
+                else D.gaussian_log_prob(xs[i], mean, log_var)
+            )
         chain = log_q - log_p
     se = math.sqrt(ours.var().item() / m + chain.var().item() / m)
     assert abs(ours.mean().item() - chain.mean().item()) < 4 * se, (ours.mean().item(), chain.mean().item(), se)
@@ -221,12 +229,16 @@ def _train(model: DDPM, steps: int = 150) -> DDPM:
 
 def test_ddim_with_eta_zero_is_deterministic_and_invertible():
     torch.manual_seed(0)
-    model = _train(registry.build("ddpm", image_shape=(1, 8, 8), **TINY, timesteps=100, sample_steps=25, inversion_iterations=5))
+    model = _train(
+        registry.build("ddpm", image_shape=(1, 8, 8), **TINY, timesteps=100, sample_steps=25, inversion_iterations=5)
+    )
     z = model.latent(4, generator=torch.Generator().manual_seed(1))
     a = model.ddim_loop(z, eta=0.0, generator=torch.Generator().manual_seed(2))
     b = model.ddim_loop(z, eta=0.0, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
-    assert not torch.allclose(model.ddim_loop(z, eta=1.0, generator=torch.Generator().manual_seed(2)), a)  # eta > 0: stochastic
+    assert not torch.allclose(
+        model.ddim_loop(z, eta=1.0, generator=torch.Generator().manual_seed(2)), a
+    )  # eta > 0: stochastic
     x = blobs(4, torch.Generator().manual_seed(9))  # images like the training data
     z = model.encode(x)
     assert z.shape == x.shape and 0.7 < z.std() < 1.4  # codes look like the N(0, I) prior
@@ -257,13 +269,18 @@ def test_conditional_sampling_with_guidance_and_unconditional_likelihood():
     x = model.sample(3, labels=torch.tensor([0, 1, 2]), generator=torch.Generator().manual_seed(0))
     assert x.shape == (3, 1, 4, 4) and 0 <= x.min() and x.max() <= 1
     lp_uncond = model.log_prob(grid_images(2, (1, 4, 4)), generator=torch.Generator().manual_seed(0))
-    lp_cond = model.log_prob(grid_images(2, (1, 4, 4)), labels=torch.tensor([1, 2]), generator=torch.Generator().manual_seed(0))
+    lp_cond = model.log_prob(
+        grid_images(2, (1, 4, 4)), labels=torch.tensor([1, 2]), generator=torch.Generator().manual_seed(0)
+    )
     assert torch.isfinite(lp_uncond).all() and not torch.allclose(lp_uncond, lp_cond)
     with pytest.raises(ValueError, match="labels"):
         model.sample(2, labels=torch.tensor([0, 5]))
 
 
-@pytest.mark.parametrize("field, value", [("schedule", "quadratic"), ("loss", "l1"), ("sampler", "euler"), ("sample_steps", 0), ("timesteps", 1)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("schedule", "quadratic"), ("loss", "l1"), ("sampler", "euler"), ("sample_steps", 0), ("timesteps", 1)],
+)
 def test_bad_config_is_a_clear_error(field, value):
     with pytest.raises(ConfigError, match=field):
         registry.build("ddpm", **TINY, **{field: value})

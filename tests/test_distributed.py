@@ -50,10 +50,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
-def test_two_processes_match_one(tmp_path, toys):
+def test_two_processes_match_one(tmp_path, toys):  # noqa: F811 (the fixture imported above)
     import genlab
-    from genlab.train import train
     from genlab.io import load_tensors
+    from genlab.train import train
     from genlab.train.checkpoint import list_checkpoints
 
     out = tmp_path / "ddp"
@@ -61,13 +61,23 @@ def test_two_processes_match_one(tmp_path, toys):
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-        "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        str(script),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    single = train(run_cfg(model="toy-linear", steps=8, batch_size=16, checkpoint_every=2, ema_decay=0.5), out_dir=str(tmp_path / "single"), dataset=ToyData(n=40))
+    single = train(
+        run_cfg(model="toy-linear", steps=8, batch_size=16, checkpoint_every=2, ema_decay=0.5),
+        out_dir=str(tmp_path / "single"),
+        dataset=ToyData(n=40),
+    )
     a = load_tensors(out / "rank0.safetensors")
     b = load_tensors(out / "rank1.safetensors")
     ref = load_tensors(single / "checkpoints" / "step-0000008" / "model.safetensors")

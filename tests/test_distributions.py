@@ -25,7 +25,11 @@ def test_discretized_logistic_256_normalizes_and_matches_sampling():
     p = D.discretized_logistic_log_prob(grid, m, s).exp()
     assert abs(p.sum().item() - 1) < 1e-6
     g = torch.Generator().manual_seed(0)
-    xs = D.discretized_logistic_sample(torch.full((200000,), 0.4, dtype=torch.float64), torch.full((200000,), math.log(0.05), dtype=torch.float64), generator=g)
+    xs = D.discretized_logistic_sample(
+        torch.full((200000,), 0.4, dtype=torch.float64),
+        torch.full((200000,), math.log(0.05), dtype=torch.float64),
+        generator=g,
+    )
     counts = torch.bincount(torch.round(xs * 255).long(), minlength=256).double() / 200000
     assert (counts - p.view(-1)).abs().max() < 3e-3
 
@@ -45,7 +49,9 @@ def test_gaussian_and_bernoulli_against_torch():
     x, mean, log_var = torch.randn(5, 2, 3), torch.randn(5, 2, 3), torch.randn(5, 2, 3)
     ref = torch.distributions.Normal(mean, (0.5 * log_var).exp()).log_prob(x).sum((1, 2))
     assert torch.allclose(D.gaussian_log_prob(x, mean, log_var), ref, atol=1e-5)
-    assert torch.allclose(D.standard_normal_log_prob(x), torch.distributions.Normal(0.0, 1.0).log_prob(x).sum((1, 2)), atol=1e-5)
+    assert torch.allclose(
+        D.standard_normal_log_prob(x), torch.distributions.Normal(0.0, 1.0).log_prob(x).sum((1, 2)), atol=1e-5
+    )
     logits, b = torch.randn(5, 6), torch.randint(0, 2, (5, 6)).float()
     ref = torch.distributions.Bernoulli(logits=logits).log_prob(b).sum(1)
     assert torch.allclose(D.bernoulli_log_prob(logits, b), ref, atol=1e-5)
@@ -66,7 +72,13 @@ def test_discretized_logistic_mixture_normalizes_and_matches_sampling():
     assert abs(p.sum().item() - 1) < 1e-6
     n = 100000
     g = torch.Generator().manual_seed(0)
-    xs = D.discretized_logistic_mixture_sample(logits[:1, :, 0].expand(n, 3), means[:1, :, 0].expand(n, 3), log_scales[:1, :, 0].expand(n, 3), levels=levels, generator=g)
+    xs = D.discretized_logistic_mixture_sample(
+        logits[:1, :, 0].expand(n, 3),
+        means[:1, :, 0].expand(n, 3),
+        log_scales[:1, :, 0].expand(n, 3),
+        levels=levels,
+        generator=g,
+    )
     counts = torch.bincount(torch.round(xs * (levels - 1)).long(), minlength=levels).double() / n
     assert (counts - p).abs().max() < 5e-3
 
@@ -95,7 +107,9 @@ def test_kl_between_two_diagonal_gaussians_matches_torch():
         torch.distributions.Normal(mq, (0.5 * lq).exp()), torch.distributions.Normal(mp, (0.5 * lp).exp())
     ).sum((1, 2))
     assert torch.allclose(D.kl_gaussian(mq, lq, mp, lp), ref)
-    assert torch.allclose(D.kl_gaussian(mq, lq, torch.zeros_like(mp), torch.zeros_like(lp)), D.kl_gaussian_standard(mq, lq))
+    assert torch.allclose(
+        D.kl_gaussian(mq, lq, torch.zeros_like(mp), torch.zeros_like(lp)), D.kl_gaussian_standard(mq, lq)
+    )
 
 
 def test_discretized_logistic_sample_is_the_inverse_cdf_of_the_generators_uniforms():
@@ -106,7 +120,9 @@ def test_discretized_logistic_sample_is_the_inverse_cdf_of_the_generators_unifor
     expected = torch.round((mean + log_scale.exp() * (torch.log(u) - torch.log1p(-u))).clamp(0, 1) * 15) / 15
     assert torch.equal(x, expected)
     torch.manual_seed(1)  # the global RNG plays no part
-    assert torch.equal(D.discretized_logistic_sample(mean, log_scale, levels=16, generator=torch.Generator().manual_seed(7)), x)
+    assert torch.equal(
+        D.discretized_logistic_sample(mean, log_scale, levels=16, generator=torch.Generator().manual_seed(7)), x
+    )
 
 
 def test_sampling_runs_on_the_parameters_device():
@@ -122,24 +138,41 @@ def test_discretized_logistic_mixture_sample_is_seeded_and_on_the_grid():
     logits = torch.tensor([[0.0, 1.0, -1.0]]).expand(300, 3)
     means, log_scales = torch.tensor([[0.2, 0.5, 0.9]]).expand(300, 3), torch.full((300, 3), -2.0)
     torch.manual_seed(0)
-    a = D.discretized_logistic_mixture_sample(logits, means, log_scales, levels=16, generator=torch.Generator().manual_seed(3))
+    a = D.discretized_logistic_mixture_sample(
+        logits, means, log_scales, levels=16, generator=torch.Generator().manual_seed(3)
+    )
     torch.manual_seed(1)  # the global RNG plays no part
-    b = D.discretized_logistic_mixture_sample(logits, means, log_scales, levels=16, generator=torch.Generator().manual_seed(3))
+    b = D.discretized_logistic_mixture_sample(
+        logits, means, log_scales, levels=16, generator=torch.Generator().manual_seed(3)
+    )
     assert torch.equal(a, b)
     assert torch.equal(torch.round(a * 15), a * 15)  # on the 16-level grid, not the 256-level one
-    eight_bit = D.discretized_logistic_mixture_sample(logits, means, log_scales, generator=torch.Generator().manual_seed(3))
-    assert torch.allclose(torch.round(eight_bit * 255), eight_bit * 255) and not torch.equal(torch.round(eight_bit * 15), eight_bit * 15)
+    eight_bit = D.discretized_logistic_mixture_sample(
+        logits, means, log_scales, generator=torch.Generator().manual_seed(3)
+    )
+    assert torch.allclose(torch.round(eight_bit * 255), eight_bit * 255) and not torch.equal(
+        torch.round(eight_bit * 15), eight_bit * 15
+    )
 
 
 def test_defaults_are_eight_bit_and_dimensions_are_independent():
     grid = torch.arange(256, dtype=torch.float64).view(256, 1) / 255
-    w, m, s = torch.zeros(256, 2, 1, dtype=torch.float64), torch.tensor([0.3, 0.7]).double().view(1, 2, 1).expand(256, 2, 1), torch.full((256, 2, 1), -3.0, dtype=torch.float64)
+    w, m, s = (
+        torch.zeros(256, 2, 1, dtype=torch.float64),
+        torch.tensor([0.3, 0.7]).double().view(1, 2, 1).expand(256, 2, 1),
+        torch.full((256, 2, 1), -3.0, dtype=torch.float64),
+    )
     assert abs(D.discretized_logistic_mixture_log_prob(grid, w, m, s).exp().sum().item() - 1) < 1e-6
     # x (B, 3), parameters (B, K=2, 3): the mixture is per dimension, then summed
     torch.manual_seed(3)
     x = torch.randint(0, 256, (4, 3)).double() / 255
     w, m, s = torch.randn(4, 2, 3).double(), torch.rand(4, 2, 3).double(), torch.randn(4, 2, 3).double() - 2
-    per_dim = [D.discretized_logistic_mixture_log_prob(x[:, j : j + 1], w[:, :, j : j + 1], m[:, :, j : j + 1], s[:, :, j : j + 1]) for j in range(3)]
+    per_dim = [
+        D.discretized_logistic_mixture_log_prob(
+            x[:, j : j + 1], w[:, :, j : j + 1], m[:, :, j : j + 1], s[:, :, j : j + 1]
+        )
+        for j in range(3)
+    ]
     assert torch.allclose(D.discretized_logistic_mixture_log_prob(x, w, m, s), sum(per_dim))
 
 
@@ -150,14 +183,19 @@ def test_far_tail_bins_use_density_times_width_not_a_clamped_mass():
     x, mean, log_scale = torch.tensor([[0.6]]), torch.tensor([[0.0]]), torch.tensor([[math.log(0.02)]])
     lp = D.discretized_logistic_log_prob(x, mean, log_scale, levels).item()
     s = 0.02
-    upper, lower = (0.6 + half) / s, (0.6 - half) / s  # mass = sigmoid(upper) - sigmoid(lower) = sigmoid(-lower) - sigmoid(-upper)
+    upper, lower = (
+        (0.6 + half) / s,
+        (0.6 - half) / s,
+    )  # mass = sigmoid(upper) - sigmoid(lower) = sigmoid(-lower) - sigmoid(-upper)
     ref = math.log(1 / (1 + math.exp(lower)) - 1 / (1 + math.exp(upper)))
     assert abs(lp - ref) < 0.05  # a clamped mass would give log(1e-12) = -27.6
 
 
 def test_draw_passes_keyword_arguments_to_the_sampler():
     x = D.draw(torch.randint, 0, 5, (6,), generator=torch.Generator().manual_seed(0), device="cpu", dtype=torch.uint8)
-    assert x.dtype == torch.uint8 and torch.equal(x, torch.randint(0, 5, (6,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8))
+    assert x.dtype == torch.uint8 and torch.equal(
+        x, torch.randint(0, 5, (6,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    )
 
 
 def test_sample_clamps_the_uniforms_to_the_documented_range():
@@ -174,7 +212,9 @@ def test_sample_clamps_the_uniforms_to_the_documented_range():
 
 def test_log_mean_exp_is_a_stable_mean_in_log_space():
     lw = torch.tensor([[-1000.0, 2.0, 1000.0], [-1000.0, 0.0, 999.0]])
-    want = torch.tensor([-1000.0, math.log((math.e**2 + 1) / 2), 999.0 + math.log((math.e + 1) / 2)], dtype=torch.float64)
+    want = torch.tensor(
+        [-1000.0, math.log((math.e**2 + 1) / 2), 999.0 + math.log((math.e + 1) / 2)], dtype=torch.float64
+    )
     out = D.log_mean_exp(lw, dim=0)
     assert torch.isfinite(out).all() and torch.allclose(out.double(), want, atol=1e-4)
     assert torch.allclose(D.log_mean_exp(lw.T, dim=1), out)

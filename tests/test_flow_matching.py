@@ -57,7 +57,9 @@ def test_conditional_target_averages_to_the_marginal_velocity(t):
     xt, target = conditional_path(x0, x1, torch.full((n,), t))
     assert torch.allclose(xt, (1 - t) * x0 + t * x1, atol=1e-6) and torch.allclose(target, x1 - x0)
     # E[(target - u(x_t)) phi(x_t)] = 0 for every test function phi iff u(x) = E[target | x_t = x].
-    phis = [torch.ones_like(xt), xt, torch.tanh(2 * xt)] + [torch.exp(-((xt - c) ** 2) / 0.02) for c in (-1.0, 0.0, 0.7)]
+    phis = [torch.ones_like(xt), xt, torch.tanh(2 * xt)] + [
+        torch.exp(-((xt - c) ** 2) / 0.02) for c in (-1.0, 0.0, 0.7)
+    ]
     wrong = mixture_velocity(xt, t, weights=torch.tensor([0.5, 0.5]), stds=S.flip(0))
     for name, u in (("closed form", mixture_velocity(xt, t)), ("wrong weights and widths", wrong)):
         r = target - u
@@ -91,7 +93,9 @@ def test_ode_likelihood_of_a_linear_flow_is_the_gaussian_density():
         assert torch.allclose(lp_s, want, atol=5e-3 if solver == "euler" else 1e-4), solver
     # Hutchinson: z^T A z with Rademacher z is unbiased for tr A, and here really random.
     many = x1[:1].expand(20000, -1, -1, -1)
-    est, _ = ode_log_likelihood(v, many, steps=20, solver="heun", exact=False, generator=torch.Generator().manual_seed(2))
+    est, _ = ode_log_likelihood(
+        v, many, steps=20, solver="heun", exact=False, generator=torch.Generator().manual_seed(2)
+    )
     exact20, _ = ode_log_likelihood(v, x1[:1], steps=20, solver="heun", exact=True)
     assert est.std() > 0.1
     assert abs(est.mean().item() - exact20.item()) < 4 * est.std().item() / math.sqrt(len(est))
@@ -114,7 +118,9 @@ def test_log_prob_of_the_zero_velocity_is_the_scaled_gaussian():
     and log_prob adds the dequantization offset -D log 256."""
     model = registry.build("flow-matching", image_shape=(1, 3, 3), **TINY).eval()
     y = torch.rand(3, 1, 3, 3, generator=torch.Generator().manual_seed(5))
-    want = torch.distributions.Normal(0.0, 1.0).log_prob(2 * y - 1).flatten(1).sum(1) + 9 * math.log(2) - 9 * math.log(256)
+    want = (
+        torch.distributions.Normal(0.0, 1.0).log_prob(2 * y - 1).flatten(1).sum(1) + 9 * math.log(2) - 9 * math.log(256)
+    )
     assert model.log_prob_offset == 0.0
     assert torch.allclose(model.log_prob(y), want, atol=1e-5)
 
@@ -157,9 +163,11 @@ def gaussian_data_velocity(mu: Tensor, sigma: float):
     """The marginal velocity of the straight path when the data are N(mu, sigma^2 I):
     x_t ~ N(t mu, s_t^2 I), s_t^2 = (1 - t)^2 + t^2 sigma^2, and
     v*(x, t) = E[x_1 - x_0 | x_t = x] = mu + (t sigma^2 - (1 - t)) / s_t^2 * (x - t mu)."""
+
     def v(x, t):
-        s2 = (1 - t) ** 2 + t ** 2 * sigma ** 2
-        return mu + (t * sigma ** 2 - (1 - t)) / s2 * (x - t * mu)
+        s2 = (1 - t) ** 2 + t**2 * sigma**2
+        return mu + (t * sigma**2 - (1 - t)) / s2 * (x - t * mu)
+
     return v
 
 
@@ -200,7 +208,9 @@ def test_dopri5_error_control_and_evaluation_count():
 
 
 def test_model_likelihood_solver_choice():
-    assert registry.build("flow-matching", image_shape=(1, 3, 3), **TINY).config.likelihood_solver == "dopri5"  # the default
+    assert (
+        registry.build("flow-matching", image_shape=(1, 3, 3), **TINY).config.likelihood_solver == "dopri5"
+    )  # the default
     # Both solvers must reach the same integral. At a loose tolerance, dopri5's accept/reject
     # decisions sit near the tolerance and another CPU's rounding flips them (1e-3: -56.029,
     # -56.097, -56.046 nats under the native, avx2 and default kernels), so compare converged

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import genlab
-from genlab.train import train
 from genlab import data
 from genlab.data import audio, fsdd
 from genlab.data.dataset import ImageDataset
 from genlab.data.errors import DataError
 from genlab.models.wavenet import WaveNet, WaveNetConfig
 from genlab.registry import build_run_config
+from genlab.train import train
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -94,19 +94,25 @@ def test_fit_clip_is_the_loudest_window_by_brute_force(seed):
     out = fsdd.fit_clip(a, length)
     assert out.shape == (length,)
     if len(a) <= length:
-        assert np.array_equal(out[: len(a)], a) and not out[len(a):].any()
+        assert np.array_equal(out[: len(a)], a) and not out[len(a) :].any()
     else:
-        energies = [float(np.sum(a[s:s + length].astype(np.float64) ** 2)) for s in range(len(a) - length + 1)]
+        energies = [float(np.sum(a[s : s + length].astype(np.float64) ** 2)) for s in range(len(a) - length + 1)]
         best = int(np.argmax(energies))
-        assert np.array_equal(out, a[best:best + length])
+        assert np.array_equal(out, a[best : best + length])
 
 
 def test_listing_md5_matches_md5sum(tiny_fsdd):
     if shutil.which("md5sum") is None:
         pytest.skip("no md5sum on this machine")
     folder = tiny_fsdd[0] / "fsdd" / "recordings"
-    listing = subprocess.run("ls | sort | xargs md5sum", shell=True, cwd=folder, capture_output=True, check=True,
-                             env={**os.environ, "LC_ALL": "C"}).stdout
+    listing = subprocess.run(
+        "ls | sort | xargs md5sum",
+        shell=True,
+        cwd=folder,
+        capture_output=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    ).stdout
     assert fsdd.listing_md5(folder) == hashlib.md5(listing).hexdigest()
 
 
@@ -120,7 +126,9 @@ def test_real_fsdd_official_split():
 
 
 def test_random_crop_is_a_window_and_seeded():
-    model = WaveNet(WaveNetConfig(image_shape=(1, 1, 50), residual_channels=4, skip_channels=4, dilations=(1, 2), train_crop=16))
+    model = WaveNet(
+        WaveNetConfig(image_shape=(1, 1, 50), residual_channels=4, skip_channels=4, dilations=(1, 2), train_crop=16)
+    )
     x = torch.arange(3 * 50).reshape(3, 1, 1, 50).float()
     torch.manual_seed(1)
     a = model.random_crop(x)
@@ -128,7 +136,7 @@ def test_random_crop_is_a_window_and_seeded():
     assert torch.equal(a, model.random_crop(x)) and a.shape == (3, 1, 1, 16)
     for i in range(3):
         start = int(a[i, 0, 0, 0]) - 50 * i
-        assert 0 <= start <= 34 and torch.equal(a[i, 0, 0], x[i, 0, 0, start:start + 16])
+        assert 0 <= start <= 34 and torch.equal(a[i, 0, 0], x[i, 0, 0, start : start + 16])
     xs = torch.randint(0, 256, (2, 1, 1, 50)).float() / 255
     assert torch.allclose(model.sample_log_probs(xs).sum(1), model.log_prob(xs))
     whole = WaveNet(WaveNetConfig(image_shape=(1, 1, 50), residual_channels=4, skip_channels=4, dilations=(1, 2)))
@@ -140,7 +148,12 @@ def test_fsdd_preset_trains_a_few_steps(tmp_path):
     assert rc.model.num_classes == 10 and rc.model.train_crop == 1024 and rc.train.batch_size == 16
     assert rc.model.dilations == (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) and rc.train.sample_every == 0
     g = torch.Generator().manual_seed(0)
-    clips = ImageDataset(torch.randint(0, 256, (16, 1, 1, 1100), generator=g, dtype=torch.uint8), torch.arange(16) % 10, num_classes=10, name="fsdd")
+    clips = ImageDataset(
+        torch.randint(0, 256, (16, 1, 1, 1100), generator=g, dtype=torch.uint8),
+        torch.arange(16) % 10,
+        num_classes=10,
+        name="fsdd",
+    )
     run = train(rc, str(tmp_path / "run"), dataset=clips)
     model = genlab.load(run)
     assert model.config.image_shape == (1, 1, 1100) and model.receptive_field == 1024

@@ -20,7 +20,11 @@ from two_player import identical, record_steps, snapshot
 
 
 def tiny(name="dcgan", **kw):
-    defaults = dict(image_shape=(1, 16, 16), channels=8, latent_dim=8) if name != "gan" else dict(image_shape=(2,), hidden_dim=16, hidden_layers=2, latent_dim=4)
+    defaults = (
+        dict(image_shape=(1, 16, 16), channels=8, latent_dim=8)
+        if name != "gan"
+        else dict(image_shape=(2,), hidden_dim=16, hidden_layers=2, latent_dim=4)
+    )
     defaults.update(kw)
     return registry.build(name, **defaults)
 
@@ -74,7 +78,9 @@ def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_pa
     model = tiny("dcgan", d_steps=2, num_classes=3)
     seen, take = record_steps(model, {"G": model.G, "D": model.D})  # (step name, snapshots) at the start of each step
     data = ImageDataset(torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8), torch.arange(32) % 3, num_classes=3)
-    cfg = TrainConfig(steps=1, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
+    cfg = TrainConfig(
+        steps=1, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu"
+    )
     Trainer(model, data, cfg, tmp_path / "run").fit()
     seen.append(("end", take()))
     assert [s[0] for s in seen] == ["discriminator", "discriminator", "generator", "end"]
@@ -98,8 +104,15 @@ def test_train_steps_options(tmp_path):
     assert list(steps[0].modules) == [model.D] and list(steps[-1].modules) == [model.G]
     assert GANConfig().objective == "non-saturating"
     # Adam's settings come from the train config: per step where given, else train.lr / train.betas
-    cfg = TrainConfig(lr=1e-4, betas=(0.0, 0.9), step_lr={"discriminator": 4e-4}, step_betas={"discriminator": (0.5, 0.99)},
-                      device="cpu", batch_size=4, progress=False)
+    cfg = TrainConfig(
+        lr=1e-4,
+        betas=(0.0, 0.9),
+        step_lr={"discriminator": 4e-4},
+        step_betas={"discriminator": (0.5, 0.99)},
+        device="cpu",
+        batch_size=4,
+        progress=False,
+    )
     data = type("Points", (), {"images": torch.randn(8, 2), "labels": None})()
     groups = {k: o.param_groups[0] for k, o in Trainer(model, data, cfg, tmp_path).optimizers.items()}
     assert (groups["discriminator"]["lr"], groups["discriminator"]["betas"]) == (4e-4, (0.5, 0.99))
@@ -161,7 +174,10 @@ def test_conditional_labels_change_the_output(conditioning):
     assert a.shape == (4, 1, 16, 16) and not torch.allclose(a, b)
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     with torch.no_grad():
-        assert not torch.allclose(model.discriminate(x, labels=torch.zeros(4, dtype=torch.long)), model.discriminate(x, labels=torch.full((4,), 3)))
+        assert not torch.allclose(
+            model.discriminate(x, labels=torch.zeros(4, dtype=torch.long)),
+            model.discriminate(x, labels=torch.full((4,), 3)),
+        )
     out = model.d_step_loss({"x": x, "y": torch.tensor([0, 1, 2, 9])})
     assert torch.isfinite(out["loss"])
 
@@ -200,7 +216,9 @@ def test_unsupported_image_size_is_a_build_error(shape):
         registry.build("dcgan", image_shape=shape, channels=4)
 
 
-@pytest.mark.parametrize("shape,upsample", [((1, 28, 28), "transposed"), ((3, 32, 32), "upsample"), ((3, 64, 64), "transposed")])
+@pytest.mark.parametrize(
+    "shape,upsample", [((1, 28, 28), "transposed"), ((3, 32, 32), "upsample"), ((3, 64, 64), "transposed")]
+)
 def test_dcgan_sizes(shape, upsample):
     model = registry.build("dcgan", image_shape=shape, channels=4, latent_dim=8, upsample=upsample)
     x = model.sample(2, generator=torch.Generator().manual_seed(0))
@@ -219,11 +237,19 @@ def test_lsgan_preset():
 # --------------------------------------------------------------------------- persistence
 
 
-@pytest.mark.parametrize("name,kw", [("gan", {}), ("dcgan", dict(num_classes=3, spectral_norm=True)), ("lsgan", dict(upsample="upsample"))])
+@pytest.mark.parametrize(
+    "name,kw", [("gan", {}), ("dcgan", dict(num_classes=3, spectral_norm=True)), ("lsgan", dict(upsample="upsample"))]
+)
 def test_save_load_round_trip(tmp_path, name, kw):
     torch.manual_seed(0)
     model = tiny(name, **kw)
-    run_steps(model, {"x": model.prepare(torch.rand(8, *model.config.image_shape)), "y": torch.arange(8) % 3 if kw.get("num_classes") else None})
+    run_steps(
+        model,
+        {
+            "x": model.prepare(torch.rand(8, *model.config.image_shape)),
+            "y": torch.arange(8) % 3 if kw.get("num_classes") else None,
+        },
+    )
     model.eval()
     labels = torch.tensor([0, 1, 2]) if kw.get("num_classes") else None
     before = model.sample(3, generator=torch.Generator().manual_seed(5), labels=labels)
@@ -322,8 +348,15 @@ def test_training_movie_and_walk(tmp_path):
 
     model = tiny("dcgan", num_classes=2)
     for method in ("slerp", "lerp"):
-        gif = gan_walk_gif(model, tmp_path / f"walk-{method}.gif", points=3, steps=4, method=method,
-                           generator=torch.Generator().manual_seed(0), labels=torch.tensor([1]))
+        gif = gan_walk_gif(
+            model,
+            tmp_path / f"walk-{method}.gif",
+            points=3,
+            steps=4,
+            method=method,
+            generator=torch.Generator().manual_seed(0),
+            labels=torch.tensor([1]),
+        )
         with Image.open(gif) as im:
             assert im.n_frames == 12
     with pytest.raises(ValueError, match="slerp"):
@@ -347,6 +380,8 @@ def test_toy_plot(tmp_path):
     from genlab.viz.plots import plot_gan_toy2d
 
     for objective in ("non-saturating", "hinge"):
-        path = plot_gan_toy2d(tiny("gan", objective=objective), tmp_path / f"{objective}.png", data="grid25", n=200, size=128)
+        path = plot_gan_toy2d(
+            tiny("gan", objective=objective), tmp_path / f"{objective}.png", data="grid25", n=200, size=128
+        )
         with Image.open(path) as im:
             assert im.size == (128, 128)

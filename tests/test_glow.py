@@ -14,10 +14,20 @@ from genlab.models.glow import Glow, GlowConfig
 from genlab.nn.flow_layers import ActNorm, AffineCoupling, FlowStep, InvConv1x1, ReversePermutation, squeeze, unsqueeze
 
 
-def make(invertible_conv: bool = True, shape=(1, 4, 4), scales: int = 2, steps: int = 2, seed: int = 0, perturb: float = 0.3) -> Glow:
+def make(
+    invertible_conv: bool = True, shape=(1, 4, 4), scales: int = 2, steps: int = 2, seed: int = 0, perturb: float = 0.3
+) -> Glow:
     """A tiny Glow whose zero-initialised layers are randomised, so the flow is far from the identity."""
     torch.manual_seed(seed)
-    model = Glow(GlowConfig(image_shape=shape, num_scales=scales, steps_per_scale=steps, hidden_channels=8, invertible_conv=invertible_conv))
+    model = Glow(
+        GlowConfig(
+            image_shape=shape,
+            num_scales=scales,
+            steps_per_scale=steps,
+            hidden_channels=8,
+            invertible_conv=invertible_conv,
+        )
+    )
     if perturb:
         with torch.no_grad():
             for p in model.parameters():
@@ -29,7 +39,9 @@ def layer_jacobian_check(layer, x: torch.Tensor) -> None:
     """log|det| of ``layer`` at each example of x equals slogdet of its autograd Jacobian."""
     y, log_det = layer(x)
     for i in range(x.shape[0]):
-        jac = torch.autograd.functional.jacobian(lambda v: layer(v.view(1, *x.shape[1:]))[0].flatten(), x[i : i + 1].flatten())
+        jac = torch.autograd.functional.jacobian(
+            lambda v: layer(v.view(1, *x.shape[1:]))[0].flatten(), x[i : i + 1].flatten()
+        )
         sign, logabs = torch.linalg.slogdet(jac)
         assert sign != 0
         assert torch.allclose(log_det[i], logabs, atol=1e-8), (type(layer).__name__, log_det[i].item(), logabs.item())
@@ -40,8 +52,17 @@ def layer_jacobian_check(layer, x: torch.Tensor) -> None:
 def test_each_layer_log_det_matches_the_autograd_jacobian(kind):
     torch.manual_seed(0)
     c = 4
-    layer = {"actnorm": lambda: ActNorm(c), "invconv": lambda: InvConv1x1(c), "reverse": lambda: ReversePermutation(),
-             "coupling": lambda: AffineCoupling(c, 6), "step": lambda: FlowStep(c, 6)}[kind]().double().eval()
+    layer = (
+        {
+            "actnorm": lambda: ActNorm(c),
+            "invconv": lambda: InvConv1x1(c),
+            "reverse": lambda: ReversePermutation(),
+            "coupling": lambda: AffineCoupling(c, 6),
+            "step": lambda: FlowStep(c, 6),
+        }[kind]()
+        .double()
+        .eval()
+    )
     with torch.no_grad():
         for p in layer.parameters():
             p.add_(0.5 * torch.randn_like(p))
@@ -90,7 +111,9 @@ def test_density_integrates_to_one_on_a_1x2x2_image():
     model = make(shape=(1, 2, 2), scales=1, steps=3, seed=1, perturb=0.2).double().eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        ys = (model._reverse_flow(model._unpack(torch.randn(20_000, 4, generator=g, dtype=torch.float64))) - 0.5).flatten(1)
+        ys = (
+            model._reverse_flow(model._unpack(torch.randn(20_000, 4, generator=g, dtype=torch.float64))) - 0.5
+        ).flatten(1)
     q = torch.distributions.MultivariateNormal(ys.mean(0), covariance_matrix=2.0 * torch.cov(ys.T))
     n = 400_000
     y = q.sample((n,))
@@ -105,7 +128,9 @@ def test_density_integrates_to_one_on_a_1x2x2_image():
 def test_actnorm_data_dependent_init_standardises_each_channel_and_survives_save_load(tmp_path):
     torch.manual_seed(0)
     layer = ActNorm(3).train()
-    x = torch.randn(64, 3, 5, 5) * torch.tensor([0.5, 2.0, 7.0]).view(1, 3, 1, 1) + torch.tensor([1.0, -3.0, 0.2]).view(1, 3, 1, 1)
+    x = torch.randn(64, 3, 5, 5) * torch.tensor([0.5, 2.0, 7.0]).view(1, 3, 1, 1) + torch.tensor([1.0, -3.0, 0.2]).view(
+        1, 3, 1, 1
+    )
     y, _ = layer(x)
     assert torch.allclose(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(y.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)

@@ -129,7 +129,11 @@ def test_density_at_samples_matches_an_independent_autograd_computation():
     mu = torch.tensor([[0.3, -0.2, 0.5]], dtype=torch.float64)
     log_var = torch.tensor([[-0.4, 0.2, 0.1]], dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
-    m = VAE(VAEConfig(image_shape=(1, 4, 4), latent_dim=3, channels=(2,), hidden_dim=0, posterior="iaf", channels_last=False)).double()
+    m = VAE(
+        VAEConfig(
+            image_shape=(1, 4, 4), latent_dim=3, channels=(2,), hidden_dim=0, posterior="iaf", channels_last=False
+        )
+    ).double()
     m.flow = flow
     for _ in range(3):
         z, log_q = m.sample_posterior(mu, log_var, h, generator=g)
@@ -171,7 +175,16 @@ def test_density_normalises_in_two_dimensions():
 
 
 def tiny_iaf(**kw):
-    cfg = dict(image_shape=(1, 8, 8), channels=(4, 8), hidden_dim=16, latent_dim=3, posterior="iaf", iaf_steps=2, iaf_hidden_dim=8, iaf_context=4)
+    cfg = dict(
+        image_shape=(1, 8, 8),
+        channels=(4, 8),
+        hidden_dim=16,
+        latent_dim=3,
+        posterior="iaf",
+        iaf_steps=2,
+        iaf_hidden_dim=8,
+        iaf_context=4,
+    )
     cfg.update(kw)
     return VAE(VAEConfig(**cfg))
 
@@ -191,7 +204,9 @@ def test_identity_flow_elbo_equals_the_gaussian_closed_form_elbo():
         state["enc_head.2.weight"] = state["enc_head.2.weight"][: 2 * d]
         state["enc_head.2.bias"] = state["enc_head.2.bias"][: 2 * d]
         gauss.load_state_dict({k: v for k, v in state.items() if not k.startswith("flow.")})
-    x = iaf.prepare(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)), generator=torch.Generator().manual_seed(2)).double()
+    x = iaf.prepare(
+        torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)), generator=torch.Generator().manual_seed(2)
+    ).double()
     n = 4000
     xs = x.repeat(n, 1, 1, 1)
     with torch.inference_mode():
@@ -211,7 +226,9 @@ def test_iwae_is_at_least_the_elbo_on_average_and_finite():
     m = tiny_iaf()
     randomize(m.flow, scale=0.5)
     m.eval()
-    x = m.prepare(torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1)), generator=torch.Generator().manual_seed(2))
+    x = m.prepare(
+        torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(1)), generator=torch.Generator().manual_seed(2)
+    )
     g = torch.Generator().manual_seed(0)
     xs = x.repeat(200, 1, 1, 1)
     with torch.inference_mode():
@@ -248,9 +265,31 @@ def test_cli_trains_an_iaf_vae(tmp_path):
     from genlab.cli import main
 
     out = tmp_path / "run"
-    sets = ["model.posterior=iaf", "model.iaf_steps=2", "model.iaf_hidden_dim=8", "model.latent_dim=4", "train.batch_size=16",
-            "train.sample_every=1000", "train.progress=false"]
-    assert main(["train", "vae", "--data", "digits", "--steps", "3", "--out", str(out), *[a for kv in sets for a in ("--set", kv)]]) == 0
+    sets = [
+        "model.posterior=iaf",
+        "model.iaf_steps=2",
+        "model.iaf_hidden_dim=8",
+        "model.latent_dim=4",
+        "train.batch_size=16",
+        "train.sample_every=1000",
+        "train.progress=false",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--data",
+                "digits",
+                "--steps",
+                "3",
+                "--out",
+                str(out),
+                *[a for kv in sets for a in ("--set", kv)],
+            ]
+        )
+        == 0
+    )
     m = genlab.load(out)
     assert m.config.posterior == "iaf" and len(m.flow.steps) == 2
 
@@ -280,7 +319,12 @@ def test_arnn_constructor_defaults_widths_and_context():
     assert ARNN(3, [8]).dim == 3 and ARNN(3, [8]).context is None
     assert ARNN(3, [1], context_dim=2)(torch.randn(2, 3), torch.randn(2, 2))[0].shape == (2, 3)  # width 1 is allowed
     assert ARNN(3, [8], context_dim=2).context.bias is None  # h enters the first layer, whose own bias serves both
-    for bad in (dict(dim=0, hidden=[8]), dict(dim=3, hidden=[]), dict(dim=3, hidden=[8, 0]), dict(dim=3, hidden=[8], context_dim=-1)):
+    for bad in (
+        dict(dim=0, hidden=[8]),
+        dict(dim=3, hidden=[]),
+        dict(dim=3, hidden=[8, 0]),
+        dict(dim=3, hidden=[8], context_dim=-1),
+    ):
         with pytest.raises(ValueError, match="ARNN needs"):
             ARNN(**bad)
     # the forget bias is added to the initial bias of s (not written over it)

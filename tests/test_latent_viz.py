@@ -80,7 +80,18 @@ def test_interpolation_frames_from_images():
 
 def test_interpolation_of_an_iaf_vae_ends_at_the_flow_codes():
     torch.manual_seed(0)
-    m = VAE(VAEConfig(image_shape=(1, 8, 8), latent_dim=3, channels=(4, 8), hidden_dim=16, posterior="iaf", iaf_steps=2, iaf_hidden_dim=8, iaf_context=4)).eval()
+    m = VAE(
+        VAEConfig(
+            image_shape=(1, 8, 8),
+            latent_dim=3,
+            channels=(4, 8),
+            hidden_dim=16,
+            posterior="iaf",
+            iaf_steps=2,
+            iaf_hidden_dim=8,
+            iaf_context=4,
+        )
+    ).eval()
     with torch.no_grad():  # move the flow away from (near) the identity so mu and its image differ
         for p in m.flow.parameters():
             p.add_(0.5 * torch.randn_like(p))

@@ -1,5 +1,5 @@
-"""Imports point one way: layers (nn/) never import models, file I/O comes from genlab.io
-(not from the training package), and the training package's files stay small."""
+"""Imports point one way: layers (nn/) never import models, and file I/O comes from genlab.io
+(not from the training package). Size and complexity are ruff's (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ def test_the_import_resolver_sees_relative_and_absolute_imports(tmp_path):
 
 
 def test_nn_imports_nothing_from_models():
-    bad = {str(p.relative_to(SRC)): sorted(m for m in imported_modules(p) if m.startswith("genlab.models"))
-           for p in sources("nn")}
+    bad = {
+        str(p.relative_to(SRC)): sorted(m for m in imported_modules(p) if m.startswith("genlab.models"))
+        for p in sources("nn")
+    }
     assert not {k: v for k, v in bad.items() if v}
 
 
@@ -53,15 +55,11 @@ def test_file_io_comes_from_genlab_io_outside_the_training_package():
     for p in sources():
         if p.relative_to(SRC).parts[0] == "train":
             continue
-        wrong = sorted(m for m in imported_modules(p) if m.startswith("genlab.train.checkpoint.") and m.rsplit(".", 1)[1] in io_names)
+        wrong = sorted(
+            m
+            for m in imported_modules(p)
+            if m.startswith("genlab.train.checkpoint.") and m.rsplit(".", 1)[1] in io_names
+        )
         if wrong:
             bad[str(p.relative_to(SRC))] = wrong
     assert not bad, f"import file I/O from genlab.io: {bad}"
-
-
-def test_no_source_file_is_over_500_lines():
-    # 500, not 450, since the explorer's hardening (temporary files, origin checks, cancellation) grew
-    # app/explorer.py and app/ui.py past 450; a linter's complexity rule is to replace this count.
-    long = {str(p.relative_to(SRC)): n for p in sorted(SRC.rglob("*.py"))
-            if (n := len(p.read_text().splitlines())) > 500}
-    assert not long, f"split these by concern: {long}"

@@ -19,7 +19,9 @@ def test_log_losses_match_the_equations():
     real = torch.tensor([2.0, -1.0, 0.5])
     fake = torch.tensor([-3.0, 0.0, 1.5])
     # -(E[log D(x)] + E[log(1 - D(G(z)))])
-    want_d = -(sum(math.log(_sig(r)) for r in real.tolist()) / 3 + sum(math.log(1 - _sig(f)) for f in fake.tolist()) / 3)
+    want_d = -(
+        sum(math.log(_sig(r)) for r in real.tolist()) / 3 + sum(math.log(1 - _sig(f)) for f in fake.tolist()) / 3
+    )
     assert losses.d_loss("minimax", real, fake).item() == pytest.approx(want_d, rel=1e-6)
     assert losses.d_loss("non-saturating", real, fake).item() == pytest.approx(want_d, rel=1e-6)
     want_mm = sum(math.log(1 - _sig(f)) for f in fake.tolist()) / 3

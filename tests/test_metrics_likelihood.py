@@ -71,7 +71,11 @@ class LinearGaussian(GenerativeModel):
 
     def sample(self, n, *, labels=None, generator=None):
         z = torch.randn(n, self.config.latent_dim, generator=generator, dtype=torch.float64)
-        x = z @ self.W.T + self.b + math.sqrt(self.s2) * torch.randn(n, self.num_dims, generator=generator, dtype=torch.float64)
+        x = (
+            z @ self.W.T
+            + self.b
+            + math.sqrt(self.s2) * torch.randn(n, self.num_dims, generator=generator, dtype=torch.float64)
+        )
         return x.float().reshape(n, *self.config.image_shape)
 
 
@@ -206,7 +210,11 @@ ESTIMATORS = {
 #: Variants whose estimator changes with the config.
 VARIANTS = {
     "ddpm-stratified": ("ddpm", dict(bound_timesteps=3), ["stratified", "k = 3 of its T = 10 terms"]),
-    "flow-matching-hutchinson": ("flow-matching", dict(divergence="hutchinson"), ["Hutchinson", "neither exact nor a bound"]),
+    "flow-matching-hutchinson": (
+        "flow-matching",
+        dict(divergence="hutchinson"),
+        ["Hutchinson", "neither exact nor a bound"],
+    ),
 }
 
 
@@ -214,13 +222,14 @@ def _eval(model, **kw):
     """The likelihood part of what ``genlab eval`` computes (metrics.quality.evaluate), on 3 random 8-bit examples."""
     from genlab.metrics.quality import evaluate
 
-    x = torch.randint(0, 256, (3, *model.config.image_shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    x = torch.randint(
+        0, 256, (3, *model.config.image_shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
     return evaluate(model.eval(), x, n_samples=0, max_examples=3, progress=False, **kw)["likelihood"]
 
 
 def test_every_likelihood_model_has_its_expected_estimator():
     from genlab import registry
-
     from test_contract import build
 
     likely = {n for n in registry.MODELS if build(n).likelihood_kind != "none"}
@@ -254,7 +263,9 @@ def test_offset_note_when_log_prob_already_includes_it(name):
 
     lik = _eval(build(name))
     assert lik["log_prob_offset_nats"] == 0.0
-    assert "already includes the cell volume -D log 256" in lik["preprocessing"] and "adding" not in lik["preprocessing"]
+    assert (
+        "already includes the cell volume -D log 256" in lik["preprocessing"] and "adding" not in lik["preprocessing"]
+    )
 
 
 def test_offset_note_when_the_offset_is_added():

@@ -91,6 +91,7 @@ def test_precision_recall_identical_and_disjoint_sets():
 
 def _brute_force_pr_dc(real, fake, k_pr, k_dc):
     """Improved precision/recall and density/coverage by explicit loops over points."""
+
     def kth(points, i, k):
         return sorted(float(np.linalg.norm(points[i] - points[j])) for j in range(len(points)) if j != i)[k - 1]
 
@@ -112,7 +113,9 @@ def test_precision_recall_density_coverage_against_brute_force():
     rng = np.random.default_rng(0)
     for trial in range(6):
         real = rng.normal(size=(int(rng.integers(12, 30)), 3)).astype(np.float32)
-        fake = (rng.normal(size=(int(rng.integers(12, 30)), 3)) * rng.choice([0.3, 2.0]) + rng.normal(size=3) * 0.7).astype(np.float32)
+        fake = (
+            rng.normal(size=(int(rng.integers(12, 30)), 3)) * rng.choice([0.3, 2.0]) + rng.normal(size=3) * 0.7
+        ).astype(np.float32)
         p, r, d, c = _brute_force_pr_dc(real, fake, 3, 5)
         assert Q.precision_recall(real, fake, k=3) == pytest.approx((p, r)), trial
         assert Q.density_coverage(real, fake, k=5) == pytest.approx((d, c)), trial
@@ -280,7 +283,9 @@ def test_evaluate_a_real_vae_on_mnist_5k(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = registry.build("vae", latent_dim=4, channels=(8, 8), hidden_dim=16)
     with pytest.warns(UserWarning, match="KID"):
-        r = Q.evaluate(model, test, n_samples=100, iw_samples=3, kid_subsets=3, kid_subset_size=50, knn_max=100, progress=False)
+        r = Q.evaluate(
+            model, test, n_samples=100, iw_samples=3, kid_subsets=3, kid_subset_size=50, knn_max=100, progress=False
+        )
     assert r["likelihood"]["iw_samples"] == 3 and "dynamic binarization" in r["likelihood"]["preprocessing"]
     assert r["settings"]["feature_net"] == "mnist" and r["settings"]["n_reference"] == 120
     assert r["quality"]["fid"] > 0 and 0 <= r["quality"]["coverage"] <= 1

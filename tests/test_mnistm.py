@@ -72,7 +72,7 @@ def test_mnistm_recovers_the_digit_from_the_known_patch(patch_dir):
         pool = patch_pool(split, patch_dir)
         image, dy, dx = patch_choice(np.arange(40), split, 3, len(pool), (5, 5))
         for i in range(40):
-            p = pool[image[i], :, dy[i]:dy[i] + 28, dx[i]:dx[i] + 28].to(torch.int64)  # the known patch
+            p = pool[image[i], :, dy[i] : dy[i] + 28, dx[i] : dx[i] + 28].to(torch.int64)  # the known patch
             o, di = out[i].to(torch.int64), d[i].to(torch.int64)
             assert torch.equal(o, (p - di).abs())  # the blend formula, pixel by pixel
             assert bool(((p - o == di) | (p + o == di)).all())  # the digit is p -+ out: recoverable from the patch
@@ -146,6 +146,7 @@ def s2r():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import sim_to_real
+
         yield sim_to_real
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
@@ -174,9 +175,30 @@ def test_benchmark_runs_end_to_end(s2r, shared_data, tmp_path, capsys):
     if not (shared_data / "cifar10-test-jpeg").is_dir():
         pytest.skip("no cifar10-test-jpeg in the shared data")
     fig = tmp_path / "fig.png"
-    rc = s2r.main(["--data-dir", str(shared_data), "--minutes", "0.15", "--eval", "200", "--out", str(tmp_path / "cyclegan-mnist-mnistm"),
-                   "--set", "g_channels=4", "--set", "g_blocks=1", "--classifier-minutes", "0.01", "--figure", str(fig),
-                   "--seeds", "2", "--channels", "3"])
+    rc = s2r.main(
+        [
+            "--data-dir",
+            str(shared_data),
+            "--minutes",
+            "0.15",
+            "--eval",
+            "200",
+            "--out",
+            str(tmp_path / "cyclegan-mnist-mnistm"),
+            "--set",
+            "g_channels=4",
+            "--set",
+            "g_blocks=1",
+            "--classifier-minutes",
+            "0.01",
+            "--figure",
+            str(fig),
+            "--seeds",
+            "2",
+            "--channels",
+            "3",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and fig.is_file() and "upper bound" in out
     last = out.strip().splitlines()[-1]
@@ -185,7 +207,7 @@ def test_benchmark_runs_end_to_end(s2r, shared_data, tmp_path, capsys):
     gains = [r["gain"] for r in doc["seeds"]]
     assert [r["seed"] for r in doc["seeds"]] == [0, 1] and doc["channels"] == 3
     assert doc["summary"]["gain"]["mean"] == pytest.approx(sum(gains) / 2)
-    assert doc["summary"]["gain"]["std"] == pytest.approx(abs(gains[0] - gains[1]) / 2 ** 0.5)
+    assert doc["summary"]["gain"]["std"] == pytest.approx(abs(gains[0] - gains[1]) / 2**0.5)
     assert f"{100 * doc['summary']['gain']['mean']:+.1f}" in last
     # each seed's CycleGAN is a genlab run: it loads and translates RGB digits
     model = genlab.load(tmp_path / "cyclegan-mnist-mnistm" / "seed-1" / "run")
@@ -200,4 +222,7 @@ def test_benchmark_runs_end_to_end(s2r, shared_data, tmp_path, capsys):
     assert card["measured"]["sim_to_real"]["summary"] == doc["summary"] and card["training"]["seed"] == 0
     assert card["headline"].startswith(f"sim-to-real gain {100 * doc['summary']['gain']['mean']:+.1f} points")
     shipped = genlab.load(tmp_path / "pkg" / "cyclegan-mnist-mnistm")
-    assert next(shipped.parameters()).dtype == torch.float32 and (tmp_path / "pkg" / "cyclegan-mnist-mnistm" / "card.json").is_file()
+    assert (
+        next(shipped.parameters()).dtype == torch.float32
+        and (tmp_path / "pkg" / "cyclegan-mnist-mnistm" / "card.json").is_file()
+    )

@@ -99,8 +99,12 @@ def test_complexity_subtracts_png_code_length(setup):
 
 def test_likelihood_ratio_against_background(setup):
     model, train, test = setup
-    assert torch.allclose(ood.score(model, test, "likelihood-ratio", background=model), torch.zeros(100, dtype=torch.float64))
-    bg = PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), ood.perturb(train.images, 0.3, torch.Generator().manual_seed(0)))
+    assert torch.allclose(
+        ood.score(model, test, "likelihood-ratio", background=model), torch.zeros(100, dtype=torch.float64)
+    )
+    bg = PixelHistogram(
+        ModelConfig(image_shape=(1, 8, 8)), ood.perturb(train.images, 0.3, torch.Generator().manual_seed(0))
+    )
     s = ood.score(model, test, "likelihood-ratio", background=bg)
     assert s.shape == (100,) and torch.isfinite(s).all()
     with pytest.raises(ValueError, match="background"):
@@ -153,13 +157,17 @@ def test_evaluate_ood_table_and_plot(setup, tmp_path):
 def test_train_background_with_the_trainer(tmp_path):
     pytest.importorskip("genlab.train.trainer")
     data = _blobs(64)
-    bg = ood.train_background("vae", data, mutation_rate=0.2, steps=2, batch_size=32, out_dir=tmp_path / "bg", progress=False)
+    bg = ood.train_background(
+        "vae", data, mutation_rate=0.2, steps=2, batch_size=32, out_dir=tmp_path / "bg", progress=False
+    )
     assert bg.num_dims == 64
     # the background scored against itself: the same tensor and the same importance samples, so exactly 0
     s = ood.score(bg, data, "likelihood-ratio", background=bg, iw_samples=2)
     assert torch.equal(s, torch.zeros(64, dtype=torch.float64))
     with pytest.raises(ValueError, match="same tensor"):  # a histogram takes 8-bit inputs, the VAE binarized ones
-        ood.score(PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), data.images), data, "likelihood-ratio", background=bg)
+        ood.score(
+            PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), data.images), data, "likelihood-ratio", background=bg
+        )
 
 
 # ------------------------------------------------------------------ the maths against brute force / closed forms
@@ -184,9 +192,18 @@ def test_fpr95_equals_a_brute_force_threshold_sweep_on_tied_scores():
         b = rng.integers(0, levels, n_out).astype(float) + rng.integers(0, 2)
         assert ood.detection_metrics(a, b)["fpr95"] == _brute_force_fpr95(a, b), (trial, a, b)
     for trial in range(300):  # staircases: most levels hold the same (inliers, outliers) counts, so the ROC
-        levels, step = int(rng.integers(2, 30)), (int(rng.integers(0, 3)), int(rng.integers(1, 3)))  # has collinear points
-        a = np.repeat(np.arange(levels, dtype=float), [step[0] if rng.random() < 0.8 else int(rng.integers(0, 4)) for _ in range(levels)])
-        b = np.repeat(np.arange(levels, dtype=float), [step[1] if rng.random() < 0.8 else int(rng.integers(0, 4)) for _ in range(levels)])
+        levels, step = (
+            int(rng.integers(2, 30)),
+            (int(rng.integers(0, 3)), int(rng.integers(1, 3))),
+        )  # has collinear points
+        a = np.repeat(
+            np.arange(levels, dtype=float),
+            [step[0] if rng.random() < 0.8 else int(rng.integers(0, 4)) for _ in range(levels)],
+        )
+        b = np.repeat(
+            np.arange(levels, dtype=float),
+            [step[1] if rng.random() < 0.8 else int(rng.integers(0, 4)) for _ in range(levels)],
+        )
         if len(a) and len(b):
             assert ood.detection_metrics(a, b)["fpr95"] == _brute_force_fpr95(a, b), (trial, a, b)
     # the point where TPR reaches 95% lies inside a straight stretch of the ROC (which roc_curve drops)
@@ -210,7 +227,9 @@ def test_typicality_is_the_distance_of_the_batch_mean_not_the_mean_distance(setu
 
 def test_likelihood_ratio_is_model_nll_minus_background_nll(setup):
     model, train, test = setup
-    bg = PixelHistogram(ModelConfig(image_shape=(1, 8, 8)), ood.perturb(train.images, 0.3, torch.Generator().manual_seed(0)))
+    bg = PixelHistogram(
+        ModelConfig(image_shape=(1, 8, 8)), ood.perturb(train.images, 0.3, torch.Generator().manual_seed(0))
+    )
     x = test.images.float() / 255
     expected = (bg.log_prob(x) - model.log_prob(x)).double() / (64 * math.log(2))
     s = ood.score(model, test, "likelihood-ratio", background=bg)
@@ -247,7 +266,15 @@ def test_likelihood_ratio_and_complexity_score_the_tensor_the_model_scores(setup
     cfg = ModelConfig(image_shape=(1, 8, 8))
     mean = (train.images.double() / 255).mean(0).clamp(0.05, 0.95)
     model, bg = BernoulliPixels(cfg, mean, draws=3), BernoulliPixels(cfg, torch.full((64,), 0.3), draws=1000)
-    out = ood.scores(model, test, ["likelihood", "likelihood-ratio", "complexity"], background=bg, batch_size=16, iw_samples=2, seed=5)
+    out = ood.scores(
+        model,
+        test,
+        ["likelihood", "likelihood-ratio", "complexity"],
+        background=bg,
+        batch_size=16,
+        iw_samples=2,
+        seed=5,
+    )
     xm, xb = torch.cat(model.seen), torch.cat(bg.seen)
     assert torch.equal(xm, xb) and set(xm.unique().tolist()) == {0.0, 1.0}  # one binarization, scored by both
     assert len(model.seen) == len(bg.seen) == 7  # 100 inputs in batches of 16
@@ -271,7 +298,9 @@ def test_compressed_bits_of_binary_images():
     assert ood.compressed_bits(x, binary=True)[0].item() == 8 * len(buf.getvalue())
     assert (ood.compressed_bits(x, binary=True) < ood.compressed_bits(x)).all()  # 1 bit per pixel, not 8
     z = ood.compressed_bits(x, "zlib", binary=True)
-    assert z[0].item() == 8 * len(__import__("zlib").compress(np.packbits(x[0, 0].numpy().astype(bool), axis=-1).tobytes(), 9))
+    assert z[0].item() == 8 * len(
+        __import__("zlib").compress(np.packbits(x[0, 0].numpy().astype(bool), axis=-1).tobytes(), 9)
+    )
     with pytest.raises(ValueError, match="only 0 and 1"):
         ood.compressed_bits(x * 0.5, binary=True)
     with pytest.raises(ValueError, match="compressor"):
@@ -301,8 +330,10 @@ def test_roc_points_run_from_the_origin_with_outliers_positive():
 
 def test_markdown_table_rows():
     table = ood.markdown_table({"noise": {"likelihood": {"auroc": 0.98765, "aupr": 0.5, "fpr95": 0.125}}}, title="T")
-    assert table == ("### T\n\n| outlier set | method | AUROC | AUPR | FPR@95%TPR |\n|---|---|---|---|---|\n"
-                     "| noise | likelihood | 0.988 | 0.500 | 0.125 |\n")
+    assert table == (
+        "### T\n\n| outlier set | method | AUROC | AUPR | FPR@95%TPR |\n|---|---|---|---|---|\n"
+        "| noise | likelihood | 0.988 | 0.500 | 0.125 |\n"
+    )
     assert ood.markdown_table({}).startswith("| outlier set |")
 
 
@@ -325,13 +356,20 @@ def test_evaluate_ood_report_settings_caps_and_files(setup, tmp_path):
     model, train, test = setup
     bound = CountingBound(ModelConfig(image_shape=(1, 8, 8)), train.images)
     outs = {"folder:a/b": ood.outlier_set("noise", test, 40)}
-    r = ood.evaluate_ood(bound, test, outs, methods=["likelihood", "complexity"], max_examples=30, seed=3, out_dir=tmp_path)
+    r = ood.evaluate_ood(
+        bound, test, outs, methods=["likelihood", "complexity"], max_examples=30, seed=3, out_dir=tmp_path
+    )
     assert set(bound.asked) == {ood.DEFAULT_OOD_IW_SAMPLES} == {10}  # the default importance samples of OOD scoring
     assert r["n_in"] == 30 and r["n_out"] == {"folder:a/b": 30}
     assert r["settings"] == {
-        "methods": ["likelihood", "complexity"], "positive_class": "outliers (higher score = more anomalous)",
-        "units": "bits per dimension", "iw_samples": 10, "typicality_batch": None, "train_entropy_bits_per_dim": None,
-        "compressor": "png", "seed": 3,
+        "methods": ["likelihood", "complexity"],
+        "positive_class": "outliers (higher score = more anomalous)",
+        "units": "bits per dimension",
+        "iw_samples": 10,
+        "typicality_batch": None,
+        "train_entropy_bits_per_dim": None,
+        "compressor": "png",
+        "seed": 3,
     }
     s_in = ood.scores(bound, test.images[:30], ["likelihood", "complexity"], seed=3)
     assert r["mean_scores"]["in-distribution"] == {m: pytest.approx(float(v.mean())) for m, v in s_in.items()}
@@ -344,8 +382,14 @@ def test_evaluate_ood_report_settings_caps_and_files(setup, tmp_path):
     bound.asked.clear()
     ood.score(bound, test, "likelihood", iw_samples=4)
     assert set(bound.asked) == {4}
-    r = ood.evaluate_ood(model, test, {"noise": outs["folder:a/b"]}, methods=["typicality"], train_entropy=2.5, typicality_batch=7)
-    assert r["settings"]["iw_samples"] is None and r["settings"]["typicality_batch"] == 7 and r["settings"]["compressor"] is None
+    r = ood.evaluate_ood(
+        model, test, {"noise": outs["folder:a/b"]}, methods=["typicality"], train_entropy=2.5, typicality_batch=7
+    )
+    assert (
+        r["settings"]["iw_samples"] is None
+        and r["settings"]["typicality_batch"] == 7
+        and r["settings"]["compressor"] is None
+    )
     assert r["settings"]["train_entropy_bits_per_dim"] == 2.5 and "plots" not in r
 
 
@@ -372,8 +416,18 @@ def test_evaluate_ood_passes_its_settings_to_every_score(setup, capsys):
     check(r, train_entropy=h, typicality_batch=10, seed=0)
     assert capsys.readouterr().err == ""  # no progress bar unless asked
     model.seen.clear(), model.iw.clear()
-    r = ood.evaluate_ood(model, many, outs, methods, train_data=train, seed=4, iw_samples=3, batch_size=100,
-                         typicality_batch=7, compressor="zlib")
+    r = ood.evaluate_ood(
+        model,
+        many,
+        outs,
+        methods,
+        train_data=train,
+        seed=4,
+        iw_samples=3,
+        batch_size=100,
+        typicality_batch=7,
+        compressor="zlib",
+    )
     assert {len(x) for x in model.seen} == {100} and set(model.iw) == {3}
     h = ood.training_entropy(model, train, seed=4, iw_samples=3)
     assert r["settings"]["train_entropy_bits_per_dim"] == pytest.approx(h, rel=1e-12)

@@ -19,7 +19,14 @@ LIKELIHOODS = ["bernoulli", "categorical", "logistic-mixture"]
 
 def tiny(kind: str, shape=(1, 4, 4), likelihood="auto", **kw):
     width = kw.pop("width", 12)
-    common = dict(image_shape=shape, likelihood=likelihood, hidden_channels=width, output_channels=width, grey_levels=kw.pop("grey_levels", 4), mixtures=2)
+    common = dict(
+        image_shape=shape,
+        likelihood=likelihood,
+        hidden_channels=width,
+        output_channels=width,
+        grey_levels=kw.pop("grey_levels", 4),
+        mixtures=2,
+    )
     if kind == "pixelcnn":
         return PixelCNN(PixelCNNConfig(num_blocks=2, input_kernel=3, **common, **kw))
     return GatedPixelCNN(GatedPixelCNNConfig(num_blocks=3, input_kernel=3, **common, **kw))
@@ -94,7 +101,14 @@ def all_images(shape, levels):
 @pytest.mark.parametrize("kind", ["pixelcnn", "gated-pixelcnn"])
 @pytest.mark.parametrize(
     "shape,likelihood,levels",
-    [((1, 2, 2), "bernoulli", 2), ((1, 3, 3), "bernoulli", 2), ((1, 2, 2), "categorical", 3), ((3, 1, 2), "categorical", 2), ((3, 1, 2), "logistic-mixture", 3), ((1, 2, 2), "logistic-mixture", 4)],
+    [
+        ((1, 2, 2), "bernoulli", 2),
+        ((1, 3, 3), "bernoulli", 2),
+        ((1, 2, 2), "categorical", 3),
+        ((3, 1, 2), "categorical", 2),
+        ((3, 1, 2), "logistic-mixture", 3),
+        ((1, 2, 2), "logistic-mixture", 4),
+    ],
 )
 def test_normalizes_exactly(kind, shape, likelihood, levels):
     torch.manual_seed(0)
@@ -122,7 +136,9 @@ def test_sampling_matches_log_prob(kind, likelihood):
 
 
 @pytest.mark.parametrize("kind", ["pixelcnn", "gated-pixelcnn"])
-@pytest.mark.parametrize("shape,likelihood", [((1, 6, 5), "bernoulli"), ((3, 4, 4), "logistic-mixture"), ((1, 4, 4), "categorical")])
+@pytest.mark.parametrize(
+    "shape,likelihood", [((1, 6, 5), "bernoulli"), ((3, 4, 4), "logistic-mixture"), ((1, 4, 4), "categorical")]
+)
 def test_cached_sampling_equals_naive(kind, shape, likelihood):
     torch.manual_seed(0)
     model = tiny(kind, shape, likelihood, grey_levels=256 if likelihood != "bernoulli" else 4)
@@ -152,7 +168,9 @@ def test_class_conditioning():
     torch.manual_seed(0)
     model = tiny("gated-pixelcnn", (1, 4, 4), "bernoulli", num_classes=3)
     x = (torch.rand(2, 1, 4, 4) > 0.5).float()
-    assert not torch.allclose(model.log_prob(x, labels=torch.tensor([0, 0])), model.log_prob(x, labels=torch.tensor([1, 1])))
+    assert not torch.allclose(
+        model.log_prob(x, labels=torch.tensor([0, 0])), model.log_prob(x, labels=torch.tensor([1, 1]))
+    )
     a = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]))
     b = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]), method="naive")
     assert torch.equal(a, b)

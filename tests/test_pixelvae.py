@@ -23,7 +23,9 @@ def tiny(shape=(1, 2, 2), sharpen: float = 4.0, **fields) -> PixelVAE:
     barely uses z): decoder weights scaled by ``sharpen``; posterior variances near 1,
     so that importance weights stay light-tailed and L_k converges at small k."""
     torch.manual_seed(0)
-    base = dict(image_shape=shape, latent_dim=1, channels=(4,), hidden_dim=8, pixel_channels=4, pixel_blocks=1, input_kernel=3)
+    base = dict(
+        image_shape=shape, latent_dim=1, channels=(4,), hidden_dim=8, pixel_channels=4, pixel_blocks=1, input_kernel=3
+    )
     model = PixelVAE(PixelVAEConfig(**{**base, **fields})).eval()
     with torch.no_grad():
         for p in [*model.dec_in.parameters(), *model.up.parameters(), *model.cond_proj.parameters()]:
@@ -47,7 +49,9 @@ def exact_log_marginal(model: PixelVAE, xs: torch.Tensor, points: int = 4001) ->
     dz = math.log(20 / (points - 1))
     with torch.no_grad():
         cond = model.conditioning(z[:, None])  # (points, ...)
-        lp = torch.stack([model.head.log_prob(model(x.expand(points, -1, -1, -1), cond), x.expand(points, -1, -1, -1)) for x in xs])
+        lp = torch.stack(
+            [model.head.log_prob(model(x.expand(points, -1, -1, -1), cond), x.expand(points, -1, -1, -1)) for x in xs]
+        )
     return torch.logsumexp(lp + D.standard_normal_log_prob(z[:, None])[None] + dz, dim=1)
 
 
@@ -59,7 +63,9 @@ def test_kl_gaussian_matches_monte_carlo_and_the_standard_normal_case():
     mq, lq, mp, lp = (torch.randn(1, 3, generator=g) for _ in range(4))
     closed = D.kl_gaussian(mq, lq, mp, lp)
     z = mq + torch.exp(0.5 * lq) * torch.randn(400_000, 3, generator=g)
-    log_ratio = D.gaussian_log_prob(z, mq.expand_as(z), lq.expand_as(z)) - D.gaussian_log_prob(z, mp.expand_as(z), lp.expand_as(z))
+    log_ratio = D.gaussian_log_prob(z, mq.expand_as(z), lq.expand_as(z)) - D.gaussian_log_prob(
+        z, mp.expand_as(z), lp.expand_as(z)
+    )
     se = log_ratio.std() / math.sqrt(z.shape[0])
     assert abs(log_ratio.mean() - closed[0]) < 4 * se, (float(log_ratio.mean()), float(closed))
     zero = torch.zeros_like(mq)
@@ -75,7 +81,16 @@ def test_decoder_is_causal_by_gradient(shape, likelihood):
     """d params(pixel i, channel c) / d x(pixel j, channel k) = 0 unless (j, k) comes
     before (i, c) in raster order (channels R -> G -> B inside a pixel), z fixed."""
     c_img, h, w = shape
-    model = tiny(shape, likelihood=likelihood, mixtures=2, pixel_channels=6, pixel_blocks=2, channels=(4, 8), latent_levels=2, latent_dim=2)
+    model = tiny(
+        shape,
+        likelihood=likelihood,
+        mixtures=2,
+        pixel_channels=6,
+        pixel_blocks=2,
+        channels=(4, 8),
+        latent_levels=2,
+        latent_dim=2,
+    )
     z1 = torch.randn(1, model.config.z1_channels, *model.sizes[-1])
     cond = model.conditioning(z1).detach()
     x = torch.rand(1, *shape, requires_grad=True)
@@ -102,7 +117,9 @@ def test_p_x_given_z_sums_to_one_over_all_binary_images(h, w):
     xs = all_binary_images(h, w)
     with torch.no_grad():
         for seed in range(2):
-            z1 = torch.randn(1, model.config.z1_channels, *model.sizes[-1], generator=torch.Generator().manual_seed(seed))
+            z1 = torch.randn(
+                1, model.config.z1_channels, *model.sizes[-1], generator=torch.Generator().manual_seed(seed)
+            )
             total = model.log_likelihood(xs, z1.expand(len(xs), -1, -1, -1)).double().exp().sum()
             assert abs(total - 1) < 1e-5, float(total)
 
@@ -172,7 +189,9 @@ def test_prior_samples_match_the_exact_marginal_chi_square():
     xs = all_binary_images(2, 2)
     n = 20_000
     draws = model.sample(n, generator=torch.Generator().manual_seed(1))
-    counts = torch.bincount((draws.view(n, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(1).long(), minlength=16).double()
+    counts = torch.bincount(
+        (draws.view(n, 4) * torch.tensor([8.0, 4.0, 2.0, 1.0])).sum(1).long(), minlength=16
+    ).double()
     probs = exact_log_marginal(model, xs).double().exp()
     chi2, p = stats.chisquare(counts.numpy(), (probs * n / probs.sum()).numpy())
     assert p > 1e-3, (chi2, p)
@@ -235,6 +254,6 @@ def test_mlp_decoder_is_causal_and_uses_z_at_every_pixel():
         (gz,) = torch.autograd.grad(cond[0, :, r, col].sum(), z, retain_graph=True)
         assert gz.abs().sum() > 0, (r, col)
         (gx,) = torch.autograd.grad(params[0, 0, r, col], x, retain_graph=True)
-        assert (gx.flatten()[r * 3 + col:] == 0).all(), (r, col)
+        assert (gx.flatten()[r * 3 + col :] == 0).all(), (r, col)
     with pytest.raises(ConfigError, match="latent_levels=1"):
         PixelVAEConfig(decoder="mlp", latent_levels=2)

@@ -52,16 +52,31 @@ def test_paper_preset_builds_and_sets_every_value(model, preset):
 def test_the_users_data_wins_over_the_papers():
     assert registry.build_run_config("pixelcnn", preset="paper").data.name == "mnist"
     assert registry.build_run_config("pixelcnn", data="mnist-5k", preset="paper").data.name == "mnist-5k"
-    assert registry.build_run_config("pixelcnn", preset="paper", overrides=["data.name=fashion-mnist"]).data.name == "fashion-mnist"
+    assert (
+        registry.build_run_config("pixelcnn", preset="paper", overrides=["data.name=fashion-mnist"]).data.name
+        == "fashion-mnist"
+    )
 
 
 def test_cyclegan_paper_networks_have_the_appendix_layers():
     """Zhu et al. 2017, appendix 7.2: c7s1-64, d128, d256, 9 x R256, u128, u64, c7s1-3 (instance norm
     without affine parameters) and the 70x70 PatchGAN C64-C128-C256-C512 with a 1-channel output."""
     _, m = build("cyclegan", "paper")
-    g = conv(3, 64, 7) + conv(64, 128, 3) + conv(128, 256, 3) + 9 * 2 * conv(256, 256, 3) + conv(256, 128, 3) + conv(128, 64, 3) + conv(64, 3, 7)
+    g = (
+        conv(3, 64, 7)
+        + conv(64, 128, 3)
+        + conv(128, 256, 3)
+        + 9 * 2 * conv(256, 256, 3)
+        + conv(256, 128, 3)
+        + conv(128, 64, 3)
+        + conv(64, 3, 7)
+    )
     d = conv(3, 64, 4) + conv(64, 128, 4) + conv(128, 256, 4) + conv(256, 512, 4) + conv(512, 1, 4)
-    assert (nparams(m.G), nparams(m.F), nparams(m.D_A), nparams(m.D_B)) == (g, g, d, d) == (11_378_179, 11_378_179, 2_764_737, 2_764_737)
+    assert (
+        (nparams(m.G), nparams(m.F), nparams(m.D_A), nparams(m.D_B))
+        == (g, g, d, d)
+        == (11_378_179, 11_378_179, 2_764_737, 2_764_737)
+    )
 
 
 def test_dcgan_paper_generator_is_the_authors_code_but_for_its_5x5_kernels():
@@ -72,12 +87,24 @@ def test_dcgan_paper_generator_is_the_authors_code_but_for_its_5x5_kernels():
     bn = lambda c: 2 * c  # noqa: E731  (scale and shift per channel or unit)
 
     def code_g(k):
-        return (100 * 4 * 4 * 1024 + bn(4 * 4 * 1024) + conv(1024, 512, k, False) + bn(512) + conv(512, 256, k, False)
-                + bn(256) + conv(256, 128, k, False) + bn(128) + conv(128, 3, k, False))
+        return (
+            100 * 4 * 4 * 1024
+            + bn(4 * 4 * 1024)
+            + conv(1024, 512, k, False)
+            + bn(512)
+            + conv(512, 256, k, False)
+            + bn(256)
+            + conv(256, 128, k, False)
+            + bn(128)
+            + conv(128, 3, k, False)
+        )
+
     assert code_g(5) == 18_885_760 and "18,885,760" in PAPER["dcgan"]["paper"].source
     assert nparams(m.G) == code_g(4) + 3 == 12_689_155  # 4x4 kernels and the 3 output biases: the documented difference
     d = next(c for c in m.D.modules() if isinstance(c, torch.nn.Conv2d))
-    assert d.kernel_size == (4, 4) and d.out_channels == 128  # ndf = 128; 4x4 where the code has 5x5 (stated in the source)
+    assert (
+        d.kernel_size == (4, 4) and d.out_channels == 128
+    )  # ndf = 128; 4x4 where the code has 5x5 (stated in the source)
     cfg = registry.build_run_config("dcgan", preset="paper")
     assert cfg.train.weight_decay == 1e-5 and (cfg.train.lr, tuple(cfg.train.betas)) == (2e-4, (0.5, 0.999))
 
@@ -89,7 +116,9 @@ def test_progan_paper_is_the_official_cifar10_config_up_to_32x32_plus_the_lower_
     w = 128
     c3 = conv(w, w, 3)
     g_table = conv(w, w, 4) + 7 * c3 + conv(w, 3, 1)  # latent -> 4x4 conv, 3x3 convs, toRGB at 32x32
-    d_table = conv(3, w, 1) + 6 * c3 + conv(w + 1, w, 3) + conv(w, w, 4) + (w + 1)  # fromRGB, convs, mbstd conv, 4x4 conv, dense
+    d_table = (
+        conv(3, w, 1) + 6 * c3 + conv(w + 1, w, 3) + conv(w, w, 4) + (w + 1)
+    )  # fromRGB, convs, mbstd conv, 4x4 conv, dense
     assert (g_table, d_table) == (1_295_747, 1_297_153)
     extra_g = (16 * w - w) + 3 * conv(w, 3, 1)  # a bias per unit of the dense first layer; toRGB at 4, 8, 16
     assert nparams(m.G) == g_table + extra_g == 1_298_828
@@ -106,13 +135,20 @@ def test_pixelcnn_cifar10_preset_is_the_papers_layout():
     """7x7 mask A (3 -> 2h), 15 residual blocks (1x1 2h->h, 3x3 h->h, 1x1 h->2h), 1x1 2h->1024, 1x1 1024->3*256; h = 128."""
     _, m = build("pixelcnn", "paper-cifar10")
     h = 128
-    layout = conv(3, 2 * h, 7) + 15 * (conv(2 * h, h, 1) + conv(h, h, 3) + conv(h, 2 * h, 1)) + conv(2 * h, 1024, 1) + conv(1024, 3 * 256, 1)
+    layout = (
+        conv(3, 2 * h, 7)
+        + 15 * (conv(2 * h, h, 1) + conv(h, h, 3) + conv(h, 2 * h, 1))
+        + conv(2 * h, 1024, 1)
+        + conv(1024, 3 * 256, 1)
+    )
     assert nparams(m) == layout == 4_290_816
 
 
 def test_vae_paper_preset_is_the_iwae_mlp():
     """IWAE's 784-200-200-50 tanh MLP (mean and log-variance heads, mirrored decoder), layer by layer."""
-    mlp = (784 * 200 + 200 + 200 * 200 + 200 + 2 * (200 * 50 + 50)) + (50 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784)
+    mlp = (784 * 200 + 200 + 200 * 200 + 200 + 2 * (200 * 50 + 50)) + (
+        50 * 200 + 200 + 200 * 200 + 200 + 200 * 784 + 784
+    )
     _, m = build("vae", "paper")
     assert mlp == 425_284 and nparams(m) == 425_284 and "425,284" in PAPER["vae"]["paper"].source
     linears = [(layer.in_features, layer.out_features) for layer in m.modules() if isinstance(layer, torch.nn.Linear)]
@@ -142,8 +178,9 @@ def test_ali_paper_follows_the_cifar10_experiment_script():
 
 
 def test_ali_input_dropout_drops_entries_of_x_and_z_in_training_only():
-    cfg = registry.build_run_config("ali", overrides={"model.input_dropout": 0.5, "model.dropout": 0.0,
-                                                      "model.channels": 8, "model.hidden_dim": 16})
+    cfg = registry.build_run_config(
+        "ali", overrides={"model.input_dropout": 0.5, "model.dropout": 0.0, "model.channels": 8, "model.hidden_dim": 16}
+    )
     m = registry.entry("ali").model_class(cfg.model)
     seen = []
     m.D.x_body.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
@@ -158,7 +195,9 @@ def test_ali_input_dropout_drops_entries_of_x_and_z_in_training_only():
 
 def test_lsgan_and_vqvae_paper_presets_follow_the_authors():
     cfg = registry.build_run_config("lsgan", preset="paper")
-    assert cfg.train.lr == 1e-3 and "xudonmao/LSGAN, train_lsun.py" in PAPER["lsgan"]["paper"].source  # learning_rate 0.001
+    assert (
+        cfg.train.lr == 1e-3 and "xudonmao/LSGAN, train_lsun.py" in PAPER["lsgan"]["paper"].source
+    )  # learning_rate 0.001
     vq = PAPER["vqvae"]["paper"].source
     # the paper gives K = 512 for ImageNet and DeepMind Lab, none for CIFAR-10; its experiments did not use the EMA codebook
     assert "no K for CIFAR-10" in vq and "section 4.2" in vq and "not used" in vq and "only the EMA codebook" in vq
@@ -175,20 +214,27 @@ def test_every_paper_preset_names_the_authors_file_or_the_papers_section(model, 
 
 
 def test_presets_checked_against_the_authors_code_name_its_file():
-    for model, repo_path in [("ali", "IshmaelBelghazi/ALI, experiments/ali_cifar10.py"),
-                             ("lsgan", "xudonmao/LSGAN, train_lsun.py"),
-                             ("dcgan", "Newmu/dcgan_code, faces/train_uncond_dcgan.py"),
-                             ("progan", "tkarras/progressive_growing_of_gans, branch original-theano-version, config.py"),
-                             ("vae", "yburda/iwae, experiments.py")]:
+    for model, repo_path in [
+        ("ali", "IshmaelBelghazi/ALI, experiments/ali_cifar10.py"),
+        ("lsgan", "xudonmao/LSGAN, train_lsun.py"),
+        ("dcgan", "Newmu/dcgan_code, faces/train_uncond_dcgan.py"),
+        ("progan", "tkarras/progressive_growing_of_gans, branch original-theano-version, config.py"),
+        ("vae", "yburda/iwae, experiments.py"),
+    ]:
         assert repo_path in PAPER[model]["paper"].source and _REPO_PATH.search(PAPER[model]["paper"].source), model
 
 
 def test_parameter_counts_quoted_in_sources_are_the_built_models():
     """Every 'Parameters' figure a source quotes for genlab's network is what the preset builds."""
-    for model, preset, quoted in [("cyclegan", "paper", ["11,378,179", "2,764,737"]), ("progan", "paper", ["1,298,828", "1,298,689"]),
-                                  ("dcgan", "paper", ["12,689,155"]), ("pixelcnn", "paper-cifar10", ["4,290,816"]),
-                                  ("glow", "paper", ["44,055,408"]), ("vqvae", "paper", ["5,467,862"]),
-                                  ("ddpm", "paper", ["25,833,987"])]:  # ddpm: the paper's U-Net has 35.7 M (documented)
+    for model, preset, quoted in [
+        ("cyclegan", "paper", ["11,378,179", "2,764,737"]),
+        ("progan", "paper", ["1,298,828", "1,298,689"]),
+        ("dcgan", "paper", ["12,689,155"]),
+        ("pixelcnn", "paper-cifar10", ["4,290,816"]),
+        ("glow", "paper", ["44,055,408"]),
+        ("vqvae", "paper", ["5,467,862"]),
+        ("ddpm", "paper", ["25,833,987"]),
+    ]:  # ddpm: the paper's U-Net has 35.7 M (documented)
         _, m = build(model, preset)
         counts = {f"{nparams(c):,}" for c in m.children()} | {f"{nparams(m):,}"}
         assert set(quoted) <= counts, (model, quoted, counts)
@@ -216,7 +262,12 @@ def test_budget_presets_build_set_every_value_and_leave_the_defaults_alone(model
         assert sections[section][name] == (list(value) if isinstance(value, tuple) else value), key
     assert "benchmarks/" in p.source and nparams(m) > 0
     # the schedule the benchmark reached, capped at 10 CPU-minutes
-    assert (cfg.train.lr_schedule, cfg.train.schedule_steps, cfg.train.max_seconds, cfg.train.budget_clock) == ("cosine", cfg.train.steps, 600.0, "cpu")
+    assert (cfg.train.lr_schedule, cfg.train.schedule_steps, cfg.train.max_seconds, cfg.train.budget_clock) == (
+        "cosine",
+        cfg.train.steps,
+        600.0,
+        "cpu",
+    )
     default = registry.build_run_config(model, data="mnist")  # (mnist-5k brings the vae quick start's own data preset)
     assert default.model.decoder in ("upsample", "conv") and default.train.ema_decay == 0.0
 

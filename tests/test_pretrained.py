@@ -15,8 +15,18 @@ from genlab.errors import GenlabError
 from genlab.models.vae import VAE, VAEConfig
 
 #: The models that must ship (one per family a user meets first); more may.
-REQUIRED = {"vae-mnist", "vae-frey-face", "pixelcnn-mnist", "gated-pixelcnn-mnist", "dcgan-mnist", "gan-ring8",
-            "ali-mnist", "cyclegan-mnist-invert", "wavenet-sines", "flow-matching-mnist"}
+REQUIRED = {
+    "vae-mnist",
+    "vae-frey-face",
+    "pixelcnn-mnist",
+    "gated-pixelcnn-mnist",
+    "dcgan-mnist",
+    "gan-ring8",
+    "ali-mnist",
+    "cyclegan-mnist-invert",
+    "wavenet-sines",
+    "flow-matching-mnist",
+}
 MAX_BYTES = 25 * 1024 * 1024
 
 
@@ -125,11 +135,23 @@ def test_cli_lists_pretrained_models_and_refuses_bad_uses(capsys):
 
 def test_cli_lists_the_judges_verdicts_of_a_card(monkeypatch, capsys):
     card = json.loads(json.dumps(pretrained.card("dcgan-mnist")))
-    card["judged"] = {"checks": [{"check": "samples", "n": 1000, "numbers": "91.0% confident; smallest digit 2: 5.1%",
-                                  "target": ">= 85% confident, each digit >= 3%", "pass": True, "measured": {}}]}
+    card["judged"] = {
+        "checks": [
+            {
+                "check": "samples",
+                "n": 1000,
+                "numbers": "91.0% confident; smallest digit 2: 5.1%",
+                "target": ">= 85% confident, each digit >= 3%",
+                "pass": True,
+                "measured": {},
+            }
+        ]
+    }
     monkeypatch.setattr(pretrained, "card", lambda name: card)
     assert main(["models"]) == 0
-    assert "judged (samples): 91.0% confident; smallest digit 2: 5.1% [meets >= 85% confident" in capsys.readouterr().out
+    assert (
+        "judged (samples): 91.0% confident; smallest digit 2: 5.1% [meets >= 85% confident" in capsys.readouterr().out
+    )
 
 
 def test_serve_without_a_run_opens_every_shipped_model(monkeypatch):
@@ -152,4 +174,7 @@ def test_report_of_a_pretrained_model_goes_to_the_working_directory(tmp_path, mo
     monkeypatch.setattr(genlab.report, "write_report", lambda run, out, **kw: seen.update(run=run, out=out))
     monkeypatch.chdir(tmp_path)
     assert main(["report", "pretrained:vae-mnist"]) == 0
-    assert seen == {"run": pretrained.path("vae-mnist"), "out": __import__("pathlib").Path("pretrained-vae-mnist/report.html")}
+    assert seen == {
+        "run": pretrained.path("vae-mnist"),
+        "out": __import__("pathlib").Path("pretrained-vae-mnist/report.html"),
+    }

@@ -143,9 +143,38 @@ def test_pixel_norm_closed_form():
 @pytest.mark.parametrize(
     "stable,fade,table",
     [
-        (3, 2, {0: (0, 1.0), 2: (0, 1.0), 3: (1, 0.0), 4: (1, 0.5), 5: (1, 1.0), 7: (1, 1.0),
-                8: (2, 0.0), 9: (2, 0.5), 10: (2, 1.0), 12: (2, 1.0), 13: (2, 1.0), 10_000: (2, 1.0)}),
-        (1, 4, {0: (0, 1.0), 1: (1, 0.0), 2: (1, 0.25), 4: (1, 0.75), 5: (1, 1.0), 6: (2, 0.0), 9: (2, 0.75), 10: (2, 1.0)}),
+        (
+            3,
+            2,
+            {
+                0: (0, 1.0),
+                2: (0, 1.0),
+                3: (1, 0.0),
+                4: (1, 0.5),
+                5: (1, 1.0),
+                7: (1, 1.0),
+                8: (2, 0.0),
+                9: (2, 0.5),
+                10: (2, 1.0),
+                12: (2, 1.0),
+                13: (2, 1.0),
+                10_000: (2, 1.0),
+            },
+        ),
+        (
+            1,
+            4,
+            {
+                0: (0, 1.0),
+                1: (1, 0.0),
+                2: (1, 0.25),
+                4: (1, 0.75),
+                5: (1, 1.0),
+                6: (2, 0.0),
+                9: (2, 0.75),
+                10: (2, 1.0),
+            },
+        ),
         (2, 0, {0: (0, 1.0), 1: (0, 1.0), 2: (1, 1.0), 3: (1, 1.0), 4: (2, 1.0), 99: (2, 1.0)}),
         (0, 2, {0: (1, 0.0), 1: (1, 0.5), 2: (2, 0.0), 3: (2, 0.5), 4: (2, 1.0)}),
     ],
@@ -182,7 +211,21 @@ def data(n=32):
 
 def fit(run_dir, steps, resume=False, **train):
     model = tiny(stable_steps=1, fade_steps=3)
-    cfg = TrainConfig(**{**dict(steps=steps, batch_size=8, progress=False, log_every=1, sample_every=0, checkpoint_every=0, device="cpu", ema_decay=0.9), **train})
+    cfg = TrainConfig(
+        **{
+            **dict(
+                steps=steps,
+                batch_size=8,
+                progress=False,
+                log_every=1,
+                sample_every=0,
+                checkpoint_every=0,
+                device="cpu",
+                ema_decay=0.9,
+            ),
+            **train,
+        }
+    )
     t = Trainer(model, data(), cfg, run_dir)
     if resume:
         assert t.restore() == 2
@@ -205,7 +248,9 @@ def test_resume_mid_fade_is_bit_identical(tmp_path):
     logged = [line for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     import json
 
-    stages = [(json.loads(r)["discriminator/resolution"], round(json.loads(r)["discriminator/alpha"], 4)) for r in logged]
+    stages = [
+        (json.loads(r)["discriminator/resolution"], round(json.loads(r)["discriminator/alpha"], 4)) for r in logged
+    ]
     assert stages == [(4.0, 1.0), (8.0, 0.0), (8.0, 0.3333), (8.0, 0.6667), (8.0, 1.0)]
 
 
@@ -214,12 +259,20 @@ def test_each_trainer_step_leaves_the_other_player_bit_identical(tmp_path):
     snaps = []  # (step name, G weights, D weights) seen at the start of each step, then at the end
 
     def snap(tag):
-        snaps.append((tag, [p.detach().clone() for p in model.G.parameters()], [p.detach().clone() for p in model.D.parameters()]))
+        snaps.append(
+            (
+                tag,
+                [p.detach().clone() for p in model.G.parameters()],
+                [p.detach().clone() for p in model.D.parameters()],
+            )
+        )
 
     d_loss, g_loss = model.d_step_loss, model.g_step_loss
     model.d_step_loss = lambda b: (snap("D"), d_loss(b))[1]
     model.g_step_loss = lambda b: (snap("G"), g_loss(b))[1]
-    cfg = TrainConfig(steps=3, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu")
+    cfg = TrainConfig(
+        steps=3, batch_size=8, progress=False, log_every=0, sample_every=0, checkpoint_every=0, device="cpu"
+    )
     Trainer(model, data(), cfg, tmp_path).fit()
     snap("end")
     assert [s[0] for s in snaps] == ["D", "G"] * 3 + ["end"]

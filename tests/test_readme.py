@@ -43,13 +43,17 @@ def commands(text: str) -> list[list[str]]:
         while words:
             cut = words.index("&&") if "&&" in words else len(words)
             out.append(words[:cut])
-            words = words[cut + 1:]
+            words = words[cut + 1 :]
     return out
 
 
 def all_commands() -> list[tuple[str, list[str]]]:
-    return [(f"{path.relative_to(ROOT)}: {' '.join(argv)}", argv) for path in READMES for body in blocks(path, "bash")
-            for argv in commands(body)]
+    return [
+        (f"{path.relative_to(ROOT)}: {' '.join(argv)}", argv)
+        for path in READMES
+        for body in blocks(path, "bash")
+        for argv in commands(body)
+    ]
 
 
 # --------------------------------------------------------------------------- commands
@@ -59,7 +63,7 @@ def check_data_name(name: str) -> None:
     """A ``--data`` value: a named data set, a path form, or unpaired:<A>,<B> of named domains (+transform)."""
     if name.startswith(("folder:", "npz:", "npy:", "wav:")):
         return
-    domains = name[len("unpaired:"):].split(",") if name.startswith("unpaired:") else [name]
+    domains = name[len("unpaired:") :].split(",") if name.startswith("unpaired:") else [name]
     for domain in domains:
         if domain.startswith("seed="):
             continue
@@ -113,7 +117,8 @@ def test_the_readmes_have_commands_to_check():
     found = all_commands()
     assert sum(argv[0] == "genlab" for _, argv in found) >= 30
     assert {argv[1] for _, argv in found if argv[0] == "python" and argv[1].startswith("benchmarks/")} >= {
-        f"benchmarks/{p.name}" for p in (ROOT / "benchmarks").glob("*.py") if p.name != "harness.py"}
+        f"benchmarks/{p.name}" for p in (ROOT / "benchmarks").glob("*.py") if p.name != "harness.py"
+    }
 
 
 @pytest.mark.parametrize("where,argv", all_commands(), ids=[where for where, _ in all_commands()])
@@ -121,15 +126,18 @@ def test_readme_command_is_real(where, argv):
     check_command(argv)
 
 
-@pytest.mark.parametrize("bad", [
-    "genlab train vae --set model.no_such_field=1",
-    "genlab train vae --set model.likelihood=no-such-likelihood",
-    "genlab train no-such-model",
-    "genlab sample runs/x --no-such-flag",
-    "genlab train vae --data no-such-data",
-    "python benchmarks/vae_mnist.py --no-such-flag",
-    "python benchmarks/no_such_script.py",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "genlab train vae --set model.no_such_field=1",
+        "genlab train vae --set model.likelihood=no-such-likelihood",
+        "genlab train no-such-model",
+        "genlab sample runs/x --no-such-flag",
+        "genlab train vae --data no-such-data",
+        "python benchmarks/vae_mnist.py --no-such-flag",
+        "python benchmarks/no_such_script.py",
+    ],
+)
 def test_the_command_check_rejects_what_is_not_there(bad):
     with pytest.raises(Exception):
         check_command(shlex.split(bad))
@@ -148,7 +156,9 @@ def model_of(run_name: str) -> str:
 
 
 def python_examples() -> list[tuple[str, str]]:
-    return [(f"{path.relative_to(ROOT)} #{i}", body) for path in READMES for i, body in enumerate(blocks(path, "python"))]
+    return [
+        (f"{path.relative_to(ROOT)} #{i}", body) for path in READMES for i, body in enumerate(blocks(path, "python"))
+    ]
 
 
 def test_the_readme_has_python_examples():

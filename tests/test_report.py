@@ -14,14 +14,31 @@ import pytest
 from PIL import Image
 
 from browser import chromium, image_stats, offline_page
-from saved_runs import saved
 from genlab.cli import main
-from genlab.report import write_report
 from genlab.io import atomic_write_json
+from genlab.report import write_report
+from saved_runs import saved
 
-TRAIN = ["--data", "digits", "--steps", "6", "--set", "train.batch_size=16", "--set", "train.sample_every=2",
-         "--set", "train.log_every=2", "--set", "train.progress=false", "--set", "model.latent_dim=2",
-         "--set", "model.channels=[4,8]", "--set", "model.hidden_dim=16"]
+TRAIN = [
+    "--data",
+    "digits",
+    "--steps",
+    "6",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.sample_every=2",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "model.latent_dim=2",
+    "--set",
+    "model.channels=[4,8]",
+    "--set",
+    "model.hidden_dim=16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +51,9 @@ def vae_run(tmp_path_factory):
 
 
 def inline_images(page: str) -> list[tuple[str, bytes]]:
-    return [(m, base64.b64decode(b)) for m, b in re.findall(r'src="data:(image/[a-z]+);base64,([A-Za-z0-9+/=]+)"', page)]
+    return [
+        (m, base64.b64decode(b)) for m, b in re.findall(r'src="data:(image/[a-z]+);base64,([A-Za-z0-9+/=]+)"', page)
+    ]
 
 
 def sections(page: str) -> list[str]:
@@ -43,13 +62,23 @@ def sections(page: str) -> list[str]:
 
 def test_train_writes_a_self_contained_report_with_every_latent_view(vae_run):
     page = (vae_run / "report.html").read_text()
-    assert sections(page) == ["Run, machine and timings", "Training curves", "Samples", "Samples over training",
-                              "Reconstructions", "Interpolation", "Traversals", "2-D manifold"]
+    assert sections(page) == [
+        "Run, machine and timings",
+        "Training curves",
+        "Samples",
+        "Samples over training",
+        "Reconstructions",
+        "Interpolation",
+        "Traversals",
+        "2-D manifold",
+    ]
     assert not re.search(r'(?:src|href)="(?!data:)', page), "every resource is inline"
     assert "http://" not in page and "https://" not in page.replace("arXiv", "")
     images = inline_images(page)
     kinds = [m for m, _ in images]
-    assert kinds.count("image/gif") == 1 and len(images) == 6 + 3  # curves, samples, 3 timeline grids, rec, gif, trav, manifold
+    assert (
+        kinds.count("image/gif") == 1 and len(images) == 6 + 3
+    )  # curves, samples, 3 timeline grids, rec, gif, trav, manifold
     for mime, raw in images:
         img = Image.open(io.BytesIO(raw))
         img.load()
@@ -67,7 +96,9 @@ def test_report_adds_eval_and_ood_results_when_present(vae_run, tmp_path):
     shutil.copytree(vae_run, run)
     atomic_write_json(run / "eval.json", {"likelihood": {"nll_nats": 91.25, "bits_per_dim": 0.1679}, "split": "test"})
     (run / "ood").mkdir()
-    atomic_write_json(run / "ood" / "ood.json", {"markdown": "| set | likelihood AUROC |\n|---|---|\n| noise | 0.998 |\n"})
+    atomic_write_json(
+        run / "ood" / "ood.json", {"markdown": "| set | likelihood AUROC |\n|---|---|\n| noise | 0.998 |\n"}
+    )
     from genlab.ood import plot_roc
 
     plot_roc({"likelihood": ([0.0, 0.2, 1.0], [0.0, 0.9, 1.0])}, run / "ood" / "roc-noise.png")
@@ -78,7 +109,15 @@ def test_report_adds_eval_and_ood_results_when_present(vae_run, tmp_path):
 
 
 def test_parts_follow_capabilities_and_fast_mode_skips_slow_sampling(tmp_path):
-    pix = saved(tmp_path / "pix", "pixelcnn", "digits", image_shape=(1, 8, 8), hidden_channels=8, num_blocks=1, output_channels=8)
+    pix = saved(
+        tmp_path / "pix",
+        "pixelcnn",
+        "digits",
+        image_shape=(1, 8, 8),
+        hidden_channels=8,
+        num_blocks=1,
+        output_channels=8,
+    )
     page = write_report(pix).read_text()
     assert sections(page) == ["Run, machine and timings", "Samples"]  # no metrics, no latent space, no encoder
     fast = write_report(pix, pix / "fast.html", fast=True, budget_s=0.0).read_text()
@@ -88,8 +127,16 @@ def test_parts_follow_capabilities_and_fast_mode_skips_slow_sampling(tmp_path):
     assert "Samples" in sections(page) and "Reconstructions" not in sections(page)
     (img,) = [raw for _, raw in inline_images(page)]
     assert Image.open(io.BytesIO(raw := img)).size[0] > 300 and raw
-    wave = saved(tmp_path / "wave", "wavenet", None, image_shape=(1, 1, 32), residual_channels=4, skip_channels=4,
-                 dilations=(1, 2), stacks=1)
+    wave = saved(
+        tmp_path / "wave",
+        "wavenet",
+        None,
+        image_shape=(1, 1, 32),
+        residual_channels=4,
+        skip_channels=4,
+        dilations=(1, 2),
+        stacks=1,
+    )
     page = write_report(wave).read_text()
     assert '<audio controls src="data:audio/wav;base64,' in page
 

@@ -79,8 +79,23 @@ def test_the_run_config_counts_its_budget_in_the_chosen_clock(clock):
 
 
 def test_a_likelihood_model_prints_its_curve_and_the_papers_numbers(capsys, tmp_path):
-    reproduce.main(["vae", "--minutes", "0.005", "--evals", "2", "--eval-examples", "16", "--iw-samples", "2",
-                    "--out", str(tmp_path), "--set", "train.batch_size=16"])
+    reproduce.main(
+        [
+            "vae",
+            "--minutes",
+            "0.005",
+            "--evals",
+            "2",
+            "--eval-examples",
+            "16",
+            "--iw-samples",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "train.batch_size=16",
+        ]
+    )
     out = capsys.readouterr().out
     curve = [line for line in out.splitlines() if line.startswith("| 0.")]
     assert len(curve) == 2 and all(float(line.split("|")[4]) > 0 for line in curve)  # test NLL in nats
@@ -89,7 +104,22 @@ def test_a_likelihood_model_prints_its_curve_and_the_papers_numbers(capsys, tmp_
 
 
 def test_a_sample_model_is_measured_with_fid(capsys, tmp_path):
-    reproduce.main(["dcgan", "--minutes", "0.005", "--evals", "1", "--eval-examples", "64", "--samples", "64",
-                    "--out", str(tmp_path), "--set", "train.batch_size=16"])
+    reproduce.main(
+        [
+            "dcgan",
+            "--minutes",
+            "0.005",
+            "--evals",
+            "1",
+            "--eval-examples",
+            "64",
+            "--samples",
+            "64",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "train.batch_size=16",
+        ]
+    )
     out = capsys.readouterr().out
     assert "FID " in out and "none reported" in out

@@ -13,8 +13,17 @@ from genlab.train import Trainer
 
 CONFIGS = {
     "glow": dict(image_shape=(1, 8, 8), num_scales=2, steps_per_scale=2, hidden_channels=8),
-    "vqvae": dict(image_shape=(1, 8, 8), hidden_channels=8, residual_blocks=1, num_codes=4, code_dim=3,
-                  prior_start=3, freeze_autoencoder=True, prior_channels=8, prior_blocks=1),
+    "vqvae": dict(
+        image_shape=(1, 8, 8),
+        hidden_channels=8,
+        residual_blocks=1,
+        num_codes=4,
+        code_dim=3,
+        prior_start=3,
+        freeze_autoencoder=True,
+        prior_channels=8,
+        prior_blocks=1,
+    ),
 }
 
 
@@ -25,7 +34,9 @@ class Data:
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_stopped_and_resumed_run_is_bit_identical(name, tmp_path):
-    cfg = TrainConfig(steps=8, batch_size=8, lr=1e-2, log_every=0, sample_every=0, checkpoint_every=0, progress=False, device="cpu")
+    cfg = TrainConfig(
+        steps=8, batch_size=8, lr=1e-2, log_every=0, sample_every=0, checkpoint_every=0, progress=False, device="cpu"
+    )
 
     def run(directory, steps, restore=False):
         torch.manual_seed(0)

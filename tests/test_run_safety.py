@@ -16,15 +16,26 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_trainer import NoisyAE, ToyConfig, ToyData, assert_bit_identical, one_thread, run_cfg, tcfg  # noqa: E402,F401
-
 import genlab  # noqa: E402
 from genlab.cli import main  # noqa: E402
 from genlab.errors import ConfigError, WriteError  # noqa: E402
 from genlab.train.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
+from test_trainer import NoisyAE, ToyConfig, ToyData, assert_bit_identical, one_thread, run_cfg, tcfg  # noqa: E402,F401
 
-TINY = ["--data", "digits", "--set", "train.batch_size=16", "--set", "train.progress=false", "--set", "train.sample_every=0",
-        "--set", "model.latent_dim=2", "--set", "model.hidden_dim=16"]
+TINY = [
+    "--data",
+    "digits",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.progress=false",
+    "--set",
+    "train.sample_every=0",
+    "--set",
+    "model.latent_dim=2",
+    "--set",
+    "model.hidden_dim=16",
+]
 
 
 def snapshot(folder: Path) -> dict:
@@ -73,7 +84,9 @@ def test_max_seconds_stops_at_a_step_boundary_and_the_budget_survives_resume(tmp
     from genlab.train import resume, train
 
     data = ToyData(n=40)
-    run = train(run_cfg("toy-tick", steps=20, checkpoint_every=4, max_seconds=5.5), out_dir=str(tmp_path / "a"), dataset=data)
+    run = train(
+        run_cfg("toy-tick", steps=20, checkpoint_every=4, max_seconds=5.5), out_dir=str(tmp_path / "a"), dataset=data
+    )
     # iterations start at 0, 1, ..., 5 s; at 6 s the budget is spent: stop after step 6, saved as at a normal end
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [4, 6]
     weights, state, step = load_checkpoint(run / "checkpoints" / "step-0000006")
@@ -121,7 +134,12 @@ def test_budget_clock_cpu_counts_cpu_time_not_waiting(tmp_path):
 
     data = ToyData(n=40)
     wall = Trainer(Sleepy(ToyConfig(image_shape=(1, 6, 6))), data, tcfg(steps=30, max_seconds=0.5), tmp_path / "wall")
-    cpu = Trainer(Sleepy(ToyConfig(image_shape=(1, 6, 6))), data, tcfg(steps=6, max_seconds=0.5, budget_clock="cpu"), tmp_path / "cpu")
+    cpu = Trainer(
+        Sleepy(ToyConfig(image_shape=(1, 6, 6))),
+        data,
+        tcfg(steps=6, max_seconds=0.5, budget_clock="cpu"),
+        tmp_path / "cpu",
+    )
     wall.fit(), cpu.fit()
     assert wall.out_of_time and wall.step <= 4  # 0.2 s a step: out of time after 3
     assert not cpu.out_of_time and cpu.step == 6  # 1.2 s of sleeping is well under 0.5 CPU-seconds
@@ -143,7 +161,24 @@ def test_max_seconds_must_be_finite_and_non_negative(tmp_path, bad):
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("safety") / "run"
-    assert main(["train", "vae", "--out", str(out), "--steps", "4", "--set", "train.checkpoint_every=2", "--set", "train.log_every=1", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--out",
+                str(out),
+                "--steps",
+                "4",
+                "--set",
+                "train.checkpoint_every=2",
+                "--set",
+                "train.log_every=1",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -290,7 +325,9 @@ def _env() -> dict:
 @contextmanager
 def held_by_another_process(folder: Path):
     """Another process holds ``folder``'s lock inside the block; yields its pid. It lets go when the block ends."""
-    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_env())
+    p = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_env()
+    )
     try:
         assert p.stdout.readline().strip() == b"held"
         yield p.pid
@@ -304,13 +341,17 @@ def test_train_and_resume_refuse_a_run_folder_another_process_uses(cli_run, tmp_
     run, new = tmp_path / "run", tmp_path / "new"
     shutil.copytree(cli_run, run)
     new.mkdir()
-    for folder, argv in ((run, ["resume", str(run), "--steps", "6", "--no-report"]),
-                         (new, ["train", "vae", "--steps", "2", "--out", str(new), "--no-report", *TINY])):
+    for folder, argv in (
+        (run, ["resume", str(run), "--steps", "6", "--no-report"]),
+        (new, ["train", "vae", "--steps", "2", "--out", str(new), "--no-report", *TINY]),
+    ):
         with held_by_another_process(folder) as pid:
             before = snapshot(folder)
             assert main(argv) == 2
-            assert one_line_error(capsys) == (f"genlab {argv[0]}: error: run folder {folder} is in use by another genlab process "
-                                              f"(pid {pid}); wait for it or choose another --out")
+            assert one_line_error(capsys) == (
+                f"genlab {argv[0]}: error: run folder {folder} is in use by another genlab process "
+                f"(pid {pid}); wait for it or choose another --out"
+            )
             assert snapshot(folder) == before
         assert not (folder / ".lock").exists()  # released and removed by its holder
         assert main(argv) == 0  # free again
@@ -320,11 +361,15 @@ def test_train_and_resume_refuse_a_run_folder_another_process_uses(cli_run, tmp_
 def test_two_trains_into_one_folder_started_together_one_fails(tmp_path):
     out = tmp_path / "same"
     argv = [sys.executable, "-m", "genlab", "train", "vae", "--steps", "200", "--out", str(out), "--no-report", *TINY]
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read().strip()) for p in procs]
     assert sorted(code for code, _ in results) == [0, 2], results
     err = next(e for code, e in results if code == 2)
-    assert "\n" not in err and ("is in use by another genlab process" in err or "already holds a trained model" in err), err
+    assert "\n" not in err and (
+        "is in use by another genlab process" in err or "already holds a trained model" in err
+    ), err
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [50, 100, 150, 200]  # one run's log, not two interleaved
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [200] and not (out / ".lock").exists()

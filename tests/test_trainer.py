@@ -91,8 +91,12 @@ class ToyGAN(GenerativeModel):
     def _record(self, name):
         if self.snapshots is not None:
             self.snapshots.append(
-                (name, {k: v.detach().clone() for k, v in self.named_parameters()}, {k: v.grad for k, v in self.named_parameters()},
-                 {k: v.requires_grad for k, v in self.named_parameters()})
+                (
+                    name,
+                    {k: v.detach().clone() for k, v in self.named_parameters()},
+                    {k: v.grad for k, v in self.named_parameters()},
+                    {k: v.requires_grad for k, v in self.named_parameters()},
+                )
             )
 
     def train_steps(self):
@@ -156,7 +160,17 @@ def toys():
 
 
 def tcfg(**kw) -> TrainConfig:
-    base = dict(steps=12, batch_size=16, lr=1e-2, log_every=0, sample_every=0, checkpoint_every=0, progress=False, device="cpu", keep_checkpoints=2)
+    base = dict(
+        steps=12,
+        batch_size=16,
+        lr=1e-2,
+        log_every=0,
+        sample_every=0,
+        checkpoint_every=0,
+        progress=False,
+        device="cpu",
+        keep_checkpoints=2,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -182,9 +196,9 @@ def test_gan_steps_freeze_the_other_module():
     torch.manual_seed(0)
     model = ToyGAN(ToyConfig(image_shape=(1, 6, 6)))
     model.snapshots = []
-    from genlab.train import Trainer
-
     import tempfile
+
+    from genlab.train import Trainer
 
     with tempfile.TemporaryDirectory() as d:
         Trainer(model, ToyData(), tcfg(steps=3, weight_decay=0.1), d).fit()
@@ -212,13 +226,20 @@ def test_per_step_optimisers_and_overrides(tmp_path):
     from genlab.train import Trainer
 
     model = ToyGAN(ToyConfig(image_shape=(1, 6, 6)))
-    t = Trainer(model, ToyData(), tcfg(steps=1, lr=1e-3, betas=(0.9, 0.999), step_lr={"d": 2e-3}, step_betas={"g": (0.5, 0.99)}), tmp_path)
+    t = Trainer(
+        model,
+        ToyData(),
+        tcfg(steps=1, lr=1e-3, betas=(0.9, 0.999), step_lr={"d": 2e-3}, step_betas={"g": (0.5, 0.99)}),
+        tmp_path,
+    )
     assert set(t.optimizers) == {"d", "g"}
     assert t.optimizers["d"].param_groups[0]["lr"] == 2e-3
     assert t.optimizers["g"].param_groups[0]["lr"] == 1e-3
     assert tuple(t.optimizers["g"].param_groups[0]["betas"]) == (0.5, 0.99)
     assert tuple(t.optimizers["d"].param_groups[0]["betas"]) == (0.9, 0.999)
-    with pytest.raises(ConfigError, match=r"train\.step_lr names \['discriminator'\], but ToyGAN's train steps are \['d', 'g'\]"):
+    with pytest.raises(
+        ConfigError, match=r"train\.step_lr names \['discriminator'\], but ToyGAN's train steps are \['d', 'g'\]"
+    ):
         Trainer(model, ToyData(), tcfg(step_lr={"discriminator": 1e-3}), tmp_path)
 
 
@@ -330,7 +351,7 @@ def test_lr_follows_schedule_during_training(tmp_path):
 
     c = tcfg(steps=6, lr=0.1, lr_schedule="cosine", schedule_steps=6, warmup_steps=2, log_every=1)
     Trainer(LinearModel(ToyConfig(image_shape=(1, 6, 6))), ToyData(), c, tmp_path).fit()
-    recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     from genlab.train.trainer import lr_factor
 
     assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6]
@@ -356,7 +377,14 @@ def _train_direct(model_cls, cfg, run_dir, data, steps, resume_from_dir=None, **
 
 @pytest.mark.parametrize(
     "model_cls,extra",
-    [(NoisyAE, {}), (ToyGAN, {}), (NoisyAE, {"ema_decay": 0.9, "grad_clip": 0.5, "lr_schedule": "cosine", "schedule_steps": 20, "warmup_steps": 3})],
+    [
+        (NoisyAE, {}),
+        (ToyGAN, {}),
+        (
+            NoisyAE,
+            {"ema_decay": 0.9, "grad_clip": 0.5, "lr_schedule": "cosine", "schedule_steps": 20, "warmup_steps": 3},
+        ),
+    ],
     ids=["noise+dropout", "two-step", "ema+clip+cosine"],
 )
 def test_bit_identical_resume(tmp_path, model_cls, extra):
@@ -394,7 +422,9 @@ def test_ema_tracks_weights_and_goes_into_model_file(tmp_path):
 def test_sampling_and_logging_do_not_disturb_training(tmp_path):
     data = ToyData(n=40)
     a = _train_direct(NoisyAE, tcfg(steps=8), tmp_path / "a", data, 8)
-    b = _train_direct(NoisyAE, tcfg(steps=8, sample_every=2, log_every=1, checkpoint_every=3, ema_decay=0.9), tmp_path / "b", data, 8)
+    b = _train_direct(
+        NoisyAE, tcfg(steps=8, sample_every=2, log_every=1, checkpoint_every=3, ema_decay=0.9), tmp_path / "b", data, 8
+    )
     assert_bit_identical(params_of(a.model), params_of(b.model))
     pngs = sorted(p.name for p in (tmp_path / "b" / "samples").iterdir())
     assert pngs == ["step-0000002.png", "step-0000004.png", "step-0000006.png", "step-0000008.png"]
@@ -423,8 +453,8 @@ def test_conditional_sampling_gets_labels(tmp_path):
 
 def test_train_and_resume_end_to_end(tmp_path, toys, monkeypatch):
     import genlab
-    from genlab.train import resume, train
     from genlab.io import read_json
+    from genlab.train import resume, train
     from genlab.train.checkpoint import list_checkpoints
 
     monkeypatch.chdir(tmp_path)
@@ -456,7 +486,11 @@ def test_train_and_resume_end_to_end(tmp_path, toys, monkeypatch):
     assert read_json(d1 / "config.json")["train"]["steps"] == 9
     assert [s for s, _ in list_checkpoints(d1 / "checkpoints")] == [8, 9]
     # equals a straight 9-step run
-    d3 = train(run_cfg(steps=9, checkpoint_every=2, keep_checkpoints=2, ema_decay=0.5), out_dir=str(tmp_path / "straight"), dataset=data)
+    d3 = train(
+        run_cfg(steps=9, checkpoint_every=2, keep_checkpoints=2, ema_decay=0.5),
+        out_dir=str(tmp_path / "straight"),
+        dataset=data,
+    )
     assert_bit_identical(genlab.load(d1).state_dict(), genlab.load(d3).state_dict())
 
 
@@ -564,7 +598,9 @@ def test_fused_adam_follows_the_loop_adam_on_channels_last_weights_read_back_fro
     loop = torch.optim.Adam([p], lr=1e-2, foreach=False)
     run(loop, p, grads[:3])
     saved = loop.state_dict()
-    saved["state"] = {i: {k: v.clone(memory_format=torch.contiguous_format) for k, v in s.items()} for i, s in saved["state"].items()}
+    saved["state"] = {
+        i: {k: v.clone(memory_format=torch.contiguous_format) for k, v in s.items()} for i, s in saved["state"].items()
+    }
     q = nn.Parameter(p.detach().clone())
     fused = adam([q], lr=1e-2)
     assert fused.param_groups[0]["fused"]
@@ -604,6 +640,14 @@ def test_plain_progress_also_prints_every_30_seconds_and_once_at_an_early_stop()
     bar.set_postfix({"ae/loss": "0.5"}, refresh=False)
     bar.close()  # stopped at step 220 (a budget): the last state is printed once
     lines = out.getvalue().splitlines()
-    assert [ln.split()[2] for ln in lines] == ["203/1000", "206/1000", "209/1000", "212/1000", "215/1000", "218/1000", "220/1000"]
+    assert [ln.split()[2] for ln in lines] == [
+        "203/1000",
+        "206/1000",
+        "209/1000",
+        "212/1000",
+        "215/1000",
+        "218/1000",
+        "220/1000",
+    ]
     assert lines[-1] == "run: step 220/1000 (22%), 200 s, 0.1 steps/s, ae/loss=0.5"
     assert isinstance(progress_bar(10, 0, "run", stream=io.StringIO()), PlainProgress)

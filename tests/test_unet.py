@@ -21,7 +21,11 @@ def _perturbed(net: UNet, seed: int = 0) -> UNet:
 
 @pytest.mark.parametrize("size", [(28, 28), (7, 5), (6, 6)])
 def test_output_shape_on_any_size(size):
-    net = _perturbed(UNet(2, 4, channels=8, channel_mult=(1, 2, 2), attention_resolutions=(min(size) // 2,), image_size=size, groups=4))
+    net = _perturbed(
+        UNet(
+            2, 4, channels=8, channel_mult=(1, 2, 2), attention_resolutions=(min(size) // 2,), image_size=size, groups=4
+        )
+    )
     x = torch.randn(3, 2, *size)
     out = net(x, torch.tensor([0.0, 5.0, 999.0]))
     assert out.shape == (3, 4, *size) and torch.isfinite(out).all()
@@ -42,7 +46,11 @@ def test_timestep_embedding_is_cos_and_sin_of_geometric_frequencies():
 
 
 def test_time_and_labels_change_the_output():
-    net = _perturbed(UNet(1, 1, channels=8, channel_mult=(1, 2), attention_resolutions=(), image_size=(8, 8), groups=4, num_classes=3))
+    net = _perturbed(
+        UNet(
+            1, 1, channels=8, channel_mult=(1, 2), attention_resolutions=(), image_size=(8, 8), groups=4, num_classes=3
+        )
+    )
     x = torch.randn(2, 1, 8, 8)
     a = net(x, torch.tensor([10.0, 10.0]), torch.tensor([0, 0]))
     assert not torch.allclose(a, net(x, torch.tensor([500.0, 500.0]), torch.tensor([0, 0])))
@@ -52,7 +60,11 @@ def test_time_and_labels_change_the_output():
 
 
 def test_guidance_mixes_conditional_and_unconditional_outputs():
-    net = _perturbed(UNet(1, 2, channels=8, channel_mult=(1, 2), attention_resolutions=(), image_size=(8, 8), groups=4, num_classes=3))
+    net = _perturbed(
+        UNet(
+            1, 2, channels=8, channel_mult=(1, 2), attention_resolutions=(), image_size=(8, 8), groups=4, num_classes=3
+        )
+    )
     x, t, y = torch.randn(2, 1, 8, 8), torch.tensor([3.0, 7.0]), torch.tensor([0, 2])
     cond, uncond = net(x, t, y), net(x, t, torch.tensor([3, 3]))
     assert torch.allclose(guided(net, x, t, y, 1.0), cond)

@@ -21,7 +21,13 @@ def tiny(shape=(1, 8, 8), **kw):
     return VAE(VAEConfig(image_shape=shape, **kw))
 
 
-SHAPES = [((1, 28, 28), (8, 16)), ((1, 28, 20), (8, 16)), ((3, 32, 32), (8, 16)), ((1, 8, 8), (4, 8)), ((3, 64, 64), (8, 16, 16))]
+SHAPES = [
+    ((1, 28, 28), (8, 16)),
+    ((1, 28, 20), (8, 16)),
+    ((3, 32, 32), (8, 16)),
+    ((1, 8, 8), (4, 8)),
+    ((3, 64, 64), (8, 16, 16)),
+]
 
 
 @pytest.mark.parametrize("decoder", ["upsample", "transposed"])
@@ -119,15 +125,22 @@ def test_kl_warmup_ramps_with_the_trainers_iteration():
 def test_kl_warmup_resumes_exactly(tmp_path):
     from genlab.config import RunConfig, TrainConfig
     from genlab.data.dataset import ImageDataset
-    from genlab.train import resume, train
     from genlab.io import load_tensors
+    from genlab.train import resume, train
 
     data = ImageDataset((torch.rand(32, 1, 8, 8) * 255).to(torch.uint8), None, "noise")
     tc = dict(steps=6, batch_size=8, log_every=1, sample_every=0, checkpoint_every=3, progress=False, device="cpu")
-    cfg = RunConfig("vae", VAEConfig(image_shape=(1, 8, 8), latent_dim=2, channels=(4,), hidden_dim=8, kl_warmup_steps=4, beta=2.0),
-                    TrainConfig(**tc))
+    cfg = RunConfig(
+        "vae",
+        VAEConfig(image_shape=(1, 8, 8), latent_dim=2, channels=(4,), hidden_dim=8, kl_warmup_steps=4, beta=2.0),
+        TrainConfig(**tc),
+    )
     straight = train(cfg, out_dir=str(tmp_path / "straight"), dataset=data)
-    cut = train(RunConfig(cfg.model_name, cfg.model, TrainConfig(**{**tc, "steps": 3})), out_dir=str(tmp_path / "cut"), dataset=data)
+    cut = train(
+        RunConfig(cfg.model_name, cfg.model, TrainConfig(**{**tc, "steps": 3})),
+        out_dir=str(tmp_path / "cut"),
+        dataset=data,
+    )
     resume(cut, steps=6, dataset=data)
     a, b = load_tensors(straight / "model.safetensors"), load_tensors(cut / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -166,7 +179,9 @@ class LinearGaussianVAE(VAE):
 
     def __init__(self, W, b, s):
         dim, d = W.shape
-        super().__init__(VAEConfig(image_shape=(1, 1, dim), latent_dim=d, channels=(2,), hidden_dim=0, channels_last=False))
+        super().__init__(
+            VAEConfig(image_shape=(1, 1, dim), latent_dim=d, channels=(2,), hidden_dim=0, channels_last=False)
+        )
         self.W, self.b, self.s = W, b, s
         self.double()
 
@@ -198,7 +213,11 @@ def _ppca():
     W = torch.randn(4, 2, generator=g, dtype=torch.float64)
     b = torch.randn(4, generator=g, dtype=torch.float64)
     m = LinearGaussianVAE(W, b, 0.7)
-    x = (torch.randn(3, 2, generator=g, dtype=torch.float64) @ W.T + b + 0.7 * torch.randn(3, 4, generator=g, dtype=torch.float64)).view(3, 1, 1, 4)
+    x = (
+        torch.randn(3, 2, generator=g, dtype=torch.float64) @ W.T
+        + b
+        + 0.7 * torch.randn(3, 4, generator=g, dtype=torch.float64)
+    ).view(3, 1, 1, 4)
     return m, x
 
 
@@ -287,7 +306,16 @@ def test_mlp_encoder_and_decoder_shapes_and_gradients(encoder, decoder, likeliho
 
 def test_mlp_vae_is_the_iwae_papers_network_exactly():
     """784-200-200-50 tanh with mean and log-variance heads, mirrored decoder: 425,284 parameters (Burda et al. 2016)."""
-    m = VAE(VAEConfig(image_shape=(1, 28, 28), encoder="mlp", decoder="mlp", mlp_hidden=(200, 200), latent_dim=50, activation="tanh"))
+    m = VAE(
+        VAEConfig(
+            image_shape=(1, 28, 28),
+            encoder="mlp",
+            decoder="mlp",
+            mlp_hidden=(200, 200),
+            latent_dim=50,
+            activation="tanh",
+        )
+    )
     assert sum(p.numel() for p in m.parameters()) == 425_284
     assert sum(isinstance(mod, torch.nn.Tanh) for mod in [*m.enc_head.modules(), *m.dec_head.modules()]) == 4
 
@@ -312,7 +340,9 @@ def test_iwae_training_loss_is_exact_with_the_exact_posterior():
         m, x = _iw_model(k, exact_posterior=True)
         out = m.loss({"x": x})
         assert torch.allclose(-out["loss"], m.exact_log_prob(x).mean(), atol=1e-9)
-        assert torch.allclose(out["iw_bound"], -out["loss"], atol=1e-9) and torch.allclose(out["elbo"], -out["loss"], atol=1e-9)
+        assert torch.allclose(out["iw_bound"], -out["loss"], atol=1e-9) and torch.allclose(
+            out["elbo"], -out["loss"], atol=1e-9
+        )
 
 
 def test_iwae_training_loss_matches_an_independent_computation():
@@ -363,7 +393,9 @@ def test_bfloat16_autocast_keeps_the_posterior_in_float32(posterior):
     posterior's statistics come out in float32, so the KL and the importance weights are
     full precision: the training loss stays within bfloat16's rounding of the float32 one."""
     torch.manual_seed(0)
-    m = tiny((1, 8, 8), encoder="mlp", decoder="mlp", mlp_hidden=(32,), posterior=posterior, iaf_hidden_dim=8, iaf_context=4)
+    m = tiny(
+        (1, 8, 8), encoder="mlp", decoder="mlp", mlp_hidden=(32,), posterior=posterior, iaf_hidden_dim=8, iaf_context=4
+    )
     x = (torch.rand(64, 1, 8, 8) > 0.5).float()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mu, log_var, _ = m.encode_posterior(x)

@@ -12,8 +12,17 @@ from genlab.models.vqvae import VQVAE, EMACodebook, VQVAEConfig
 
 def tiny(**kw) -> VQVAE:
     torch.manual_seed(0)
-    base = dict(image_shape=(1, 8, 8), hidden_channels=8, residual_blocks=1, num_codes=4, code_dim=3,
-                prior_start=0, freeze_autoencoder=False, prior_channels=8, prior_blocks=1)
+    base = dict(
+        image_shape=(1, 8, 8),
+        hidden_channels=8,
+        residual_blocks=1,
+        num_codes=4,
+        code_dim=3,
+        prior_start=0,
+        freeze_autoencoder=False,
+        prior_channels=8,
+        prior_blocks=1,
+    )
     return VQVAE(VQVAEConfig(**{**base, **kw}))
 
 
@@ -26,6 +35,7 @@ def test_straight_through_copies_the_decoder_gradient_to_the_encoder_output():
     model = tiny(beta=0.0).eval()
     x = images()
     captured = {}
+
     def keep(module, inputs, out):
         out.retain_grad()
         captured["z_e"] = out
@@ -61,7 +71,9 @@ def test_ema_update_equals_the_closed_form_on_a_hand_made_batch():
     assert cb.update(flat, idx) == 0
     n = torch.tensor([2.0, 1.0, 0.0])
     usage = 0.9 * torch.tensor([2.0, 1.0, 4.0]) + 0.1 * n
-    sums = 0.9 * torch.tensor([[2.0, 0.0], [0.0, 1.0], [4.0, 4.0]]) + 0.1 * torch.tensor([[4.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    sums = 0.9 * torch.tensor([[2.0, 0.0], [0.0, 1.0], [4.0, 4.0]]) + 0.1 * torch.tensor(
+        [[4.0, 0.0], [0.0, 2.0], [0.0, 0.0]]
+    )
     total = usage.sum()
     smoothed = (usage + 1e-5) / (total + 3e-5) * total
     assert torch.allclose(cb.usage, usage)

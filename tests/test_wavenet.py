@@ -16,7 +16,17 @@ from genlab.models.wavenet import WaveNet, WaveNetConfig
 
 
 def tiny(length=40, dilations=(1, 2, 4), stacks=2, block_kernel=2, **kw):
-    return WaveNet(WaveNetConfig(image_shape=(1, 1, length), residual_channels=8, skip_channels=8, dilations=dilations, stacks=stacks, block_kernel=block_kernel, **kw))
+    return WaveNet(
+        WaveNetConfig(
+            image_shape=(1, 1, length),
+            residual_channels=8,
+            skip_channels=8,
+            dilations=dilations,
+            stacks=stacks,
+            block_kernel=block_kernel,
+            **kw,
+        )
+    )
 
 
 @pytest.mark.parametrize("dilations,stacks,k", [((1, 2, 4), 2, 2), ((1, 3), 1, 3), ((2, 1, 8), 1, 2)])

@@ -32,6 +32,7 @@ def record_steps(model, players: dict[str, nn.Module | tuple[nn.Module, ...]]) -
     def instrumented():
         steps = original()
         for s in steps:
+
             def loss(batch, inner=s.loss, name=s.name):
                 seen.append((name, take()))
                 return inner(batch)
@@ -43,8 +44,15 @@ def record_steps(model, players: dict[str, nn.Module | tuple[nn.Module, ...]]) -
     return seen, take
 
 
-def train_alone(model, module: nn.Module, step_name: str, make_batch: Callable[[], dict], steps: int,
-                lr: float = 3e-3, decay_at: int | None = None) -> None:
+def train_alone(
+    model,
+    module: nn.Module,
+    step_name: str,
+    make_batch: Callable[[], dict],
+    steps: int,
+    lr: float = 3e-3,
+    decay_at: int | None = None,
+) -> None:
     """Run only the model's train step ``step_name``, ``steps`` times on fresh batches, with
     Adam over ``module``'s parameters (the learning rate divided by 5 from ``decay_at`` on):
     e.g. a discriminator trained to its optimum against fixed other players."""

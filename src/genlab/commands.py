@@ -50,7 +50,9 @@ def _out_path(args, out_dir: Path, default_name: str, *also: str) -> Path:
         return path.with_name(path.name + ext)
     allowed = [*(PICTURE_FORMATS if ext in PICTURE_FORMATS else [ext]), *also]
     if path.suffix.lower() not in allowed:
-        raise GenlabError(f"--out {path}: genlab {args.command} writes {', '.join(allowed)} files; end the name with one of these")
+        raise GenlabError(
+            f"--out {path}: genlab {args.command} writes {', '.join(allowed)} files; end the name with one of these"
+        )
     return path
 
 
@@ -146,11 +148,15 @@ def cmd_resume(args) -> None:
     from .train.checkpoint import list_checkpoints
 
     if pretrained.is_pretrained(args.run):
-        raise GenlabError(f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
-                          "train your own with genlab train")
+        raise GenlabError(
+            f"{args.run} is a model shipped with genlab, not a training run: it has no checkpoints to resume; "
+            "train your own with genlab train"
+        )
     checkpoints = list_checkpoints(Path(args.run) / "checkpoints")
     run = resume(Path(args.run), steps=args.steps, max_seconds=args.max_seconds)
-    if list_checkpoints(run / "checkpoints") != checkpoints:  # it trained; with nothing to do the folder stays as it was
+    if (
+        list_checkpoints(run / "checkpoints") != checkpoints
+    ):  # it trained; with nothing to do the folder stays as it was
         _report_after_training(run, args)
     print(run)
 
@@ -166,7 +172,11 @@ def cmd_report(args) -> None:
     from .report import write_report
 
     run, out = _folders(args.run)
-    print(write_report(run, _out_path(args, out, "report.html"), fast=args.fast, seed=args.seed, device=_device(args.device)))
+    print(
+        write_report(
+            run, _out_path(args, out, "report.html"), fast=args.fast, seed=args.seed, device=_device(args.device)
+        )
+    )
 
 
 def cmd_sample(args) -> None:
@@ -186,7 +196,9 @@ def cmd_sample(args) -> None:
     if model.data_kind == "image":  # -n counts images: a translator's sample is an (A, B) pair of them
         n = math.ceil(n / images_per_sample(model))
     check_picture(model, n, args.scale)
-    shown = render_samples(model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name"))
+    shown = render_samples(
+        model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name")
+    )
     print(shown.save(path, scale=args.scale, rate=args.rate))
 
 
@@ -213,8 +225,16 @@ def cmd_interpolate(args) -> None:
     elif "latent" in model.capabilities:  # GAN: walk between random codes
         from .viz.gan import gan_walk_gif
 
-        gan_walk_gif(model, path, points=args.points, steps=args.frames, method=args.method, generator=g,
-                     labels=_labels(args.labels, 1), scale=args.scale)
+        gan_walk_gif(
+            model,
+            path,
+            points=args.points,
+            steps=args.frames,
+            method=args.method,
+            generator=g,
+            labels=_labels(args.labels, 1),
+            scale=args.scale,
+        )
     else:
         raise GenlabError(f"{type(model).__name__} has no latent space to walk through")
     print(path)
@@ -228,7 +248,9 @@ def cmd_manifold(args) -> None:
     model = _load(args.run)
     _require(model, "decode", "has no latent space: the manifold figure decodes a grid of latent codes")
     if model.data_kind != "image":
-        raise GenlabError(f"{type(model).__name__} makes {model.data_kind}, not images: the manifold figure is a grid of images")
+        raise GenlabError(
+            f"{type(model).__name__} makes {model.data_kind}, not images: the manifold figure is a grid of images"
+        )
     image = latent.manifold_grid(model, n=args.n, dims=tuple(args.dims))
     _write_png(args, path, image)
 
@@ -270,8 +292,15 @@ def cmd_eval(args) -> None:
     name = args.data or d.get("name", DEFAULT_DATA)
     ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
     result = evaluate(
-        model, ds, n_samples=args.samples, iw_samples=args.iw_samples, max_examples=args.max_examples,
-        batch_size=args.batch_size, seed=args.seed, split=args.split, feature_net=args.feature_net,
+        model,
+        ds,
+        n_samples=args.samples,
+        iw_samples=args.iw_samples,
+        max_examples=args.max_examples,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        split=args.split,
+        feature_net=args.feature_net,
     )
     write_report(result, Path(args.out) if args.out else out)
     print(json.dumps(result, indent=2))
@@ -282,7 +311,11 @@ def cmd_ood(args) -> None:
 
     run, out = _folders(args.run)
     model = _load(args.run)
-    _require(model, "log_prob", "has no likelihood: every outlier score needs log p(x); use a likelihood model (genlab models)")
+    _require(
+        model,
+        "log_prob",
+        "has no likelihood: every outlier score needs log p(x); use a likelihood model (genlab models)",
+    )
     d = _run_config(run)
     data_dir = args.data_dir or d.get("data_dir")
     name = args.in_data or d.get("name", DEFAULT_DATA)
@@ -293,12 +326,21 @@ def cmd_ood(args) -> None:
     background = _load(args.background) if args.background else None
     methods = [m for m in args.methods.split(",") if m]
     if "likelihood-ratio" in methods and background is None:
-        raise GenlabError("the likelihood-ratio method needs --background RUN (a model trained on perturbed inputs, "
-                          "see genlab.ood.train_background)")
+        raise GenlabError(
+            "the likelihood-ratio method needs --background RUN (a model trained on perturbed inputs, "
+            "see genlab.ood.train_background)"
+        )
     train = _data_for(model, name, "train", data_dir) if "typicality" in methods else None
     result = ood.evaluate_ood(
-        model, test, outs, methods, background=background, train_data=train, iw_samples=args.iw_samples,
-        seed=args.seed, out_dir=Path(args.report_dir) if args.report_dir else out / "ood",
+        model,
+        test,
+        outs,
+        methods,
+        background=background,
+        train_data=train,
+        iw_samples=args.iw_samples,
+        seed=args.seed,
+        out_dir=Path(args.report_dir) if args.report_dir else out / "ood",
     )
     print(json.dumps(result, indent=2))
 
@@ -311,14 +353,18 @@ def cmd_complete(args) -> None:
     _, out = _folders(args.run)
     path = _out_path(args, out, "completion.png")
     model = _load(args.run)
-    _require(model, "complete", "does not complete images: only autoregressive models draw the missing rows (genlab models)")
+    _require(
+        model, "complete", "does not complete images: only autoregressive models draw the missing rows (genlab models)"
+    )
     c, h, w = model.config.image_shape
     if not 0 < args.rows < h:
         raise GenlabError(f"--rows must be between 1 and {h - 1} for {h}-row images, got {args.rows}")
     x01 = load_image(args.image, channels=c, size=(h, w)).unsqueeze(0).expand(args.n, -1, -1, -1)
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
-    completed = model.complete(x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n))
+    completed = model.complete(
+        x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n)
+    )
     _write_png(args, path, torch.cat([x01[:1], completed.float()]))
 
 
@@ -332,8 +378,15 @@ def cmd_serve(args) -> None:
         raise GenlabError("name a run folder: this installation ships no pretrained models")
     from .app import serve
 
-    serve([resolve_run(r) for r in runs], host=args.host, port=args.port, device=device,
-          reference_examples=args.reference_examples, verbose=args.verbose, data_dir=args.data_dir)
+    serve(
+        [resolve_run(r) for r in runs],
+        host=args.host,
+        port=args.port,
+        device=device,
+        reference_examples=args.reference_examples,
+        verbose=args.verbose,
+        data_dir=args.data_dir,
+    )
 
 
 def cmd_translate(args) -> None:
@@ -343,9 +396,17 @@ def cmd_translate(args) -> None:
     path = _out_path(args, out, f"translation-{args.direction}.png")
     model = _load(args.run)
     _require(model, "translate", "does not translate between domains; train cyclegan")
-    x01 = translation_inputs(model, args.direction, image=args.image, domain=args.data, run_data=_run_config(run).get("name"),
-                             split=args.split, data_dir=args.data_dir or _run_config(run).get("data_dir"), n=args.n,
-                             generator=_generator(args.seed))
+    x01 = translation_inputs(
+        model,
+        args.direction,
+        image=args.image,
+        domain=args.data,
+        run_data=_run_config(run).get("name"),
+        split=args.split,
+        data_dir=args.data_dir or _run_config(run).get("data_dir"),
+        n=args.n,
+        generator=_generator(args.seed),
+    )
     _write_png(args, path, translation_grid(model, x01, args.direction))
 
 
@@ -368,7 +429,10 @@ def cmd_models(args) -> None:
         for name in shipped:
             card = pretrained.card(name)
             minutes = card["training"].get("cpu_minutes")
-            print(f"{name:22s} {card['data']['name']:28s} {card['headline']}" + (f"; {minutes:.0f} CPU-min" if minutes else ""))
+            print(
+                f"{name:22s} {card['data']['name']:28s} {card['headline']}"
+                + (f"; {minutes:.0f} CPU-min" if minutes else "")
+            )
             for check in card.get("judged", {}).get("checks", []):  # scripts/check_pretrained.py's independent judge
                 verdict = {True: "meets", False: "misses", None: "-"}[check["pass"]]
                 print(f"{'':22s} judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")

@@ -99,7 +99,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3  # Adam's learning rate of every train step without its own in step_lr
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's betas of every step without its own in step_betas
-    step_lr: dict[str, float] = field(default_factory=dict)  # train step name -> its own rate, e.g. {"discriminator": 4e-4}
+    step_lr: dict[str, float] = field(
+        default_factory=dict
+    )  # train step name -> its own rate, e.g. {"discriminator": 4e-4}
     step_betas: dict[str, tuple[float, float]] = field(default_factory=dict)  # train step name -> its own betas
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 at schedule_steps)
@@ -117,22 +119,30 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's modules
     progress: bool = True
     max_seconds: float = 0.0  # time budget of the run in seconds, counted across resumes; 0 = none
-    budget_clock: str = "wall"  # what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
+    budget_clock: str = (
+        "wall"  # what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
+    )
     threads: int = 0  # CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
-    tune_malloc: bool = True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
+    tune_malloc: bool = (
+        True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
+    )
     channels_last: bool = False  # train with 4-D weights and batches in channels-last memory layout
-    fused_adam: bool = True  # Adam's fused kernel where torch has one (CPU, CUDA); false: torch's default (genlab <= 0.1.0)
+    fused_adam: bool = (
+        True  # Adam's fused kernel where torch has one (CPU, CUDA); false: torch's default (genlab <= 0.1.0)
+    )
 
     def __post_init__(self):
         self.validate()
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # noqa: C901
         """Raise :class:`ConfigError` on a bad value (called whenever a config is built).
         Step names in ``step_lr``/``step_betas`` are checked by the Trainer, which knows the model's steps."""
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"train.lr_schedule={self.lr_schedule!r}; use constant or cosine")
         if self.lr_schedule == "cosine" and self.schedule_steps <= 0:
-            raise ConfigError("train.lr_schedule=cosine needs train.schedule_steps > 0 (the step where the rate reaches 0), e.g. train.schedule_steps=10000")
+            raise ConfigError(
+                "train.lr_schedule=cosine needs train.schedule_steps > 0 (the step where the rate reaches 0), e.g. train.schedule_steps=10000"
+            )
         if self.warmup_steps < 0:
             raise ConfigError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.batch_size < 1:
@@ -146,15 +156,21 @@ class TrainConfig:
         for where, lr in [("train.lr", self.lr)] + [(f"train.step_lr.{k}", v) for k, v in self.step_lr.items()]:
             if not lr > 0:
                 raise ConfigError(f"{where} must be > 0, got {lr}")
-        for where, b in [("train.betas", self.betas)] + [(f"train.step_betas.{k}", v) for k, v in self.step_betas.items()]:
+        for where, b in [("train.betas", self.betas)] + [
+            (f"train.step_betas.{k}", v) for k, v in self.step_betas.items()
+        ]:
             if len(b) != 2 or not all(0.0 <= v < 1.0 for v in b):
                 raise ConfigError(f"{where} must be two numbers in [0, 1), e.g. [0.5, 0.999], got {list(b)}")
         if self.grad_clip < 0:
             raise ConfigError(f"train.grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
         if not 0.0 <= self.max_seconds < float("inf"):
-            raise ConfigError(f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {self.max_seconds}")
+            raise ConfigError(
+                f"train.max_seconds must be a finite number >= 0 (0 = no time budget), got {self.max_seconds}"
+            )
         if self.budget_clock not in ("wall", "cpu"):
-            raise ConfigError(f"train.budget_clock={self.budget_clock!r}; use wall (elapsed time) or cpu (CPU time of this process, every thread)")
+            raise ConfigError(
+                f"train.budget_clock={self.budget_clock!r}; use wall (elapsed time) or cpu (CPU time of this process, every thread)"
+            )
         if self.threads < 0:
             raise ConfigError(f"train.threads must be >= 0 (0 = chosen from the free cores), got {self.threads}")
 
@@ -172,8 +188,10 @@ class TrainConfig:
         for field_name in ("step_lr", "step_betas"):
             unknown = sorted(set(getattr(self, field_name)) - set(names))
             if unknown:
-                raise ConfigError(f"train.{field_name} names {unknown}, but {model}'s train steps are {names}; "
-                                  f"e.g. train.{field_name}.{names[-1]}=...")
+                raise ConfigError(
+                    f"train.{field_name} names {unknown}, but {model}'s train steps are {names}; "
+                    f"e.g. train.{field_name}.{names[-1]}=..."
+                )
 
 
 @dataclass
@@ -198,7 +216,9 @@ class DataConfig:
 
     def validate(self) -> None:
         if not self.name:
-            raise ConfigError(f"data.name must name a data set, e.g. data.name={DEFAULT_DATA} (genlab datasets lists them)")
+            raise ConfigError(
+                f"data.name must name a data set, e.g. data.name={DEFAULT_DATA} (genlab datasets lists them)"
+            )
         if self.split not in ("train", "test", "all"):
             raise ConfigError(f"data.split must be train, test or all, got {self.split!r}")
 
@@ -219,7 +239,7 @@ def to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _coerce(value: Any, tp: Any, where: str) -> Any:  # noqa: C901
     """Check and convert a JSON value to the annotated type ``tp``."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -238,7 +258,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {value!r} is not a valid {tp}")
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected an object like {{\"name\": value}}, got {value!r}")
+            raise ConfigError(f'{where}: expected an object like {{"name": value}}, got {value!r}')
         key_tp, value_tp = args if args else (str, Any)
         return {_coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()}
     if origin in (tuple, list):
@@ -307,8 +327,11 @@ def upgrade_model_fields(cls: type, data: dict, where: str = "model") -> tuple[d
             warnings.warn(f"{where}.{key} is deprecated: it is now {where}.{new}", DeprecationWarning, stacklevel=3)
             model[new] = value
         elif key in moved:
-            warnings.warn(f"{where}.{key} is deprecated: optimiser settings live in the train section, "
-                          f"use train.{moved[key]}", DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                f"{where}.{key} is deprecated: optimiser settings live in the train section, use train.{moved[key]}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             train[moved[key]] = value
         else:
             model[key] = value
@@ -387,7 +410,9 @@ def apply_overrides(cfg: RunConfig, overrides: Iterable[str | tuple[str, Any]] |
     updates: dict[str, dict[str, Any]] = {k: to_dict(v) for k, v in sections.items()}
     for key, value in parse_overrides(overrides):
         if "." not in key:
-            raise ConfigError(f"override key {key!r} must name a section: one of {sorted(sections)} (e.g. train.lr=3e-4)")
+            raise ConfigError(
+                f"override key {key!r} must name a section: one of {sorted(sections)} (e.g. train.lr=3e-4)"
+            )
         section, name = key.split(".", 1)
         if section not in sections:
             raise ConfigError(f"unknown config section {section!r}; valid sections: {sorted(sections)}")

@@ -76,7 +76,9 @@ def kl_gaussian(mean_q: Tensor, log_var_q: Tensor, mean_p: Tensor, log_var_p: Te
     """KL( N(mean_q, diag(exp(log_var_q))) || N(mean_p, diag(exp(log_var_p))) ) in closed form,
     nats, shape (B,):  0.5 * sum_j [ log(s_p^2 / s_q^2) + (s_q^2 + (m_q - m_p)^2) / s_p^2 - 1 ]."""
     ratio = torch.exp(log_var_q - log_var_p)
-    return _sum_except_batch(0.5 * (log_var_p - log_var_q + ratio + (mean_q - mean_p) ** 2 * torch.exp(-log_var_p) - 1.0))
+    return _sum_except_batch(
+        0.5 * (log_var_p - log_var_q + ratio + (mean_q - mean_p) ** 2 * torch.exp(-log_var_p) - 1.0)
+    )
 
 
 # ----------------------------------------------------------------- discretized logistic
@@ -107,7 +109,9 @@ def discretized_logistic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor, le
     return _sum_except_batch(lp)
 
 
-def discretized_logistic_sample(mean: Tensor, log_scale: Tensor, levels: int = 256, generator: torch.Generator | None = None) -> Tensor:
+def discretized_logistic_sample(
+    mean: Tensor, log_scale: Tensor, levels: int = 256, generator: torch.Generator | None = None
+) -> Tensor:
     """Sample from the discretised logistic: a logistic draw rounded to the grid, clipped to [0, 1]."""
     u = draw(torch.rand, mean.shape, generator=generator, device=mean.device).clamp(1e-5, 1 - 1e-5)
     x = mean + torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))
@@ -117,7 +121,9 @@ def discretized_logistic_sample(mean: Tensor, log_scale: Tensor, levels: int = 2
 # ----------------------------------------------------------------- discretized logistic mixture
 
 
-def discretized_logistic_mixture_log_prob(x: Tensor, logit_weights: Tensor, means: Tensor, log_scales: Tensor, levels: int = 256) -> Tensor:
+def discretized_logistic_mixture_log_prob(
+    x: Tensor, logit_weights: Tensor, means: Tensor, log_scales: Tensor, levels: int = 256
+) -> Tensor:
     """log P(x) under a mixture of K discretised logistics (Salimans et al. 2017, PixelCNN++),
     independently for every dimension of x, summed: shape (B,).
 
@@ -128,12 +134,20 @@ def discretized_logistic_mixture_log_prob(x: Tensor, logit_weights: Tensor, mean
     xk = x.unsqueeze(1).expand_as(means)
     # The single-logistic function sums over all but dim 0: flattening everything
     # into dim 0 returns the log mass of every element.
-    log_mass = discretized_logistic_log_prob(xk.reshape(-1, 1), means.reshape(-1, 1), log_scales.reshape(-1, 1), levels).view_as(means)
+    log_mass = discretized_logistic_log_prob(
+        xk.reshape(-1, 1), means.reshape(-1, 1), log_scales.reshape(-1, 1), levels
+    ).view_as(means)
     lp = torch.logsumexp(F.log_softmax(logit_weights, dim=1) + log_mass, dim=1)
     return _sum_except_batch(lp)
 
 
-def discretized_logistic_mixture_sample(logit_weights: Tensor, means: Tensor, log_scales: Tensor, levels: int = 256, generator: torch.Generator | None = None) -> Tensor:
+def discretized_logistic_mixture_sample(
+    logit_weights: Tensor,
+    means: Tensor,
+    log_scales: Tensor,
+    levels: int = 256,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """One draw per row from the mixture: parameters (B, K) -> values (B,) on the grid.
 
     Draws, in this order, one uniform per row to pick the component (inverse CDF of

@@ -20,8 +20,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as _safetensors_bytes
 
 from .errors import CheckpointError, WriteError

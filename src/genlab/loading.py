@@ -37,7 +37,9 @@ def load_weights(folder: Path) -> dict[str, torch.Tensor]:
         state = load_tensors(file)
         bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
-            raise CheckpointError(f"{file} holds NaN or infinite weights (in {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+            raise CheckpointError(
+                f"{file} holds NaN or infinite weights (in {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+            )
     except CheckpointError as e:
         raise CheckpointError(f"{e}; {_how_to_restore(folder)}") from None
     return state
@@ -48,7 +50,9 @@ def _how_to_restore(folder: Path) -> str:
     from .train.checkpoint import list_checkpoints
 
     checkpoints = list_checkpoints(folder / "checkpoints")
-    if checkpoints:  # the newest checkpoint's weights: its EMA ones when the run keeps an average, as the Trainer writes
+    if (
+        checkpoints
+    ):  # the newest checkpoint's weights: its EMA ones when the run keeps an average, as the Trainer writes
         step, newest = checkpoints[-1]
         weights = newest / ("ema.safetensors" if (newest / "ema.safetensors").exists() else "model.safetensors")
         return f"restore it from checkpoints/ with: cp {weights} {folder / 'model.safetensors'} (the weights at step {step})"
@@ -73,7 +77,9 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     """
     path = resolve_run(path)
     if not path.is_dir():
-        raise CheckpointError(f"{path} is not a directory; expected a run directory with config.json and model.safetensors")
+        raise CheckpointError(
+            f"{path} is not a directory; expected a run directory with config.json and model.safetensors"
+        )
     doc = read_json(path / "config.json")
     name = doc.get("model_name")
     if not isinstance(name, str) or "model" not in doc:
@@ -94,7 +100,9 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
             f"the weights in {path / 'model.safetensors'} do not fit a {name!r} model with this config: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
         )
-    state = {k: v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v
-             for k, v in state.items()}
+    state = {
+        k: v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v
+        for k, v in state.items()
+    }
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -17,20 +17,24 @@ from typing import Any, Iterable, Mapping
 
 from .config import DEFAULT_DATA, DataConfig, RunConfig, TrainConfig, apply_overrides, parse_overrides
 from .errors import ConfigError
-from .models.cyclegan import DEFAULT_DATA as CYCLEGAN_DATA, TRAIN_DEFAULTS as CYCLEGAN_TRAIN, CycleGAN, CycleGANConfig
-from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.ali import ALI, ALIConfig
-from .models.gan import GAN, POINT_PRESET, TRAIN_DEFAULTS as GAN_TRAIN, GANConfig
-from .models.progan import TRAIN_DEFAULTS as PROGAN_TRAIN, ProGAN, ProGANConfig
-from .models.vae import VAE, VAEConfig
-from .models.pixelcnn import PixelCNN, PixelCNNConfig
-from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-from .models.wavenet import WaveNet, WaveNetConfig
-from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.cyclegan import DEFAULT_DATA as CYCLEGAN_DATA
+from .models.cyclegan import TRAIN_DEFAULTS as CYCLEGAN_TRAIN
+from .models.cyclegan import CycleGAN, CycleGANConfig
+from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
 from .models.ddpm import DDPM, DDPMConfig
 from .models.flow_matching import FlowMatching, FlowMatchingConfig
+from .models.gan import GAN, POINT_PRESET, GANConfig
+from .models.gan import TRAIN_DEFAULTS as GAN_TRAIN
+from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.glow import Glow, GlowConfig
+from .models.pixelcnn import PixelCNN, PixelCNNConfig
+from .models.pixelvae import PixelVAE, PixelVAEConfig
+from .models.progan import TRAIN_DEFAULTS as PROGAN_TRAIN
+from .models.progan import ProGAN, ProGANConfig
+from .models.vae import VAE, VAEConfig
 from .models.vqvae import VQVAE, VQVAEConfig
+from .models.wavenet import WaveNet, WaveNetConfig
 from .presets import BUDGET, PAPER, VAE_QUICKSTART, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
 
 
@@ -49,29 +53,64 @@ class ModelEntry:
         return iter((self.config_class, self.model_class))
 
 
-_POINTS = Preset(POINT_PRESET, data=("ring8", "grid25"), source=(
-    "benchmarks/gan_ring8.py: on ring8, seeds 0-2, minimax and non-saturating cover 8/8 modes with 0.89-0.93 "
-    "high-quality samples (see the genlab.models.gan docstring)"))
+_POINTS = Preset(
+    POINT_PRESET,
+    data=("ring8", "grid25"),
+    source=(
+        "benchmarks/gan_ring8.py: on ring8, seeds 0-2, minimax and non-saturating cover 8/8 modes with 0.89-0.93 "
+        "high-quality samples (see the genlab.models.gan docstring)"
+    ),
+)
 
-_FSDD = Preset({
-    "model.num_classes": 10, "model.residual_channels": 32, "model.skip_channels": 64,
-    "model.dilations": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512), "model.stacks": 1, "model.train_crop": 1024,
-    "train.batch_size": 16, "train.steps": 2000, "train.lr": 1e-3, "train.sample_every": 0, "train.checkpoint_every": 250,
-}, data=("fsdd",), source=(
-    "benchmarks/wavenet_fsdd.py: digit-conditional, receptive field 1,024 samples (128 ms at 8 kHz), 16 random "
-    "1,024-sample windows per step; 1.2-5.0 s per step on 1 thread of a shared 2-core machine at load 17-22, "
-    "where the image-sized defaults took 181 s per step; test NLL 5.47 bits/sample after 550 steps (18.6 min)"))
+_FSDD = Preset(
+    {
+        "model.num_classes": 10,
+        "model.residual_channels": 32,
+        "model.skip_channels": 64,
+        "model.dilations": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        "model.stacks": 1,
+        "model.train_crop": 1024,
+        "train.batch_size": 16,
+        "train.steps": 2000,
+        "train.lr": 1e-3,
+        "train.sample_every": 0,
+        "train.checkpoint_every": 250,
+    },
+    data=("fsdd",),
+    source=(
+        "benchmarks/wavenet_fsdd.py: digit-conditional, receptive field 1,024 samples (128 ms at 8 kHz), 16 random "
+        "1,024-sample windows per step; 1.2-5.0 s per step on 1 thread of a shared 2-core machine at load 17-22, "
+        "where the image-sized defaults took 181 s per step; test NLL 5.47 bits/sample after 550 steps (18.6 min)"
+    ),
+)
 
 #: CPU-budget presets: settings chosen by measurement for a short CPU run, not a paper's.
-_PIXELCNN_CPU = Preset({"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli",
-                        "model.channels_last": True, "train.batch_size": 64, "train.lr": 2e-3, "train.warmup_steps": 100,
-                        "train.lr_schedule": "cosine", "train.steps": 4_000, "train.schedule_steps": 4_000,
-                        "train.ema_decay": 0.999}, source=(
-    "benchmarks/pixelcnn_mnist.py --preset mnist-cpu: the default network for 30 CPU-minutes of one thread "
-    "(about 4,000 steps of 64 at 150 images/s; the benchmark fits the schedule to its budget during the run)"))
-_ALICE = Preset({"model.cycle_weight": 1.0}, source=(
-    "Li et al. 2017 (ALICE), explicit cycle consistency: ALI/BiGAN plus an l2 reconstruction term x -> E -> G -> x "
-    "in the (G, E) loss (model.cycle_weight); the weight was chosen for benchmarks/ali_mnist.py"))
+_PIXELCNN_CPU = Preset(
+    {
+        "data.name": "mnist",
+        "model.image_shape": (1, 28, 28),
+        "model.likelihood": "bernoulli",
+        "model.channels_last": True,
+        "train.batch_size": 64,
+        "train.lr": 2e-3,
+        "train.warmup_steps": 100,
+        "train.lr_schedule": "cosine",
+        "train.steps": 4_000,
+        "train.schedule_steps": 4_000,
+        "train.ema_decay": 0.999,
+    },
+    source=(
+        "benchmarks/pixelcnn_mnist.py --preset mnist-cpu: the default network for 30 CPU-minutes of one thread "
+        "(about 4,000 steps of 64 at 150 images/s; the benchmark fits the schedule to its budget during the run)"
+    ),
+)
+_ALICE = Preset(
+    {"model.cycle_weight": 1.0},
+    source=(
+        "Li et al. 2017 (ALICE), explicit cycle consistency: ALI/BiGAN plus an l2 reconstruction term x -> E -> G -> x "
+        "in the (G, E) loss (model.cycle_weight); the weight was chosen for benchmarks/ali_mnist.py"
+    ),
+)
 
 MODELS: dict[str, ModelEntry] = {
     "vae": ModelEntry(VAEConfig, VAE, presets={"quickstart": VAE_QUICKSTART, **PAPER["vae"], **BUDGET["vae"]}),
@@ -82,10 +121,14 @@ MODELS: dict[str, ModelEntry] = {
     "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["dcgan"]),
     "lsgan": ModelEntry(LSGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["lsgan"]),
     "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN, presets={**PAPER["ali"], "alice": _ALICE}),
-    "cyclegan": ModelEntry(CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]),
+    "cyclegan": ModelEntry(
+        CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]
+    ),
     "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
     "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets={**PAPER["pixelvae"], **BUDGET["pixelvae"]}),
-    "ddpm": ModelEntry(DDPMConfig, DDPM, train={"grad_clip": 1.0}, presets=PAPER["ddpm"]),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
+    "ddpm": ModelEntry(
+        DDPMConfig, DDPM, train={"grad_clip": 1.0}, presets=PAPER["ddpm"]
+    ),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
     "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
     "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),
     "vqvae": ModelEntry(VQVAEConfig, VQVAE, presets=PAPER["vqvae"]),
@@ -155,7 +198,9 @@ def build_run_config(
     if preset is not None and preset not in e.presets:
         have = ", ".join(sorted(e.presets)) or "none"
         raise ConfigError(f"unknown preset {preset!r} for {model_name}; its presets: {have}")
-    cfg = RunConfig(model_name=model_name, model=e.config_class(), train=train_config(model_name), data=DataConfig(name=data))
+    cfg = RunConfig(
+        model_name=model_name, model=e.config_class(), train=train_config(model_name), data=DataConfig(name=data)
+    )
     for name, p in e.presets.items():
         if data in p.data and name != preset:
             cfg = apply_overrides(cfg, p.values)

@@ -53,11 +53,14 @@ class _Skip(Exception):
     """A part that cannot or should not be drawn; its message goes on the page."""
 
 
-def _img(data: bytes, mime: str = "image/png", *, width: int | None = None, pixelated: bool = True, alt: str = "") -> str:
+def _img(
+    data: bytes, mime: str = "image/png", *, width: int | None = None, pixelated: bool = True, alt: str = ""
+) -> str:
     style = f' style="width:{width}px"' if width else ""
     cls = ' class="px"' if pixelated else ""
-    return (f'<img{cls}{style} alt="{html.escape(alt)}" '
-            f'src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}">')
+    return (
+        f'<img{cls}{style} alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}">'
+    )
 
 
 def _figure(inner: str, caption: str) -> str:
@@ -81,7 +84,11 @@ def _fig_png(fig) -> bytes:
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
-    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
+    return (
+        "<table>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+        + "</table>"
+    )
 
 
 def _flatten(doc, prefix: str = "") -> list[tuple[str, str]]:
@@ -90,7 +97,9 @@ def _flatten(doc, prefix: str = "") -> list[tuple[str, str]]:
         for k, v in doc.items():
             rows += _flatten(v, f"{prefix}{k}.")
         return rows
-    value = f"{doc:.6g}" if isinstance(doc, float) else json.dumps(doc) if isinstance(doc, (list, type(None))) else str(doc)
+    value = (
+        f"{doc:.6g}" if isinstance(doc, float) else json.dumps(doc) if isinstance(doc, (list, type(None))) else str(doc)
+    )
     return [(prefix.rstrip("."), value)]
 
 
@@ -105,8 +114,13 @@ def _markdown_table(text: str) -> str:
             continue
         if rows:
             head, body = rows[0], rows[1:]
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body) + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+                + "</table>"
+            )
             rows = []
         if line.strip():
             out.append(f"<p>{html.escape(line.strip('# '))}</p>")
@@ -116,7 +130,9 @@ def _markdown_table(text: str) -> str:
 class Report:
     """Builds ``report.html`` for one run; see the module docstring."""
 
-    def __init__(self, run: str | Path, *, fast: bool = False, budget_s: float = 5.0, seed: int = 0, device: str = "cpu"):
+    def __init__(
+        self, run: str | Path, *, fast: bool = False, budget_s: float = 5.0, seed: int = 0, device: str = "cpu"
+    ):
         from .app.explorer import Explorer
 
         self.run = Path(run)
@@ -138,8 +154,10 @@ class Report:
             call()
         estimate = (time.perf_counter() - t) * items
         if estimate > self.budget_s:
-            raise _Skip(f"{what} skipped while training ended (about {estimate:.0f} s estimated); "
-                        f"genlab report {self.run} draws it")
+            raise _Skip(
+                f"{what} skipped while training ended (about {estimate:.0f} s estimated); "
+                f"genlab report {self.run} draws it"
+            )
 
     def _g(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -154,7 +172,9 @@ class Report:
                 raise _Skip("the run names no data set")
             c, h, w = self.model.config.image_shape
             try:
-                self._data = data.load(spec["name"], "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False)
+                self._data = data.load(
+                    spec["name"], "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False
+                )
             except (GenlabError, OSError, ValueError) as e:
                 raise _Skip(f"the test images are not available here: {e}") from None
         return self._data.images[:n].float() / 255
@@ -168,22 +188,37 @@ class Report:
         card, train = self.card, self.card.get("train") or {}
         metrics = card.get("metrics") or {}
         last = metrics.get("last") or {}
-        rows = [("model", f"{card['name']} ({card['class']}), {card['parameters']:,} parameters"),
-                ("data", json.dumps(card.get("data"))),
-                ("steps", "no metrics logged" if metrics.get("last_step") is None
-                 else f"{metrics['last_step']}" + (f" of {train['steps']}" if train.get("steps") else ""))]
+        rows = [
+            ("model", f"{card['name']} ({card['class']}), {card['parameters']:,} parameters"),
+            ("data", json.dumps(card.get("data"))),
+            (
+                "steps",
+                "no metrics logged"
+                if metrics.get("last_step") is None
+                else f"{metrics['last_step']}" + (f" of {train['steps']}" if train.get("steps") else ""),
+            ),
+        ]
         if isinstance(last.get("time"), (int, float)):
             rows.append(("training time", f"{last['time']:.1f} s ({last['time'] / 60:.1f} min)"))
         if isinstance(last.get("images_per_s"), (int, float)):
             rows.append(("throughput at the end", f"{last['images_per_s']:.1f} images/s"))
-        machine = [("python", platform.python_version()), ("torch", torch.__version__), ("platform", platform.platform()),
-                   ("processor", platform.processor() or platform.machine()), ("CPU cores", str(os.cpu_count())),
-                   ("torch threads", str(torch.get_num_threads()))]
+        machine = [
+            ("python", platform.python_version()),
+            ("torch", torch.__version__),
+            ("platform", platform.platform()),
+            ("processor", platform.processor() or platform.machine()),
+            ("CPU cores", str(os.cpu_count())),
+            ("torch threads", str(torch.get_num_threads())),
+        ]
         if hasattr(os, "getloadavg"):
             machine.append(("load average (1, 5, 15 min)", ", ".join(f"{v:.2f}" for v in os.getloadavg())))
         config = json.dumps({"model": card["config"], "train": card.get("train"), "data": card.get("data")}, indent=2)
-        return (_table(rows) + "<h3>Machine writing this report</h3>" + _table(machine)
-                + f"<details><summary>Config (config.json)</summary><pre>{html.escape(config)}</pre></details>")
+        return (
+            _table(rows)
+            + "<h3>Machine writing this report</h3>"
+            + _table(machine)
+            + f"<details><summary>Config (config.json)</summary><pre>{html.escape(config)}</pre></details>"
+        )
 
     def part_curves(self) -> str:
         from .viz.plots import loss_curves
@@ -191,7 +226,9 @@ class Report:
         series = (self.card.get("metrics") or {}).get("series")
         if not series:
             raise _Skip("no metrics.jsonl")
-        return _img(_fig_png(loss_curves(series, title=self.card["name"])), pixelated=False, width=900, alt="training curves")
+        return _img(
+            _fig_png(loss_curves(series, title=self.card["name"])), pixelated=False, width=900, alt="training curves"
+        )
 
     def part_samples(self) -> str:
         kind = self.caps["kind"]
@@ -200,7 +237,9 @@ class Report:
         if kind == "points":
             from .app import views
 
-            return _img(_fig_png(views.points_plot(self.ex, POINTS, self.seed)), pixelated=False, width=540, alt="points")
+            return _img(
+                _fig_png(views.points_plot(self.ex, POINTS, self.seed)), pixelated=False, width=540, alt="points"
+            )
         if kind == "sequence":
             from .app import views
 
@@ -213,14 +252,18 @@ class Report:
         last = self._timeline()[-1:] if self.fast else []
         final = (self.card.get("metrics") or {}).get("last_step") or (self.card.get("train") or {}).get("steps")
         if last and last[0][0] == final:
-            return _figure(_img(last[0][1].read_bytes(), width=512, alt="samples"),
-                           f"{SAMPLES} samples at step {last[0][0]} (the Trainer's grid)")
+            return _figure(
+                _img(last[0][1].read_bytes(), width=512, alt="samples"),
+                f"{SAMPLES} samples at step {last[0][0]} (the Trainer's grid)",
+            )
         from .app import views
 
         self._probe("sampling", lambda: self.model.sample(1, generator=self._g(), labels=self._labels(1)), SAMPLES)
         grid, _, _ = views.sample_images(self.ex, SAMPLES, self.seed, None)
         data, width = _tensor_png(grid)
-        caption = f"{SAMPLES} samples, seed {self.seed}" + (", labels 0, 1, 2, ... row by row" if self.caps["num_classes"] else "")
+        caption = f"{SAMPLES} samples, seed {self.seed}" + (
+            ", labels 0, 1, 2, ... row by row" if self.caps["num_classes"] else ""
+        )
         return _figure(_img(data, width=max(width, 512), alt="samples"), caption)
 
     def _timeline(self) -> list[tuple[int, Path]]:
@@ -239,8 +282,10 @@ class Report:
             raise _Skip("no samples/step-*.png in the run (train.sample_every)")
         m = min(TIMELINE, len(steps))
         picks = sorted({round(i * (len(steps) - 1) / max(1, m - 1)) for i in range(m)})  # first, last, evenly between
-        return "".join(_figure(_img(steps[i][1].read_bytes(), width=256, alt=f"step {steps[i][0]}"), f"step {steps[i][0]}")
-                       for i in picks)
+        return "".join(
+            _figure(_img(steps[i][1].read_bytes(), width=256, alt=f"step {steps[i][0]}"), f"step {steps[i][0]}")
+            for i in picks
+        )
 
     def part_reconstructions(self) -> str:
         from .viz.images import make_grid
@@ -248,14 +293,20 @@ class Report:
         if not self.caps["reconstruct"]:
             raise _Skip("the model does not encode")
         x01 = self._test_images(RECONSTRUCTIONS)
-        self._probe("reconstructions", lambda: self.model.reconstruct(self.model.prepare(x01[:1], generator=self._g())), len(x01))
+        self._probe(
+            "reconstructions",
+            lambda: self.model.reconstruct(self.model.prepare(x01[:1], generator=self._g())),
+            len(x01),
+        )
         with torch.inference_mode():
             x = self.model.prepare(x01, generator=self._g()).to(self.model.device)
             rec = self.model.reconstruct(x).float().cpu().clamp(0, 1)
         pairs = torch.stack([x01, rec], 1).flatten(0, 1)
         data, width = _tensor_png(make_grid(pairs, nrow=8))
-        return _figure(_img(data, width=max(width, 512), alt="reconstructions"),
-                       "test images (odd columns) and their reconstructions (even columns)")
+        return _figure(
+            _img(data, width=max(width, 512), alt="reconstructions"),
+            "test images (odd columns) and their reconstructions (even columns)",
+        )
 
     def _decoder(self):
         if self.caps["num_classes"]:
@@ -267,7 +318,11 @@ class Report:
             try:
                 x01 = self._test_images(n)
                 with torch.inference_mode():
-                    return self.model.encode(self.model.prepare(x01, generator=self._g()).to(self.model.device)).float().cpu()
+                    return (
+                        self.model.encode(self.model.prepare(x01, generator=self._g()).to(self.model.device))
+                        .float()
+                        .cpu()
+                    )
             except _Skip:
                 pass
         return self.ex.prior(n, self.seed)
@@ -285,7 +340,10 @@ class Report:
             data = latent.save_interpolation_gif(frames, Path(tmp) / "loop.gif", scale=4).read_bytes()
         what = "encoded test images" if "encode" in self.model.capabilities else "prior draws"
         h = self.model.config.image_shape[-2]
-        return _figure(_img(data, "image/gif", width=max(160, 4 * h), alt="interpolation loop"), f"slerp loop through {LOOP_POINTS} {what}")
+        return _figure(
+            _img(data, "image/gif", width=max(160, 4 * h), alt="interpolation loop"),
+            f"slerp loop through {LOOP_POINTS} {what}",
+        )
 
     def part_traversals(self) -> str:
         from .viz import latent
@@ -298,8 +356,10 @@ class Report:
         self._probe("traversals", lambda: model.decode(self.ex.prior(1, 0).to(model.device)), dims * 9)
         grid = latent.traversal_grid(model, self.model.prepare(x01, generator=self._g()), dims=dims)
         data, width = _tensor_png(grid)
-        return _figure(_img(data, width=max(width, 360), alt="traversals"),
-                       f"row k: z[k] from -3 to +3 around the code of one test image (first {dims} dimensions)")
+        return _figure(
+            _img(data, width=max(width, 360), alt="traversals"),
+            f"row k: z[k] from -3 to +3 around the code of one test image (first {dims} dimensions)",
+        )
 
     def part_manifold(self) -> str:
         from .app import views
@@ -322,14 +382,24 @@ class Report:
         if not path.is_file():
             raise _Skip("no ood/ood.json (genlab ood RUN writes it)")
         doc = json.loads(path.read_text(errors="replace"))
-        rocs = "".join(_figure(_img(p.read_bytes(), pixelated=False, width=420, alt=p.stem), p.stem)
-                       for p in sorted((self.run / "ood").glob("roc-*.png")))
+        rocs = "".join(
+            _figure(_img(p.read_bytes(), pixelated=False, width=420, alt=p.stem), p.stem)
+            for p in sorted((self.run / "ood").glob("roc-*.png"))
+        )
         return _markdown_table(doc.get("markdown") or "") + rocs
 
-    PARTS = [("Run, machine and timings", "part_run"), ("Training curves", "part_curves"), ("Samples", "part_samples"),
-             ("Samples over training", "part_timeline"), ("Reconstructions", "part_reconstructions"),
-             ("Interpolation", "part_interpolation"), ("Traversals", "part_traversals"), ("2-D manifold", "part_manifold"),
-             ("Evaluation (eval.json)", "part_eval"), ("Out-of-distribution detection", "part_ood")]
+    PARTS = [
+        ("Run, machine and timings", "part_run"),
+        ("Training curves", "part_curves"),
+        ("Samples", "part_samples"),
+        ("Samples over training", "part_timeline"),
+        ("Reconstructions", "part_reconstructions"),
+        ("Interpolation", "part_interpolation"),
+        ("Traversals", "part_traversals"),
+        ("2-D manifold", "part_manifold"),
+        ("Evaluation (eval.json)", "part_eval"),
+        ("Out-of-distribution detection", "part_ood"),
+    ]
 
     # ------------------------------------------------------------------ the page
     def html(self) -> str:
@@ -349,17 +419,26 @@ class Report:
         total = sum(s for _, s in self.timings)
         timing = ", ".join(f"{t.lower()} {s:.2f} s" for t, s in self.timings if s >= 0.01)
         summary = html.escape(self.card.get("summary") or "")
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>genlab report: '
-                f'{html.escape(self.run.name)}</title><style>{_STYLE}</style></head><body>\n'
-                f"<h1>{html.escape(self.card['name'])}: {html.escape(self.run.name)}</h1><p>{summary}</p>\n"
-                + "\n".join(sections)
-                + f'\n<p class="note">Written {time.strftime("%Y-%m-%d %H:%M:%S")} in {total:.1f} s '
-                  f'({"fast mode, at the end of training" if self.fast else "full"}): {html.escape(timing)}.</p>'
-                  "\n</body></html>\n")
+        return (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>genlab report: '
+            f"{html.escape(self.run.name)}</title><style>{_STYLE}</style></head><body>\n"
+            f"<h1>{html.escape(self.card['name'])}: {html.escape(self.run.name)}</h1><p>{summary}</p>\n"
+            + "\n".join(sections)
+            + f'\n<p class="note">Written {time.strftime("%Y-%m-%d %H:%M:%S")} in {total:.1f} s '
+            f"({'fast mode, at the end of training' if self.fast else 'full'}): {html.escape(timing)}.</p>"
+            "\n</body></html>\n"
+        )
 
 
-def write_report(run: str | Path, out: str | Path | None = None, *, fast: bool = False, budget_s: float = 5.0,
-                 seed: int = 0, device: str = "cpu") -> Path:
+def write_report(
+    run: str | Path,
+    out: str | Path | None = None,
+    *,
+    fast: bool = False,
+    budget_s: float = 5.0,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Path:
     """Write the report of ``run`` to ``out`` (default ``RUN/report.html``); returns its path."""
     from .io import atomic_write_bytes
 
@@ -378,7 +457,10 @@ def after_training(run: str | Path) -> Path | None:
     try:
         path = write_report(run, fast=True)
     except Exception as e:  # noqa: BLE001
-        print(f"genlab: the report was not written ({type(e).__name__}: {e}); genlab report {run} retries", file=sys.stderr)
+        print(
+            f"genlab: the report was not written ({type(e).__name__}: {e}); genlab report {run} retries",
+            file=sys.stderr,
+        )
         return None
     print(f"report: {path} ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     return path

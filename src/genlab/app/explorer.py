@@ -136,8 +136,14 @@ class Explorer:
     and genlab's cache; nothing is downloaded.
     """
 
-    def __init__(self, model, run_dir: str | Path | None = None, *, reference_examples: int = 100,
-                 data_dir: str | Path | None = None):
+    def __init__(
+        self,
+        model,
+        run_dir: str | Path | None = None,
+        *,
+        reference_examples: int = 100,
+        data_dir: str | Path | None = None,
+    ):
         self.model = model.eval()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.reference_examples = int(reference_examples)
@@ -172,23 +178,30 @@ class Explorer:
                 name = name_of(model)
             except GenlabError:
                 name = type(model).__name__
-        return finite({
-            "name": name,
-            "class": type(model).__name__,
-            "summary": " ".join(doc.strip().split("\n\n")[0].split()),
-            "run": str(self.run_dir) if self.run_dir is not None else None,
-            "config": to_dict(model.config),
-            "data": self._doc.get("data"),
-            "train": self._doc.get("train"),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "input_mode": model.input_mode,
-            "capabilities": self.caps,
-            "limits": {"samples": MAX_SAMPLES, "points": MAX_POINTS, "frames": MAX_FRAMES, "manifold": MAX_MANIFOLD,
-                       "iw_samples": MAX_IW_SAMPLES},
-            "metrics": self._metrics(),
-            "eval": self._read_optional_json("eval.json"),
-            "model_card": self._read_optional_json("card.json"),  # a shipped model's measurements
-        })
+        return finite(
+            {
+                "name": name,
+                "class": type(model).__name__,
+                "summary": " ".join(doc.strip().split("\n\n")[0].split()),
+                "run": str(self.run_dir) if self.run_dir is not None else None,
+                "config": to_dict(model.config),
+                "data": self._doc.get("data"),
+                "train": self._doc.get("train"),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "input_mode": model.input_mode,
+                "capabilities": self.caps,
+                "limits": {
+                    "samples": MAX_SAMPLES,
+                    "points": MAX_POINTS,
+                    "frames": MAX_FRAMES,
+                    "manifold": MAX_MANIFOLD,
+                    "iw_samples": MAX_IW_SAMPLES,
+                },
+                "metrics": self._metrics(),
+                "eval": self._read_optional_json("eval.json"),
+                "model_card": self._read_optional_json("card.json"),  # a shipped model's measurements
+            }
+        )
 
     def _read_optional_json(self, name: str):
         path = self.run_dir / name if self.run_dir is not None else None
@@ -221,15 +234,22 @@ class Explorer:
         keep = records[:: max(1, math.ceil(len(records) / max_points))]
         if keep[-1] is not records[-1]:
             keep.append(records[-1])
-        keys = [k for k, v in records[-1].items() if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)]
-        series = {k: [[r["step"], r[k]] for r in keep if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])] for k in keys}
+        keys = [
+            k for k, v in records[-1].items() if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        series = {
+            k: [[r["step"], r[k]] for r in keep if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+            for k in keys
+        }
         return {"records": len(records), "last_step": records[-1]["step"], "last": records[-1], "series": series}
 
     # ------------------------------------------------------------------ helpers
     def _need(self, capability: str, what: str) -> None:
         if not self.caps.get(capability):
-            raise RequestError(f"{type(self.model).__name__} cannot {what} (capabilities: "
-                               f"{', '.join(k for k, v in self.caps.items() if v is True) or 'none'})")
+            raise RequestError(
+                f"{type(self.model).__name__} cannot {what} (capabilities: "
+                f"{', '.join(k for k, v in self.caps.items() if v is True) or 'none'})"
+            )
 
     def _seed(self, body: dict, key: str = "seed", default: int = 0) -> int:
         return _get_int(body, key, default, 0, MAX_SEED)
@@ -254,7 +274,11 @@ class Explorer:
             return torch.arange(n) % k if k else None
         if k == 0:
             raise RequestError("'labels' were given, but this model is unconditional (num_classes=0)")
-        if not isinstance(values, list) or not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        if (
+            not isinstance(values, list)
+            or not values
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in values)
+        ):
             raise RequestError(f"'labels' must be a non-empty list of integers in 0..{k - 1}, got {_short(values)}")
         bad = [v for v in values if not 0 <= v < k]
         if bad:
@@ -286,7 +310,9 @@ class Explorer:
         labels = None if label is None else torch.full((z.shape[0],), label, dtype=torch.long, device=self.model.device)
         z = z.reshape(len(z), *self.model.latent_shape)
         with torch.inference_mode():
-            return self.model.decode(z.to(self.model.device), labels=labels, generator=torch.Generator().manual_seed(seed))
+            return self.model.decode(
+                z.to(self.model.device), labels=labels, generator=torch.Generator().manual_seed(seed)
+            )
 
     # ------------------------------------------------------------------ endpoints
     def samples(self, body: dict) -> dict:
@@ -300,7 +326,9 @@ class Explorer:
         real = (self._doc.get("data") or {}).get("name")
         with self.lock, torch.inference_mode():
             try:
-                shown = render_samples(self.model, n, generator=torch.Generator().manual_seed(seed), labels=labels, real=real, size=384)
+                shown = render_samples(
+                    self.model, n, generator=torch.Generator().manual_seed(seed), labels=labels, real=real, size=384
+                )
             except GenlabError as e:
                 raise RequestError(str(e)) from None
         extra = {"nrow": shown.nrow} if shown.nrow is not None else {}
@@ -340,10 +368,12 @@ class Explorer:
         label = self._label(body)
         za, zb = self.prior(1, a)[0], self.prior(1, b)[0]
         with self.lock:
-            frames = latent_viz.z_interpolation_frames(self.model, za, zb, steps, method, labels=label,
-                                                       generator=torch.Generator().manual_seed(a))
-        return _image_reply(make_grid(torch.stack(frames), nrow=steps), steps=steps, method=method,
-                            z_a=za.tolist(), z_b=zb.tolist())
+            frames = latent_viz.z_interpolation_frames(
+                self.model, za, zb, steps, method, labels=label, generator=torch.Generator().manual_seed(a)
+            )
+        return _image_reply(
+            make_grid(torch.stack(frames), nrow=steps), steps=steps, method=method, z_a=za.tolist(), z_b=zb.tolist()
+        )
 
     def manifold(self, body: dict) -> dict:
         """{"n", "dims": [i, j], "label"} -> the n x n manifold figure over latent dims i, j
@@ -352,13 +382,19 @@ class Explorer:
         d = self.caps["latent_dim"]
         n = _get_int(body, "n", 15, 2, MAX_MANIFOLD)
         dims = body.get("dims", [0, 1])
-        if (not isinstance(dims, list) or len(dims) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in dims)
-                or dims[0] == dims[1] or not all(0 <= v < d for v in dims)):
+        if (
+            not isinstance(dims, list)
+            or len(dims) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in dims)
+            or dims[0] == dims[1]
+            or not all(0 <= v < d for v in dims)
+        ):
             raise RequestError(f"'dims' must be two different latent dimensions in 0..{d - 1}, got {_short(dims)}")
         label = self._label(body)
         with self.lock:
-            image = latent_viz.manifold_grid(self.model, n=n, dims=tuple(dims), padding=0, labels=label,
-                                             generator=torch.Generator().manual_seed(0))
+            image = latent_viz.manifold_grid(
+                self.model, n=n, dims=tuple(dims), padding=0, labels=label, generator=torch.Generator().manual_seed(0)
+            )
         return _image_reply(image, n=n, dims=dims)
 
     def analyze(self, body: dict) -> dict:
@@ -375,7 +411,11 @@ class Explorer:
         x01 = decode_upload(body.get("image"), tuple(model.config.image_shape), bool(body.get("fit", False)))
         seed = self._seed(body)
         label = self._label(body)
-        k = _get_int(body, "iw_samples", DEFAULT_IW_SAMPLES, 1, MAX_IW_SAMPLES) if self.caps["importance_sampled"] else None
+        k = (
+            _get_int(body, "iw_samples", DEFAULT_IW_SAMPLES, 1, MAX_IW_SAMPLES)
+            if self.caps["importance_sampled"]
+            else None
+        )
         out: dict[str, Any] = {"input": png_base64(x01[0]), "seed": seed, "label": label}
         g = torch.Generator().manual_seed(seed)
         with self._scoring(), torch.random.fork_rng(devices=[]), torch.inference_mode():
@@ -397,7 +437,9 @@ class Explorer:
                     "conditional_on_label": label,
                 }
             if self.caps["reconstruct"]:
-                out["reconstruction"] = png_base64(model.reconstruct(x)[0].float().cpu())  # sampling decoders: the seeded global RNG
+                out["reconstruction"] = png_base64(
+                    model.reconstruct(x)[0].float().cpu()
+                )  # sampling decoders: the seeded global RNG
         if "likelihood" in out and label is None and self.reference_examples > 0:
             out["outlier"] = self._outlier(x01, seed)
         return out
@@ -442,9 +484,17 @@ class Explorer:
                 self._references[seed] = {"nll_bits_per_dim": s["likelihood"], "complexity": s["complexity"]}
             ref = self._references[seed]
             estimator = self.model.likelihood_description(k)
-        result = {"available": True, "reference": f"{self._doc['data']['name']} test split, first {self._reference_count} images",
-                  "iw_samples": k, "estimator": estimator, "higher_is_more_unusual": True}
-        for key, value in (("nll_bits_per_dim", float(mine["likelihood"][0])), ("complexity", float(mine["complexity"][0]))):
+        result = {
+            "available": True,
+            "reference": f"{self._doc['data']['name']} test split, first {self._reference_count} images",
+            "iw_samples": k,
+            "estimator": estimator,
+            "higher_is_more_unusual": True,
+        }
+        for key, value in (
+            ("nll_bits_per_dim", float(mine["likelihood"][0])),
+            ("complexity", float(mine["complexity"][0])),
+        ):
             scores = ref[key]
             result[key] = {
                 "value": value,
@@ -467,8 +517,14 @@ class Explorer:
                 self._test_split = "the run's config.json names no data set"
                 try:
                     if name:
-                        self._test_split = data.load(name, "test", self.data_dir or self._doc["data"].get("data_dir"),
-                                                     image_size=(h, w), channels=None if stacked else c, download=False)
+                        self._test_split = data.load(
+                            name,
+                            "test",
+                            self.data_dir or self._doc["data"].get("data_dir"),
+                            image_size=(h, w),
+                            channels=None if stacked else c,
+                            download=False,
+                        )
                 except (GenlabError, OSError, ValueError) as e:  # the page cannot download: say where to point it
                     reason = str(e).split(" (or pass download=True")[0]
                     self._test_split = f"{reason} (genlab serve --data-dir FOLDER names the folder of the data sets)"

@@ -83,7 +83,12 @@ def _image_reply(image: Tensor, **extra) -> dict:
 def _pil_reply(img: Image.Image, **extra) -> dict:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    return {"image": base64.b64encode(buf.getvalue()).decode("ascii"), "width": img.width, "height": img.height, **extra}
+    return {
+        "image": base64.b64encode(buf.getvalue()).decode("ascii"),
+        "width": img.width,
+        "height": img.height,
+        **extra,
+    }
 
 
 def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
@@ -112,7 +117,7 @@ def decode_upload(text: Any, shape: tuple[int, int, int], fit: bool) -> Tensor:
             if not fit and (img.height, img.width) != (h, w):
                 raise RequestError(
                     f"the image is {img.width}x{img.height} pixels (width x height), the model takes {w}x{h}; "
-                    "send \"fit\": true to scale and center-crop it"
+                    'send "fit": true to scale and center-crop it'
                 )
             arr = to_array(fit_image(to_mode(img, c), (h, w)), c)
     except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:

@@ -54,8 +54,13 @@ _folder: Path | None = None
 def _offline_environment() -> None:
     """Before gradio is imported: no analytics, no telemetry, nothing fetched; loopback
     addresses added to NO_PROXY / no_proxy (keeping their entries)."""
-    for key, value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
-                       ("GRADIO_SSR_MODE", "False"), ("DO_NOT_TRACK", "1")):
+    for key, value in (
+        ("GRADIO_ANALYTICS_ENABLED", "False"),
+        ("HF_HUB_OFFLINE", "1"),
+        ("HF_HUB_DISABLE_TELEMETRY", "1"),
+        ("GRADIO_SSR_MODE", "False"),
+        ("DO_NOT_TRACK", "1"),
+    ):
         os.environ[key] = value
     for key in ("NO_PROXY", "no_proxy"):
         hosts = [h.strip() for h in os.environ.get(key, "").split(",") if h.strip()]
@@ -80,6 +85,7 @@ def _cache_sweeper(cache: str, frequency: float, age: float):
     leave. Gradio's own ``delete_cache`` is not used: its loop over the set of cached files
     stops for good ("Set changed size during iteration") when a request caches a file
     meanwhile, and the files then stay."""
+
     def sweep(start: float) -> None:
         old = time.time() - age
         for folder, _, names in os.walk(cache, topdown=False):
@@ -157,12 +163,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 def theme():
     """Gradio's base theme on the system's fonts (nothing fetched from a font service)."""
     gr = require_gradio()
-    return gr.themes.Base(font=("ui-sans-serif", "system-ui", "sans-serif"),
-                          font_mono=("ui-monospace", "Consolas", "monospace"))
+    return gr.themes.Base(
+        font=("ui-sans-serif", "system-ui", "sans-serif"), font_mono=("ui-monospace", "Consolas", "monospace")
+    )
 
 
-def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 8000, *, block: bool = True,
-           quiet: bool = False, delete_cache: tuple[int, int] = DELETE_CACHE):
+def launch(
+    explorers: dict[str, Explorer],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    block: bool = True,
+    quiet: bool = False,
+    delete_cache: tuple[int, int] = DELETE_CACHE,
+):
     """Serve ``explorers`` ({tab name: Explorer}) on host:port (``port=0``: a free one).
 
     With ``block=False`` returns ``(page, url)`` while the server runs in a thread
@@ -172,7 +186,7 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     cached more than so many seconds ago), see :func:`_cache_sweeper`.
     """
     folder = server_folder()  # before gradio is imported: it reads GRADIO_TEMP_DIR then
-    gr = require_gradio()
+    require_gradio()
     from PIL import Image
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -190,9 +204,21 @@ def launch(explorers: dict[str, Explorer], host: str = "127.0.0.1", port: int = 
     page.blocks.queue(default_concurrency_limit=1, max_size=256)
     try:
         page.blocks.launch(
-            server_name=host.strip("[]"), server_port=port, prevent_thread_lock=True, quiet=quiet, share=False,
-            show_error=False, max_file_size=MAX_UPLOAD, ssr_mode=False, pwa=False, mcp_server=False,
-            enable_monitoring=False, footer_links=[], theme=theme(), allowed_paths=[], inbrowser=False,
+            server_name=host.strip("[]"),
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=quiet,
+            share=False,
+            show_error=False,
+            max_file_size=MAX_UPLOAD,
+            ssr_mode=False,
+            pwa=False,
+            mcp_server=False,
+            enable_monitoring=False,
+            footer_links=[],
+            theme=theme(),
+            allowed_paths=[],
+            inbrowser=False,
             app_kwargs={"middleware": middleware, "lifespan": _cache_sweeper(page.blocks.GRADIO_CACHE, *delete_cache)},
         )
     except OSError as e:
@@ -218,21 +244,33 @@ def _exit(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def serve(runs, host: str = "127.0.0.1", port: int = 8000, *, device: str = "cpu", reference_examples: int = 100,
-          data_dir: str | Path | None = None, verbose: bool = False) -> None:
+def serve(
+    runs,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    device: str = "cpu",
+    reference_examples: int = 100,
+    data_dir: str | Path | None = None,
+    verbose: bool = False,
+) -> None:
     """Load every run of ``runs`` and serve the explorer until Ctrl+C; prints the page's address
     (with the port listened on) once it answers. A folder that is not a genlab run (or model)
     raises :class:`genlab.errors.CheckpointError` before anything listens. ``data_dir``: the folder
     of the runs' data sets (``<name>/<files>``): test images for the examples, the outlier
     scores and the projection (the shipped models' configs name none)."""
     runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
-    explorers = {name: Explorer.from_run(run, device=device, reference_examples=reference_examples, data_dir=data_dir)
-                 for name, run in zip(run_names(runs), runs)}
+    explorers = {
+        name: Explorer.from_run(run, device=device, reference_examples=reference_examples, data_dir=data_dir)
+        for name, run in zip(run_names(runs), runs)
+    }
     server_folder()  # GRADIO_TEMP_DIR before gradio is imported
     require_gradio()
     if host not in LOOPBACK:
-        print(f"warning: listening on {host}: anyone who can reach this machine can use the explorer "
-              "(it has no login)", file=sys.stderr)
+        print(
+            f"warning: listening on {host}: anyone who can reach this machine can use the explorer (it has no login)",
+            file=sys.stderr,
+        )
     page, url = launch(explorers, host, port, block=False, quiet=not verbose)
     print(f"genlab explorer for {', '.join(map(str, runs))} on {url}  (Ctrl+C stops)", flush=True)
     wait(page)

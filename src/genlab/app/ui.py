@@ -43,9 +43,18 @@ def _fail(error: Exception) -> str:
 def card_markdown(card: dict) -> str:
     """The model card's text part: name, paper line, run, size, what the page offers."""
     caps = card["capabilities"]
-    offers = [name for name, on in (("samples", caps["sample"]), ("latent space", caps["latent"]),
-                                    ("manifold", caps["manifold"]), ("reconstruction", caps["reconstruct"]),
-                                    ("log-likelihood", caps["log_prob"]), ("translation", caps["translate"])) if on]
+    offers = [
+        name
+        for name, on in (
+            ("samples", caps["sample"]),
+            ("latent space", caps["latent"]),
+            ("manifold", caps["manifold"]),
+            ("reconstruction", caps["reconstruct"]),
+            ("log-likelihood", caps["log_prob"]),
+            ("translation", caps["translate"]),
+        )
+        if on
+    ]
     metrics = card.get("metrics") or {}
     lines = [
         f"### {card['name']} ({card['class']})",
@@ -96,11 +105,14 @@ class Page:
         """An event of model ``i`` in its one-worker concurrency group; a named one is also
         callable over HTTP as ``/m<i>_<name>`` (gradio_client; not listed in the API page)."""
         api = {"api_name": f"m{i}_{name}", "api_visibility": "undocumented"} if name else {"api_visibility": "private"}
-        return trigger(fn, inputs=inputs, outputs=outputs, concurrency_id=f"model-{i}", concurrency_limit=1, **api, **kw)
+        return trigger(
+            fn, inputs=inputs, outputs=outputs, concurrency_id=f"model-{i}", concurrency_limit=1, **api, **kw
+        )
 
     def _watch(self, i: int, view: str, progress, *key, doing: str = "sampling") -> "views.Watch":
         """Progress and cancel for one slow view of model i (``key``: what identifies the job): the
         Cancel button, Gradio's cancel over the API, or the page going away (tab closed)."""
+
         def report(done, total):
             progress((done, total), desc="network calls" if total is None else doing, unit="calls")
 
@@ -135,19 +147,34 @@ class Page:
             if series:
                 gr.Plot(plots.loss_curves(series, title=name), label="training curves", elem_id=f"m{i}-curves")
             with gr.Row():
-                gr.JSON(json.loads(json.dumps({"model": card["config"], "data": card["data"], "train": card["train"]},
-                                              default=str)), label="config", open=True)
+                gr.JSON(
+                    json.loads(
+                        json.dumps({"model": card["config"], "data": card["data"], "train": card["train"]}, default=str)
+                    ),
+                    label="config",
+                    open=True,
+                )
                 if card.get("eval"):
                     gr.JSON(card["eval"], label="eval.json", open=True)
                 measured = {k: v for k, v in (card.get("model_card") or {}).items() if k in ("measured", "judged")}
                 if measured:
-                    gr.JSON(measured, label="card.json: what was measured (and judged)", open=True, elem_id=f"m{i}-measured")
+                    gr.JSON(
+                        measured, label="card.json: what was measured (and judged)", open=True, elem_id=f"m{i}-measured"
+                    )
         examples = views.example_images(ex, self.files / f"model-{i}" / "examples")
         if caps["sample"] and caps["kind"] == "image":
             self._samples(i, ex)
         if caps["sample"] and caps["kind"] == "points":
-            self._plot_view(i, "points", "Samples", (100, MAX_POINTS, 1000, 100), "points", "Draw points",
-                            "generated points over the data and D's surface", lambda n, s: views.points_plot(ex, n, s))
+            self._plot_view(
+                i,
+                "points",
+                "Samples",
+                (100, MAX_POINTS, 1000, 100),
+                "points",
+                "Draw points",
+                "generated points over the data and D's surface",
+                lambda n, s: views.points_plot(ex, n, s),
+            )
         if caps["sample"] and caps["kind"] == "sequence":
             self._audio(i, ex)
         if caps["latent"]:
@@ -159,16 +186,25 @@ class Page:
         if caps["translate"]:
             self._translate(i, ex, examples)
         if "encode" in ex.model.capabilities and examples:  # the test images are here
-            self._plot_view(i, "projection", "Projection", (50, views.MAX_PROJECTION, 500, 50), "test images",
-                            "Encode and project (PCA)", "codes of test images, first two principal components",
-                            lambda n, s: views.projection_plot(ex, n, s))
+            self._plot_view(
+                i,
+                "projection",
+                "Projection",
+                (50, views.MAX_PROJECTION, 500, 50),
+                "test images",
+                "Encode and project (PCA)",
+                "codes of test images, first two principal components",
+                lambda n, s: views.projection_plot(ex, n, s),
+            )
 
     def _label_input(self, ex: Explorer, multiple: bool, elem_id: str | None = None):
         k = ex.caps["num_classes"]
         if not k:
             return None
         if multiple:
-            return self.gr.Textbox(label=f"labels (0..{k - 1}, comma-separated; empty: 0, 1, 2, ...)", value="", elem_id=elem_id)
+            return self.gr.Textbox(
+                label=f"labels (0..{k - 1}, comma-separated; empty: 0, 1, 2, ...)", value="", elem_id=elem_id
+            )
         return self.gr.Dropdown(choices=list(range(k)), value=0, label="class label")
 
     def _samples(self, i: int, ex: Explorer) -> None:
@@ -180,9 +216,23 @@ class Page:
                 labels = self._label_input(ex, True, f"m{i}-samples-labels")
             go = gr.Button("Draw samples", variant="primary")
             status = gr.Markdown(elem_id=f"m{i}-samples-status")
-            gallery = gr.Gallery(elem_id=f"m{i}-samples-gallery", label="samples (caption: index, class label)", columns=8, height="auto",
-                                 object_fit="contain", format="png", buttons=["download", "fullscreen"])
-            grid = gr.Image(label="the grid", elem_id=f"m{i}-samples-grid", format="png", type="pil", buttons=["download"], interactive=False)
+            gallery = gr.Gallery(
+                elem_id=f"m{i}-samples-gallery",
+                label="samples (caption: index, class label)",
+                columns=8,
+                height="auto",
+                object_fit="contain",
+                format="png",
+                buttons=["download", "fullscreen"],
+            )
+            grid = gr.Image(
+                label="the grid",
+                elem_id=f"m{i}-samples-grid",
+                format="png",
+                type="pil",
+                buttons=["download"],
+                interactive=False,
+            )
 
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
@@ -200,8 +250,17 @@ class Page:
             event = self._on(go.click, draw, inputs, [gallery, grid, status], i, "samples")
             self._cancel_button(i, "samples", event)
 
-    def _plot_view(self, i: int, name: str, tab: str, n: tuple[int, int, int, int], n_label: str, button: str,
-                   plot_label: str, compute) -> None:
+    def _plot_view(
+        self,
+        i: int,
+        name: str,
+        tab: str,
+        n: tuple[int, int, int, int],
+        n_label: str,
+        button: str,
+        plot_label: str,
+        compute,
+    ) -> None:
         """A tab of one figure from (n, seed): ``compute(n, seed)`` -> a matplotlib figure."""
         gr = self.gr
         with gr.Tab(tab):
@@ -229,9 +288,20 @@ class Page:
                 labels = self._label_input(ex, True)
             go = gr.Button("Generate", variant="primary")
             status = gr.Markdown(elem_id=f"m{i}-audio-status")
-            player = gr.Audio(elem_id=f"m{i}-audio", label=f"samples ({views.AUDIO_RATE} Hz, clips one after another)", type="numpy",
-                              interactive=False, buttons=["download"])
-            wave = gr.Image(elem_id=f"m{i}-waveform", label="waveforms (one row per clip)", format="png", type="pil", interactive=False)
+            player = gr.Audio(
+                elem_id=f"m{i}-audio",
+                label=f"samples ({views.AUDIO_RATE} Hz, clips one after another)",
+                type="numpy",
+                interactive=False,
+                buttons=["download"],
+            )
+            wave = gr.Image(
+                elem_id=f"m{i}-waveform",
+                label="waveforms (one row per clip)",
+                format="png",
+                type="pil",
+                interactive=False,
+            )
 
             def draw(n, seed, labels_text="", progress=gr.Progress()):
                 try:
@@ -246,7 +316,7 @@ class Page:
             event = self._on(go.click, draw, inputs, [player, wave, status], i, "audio")
             self._cancel_button(i, "audio", event)
 
-    def _latent(self, i: int, ex: Explorer) -> None:
+    def _latent(self, i: int, ex: Explorer) -> None:  # noqa: C901
         gr = self.gr
         d = ex.caps["latent_dim"]
         with gr.Tab("Latent space"):
@@ -255,14 +325,25 @@ class Page:
                 label = self._label_input(ex, False)
             with gr.Row():
                 with gr.Column():
-                    sliders = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.05, label=f"z[{k}]", elem_id=f"m{i}-z{k}")
-                               for k in range(min(d, MAX_SLIDERS))]
+                    sliders = [
+                        gr.Slider(
+                            -SLIDER_RANGE, SLIDER_RANGE, value=0.0, step=0.05, label=f"z[{k}]", elem_id=f"m{i}-z{k}"
+                        )
+                        for k in range(min(d, MAX_SLIDERS))
+                    ]
                     shape = ex.caps["latent_shape"]
                     flat = f" (z is the flattened code of shape {tuple(shape)})" if len(shape) > 1 else ""
                     if d > MAX_SLIDERS:
                         gr.Markdown(f"z[{MAX_SLIDERS}..{d - 1}] stay at the seed's prior draw{flat}.")
                 with gr.Column():
-                    decoded = gr.Image(elem_id=f"m{i}-latent-image", label="decode(z)", format="png", type="pil", interactive=False, height=224)
+                    decoded = gr.Image(
+                        elem_id=f"m{i}-latent-image",
+                        label="decode(z)",
+                        format="png",
+                        type="pil",
+                        interactive=False,
+                        height=224,
+                    )
                     status = gr.Markdown(elem_id=f"m{i}-latent-status")
             extra = [label] if label is not None else []
 
@@ -292,8 +373,15 @@ class Page:
             self._loads.append((from_seed, [seed] + extra, sliders + [decoded, status], i))
             for trigger in [seed.change] + ([label.change] if label is not None else []):
                 self._on(trigger, from_seed, [seed] + extra, sliders + [decoded, status], i, trigger_mode="always_last")
-            self._on(functools.partial(gr.on, [s.input for s in sliders]), move, [seed] + sliders + extra, [decoded, status],
-                     i, "latent", trigger_mode="always_last")
+            self._on(
+                functools.partial(gr.on, [s.input for s in sliders]),
+                move,
+                [seed] + sliders + extra,
+                [decoded, status],
+                i,
+                "latent",
+                trigger_mode="always_last",
+            )
 
             gr.Markdown("#### Interpolation between the prior draws of two seeds")
             with gr.Row():
@@ -302,18 +390,29 @@ class Page:
                 steps = gr.Slider(2, MAX_FRAMES, value=10, step=1, label="steps")
                 method = gr.Radio(["slerp", "lerp"], value="slerp", label="path")
             go = gr.Button("Interpolate", variant="primary")
-            strip = gr.Image(elem_id=f"m{i}-strip", label="A -> B", format="png", type="pil", interactive=False, buttons=["download"])
+            strip = gr.Image(
+                elem_id=f"m{i}-strip", label="A -> B", format="png", type="pil", interactive=False, buttons=["download"]
+            )
             strip_status = gr.Markdown(elem_id=f"m{i}-strip-status")
 
             def interpolate(a, b, steps, method, label=None):
                 try:
-                    doc = ex.interpolate({"seed_a": int(a or 0), "seed_b": int(b or 0), "steps": int(steps), "method": method,
-                                          **({"label": int(label)} if label is not None else {})})
+                    doc = ex.interpolate(
+                        {
+                            "seed_a": int(a or 0),
+                            "seed_b": int(b or 0),
+                            "steps": int(steps),
+                            "method": method,
+                            **({"label": int(label)} if label is not None else {}),
+                        }
+                    )
                 except Exception as e:  # noqa: BLE001
                     return None, _fail(e)
                 return views.b64_pil(doc["image"], views.display_scale(ex.model.config.image_shape[-2], 64)), ""
 
-            self._on(go.click, interpolate, [seed_a, seed_b, steps, method] + extra, [strip, strip_status], i, "interpolate")
+            self._on(
+                go.click, interpolate, [seed_a, seed_b, steps, method] + extra, [strip, strip_status], i, "interpolate"
+            )
             if ex.caps["manifold"]:
                 gr.Markdown("#### The 2-D manifold (other dimensions at 0)")
                 with gr.Row():
@@ -337,23 +436,40 @@ class Page:
         gr = self.gr
         with gr.Tabs():
             with gr.Tab("Upload"):
-                upload = gr.Image(label="drop an image here", type="filepath", image_mode=None, elem_id=elem_id,
-                                  sources=["upload", "clipboard"], height=224)
+                upload = gr.Image(
+                    label="drop an image here",
+                    type="filepath",
+                    image_mode=None,
+                    elem_id=elem_id,
+                    sources=["upload", "clipboard"],
+                    height=224,
+                )
                 if examples:
                     gr.Examples(examples, inputs=[upload], label="examples: test images (click one)")
             with gr.Tab("Draw"):
                 black = Image.new("RGBA", (SKETCH_SIZE, SKETCH_SIZE), (0, 0, 0, 255))
-                sketch = gr.Sketchpad(value={"background": black, "layers": [], "composite": None}, type="pil",
-                                      image_mode="RGBA", canvas_size=(SKETCH_SIZE, SKETCH_SIZE), height=300,
-                                      brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed",
-                                                     default_size=14), label="draw (white on black)")
+                sketch = gr.Sketchpad(
+                    value={"background": black, "layers": [], "composite": None},
+                    type="pil",
+                    image_mode="RGBA",
+                    canvas_size=(SKETCH_SIZE, SKETCH_SIZE),
+                    height=300,
+                    brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed", default_size=14),
+                    label="draw (white on black)",
+                )
         source = gr.Radio(["upload", "drawing"], value="upload", label="use")
         return upload, sketch, source
 
     def _cleared_by(self, upload, answer: list) -> None:
         """A new upload (or clearing it) clears the view's last answer and message."""
-        self.gr.on([upload.upload, upload.clear], lambda: [None] * len(answer), None, answer, queue=False,
-                   api_visibility="private")
+        self.gr.on(
+            [upload.upload, upload.clear],
+            lambda: [None] * len(answer),
+            None,
+            answer,
+            queue=False,
+            api_visibility="private",
+        )
 
     @staticmethod
     def _image_b64(upload, sketch, source) -> str:
@@ -375,22 +491,49 @@ class Page:
             upload, sketch, source = self._image_source(examples, f"m{i}-analyze-upload")
             with gr.Row():
                 seed = gr.Number(0, label="seed (binarisation, importance samples)", precision=0, minimum=0)
-                k = gr.Slider(1, MAX_IW_SAMPLES, value=100, step=1, label="importance samples k",
-                              visible=caps["importance_sampled"])
+                k = gr.Slider(
+                    1,
+                    MAX_IW_SAMPLES,
+                    value=100,
+                    step=1,
+                    label="importance samples k",
+                    visible=caps["importance_sampled"],
+                )
                 label = self._label_input(ex, False)
             go = gr.Button("Score and reconstruct", variant="primary")
             with gr.Row():
-                seen = gr.Image(elem_id=f"m{i}-analyze-input", label="what the model sees", format="png", type="pil", interactive=False, height=160)
-                rec = gr.Image(elem_id=f"m{i}-analyze-reconstruction", label="reconstruction", format="png", type="pil", interactive=False, height=160,
-                               visible=caps["reconstruct"])
+                seen = gr.Image(
+                    elem_id=f"m{i}-analyze-input",
+                    label="what the model sees",
+                    format="png",
+                    type="pil",
+                    interactive=False,
+                    height=160,
+                )
+                rec = gr.Image(
+                    elem_id=f"m{i}-analyze-reconstruction",
+                    label="reconstruction",
+                    format="png",
+                    type="pil",
+                    interactive=False,
+                    height=160,
+                    visible=caps["reconstruct"],
+                )
             result = gr.Markdown(elem_id=f"m{i}-analyze-result")
             self._cleared_by(upload, [seen, rec, result])
 
             def analyze(upload, sketch, source, seed, k, label=None, progress=gr.Progress()):
                 try:
                     with self._watch(i, "analyze", progress, doing="scoring"):
-                        doc = ex.analyze({"image": self._image_b64(upload, sketch, source), "fit": True, "seed": int(seed or 0),
-                                          "iw_samples": int(k), **({"label": int(label)} if label is not None else {})})
+                        doc = ex.analyze(
+                            {
+                                "image": self._image_b64(upload, sketch, source),
+                                "fit": True,
+                                "seed": int(seed or 0),
+                                "iw_samples": int(k),
+                                **({"label": int(label)} if label is not None else {}),
+                            }
+                        )
                 except Exception as e:  # noqa: BLE001
                     return None, None, _fail(e)
                 h = ex.model.config.image_shape[-2]
@@ -399,8 +542,15 @@ class Page:
                 rec = views.b64_pil(doc["reconstruction"], s) if "reconstruction" in doc else None
                 return seen, rec, views.analysis_markdown(doc)
 
-            event = self._on(go.click, analyze, [upload, sketch, source, seed, k] + ([label] if label is not None else []),
-                             [seen, rec, result], i, "analyze", preprocess=False)
+            event = self._on(
+                go.click,
+                analyze,
+                [upload, sketch, source, seed, k] + ([label] if label is not None else []),
+                [seen, rec, result],
+                i,
+                "analyze",
+                preprocess=False,
+            )
             self._cancel_button(i, "analyze", event)
 
     def _complete(self, i: int, ex: Explorer, examples: list[str]) -> None:
@@ -409,28 +559,52 @@ class Page:
         with gr.Tab("Complete"):
             upload, sketch, source = self._image_source(examples, f"m{i}-complete-upload")
             with gr.Row():
-                rows = gr.Slider(1, h - 1, value=h // 2, step=1, label="rows kept from the top", elem_id=f"m{i}-complete-rows")
+                rows = gr.Slider(
+                    1, h - 1, value=h // 2, step=1, label="rows kept from the top", elem_id=f"m{i}-complete-rows"
+                )
                 n = gr.Slider(1, 16, value=4, step=1, label="completions")
                 seed = gr.Number(0, label="seed", precision=0, minimum=0)
                 label = self._label_input(ex, False)
             go = gr.Button("Complete", variant="primary")
             status = gr.Markdown(elem_id=f"m{i}-complete-status")
             with gr.Row():
-                kept = gr.Image(elem_id=f"m{i}-complete-kept", label="kept (the rest grey)", format="png", type="pil", interactive=False, height=160)
-                out = gr.Image(elem_id=f"m{i}-complete-out", label="completions", format="png", type="pil", interactive=False, buttons=["download"])
+                kept = gr.Image(
+                    elem_id=f"m{i}-complete-kept",
+                    label="kept (the rest grey)",
+                    format="png",
+                    type="pil",
+                    interactive=False,
+                    height=160,
+                )
+                out = gr.Image(
+                    elem_id=f"m{i}-complete-out",
+                    label="completions",
+                    format="png",
+                    type="pil",
+                    interactive=False,
+                    buttons=["download"],
+                )
             self._cleared_by(upload, [kept, out, status])
 
             def run(upload, sketch, source, rows, n, seed, label=None, progress=gr.Progress()):
                 try:
                     watch = self._watch(i, "complete", progress, int(n), int(rows))
-                    shown, grid = views.complete(ex, self._image_b64(upload, sketch, source), int(rows), int(n),
-                                                 int(seed or 0), label, watch)
+                    shown, grid = views.complete(
+                        ex, self._image_b64(upload, sketch, source), int(rows), int(n), int(seed or 0), label, watch
+                    )
                 except Exception as e:  # noqa: BLE001
                     return None, None, _fail(e)
                 return to_pil(shown, views.display_scale(h, 160)), to_pil(grid, views.display_scale(h, 80)), ""
 
-            event = self._on(go.click, run, [upload, sketch, source, rows, n, seed] + ([label] if label is not None else []),
-                             [kept, out, status], i, "complete", preprocess=False)
+            event = self._on(
+                go.click,
+                run,
+                [upload, sketch, source, rows, n, seed] + ([label] if label is not None else []),
+                [kept, out, status],
+                i,
+                "complete",
+                preprocess=False,
+            )
             self._cancel_button(i, "complete", event)
 
     def _translate(self, i: int, ex: Explorer, examples: list[str]) -> None:
@@ -442,8 +616,12 @@ class Page:
             go = gr.Button("Translate", variant="primary")
             status = gr.Markdown(elem_id=f"m{i}-translate-status")
             with gr.Row():
-                shown = [gr.Image(label=t, format="png", type="pil", interactive=False, height=160, elem_id=f"m{i}-translate-{k}")
-                         for k, t in enumerate(("input", "translation", "cycle: translated back"))]
+                shown = [
+                    gr.Image(
+                        label=t, format="png", type="pil", interactive=False, height=160, elem_id=f"m{i}-translate-{k}"
+                    )
+                    for k, t in enumerate(("input", "translation", "cycle: translated back"))
+                ]
             self._cleared_by(upload, shown + [status])
 
             def run(upload, sketch, source, direction):
@@ -454,7 +632,9 @@ class Page:
                 s = views.display_scale(h, 160)
                 return (*[im.resize((im.width * s, im.height * s), Image.NEAREST) for im in images], "")
 
-            self._on(go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate", preprocess=False)
+            self._on(
+                go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate", preprocess=False
+            )
 
 
 __all__ = ["Page", "card_markdown"]

@@ -61,8 +61,14 @@ class Watch:
 
     _totals: dict = {}
 
-    def __init__(self, key, cancel: threading.Event, report: Callable[[int, int | None], None] | None = None,
-                 interval: float = 0.25, gone: Callable[[], bool] | None = None):
+    def __init__(
+        self,
+        key,
+        cancel: threading.Event,
+        report: Callable[[int, int | None], None] | None = None,
+        interval: float = 0.25,
+        gone: Callable[[], bool] | None = None,
+    ):
         self.key, self.cancel, self.report, self.interval, self.gone = key, cancel, report, interval, gone
         self.count = 0
 
@@ -112,8 +118,9 @@ def read_upload(path: str | Path | None, *, background: int = 255) -> str:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise RequestError(f"{path.name} is no longer on the server (uploads are kept for a while only): "
-                           "upload it again") from None
+        raise RequestError(
+            f"{path.name} is no longer on the server (uploads are kept for a while only): upload it again"
+        ) from None
     if size == 0:
         raise RequestError(f"{path.name} is empty (0 bytes), not an image")
     if size > MAX_UPLOAD_BYTES:
@@ -127,7 +134,9 @@ def read_upload(path: str | Path | None, *, background: int = 255) -> str:
     except RequestError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise RequestError(f"{path.name} is too large ({_reason(e, path)}); at most {MAX_IMAGE_SIDE} pixels a side") from None
+        raise RequestError(
+            f"{path.name} is too large ({_reason(e, path)}); at most {MAX_IMAGE_SIDE} pixels a side"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise RequestError(f"{path.name} is not an image PIL can read: {_reason(e, path)}") from None
     return pil_base64(flat)
@@ -180,7 +189,9 @@ def parse_labels(text: str | None, num_classes: int) -> list[int] | None:
         raise RequestError("this model is unconditional: leave the labels empty")
     bad = [v for v in values if not 0 <= v < num_classes]
     if bad:
-        raise RequestError(f"label {bad[0]} is out of range: this model has {num_classes} classes (0..{num_classes - 1})")
+        raise RequestError(
+            f"label {bad[0]} is out of range: this model has {num_classes} classes (0..{num_classes - 1})"
+        )
     return values or None
 
 
@@ -197,7 +208,7 @@ def sample_images(explorer: Explorer, n: int, seed: int, labels: list[int] | Non
     if k:
         lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)])
     g = torch.Generator().manual_seed(int(seed))
-    with explorer.lock, torch.inference_mode(), (watch or _null()):
+    with explorer.lock, torch.inference_mode(), watch or _null():
         shown = render_samples(explorer.model, n, generator=g, labels=lab)
     x = shown.samples
     c = domain_shape(explorer.model)[0]
@@ -229,7 +240,7 @@ def audio_samples(explorer: Explorer, n: int, seed: int, labels: list[int] | Non
     k = explorer.caps["num_classes"]
     lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)]) if k else None
     g = torch.Generator().manual_seed(int(seed))
-    with explorer.lock, torch.inference_mode(), (watch or _null()):
+    with explorer.lock, torch.inference_mode(), watch or _null():
         shown = render_samples(explorer.model, n, generator=g, labels=lab)
     x = shown.samples
     import tempfile
@@ -264,6 +275,7 @@ def points_plot(explorer: Explorer, n: int, seed: int):
         def surface(pts):
             with explorer.lock:
                 return inner(pts)
+
     return plots.points_figure(real, fake, surface, title=name or "")
 
 
@@ -297,7 +309,9 @@ def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
     proj, var = plots.pca_2d(codes.reshape(n, -1))
     labels = ds.labels[idx] if ds.labels is not None else None
     name = explorer._doc["data"]["name"]
-    return plots.projection_figure(proj, labels, var, title=f"{n} {name} test images, codes of dimension {codes[0].numel()}")
+    return plots.projection_figure(
+        proj, labels, var, title=f"{n} {name} test images, codes of dimension {codes[0].numel()}"
+    )
 
 
 # ----------------------------------------------------------------------------- images in, images out
@@ -308,8 +322,9 @@ def can_complete(explorer: Explorer) -> bool:
     return explorer.caps["kind"] == "image" and "complete" in explorer.model.capabilities
 
 
-def complete(explorer: Explorer, image_b64: str, rows: int, n: int, seed: int, label: int | None,
-             watch: Watch | None = None) -> tuple[Tensor, Tensor]:
+def complete(
+    explorer: Explorer, image_b64: str, rows: int, n: int, seed: int, label: int | None, watch: Watch | None = None
+) -> tuple[Tensor, Tensor]:
     """Keep the top ``rows`` rows of an uploaded image (fitted to the model's size) and let
     the model draw the rest, n times -> (the observed part, rows below grey, (C, H, W);
     a grid of the n completions (C, H', W'))."""
@@ -324,8 +339,10 @@ def complete(explorer: Explorer, image_b64: str, rows: int, n: int, seed: int, l
     k = explorer.caps["num_classes"]
     lab = torch.full((n,), int(label or 0), dtype=torch.long) if k else None
     g = torch.Generator().manual_seed(int(seed))
-    with explorer.lock, (watch or _null()):
-        out = explorer.model.complete(x01.expand(n, -1, -1, -1).contiguous(), mask, generator=g, labels=lab).float().cpu()
+    with explorer.lock, watch or _null():
+        out = (
+            explorer.model.complete(x01.expand(n, -1, -1, -1).contiguous(), mask, generator=g, labels=lab).float().cpu()
+        )
     shown = x01[0].clone()
     shown[:, rows:] = 0.5
     return shown, make_grid(out.clamp(0, 1), nrow=max(1, math.ceil(math.sqrt(n))))
@@ -364,7 +381,7 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
     paths = []
     for k, i in enumerate(picked):
         domain = k % 2 if stacked else 0  # translators: domain A and B in turn
-        img = ds.images[i][domain * c:(domain + 1) * c].float() / 255
+        img = ds.images[i][domain * c : (domain + 1) * c].float() / 255
         path = folder / f"example-{i}{'ab'[domain] if stacked else ''}.png"
         to_pil(img).save(path)
         paths.append(str(path))
@@ -378,18 +395,24 @@ def analysis_markdown(doc: dict) -> str:
     lik = doc.get("likelihood")
     if lik:
         offset = f" (discrete-data offset {lik['offset_nats']:.2f})" if lik["offset_nats"] else ""
-        lines += [f"- **log p(x)** = {lik['log_prob_nats']:.2f} nats{offset}",
-                  f"- **NLL** = {lik['nll_nats']:.2f} nats = **{lik['bits_per_dim']:.4f} bits/dim**",
-                  f"- estimator: {lik['estimator']}"]
+        lines += [
+            f"- **log p(x)** = {lik['log_prob_nats']:.2f} nats{offset}",
+            f"- **NLL** = {lik['nll_nats']:.2f} nats = **{lik['bits_per_dim']:.4f} bits/dim**",
+            f"- estimator: {lik['estimator']}",
+        ]
     out = doc.get("outlier")
     if out and out.get("available"):
         nll, cx = out["nll_bits_per_dim"], out["complexity"]
-        lines += ["", f"**Outlier scores** against {out['reference']} (higher = more unusual):", "",
-                  f"- NLL: {nll['value']:.3f} bits/dim, above {nll['percentile']:.0f}% of them "
-                  f"(their mean {nll['reference_mean']:.3f} +- {nll['reference_std']:.3f})",
-                  f"- input complexity (NLL - PNG bits, Serra et al. 2020): {cx['value']:.3f}, "
-                  f"above {cx['percentile']:.0f}% of them",
-                  f"- estimator of these NLLs: {out['estimator']}"]
+        lines += [
+            "",
+            f"**Outlier scores** against {out['reference']} (higher = more unusual):",
+            "",
+            f"- NLL: {nll['value']:.3f} bits/dim, above {nll['percentile']:.0f}% of them "
+            f"(their mean {nll['reference_mean']:.3f} +- {nll['reference_std']:.3f})",
+            f"- input complexity (NLL - PNG bits, Serra et al. 2020): {cx['value']:.3f}, "
+            f"above {cx['percentile']:.0f}% of them",
+            f"- estimator of these NLLs: {out['estimator']}",
+        ]
     elif out:
         lines += ["", f"outlier scores: {out['reason']}"]
     if "reconstruction" in doc and not lik:

@@ -30,7 +30,7 @@ DATASETS = {
     "digits": "scikit-learn's 1,797 8x8 digits, 1x8x8, 10 classes, 1,500/297 split (no download)",
     "mnist": "MNIST handwritten digits, 1x28x28, 10 classes, 60,000/10,000",
     "mnist+mnistm": "MNIST-M-style digits: MNIST blended with natural-image patches, |patch - digit| per channel, 3x28x28, "
-                    "10 classes, 60,000/10,000; patches from DIR/cifar10-test-jpeg (genlab.data.mnistm)",
+    "10 classes, 60,000/10,000; patches from DIR/cifar10-test-jpeg (genlab.data.mnistm)",
     "fashion-mnist": "Fashion-MNIST clothing, 1x28x28, 10 classes, 60,000/10,000",
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",
@@ -44,7 +44,14 @@ DATASETS = {
 #: The default data set of genlab's tools (named once, in genlab.config).
 DEFAULT_DATASET = DEFAULT_DATA
 
-_PATH_FORMS = ("folder:<path>", "npz:<path>", "npy:<path>", "wav:<path>", "unpaired:<A>,<B>", "<name>+<transform> (e.g. mnist+mnistm)")
+_PATH_FORMS = (
+    "folder:<path>",
+    "npz:<path>",
+    "npy:<path>",
+    "wav:<path>",
+    "unpaired:<A>,<B>",
+    "<name>+<transform> (e.g. mnist+mnistm)",
+)
 _SPLITS = ("train", "test")
 
 
@@ -63,7 +70,7 @@ def _check_size(image_size) -> tuple[int, int] | None:
     return size
 
 
-def load(
+def load(  # noqa: C901
     name: str,
     split: str = "train",
     data_dir: str | os.PathLike | None = None,
@@ -117,7 +124,9 @@ def load(
 
     if data_dir is not None and not os.path.isdir(os.path.expanduser(os.fspath(data_dir))):
         what = "is not a folder" if os.path.exists(os.path.expanduser(os.fspath(data_dir))) else "does not exist"
-        raise DataError(f"the data folder {os.fspath(data_dir)!r} {what} (data_dir, --data-dir); nothing was read or downloaded")
+        raise DataError(
+            f"the data folder {os.fspath(data_dir)!r} {what} (data_dir, --data-dir); nothing was read or downloaded"
+        )
     image_size = _check_size(image_size)
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
@@ -178,7 +187,9 @@ def load(
             from .fsdd import CLIP_LENGTH, load_fsdd
 
             if (image_size is not None and image_size[0] != 1) or channels not in (None, 1):
-                raise DataError(f"fsdd holds mono clips of shape (1, 1, length): image_size must be (1, length), got {image_size}")
+                raise DataError(
+                    f"fsdd holds mono clips of shape (1, 1, length): image_size must be (1, length), got {image_size}"
+                )
             return load_fsdd(split, data_dir, clip_length=image_size[1] if image_size else CLIP_LENGTH)
         splits = _SPLITS + (("valid",) if key == "celeba" else ())
         if split not in splits:

@@ -38,8 +38,7 @@ def to_nchw_uint8(x: np.ndarray, where: str) -> np.ndarray:
         x = x.transpose(0, 3, 1, 2)
     elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
         raise DataError(
-            f"{where}: images must be shaped (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {{1, 3}}, "
-            f"got {x.shape}"
+            f"{where}: images must be shaped (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {{1, 3}}, got {x.shape}"
         )
     if x.dtype == np.uint8:
         out = x

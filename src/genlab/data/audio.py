@@ -106,7 +106,9 @@ def load_wav_folder(path: str | Path, clip_length: int = 4096, sample_rate: int 
         extra = f"; unreadable: {', '.join(skipped[:5])}" if skipped else ""
         raise DataError(f"wav folder {str(root)!r} has no readable .wav files (found {len(files)} .wav files{extra})")
     if not clips:
-        raise DataError(f"wav folder {str(root)!r}: every file is shorter than one clip of {clip_length} samples at {sample_rate} Hz")
+        raise DataError(
+            f"wav folder {str(root)!r}: every file is shorter than one clip of {clip_length} samples at {sample_rate} Hz"
+        )
     return ImageDataset(torch.from_numpy(np.concatenate(clips)), name=f"wav:{root}")
 
 
@@ -131,7 +133,11 @@ def save_wav(samples, path: str | Path, rate: int = 8000, mu_law: bool = True) -
     the values are mu-law codes / 255 in [0, 1] (the model's space); with
     ``mu_law=False`` they are a waveform in [-1, 1].
     """
-    arr = samples.detach().cpu().double().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples, dtype=np.float64)
+    arr = (
+        samples.detach().cpu().double().numpy()
+        if isinstance(samples, torch.Tensor)
+        else np.asarray(samples, dtype=np.float64)
+    )
     clips = arr.reshape(-1, arr.shape[-1]) if arr.ndim > 1 else arr[None]
     if mu_law:
         clips = mu_law_decode(np.round(np.clip(clips, 0, 1) * 255))

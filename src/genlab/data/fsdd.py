@@ -40,7 +40,17 @@ from .audio import mu_law_encode, read_wav, resample
 from .dataset import ImageDataset
 from .errors import DataError
 
-__all__ = ["SAMPLE_RATE", "CLIP_LENGTH", "LISTING_MD5", "parse_name", "find_recordings", "listing_md5", "fit_clip", "load_fsdd", "recordings"]
+__all__ = [
+    "SAMPLE_RATE",
+    "CLIP_LENGTH",
+    "LISTING_MD5",
+    "parse_name",
+    "find_recordings",
+    "listing_md5",
+    "fit_clip",
+    "load_fsdd",
+    "recordings",
+]
 
 SAMPLE_RATE = 8000  # Hz
 CLIP_LENGTH = 4096  # samples (0.512 s); the 90th percentile of the recordings' lengths is 4,836
@@ -90,7 +100,7 @@ def fit_clip(audio: np.ndarray, length: int) -> np.ndarray:
     energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
     window = energy[length:] - energy[:-length]  # window[s] = energy of audio[s:s+length]
     start = int(np.argmax(window >= window.max() - 1e-9 * max(window.max(), 1.0)))
-    return audio[start:start + length]
+    return audio[start : start + length]
 
 
 def recordings(folder: Path) -> list[tuple[Path, int, str, int]]:
@@ -131,6 +141,10 @@ def load_fsdd(split: str, data_dir=None, clip_length: int = CLIP_LENGTH, verify:
         clips.append(mu_law_encode(fit_clip(resample(audio, rate, SAMPLE_RATE), clip_length)))
         labels.append(digit)
     if not clips:
-        raise DataError(f"fsdd: {str(folder)!r} has no recordings of the {split!r} split (index 0-4 is test, 5-49 train)")
+        raise DataError(
+            f"fsdd: {str(folder)!r} has no recordings of the {split!r} split (index 0-4 is test, 5-49 train)"
+        )
     images = np.stack(clips).reshape(-1, 1, 1, clip_length)
-    return ImageDataset(images, np.asarray(labels), num_classes=10, name="fsdd", class_names=[str(d) for d in range(10)])
+    return ImageDataset(
+        images, np.asarray(labels), num_classes=10, name="fsdd", class_names=[str(d) for d in range(10)]
+    )

@@ -179,9 +179,13 @@ def _common_size(root: Path, sizes: list[tuple[int, int]]) -> tuple[int, int]:
     counts = Counter(sizes)
     if len(counts) == 1:
         return sizes[0]
-    found = ", ".join(f"{h}x{w} ({k} images)" for (h, w), k in counts.most_common(4)) + (", ..." if len(counts) > 4 else "")
-    raise DataError(f"the images in folder {str(root)!r} have {len(counts)} sizes (height x width: {found}); choose the size "
-                    "to resize them to with image_size=(H, W) (genlab train: --set data.image_size=N for N x N, or [H, W])")
+    found = ", ".join(f"{h}x{w} ({k} images)" for (h, w), k in counts.most_common(4)) + (
+        ", ..." if len(counts) > 4 else ""
+    )
+    raise DataError(
+        f"the images in folder {str(root)!r} have {len(counts)} sizes (height x width: {found}); choose the size "
+        "to resize them to with image_size=(H, W) (genlab train: --set data.image_size=N for N x N, or [H, W])"
+    )
 
 
 def read_folder(

@@ -56,7 +56,9 @@ def blend(digits: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
     if digits.dtype != torch.uint8 or patches.dtype != torch.uint8:
         raise DataError(f"mnistm blends uint8 images, got {digits.dtype} digits and {patches.dtype} patches")
     if digits.ndim != 4 or digits.shape[1] != 1 or patches.shape != (digits.shape[0], 3, *digits.shape[2:]):
-        raise DataError(f"mnistm needs grey digits (N, 1, H, W) and patches (N, 3, H, W), got {tuple(digits.shape)} and {tuple(patches.shape)}")
+        raise DataError(
+            f"mnistm needs grey digits (N, 1, H, W) and patches (N, 3, H, W), got {tuple(digits.shape)} and {tuple(patches.shape)}"
+        )
     return (patches.to(torch.int16) - digits.to(torch.int16)).abs().to(torch.uint8)
 
 
@@ -69,7 +71,9 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def patch_choice(index, split: str, seed: int, pool_size: int, positions: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def patch_choice(
+    index, split: str, seed: int, pool_size: int, positions: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image, row offset, column offset) for the digits at ``index`` of ``split``: int64 arrays (N,).
 
     A function of ``(seed, split, index)`` only: image in ``0..pool_size-1``, offsets in
@@ -90,7 +94,9 @@ def patch_choice(index, split: str, seed: int, pool_size: int, positions: tuple[
 def _folder(data_dir) -> Path:
     from .download import cache_dir
 
-    places = ([Path(os.path.expanduser(os.fspath(data_dir))) / FOLDER] if data_dir is not None else []) + [cache_dir(FOLDER)]
+    places = ([Path(os.path.expanduser(os.fspath(data_dir))) / FOLDER] if data_dir is not None else []) + [
+        cache_dir(FOLDER)
+    ]
     for p in places:
         if p.is_dir():
             return p
@@ -113,7 +119,9 @@ def _read_pool(folder: str, split: str) -> torch.Tensor:
         paths += [p for k, p in numbered if (k < TRAIN_FILES) == (split == "train")]
     if not paths:
         which = f"NNNN < {TRAIN_FILES:04d}" if split == "train" else f"NNNN >= {TRAIN_FILES:04d}"
-        raise DataError(f"mnistm: {folder!r} has no patch image for the {split} split (<class>/<NNNN>.jpg with {which})")
+        raise DataError(
+            f"mnistm: {folder!r} has no patch image for the {split} split (<class>/<NNNN>.jpg with {which})"
+        )
     out = np.empty((len(paths), 32, 32, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
         try:
@@ -148,7 +156,12 @@ def patches(pool: torch.Tensor, index, split: str, seed: int, size: tuple[int, i
     cols = torch.from_numpy(dx)[:, None] + torch.arange(w)  # (N, W)
     chosen = pool[torch.from_numpy(image)]  # (N, 3, S, S)
     n = len(chosen)
-    return chosen[torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    return chosen[
+        torch.arange(n)[:, None, None, None],
+        torch.arange(3)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
 
 
 def mnistm(digits: torch.Tensor, split: str, data_dir=None, *, seed: int = 0, index=None) -> torch.Tensor:

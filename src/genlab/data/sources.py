@@ -20,7 +20,18 @@ from .errors import DataError
 from .images import DEFAULT_SIZE, center_square, fit_image, read_folder, to_array, to_mode
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
 Loaded = tuple[np.ndarray, "np.ndarray | None", "list[str] | None"]
@@ -29,7 +40,7 @@ Loaded = tuple[np.ndarray, "np.ndarray | None", "list[str] | None"]
 def fixed_split(n: int, n_test: int, split: str) -> np.ndarray:
     """Indices of ``split`` in a seeded permutation of ``range(n)``: the last ``n_test`` are test."""
     perm = np.random.RandomState(0).permutation(n)
-    return perm[n - n_test:] if split == "test" else perm[: n - n_test]
+    return perm[n - n_test :] if split == "test" else perm[: n - n_test]
 
 
 # ----------------------------------------------------------------- bundled sets
@@ -86,11 +97,16 @@ def _idx_loader(key: str, classes: list[str] | None):
         arrays = []
         for kind in ("images-idx3", "labels-idx1"):
             spec = dl.REMOTE_FILES[key][f"{prefix}-{kind}-ubyte"]
-            arrays.append(dl.obtain(
-                key, spec, data_dir, download,
-                lambda p, spec=spec: parse_idx(dl.read_verified(p, spec), p),
-                hint=" The four IDX files may be gzipped or not.",
-            ))
+            arrays.append(
+                dl.obtain(
+                    key,
+                    spec,
+                    data_dir,
+                    download,
+                    lambda p, spec=spec: parse_idx(dl.read_verified(p, spec), p),
+                    hint=" The four IDX files may be gzipped or not.",
+                )
+            )
         images, labels = arrays
         if images.ndim != 3 or labels.shape != images.shape[:1]:
             raise DataError(f"{key}: image and label files do not match ({images.shape} vs {labels.shape})")
@@ -174,7 +190,7 @@ def load_cifar10(split: str, data_dir, download: bool) -> Loaded:
         if split == "test" and has_jpeg:
             f = read_folder(jpeg, image_size=(32, 32), channels=3, class_names=CIFAR10_CLASSES)
             return f.images, f.labels, CIFAR10_CLASSES
-    hint = (f" ({str(jpeg)!r} holds only the test split as JPEGs.)" if has_jpeg else "")
+    hint = f" ({str(jpeg)!r} holds only the test split as JPEGs.)" if has_jpeg else ""
     images, labels = dl.obtain("cifar10", spec, data_dir, download, lambda p: _cifar_from_archive(p, split), hint)
     return images, labels, CIFAR10_CLASSES
 

@@ -49,7 +49,18 @@ import torch
 from .dataset import ImageDataset
 from .errors import DataError
 
-__all__ = ["TRANSFORMS", "INVERSES", "BLENDS", "UnpairedDataset", "parse_domain", "parse_spec", "load_domain", "load_unpaired", "transform", "untransform"]
+__all__ = [
+    "TRANSFORMS",
+    "INVERSES",
+    "BLENDS",
+    "UnpairedDataset",
+    "parse_domain",
+    "parse_spec",
+    "load_domain",
+    "load_unpaired",
+    "transform",
+    "untransform",
+]
 
 #: ``+<name>`` transforms: uint8 (N, C, H, W) -> uint8 (N, C, H', W')
 TRANSFORMS = {
@@ -77,7 +88,9 @@ def parse_domain(text: str) -> tuple[str, str | None]:
     if plus and (suffix in TRANSFORMS or suffix in BLENDS):
         name, t = base.strip(), suffix
     elif plus and ":" not in text:  # "mnist+blur": a transform we do not know (paths may contain '+')
-        raise DataError(f"unknown transform {suffix!r} in domain {text!r}; choose one of: {', '.join([*TRANSFORMS, *BLENDS])}")
+        raise DataError(
+            f"unknown transform {suffix!r} in domain {text!r}; choose one of: {', '.join([*TRANSFORMS, *BLENDS])}"
+        )
     else:
         name, t = text, None
     kind = name.partition(":")[0].lower()
@@ -98,7 +111,9 @@ def parse_spec(spec: str) -> tuple[str, str, int]:
         try:
             seed = int(parts.pop()[5:])
         except ValueError:
-            raise DataError(f"bad seed in unpaired data spec {spec!r}: seed=<int>, e.g. unpaired:mnist,mnist+invert,seed=1") from None
+            raise DataError(
+                f"bad seed in unpaired data spec {spec!r}: seed=<int>, e.g. unpaired:mnist,mnist+invert,seed=1"
+            ) from None
     if len(parts) != 2 or not all(parts):
         raise DataError(f"unpaired data spec {spec!r} must name exactly two domains; use {_SPEC_HELP}")
     for p in parts:
@@ -111,7 +126,9 @@ def transform(images: torch.Tensor, name: str | None) -> torch.Tensor:
     if name is None:
         return images
     if name in BLENDS:
-        raise DataError(f"{name!r} needs the split, data_dir and digit indices: use genlab.data.mnistm.mnistm or load_domain('mnist+{name}', ...)")
+        raise DataError(
+            f"{name!r} needs the split, data_dir and digit indices: use genlab.data.mnistm.mnistm or load_domain('mnist+{name}', ...)"
+        )
     if name not in TRANSFORMS:
         raise DataError(f"unknown transform {name!r}; choose one of: {', '.join(TRANSFORMS)}")
     return TRANSFORMS[name](images).contiguous()
@@ -128,35 +145,53 @@ def untransform(images: torch.Tensor, name: str | None) -> torch.Tensor:
     return transform(images, INVERSES[name])
 
 
-def apply(images: torch.Tensor, name: str | None, split: str, data_dir=None, *, seed: int = 0, index=None) -> torch.Tensor:
+def apply(
+    images: torch.Tensor, name: str | None, split: str, data_dir=None, *, seed: int = 0, index=None
+) -> torch.Tensor:
     """:func:`transform`, or for a blend (``mnistm``) the blend of ``images`` (grey, the
     ``index``-th images of ``split``; default ``0..N-1``) with the patches of ``seed``."""
     if name in BLENDS:
         from .mnistm import mnistm
 
         if images.shape[1] != 1:
-            raise DataError(f"+{name} blends grey digits with colour patches; the data set has {images.shape[1]} channels")
+            raise DataError(
+                f"+{name} blends grey digits with colour patches; the data set has {images.shape[1]} channels"
+            )
         return mnistm(images, split, data_dir, seed=seed, index=index)
     return transform(images, name)
 
 
-def load_domain(text: str, split: str = "train", data_dir: str | os.PathLike | None = None, *,
-                image_size: tuple[int, int] | None = None, channels: int | None = None, download: bool = True,
-                seed: int = 0) -> ImageDataset:
+def load_domain(
+    text: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    download: bool = True,
+    seed: int = 0,
+) -> ImageDataset:
     """One domain (``<data set>[+<transform>]``) as an :class:`ImageDataset`, transform applied; labels kept.
     ``seed`` chooses the patches of a blend (``+mnistm``); the other transforms ignore it."""
     from . import load
     from .images import convert_channels
 
     name, t = parse_domain(text)
-    ds = load(name, split, data_dir, image_size=image_size, channels=None if t in BLENDS else channels, download=download)
+    ds = load(
+        name, split, data_dir, image_size=image_size, channels=None if t in BLENDS else channels, download=download
+    )
     if not isinstance(ds, ImageDataset):
         raise DataError(f"domain {text!r} is not an image data set; use {_SPEC_HELP}")
     images = apply(ds.images, t, split, data_dir, seed=seed)
     if t in BLENDS and channels is not None:
         images = torch.from_numpy(convert_channels(images.numpy(), channels))
-    return ImageDataset(images, ds.labels, num_classes=ds.num_classes if ds.labels is not None else None,
-                        name=text, class_names=ds.class_names)
+    return ImageDataset(
+        images,
+        ds.labels,
+        num_classes=ds.num_classes if ds.labels is not None else None,
+        name=text,
+        class_names=ds.class_names,
+    )
 
 
 @dataclass
@@ -205,12 +240,25 @@ class UnpairedDataset:
 def _to_rgb(ds: ImageDataset) -> ImageDataset:
     if ds.images.shape[1] == 3:
         return ds
-    return ImageDataset(ds.images.expand(-1, 3, -1, -1).contiguous(), ds.labels,
-                        num_classes=ds.num_classes if ds.labels is not None else None, name=ds.name, class_names=ds.class_names)
+    return ImageDataset(
+        ds.images.expand(-1, 3, -1, -1).contiguous(),
+        ds.labels,
+        num_classes=ds.num_classes if ds.labels is not None else None,
+        name=ds.name,
+        class_names=ds.class_names,
+    )
 
 
-def load_unpaired(domain_a: str, domain_b: str, split: str = "train", data_dir: str | os.PathLike | None = None, *,
-                  seed: int = 0, image_size: tuple[int, int] | None = None, download: bool = True) -> UnpairedDataset:
+def load_unpaired(
+    domain_a: str,
+    domain_b: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    image_size: tuple[int, int] | None = None,
+    download: bool = True,
+) -> UnpairedDataset:
     """Domains A and B of ``split`` as an :class:`UnpairedDataset` (see the module docstring).
 
     Raises:
@@ -247,10 +295,18 @@ def load_unpaired(domain_a: str, domain_b: str, split: str = "train", data_dir: 
 
     idx_a, idx_b = fill(idx_a), fill(idx_b)
     a, b = a.subset(idx_a), b.subset(idx_b)
-    a = ImageDataset(apply(a.images, t_a, split, data_dir, seed=seed, index=idx_a), a.labels,
-                     num_classes=a.num_classes if a.labels is not None else None, name=domain_a)
-    b = ImageDataset(apply(b.images, t_b, split, data_dir, seed=seed, index=idx_b), b.labels,
-                     num_classes=b.num_classes if b.labels is not None else None, name=domain_b)
+    a = ImageDataset(
+        apply(a.images, t_a, split, data_dir, seed=seed, index=idx_a),
+        a.labels,
+        num_classes=a.num_classes if a.labels is not None else None,
+        name=domain_a,
+    )
+    b = ImageDataset(
+        apply(b.images, t_b, split, data_dir, seed=seed, index=idx_b),
+        b.labels,
+        num_classes=b.num_classes if b.labels is not None else None,
+        name=domain_b,
+    )
     if a.images.shape[1] != b.images.shape[1]:  # grey next to colour: both RGB
         a, b = _to_rgb(a), _to_rgb(b)
     if a.shape[1:] != b.shape[1:]:
@@ -259,4 +315,6 @@ def load_unpaired(domain_a: str, domain_b: str, split: str = "train", data_dir: 
             f"{b.shape[1]}x{b.shape[2]}; choose domains of one size or pass image_size=(H, W) to resize both"
         )
     images = torch.cat([a.images, b.images], 1)
-    return UnpairedDataset(images, a, b, idx_a, idx_b, domain_a, domain_b, int(seed), name=f"unpaired:{domain_a},{domain_b}")
+    return UnpairedDataset(
+        images, a, b, idx_a, idx_b, domain_a, domain_b, int(seed), name=f"unpaired:{domain_a},{domain_b}"
+    )

@@ -46,7 +46,9 @@ def _np(x) -> np.ndarray:
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]} (use the same feature network for both sets)")
+        raise ValueError(
+            f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]} (use the same feature network for both sets)"
+        )
 
 
 # ------------------------------------------------------------------ FID
@@ -103,7 +105,9 @@ def _poly_kernel(x: np.ndarray, y: np.ndarray, degree: int, gamma: float, coef0:
     return (gamma * (x @ y.T) + coef0) ** degree
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef0: float = 1.0) -> float:
+def mmd2_unbiased(
+    x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
+) -> float:
     """Unbiased MMD^2 with the polynomial kernel (gamma = 1/d by default)."""
     d = x.shape[1]
     gamma = 1.0 / d if gamma is None else gamma
@@ -116,7 +120,9 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | 
     return float(sxx + syy - 2 * kxy.mean())
 
 
-def kid(real, fake, *, num_subsets: int = 100, subset_size: int = 1000, degree: int = 3, seed: int = 0) -> tuple[float, float]:
+def kid(
+    real, fake, *, num_subsets: int = 100, subset_size: int = 1000, degree: int = 3, seed: int = 0
+) -> tuple[float, float]:
     """Kernel inception distance: (mean, std) of the unbiased MMD^2 over random subsets.
 
     Each subset draws ``min(subset_size, N, M)`` vectors from each set without
@@ -133,7 +139,10 @@ def kid(real, fake, *, num_subsets: int = 100, subset_size: int = 1000, degree: 
         raise ValueError("KID needs at least 2 samples in each set")
     rng = np.random.default_rng(seed)
     vals = np.array(
-        [mmd2_unbiased(a[rng.choice(len(a), s, replace=False)], b[rng.choice(len(b), s, replace=False)], degree) for _ in range(num_subsets)]
+        [
+            mmd2_unbiased(a[rng.choice(len(a), s, replace=False)], b[rng.choice(len(b), s, replace=False)], degree)
+            for _ in range(num_subsets)
+        ]
     )
     return float(vals.mean()), float(vals.std(ddof=0))
 

@@ -126,7 +126,10 @@ class FeatureNet(nn.Module):
     def features(self, x: Tensor, batch_size: int = 500) -> Tensor:
         self.check_input(x)
         dev = next(self.net.parameters()).device
-        out = [self.net.features(x[i : i + batch_size].float().to(dev)).double().cpu() for i in range(0, len(x), batch_size)]
+        out = [
+            self.net.features(x[i : i + batch_size].float().to(dev)).double().cpu()
+            for i in range(0, len(x), batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros(0, self.dim, dtype=torch.float64)
 
     @torch.inference_mode()
@@ -207,7 +210,9 @@ def _load_inception(device) -> FeatureNet:
         # a local copy of the weights (offline machines): GENLAB_INCEPTION_WEIGHTS=/path/pt_inception-2015-12-05.pth
         ext = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], os.environ.get("GENLAB_INCEPTION_WEIGHTS"))
     except Exception as e:  # weights not downloadable (offline) or incompatible version
-        raise FeatureNetError(f"torch-fidelity is installed but its Inception-v3 weights could not be loaded: {e}") from None
+        raise FeatureNetError(
+            f"torch-fidelity is installed but its Inception-v3 weights could not be loaded: {e}"
+        ) from None
     # Inception works on any size: it resizes to 299x299 internally; accept 1 or 3 channels.
     fn = FeatureNet("inception", _InceptionWrapper(ext), (3, 299, 299), 2048)
     fn.check_input = lambda x: _check_any_image(x)  # type: ignore[method-assign]
@@ -216,7 +221,9 @@ def _load_inception(device) -> FeatureNet:
 
 def _check_any_image(x: Tensor) -> None:
     if x.dim() != 4 or x.shape[1] not in (1, 3):
-        raise FeatureNetError(f"feature network 'inception' expects images (N, 1 or 3, H, W) in [0, 1], got {tuple(x.shape)}")
+        raise FeatureNetError(
+            f"feature network 'inception' expects images (N, 1 or 3, H, W) in [0, 1], got {tuple(x.shape)}"
+        )
 
 
 _CACHE: dict[tuple[str, str], FeatureNet] = {}
@@ -232,7 +239,9 @@ def get_feature_net(name: str, device: str | torch.device = "cpu") -> FeatureNet
     elif name == "inception":
         net = _load_inception(device)
     else:
-        raise FeatureNetError(f"unknown feature network {name!r}; choose one of: {', '.join(list(FEATURE_NETS) + ['inception'])}")
+        raise FeatureNetError(
+            f"unknown feature network {name!r}; choose one of: {', '.join(list(FEATURE_NETS) + ['inception'])}"
+        )
     _CACHE[key] = net
     return net
 

@@ -94,7 +94,9 @@ def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
     if mode == "unit":
         if eight_bit:
             return "8-bit pixels k/255 fed as they are; the model's likelihood is over the 256 levels: exact discrete likelihood"
-        return "continuous inputs in [0, 1] fed as they are (not 8-bit): a continuous density, not a discrete likelihood"
+        return (
+            "continuous inputs in [0, 1] fed as they are (not 8-bit): a continuous density, not a discrete likelihood"
+        )
     if mode == "signed":
         return "inputs scaled to [-1, 1] (2x - 1); log_prob as returned by the model"
     return f"input_mode {mode!r}"
@@ -110,8 +112,10 @@ def impossible_likelihood(model, mean_nll: float, se: float, eight_bit: bool) ->
     discrete = model.input_mode == "binary" or (eight_bit and model.input_mode in ("dequantize", "unit"))
     if not discrete or not mean_nll + 3 * (se if math.isfinite(se) else 0.0) < 0:
         return None
-    return (f"mean NLL {mean_nll:.2f} +- {se:.2f} nats is below 0, impossible for discrete data (every probability is <= 1): "
-            f"the estimator ({model.likelihood_description()}) is inaccurate here, e.g. an ODE solved too coarsely")
+    return (
+        f"mean NLL {mean_nll:.2f} +- {se:.2f} nats is below 0, impossible for discrete data (every probability is <= 1): "
+        f"the estimator ({model.likelihood_description()}) is inaccurate here, e.g. an ODE solved too coarsely"
+    )
 
 
 def _resolve_k(model, iw_samples):
@@ -122,8 +126,10 @@ def _resolve_k(model, iw_samples):
             raise ValueError(f"iw_samples must be >= 1, got {iw_samples}")
         return k
     if iw_samples is not None:
-        raise ValueError(f"{type(model).__name__}.log_prob is not importance-sampled ({model.likelihood_description()}) "
-                         "and takes no iw_samples; leave iw_samples=None")
+        raise ValueError(
+            f"{type(model).__name__}.log_prob is not importance-sampled ({model.likelihood_description()}) "
+            "and takes no iw_samples; leave iw_samples=None"
+        )
     return None
 
 
@@ -161,7 +167,9 @@ def per_example_nll(
         raise ValueError("no examples to evaluate")
     want = tuple(model.config.image_shape)
     if tuple(images.shape[1:]) != want:
-        raise ValueError(f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have {tuple(images.shape)}")
+        raise ValueError(
+            f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have {tuple(images.shape)}"
+        )
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     offset = log_prob_offset(model)
     device = model.device
@@ -226,7 +234,14 @@ def evaluate_likelihood(
     k = _resolve_k(model, iw_samples) if model.likelihood_kind != "none" else None
     _, name, eight_bit = as_images01(dataset)
     nll = per_example_nll(
-        model, dataset, iw_samples=k, batch_size=batch_size, max_examples=max_examples, seed=seed, generator=generator, progress=progress
+        model,
+        dataset,
+        iw_samples=k,
+        batch_size=batch_size,
+        max_examples=max_examples,
+        seed=seed,
+        generator=generator,
+        progress=progress,
     )
     n = len(nll)
     d = model.num_dims
@@ -252,4 +267,3 @@ def evaluate_likelihood(
         "data": name,
         "problem": problem,
     }
-

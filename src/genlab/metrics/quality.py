@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 
 from ..errors import GenlabError
-from .features import FeatureNet, FeatureNetError, auto_feature_net, get_feature_net
 from .distances import (  # noqa: F401  (re-exported: the public names of genlab.metrics.quality)
     MIN_FID_SAMPLES,
+    _check_pair,
+    _np,
     classifier_score,
     density_coverage,
     feature_statistics,
@@ -34,10 +35,8 @@ from .distances import (  # noqa: F401  (re-exported: the public names of genlab
     knn_radii,
     mmd2_unbiased,
     precision_recall,
-    _check_pair,
-    _np,
 )
-
+from .features import FeatureNet, FeatureNetError, auto_feature_net, get_feature_net
 
 # ------------------------------------------------------------------ reference statistics
 
@@ -61,7 +60,9 @@ def _images01(data) -> Tensor:
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
-def reference_features(dataset, feature_net=None, *, split: str | None = None, max_examples: int | None = None, cache: bool = True) -> dict:
+def reference_features(
+    dataset, feature_net=None, *, split: str | None = None, max_examples: int | None = None, cache: bool = True
+) -> dict:
     """Features (and their mean/covariance) of a data split, cached on disk.
 
     The cache key is the data set's name, the split, the number of images, a
@@ -77,13 +78,21 @@ def reference_features(dataset, feature_net=None, *, split: str | None = None, m
     net = _resolve_net(feature_net, tuple(images.shape[1:]), getattr(dataset, "name", None))
     net.check_input(images)
     name = getattr(dataset, "name", "") or "tensor"
-    digest = hashlib.sha256(images.contiguous().numpy().tobytes() if images.dtype == torch.uint8 else images.float().numpy().tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        images.contiguous().numpy().tobytes() if images.dtype == torch.uint8 else images.float().numpy().tobytes()
+    ).hexdigest()[:16]
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60]
     fname = f"{safe}-{split or 'data'}-n{len(images)}-{digest}-{net.name}-{(net.sha256 or 'nohash')[:16]}.safetensors"
     path = stats_cache_dir() / fname
     if cache and path.is_file():
         t = load_file(str(path))
-        return {"features": t["features"].astype(np.float64), "mu": t["mu"], "sigma": t["sigma"], "path": str(path), "cached": True}
+        return {
+            "features": t["features"].astype(np.float64),
+            "mu": t["mu"],
+            "sigma": t["sigma"],
+            "path": str(path),
+            "cached": True,
+        }
     feats = net.features(_images01(images)).numpy()
     mu, sigma = feature_statistics(feats)
     if cache:
@@ -91,13 +100,29 @@ def reference_features(dataset, feature_net=None, *, split: str | None = None, m
         tmp = path.with_suffix(".tmp")
         save_file({"features": feats.astype(np.float32), "mu": mu, "sigma": sigma}, str(tmp))
         os.replace(tmp, path)
-    return {"features": feats.astype(np.float32).astype(np.float64), "mu": mu, "sigma": sigma, "path": str(path), "cached": False}
+    return {
+        "features": feats.astype(np.float32).astype(np.float64),
+        "mu": mu,
+        "sigma": sigma,
+        "path": str(path),
+        "cached": False,
+    }
 
 
 # ------------------------------------------------------------------ all metrics
 
 
-def quality_metrics(real_features, fake_features, *, kid_subsets: int = 100, kid_subset_size: int = 1000, k_pr: int = 3, k_dc: int = 5, knn_max: int = 5000, seed: int = 0) -> dict:
+def quality_metrics(
+    real_features,
+    fake_features,
+    *,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    k_pr: int = 3,
+    k_dc: int = 5,
+    knn_max: int = 5000,
+    seed: int = 0,
+) -> dict:
     """FID, KID (mean, std), precision, recall, density and coverage from two feature sets.
 
     The k-NN metrics use at most ``knn_max`` points of each set (a seeded subset)
@@ -143,10 +168,14 @@ def check_measurable(model, n_samples: int) -> None:
     if model.likelihood_kind != "none":
         return
     if "sample" not in model.capabilities or n_samples < 1:
-        raise GenlabError(f"nothing to evaluate: {name} has no likelihood and no samples are drawn (n_samples={n_samples}, genlab eval --samples)")
+        raise GenlabError(
+            f"nothing to evaluate: {name} has no likelihood and no samples are drawn (n_samples={n_samples}, genlab eval --samples)"
+        )
     if model.data_kind != "image":
-        raise GenlabError(f"nothing to evaluate: {name} has no likelihood, and the sample-quality metrics (FID, KID, "
-                          f"precision/recall) measure images; it makes {model.data_kind}")
+        raise GenlabError(
+            f"nothing to evaluate: {name} has no likelihood, and the sample-quality metrics (FID, KID, "
+            f"precision/recall) measure images; it makes {model.data_kind}"
+        )
 
 
 def evaluate(
@@ -198,7 +227,11 @@ def evaluate(
         "model": type(model).__name__,
         "data": data_name,
         "split": split,
-        "settings": {"seed": seed, "n_samples": n_samples if "sample" in model.capabilities else 0, "max_examples": max_examples},
+        "settings": {
+            "seed": seed,
+            "n_samples": n_samples if "sample" in model.capabilities else 0,
+            "max_examples": max_examples,
+        },
         "likelihood": None,
         "quality": None,
     }
@@ -220,7 +253,9 @@ def evaluate(
             if feature_net is not None:  # the user asked for this network: a real error
                 raise
             if result["likelihood"] is None:
-                raise FeatureNetError(f"nothing to evaluate: {type(model).__name__} has no likelihood, and {e}") from None
+                raise FeatureNetError(
+                    f"nothing to evaluate: {type(model).__name__} has no likelihood, and {e}"
+                ) from None
             warnings.warn(f"sample-quality metrics skipped: {e}", stacklevel=2)
             result["settings"]["quality_skipped"] = str(e)
             return result
@@ -235,7 +270,14 @@ def evaluate(
         ff = net.features(fake).numpy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # already warned above
-            q = quality_metrics(ref["features"], ff, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, knn_max=knn_max, seed=seed)
+            q = quality_metrics(
+                ref["features"],
+                ff,
+                kid_subsets=kid_subsets,
+                kid_subset_size=kid_subset_size,
+                knn_max=knn_max,
+                seed=seed,
+            )
         if hasattr(net.net, "head"):
             q["classifier_score"], q["classifier_score_std"] = classifier_score(net.logits(fake))
             q["classifier_score_real"], _ = classifier_score(net.logits(_images01(dataset)[: max(n_samples, 2)]))

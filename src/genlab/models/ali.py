@@ -101,20 +101,30 @@ class ALIConfig(GANConfig):
     e_batchnorm: bool = True  # batch norm in the encoder's convolutions (all but the first)
     d_batchnorm: bool = False  # D sees real and fake pairs in separate batches: off by default
     dropout: float = 0.2  # D's dropout on the image features and after its MLPs' hidden layers; 0 disables
-    input_dropout: float = 0.0  # D's dropout on its inputs x and z (z2) (ALI's CIFAR-10 model: 0.2, with dropout 0.5); 0 disables
-    cycle_weight: float = 0.0  # ALICE's explicit cycle consistency: + weight * mean (x - G(E(x)))^2 in (G, E)'s loss; 0: plain ALI/BiGAN
+    input_dropout: float = (
+        0.0  # D's dropout on its inputs x and z (z2) (ALI's CIFAR-10 model: 0.2, with dropout 0.5); 0 disables
+    )
+    cycle_weight: float = (
+        0.0  # ALICE's explicit cycle consistency: + weight * mean (x - G(E(x)))^2 in (G, E)'s loss; 0: plain ALI/BiGAN
+    )
     collapse_patience: int = 1000
 
     renamed = {**GANConfig.renamed, "levels": "latent_levels"}
-    moved_to_train = {"lr_g": "step_lr.generator-encoder", "lr_d": "step_lr.discriminator",
-                      "betas_g": "step_betas.generator-encoder", "betas_d": "step_betas.discriminator"}
+    moved_to_train = {
+        "lr_g": "step_lr.generator-encoder",
+        "lr_d": "step_lr.discriminator",
+        "betas_g": "step_betas.generator-encoder",
+        "betas_d": "step_betas.discriminator",
+    }
 
     def validate(self) -> None:
         super().validate()
         if self.arch != "conv":
             raise ConfigError(f"ALI is convolutional: model.arch must be conv, got {self.arch!r}")
         if self.latent_levels not in LEVELS:
-            raise ConfigError(f"model.latent_levels must be 1 (x <-> z) or 2 (x <-> z1 <-> z2), got {self.latent_levels}")
+            raise ConfigError(
+                f"model.latent_levels must be 1 (x <-> z) or 2 (x <-> z1 <-> z2), got {self.latent_levels}"
+            )
         self.check_choice("encoder", ENCODERS)
         self.check_unconditional("ALI")
         if len(self.image_shape) != 3:
@@ -155,7 +165,9 @@ class ConvEncoder(nn.Module):
         c, h, w = image_shape
         s, k = blocks.dcgan_layout(h, w)
         self.body, width = blocks.conv_body(c, channels, k, batchnorm)
-        self.head = nn.Conv2d(width, out_dim, 1) if spatial else nn.Sequential(nn.Flatten(), nn.Linear(width * s * s, out_dim))
+        self.head = (
+            nn.Conv2d(width, out_dim, 1) if spatial else nn.Sequential(nn.Flatten(), nn.Linear(width * s * s, out_dim))
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))
@@ -170,8 +182,19 @@ class JointDiscriminator(nn.Module):
     (z2) before the x body and the z MLP.
     """
 
-    def __init__(self, image_shape, channels: int, latent_dim: int, z1_channels: int, hidden: int, depth: int,
-                 dropout: float, batchnorm: bool, spectral_norm: bool, input_dropout: float = 0.0):
+    def __init__(
+        self,
+        image_shape,
+        channels: int,
+        latent_dim: int,
+        z1_channels: int,
+        hidden: int,
+        depth: int,
+        dropout: float,
+        batchnorm: bool,
+        spectral_norm: bool,
+        input_dropout: float = 0.0,
+    ):
         super().__init__()
         c, h, w = image_shape
         s, k = blocks.dcgan_layout(h, w)
@@ -179,8 +202,9 @@ class JointDiscriminator(nn.Module):
         self.x_body, width = blocks.conv_body(c, channels, k, batchnorm, spectral_norm)
         self.x_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.z_body, z_width = blocks.leaky_mlp(latent_dim, hidden, depth, spectral_norm, dropout)
-        self.joint = blocks.MLPDiscriminator((width + z1_channels) * s * s + z_width, hidden, depth,
-                                             spectral_norm=spectral_norm, dropout=dropout)
+        self.joint = blocks.MLPDiscriminator(
+            (width + z1_channels) * s * s + z_width, hidden, depth, spectral_norm=spectral_norm, dropout=dropout
+        )
 
     def forward(self, x: Tensor, zs: list[Tensor]) -> Tensor:
         h = self.x_body(self.in_drop(x))
@@ -223,17 +247,31 @@ class ALI(GAN):
         c.validate()
         two = 2 if self.stochastic else 1  # a Gaussian is (mean, log-variance)
         if c.latent_levels == 1:
-            G = nn.ModuleDict({"x": blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm)})
+            G = nn.ModuleDict(
+                {"x": blocks.ConvGenerator(c.latent_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm)}
+            )
             z1_channels = 0
         else:
             z1_dim = c.z1_channels * self.z1_shape[1] * self.z1_shape[2]
-            G = nn.ModuleDict({
-                "z1": blocks.MLPGenerator(c.latent_dim, two * z1_dim, c.hidden_dim, c.hidden_layers),
-                "x": blocks.ConvGenerator(z1_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm),
-            })
+            G = nn.ModuleDict(
+                {
+                    "z1": blocks.MLPGenerator(c.latent_dim, two * z1_dim, c.hidden_dim, c.hidden_layers),
+                    "x": blocks.ConvGenerator(z1_dim, c.image_shape, c.channels, c.upsample, c.g_batchnorm),
+                }
+            )
             z1_channels = c.z1_channels
-        D = JointDiscriminator(c.image_shape, c.channels, c.latent_dim, z1_channels, c.hidden_dim, c.hidden_layers, c.dropout,
-                               c.d_batchnorm, c.spectral_norm, c.input_dropout)
+        D = JointDiscriminator(
+            c.image_shape,
+            c.channels,
+            c.latent_dim,
+            z1_channels,
+            c.hidden_dim,
+            c.hidden_layers,
+            c.dropout,
+            c.d_batchnorm,
+            c.spectral_norm,
+            c.input_dropout,
+        )
         blocks.dcgan_init(G)
         blocks.dcgan_init(D)
         return G, D
@@ -242,14 +280,18 @@ class ALI(GAN):
         c = self.config
         two = 2 if self.stochastic else 1
         if c.latent_levels == 1:
-            E = nn.ModuleDict({"z": ConvEncoder(c.image_shape, c.channels, two * c.latent_dim, c.e_batchnorm, spatial=False)})
+            E = nn.ModuleDict(
+                {"z": ConvEncoder(c.image_shape, c.channels, two * c.latent_dim, c.e_batchnorm, spatial=False)}
+            )
         else:
             z1_dim = c.z1_channels * self.z1_shape[1] * self.z1_shape[2]
             body, width = blocks.leaky_mlp(z1_dim, c.hidden_dim, c.hidden_layers)
-            E = nn.ModuleDict({
-                "z1": ConvEncoder(c.image_shape, c.channels, two * c.z1_channels, c.e_batchnorm, spatial=True),
-                "z2": nn.Sequential(nn.Flatten(), body, nn.Linear(width, two * c.latent_dim)),
-            })
+            E = nn.ModuleDict(
+                {
+                    "z1": ConvEncoder(c.image_shape, c.channels, two * c.z1_channels, c.e_batchnorm, spatial=True),
+                    "z2": nn.Sequential(nn.Flatten(), body, nn.Linear(width, two * c.latent_dim)),
+                }
+            )
         blocks.dcgan_init(E)
         return E
 
@@ -283,7 +325,9 @@ class ALI(GAN):
         z1 = self._gaussian(self.E["z1"](x), generator, mean_only)[0]
         return [z1, self._gaussian(self.E["z2"](z1), generator, mean_only)[0]]
 
-    def generate_pairs(self, z: Tensor, generator: torch.Generator | None = None, mean_only: bool = False) -> tuple[Tensor, list[Tensor]]:
+    def generate_pairs(
+        self, z: Tensor, generator: torch.Generator | None = None, mean_only: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
         """Generator pass with graph: top code z (N, latent_dim) -> (x in [-1, 1], ``[z]`` or
         ``[z1, z2]``) with z1 ~ p(z1 | z2) (its mean with ``mean_only``)."""
         if self.config.latent_levels == 1:
@@ -371,9 +415,13 @@ class ALI(GAN):
                 f"steps (now {float(loss.detach()):.3g}); try a lower train.step_lr.discriminator, model.penalty=r1 or raise "
                 f"model.collapse_g_loss / model.collapse_patience"
             )
-        return {"loss": total, "ge/loss": loss.detach(), **extra,
-                "ge/d_encoder": losses.d_output(c.objective, enc_logits.detach()).mean(),
-                "ge/d_generator": losses.d_output(c.objective, gen_logits.detach()).mean()}
+        return {
+            "loss": total,
+            "ge/loss": loss.detach(),
+            **extra,
+            "ge/d_encoder": losses.d_output(c.objective, enc_logits.detach()).mean(),
+            "ge/d_generator": losses.d_output(c.objective, gen_logits.detach()).mean(),
+        }
 
     # ---------------------------------------------------------------- inference and sampling
     def _eval(self, fn):
@@ -387,8 +435,9 @@ class ALI(GAN):
         finally:
             self.train(was_training)
 
-    def encode(self, x: Tensor, *, level: int | None = None, sample: bool = False,
-               generator: torch.Generator | None = None) -> Tensor:
+    def encode(
+        self, x: Tensor, *, level: int | None = None, sample: bool = False, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Images x (N, C, H, W) in [-1, 1] (``model.prepare`` of [0, 1] data) -> codes: the
         posterior mean (a reparameterised draw with ``sample=True``) of the top latent,
         (N, latent_dim), or of z1 with ``level=1`` on a 2-level model, (N, c1, s, s)."""
@@ -401,7 +450,9 @@ class ALI(GAN):
         if level is None:
             return self.config.latent_levels
         if level not in range(1, self.config.latent_levels + 1):
-            raise ValueError(f"level must be in 1..{self.config.latent_levels} for a {self.config.latent_levels}-level model, got {level}")
+            raise ValueError(
+                f"level must be in 1..{self.config.latent_levels} for a {self.config.latent_levels}-level model, got {level}"
+            )
         return level
 
     def decode(self, z: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
@@ -417,7 +468,9 @@ class ALI(GAN):
         elif self.config.latent_levels == 2 and tuple(z.shape[1:]) == self.z1_shape:
             fn = lambda: self._image(z)  # noqa: E731
         else:
-            want = f"(N, {self.config.latent_dim})" + (f" or z1 maps (N, {', '.join(map(str, self.z1_shape))})" if self.config.latent_levels == 2 else "")
+            want = f"(N, {self.config.latent_dim})" + (
+                f" or z1 maps (N, {', '.join(map(str, self.z1_shape))})" if self.config.latent_levels == 2 else ""
+            )
             raise ValueError(f"expected latent codes of shape {want}, got {tuple(z.shape)}")
         return from_signed(self._eval(fn)).clamp(0, 1)
 

@@ -52,8 +52,14 @@ class AutoregressiveImageModel(GenerativeModel):
         return 2 * x - 1
 
     # ------------------------------------------------------------ likelihood
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Exact log p(x) (log p(x | label) when conditional) in nats, shape (B,).
 
         x: (B, C, H, W) in the model's input space: {0, 1} for Bernoulli, the grid
@@ -75,7 +81,9 @@ class AutoregressiveImageModel(GenerativeModel):
 
     # ------------------------------------------------------------ sampling
     @torch.inference_mode()
-    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
+    def sample(
+        self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached"
+    ) -> Tensor:
         """n images (n, C, H, W) in [0, 1], drawn pixel by pixel in raster order.
 
         ``method="cached"`` (default) reuses every layer's past activations,
@@ -88,7 +96,15 @@ class AutoregressiveImageModel(GenerativeModel):
         return self._generate(x, observed, self.check_labels(labels, n), generator, method)
 
     @torch.inference_mode()
-    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+    def complete(
+        self,
+        x: Tensor,
+        observed_mask: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
+        method: str = "cached",
+    ) -> Tensor:
         """Keep the pixels where ``observed_mask`` is 1 and sample the others in order.
 
         x: (N, C, H, W) images in [0, 1] (mapped to the model's values: thresholded
@@ -103,7 +119,9 @@ class AutoregressiveImageModel(GenerativeModel):
         try:
             observed = torch.as_tensor(observed_mask, device=self.device).bool().expand_as(x).clone()
         except RuntimeError:
-            raise ValueError(f"observed_mask of shape {tuple(torch.as_tensor(observed_mask).shape)} does not broadcast to images {tuple(x.shape)}") from None
+            raise ValueError(
+                f"observed_mask of shape {tuple(torch.as_tensor(observed_mask).shape)} does not broadcast to images {tuple(x.shape)}"
+            ) from None
         return self._generate(x, observed, self.check_labels(labels, x.shape[0]), generator, method)
 
     def _generate(self, x: Tensor, observed: Tensor, labels: Tensor | None, generator, method: str) -> Tensor:

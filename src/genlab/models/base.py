@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -76,8 +76,17 @@ DATA_KINDS = ("image", "sequence", "points")
 #: importance-sampled estimate of one), or absent.
 LIKELIHOOD_KINDS = ("exact", "bound", "none")
 #: The optional methods of the contract; :attr:`GenerativeModel.capabilities` says which a model has.
-CONTRACT_METHODS = ("sample", "log_prob", "latent", "encode", "decode", "reconstruct", "translate", "discriminate",
-                    "complete")
+CONTRACT_METHODS = (
+    "sample",
+    "log_prob",
+    "latent",
+    "encode",
+    "decode",
+    "reconstruct",
+    "translate",
+    "discriminate",
+    "complete",
+)
 
 
 class GenerativeModel(nn.Module):
@@ -124,8 +133,14 @@ class GenerativeModel(nn.Module):
         ``labels`` (n values, or one for all) for class-conditional models."""
         raise NotImplementedError(f"{type(self).__name__} does not sample")
 
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """log p(x) in nats per example, (N,), for x in the model's input space (after
         :meth:`prepare`): exact, or a lower bound estimated with ``iw_samples`` importance
         samples (None: the model's own default; exact models ignore it), see
@@ -177,8 +192,14 @@ class GenerativeModel(nn.Module):
         input space: adversarial models only."""
         raise NotImplementedError(f"{type(self).__name__} has no discriminator")
 
-    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None,
-                 labels: Tensor | None = None) -> Tensor:
+    def complete(
+        self,
+        x: Tensor,
+        observed_mask: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
+    ) -> Tensor:
         """Keep ``x`` (N, ...) in [0, 1] where ``observed_mask`` (broadcastable to x) is 1 and
         draw the rest from the model given what is kept: autoregressive models, in their
         order (pixels after a missing one do not inform it). Returns data in [0, 1]."""
@@ -222,7 +243,9 @@ class GenerativeModel(nn.Module):
         k = self.config.num_classes
         if labels is None:
             if k > 0:
-                raise ValueError(f"this model is class-conditional ({k} classes): pass labels= with {n} values in 0..{k - 1}")
+                raise ValueError(
+                    f"this model is class-conditional ({k} classes): pass labels= with {n} values in 0..{k - 1}"
+                )
             return None
         if k == 0:
             raise ValueError("labels were given, but this model is unconditional (model.num_classes=0)")
@@ -232,7 +255,9 @@ class GenerativeModel(nn.Module):
         if labels.numel() != n:
             raise ValueError(f"got {labels.numel()} labels for {n} samples")
         if labels.min() < 0 or labels.max() >= k:
-            raise ValueError(f"labels must be in 0..{k - 1}, got values from {int(labels.min())} to {int(labels.max())}")
+            raise ValueError(
+                f"labels must be in 0..{k - 1}, got values from {int(labels.min())} to {int(labels.max())}"
+            )
         return labels
 
     def check_images(self, x: Tensor) -> None:
@@ -249,8 +274,8 @@ class GenerativeModel(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""
-        from ..registry import name_of
         from ..io import atomic_write_json, make_dirs, save_tensors
+        from ..registry import name_of
 
         directory = make_dirs(directory)
         save_tensors(self.state_dict(), directory / "model.safetensors")

@@ -56,11 +56,12 @@ import torch
 from torch import Tensor, nn
 
 from .. import losses
-from ..config import DEFAULT_DATA as DIGITS, ModelConfig
+from ..config import DEFAULT_DATA as DIGITS
+from ..config import ModelConfig
 from ..data.transforms import from_signed, to_signed, to_uint8
+from ..distributions import draw
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_init
-from ..distributions import draw
 from .base import Batch, GenerativeModel, TrainStep
 
 DIRECTIONS = ("a2b", "b2a")
@@ -98,7 +99,9 @@ class CycleGANConfig(ModelConfig):
         super().validate()
         losses.check_objective(self.objective)
         if len(self.image_shape) != 3:
-            raise ConfigError(f"model.image_shape must be (2C, H, W) (two domains stacked along channels), got {tuple(self.image_shape)}")
+            raise ConfigError(
+                f"model.image_shape must be (2C, H, W) (two domains stacked along channels), got {tuple(self.image_shape)}"
+            )
         c2, h, w = self.image_shape
         if c2 % 2:
             raise ConfigError(
@@ -122,7 +125,9 @@ class CycleGANConfig(ModelConfig):
                 f"(it outputs a {h // f - 2}x{w // f - 2} map); lower model.d_downsamplings"
             )
         if self.lambda_cyc < 0 or self.lambda_id < 0:
-            raise ConfigError(f"model.lambda_cyc and model.lambda_id must be >= 0, got {self.lambda_cyc} and {self.lambda_id}")
+            raise ConfigError(
+                f"model.lambda_cyc and model.lambda_id must be >= 0, got {self.lambda_cyc} and {self.lambda_id}"
+            )
 
 
 # --------------------------------------------------------------------------- networks
@@ -134,8 +139,13 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width), nn.ReLU(),
-            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(width, width, 3),
+            nn.InstanceNorm2d(width),
+            nn.ReLU(),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(width, width, 3),
+            nn.InstanceNorm2d(width),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -149,14 +159,23 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, channels: int, width: int, downsamplings: int, blocks: int):
         super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7), nn.InstanceNorm2d(width), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(channels, width, 7),
+            nn.InstanceNorm2d(width),
+            nn.ReLU(),
+        ]
         w = width
         for _ in range(downsamplings):
             layers += [nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * w), nn.ReLU()]
             w *= 2
         layers += [ResidualBlock(w) for _ in range(blocks)]
         for _ in range(downsamplings):
-            layers += [nn.ConvTranspose2d(w, w // 2, 3, stride=2, padding=1, output_padding=1), nn.InstanceNorm2d(w // 2), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(w, w // 2, 3, stride=2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(w // 2),
+                nn.ReLU(),
+            ]
             w //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(w, channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -253,7 +272,12 @@ class CycleGAN(GenerativeModel):
         gan_f = self.adversarial(self.D_A(fake_a))  # F: B -> A fools D_A
         cyc_a, cyc_b = l1(self.F(fake_b), real_a), l1(self.G(fake_a), real_b)  # forward and backward cycles
         loss = gan_g + gan_f + c.lambda_cyc * (cyc_a + cyc_b)
-        out = {"g/gan_ab": gan_g.detach(), "g/gan_ba": gan_f.detach(), "g/cycle_a": cyc_a.detach(), "g/cycle_b": cyc_b.detach()}
+        out = {
+            "g/gan_ab": gan_g.detach(),
+            "g/gan_ba": gan_f.detach(),
+            "g/cycle_a": cyc_a.detach(),
+            "g/cycle_b": cyc_b.detach(),
+        }
         if c.lambda_id > 0:
             identity = l1(self.G(real_b), real_b) + l1(self.F(real_a), real_a)
             loss = loss + c.lambda_id * c.lambda_cyc * identity
@@ -276,7 +300,12 @@ class CycleGAN(GenerativeModel):
         d_a = losses.d_loss(obj, real_a_scores, fake_a_scores)
         d_b = losses.d_loss(obj, real_b_scores, fake_b_scores)
         out = {"d/loss_a": d_a.detach(), "d/loss_b": d_b.detach()}
-        for name, s in (("d/real_a", real_a_scores), ("d/fake_a", fake_a_scores), ("d/real_b", real_b_scores), ("d/fake_b", fake_b_scores)):
+        for name, s in (
+            ("d/real_a", real_a_scores),
+            ("d/fake_a", fake_a_scores),
+            ("d/real_b", real_b_scores),
+            ("d/fake_b", fake_b_scores),
+        ):
             out[name] = losses.d_output(obj, s.detach()).mean()
         out["loss"] = d_a + d_b
         return out
@@ -299,7 +328,9 @@ class CycleGAN(GenerativeModel):
         c2, h, w = self.config.image_shape
         want = (self.domain_channels, h, w)
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"translate expects one domain's images of shape (N, {want[0]}, {h}, {w}) in [0, 1], got {tuple(getattr(x, 'shape', ()))}")
+            raise ValueError(
+                f"translate expects one domain's images of shape (N, {want[0]}, {h}, {w}) in [0, 1], got {tuple(getattr(x, 'shape', ()))}"
+            )
         if x.numel() and (x.min() < 0 or x.max() > 1):
             raise ValueError("translate expects images in [0, 1]")
         net = self.G if direction == "a2b" else self.F

@@ -38,7 +38,9 @@ class DCGANConfig(GANConfig):
 
     def validate(self) -> None:
         if len(self.image_shape) != 3:
-            raise ConfigError(f"DCGAN needs images (C, H, W), got image_shape={tuple(self.image_shape)}; use the gan model for points")
+            raise ConfigError(
+                f"DCGAN needs images (C, H, W), got image_shape={tuple(self.image_shape)}; use the gan model for points"
+            )
         if self.arch != "conv":
             raise ConfigError("DCGAN is convolutional: model.arch must be conv (use the gan model for an MLP)")
         super().validate()

@@ -56,8 +56,8 @@ from torch import Tensor
 from .. import distributions as D
 from ..errors import ConfigError
 from ..nn.unet import UNetModelConfig, drop_labels, guided
-from .unet_image import UNetImageModel
 from .base import TrainStep
+from .unet_image import UNetImageModel
 
 
 @dataclass
@@ -73,21 +73,31 @@ class DDPMConfig(UNetModelConfig):
     sample_steps: int = 50  # DDIM steps of sample, encode and decode (capped at timesteps)
     eta: float = 0.0  # DDIM noise: 0 deterministic, 1 like ancestral sampling
     clip_denoised: bool = True  # sample(): clip x0_hat to [-1, 1] at every step (never in encode/decode/log_prob)
-    inversion_iterations: int = 3  # encode: fixed-point refinements of each step's eps(x_{s_k}, s_k) (0: plain DDIM inversion)
+    inversion_iterations: int = (
+        3  # encode: fixed-point refinements of each step's eps(x_{s_k}, s_k) (0: plain DDIM inversion)
+    )
     bound_timesteps: int = 0  # log_prob: 0 sums all T terms; k > 0 an unbiased stratified estimate from k terms
 
     def validate(self) -> None:
         super().validate()
         if self.timesteps < 2:
             raise ConfigError(f"model.timesteps must be >= 2, got {self.timesteps}")
-        for name, allowed in (("schedule", ("linear", "cosine")), ("loss", ("simple", "hybrid")), ("variance", ("small", "large")),
-                              ("sampler", ("ddim", "ancestral"))):
+        for name, allowed in (
+            ("schedule", ("linear", "cosine")),
+            ("loss", ("simple", "hybrid")),
+            ("variance", ("small", "large")),
+            ("sampler", ("ddim", "ancestral")),
+        ):
             self.check_choice(name, allowed)
         self.check_positive("sample_steps")
         if not 0 <= self.bound_timesteps <= self.timesteps:
-            raise ConfigError(f"model.bound_timesteps must be in 0..{self.timesteps} (model.timesteps), got {self.bound_timesteps}")
+            raise ConfigError(
+                f"model.bound_timesteps must be in 0..{self.timesteps} (model.timesteps), got {self.bound_timesteps}"
+            )
         if self.eta < 0 or self.inversion_iterations < 0:
-            raise ConfigError(f"model.eta and model.inversion_iterations must be >= 0, got {self.eta}, {self.inversion_iterations}")
+            raise ConfigError(
+                f"model.eta and model.inversion_iterations must be >= 0, got {self.eta}, {self.inversion_iterations}"
+            )
 
 
 def linear_betas(timesteps: int, max_beta: float = 0.999) -> Tensor:
@@ -125,7 +135,9 @@ def discretized_gaussian_log_prob(x: Tensor, mean: Tensor, log_var: Tensor, leve
     log_cdf_b = torch.special.log_ndtr(b)
     log_mid = log_cdf_b + torch.log1p(-torch.exp(torch.special.log_ndtr(a) - log_cdf_b))
     # End bins: x = -1 takes (-inf, upper], log Phi(upper); x = +1 takes [lower, inf), log Phi(-lower).
-    lp = torch.where(x < -1 + half, torch.special.log_ndtr(upper), torch.where(x > 1 - half, torch.special.log_ndtr(-lower), log_mid))
+    lp = torch.where(
+        x < -1 + half, torch.special.log_ndtr(upper), torch.where(x > 1 - half, torch.special.log_ndtr(-lower), log_mid)
+    )
     return lp.flatten(1).sum(1)
 
 
@@ -144,8 +156,10 @@ class DDPM(UNetImageModel):
     def likelihood_description(self, iw_samples: int | None = None) -> str:
         T, k = self.config.timesteps, self.config.bound_timesteps
         terms = f"all T = {T} terms" if k == 0 else f"an unbiased stratified estimate from k = {k} of its T = {T} terms"
-        return (f"the variational lower bound on log p(x) (Ho et al. 2020), {terms}, one x_t drawn per term: "
-                "a stochastic lower bound, no importance samples")
+        return (
+            f"the variational lower bound on log p(x) (Ho et al. 2020), {terms}, one x_t drawn per term: "
+            "a stochastic lower bound, no importance samples"
+        )
 
     def __init__(self, config: DDPMConfig):
         c = config.image_shape[0]
@@ -159,8 +173,12 @@ class DDPM(UNetImageModel):
         # step-1 variance only enters the discretized decoder L_0.
         post_log_var = torch.log(torch.cat([post_var[1:2], post_var[1:]]))
         tables = {
-            "betas": betas, "alpha_bar": abar, "alpha_bar_prev": abar_prev, "post_log_var": post_log_var,
-            "post_coef_x0": betas * abar_prev.sqrt() / (1 - abar), "post_coef_xt": (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar),
+            "betas": betas,
+            "alpha_bar": abar,
+            "alpha_bar_prev": abar_prev,
+            "post_log_var": post_log_var,
+            "post_coef_x0": betas * abar_prev.sqrt() / (1 - abar),
+            "post_coef_xt": (1 - abar_prev) * (1 - betas).sqrt() / (1 - abar),
             "log_betas": torch.log(betas),
             "large_log_var": torch.log(torch.cat([post_var[1:2], betas[1:]])),
         }
@@ -182,7 +200,9 @@ class DDPM(UNetImageModel):
         """The U-Net's raw output (B, C or 2C, H, W): eps, then the variance channel v in [-1, 1] scale."""
         return guided(self.net, xt, i, labels, scale, channels=xt.shape[1])
 
-    def p_from_output(self, out: Tensor, xt: Tensor, i: Tensor, *, clip: bool = False, detach_mean: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def p_from_output(
+        self, out: Tensor, xt: Tensor, i: Tensor, *, clip: bool = False, detach_mean: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Network output -> (mean, log_var, x0_hat) of p(x_{t-1} | x_t)."""
         c = xt.shape[1]
         eps = out[:, :c].detach() if detach_mean else out[:, :c]
@@ -205,7 +225,15 @@ class DDPM(UNetImageModel):
         a = self.alpha_bar[-1]
         return D.kl_gaussian_standard(a.sqrt() * x0, torch.log(1 - a).expand_as(x0))
 
-    def term(self, x0: Tensor, i: Tensor, noise: Tensor, labels: Tensor | None = None, out: Tensor | None = None, detach_mean: bool = False) -> Tensor:
+    def term(
+        self,
+        x0: Tensor,
+        i: Tensor,
+        noise: Tensor,
+        labels: Tensor | None = None,
+        out: Tensor | None = None,
+        detach_mean: bool = False,
+    ) -> Tensor:
         """The bound's term for step t = i + 1 at x_t = q_sample(x0, i, noise), nats (B,):
         L_0 = -log p(x0 | x_1) where i = 0, else L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))."""
         xt = self.q_sample(x0, i, noise)
@@ -217,7 +245,9 @@ class DDPM(UNetImageModel):
         nll0 = -discretized_gaussian_log_prob(x0, mean, log_var)
         return torch.where(i == 0, nll0, kl)
 
-    def bound(self, x0: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def bound(
+        self, x0: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         """The variational bound of x0 (B, C, H, W) in [-1, 1], nats per image: {"prior": L_T (B,),
         "terms": (B, T) L_0 .. L_{T-1} (or (B, k) stratified draws, already weighted),
         "steps": the step indices of those columns, "total": (B,)}."""
@@ -238,7 +268,14 @@ class DDPM(UNetImageModel):
         prior = self.prior_term(x0)
         return {"prior": prior, "terms": terms, "steps": steps, "total": prior + terms.sum(1)}
 
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """-bound(x) in nats per image, (N,): a lower bound on log P(x) of the 8-bit image x
         (2 k/255 - 1). ``iw_samples`` is accepted and ignored (the bound has no importance
         samples); labels None = the unconditional model (the null class for a conditional one)."""
@@ -276,8 +313,16 @@ class DDPM(UNetImageModel):
     def _abar(self, i: int) -> Tensor:
         return self.alpha_bar[i] if i >= 0 else torch.ones((), device=self.alpha_bar.device)
 
-    def ddim_loop(self, x: Tensor, *, labels: Tensor | None = None, steps: int | None = None, eta: float = 0.0,
-                  clip: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    def ddim_loop(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        steps: int | None = None,
+        eta: float = 0.0,
+        clip: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """DDIM from x_T (B, C, H, W) down to x0_hat in [-1, 1] (Song et al. eq. 12), no gradients."""
         seq = self.ddim_steps(steps or self.config.sample_steps)
         scale = self.config.guidance_scale if labels is not None else 1.0
@@ -295,13 +340,21 @@ class DDPM(UNetImageModel):
                 x = x + sigma * D.draw(torch.randn, x.shape, generator=generator, device=x.device)
         return x
 
-    def ancestral_loop(self, x: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def ancestral_loop(
+        self, x: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Ho et al.'s algorithm 2 from x_T: T steps of p(x_{t-1} | x_t), x0_hat clipped; the last step is the mean."""
         scale = self.config.guidance_scale if labels is not None else 1.0
         for i in reversed(range(self.config.timesteps)):
             idx = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
-            mean, log_var, _ = self.p_from_output(self.network(x, idx, labels, scale), x, idx, clip=self.config.clip_denoised)
-            x = mean + (torch.exp(0.5 * log_var) * D.draw(torch.randn, x.shape, generator=generator, device=x.device) if i > 0 else 0)
+            mean, log_var, _ = self.p_from_output(
+                self.network(x, idx, labels, scale), x, idx, clip=self.config.clip_denoised
+            )
+            x = mean + (
+                torch.exp(0.5 * log_var) * D.draw(torch.randn, x.shape, generator=generator, device=x.device)
+                if i > 0
+                else 0
+            )
         return x
 
     @torch.inference_mode()
@@ -313,7 +366,9 @@ class DDPM(UNetImageModel):
         if self.config.sampler == "ancestral":
             x = self.ancestral_loop(x, labels=labels, generator=generator)
         else:
-            x = self.ddim_loop(x, labels=labels, eta=self.config.eta, clip=self.config.clip_denoised, generator=generator)
+            x = self.ddim_loop(
+                x, labels=labels, eta=self.config.eta, clip=self.config.clip_denoised, generator=generator
+            )
         return ((x + 1) / 2).clamp(0, 1)
 
     @torch.inference_mode()

@@ -57,8 +57,8 @@ from torch import Tensor
 from .. import distributions as D
 from ..errors import ConfigError
 from ..nn.unet import UNetModelConfig, drop_labels, guided
-from .unet_image import UNetImageModel
 from .base import TrainStep
+from .unet_image import UNetImageModel
 
 SOLVERS = ("euler", "midpoint", "heun")
 #: The adaptive solver of log_prob: Dormand & Prince (1980), the RK5(4) pair with error control.
@@ -102,6 +102,7 @@ Velocity = Callable[[Tensor, float], Tensor]  # v(x (B, ...), t) -> (B, ...)
 
 def ode_step(f: Callable, state: tuple, t: float, h: float, solver: str) -> tuple:
     """One step of size h (negative: backwards in time) of d state/dt = f(state, t); state a tuple of tensors."""
+
     def add(s, k, c):
         return tuple(a + c * b for a, b in zip(s, k))
 
@@ -125,11 +126,18 @@ def integrate(f: Callable, state: tuple, t0: float, t1: float, steps: int, solve
 #: Dormand-Prince RK5(4) tableau: nodes c, stage weights A, 5th-order weights B (also the last
 #: stage's row: "first same as last") and the difference E = B - B4 to the embedded 4th-order weights.
 DOPRI_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-DOPRI_A = ((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
-           (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-           (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656))
+DOPRI_A = (
+    (),
+    (1 / 5,),
+    (3 / 40, 9 / 40),
+    (44 / 45, -56 / 15, 32 / 9),
+    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+)
 DOPRI_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-DOPRI_E = tuple(b - b4 for b, b4 in zip(DOPRI_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)))
+DOPRI_E = tuple(
+    b - b4 for b, b4 in zip(DOPRI_B, (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40))
+)
 
 
 def _weighted(ks: list, coefs, h: float) -> tuple:
@@ -148,8 +156,9 @@ def _error_norm(err: tuple, y0: tuple, y1: tuple, tol: float) -> float:
     return float((total / count).sqrt().max())
 
 
-def integrate_adaptive(f: Callable, state: tuple, t0: float, t1: float, tol: float,
-                       max_steps: int = 10000) -> tuple[tuple, int]:
+def integrate_adaptive(
+    f: Callable, state: tuple, t0: float, t1: float, tol: float, max_steps: int = 10000
+) -> tuple[tuple, int]:
     """Integrate d state/dt = f(state, t) from t0 to t1 with Dormand-Prince RK5(4) steps whose
     local error estimate stays within rtol = atol = ``tol`` for every example of the batch
     (the state's first dimension). Returns (the state at t1, the number of evaluations of f)."""
@@ -163,8 +172,10 @@ def integrate_adaptive(f: Callable, state: tuple, t0: float, t1: float, tol: flo
     t, steps = t0, 0
     while (t1 - t) * direction > 1e-12:
         if steps >= max_steps:
-            raise RuntimeError(f"dopri5 took more than {max_steps} steps from t={t0} to t={t1} (stopped at t={t:.6f}): "
-                               f"the field is too stiff for tolerance {tol:g}; raise likelihood_tol or use a fixed-step likelihood_solver")
+            raise RuntimeError(
+                f"dopri5 took more than {max_steps} steps from t={t0} to t={t1} (stopped at t={t:.6f}): "
+                f"the field is too stiff for tolerance {tol:g}; raise likelihood_tol or use a fixed-step likelihood_solver"
+            )
         if (t + h - t1) * direction > 0:
             h = t1 - t
         ks, new = [k1], state
@@ -194,8 +205,16 @@ def divergence(v: Tensor, x: Tensor, probe: Tensor | None) -> Tensor:
     return div
 
 
-def ode_log_likelihood(velocity: Velocity, x1: Tensor, *, steps: int, solver: str, exact: bool,
-                       generator: torch.Generator | None = None, tol: float = 1e-4) -> tuple[Tensor, Tensor]:
+def ode_log_likelihood(
+    velocity: Velocity,
+    x1: Tensor,
+    *,
+    steps: int,
+    solver: str,
+    exact: bool,
+    generator: torch.Generator | None = None,
+    tol: float = 1e-4,
+) -> tuple[Tensor, Tensor]:
     """log p_1(x1) (B,) in nats under the flow of ``velocity`` from N(0, I) at t = 0, and x_0.
 
     Integrates (x, a) backwards from t = 1 with dx/dt = v(x, t), da/dt = div v(x, t), a(1) = 0,
@@ -204,7 +223,11 @@ def ode_log_likelihood(velocity: Velocity, x1: Tensor, *, steps: int, solver: st
     Runs with gradients enabled (also under ``torch.inference_mode``); returns detached tensors."""
     with torch.inference_mode(False), torch.enable_grad():
         x1 = x1.detach().clone()
-        probe = None if exact else (D.draw(torch.randint, 0, 2, x1.shape, generator=generator, device=x1.device).to(x1.dtype) * 2 - 1)
+        probe = (
+            None
+            if exact
+            else (D.draw(torch.randint, 0, 2, x1.shape, generator=generator, device=x1.device).to(x1.dtype) * 2 - 1)
+        )
 
         def f(state, t):
             x = state[0].detach().requires_grad_(True)
@@ -242,12 +265,18 @@ class FlowMatching(UNetImageModel):
 
     def likelihood_description(self, iw_samples: int | None = None) -> str:
         c = self.config
-        how = f"dopri5, tolerance {c.likelihood_tol:g}" if c.likelihood_solver == ADAPTIVE else f"{c.likelihood_solver}, {c.likelihood_steps} steps"
+        how = (
+            f"dopri5, tolerance {c.likelihood_tol:g}"
+            if c.likelihood_solver == ADAPTIVE
+            else f"{c.likelihood_solver}, {c.likelihood_steps} steps"
+        )
         ode = f"the ODE log-density ({how})"
         if self.exact_divergence:
             return f"{ode} with the exact divergence: exact up to the solver's error"
-        return (f"{ode} with Hutchinson's divergence estimate (one Rademacher probe per image): an unbiased "
-                "stochastic estimate of log p(x), neither exact nor a bound, no importance samples")
+        return (
+            f"{ode} with Hutchinson's divergence estimate (one Rademacher probe per image): an unbiased "
+            "stochastic estimate of log p(x), neither exact nor a bound, no importance samples"
+        )
 
     def velocity(self, x: Tensor, t: float | Tensor, labels: Tensor | None = None, scale: float = 1.0) -> Tensor:
         """v(x, t): x (B, C, H, W) in [-1, 1] scale, t scalar or (B,) in [0, 1] -> (B, C, H, W)."""
@@ -268,19 +297,35 @@ class FlowMatching(UNetImageModel):
         return {"loss": loss}
 
     # ------------------------------------------------------------------ likelihood
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """log p(y) - D log 256 (N,) in nats for dequantized images y = x (N, C, H, W) in [0, 1):
         the ODE log-density with the dequantization offset (see the module docstring).
         ``iw_samples`` is ignored; ``generator`` draws the Hutchinson probes."""
         self.check_images(x)
         labels = self._labels(labels, x.shape[0])
         c = self.config
-        lp, _ = ode_log_likelihood(lambda z, t: self.velocity(z, t, labels), 2 * x - 1, steps=c.likelihood_steps,
-                                   solver=c.likelihood_solver, exact=self.exact_divergence, generator=generator, tol=c.likelihood_tol)
+        lp, _ = ode_log_likelihood(
+            lambda z, t: self.velocity(z, t, labels),
+            2 * x - 1,
+            steps=c.likelihood_steps,
+            solver=c.likelihood_solver,
+            exact=self.exact_divergence,
+            generator=generator,
+            tol=c.likelihood_tol,
+        )
         return lp + self.num_dims * (math.log(2) - math.log(256))
 
     # ------------------------------------------------------------------ sampling, encode, decode
-    def flow(self, x: Tensor, t0: float, t1: float, *, labels: Tensor | None = None, steps: int | None = None) -> Tensor:
+    def flow(
+        self, x: Tensor, t0: float, t1: float, *, labels: Tensor | None = None, steps: int | None = None
+    ) -> Tensor:
         """Integrate dx/dt = v(x, t) (guided for labelled calls) from t0 to t1; x in [-1, 1] scale."""
         scale = self.config.guidance_scale if labels is not None else 1.0
         f = lambda s, t: (self.velocity(s[0], t, labels, scale),)  # noqa: E731

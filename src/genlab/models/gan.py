@@ -42,9 +42,9 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..config import ModelConfig
+from ..distributions import draw
 from ..errors import ConfigError, TrainingError
 from ..nn import gan_blocks as blocks
-from ..distributions import draw
 from .base import Batch, GenerativeModel, TrainStep
 
 ARCHS = ("mlp", "conv")
@@ -101,19 +101,29 @@ class GANConfig(ModelConfig):
     collapse_g_loss: float = 30.0  # G's loss above this counts as exploding
 
     renamed = {"hidden": "hidden_dim", "depth": "hidden_layers"}
-    moved_to_train = {"lr_g": "step_lr.generator", "lr_d": "step_lr.discriminator",
-                      "betas_g": "step_betas.generator", "betas_d": "step_betas.discriminator"}
+    moved_to_train = {
+        "lr_g": "step_lr.generator",
+        "lr_d": "step_lr.discriminator",
+        "betas_g": "step_betas.generator",
+        "betas_d": "step_betas.discriminator",
+    }
 
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build and by the model)."""
         super().validate()
         losses.check_objective(self.objective)
         losses.check_penalty(self.penalty)
-        for name, allowed in {"arch": ARCHS, "conditioning": blocks.CONDITIONINGS, "upsample": blocks.UPSAMPLINGS}.items():
+        for name, allowed in {
+            "arch": ARCHS,
+            "conditioning": blocks.CONDITIONINGS,
+            "upsample": blocks.UPSAMPLINGS,
+        }.items():
             self.check_choice(name, allowed)
         self.check_positive("d_steps", "latent_dim", "hidden_dim", "hidden_layers", "channels")
         if len(self.image_shape) not in (1, 3):
-            raise ConfigError(f"model.image_shape must be (C, H, W) for images or (D,) for points, got {self.image_shape}")
+            raise ConfigError(
+                f"model.image_shape must be (C, H, W) for images or (D,) for points, got {self.image_shape}"
+            )
         if self.arch == "conv":
             if len(self.image_shape) != 3:
                 raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
@@ -135,7 +145,7 @@ class GAN(GenerativeModel):
 
     @property
     def data_kind(self) -> str:
-        """"image" for image_shape (C, H, W), "points" for (D,)."""
+        """ "image" for image_shape (C, H, W), "points" for (D,)."""
         return "image" if len(self.config.image_shape) == 3 else "points"
 
     @property
@@ -202,7 +212,9 @@ class GAN(GenerativeModel):
         y = batch.get("y")
         if self.config.num_classes > 0:
             if y is None:
-                raise ValueError(f"this GAN is class-conditional ({self.config.num_classes} classes) but the batch has no labels")
+                raise ValueError(
+                    f"this GAN is class-conditional ({self.config.num_classes} classes) but the batch has no labels"
+                )
             y = self.check_labels(y, x.shape[0])
         else:
             y = None

@@ -77,7 +77,9 @@ class GlowConfig(ModelConfig):
         self.check_positive("num_scales", "steps_per_scale", "hidden_channels")
         _, h, w = self.image_shape
         if h % 2**self.num_scales or w % 2**self.num_scales:
-            raise ConfigError(f"glow: image height and width ({h}x{w}) must be divisible by 2**num_scales = {2**self.num_scales}; lower model.num_scales")
+            raise ConfigError(
+                f"glow: image height and width ({h}x{w}) must be divisible by 2**num_scales = {2**self.num_scales}; lower model.num_scales"
+            )
         if self.temperature <= 0:
             raise ConfigError(f"glow: model.temperature must be > 0, got {self.temperature}")
 
@@ -121,7 +123,9 @@ class Glow(GenerativeModel):
         self.z_shapes: list[tuple[int, int, int]] = []
         for i in range(L):
             c, h, w = 4 * c, h // 2, w // 2
-            self.scales.append(nn.ModuleList(FlowStep(c, config.hidden_channels, config.invertible_conv) for _ in range(K)))
+            self.scales.append(
+                nn.ModuleList(FlowStep(c, config.hidden_channels, config.invertible_conv) for _ in range(K))
+            )
             if i < L - 1:
                 z_shape = (c - c // 2, h, w)  # split off: the second half; c // 2 channels continue
                 self.priors.append(GaussianPrior(z_shape, c // 2))
@@ -180,8 +184,14 @@ class Glow(GenerativeModel):
         return [part.view(z.shape[0], *s) for part, s in zip(z.split(sizes, dim=1), self.z_shapes)]
 
     # ------------------------------------------------------------------ likelihood
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Exact log-density of dequantised images x (B, C, H, W) in [0, 1), in nats per
         image, *including* -D log 256 (see the module docstring), shape (B,).
         bits/dim = -log_prob / (D log 2). ``labels``, ``iw_samples`` and ``generator`` are

@@ -113,15 +113,21 @@ class PixelVAEConfig(ModelConfig):
             raise ConfigError(f"model.latent_levels must be 1 (z) or 2 (z1 <- z2), got {self.latent_levels}")
         check_head_config(self)
         if not self.channels or min(self.channels) < 1:
-            raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
+            raise ConfigError(
+                f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}"
+            )
         self.check_positive("latent_dim", "z1_channels", "hidden_dim", "input_kernel", "block_kernel", "map_channels")
         self.check_choice("decoder", ("conv", "mlp"))
         if self.decoder == "mlp" and (self.latent_levels != 1 or not self.mlp_hidden or min(self.mlp_hidden) < 1):
-            raise ConfigError(f"model.decoder=mlp needs model.latent_levels=1 and positive model.mlp_hidden widths, "
-                              f"got {self.latent_levels} and {list(self.mlp_hidden)}")
+            raise ConfigError(
+                f"model.decoder=mlp needs model.latent_levels=1 and positive model.mlp_hidden widths, "
+                f"got {self.latent_levels} and {list(self.mlp_hidden)}"
+            )
         if self.pixel_channels < self.image_shape[0] or self.pixel_blocks < 0:
-            raise ConfigError(f"model.pixel_channels must be >= the {self.image_shape[0]} image channels and "
-                              f"model.pixel_blocks >= 0, got {self.pixel_channels} and {self.pixel_blocks}")
+            raise ConfigError(
+                f"model.pixel_channels must be >= the {self.image_shape[0]} image channels and "
+                f"model.pixel_blocks >= 0, got {self.pixel_channels} and {self.pixel_blocks}"
+            )
 
 
 class PixelVAE(AutoregressiveImageModel):
@@ -167,11 +173,15 @@ class PixelVAE(AutoregressiveImageModel):
             self.up = nn.ModuleList()
         else:
             self.up = nn.ModuleList(UpsampleConv(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
-        self.cond_proj = nn.Conv2d(config.map_channels if config.decoder == "mlp" else p, (1 + config.pixel_blocks) * p, 1)
+        self.cond_proj = nn.Conv2d(
+            config.map_channels if config.decoder == "mlp" else p, (1 + config.pixel_blocks) * p, 1
+        )
         self.act = act()
         # The PixelCNN part of the decoder.
         self.input_conv = pixelcnn_conv(c, p, config.input_kernel, "A", c, first=True)
-        self.pixel_convs = nn.ModuleList(pixelcnn_conv(p, p, config.block_kernel, "B", c) for _ in range(config.pixel_blocks))
+        self.pixel_convs = nn.ModuleList(
+            pixelcnn_conv(p, p, config.block_kernel, "B", c) for _ in range(config.pixel_blocks)
+        )
         self.out1 = pointwise_conv(p, p, c)
         self.out2 = pointwise_conv(p, self.out_channels, c)
         if config.channels_last:
@@ -256,7 +266,7 @@ class PixelVAE(AutoregressiveImageModel):
         "kl_z1" = KL(q(z1|x) || p(z1|z2)) at z2 ~ q(z2|x) and "kl_z2" = KL(q(z2|x) || N(0, I))."""
         post = self.encode_all(x)
         if self.config.latent_levels == 1:
-            (mu, log_var), = post
+            ((mu, log_var),) = post
             z = reparameterize(mu, log_var, generator)
             return {"recon": self.log_likelihood(x, z), "kl": D.kl_gaussian_standard(mu, log_var)}
         (m1, lv1), (m2, lv2) = post
@@ -300,8 +310,15 @@ class PixelVAE(AutoregressiveImageModel):
             log_prior = log_prior + D.gaussian_log_prob(zs[0], *self.prior_z1(zs[1]))
         return self.log_likelihood(x, zs[0]) + log_prior - log_q
 
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 512) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 512,
+    ) -> Tensor:
         """Importance-weighted estimate L_k of log p(x), per image (B,), nats, with
         k = ``iw_samples`` (default 1) and the exact autoregressive p(x | z). A stochastic
         lower bound: its expectation rises with k towards log p(x); k = 1 is the ELBO.
@@ -344,7 +361,9 @@ class PixelVAE(AutoregressiveImageModel):
         return self._generate(x, torch.zeros_like(x, dtype=torch.bool), self.conditioning(z), generator, method)
 
     @torch.inference_mode()
-    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
+    def sample(
+        self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached"
+    ) -> Tensor:
         """n images (n, C, H, W) in [0, 1]: z (or z2, then z1 ~ p(z1|z2)) from the prior,
         then x ~ p(x | z) pixel by pixel in raster order."""
         self.check_labels(labels, n)
@@ -365,8 +384,16 @@ class PixelVAE(AutoregressiveImageModel):
         return self.sample_given(self.encode_all(x)[0][0], generator=generator)
 
     @torch.inference_mode()
-    def complete(self, x: Tensor, observed_mask: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None,
-                 method: str = "cached", z: Tensor | None = None) -> Tensor:
+    def complete(
+        self,
+        x: Tensor,
+        observed_mask: Tensor,
+        *,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        method: str = "cached",
+        z: Tensor | None = None,
+    ) -> Tensor:
         """Keep the observed pixels of x (N, C, H, W) in [0, 1] and sample the others
         from p(x_i | x_<i, z) in raster order, for a bottom latent ``z`` (default:
         drawn from the prior, so the observed pixels inform z only through the

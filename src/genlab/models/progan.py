@@ -72,9 +72,9 @@ from torch import Tensor, nn
 
 from .. import losses
 from ..config import ModelConfig
+from ..distributions import draw
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_layout
-from ..distributions import draw
 from .base import Batch, GenerativeModel, TrainStep
 
 HE_GAIN = math.sqrt(2.0)
@@ -109,7 +109,9 @@ class ProGANConfig(ModelConfig):
             try:
                 losses.check_objective(self.objective)
             except ConfigError:
-                raise ConfigError(f"unknown model.objective {self.objective!r}; choose wgan-gp or one of: {', '.join(losses.OBJECTIVES)}") from None
+                raise ConfigError(
+                    f"unknown model.objective {self.objective!r}; choose wgan-gp or one of: {', '.join(losses.OBJECTIVES)}"
+                ) from None
         self.check_positive("latent_dim", "channels", "min_channels", "mbstd_group")
         if self.stable_steps < 0 or self.fade_steps < 0 or self.stable_steps + self.fade_steps < 1:
             raise ConfigError(
@@ -118,7 +120,9 @@ class ProGANConfig(ModelConfig):
         if self.gp_weight < 0 or self.drift < 0:
             raise ConfigError(f"model.gp_weight and model.drift must be >= 0, got {self.gp_weight} and {self.drift}")
         if self.num_classes != 0:  # not check_unconditional: this message names the alternative
-            raise ConfigError("progan is unconditional: set model.num_classes=0 (use dcgan for class-conditional images)")
+            raise ConfigError(
+                "progan is unconditional: set model.num_classes=0 (use dcgan for class-conditional images)"
+            )
         if len(self.image_shape) != 3:
             raise ConfigError(f"progan needs images (C, H, W), got image_shape={tuple(self.image_shape)}")
         dcgan_layout(*self.image_shape[1:])  # grows s -> 2s -> ... -> the side: s * 2^k, 4 <= s <= 7, k >= 2
@@ -232,7 +236,11 @@ class ProGenerator(nn.Module):
         self.dense = EqualizedLinear(latent_dim, widths[0] * base * base, gain=HE_GAIN)
         self.blocks = nn.ModuleList([nn.Sequential(PixelNorm(), *conv_act(widths[0], widths[0], 3, norm=True))])
         for lo, hi in zip(widths, widths[1:]):
-            self.blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), *conv_act(lo, hi, 3, True), *conv_act(hi, hi, 3, True)))
+            self.blocks.append(
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"), *conv_act(lo, hi, 3, True), *conv_act(hi, hi, 3, True)
+                )
+            )
         self.to_rgb = nn.ModuleList([EqualizedConv2d(w, image_channels, 1, gain=1.0) for w in widths])
 
     def forward(self, z: Tensor, level: int, alpha: float) -> Tensor:
@@ -257,7 +265,9 @@ class ProDiscriminator(nn.Module):
     def __init__(self, image_channels: int, base: int, widths: list[int], mbstd_group: int):
         super().__init__()
         self.mbstd_group = mbstd_group
-        self.from_rgb = nn.ModuleList([nn.Sequential(EqualizedConv2d(image_channels, w, 1), nn.LeakyReLU(LEAK)) for w in widths])
+        self.from_rgb = nn.ModuleList(
+            [nn.Sequential(EqualizedConv2d(image_channels, w, 1), nn.LeakyReLU(LEAK)) for w in widths]
+        )
         self.blocks = nn.ModuleList([nn.Identity()])
         for lo, hi in zip(widths, widths[1:]):
             self.blocks.append(nn.Sequential(*conv_act(hi, hi, 3, False), *conv_act(hi, lo, 3, False), nn.AvgPool2d(2)))
@@ -364,7 +374,12 @@ class ProGAN(GenerativeModel):
             fake = self.G(self.latent(real.shape[0]), level, alpha)
         d_real = self.D(real, level, alpha)
         d_fake = self.D(fake, level, alpha)
-        out = {"d/real": d_real.detach().mean(), "d/fake": d_fake.detach().mean(), "resolution": float(self.base * 2**level), "alpha": alpha}
+        out = {
+            "d/real": d_real.detach().mean(),
+            "d/fake": d_fake.detach().mean(),
+            "resolution": float(self.base * 2**level),
+            "alpha": alpha,
+        }
         if c.objective == "wgan-gp":
             adv = losses.wasserstein_d_loss(d_real, d_fake)
             drift = losses.drift_penalty(d_real, c.drift)

@@ -74,7 +74,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import distributions as D
@@ -118,28 +117,47 @@ class VAEConfig(ModelConfig):
     def validate(self) -> None:
         super().validate()
         self.check_unconditional("the VAE")
-        for name, allowed in {"likelihood": _INPUT_MODES, "encoder": ("conv", "mlp"),
-                              "decoder": ("upsample", "transposed", "mlp"), "activation": _ACTIVATIONS,
-                              "gaussian_variance": ("pixel", "global"), "posterior": ("gaussian", "iaf")}.items():
+        for name, allowed in {
+            "likelihood": _INPUT_MODES,
+            "encoder": ("conv", "mlp"),
+            "decoder": ("upsample", "transposed", "mlp"),
+            "activation": _ACTIVATIONS,
+            "gaussian_variance": ("pixel", "global"),
+            "posterior": ("gaussian", "iaf"),
+        }.items():
             self.check_choice(name, allowed)
         if not self.channels or min(self.channels) < 1:
-            raise ConfigError(f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}")
+            raise ConfigError(
+                f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}"
+            )
         self.check_positive("latent_dim", "train_iw_samples")
         if "mlp" in (self.encoder, self.decoder) and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
-            raise ConfigError(f"model.mlp_hidden must list one positive width per layer, e.g. [512, 512], got {list(self.mlp_hidden)}")
+            raise ConfigError(
+                f"model.mlp_hidden must list one positive width per layer, e.g. [512, 512], got {list(self.mlp_hidden)}"
+            )
         if self.train_iw_samples > 1 and (self.beta != 1.0 or self.kl_warmup_steps):
-            raise ConfigError(f"model.train_iw_samples > 1 trains on the IWAE bound, which has no KL weight: model.beta must be 1 "
-                              f"and model.kl_warmup_steps 0, got {self.beta} and {self.kl_warmup_steps}")
+            raise ConfigError(
+                f"model.train_iw_samples > 1 trains on the IWAE bound, which has no KL weight: model.beta must be 1 "
+                f"and model.kl_warmup_steps 0, got {self.beta} and {self.kl_warmup_steps}"
+            )
         if self.hidden_dim < 0 or self.kl_warmup_steps < 0 or self.beta < 0:
-            raise ConfigError(f"model.hidden_dim (0: none), model.kl_warmup_steps and model.beta must be >= 0, "
-                              f"got {self.hidden_dim}, {self.kl_warmup_steps}, {self.beta}")
+            raise ConfigError(
+                f"model.hidden_dim (0: none), model.kl_warmup_steps and model.beta must be >= 0, "
+                f"got {self.hidden_dim}, {self.kl_warmup_steps}, {self.beta}"
+            )
         if self.posterior == "iaf":
             self.check_positive("iaf_steps", "iaf_hidden_dim")
             if self.iaf_context < 0:
                 raise ConfigError(f"model.iaf_context must be >= 0 (0: none), got {self.iaf_context}")
 
 
-_ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
+_ACTIVATIONS = {
+    "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "tanh": nn.Tanh,
+}
 _INPUT_MODES = {"bernoulli": "binary", "logistic": "unit", "gaussian": "dequantize"}
 
 
@@ -195,8 +213,12 @@ class VAE(GenerativeModel):
             self.enc_head = nn.Sequential(mlp([c * h * w] + widths, act), act(), nn.Linear(widths[-1], n_out))
         else:
             self.encoder = nn.Sequential(*enc, nn.Flatten())
-            self.enc_head = nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, n_out)) if hid else nn.Linear(flat, n_out)
-        self.flow = IAF(d, config.iaf_steps, (config.iaf_hidden_dim, config.iaf_hidden_dim), self.context_dim) if iaf else None
+            self.enc_head = (
+                nn.Sequential(nn.Linear(flat, hid), act(), nn.Linear(hid, n_out)) if hid else nn.Linear(flat, n_out)
+            )
+        self.flow = (
+            IAF(d, config.iaf_steps, (config.iaf_hidden_dim, config.iaf_hidden_dim), self.context_dim) if iaf else None
+        )
 
         # Decoder: z -> small map -> (upsample + conv) stages back to exactly (H, W); or the
         # mirrored fully connected layers straight to every pixel's parameters.
@@ -205,7 +227,11 @@ class VAE(GenerativeModel):
             self.dec_head = mlp([d] + widths[::-1] + [out_ch * h * w], act)
             self.up = nn.ModuleList()
         else:
-            self.dec_head = nn.Sequential(nn.Linear(d, hid), act(), nn.Linear(hid, flat), act()) if hid else nn.Sequential(nn.Linear(d, flat), act())
+            self.dec_head = (
+                nn.Sequential(nn.Linear(d, hid), act(), nn.Linear(hid, flat), act())
+                if hid
+                else nn.Sequential(nn.Linear(d, flat), act())
+            )
             up = UpsampleConv if config.decoder == "upsample" else TransposedConvUp
             outs = ch[::-1][1:] + [out_ch]
             self.up = nn.ModuleList(up(c_in, c_out) for c_in, c_out in zip(ch[::-1], outs))
@@ -252,7 +278,9 @@ class VAE(GenerativeModel):
         # centred input; float32 out, so that log q, the KL and the weights are exact under train.amp
         return D.full_precision(self.enc_head(self.encoder(2.0 * x - 1.0)))
 
-    def sample_posterior(self, mu: Tensor, log_var: Tensor, h: Tensor | None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def sample_posterior(
+        self, mu: Tensor, log_var: Tensor, h: Tensor | None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One draw z ~ q(z|x) per row and its log-density log q(z|x), nats:
         ((B, latent_dim), (B,)). Differentiable (reparameterisation). For the IAF,
         log q(z_T|x) = log N(z_0; mu, sigma^2) - sum over steps of sum_i log sigma_{t,i}."""
@@ -359,8 +387,13 @@ class VAE(GenerativeModel):
         if k > 1:  # the IWAE bound: log (1/k) sum_i w_i, the same model, a tighter objective
             log_px, log_ratio = self.log_weights(x, *self.encode_posterior(x), k)
             recon, kl, bound = log_px.mean(0), -log_ratio.mean(0), D.log_mean_exp(log_px + log_ratio, dim=0)
-            return {"loss": -bound.mean(), "iw_bound": bound.mean().detach(), "elbo": (recon - kl).mean().detach(),
-                    "recon": recon.mean().detach(), "kl": kl.mean().detach()}
+            return {
+                "loss": -bound.mean(),
+                "iw_bound": bound.mean().detach(),
+                "elbo": (recon - kl).mean().detach(),
+                "recon": recon.mean().detach(),
+                "kl": kl.mean().detach(),
+            }
         recon, kl = self.elbo_terms(x)
         w = self.kl_weight()
         loss = (-recon + w * kl).mean()
@@ -376,8 +409,15 @@ class VAE(GenerativeModel):
         return [TrainStep("vae", [self], self.loss)]
 
     # ------------------------------------------------------------------ likelihood
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 2048) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 2048,
+    ) -> Tensor:
         """Importance-weighted estimate of log p(x), per example (B,), nats:
 
             log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),  z_i ~ q(z | x),  k = iw_samples.
@@ -400,18 +440,23 @@ class VAE(GenerativeModel):
             for xb in x.split(max(1, batch_size)):
                 posterior = self.encode_posterior(xb)
                 per_chunk = max(1, batch_size // xb.shape[0])  # samples decoded per pass
-                log_w = [sum(self.log_weights(xb, *posterior, min(per_chunk, iw_samples - start), generator))
-                         for start in range(0, iw_samples, per_chunk)]
+                log_w = [
+                    sum(self.log_weights(xb, *posterior, min(per_chunk, iw_samples - start), generator))
+                    for start in range(0, iw_samples, per_chunk)
+                ]
                 out.append(D.log_mean_exp(torch.cat(log_w), dim=0))
             return torch.cat(out)
 
-    def log_weights(self, x: Tensor, mu: Tensor, log_var: Tensor, h: Tensor | None, s: int,
-                    generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def log_weights(
+        self, x: Tensor, mu: Tensor, log_var: Tensor, h: Tensor | None, s: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """s draws z_i ~ q(z|x) per image (from q's parameters ``mu``, ``log_var``, ``h``
         of :meth:`encode_posterior`) -> (log p(x|z_i), log p(z_i) - log q(z_i|x)), each
         (s, B), nats; their sum is the log importance weight. Differentiable."""
         n = x.shape[0]
-        z, log_q = self.sample_posterior(mu.repeat(s, 1), log_var.repeat(s, 1), h.repeat(s, 1) if h is not None else None, generator)
+        z, log_q = self.sample_posterior(
+            mu.repeat(s, 1), log_var.repeat(s, 1), h.repeat(s, 1) if h is not None else None, generator
+        )
         log_px = self.log_likelihood(x.repeat(s, 1, 1, 1), z)  # (s*n,), sample-major
         return log_px.view(s, n), (D.standard_normal_log_prob(z) - log_q).view(s, n)
 

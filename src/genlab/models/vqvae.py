@@ -58,7 +58,6 @@ PixelCNN conditioning on classes and the hierarchical VQ-VAE-2.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -96,11 +95,15 @@ class VQVAEConfig(ModelConfig):
         self.check_unconditional("vqvae")
         self.check_positive("hidden_channels", "code_dim", "prior_channels", "prior_blocks")
         if self.num_codes < 2 or self.downsamplings < 0 or self.residual_blocks < 0:
-            raise ConfigError(f"vqvae needs model.num_codes >= 2, downsamplings >= 0 and residual_blocks >= 0; got "
-                              f"{self.num_codes}, {self.downsamplings}, {self.residual_blocks}")
+            raise ConfigError(
+                f"vqvae needs model.num_codes >= 2, downsamplings >= 0 and residual_blocks >= 0; got "
+                f"{self.num_codes}, {self.downsamplings}, {self.residual_blocks}"
+            )
         if not 0.0 <= self.ema_decay < 1.0 or self.beta < 0 or self.prior_start < 0:
-            raise ConfigError(f"vqvae needs 0 <= model.ema_decay < 1, beta >= 0 and prior_start >= 0; got "
-                              f"{self.ema_decay}, {self.beta}, {self.prior_start}")
+            raise ConfigError(
+                f"vqvae needs 0 <= model.ema_decay < 1, beta >= 0 and prior_start >= 0; got "
+                f"{self.ema_decay}, {self.beta}, {self.prior_start}"
+            )
 
 
 class ResBlock(nn.Module):
@@ -161,8 +164,10 @@ class VQVAE(GenerativeModel):
     input_mode = "unit"
 
     def likelihood_description(self, iw_samples: int | None = None) -> str:
-        return ("a deterministic lower bound on log p(x): log p_prior(c(x)) + log p(x | z_q(c(x))) at the "
-                "encoder's code map c(x), no importance samples")
+        return (
+            "a deterministic lower bound on log p(x): log p_prior(c(x)) + log p(x | z_q(c(x))) at the "
+            "encoder's code map c(x), no importance samples"
+        )
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
@@ -177,13 +182,22 @@ class VQVAE(GenerativeModel):
         enc += [ResBlock(hid) for _ in range(config.residual_blocks)] + [nn.ReLU(), nn.Conv2d(hid, config.code_dim, 1)]
         self.encoder = nn.Sequential(*enc)
         self.codebook = EMACodebook(config.num_codes, config.code_dim, config.ema_decay, config.dead_code_threshold)
-        self.decoder_in = nn.Sequential(nn.Conv2d(config.code_dim, hid, 3, padding=1), *[ResBlock(hid) for _ in range(config.residual_blocks)])
+        self.decoder_in = nn.Sequential(
+            nn.Conv2d(config.code_dim, hid, 3, padding=1), *[ResBlock(hid) for _ in range(config.residual_blocks)]
+        )
         self.up = nn.ModuleList(TransposedConvUp(hid, hid) for _ in range(config.downsamplings))
         self.decoder_out = nn.Conv2d(hid, 2 * c, 3, padding=1)  # logistic means and log-scales
         hc, wc = self.sizes[-1]
-        self.prior = PixelCNN(PixelCNNConfig(image_shape=(1, hc, wc), likelihood="categorical", grey_levels=config.num_codes,
-                                             hidden_channels=config.prior_channels, num_blocks=config.prior_blocks,
-                                             output_channels=config.prior_channels))
+        self.prior = PixelCNN(
+            PixelCNNConfig(
+                image_shape=(1, hc, wc),
+                likelihood="categorical",
+                grey_levels=config.num_codes,
+                hidden_channels=config.prior_channels,
+                num_blocks=config.prior_blocks,
+                output_channels=config.prior_channels,
+            )
+        )
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ networks
@@ -259,8 +273,13 @@ class VQVAE(GenerativeModel):
         if self.training:
             flat = z_e.detach().permute(0, 2, 3, 1).reshape(-1, self.config.code_dim)
             restarted = self.codebook.update(flat, idx.flatten())
-        return {"loss": loss, "recon": -recon.mean().detach(), "commitment": commitment.mean().detach(),
-                "perplexity": perplexity, "restarted": torch.tensor(float(restarted))}
+        return {
+            "loss": loss,
+            "recon": -recon.mean().detach(),
+            "commitment": commitment.mean().detach(),
+            "perplexity": perplexity,
+            "restarted": torch.tensor(float(restarted)),
+        }
 
     def prior_loss(self, batch: dict) -> dict:
         """The "prior" step: -log p_prior(c(x)) per code position, nats, on the codes of the
@@ -273,17 +292,27 @@ class VQVAE(GenerativeModel):
         return {"loss": nll / codes[0].numel(), "nll": nll.detach()}
 
     def train_steps(self) -> list[TrainStep]:
-        return [TrainStep("vqvae", [self.encoder, self.decoder_in, self.up, self.decoder_out], self.autoencoder_loss),
-                TrainStep("prior", [self.prior], self.prior_loss)]
+        return [
+            TrainStep("vqvae", [self.encoder, self.decoder_in, self.up, self.decoder_out], self.autoencoder_loss),
+            TrainStep("prior", [self.prior], self.prior_loss),
+        ]
 
     # ------------------------------------------------------------------ likelihood
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """The lower bound log p_prior(c(x)) + log p(x | z_q(c(x))) on log p(x), nats per
         image, shape (B,), for 8-bit images x in [0, 1]. Deterministic: ``iw_samples``,
         ``generator`` and ``labels`` are accepted for the contract and ignored."""
         codes, z_q = self.quantize(self.encoder_output(x))
-        return self.prior.log_prob(self._prior_input(codes)) + D.discretized_logistic_log_prob(x, *self.decoder_params(z_q))
+        return self.prior.log_prob(self._prior_input(codes)) + D.discretized_logistic_log_prob(
+            x, *self.decoder_params(z_q)
+        )
 
     # ------------------------------------------------------------------ codes and sampling
     def codes(self, x: Tensor) -> Tensor:

@@ -57,14 +57,20 @@ class WaveNetConfig(ModelConfig):
     def validate(self) -> None:
         super().validate()
         if len(self.image_shape) != 3 or tuple(self.image_shape[:2]) != (1, 1):
-            raise ConfigError(f"wavenet models sequences: model.image_shape must be (1, 1, length), got {tuple(self.image_shape)}")
+            raise ConfigError(
+                f"wavenet models sequences: model.image_shape must be (1, 1, length), got {tuple(self.image_shape)}"
+            )
         if self.amplitude_levels < 2:
-            raise ConfigError(f"model.amplitude_levels must be >= 2 (256 for 8-bit mu-law), got {self.amplitude_levels}")
+            raise ConfigError(
+                f"model.amplitude_levels must be >= 2 (256 for 8-bit mu-law), got {self.amplitude_levels}"
+            )
         self.check_positive("residual_channels", "skip_channels", "block_kernel", "stacks")
         if self.train_crop < 0 or self.train_crop == 1:
             raise ConfigError(f"model.train_crop must be 0 (whole clips) or >= 2 samples, got {self.train_crop}")
         if not self.dilations or min(self.dilations) < 1:
-            raise ConfigError(f"model.dilations must list positive dilations, e.g. [1, 2, 4, 8], got {list(self.dilations)}")
+            raise ConfigError(
+                f"model.dilations must list positive dilations, e.g. [1, 2, 4, 8], got {list(self.dilations)}"
+            )
 
 
 class ResidualLayer(nn.Module):
@@ -113,7 +119,11 @@ class WaveNet(GenerativeModel):
 
     def codes(self, x: Tensor) -> Tensor:
         """x (B, 1, 1, L) in [0, 1] -> integer codes (B, L) in 0..amplitude_levels-1."""
-        return torch.round(x[:, 0, 0, :] * (self.config.amplitude_levels - 1)).long().clamp(0, self.config.amplitude_levels - 1)
+        return (
+            torch.round(x[:, 0, 0, :] * (self.config.amplitude_levels - 1))
+            .long()
+            .clamp(0, self.config.amplitude_levels - 1)
+        )
 
     def net(self, h: Tensor, labels: Tensor | None = None) -> Tensor:
         """Shifted input features (B, R, T): position t holds sample t - 1 -> logits (B, amplitude_levels, T)."""
@@ -133,8 +143,14 @@ class WaveNet(GenerativeModel):
         onehot = F.one_hot(self.codes(x), self.config.amplitude_levels).transpose(1, 2).to(self.embed.weight.dtype)
         return self.logits_from_onehot(onehot, labels)
 
-    def log_prob(self, x: Tensor, *, labels: Tensor | None = None, iw_samples: int | None = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(
+        self,
+        x: Tensor,
+        *,
+        labels: Tensor | None = None,
+        iw_samples: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Exact log p(x) in nats per sequence, shape (B,); x (B, 1, 1, L) mu-law codes / 255.
         Deterministic: ``iw_samples`` and ``generator`` are ignored."""
         self.check_images(x)
@@ -167,15 +183,31 @@ class WaveNet(GenerativeModel):
 
     # ------------------------------------------------------------ sampling
     @torch.inference_mode()
-    def sample(self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached") -> Tensor:
+    def sample(
+        self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, method: str = "cached"
+    ) -> Tensor:
         """n sequences (n, 1, 1, L) of mu-law codes / 255 in [0, 1] (write them with
         :func:`genlab.data.audio.save_wav`). ``method``: "cached" (one queue per
         dilated layer, O(receptive field) per sample) or "naive" (full pass per sample)."""
         x = torch.zeros(n, *self.config.image_shape, device=self.device)
-        return self._generate(x, torch.zeros(n, x.shape[-1], dtype=torch.bool, device=x.device), self.check_labels(labels, n), generator, method)
+        return self._generate(
+            x,
+            torch.zeros(n, x.shape[-1], dtype=torch.bool, device=x.device),
+            self.check_labels(labels, n),
+            generator,
+            method,
+        )
 
     @torch.inference_mode()
-    def complete(self, x: Tensor, observed_mask: Tensor, *, generator: torch.Generator | None = None, labels: Tensor | None = None, method: str = "cached") -> Tensor:
+    def complete(
+        self,
+        x: Tensor,
+        observed_mask: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
+        method: str = "cached",
+    ) -> Tensor:
         """Keep samples where ``observed_mask`` (broadcastable to x (N, 1, 1, L)) is 1, draw the rest in order."""
         self.check_images(x)
         x = self.head.to_grid(x.to(self.device, torch.float32)).clone()
@@ -203,7 +235,11 @@ class WaveNet(GenerativeModel):
                     if not observed[:, t].all():
                         value = self.head.sample(logits, generator)
                         x[:, 0, 0, t] = torch.where(observed[:, t], x[:, 0, 0, t], value)
-                    onehot = F.one_hot(self.codes(x[:, :, :, t : t + 1]), self.config.amplitude_levels).transpose(1, 2).to(h.dtype)
+                    onehot = (
+                        F.one_hot(self.codes(x[:, :, :, t : t + 1]), self.config.amplitude_levels)
+                        .transpose(1, 2)
+                        .to(h.dtype)
+                    )
                     h = self.embed(onehot)
             return x
         finally:

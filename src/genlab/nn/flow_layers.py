@@ -172,8 +172,10 @@ class AffineCoupling(nn.Module):
         self.c_a = channels // 2
         c_b = channels - self.c_a
         self.net = nn.Sequential(
-            nn.Conv2d(self.c_a, hidden, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
+            nn.Conv2d(self.c_a, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(),
             ZeroConv2d(hidden, 2 * c_b),
         )
 
@@ -199,11 +201,13 @@ class FlowStep(nn.Module):
 
     def __init__(self, channels: int, hidden: int, invertible_conv: bool = True):
         super().__init__()
-        self.layers = nn.ModuleList([
-            ActNorm(channels),
-            InvConv1x1(channels) if invertible_conv else ReversePermutation(),
-            AffineCoupling(channels, hidden),
-        ])
+        self.layers = nn.ModuleList(
+            [
+                ActNorm(channels),
+                InvConv1x1(channels) if invertible_conv else ReversePermutation(),
+                AffineCoupling(channels, hidden),
+            ]
+        )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         total = x.new_zeros(x.shape[0])

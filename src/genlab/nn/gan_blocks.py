@@ -79,8 +79,16 @@ class MLPGenerator(nn.Module):
     """z (N, latent_dim) [+ label embedding] -> (N, out_dim); linear output (the caller
     adds tanh for images)."""
 
-    def __init__(self, latent_dim: int, out_dim: int, hidden: int, depth: int, num_classes: int = 0,
-                 label_dim: int = 0, batchnorm: bool = False):
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dim: int,
+        hidden: int,
+        depth: int,
+        num_classes: int = 0,
+        label_dim: int = 0,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         self.embed = nn.Embedding(num_classes, label_dim) if num_classes > 0 else None
         layers: list[nn.Module] = []
@@ -100,7 +108,9 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-def leaky_mlp(in_dim: int, hidden: int, depth: int, spectral_norm: bool = False, dropout: float = 0.0) -> tuple[nn.Sequential, int]:
+def leaky_mlp(
+    in_dim: int, hidden: int, depth: int, spectral_norm: bool = False, dropout: float = 0.0
+) -> tuple[nn.Sequential, int]:
     """``depth`` layers Linear -> LeakyReLU(0.2) [-> Dropout], the discriminators' MLP body:
     (N, in_dim) -> (N, hidden) (the input unchanged when depth is 0). Returns (body, output width)."""
     layers: list[nn.Module] = []
@@ -116,12 +126,22 @@ def leaky_mlp(in_dim: int, hidden: int, depth: int, spectral_norm: bool = False,
 class MLPDiscriminator(nn.Module):
     """(N, in_dim) -> logits (N,) with LeakyReLU(0.2) hidden layers (dropout after each when > 0)."""
 
-    def __init__(self, in_dim: int, hidden: int, depth: int, num_classes: int = 0,
-                 conditioning: str = "projection", spectral_norm: bool = False, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int,
+        depth: int,
+        num_classes: int = 0,
+        conditioning: str = "projection",
+        spectral_norm: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.concat = num_classes > 0 and conditioning == "concat"
-        self.body, width = leaky_mlp(in_dim + (num_classes if self.concat else 0), hidden, depth, spectral_norm, dropout)
+        self.body, width = leaky_mlp(
+            in_dim + (num_classes if self.concat else 0), hidden, depth, spectral_norm, dropout
+        )
         self.head = LabelHead(width, num_classes, conditioning == "projection", spectral_norm)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -141,8 +161,16 @@ class ConvGenerator(nn.Module):
     the last doubling maps straight to the image channels (as in DCGAN).
     """
 
-    def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], channels: int, upsample: str = "transposed",
-                 batchnorm: bool = True, num_classes: int = 0, label_dim: int = 0):
+    def __init__(
+        self,
+        latent_dim: int,
+        image_shape: tuple[int, int, int],
+        channels: int,
+        upsample: str = "transposed",
+        batchnorm: bool = True,
+        num_classes: int = 0,
+        label_dim: int = 0,
+    ):
         super().__init__()
         if upsample not in UPSAMPLINGS:
             raise ConfigError(f"unknown upsample {upsample!r}; choose one of: {', '.join(UPSAMPLINGS)}")
@@ -181,7 +209,9 @@ class ConvGenerator(nn.Module):
         return self.blocks(h.view(z.shape[0], self.width, self.s, self.s))
 
 
-def conv_body(in_channels: int, channels: int, k: int, batchnorm: bool = True, spectral_norm: bool = False) -> tuple[nn.Sequential, int]:
+def conv_body(
+    in_channels: int, channels: int, k: int, batchnorm: bool = True, spectral_norm: bool = False
+) -> tuple[nn.Sequential, int]:
     """The DCGAN discriminator's body: ``k`` strided 4x4 convolutions, each halving the side,
     widths ``channels, 2 channels, ..., channels * 2^(k-1)``, LeakyReLU(0.2), batch norm after
     all but the first when ``batchnorm``. (N, in_channels, H, W) -> (N, width, H / 2^k, W / 2^k);
@@ -202,8 +232,15 @@ class ConvDiscriminator(nn.Module):
     """images (N, C, H, W) -> logits (N,): ``k`` strided 4x4 convolutions with LeakyReLU(0.2)
     (batch norm after all but the first when ``batchnorm``), then a linear/projection head."""
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: int, batchnorm: bool = True, num_classes: int = 0,
-                 conditioning: str = "projection", spectral_norm: bool = False):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        channels: int,
+        batchnorm: bool = True,
+        num_classes: int = 0,
+        conditioning: str = "projection",
+        spectral_norm: bool = False,
+    ):
         super().__init__()
         c_img, h, w = image_shape
         s, k = dcgan_layout(h, w)

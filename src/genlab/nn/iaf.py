@@ -83,7 +83,9 @@ class ARNN(nn.Module):
     def __init__(self, dim: int, hidden: Sequence[int], context_dim: int = 0, forget_bias: float = 2.0):
         super().__init__()
         if dim < 1 or not hidden or min(hidden) < 1 or context_dim < 0:
-            raise ValueError(f"ARNN needs dim >= 1, at least one hidden width >= 1 and context_dim >= 0; got dim={dim}, hidden={tuple(hidden)}, context_dim={context_dim}")
+            raise ValueError(
+                f"ARNN needs dim >= 1, at least one hidden width >= 1 and context_dim >= 0; got dim={dim}, hidden={tuple(hidden)}, context_dim={context_dim}"
+            )
         self.dim = dim
         d_in = torch.arange(dim)
         layers, prev = [], d_in
@@ -118,7 +120,9 @@ class IAFStep(nn.Module):
     coordinates, or in the reversed order (``reverse=True``: the AR-NN reads
     z flipped, so m_i depends on z_j for j > i)."""
 
-    def __init__(self, dim: int, hidden: Sequence[int], context_dim: int = 0, reverse: bool = False, forget_bias: float = 2.0):
+    def __init__(
+        self, dim: int, hidden: Sequence[int], context_dim: int = 0, reverse: bool = False, forget_bias: float = 2.0
+    ):
         super().__init__()
         self.reverse = reverse
         self.arnn = ARNN(dim, hidden, context_dim, forget_bias)
@@ -163,7 +167,9 @@ class IAF(nn.Module):
         if steps < 1:
             raise ValueError(f"an IAF needs steps >= 1, got {steps}")
         self.dim = dim
-        self.steps = nn.ModuleList(IAFStep(dim, hidden, context_dim, reverse=bool(t % 2), forget_bias=forget_bias) for t in range(steps))
+        self.steps = nn.ModuleList(
+            IAFStep(dim, hidden, context_dim, reverse=bool(t % 2), forget_bias=forget_bias) for t in range(steps)
+        )
 
     def forward(self, z0: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """z_0 (B, d) -> (z_T (B, d), sum over steps of log|det|, (B,) nats).

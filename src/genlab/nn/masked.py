@@ -59,7 +59,9 @@ def channel_groups(n: int, data_channels: int, repeats: int = 1) -> Tensor:
         raise ValueError(f"{n} channels cannot form {repeats} equal blocks")
     per = n // repeats
     if per < data_channels:
-        raise ValueError(f"need at least {data_channels} channels per block for {data_channels} data channels, got {per}")
+        raise ValueError(
+            f"need at least {data_channels} channels per block for {data_channels} data channels, got {per}"
+        )
     return (torch.arange(per) * data_channels // per).repeat(repeats)
 
 
@@ -72,7 +74,9 @@ def _centre_channel_mask(out_groups: Tensor, in_groups: Tensor, mask_type: str) 
     raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
 
 
-def pixelcnn_mask(out_groups: Tensor, in_groups: Tensor, kh: int, kw: int, centre: tuple[int, int], mask_type: str) -> Tensor:
+def pixelcnn_mask(
+    out_groups: Tensor, in_groups: Tensor, kh: int, kw: int, centre: tuple[int, int], mask_type: str
+) -> Tensor:
     """(out, in, kh, kw) mask: taps strictly before ``centre`` in raster order are 1,
     the centre tap follows the channel rule of ``mask_type``, later taps are 0."""
     cr, cc = centre
@@ -108,7 +112,14 @@ class MaskedConv2d(nn.Conv2d):
     (B, out, 1, w) there.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int], padding: tuple[int, int, int, int], mask: Tensor | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int],
+        padding: tuple[int, int, int, int],
+        mask: Tensor | None = None,
+    ):
         super().__init__(in_channels, out_channels, kernel_size, padding=0)
         kh, kw = kernel_size
         top, bottom, left, right = padding
@@ -173,7 +184,9 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(window, self._masked_weight, self.bias)
 
 
-def pixelcnn_conv(in_channels: int, out_channels: int, kernel_size: int, mask_type: str, data_channels: int = 1, first: bool = False) -> MaskedConv2d:
+def pixelcnn_conv(
+    in_channels: int, out_channels: int, kernel_size: int, mask_type: str, data_channels: int = 1, first: bool = False
+) -> MaskedConv2d:
     """The k x k masked convolution of PixelCNN, type "A" or "B".
 
     ``first=True``: the inputs are the ``data_channels`` image channels
@@ -199,7 +212,15 @@ def vertical_conv(in_channels: int, out_channels: int, kernel_size: int) -> Mask
     return MaskedConv2d(in_channels, out_channels, (k // 2 + 1, k), (k // 2, 0, k // 2, k // 2))
 
 
-def horizontal_conv(in_channels: int, out_channels: int, kernel_size: int, mask_type: str, data_channels: int = 1, first: bool = False, out_repeats: int = 1) -> MaskedConv2d:
+def horizontal_conv(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    mask_type: str,
+    data_channels: int = 1,
+    first: bool = False,
+    out_repeats: int = 1,
+) -> MaskedConv2d:
     """Gated PixelCNN horizontal stack: output (r, c) reads row r, columns
     c - k//2 .. c (a 1 x (k//2 + 1) kernel); the tap at c follows the channel rule."""
     k = kernel_size
@@ -209,7 +230,14 @@ def horizontal_conv(in_channels: int, out_channels: int, kernel_size: int, mask_
     return MaskedConv2d(in_channels, out_channels, (1, k // 2 + 1), (0, 0, k // 2, 0), mask)
 
 
-def pointwise_conv(in_channels: int, out_channels: int, data_channels: int = 1, masked: bool = True, out_repeats: int = 1, in_repeats: int = 1) -> MaskedConv2d:
+def pointwise_conv(
+    in_channels: int,
+    out_channels: int,
+    data_channels: int = 1,
+    masked: bool = True,
+    out_repeats: int = 1,
+    in_repeats: int = 1,
+) -> MaskedConv2d:
     """A 1x1 convolution; ``masked`` applies the type-B channel rule (needed
     whenever it mixes channels of the current pixel and ``data_channels`` > 1)."""
     mask = None

@@ -100,9 +100,21 @@ class UNet(nn.Module):
         num_classes: > 0 adds a class embedding with a null class at index num_classes.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, channels: int = 32, channel_mult: Sequence[int] = (1, 2, 2),
-                 num_blocks: int = 1, attention_resolutions: Sequence[int] = (7,), image_size: tuple[int, int] = (28, 28),
-                 groups: int = 8, heads: int = 1, dropout: float = 0.0, num_classes: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        channels: int = 32,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_blocks: int = 1,
+        attention_resolutions: Sequence[int] = (7,),
+        image_size: tuple[int, int] = (28, 28),
+        groups: int = 8,
+        heads: int = 1,
+        dropout: float = 0.0,
+        num_classes: int = 0,
+    ):
         super().__init__()
         if channels < 1 or not channel_mult or num_blocks < 1:
             raise ValueError("the U-Net needs channels >= 1, a non-empty channel_mult and num_blocks >= 1")
@@ -117,7 +129,9 @@ class UNet(nn.Module):
         c = channels
         level_sizes = []
         for i, w in enumerate(widths):
-            self.down.append(nn.ModuleList(ResBlock(c if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_blocks)))
+            self.down.append(
+                nn.ModuleList(ResBlock(c if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_blocks))
+            )
             self.down_attn.append(SelfAttention(w, groups, heads) if size in attention_resolutions else nn.Identity())
             level_sizes.append(size)
             c = w
@@ -130,8 +144,14 @@ class UNet(nn.Module):
         self.up, self.upsample, self.up_attn = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for i in reversed(range(len(widths))):
             w = widths[i]
-            self.up.append(nn.ModuleList(ResBlock((c + w) if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_blocks)))
-            self.up_attn.append(SelfAttention(w, groups, heads) if level_sizes[i] in attention_resolutions else nn.Identity())
+            self.up.append(
+                nn.ModuleList(
+                    ResBlock((c + w) if j == 0 else w, w, emb_dim, groups, dropout) for j in range(num_blocks)
+                )
+            )
+            self.up_attn.append(
+                SelfAttention(w, groups, heads) if level_sizes[i] in attention_resolutions else nn.Identity()
+            )
             c = w
             if i > 0:
                 self.upsample.append(nn.Conv2d(w, widths[i - 1], 3, padding=1))
@@ -171,7 +191,9 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-def drop_labels(labels: Tensor | None, num_classes: int, p: float, generator: torch.Generator | None = None) -> Tensor | None:
+def drop_labels(
+    labels: Tensor | None, num_classes: int, p: float, generator: torch.Generator | None = None
+) -> Tensor | None:
     """Classifier-free guidance training: each label becomes the null class ``num_classes``
     with probability ``p`` (labels (B,) long; None stays None)."""
     if labels is None or p <= 0:
@@ -180,7 +202,9 @@ def drop_labels(labels: Tensor | None, num_classes: int, p: float, generator: to
     return torch.where(drop, torch.full_like(labels, num_classes), labels)
 
 
-def guided(net: nn.Module, x: Tensor, time: Tensor, labels: Tensor | None, scale: float, channels: int | None = None) -> Tensor:
+def guided(
+    net: nn.Module, x: Tensor, time: Tensor, labels: Tensor | None, scale: float, channels: int | None = None
+) -> Tensor:
     """Classifier-free guidance (Ho & Salimans 2021): out_u + scale * (out_c - out_u), with
     out_c = net(x, t, labels) and out_u = net(x, t, null class). scale = 1 is the plain
     conditional net (one evaluation), 0 the unconditional one; > 1 sharpens towards the class.
@@ -189,7 +213,11 @@ def guided(net: nn.Module, x: Tensor, time: Tensor, labels: Tensor | None, scale
     if labels is None or scale == 1.0:
         return net(x, time, labels)
     null = torch.full_like(labels, net.num_classes)
-    both = net(torch.cat([x, x]), torch.as_tensor(time, device=x.device).float().reshape(-1).expand(x.shape[0]).repeat(2), torch.cat([labels, null]))
+    both = net(
+        torch.cat([x, x]),
+        torch.as_tensor(time, device=x.device).float().reshape(-1).expand(x.shape[0]).repeat(2),
+        torch.cat([labels, null]),
+    )
     cond, uncond = both.chunk(2)
     k = cond.shape[1] if channels is None else channels
     return torch.cat([uncond[:, :k] + scale * (cond[:, :k] - uncond[:, :k]), cond[:, k:]], dim=1)
@@ -215,15 +243,28 @@ class UNetModelConfig(ModelConfig):
         super().validate()
         self.check_positive("channels", "num_blocks", "heads", "groups")
         if not self.channel_mult or min(self.channel_mult) < 1:
-            raise ConfigError(f"model.channel_mult must be a non-empty list of positive factors, got {list(self.channel_mult)}")
+            raise ConfigError(
+                f"model.channel_mult must be a non-empty list of positive factors, got {list(self.channel_mult)}"
+            )
         if not (0 <= self.dropout < 1 and 0 <= self.label_dropout <= 1):
-            raise ConfigError(f"model.dropout must be in [0, 1) and model.label_dropout in [0, 1], got {self.dropout}, {self.label_dropout}")
+            raise ConfigError(
+                f"model.dropout must be in [0, 1) and model.label_dropout in [0, 1], got {self.dropout}, {self.label_dropout}"
+            )
 
 
 def unet_from_config(config: UNetModelConfig, out_channels: int) -> UNet:
     """The U-Net a :class:`UNetModelConfig` describes, for images of ``config.image_shape``."""
     c, h, w = config.image_shape
-    return UNet(c, out_channels, channels=config.channels, channel_mult=config.channel_mult, num_blocks=config.num_blocks,
-                attention_resolutions=config.attention_resolutions, image_size=(h, w), groups=config.groups, heads=config.heads,
-                dropout=config.dropout, num_classes=config.num_classes)
-
+    return UNet(
+        c,
+        out_channels,
+        channels=config.channels,
+        channel_mult=config.channel_mult,
+        num_blocks=config.num_blocks,
+        attention_resolutions=config.attention_resolutions,
+        image_size=(h, w),
+        groups=config.groups,
+        heads=config.heads,
+        dropout=config.dropout,
+        num_classes=config.num_classes,
+    )

@@ -58,6 +58,7 @@ __all__ = [
     "perturb",
     "plot_roc",
     "prepare_once",
+    "roc_points",
     "score",
     "scored_code_bits",
     "scores",

@@ -57,7 +57,6 @@ def train_background(
     from ..config import DataConfig, RunConfig
     from ..data import ImageDataset
     from ..loading import load
-
     from ..models.base import GenerativeModel
 
     spec = model_name_or_config
@@ -72,7 +71,16 @@ def train_background(
         raise TypeError("model_name_or_config must be a model name, a RunConfig or a genlab model")
     rc = dataclasses.replace(
         rc,
-        train=dataclasses.replace(rc.train, steps=int(steps), seed=seed, batch_size=batch_size, weight_decay=weight_decay, progress=progress, sample_every=0, checkpoint_every=max(int(steps), 1)),
+        train=dataclasses.replace(
+            rc.train,
+            steps=int(steps),
+            seed=seed,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            progress=progress,
+            sample_every=0,
+            checkpoint_every=max(int(steps), 1),
+        ),
         data=DataConfig(name=f"{getattr(dataset, 'name', 'data')}-perturbed{mutation_rate}", split="train"),
     )
     noisy = ImageDataset(

@@ -113,7 +113,15 @@ def evaluate_ood(
         images, _, _ = as_images01(d)
         return images[:max_examples] if max_examples is not None else images
 
-    kw = dict(background=background, train_entropy=train_entropy, typicality_batch=typicality_batch, compressor=compressor, iw_samples=iw_samples, batch_size=batch_size, seed=seed)
+    kw = dict(
+        background=background,
+        train_entropy=train_entropy,
+        typicality_batch=typicality_batch,
+        compressor=compressor,
+        iw_samples=iw_samples,
+        batch_size=batch_size,
+        seed=seed,
+    )
     x_in = _cap(in_data)
     in_scores = scores(model, x_in, list(methods), progress=progress, **kw)
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -123,7 +131,9 @@ def evaluate_ood(
     for name, data in out_sets.items():
         x_out = _cap(data)
         if tuple(x_out.shape[1:]) != tuple(x_in.shape[1:]):
-            raise ValueError(f"outlier set {name!r} has shape {tuple(x_out.shape[1:])}, the in-distribution data {tuple(x_in.shape[1:])}; use genlab.ood.outlier_set to convert it")
+            raise ValueError(
+                f"outlier set {name!r} has shape {tuple(x_out.shape[1:])}, the in-distribution data {tuple(x_in.shape[1:])}; use genlab.ood.outlier_set to convert it"
+            )
         n_out[name] = len(x_out)
         results[name], means[name], curves[name] = {}, {}, {}
         out_scores = scores(model, x_out, list(methods), progress=progress, **kw)
@@ -160,7 +170,11 @@ def evaluate_ood(
         report["plots"] = []
         for name, per in curves.items():
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-            p = plot_roc({f"{m} (AUROC {results[name][m]['auroc']:.3f})": c for m, c in per.items()}, out_dir / f"roc-{safe}.png", title=f"ROC: in-distribution vs {name}")
+            p = plot_roc(
+                {f"{m} (AUROC {results[name][m]['auroc']:.3f})": c for m, c in per.items()},
+                out_dir / f"roc-{safe}.png",
+                title=f"ROC: in-distribution vs {name}",
+            )
             report["plots"].append(str(p))
     return report
 

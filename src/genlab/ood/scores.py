@@ -51,12 +51,22 @@ def prepare_once(model, x, seed: int = 0) -> tuple[Tensor, Tensor, int]:
 
 def _nll_bits(model, prepared: Tensor, is_seed: int, iw_samples, batch_size: int, progress: bool = False) -> Tensor:
     """NLL in bits/dim of inputs already in the model's input space, float64 (N,)."""
-    nll = per_example_nll(model, prepared, prepared=True, iw_samples=_iw(model, iw_samples), batch_size=batch_size,
-                          seed=is_seed, generator=torch.Generator().manual_seed(is_seed), progress=progress)
+    nll = per_example_nll(
+        model,
+        prepared,
+        prepared=True,
+        iw_samples=_iw(model, iw_samples),
+        batch_size=batch_size,
+        seed=is_seed,
+        generator=torch.Generator().manual_seed(is_seed),
+        progress=progress,
+    )
     return bits_per_dim(nll, model.num_dims)
 
 
-def nll_bits_per_dim(model, x, *, iw_samples: int | None = None, batch_size: int = 256, seed: int = 0, progress: bool = False) -> Tensor:
+def nll_bits_per_dim(
+    model, x, *, iw_samples: int | None = None, batch_size: int = 256, seed: int = 0, progress: bool = False
+) -> Tensor:
     """Per-input discrete NLL in bits per dimension (float64, (N,)), preprocessed once with ``seed``."""
     _, prepared, is_seed = prepare_once(model, x, seed)
     return _nll_bits(model, prepared, is_seed, iw_samples, batch_size, progress)
@@ -103,10 +113,14 @@ def scored_code_bits(model, images01: Tensor, prepared: Tensor, compressor: str 
     return compressed_bits(images01, compressor)
 
 
-def training_entropy(model, train_data, *, iw_samples: int | None = None, max_examples: int = 5000, batch_size: int = 256, seed: int = 0) -> float:
+def training_entropy(
+    model, train_data, *, iw_samples: int | None = None, max_examples: int = 5000, batch_size: int = 256, seed: int = 0
+) -> float:
     """Entropy estimate for the typicality test: mean NLL (bits/dim) of up to ``max_examples`` training inputs."""
     images, _, _ = as_images01(train_data)
-    return float(nll_bits_per_dim(model, images[:max_examples], iw_samples=iw_samples, batch_size=batch_size, seed=seed).mean())
+    return float(
+        nll_bits_per_dim(model, images[:max_examples], iw_samples=iw_samples, batch_size=batch_size, seed=seed).mean()
+    )
 
 
 def score(model, x, method: str = "likelihood", **kwargs) -> Tensor:
@@ -123,9 +137,21 @@ def score(model, x, method: str = "likelihood", **kwargs) -> Tensor:
     return scores(model, x, [method], **kwargs)[method]
 
 
-def scores(model, x, methods, *, background=None, train_entropy: float | None = None, train_data=None,
-           typicality_batch: int = 10, compressor: str = "png", iw_samples: int | None = None, batch_size: int = 256,
-           seed: int = 0, progress: bool = False) -> dict[str, Tensor]:
+def scores(  # noqa: C901
+    model,
+    x,
+    methods,
+    *,
+    background=None,
+    train_entropy: float | None = None,
+    train_data=None,
+    typicality_batch: int = 10,
+    compressor: str = "png",
+    iw_samples: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Tensor]:
     """Scores of several methods for the same inputs, ``{method: float64 (N,)}``, bits/dim.
 
     Args:
@@ -150,13 +176,17 @@ def scores(model, x, methods, *, background=None, train_entropy: float | None = 
             raise ValueError(f"unknown OOD method {method!r}; choose one of: {', '.join(METHODS)}")
     if "likelihood-ratio" in methods:
         if background is None:
-            raise ValueError("method='likelihood-ratio' needs background=<a model trained on perturbed inputs>; see genlab.ood.train_background")
+            raise ValueError(
+                "method='likelihood-ratio' needs background=<a model trained on perturbed inputs>; see genlab.ood.train_background"
+            )
         if background.num_dims != model.num_dims:
             raise ValueError(f"the background model has {background.num_dims} dimensions, the model {model.num_dims}")
         modes = (model.input_mode, background.input_mode)
         if modes[0] != modes[1]:
-            raise ValueError(f"the model takes {modes[0]!r} inputs, the background model {modes[1]!r}: both must score the "
-                             "same tensor; train the background as the same kind of model (genlab.ood.train_background)")
+            raise ValueError(
+                f"the model takes {modes[0]!r} inputs, the background model {modes[1]!r}: both must score the "
+                "same tensor; train the background as the same kind of model (genlab.ood.train_background)"
+            )
     if "typicality" in methods:
         if train_entropy is None:
             if train_data is None:

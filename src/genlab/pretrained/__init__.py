@@ -53,7 +53,7 @@ def path(name: str) -> Path:
     """The folder of the shipped model ``name``; a :class:`PretrainedError` listing the
     available names when there is none (``name`` may carry the ``pretrained:`` prefix)."""
     if name.startswith(PREFIX):
-        name = name[len(PREFIX):]
+        name = name[len(PREFIX) :]
     have = names()
     if name not in have:
         listed = ", ".join(have) if have else "none (this installation ships no pretrained models)"
@@ -80,7 +80,9 @@ def half_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if v.is_floating_point():
             h = v.detach().to(torch.float16)
             if not torch.isfinite(h).all():
-                raise GenlabError(f"tensor {k!r} does not fit float16 (max |x| = {v.abs().max().item():.4g}); store it in float32")
+                raise GenlabError(
+                    f"tensor {k!r} does not fit float16 (max |x| = {v.abs().max().item():.4g}); store it in float32"
+                )
             v = h
         out[k] = v
     return out

@@ -57,14 +57,21 @@ def encode_state(obj, tensors: dict[str, torch.Tensor], prefix: str = "state"):
     if isinstance(obj, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
             return {k: encode_state(v, tensors, f"{prefix}/{k}") for k, v in obj.items()}
-        return {"__items__": [[encode_state(k, tensors, f"{prefix}/key"), encode_state(v, tensors, f"{prefix}/{k}")] for k, v in obj.items()]}
+        return {
+            "__items__": [
+                [encode_state(k, tensors, f"{prefix}/key"), encode_state(v, tensors, f"{prefix}/{k}")]
+                for k, v in obj.items()
+            ]
+        }
     if isinstance(obj, tuple):
         return {"__tuple__": [encode_state(v, tensors, f"{prefix}/{i}") for i, v in enumerate(obj)]}
     if isinstance(obj, list):
         return [encode_state(v, tensors, f"{prefix}/{i}") for i, v in enumerate(obj)]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise CheckpointError(f"cannot store a {type(obj).__name__} at {prefix} in a checkpoint (only tensors, arrays, numbers, strings, lists and dicts)")
+    raise CheckpointError(
+        f"cannot store a {type(obj).__name__} at {prefix} in a checkpoint (only tensors, arrays, numbers, strings, lists and dicts)"
+    )
 
 
 def decode_state(tree, tensors: dict[str, torch.Tensor]):
@@ -116,7 +123,6 @@ def save_checkpoint(
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
-        files = {}
         state_tensors: dict[str, torch.Tensor] = {}
         tree = encode_state(state, state_tensors)
         manifest = {}

@@ -62,7 +62,9 @@ def teardown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_mean_(tensors: list[torch.Tensor], world_size: int, extra: torch.Tensor | None = None) -> torch.Tensor | None:
+def all_reduce_mean_(
+    tensors: list[torch.Tensor], world_size: int, extra: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """Average ``tensors`` in place across ranks, as one flat bucket (one collective).
 
     ``extra`` (a small 1-D tensor, e.g. the loss) rides along in the same bucket and its
@@ -70,7 +72,11 @@ def all_reduce_mean_(tensors: list[torch.Tensor], world_size: int, extra: torch.
     """
     parts = [t.reshape(-1) for t in tensors]
     if extra is not None:
-        parts.append(extra.reshape(-1).to(device=parts[0].device if parts else extra.device, dtype=parts[0].dtype if parts else extra.dtype))
+        parts.append(
+            extra.reshape(-1).to(
+                device=parts[0].device if parts else extra.device, dtype=parts[0].dtype if parts else extra.dtype
+            )
+        )
     if not parts:
         return None
     flat = torch.cat(parts)

@@ -126,8 +126,16 @@ class PlainProgress:
     (seconds and steps per second since this ``fit`` started; the losses of the latest log line).
     """
 
-    def __init__(self, total: int, initial: int = 0, desc: str = "", *, stream: TextIO | None = None,
-                 seconds: float = 30.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total: int,
+        initial: int = 0,
+        desc: str = "",
+        *,
+        stream: TextIO | None = None,
+        seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total, self.n, self.desc = total, initial, desc
         self.stream = sys.stderr if stream is None else stream
         self.seconds, self.clock = seconds, clock

@@ -89,8 +89,10 @@ def check_data_kind(model_name: str, data_name: str, shape: tuple[int, ...]) -> 
     kind = getattr(registry.get(model_name)[1], "data_kind")  # a string, or a property where the config decides
     if isinstance(kind, str) and (kind == "points") != (len(shape) == 1):
         held = f"{'points' if len(shape) == 1 else 'data'} of shape {shape}"
-        raise ConfigError(f"{model_name} models {kind}s, but the data set {data_name!r} holds {held}; "
-                          f"choose a data set of {kind}s (genlab datasets lists them)")
+        raise ConfigError(
+            f"{model_name} models {kind}s, but the data set {data_name!r} holds {held}; "
+            f"choose a data set of {kind}s (genlab datasets lists them)"
+        )
 
 
 def fit_model_to_data(run_config: RunConfig, dataset, asked_shape: tuple[int, ...] | None = None) -> RunConfig:
@@ -106,14 +108,21 @@ def fit_model_to_data(run_config: RunConfig, dataset, asked_shape: tuple[int, ..
             )
         have = int(getattr(dataset, "num_classes", 0) or (int(dataset.labels.max()) + 1))
         if have != k:
-            raise ConfigError(f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}")
+            raise ConfigError(
+                f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}"
+            )
     shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
     check_data_kind(run_config.model_name, run_config.data.name, shape)
     if asked_shape is not None and tuple(asked_shape) != shape:
-        resize = (f"--set data.image_size=[{asked_shape[1]}, {asked_shape[2]}] --set data.channels={asked_shape[0]}"
-                  if len(asked_shape) == 3 else "data.image_size and data.channels")
-        raise ConfigError(f"model.image_shape={list(asked_shape)}, but the data set {run_config.data.name!r} holds data of shape {shape} "
-                          f"and the data decides the model's shape: resize the data ({resize}) or drop model.image_shape")
+        resize = (
+            f"--set data.image_size=[{asked_shape[1]}, {asked_shape[2]}] --set data.channels={asked_shape[0]}"
+            if len(asked_shape) == 3
+            else "data.image_size and data.channels"
+        )
+        raise ConfigError(
+            f"model.image_shape={list(asked_shape)}, but the data set {run_config.data.name!r} holds data of shape {shape} "
+            f"and the data decides the model's shape: resize the data ({resize}) or drop model.image_shape"
+        )
     model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
     return dataclasses.replace(run_config, model=model_cfg)
 
@@ -123,8 +132,10 @@ def check_new_run_dir(run_dir: Path) -> None:
     a path under a file, or a folder that already holds a run or a saved model."""
     check_folder_path(run_dir)
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "model.safetensors").exists():
-        raise CheckpointError(f"{run_dir} already holds a trained model; continue a run with genlab.train.resume({str(run_dir)!r}, steps) "
-                              "(genlab resume) or choose another directory")
+        raise CheckpointError(
+            f"{run_dir} already holds a trained model; continue a run with genlab.train.resume({str(run_dir)!r}, steps) "
+            "(genlab resume) or choose another directory"
+        )
 
 
 #: The lock file of a run folder (see :func:`run_lock`).
@@ -143,7 +154,10 @@ def run_lock(run_dir: str | Path):
     try:
         import fcntl
     except ImportError:
-        warnings.warn(f"run folders cannot be locked on this platform: train or resume {run_dir} from one process at a time", stacklevel=3)
+        warnings.warn(
+            f"run folders cannot be locked on this platform: train or resume {run_dir} from one process at a time",
+            stacklevel=3,
+        )
         yield
         return
     path = Path(run_dir) / LOCK_FILE
@@ -157,8 +171,10 @@ def run_lock(run_dir: str | Path):
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunInUseError(f"run folder {run_dir} is in use by another genlab process (pid {pid}); "
-                                "wait for it or choose another --out") from None
+            raise RunInUseError(
+                f"run folder {run_dir} is in use by another genlab process (pid {pid}); "
+                "wait for it or choose another --out"
+            ) from None
         try:  # the file we locked may have been removed by its previous holder meanwhile: then lock the new one
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break
@@ -174,8 +190,15 @@ def run_lock(run_dir: str | Path):
         os.close(fd)
 
 
-def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None, *, data: str | None = None,
-          preset: str | None = None, overrides=()) -> Path:
+def train(
+    run_config: RunConfig | str,
+    out_dir: str | None = None,
+    dataset=None,
+    *,
+    data: str | None = None,
+    preset: str | None = None,
+    overrides=(),
+) -> Path:
     """Train a registered model from scratch; returns the run directory.
 
     ``run_config``: a :class:`RunConfig`, or a model name: then the RunConfig is
@@ -200,11 +223,15 @@ def train(run_config: RunConfig | str, out_dir: str | None = None, dataset=None,
         if any(str(o).partition("=")[0].strip() == "model.image_shape" for o in overrides):
             asked_shape = tuple(run_config.model.image_shape)
     elif data is not None or preset is not None or overrides:
-        raise ConfigError("data=, preset= and overrides= go with a model name; apply them to a RunConfig with "
-                          "genlab.config.apply_overrides, or pass the model name")
+        raise ConfigError(
+            "data=, preset= and overrides= go with a model name; apply them to a RunConfig with "
+            "genlab.config.apply_overrides, or pass the model name"
+        )
     run_config.train.validate()
     if run_config.train.steps < 1:
-        raise ConfigError(f"train.steps={run_config.train.steps}: a new run needs at least 1 step (nothing was written)")
+        raise ConfigError(
+            f"train.steps={run_config.train.steps}: a new run needs at least 1 step (nothing was written)"
+        )
     info = distributed.setup()
     try:
         if info.is_main and out_dir is not None:
@@ -263,13 +290,17 @@ def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | N
     run_dir = Path(run_dir)
     if not list_checkpoints(run_dir / "checkpoints"):
         what = "no run folder" if not run_dir.is_dir() else "no checkpoints/ to resume from"
-        raise CheckpointError(f"cannot resume {run_dir}: {what} (nothing was changed); start a new run with genlab train ... --out OTHER")
+        raise CheckpointError(
+            f"cannot resume {run_dir}: {what} (nothing was changed); start a new run with genlab train ... --out OTHER"
+        )
     info = distributed.setup()
     try:
         with run_lock(run_dir) if info.is_main else nullcontext():  # held from the first read to the last write
             run_config = load_run_config(run_dir)
             if max_seconds is not None:
-                run_config = dataclasses.replace(run_config, train=dataclasses.replace(run_config.train, max_seconds=float(max_seconds)))
+                run_config = dataclasses.replace(
+                    run_config, train=dataclasses.replace(run_config.train, max_seconds=float(max_seconds))
+                )
             if dataset is None:
                 dataset = load_data(run_config.data)
             run_config = fit_model_to_data(run_config, dataset)
@@ -279,7 +310,9 @@ def resume(run_dir: str | Path, steps: int, dataset=None, max_seconds: float | N
 
             trainer = Trainer(model, dataset, run_config.train, run_dir, run_config)
             if trainer.restore() is None:  # the checkpoints went away since the check above
-                raise CheckpointError(f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)")
+                raise CheckpointError(
+                    f"cannot resume {run_dir}: its checkpoints/ holds no checkpoint (nothing was changed)"
+                )
             return trainer.fit(steps)
     finally:
         distributed.teardown(info)

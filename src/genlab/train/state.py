@@ -83,7 +83,10 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
-        self.shadow = {k: (v.detach().float().clone() if v.is_floating_point() else v.detach().clone()) for k, v in model.state_dict().items()}
+        self.shadow = {
+            k: (v.detach().float().clone() if v.is_floating_point() else v.detach().clone())
+            for k, v in model.state_dict().items()
+        }
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -115,7 +118,12 @@ def training_state(trainer) -> dict:
     return {
         "step": trainer.step,
         "elapsed": trainer._elapsed,
-        "data": {"epoch": trainer.epoch, "batch_index": trainer._batch_index, "started": trainer._perm is not None, "generator": trainer._epoch_gen_state},
+        "data": {
+            "epoch": trainer.epoch,
+            "batch_index": trainer._batch_index,
+            "started": trainer._perm is not None,
+            "generator": trainer._epoch_gen_state,
+        },
         "optimizers": {k: o.state_dict() for k, o in trainer.optimizers.items()},
         "schedulers": {k: s.state_dict() for k, s in trainer.schedulers.items()},
         "scalers": {k: s.state_dict() for k, s in trainer.scalers.items()},
@@ -124,20 +132,30 @@ def training_state(trainer) -> dict:
     }
 
 
-def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> None:
+def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> None:  # noqa: C901
     """Load a checkpoint's weights (by file stem) and :func:`training_state` (plus "rng")
     into ``trainer``; a CheckpointError when they do not fit its model and steps."""
     expected = trainer.model.state_dict()
     got = trainer.model.upgrade_state_dict(weights.get("model", {}))
-    bad = sorted(set(expected) ^ set(got)) + sorted(k for k in set(expected) & set(got) if expected[k].shape != got[k].shape)
+    bad = sorted(set(expected) ^ set(got)) + sorted(
+        k for k in set(expected) & set(got) if expected[k].shape != got[k].shape
+    )
     if bad:
         raise CheckpointError(f"the checkpoint {where} does not fit this model (mismatched weights: {bad[:5]})")
     if (trainer.ema is not None) != ("ema" in weights):
-        warnings.warn(f"train.ema_decay changed since {where} was written; the EMA {'starts from the current weights' if trainer.ema is not None else 'is dropped'}", stacklevel=3)
+        warnings.warn(
+            f"train.ema_decay changed since {where} was written; the EMA {'starts from the current weights' if trainer.ema is not None else 'is dropped'}",
+            stacklevel=3,
+        )
     if set(state["optimizers"]) != set(trainer.optimizers):
-        raise CheckpointError(f"the checkpoint {where} has optimisers for steps {sorted(state['optimizers'])}, this model has {sorted(trainer.optimizers)}")
+        raise CheckpointError(
+            f"the checkpoint {where} has optimisers for steps {sorted(state['optimizers'])}, this model has {sorted(trainer.optimizers)}"
+        )
     if state.get("batch_size") != trainer.config.batch_size:
-        warnings.warn(f"train.batch_size changed since {where} was written; the data order will differ from an uninterrupted run", stacklevel=3)
+        warnings.warn(
+            f"train.batch_size changed since {where} was written; the data order will differ from an uninterrupted run",
+            stacklevel=3,
+        )
     with torch.no_grad():
         trainer.model.load_state_dict(got)
     if trainer.ema is not None:
@@ -163,7 +181,10 @@ def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> No
     if len(rngs) == trainer.dist.world_size:
         restore_rng(rngs[trainer.dist.rank], trainer.device)
     else:
-        warnings.warn(f"{where} was written by {len(rngs)} processes, this run has {trainer.dist.world_size}: the random streams are re-seeded", stacklevel=3)
+        warnings.warn(
+            f"{where} was written by {len(rngs)} processes, this run has {trainer.dist.world_size}: the random streams are re-seeded",
+            stacklevel=3,
+        )
         seed_everything(trainer.config.seed + 1000 * trainer.step + trainer.dist.rank)
     trainer._last_checkpoint_step = trainer.step
     if trainer.dist.is_main:

@@ -44,6 +44,7 @@ from .state import EMA, adam, apply_training_state, capture_rng, restore_rng, se
 
 __all__ = ["Trainer", "EMA", "lr_factor", "resolve_device", "seed_everything"]
 
+
 class Trainer:
     """Train ``model`` on ``dataset`` following ``config``; files go to ``run_dir``.
 
@@ -62,7 +63,9 @@ class Trainer:
     #: CPU seconds of this process (every thread), for ``train.budget_clock = "cpu"``
     cpu_clock = staticmethod(time.process_time)
 
-    def __init__(self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None):
+    def __init__(  # noqa: C901
+        self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None
+    ):
         config.validate()
         self.model = model
         self.dataset = dataset
@@ -76,7 +79,9 @@ class Trainer:
         if not isinstance(images, torch.Tensor) or not (
             (images.dtype == torch.uint8 and images.dim() == 4) or (images.is_floating_point() and images.dim() >= 2)
         ):
-            raise ConfigError("the data set must have .images: a uint8 tensor (N, C, H, W), or a float tensor (N, ...) of data used as it is")
+            raise ConfigError(
+                "the data set must have .images: a uint8 tensor (N, C, H, W), or a float tensor (N, ...) of data used as it is"
+            )
         self._raw_float = images.is_floating_point()
         labels = getattr(dataset, "labels", None)
         n = images.shape[0]
@@ -86,7 +91,9 @@ class Trainer:
                 f"({self.dist.world_size}); e.g. train.batch_size={config.batch_size - config.batch_size % self.dist.world_size or self.dist.world_size}"
             )
         if n < config.batch_size:
-            raise ConfigError(f"the data set has {n} images, fewer than train.batch_size={config.batch_size}; lower the batch size")
+            raise ConfigError(
+                f"the data set has {n} images, fewer than train.batch_size={config.batch_size}; lower the batch size"
+            )
         self._local_batch = config.batch_size // self.dist.world_size
         # Small data sets live on the GPU so a batch is one gather, not a copy.
         on_device = self.device.type != "cpu" and images.numel() <= 2**30
@@ -129,7 +136,13 @@ class Trainer:
                 continue
             self._params[s.name] = params
             self._others[s.name] = [p for p in all_params if id(p) not in ids]
-            opt = adam(params, config.fused_adam, lr=config.lr_of(s.name), betas=config.betas_of(s.name), weight_decay=config.weight_decay)
+            opt = adam(
+                params,
+                config.fused_adam,
+                lr=config.lr_of(s.name),
+                betas=config.betas_of(s.name),
+                weight_decay=config.weight_decay,
+            )
             self.optimizers[s.name] = opt
             self.schedulers[s.name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda k, c=config: lr_factor(k, c))
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -143,9 +156,15 @@ class Trainer:
             if self.device.type == "cpu":
                 self._autocast_dtype = torch.bfloat16
                 if not cpu_has_bf16():
-                    warnings.warn("train.amp on a CPU without bfloat16 instructions: autocast is emulated and likely slower than float32", stacklevel=2)
+                    warnings.warn(
+                        "train.amp on a CPU without bfloat16 instructions: autocast is emulated and likely slower than float32",
+                        stacklevel=2,
+                    )
             elif self.device.type != "cuda":
-                warnings.warn(f"train.amp is ignored on {self.device.type}: mixed precision is used on CPU and CUDA only", stacklevel=2)
+                warnings.warn(
+                    f"train.amp is ignored on {self.device.type}: mixed precision is used on CPU and CUDA only",
+                    stacklevel=2,
+                )
             else:
                 self._autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
                 if self._autocast_dtype == torch.float16:
@@ -211,16 +230,22 @@ class Trainer:
             with self._autocast():
                 out = step.loss(batch)
             if not isinstance(out, dict) or "loss" not in out:
-                raise TrainingError(f"train step {name!r}: loss(batch) must return a dict with a 'loss' key, got {type(out).__name__}")
+                raise TrainingError(
+                    f"train step {name!r}: loss(batch) must return a dict with a 'loss' key, got {type(out).__name__}"
+                )
             loss = out["loss"]
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise TrainingError(f"train step {name!r}: 'loss' must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+                raise TrainingError(
+                    f"train step {name!r}: 'loss' must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
+                )
             if not self.dist.enabled and not torch.isfinite(loss.detach()).item():
                 self._non_finite(name, float(loss.detach()))
             (scaler.scale(loss) if scaler is not None else loss).backward()
             if self.dist.enabled:
                 grads = [p.grad for p in params if p.grad is not None]
-                total = distributed.all_reduce_mean_(grads, self.dist.world_size, extra=loss.detach().float().reshape(1))
+                total = distributed.all_reduce_mean_(
+                    grads, self.dist.world_size, extra=loss.detach().float().reshape(1)
+                )
                 if total is None or not torch.isfinite(total).all().item():
                     self._non_finite(name, float("nan") if total is None else float(total.sum()) / self.dist.world_size)
             if scaler is not None:
@@ -263,7 +288,7 @@ class Trainer:
             self.ema.update(self.model)
 
     # ---------------------------------------------------------------- the loop
-    def fit(self, steps: int | None = None) -> Path:
+    def fit(self, steps: int | None = None) -> Path:  # noqa: C901
         """Train until a total of ``steps`` iterations (default ``config.steps``), or until
         the run's training time reaches ``config.max_seconds`` (when > 0): then it stops at
         the next iteration boundary (``out_of_time`` becomes True). The time is the
@@ -285,11 +310,16 @@ class Trainer:
         c = self.config
         if self.step >= target:
             if self.step > target:
-                warnings.warn(f"the run is already at step {self.step}, past the requested {target}; nothing to do", stacklevel=2)
+                warnings.warn(
+                    f"the run is already at step {self.step}, past the requested {target}; nothing to do", stacklevel=2
+                )
             return self.run_dir
         if 0 < c.max_seconds <= self._elapsed:
-            warnings.warn(f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at step {self.step}; "
-                          "nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., max_seconds=S), sets a larger budget)", stacklevel=2)
+            warnings.warn(
+                f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at step {self.step}; "
+                "nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., max_seconds=S), sets a larger budget)",
+                stacklevel=2,
+            )
             self.out_of_time = True
             return self.run_dir
         if self.dist.is_main:  # only now: with nothing to do the run folder stays as it is
@@ -373,7 +403,9 @@ class Trainer:
             except NotImplementedError:
                 self._can_sample = False
                 return None
-            return shown.save(Path(path) if path is not None else self.run_dir / "samples" / f"step-{self.step:07d}.png")
+            return shown.save(
+                Path(path) if path is not None else self.run_dir / "samples" / f"step-{self.step:07d}.png"
+            )
         finally:
             if backup is not None:
                 self.model.load_state_dict(backup)
@@ -414,8 +446,14 @@ class Trainer:
     def _write_failed(self, e: OSError) -> WriteError:
         """One line for a checkpoint that could not be written (full disk, read-only run folder)."""
         last = list_checkpoints(self.checkpoint_dir)
-        kept = f"the newest intact checkpoint is step {last[-1][0]} (genlab resume continues from it once there is room)" if last else "no checkpoint was written"
-        err = WriteError(f"training stopped at step {self.step}: could not save a checkpoint in {self.run_dir} ({e.strerror or e}); {kept}")
+        kept = (
+            f"the newest intact checkpoint is step {last[-1][0]} (genlab resume continues from it once there is room)"
+            if last
+            else "no checkpoint was written"
+        )
+        err = WriteError(
+            f"training stopped at step {self.step}: could not save a checkpoint in {self.run_dir} ({e.strerror or e}); {kept}"
+        )
         err.errno = e.errno
         return err
 
@@ -425,7 +463,9 @@ class Trainer:
         when the run has no checkpoint yet."""
         chosen = None
         if self.dist.is_main:
-            candidates = [Path(path)] if path is not None else [p for _, p in reversed(list_checkpoints(self.checkpoint_dir))]
+            candidates = (
+                [Path(path)] if path is not None else [p for _, p in reversed(list_checkpoints(self.checkpoint_dir))]
+            )
             for p in candidates:
                 try:
                     load_checkpoint(p)

@@ -30,8 +30,10 @@ def training_movie(run_dir: str | Path, duration_ms: int = 200, out: str | Path 
     (or ``out``); returns its path. The last frame is held three times as long.
     Raises FileNotFoundError when the run has no sample grids yet."""
     run_dir = Path(run_dir)
-    files = sorted((p for p in (run_dir / "samples").glob("step-*.png") if _STEP.search(p.name)),
-                   key=lambda p: int(_STEP.search(p.name).group(1)))
+    files = sorted(
+        (p for p in (run_dir / "samples").glob("step-*.png") if _STEP.search(p.name)),
+        key=lambda p: int(_STEP.search(p.name).group(1)),
+    )
     if not files:
         raise FileNotFoundError(
             f"no sample grids in {run_dir / 'samples'} (step-*.png); train with train.sample_every > 0 first"
@@ -66,9 +68,18 @@ def walk_codes(points: Tensor, steps: int = 16, method: str = "slerp") -> Tensor
     return torch.stack(legs)
 
 
-def gan_walk_gif(model, path: str | Path, points: int = 4, steps: int = 16, method: str = "slerp",
-                 generator: torch.Generator | None = None, labels: Tensor | None = None, walks: int = 1,
-                 duration_ms: int = 80, scale: int = 2) -> Path:
+def gan_walk_gif(
+    model,
+    path: str | Path,
+    points: int = 4,
+    steps: int = 16,
+    method: str = "slerp",
+    generator: torch.Generator | None = None,
+    labels: Tensor | None = None,
+    walks: int = 1,
+    duration_ms: int = 80,
+    scale: int = 2,
+) -> Path:
     """Write a looping GIF of a latent walk of a GAN (any image model with the ``latent``
     and ``decode`` capabilities).
 

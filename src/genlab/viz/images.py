@@ -16,7 +16,6 @@ from torch import Tensor
 
 from ..io import atomic_write_bytes
 
-
 #: The largest picture genlab writes, in pixels (an animation: its frames together): 64 megapixels.
 MAX_PIXELS = 64_000_000
 
@@ -29,8 +28,10 @@ def check_pixels(height: int, width: int, frames: int = 1) -> None:
     total = height * width * frames
     if total > MAX_PIXELS:
         size = f"{width}x{height} pixels" + (f" in {frames} frames" if frames > 1 else "")
-        raise GenlabError(f"the picture would be {size} ({total / 1e6:,.0f} megapixels), over the limit of "
-                          f"{MAX_PIXELS // 10**6} megapixels; ask for fewer images or frames, or a smaller --scale")
+        raise GenlabError(
+            f"the picture would be {size} ({total / 1e6:,.0f} megapixels), over the limit of "
+            f"{MAX_PIXELS // 10**6} megapixels; ask for fewer images or frames, or a smaller --scale"
+        )
 
 
 def grid_size(n: int, h: int, w: int, nrow: int | None = None, padding: int = 2) -> tuple[int, int, int]:
@@ -83,7 +84,9 @@ def save_picture(img: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     fmt = PICTURE_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise GenlabError(f"{path}: pictures are written as {', '.join(PICTURE_FORMATS)} files; name it with one of these extensions")
+        raise GenlabError(
+            f"{path}: pictures are written as {', '.join(PICTURE_FORMATS)} files; name it with one of these extensions"
+        )
     buf = io.BytesIO()
     img.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     atomic_write_bytes(path, buf.getvalue())

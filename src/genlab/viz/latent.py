@@ -23,7 +23,6 @@ from torch import Tensor
 
 from .images import make_grid, save_gif
 
-
 # ----------------------------------------------------------------------------- paths
 
 
@@ -81,8 +80,16 @@ def _decode(model, z: Tensor, labels=None, generator: torch.Generator | None = N
 # ----------------------------------------------------------------------------- frames
 
 
-def z_interpolation_frames(model, z0: Tensor, z1: Tensor, steps: int = 16, method: str = "slerp", *, labels=None,
-                           generator: torch.Generator | None = None) -> list[Tensor]:
+def z_interpolation_frames(
+    model,
+    z0: Tensor,
+    z1: Tensor,
+    steps: int = 16,
+    method: str = "slerp",
+    *,
+    labels=None,
+    generator: torch.Generator | None = None,
+) -> list[Tensor]:
     """Decode ``steps`` points from z0 to z1 (both ends included).
 
     z0, z1: one code (*latent_shape) or a batch (B, *latent_shape); the path runs over the
@@ -98,7 +105,9 @@ def z_interpolation_frames(model, z0: Tensor, z1: Tensor, steps: int = 16, metho
     with torch.inference_mode():
         ts = torch.linspace(0, 1, steps, dtype=z0.dtype)
         zs = torch.stack([f(z0, z1, t) for t in ts])  # (steps, B, d)
-        imgs = _decode(model, zs.reshape(-1, zs.shape[-1]), labels, generator).view(steps, z0.shape[0], *model.config.image_shape)
+        imgs = _decode(model, zs.reshape(-1, zs.shape[-1]), labels, generator).view(
+            steps, z0.shape[0], *model.config.image_shape
+        )
     return [im[0] if single else im for im in imgs]
 
 
@@ -116,7 +125,9 @@ def interpolation_frames(model, x_a: Tensor, x_b: Tensor, steps: int = 16, metho
     return z_interpolation_frames(model, za.float().cpu(), zb.float().cpu(), steps, method)
 
 
-def loop_frames(model, z_points: Tensor | Sequence[Tensor], steps_per_leg: int = 16, method: str = "slerp") -> list[Tensor]:
+def loop_frames(
+    model, z_points: Tensor | Sequence[Tensor], steps_per_leg: int = 16, method: str = "slerp"
+) -> list[Tensor]:
     """A closed tour through latent points z_0 -> z_1 -> ... -> z_{m-1} -> z_0.
 
     z_points: (m, *latent_shape) with m >= 2. Returns m * steps_per_leg images
@@ -125,7 +136,9 @@ def loop_frames(model, z_points: Tensor | Sequence[Tensor], steps_per_leg: int =
     """
     z = torch.stack(list(z_points)) if not isinstance(z_points, Tensor) else z_points
     if tuple(z.shape[1:]) != tuple(model.latent_shape) or z.shape[0] < 2:
-        raise ValueError(f"z_points must be (m, {', '.join(map(str, model.latent_shape))}) with m >= 2, got {tuple(z.shape)}")
+        raise ValueError(
+            f"z_points must be (m, {', '.join(map(str, model.latent_shape))}) with m >= 2, got {tuple(z.shape)}"
+        )
     frames: list[Tensor] = []
     for i in range(z.shape[0]):
         leg = z_interpolation_frames(model, z[i], z[(i + 1) % z.shape[0]], steps_per_leg + 1, method)
@@ -133,7 +146,9 @@ def loop_frames(model, z_points: Tensor | Sequence[Tensor], steps_per_leg: int =
     return frames
 
 
-def save_interpolation_gif(frames: Sequence[Tensor], path: str | Path, *, duration_ms: int = 80, scale: int = 2, boomerang: bool = False) -> Path:
+def save_interpolation_gif(
+    frames: Sequence[Tensor], path: str | Path, *, duration_ms: int = 80, scale: int = 2, boomerang: bool = False
+) -> Path:
     """Write frames (each (C, H, W), or (B, C, H, W) shown as a grid) as a looping GIF.
     ``boomerang=True`` plays forward then backward (for an A -> B interpolation)."""
     frames = list(frames)
@@ -154,8 +169,16 @@ def _latent_dim(model) -> int:
     return int(shape[0])
 
 
-def manifold_grid(model, n: int = 20, dims: tuple[int, int] = (0, 1), span: float | None = None, padding: int = 0, *,
-                  labels=None, generator: torch.Generator | None = None) -> Tensor:
+def manifold_grid(
+    model,
+    n: int = 20,
+    dims: tuple[int, int] = (0, 1),
+    span: float | None = None,
+    padding: int = 0,
+    *,
+    labels=None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """The learned 2-D manifold figure of Kingma & Welling (2014, Fig. 4).
 
     z_{dims[0]} (columns, left to right) and z_{dims[1]} (rows, top to bottom) run
@@ -183,7 +206,9 @@ def manifold_grid(model, n: int = 20, dims: tuple[int, int] = (0, 1), span: floa
     return make_grid(imgs, nrow=n, padding=padding)
 
 
-def traversal_grid(model, x: Tensor, dims: Sequence[int] | int | None = None, span: float = 3.0, steps: int = 9, padding: int = 2) -> Tensor:
+def traversal_grid(
+    model, x: Tensor, dims: Sequence[int] | int | None = None, span: float = 3.0, steps: int = 9, padding: int = 2
+) -> Tensor:
     """Vary one latent dimension at a time around the encoding of one image.
 
     x: (C, H, W) or (1, C, H, W) in the model's input space. Row r shows

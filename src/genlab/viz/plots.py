@@ -57,7 +57,8 @@ def loss_curves(series: Mapping[str, Sequence[Sequence[float]]], title: str = "t
     [[step, value], ...] (``Explorer.card()["metrics"]["series"]``). A second panel shows
     throughput (``images_per_s``) when it is logged."""
     logged = {k: v for k, v in series.items() if k.endswith("/loss") and v} or {
-        k: v for k, v in series.items() if v and k not in ("lr", "time", "images_per_s")}
+        k: v for k, v in series.items() if v and k not in ("lr", "time", "images_per_s")
+    }
     losses: dict[str, Sequence[Sequence[float]]] = {}
     for name in sorted(logged, key=lambda k: (k.count("/"), k)):
         if all(logged[name] != v for v in losses.values()):
@@ -123,9 +124,17 @@ def _extent(*clouds: Tensor) -> tuple[float, float, float, float]:
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
 
 
-def points_figure(real: Tensor | None, fake: Tensor, surface: Callable[[Tensor], Tensor] | None = None, title: str = "",
-                  resolution: int = 128, *, extent: tuple[float, float, float, float] | None = None, size: int | None = None,
-                  surface_label: str = "D(x): real"):
+def points_figure(
+    real: Tensor | None,
+    fake: Tensor,
+    surface: Callable[[Tensor], Tensor] | None = None,
+    title: str = "",
+    resolution: int = 128,
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    size: int | None = None,
+    surface_label: str = "D(x): real",
+):
     """Point samples ``fake`` (N, 2) in red over data ``real`` (M, 2) (or None) in black and,
     when given, ``surface`` (points (K, 2) -> values in [0, 1], e.g. D's probability of
     "real", on a ``resolution`` x ``resolution`` grid) as a colour map with a colour bar
@@ -142,14 +151,26 @@ def points_figure(real: Tensor | None, fake: Tensor, surface: Callable[[Tensor],
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
         with torch.inference_mode():
             v = torch.as_tensor(surface(grid)).float().reshape(resolution, resolution).clamp(0, 1).cpu()
-        shown = ax.imshow(v.numpy(), origin="lower", extent=(x0, x1, y0, y1), cmap="cividis", vmin=0.0, vmax=1.0,
-                          interpolation="bilinear", aspect="auto")
+        shown = ax.imshow(
+            v.numpy(),
+            origin="lower",
+            extent=(x0, x1, y0, y1),
+            cmap="cividis",
+            vmin=0.0,
+            vmax=1.0,
+            interpolation="bilinear",
+            aspect="auto",
+        )
         if not size or size >= 256:  # no room for a colour bar in a thumbnail
             fig.colorbar(shown, ax=ax).set_label(surface_label, fontsize=8)
     dot = 3.0 if not size else max(1.0, 3.0 * (size / 500) ** 2)
     if len(real):
-        ax.scatter(real[:, 0].numpy(), real[:, 1].numpy(), s=dot, color="black", linewidths=0, label=f"data ({len(real)})")
-    ax.scatter(fake[:, 0].numpy(), fake[:, 1].numpy(), s=dot, color="tab:red", linewidths=0, label=f"generated ({len(fake)})")
+        ax.scatter(
+            real[:, 0].numpy(), real[:, 1].numpy(), s=dot, color="black", linewidths=0, label=f"data ({len(real)})"
+        )
+    ax.scatter(
+        fake[:, 0].numpy(), fake[:, 1].numpy(), s=dot, color="tab:red", linewidths=0, label=f"generated ({len(fake)})"
+    )
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x[0]", fontsize=8)
@@ -184,8 +205,14 @@ def discriminator_surface(model) -> Callable[[Tensor], Tensor]:
     return f
 
 
-def plot_gan_toy2d(model, path: str | Path, data: str | Tensor = "ring8", n: int = 1000,
-                   generator: torch.Generator | None = None, size: int = 512) -> Path:
+def plot_gan_toy2d(
+    model,
+    path: str | Path,
+    data: str | Tensor = "ring8",
+    n: int = 1000,
+    generator: torch.Generator | None = None,
+    size: int = 512,
+) -> Path:
     """Plot a point GAN into a PNG file: ``n`` samples against ``n`` real points (``data``: a
     toy data set name, ``ring8``/``grid25``, or a tensor (N, 2)) over D's decision surface."""
     from ..data.toy2d import sample_toy
@@ -290,10 +317,26 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str =
     return fig
 
 
-def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "ROC", size: int = 480) -> Path:
+def plot_roc(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "ROC", size: int = 480
+) -> Path:
     """:func:`roc_figure` written atomically as a PNG at ``path``; returns ``path``."""
     return save_figure(roc_figure(curves, title, size), path)
 
 
-__all__ = ["discriminator_surface", "figure_image", "loss_curves", "manifold_figure", "pca_2d", "plot_gan_toy2d", "png_bytes",
-           "points_figure", "projection_figure", "quantile_axis", "plot_roc", "roc_figure", "save_figure", "waveform_figure"]
+__all__ = [
+    "discriminator_surface",
+    "figure_image",
+    "loss_curves",
+    "manifold_figure",
+    "pca_2d",
+    "plot_gan_toy2d",
+    "png_bytes",
+    "points_figure",
+    "projection_figure",
+    "quantile_axis",
+    "plot_roc",
+    "roc_figure",
+    "save_figure",
+    "waveform_figure",
+]

@@ -92,7 +92,9 @@ class RenderedSamples:
         path = Path(path)
         if path.suffix.lower() == ".wav":
             if self.kind != "sequence":
-                raise GenlabError(f"{path}: only sequence models are written as WAV files; this model makes {self.kind}, use a .png name")
+                raise GenlabError(
+                    f"{path}: only sequence models are written as WAV files; this model makes {self.kind}, use a .png name"
+                )
             from ..data.audio import save_wav
 
             save_wav(self.samples, path, rate=rate)
@@ -111,8 +113,16 @@ def _real_points(real, n: int) -> Tensor | None:
 
 
 @torch.no_grad()
-def render_samples(model, n: int | None = None, *, generator: torch.Generator | None = None, labels: Tensor | None = None,
-                   real: Tensor | str | None = None, size: int = 512, title: str = "") -> RenderedSamples:
+def render_samples(
+    model,
+    n: int | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    labels: Tensor | None = None,
+    real: Tensor | str | None = None,
+    size: int = 512,
+    title: str = "",
+) -> RenderedSamples:
     """Draw ``n`` samples (default :data:`DEFAULT_COUNT` of the model's kind) with
     ``model.sample(n, generator=..., labels=...)`` and picture them.
 
@@ -137,8 +147,14 @@ def render_samples(model, n: int | None = None, *, generator: torch.Generator | 
         if x.dim() != 2 or x.shape[1] != 2:
             raise GenlabError(f"only 2-D point models are plotted; this one makes points of shape {tuple(x.shape[1:])}")
         surface = discriminator_surface(model) if "discriminate" in model.capabilities else None
-        fig = points_figure(_real_points(real, n), x, surface, title or (real if isinstance(real, str) else ""), size=size,
-                            surface_label=surface.label if surface is not None else "")
+        fig = points_figure(
+            _real_points(real, n),
+            x,
+            surface,
+            title or (real if isinstance(real, str) else ""),
+            size=size,
+            surface_label=surface.label if surface is not None else "",
+        )
         return RenderedSamples(kind, x, figure_image(fig), None, labels)
     if kind == "sequence":
         from .plots import figure_image, waveform_figure

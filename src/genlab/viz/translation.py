@@ -21,9 +21,18 @@ __all__ = ["translation_inputs", "translation_grid", "OTHER"]
 OTHER = {"a2b": "b2a", "b2a": "a2b"}
 
 
-def translation_inputs(model, direction: str, *, image: str | None = None, domain: str | None = None,
-                       run_data: str | None = None, split: str = "test", data_dir: str | None = None, n: int = 8,
-                       generator: torch.Generator | None = None) -> Tensor:
+def translation_inputs(
+    model,
+    direction: str,
+    *,
+    image: str | None = None,
+    domain: str | None = None,
+    run_data: str | None = None,
+    split: str = "test",
+    data_dir: str | None = None,
+    n: int = 8,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Images to translate, (n, C, H, W) in [0, 1] (one image for ``image``).
 
     ``image``: an image file, converted to the model's channels and size. ``domain``: a
@@ -44,8 +53,10 @@ def translation_inputs(model, direction: str, *, image: str | None = None, domai
         return load_image(image, channels=c, size=(h, w)).unsqueeze(0)
     if domain is None:
         if not run_data or not str(run_data).startswith("unpaired:"):
-            raise GenlabError(f"the run's data {run_data!r} is not an unpaired:<A>,<B> spec; pass --image PATH or --data DOMAIN")
-        a, b, _ = parse_spec(str(run_data)[len("unpaired:"):])
+            raise GenlabError(
+                f"the run's data {run_data!r} is not an unpaired:<A>,<B> spec; pass --image PATH or --data DOMAIN"
+            )
+        a, b, _ = parse_spec(str(run_data)[len("unpaired:") :])
         domain = a if direction == "a2b" else b
     ds = load_domain(domain, split, data_dir, image_size=(h, w), channels=c)
     idx = torch.randperm(len(ds), generator=generator)[: max(1, n)]
