@@ -63,6 +63,7 @@ TINY = {
         likelihood_steps=3,
     ),
     "glow": dict(image_shape=(1, 4, 4), num_scales=2, steps_per_scale=2, hidden_channels=8),
+    "transformer": dict(image_shape=(1, 4, 4), d_model=8, num_blocks=1, num_heads=2),
     "vqvae": dict(
         image_shape=(1, 8, 8),
         hidden_channels=8,

@@ -206,6 +206,7 @@ ESTIMATORS = {
     "pixelcnn": (["exact"], False),
     "gated-pixelcnn": (["exact"], False),
     "wavenet": (["exact"], False),
+    "transformer": (["exact"], False),
 }
 #: Variants whose estimator changes with the config.
 VARIANTS = {

@@ -1,6 +1,7 @@
-"""A run of glow (actnorm initialised from its first batch) or vqvae (its two training
-stages switch at iteration 3) stopped at iteration 4 and resumed to 8 ends bit-identical
-to a run straight to 8: the actnorm flag and the stage live in the saved state."""
+"""A run of glow (actnorm initialised from its first batch), vqvae (its two training
+stages switch at iteration 3) or transformer (dropout draws from the global RNG) stopped
+at iteration 4 and resumed to 8 ends bit-identical to a run straight to 8: the actnorm
+flag, the stage and the RNG states live in the saved state."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from genlab.train import Trainer
 
 CONFIGS = {
     "glow": dict(image_shape=(1, 8, 8), num_scales=2, steps_per_scale=2, hidden_channels=8),
+    "transformer": dict(image_shape=(1, 8, 8), d_model=8, num_blocks=1, num_heads=2, dropout=0.2),
     "vqvae": dict(
         image_shape=(1, 8, 8),
         hidden_channels=8,

@@ -32,6 +32,8 @@ from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
 from .models.progan import TRAIN_DEFAULTS as PROGAN_TRAIN
 from .models.progan import ProGAN, ProGANConfig
+from .models.transformer import TRAIN_DEFAULTS as TRANSFORMER_TRAIN
+from .models.transformer import Transformer, TransformerConfig
 from .models.vae import VAE, VAEConfig
 from .models.vqvae import VQVAE, VQVAEConfig
 from .models.wavenet import WaveNet, WaveNetConfig
@@ -116,6 +118,7 @@ MODELS: dict[str, ModelEntry] = {
     "vae": ModelEntry(VAEConfig, VAE, presets={"quickstart": VAE_QUICKSTART, **PAPER["vae"], **BUDGET["vae"]}),
     "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets={**PAPER["pixelcnn"], "mnist-cpu": _PIXELCNN_CPU}),
     "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN, presets=PAPER["gated-pixelcnn"]),
+    "transformer": ModelEntry(TransformerConfig, Transformer, train=TRANSFORMER_TRAIN),
     "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines", presets={"fsdd": _FSDD}),
     "gan": ModelEntry(GANConfig, GAN, train=GAN_TRAIN, presets={"points": _POINTS}),
     "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["dcgan"]),
