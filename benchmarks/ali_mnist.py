@@ -91,7 +91,8 @@ def build_parser():
         "--cycle-weight",
         type=float,
         default=0.0,
-        help="ALICE's explicit cycle term, weight of mean (x - G(E(x)))^2 in (G, E)'s loss (model.cycle_weight); 0: plain ALI/BiGAN",
+        help="ALICE's explicit cycle term, weight of mean (x - G(E(x)))^2 in (G, E)'s loss "
+        "(model.cycle_weight); 0: plain ALI/BiGAN",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="Adam's rate for every player (default: the registry's, 2e-4)"
@@ -119,8 +120,9 @@ def main(argv=None) -> int:
     optim = {k: v for k, v in (("lr", args.lr), ("betas", tuple(args.betas) if args.betas else None)) if v is not None}
     print(
         f"# {name} on MNIST: levels {args.levels}, encoder {args.encoder}, {args.objective}, latent {args.latent_dim}, "
-        f"channels {args.channels}, hidden {args.hidden}, dropout {args.dropout:g}, cycle weight {args.cycle_weight:g}, "
-        f"batch {args.batch_size}, {optim or 'registry Adam'}, budget {args.minutes:g} {args.clock} min, seed {args.seed}",
+        f"channels {args.channels}, hidden {args.hidden}, dropout {args.dropout:g}, cycle weight "
+        f"{args.cycle_weight:g}, batch {args.batch_size}, {optim or 'registry Adam'}, budget "
+        f"{args.minutes:g} {args.clock} min, seed {args.seed}",
         flush=True,
     )
 
@@ -146,8 +148,8 @@ def main(argv=None) -> int:
     trainer.fit()
     train_s = time.perf_counter() - t0
     print(
-        f"trained {trainer.step} iterations in {train_s / 60:.1f} min of wall clock ({trainer.step / train_s:.2f} it/s), "
-        f"load average {harness.load_average()}",
+        f"trained {trainer.step} iterations in {train_s / 60:.1f} min of wall clock "
+        f"({trainer.step / train_s:.2f} it/s), load average {harness.load_average()}",
         flush=True,
     )
 

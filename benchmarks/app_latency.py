@@ -153,8 +153,8 @@ def contention(client, explorers: dict, repeats: int) -> None:
     t = time.perf_counter()
     grid.result()
     print(
-        f"\nvae slider alone: median {1000 * statistics.median(alone):.0f} ms; while a pixelcnn 64-image grid is drawn: "
-        f"median {1000 * statistics.median(during):.0f} ms (max {1000 * max(during):.0f} ms; the grid was "
+        f"\nvae slider alone: median {1000 * statistics.median(alone):.0f} ms; while a pixelcnn 64-image grid is "
+        f"drawn: median {1000 * statistics.median(during):.0f} ms (max {1000 * max(during):.0f} ms; the grid was "
         f"{'still' if overlapped else 'no longer'} running, and took {time.perf_counter() - t:.1f} s more)"
     )
 

@@ -73,8 +73,9 @@ def main(argv=None) -> int:
     model = registry.build("cyclegan", config)
     n_params = sum(p.numel() for p in model.parameters())
     print(
-        f"# CycleGAN, MNIST <-> MNIST+{t_name} (disjoint halves of the training set, {len(train)} each), batch {args.batch_size}, "
-        f"budget {args.minutes:g} min, seed {args.seed}, {n_params / 1e6:.2f} M parameters, config {model.config}",
+        f"# CycleGAN, MNIST <-> MNIST+{t_name} (disjoint halves of the training set, {len(train)} "
+        f"each), batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}, "
+        f"{n_params / 1e6:.2f} M parameters, config {model.config}",
         flush=True,
     )
 

@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     train, test = harness.splits("mnist", args)
     out = harness.out_dir(args, "dcgan-mnist-")
     print(
-        f"# DCGAN on MNIST: {args.objective}, channels {args.channels}, batch {args.batch_size}, budget {args.minutes:g} min, seed {args.seed}",
+        f"# DCGAN on MNIST: {args.objective}, channels {args.channels}, batch {args.batch_size}, budget "
+        f"{args.minutes:g} min, seed {args.seed}",
         flush=True,
     )
 
@@ -80,7 +81,8 @@ def main(argv=None) -> int:
     q = harness.sample_quality(model, test, samples=args.samples, seed=args.seed, out=out)
     movie = training_movie(out / "run")
     print(
-        f"trained {steps} iterations in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} wall-min; samples: {q['png']}; movie: {movie}"
+        f"trained {steps} iterations in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} "
+        f"wall-min; samples: {q['png']}; movie: {movie}"
     )
     print(harness.quality_line(q), flush=True)
     table = harness.Table(["digit", *map(str, range(10))])

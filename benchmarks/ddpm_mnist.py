@@ -66,8 +66,8 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     model = registry.build(name, image_shape=(1, 28, 28), **fields)
     params = sum(p.numel() for p in model.parameters())
     print(
-        f"# {name} on MNIST: {fields}, {params / 1e6:.2f} M parameters, batch {args.batch_size}, lr {args.lr}, EMA {args.ema}, "
-        f"budget {args.minutes:g} min, seed {args.seed}",
+        f"# {name} on MNIST: {fields}, {params / 1e6:.2f} M parameters, batch {args.batch_size}, lr {args.lr}, EMA "
+        f"{args.ema}, budget {args.minutes:g} min, seed {args.seed}",
         flush=True,
     )
     cfg = harness.train_config(
@@ -86,8 +86,8 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     model = genlab.load(out)  # the EMA weights
     print(
-        f"trained {trainer.step} steps of {args.batch_size} in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} wall-min "
-        f"({trainer.step / train_cpu:.2f} steps per CPU-second)",
+        f"trained {trainer.step} steps of {args.batch_size} in {train_cpu / 60:.1f} CPU-min, {train_s / 60:.1f} "
+        f"wall-min ({trainer.step / train_cpu:.2f} steps per CPU-second)",
         flush=True,
     )
 
@@ -97,8 +97,8 @@ def run(name: str, args, machine: harness.Machine, fields: dict, likelihood_note
     )
     lik_s = time.perf_counter() - t
     print(
-        f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over {lik['num_examples']} "
-        f"test images; {likelihood_note}; {lik_s:.0f} s",
+        f"test bits/dim {lik['bits_per_dim']:.3f} +- {lik['bits_per_dim_se']:.3f} ({lik['nll_nats']:.1f} nats) over "
+        f"{lik['num_examples']} test images; {likelihood_note}; {lik_s:.0f} s",
         flush=True,
     )
     if lik["problem"]:

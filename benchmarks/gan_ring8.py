@@ -3,10 +3,11 @@
 For each objective and seed, the same MLP GAN and step budget, trained by the real
 genlab Trainer (``genlab.train.train("gan", data="ring8", overrides=...)``, exactly what
 ``genlab train gan --data ring8 --set ...`` runs) with the point-data preset
-:data:`genlab.models.gan.POINT_PRESET` that the registry applies to ring8 and grid25. Reports the modes covered (a mode counts
-when it holds >= 1/4 of its fair share of samples as high-quality samples) and the
-fraction of high-quality samples (within 3 std of a mode; real data scores 0.989
-in 2-D), per seed. Prints a table with the machine. Not a test.
+:data:`genlab.models.gan.POINT_PRESET` that the registry applies to ring8 and grid25.
+Reports the modes covered (a mode counts when it holds >= 1/4 of its fair share of
+samples as high-quality samples) and the fraction of high-quality samples (within 3
+std of a mode; real data scores 0.989 in 2-D), per seed. Prints a table with the
+machine. Not a test.
 
     python benchmarks/gan_ring8.py                          # 4 objectives x 1 seed, ~ a few CPU minutes each
     python benchmarks/gan_ring8.py --seeds 0,1,2            # the 3-seed table
@@ -78,14 +79,16 @@ def main(argv=None) -> int:
     probe = run_config(args.data, OBJECTIVES[0], seeds[0], args.steps, args.set)
     m, t = probe.model, probe.train
     print(
-        f"# GAN objectives on {args.data} with the genlab Trainer: MLP {m.hidden_layers}x{m.hidden_dim} (G ReLU, D LeakyReLU 0.2), "
-        f"z dim {m.latent_dim}, {t.steps} iterations of {m.d_steps} D + 1 G step, batch {t.batch_size}, "
+        f"# GAN objectives on {args.data} with the genlab Trainer: MLP "
+        f"{m.hidden_layers}x{m.hidden_dim} (G ReLU, D LeakyReLU 0.2), z dim {m.latent_dim}, {t.steps} "
+        f"iterations of {m.d_steps} D + 1 G step, batch {t.batch_size}, "
         f"Adam lr G {t.lr_of('generator'):g} / D {t.lr_of('discriminator'):g} betas {t.betas_of('discriminator')} "
         f"({t.lr_schedule} schedule), penalty {m.penalty} ({m.penalty_weight:g}), "
         f"spectral norm {m.spectral_norm}, EMA {t.ema_decay:g}"
     )
     print(
-        f"# preset: {' '.join(f'--set {k}={json.dumps(v)}' for k, v in POINT_PRESET.items())} {' '.join('--set ' + s for s in args.set)}"
+        f"# preset: {' '.join(f'--set {k}={json.dumps(v)}' for k, v in POINT_PRESET.items())} "
+        f"{' '.join('--set ' + s for s in args.set)}"
     )
     table = harness.Table(["objective", "seed", "modes", "high-quality", "seconds"])
     for objective in args.objectives.split(","):

@@ -50,8 +50,9 @@ def training_row(trainer: Trainer, args, train_set, cpu_seconds: float, seconds:
         print(log.read_text().strip().splitlines()[-1], flush=True)
     return (
         "training",
-        f"{cpu_seconds / 60:.1f} CPU-min ({seconds / 60:.1f} wall-min), {trainer.step} iterations of {args.batch_size}, "
-        f"{seen / len(train_set.images):.2f} epochs, Adam lr {args.lr:g}, {getattr(args, 'schedule', 'constant')} after {args.warmup} warm-up steps",
+        f"{cpu_seconds / 60:.1f} CPU-min ({seconds / 60:.1f} wall-min), {trainer.step} iterations of "
+        f"{args.batch_size}, {seen / len(train_set.images):.2f} epochs, Adam lr {args.lr:g}, "
+        f"{getattr(args, 'schedule', 'constant')} after {args.warmup} warm-up steps",
     )
 
 
@@ -71,8 +72,9 @@ def digit_rows(samples: torch.Tensor, what: str) -> list[tuple[str, str]]:
     return [
         (
             f"{what}: digits present",
-            f"{int((shares > 0.01).sum())}/10 above 1% (shares % {' '.join(f'{100 * s:.0f}' for s in shares.tolist())}), "
-            f"mean classifier confidence {float(probs.max(1).values.mean()):.2f}",
+            f"{int((shares > 0.01).sum())}/10 above 1% "
+            f"(shares % {' '.join(f'{100 * s:.0f}' for s in shares.tolist())}), mean classifier confidence "
+            f"{float(probs.max(1).values.mean()):.2f}",
         )
     ]
 
@@ -97,7 +99,8 @@ def build_parser():
         "--schedule",
         default="constant",
         choices=["constant", "cosine"],
-        help="learning rate after the warm-up: constant, or a cosine decay to 0 sized to the budget (harness.fit_schedule_to_budget)",
+        help="learning rate after the warm-up: constant, or a cosine decay to 0 sized to the "
+        "budget (harness.fit_schedule_to_budget)",
     )
     return ap
 
@@ -132,7 +135,8 @@ def main(argv=None) -> None:
         (
             f"test bits/dim, {len(test01)} test images (exact, dequantised)",
             f"**{bpd.mean().item():.3f} +- "
-            f"{bpd.std().item() / math.sqrt(len(bpd)):.3f}** ({nll.mean().item():.1f} nats; {time.perf_counter() - t:.0f} s)",
+            f"{bpd.std().item() / math.sqrt(len(bpd)):.3f}** "
+            f"({nll.mean().item():.1f} nats; {time.perf_counter() - t:.0f} s)",
         )
     )
     rows += sampling_rows(model)

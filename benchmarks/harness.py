@@ -10,8 +10,9 @@ so that each script says only what it measures:
   the load average at the start and at the end of the run (other jobs sharing
   the cores slow everything down, so a figure without its load is half a figure);
 * :func:`parser` / :func:`start` -- the common flags (``--data-dir``,
-  ``--threads``, ``--minutes`` (with ``--clock``: CPU or wall-clock minutes), ``--seed``, ``--device``, ``--out``), each added
-  only where a script uses it, with that script's own default;
+  ``--threads``, ``--minutes`` (with ``--clock``: CPU or wall-clock minutes), ``--seed``,
+  ``--device``, ``--out``), each added only where a script uses it, with that script's
+  own default;
 * :func:`load`, :func:`splits` and :func:`test_images` -- data sets by name, from ``--data-dir``
   (whose default, :func:`default_data_dir`, is ``$GENLAB_SHARED_DATA`` or ``../shared/data``);
 * :func:`train_config` -- a quiet :class:`~genlab.config.TrainConfig` (no progress
@@ -129,7 +130,8 @@ class Machine:
         )
 
     def line(self, load_end: float | None = None) -> str:
-        """``machine: OS, CPU (flags), N CPUs, M GiB, GPU; torch V, T threads, Python P; load average a at start, b at end``.
+        """``machine: OS, CPU (flags), N CPUs, M GiB, GPU; torch V, T threads, Python P;
+        load average a at start, b at end``.
 
         ``load_end`` defaults to the load average now.
         """
@@ -442,7 +444,8 @@ def fit_schedule_to_budget(
     fractions: Sequence[float] = (0.1, 0.3, 0.6, 0.85, 1.0),
     log: Callable[[str], None] = print,
 ) -> int:
-    """Train ``trainer`` for ``seconds`` (of its ``train.budget_clock``) with a schedule whose end moves with the budget.
+    """Train ``trainer`` for ``seconds`` (of its ``train.budget_clock``) with a schedule whose end
+    moves with the budget.
 
     A cosine schedule needs its length in steps, the budget is in seconds. After
     ``warm`` iterations (not used for the rate: allocations, first calls) and
@@ -470,7 +473,8 @@ def fit_schedule_to_budget(
         steps, nxt = next_estimate(target, rate, seconds - (now - t0), fraction)
         stretch(steps)
         log(
-            f"{(now - t0) / 60:.1f} min, step {target}: {rate * trainer.config.batch_size:.0f} images/s -> {steps} steps in all"
+            f"{(now - t0) / 60:.1f} min, step {target}: "
+            f"{rate * trainer.config.batch_size:.0f} images/s -> {steps} steps in all"
         )
         target = nxt
         if target >= steps:
@@ -525,10 +529,11 @@ def sample_quality(model, test, *, samples: int, seed: int = 0, out: Path | None
 def quality_line(q: dict) -> str:
     """One line of :func:`sample_quality`'s figures, for a script's output."""
     return (
-        f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
-        f"density {q['density']:.3f}, coverage {q['coverage']:.3f}; {q['digits_above_1pct']}/10 digits above 1%, smallest share "
-        f"{100 * min(q['shares']):.1f}%, classifier confidence {q['confidence']:.2f} ({q['samples']} samples vs {q['reference']} test "
-        f"images, shipped MNIST features; {q['samples_per_s']:.1f} samples/s)"
+        f"FID {q['fid']:.2f}, KID {q['kid']:.4f} +- {q['kid_std']:.4f}, precision {q['precision']:.3f}, recall "
+        f"{q['recall']:.3f}, density {q['density']:.3f}, coverage {q['coverage']:.3f}; "
+        f"{q['digits_above_1pct']}/10 digits above 1%, smallest share {100 * min(q['shares']):.1f}%, classifier "
+        f"confidence {q['confidence']:.2f} ({q['samples']} samples vs {q['reference']} test images, shipped MNIST "
+        f"features; {q['samples_per_s']:.1f} samples/s)"
     )
 
 

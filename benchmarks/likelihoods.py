@@ -5,8 +5,9 @@ Not a test: it prints two Markdown tables.
 1. **Likelihoods.** vae, vae with an IAF posterior, pixelvae, pixelcnn, gated-pixelcnn,
    glow, ddpm, flow-matching and vqvae, each trained with genlab's Trainer on the 60,000
    MNIST training images for ``--minutes`` of ``--clock`` (CPU time by default:
-   ``train.max_seconds`` with ``train.budget_clock``), one after another, one torch thread each. Every model gets the 8-bit likelihood it
-   has, so all bits/dim are discrete 8-bit numbers and comparable:
+   ``train.max_seconds`` with ``train.budget_clock``), one after another, one torch
+   thread each. Every model gets the 8-bit likelihood it has, so all bits/dim are
+   discrete 8-bit numbers and comparable:
 
    * discretized 256-level likelihoods on the pixels k/255 (``input_mode="unit"``):
      vae and vae+iaf with ``model.likelihood=logistic`` (discretized logistic),
@@ -71,7 +72,8 @@ PUBLISHED: dict[str, tuple[float | None, str]] = {
     ),
     "pixelvae": (
         None,
-        "Gulrajani et al. 2017: binarized MNIST in nats only (<= 80.64; gated, no upsampling: <= 79.66, ~79.02; table 1)",
+        "Gulrajani et al. 2017: binarized MNIST in nats only "
+        "(<= 80.64; gated, no upsampling: <= 79.66, ~79.02; table 1)",
     ),
     "pixelcnn": (None, "van den Oord et al. 2016 (Pixel RNN): binarized MNIST in nats only (81.30)"),
     "gated-pixelcnn": (None, "van den Oord et al. 2016 (Conditional PixelCNN): CIFAR-10 only (3.03)"),
@@ -83,7 +85,8 @@ PUBLISHED: dict[str, tuple[float | None, str]] = {
     "ddpm": (None, "Ho et al. 2020: CIFAR-10 only (<= 3.70, table 1)"),
     "flow-matching": (
         None,
-        "Lipman et al. 2023: CIFAR-10 only (2.99, table 1); the CNF FFJORD: 0.99 on MNIST (Grathwohl et al. 2019, table 2)",
+        "Lipman et al. 2023: CIFAR-10 only (2.99, table 1); the CNF FFJORD: 0.99 on "
+        "MNIST (Grathwohl et al. 2019, table 2)",
     ),
     "vqvae": (None, "van den Oord et al. 2017: CIFAR-10 only (4.67)"),
 }
@@ -92,7 +95,8 @@ PUBLISHED: dict[str, tuple[float | None, str]] = {
 def train_model(
     model_name: str, overrides: list[str], dataset, seconds: float, run_dir: Path, seed: int, clock: str = "cpu"
 ):
-    """Train ``model_name`` (registry defaults + ``overrides``) for ``seconds`` of ``clock`` ("cpu" or "wall"); returns (model, steps).
+    """Train ``model_name`` (registry defaults + ``overrides``) for ``seconds`` of ``clock`` ("cpu" or
+    "wall"); returns (model, steps).
 
     vqvae's two stages share the budget: the autoencoder for the first half, then its
     PixelCNN prior (``model.prior_start`` set to the step reached)."""

@@ -88,7 +88,8 @@ def main(argv=None) -> None:
         "flipped": ood.outlier_set("flipped", test, args.n_test),
     }
     print(
-        f"in-distribution: fashion-mnist test (first {args.n_test}); trained on fashion-mnist train ({len(train):,}); genlab {genlab.__version__}\n"
+        f"in-distribution: fashion-mnist test (first {args.n_test}); trained on fashion-mnist train "
+        f"({len(train):,}); genlab {genlab.__version__}\n"
     )
     summary = {}
     for name in names:
@@ -154,7 +155,8 @@ def main(argv=None) -> None:
         print(f"training-set entropy estimate: {r['settings']['train_entropy_bits_per_dim']:.3f} bits/dim\n")
         print(r["markdown"])
         print(
-            f"time: model {t_model:.0f}s, background {t_bg:.0f}s, scoring {t_eval:.0f}s; files in {out / (name + '-results')}\n"
+            f"time: model {t_model:.0f}s, background {t_bg:.0f}s, scoring {t_eval:.0f}s; "
+            f"files in {out / (name + '-results')}\n"
         )
         summary[name] = {"results": r["results"], "mean_scores": r["mean_scores"], "settings": r["settings"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -45,7 +45,8 @@ from genlab.models.pixelvae import PixelVAE
 
 
 def train(args, train_set) -> tuple[PixelVAE, list[tuple[str, str]]]:
-    """Train the pixelvae of ``--preset`` / ``--set`` / ``--levels`` for the budget; (model in eval mode, table rows)."""
+    """Train the pixelvae of ``--preset`` / ``--set`` / ``--levels`` for the budget; (model in eval mode,
+    table rows)."""
     sets = [f"model.latent_levels={args.levels}"] if args.levels else []
     model, facts = harness.train_to_budget(
         args,
@@ -63,8 +64,9 @@ def train(args, train_set) -> tuple[PixelVAE, list[tuple[str, str]]]:
     rows = [
         (
             "training",
-            f"{minutes:.1f} {args.clock.upper()}-min ({wall:.1f} wall), {steps} steps of {tc.batch_size}, {seen / len(train_set.images):.2f} "
-            f"epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine fitted to the budget, EMA {tc.ema_decay:g}",
+            f"{minutes:.1f} {args.clock.upper()}-min ({wall:.1f} wall), {steps} steps of {tc.batch_size}, "
+            f"{seen / len(train_set.images):.2f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine "
+            f"fitted to the budget, EMA {tc.ema_decay:g}",
         ),
         ("training throughput", f"{seen / (minutes * 60):.0f} images per {args.clock} second"),
     ]
@@ -159,7 +161,8 @@ def main(argv=None) -> None:
                 (
                     f"k={args.k} vs k={args.k_check}, first {n} images",
                     f"{nll[:n].mean().item():.2f} vs {big.mean().item():.2f} nats: "
-                    f"k={args.k_check} lower by {gap.mean().item():.2f} +- {se(gap):.2f} ({(time.process_time() - c) / 60:.1f} CPU-min)",
+                    f"k={args.k_check} lower by {gap.mean().item():.2f} +- {se(gap):.2f} "
+                    f"({(time.process_time() - c) / 60:.1f} CPU-min)",
                 )
             )
     for n in (1, 64):
@@ -172,7 +175,8 @@ def main(argv=None) -> None:
     table = harness.Table(["quantity", "value"])
     table.add(
         "model",
-        f"pixelvae, latent_levels={model.config.latent_levels}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters: {model.config}",
+        f"pixelvae, latent_levels={model.config.latent_levels}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters: {model.config}",
     )
     for name, value in rows:
         table.add(name, value)

@@ -98,7 +98,9 @@ def main(argv=None) -> int:
     out = harness.out_dir(args, f"{args.model}-mnist-")
     budget = args.minutes * 60
     print(
-        f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight {args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget {args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}",
+        f"# {args.model} on MNIST, {args.objective or 'default objective'}, gp weight "
+        f"{args.gp_weight if args.gp_weight is not None else 'default'}, batch {args.batch_size}, budget "
+        f"{args.minutes:g} min, EMA {args.ema_decay}, seed {args.seed}",
         flush=True,
     )
     net = get_feature_net("mnist")
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
     save_png(results["EMA weights"]["x"][:100], out / "samples.png", scale=2)
     table = harness.Table(
         ["weights", "FID", *map(str, range(10)), "min share"],
-        title=f"{args.samples} samples vs {len(test)} test images, features of the shipped 'mnist' net; digit shares in %",
+        title=f"{args.samples} samples vs {len(test)} test images, features of the "
+        "shipped 'mnist' net; digit shares in %",
     )
     for k, r in results.items():
         s = r["shares"]

@@ -1,5 +1,6 @@
 """Reproduce a paper: train a model (its ``paper`` preset or its CPU-sized defaults) for a
-budget of CPU (``--clock cpu``, the default) or wall-clock minutes and print its learning curve and one row beside the published number.
+budget of CPU (``--clock cpu``, the default) or wall-clock minutes and print its learning
+curve and one row beside the published number.
 
     python benchmarks/reproduce.py vae --preset paper --minutes 5 --data-dir ../shared/data
     python benchmarks/reproduce.py pixelcnn --data mnist --minutes 5 --data-dir ../shared/data
@@ -76,7 +77,8 @@ def run_config(args):
 
 
 def measure(model, test, args) -> dict:
-    """genlab's metrics of ``model`` on the test images: {"nll": nats, "bpd": bits/dim} or {"fid", "kid"}; {} when none applies."""
+    """genlab's metrics of ``model`` on the test images: {"nll": nats, "bpd": bits/dim} or {"fid", "kid"};
+    {} when none applies."""
     model.eval()
     try:
         if model.likelihood_kind != "none":
@@ -106,12 +108,12 @@ def measure(model, test, args) -> dict:
 
 def train_with_curve(trainer: Trainer, seconds: float, marks: int, on_mark, clock=None) -> float:
     """Train until ``seconds`` of training time (in ``clock``; default the clock of the trainer's own
-    budget, ``train.budget_clock``: CPU or wall-clock seconds, :func:`harness.clock_of`), calling ``on_mark(train_seconds)`` at each of
-    ``marks`` equally spaced points (the last at the end, or where the Trainer's own budget
-    ``train.max_seconds`` stops it, whichever comes first). Chunks of steps are sized from the
-    measured time per step (half the steps left, then the rest once fewer than 20 are left), so
-    a mark is passed by about one step's time even on a machine whose speed drifts. Returns
-    the training seconds."""
+    budget, ``train.budget_clock``: CPU or wall-clock seconds, :func:`harness.clock_of`), calling
+    ``on_mark(train_seconds)`` at each of ``marks`` equally spaced points (the last at the end, or
+    where the Trainer's own budget ``train.max_seconds`` stops it, whichever comes first). Chunks
+    of steps are sized from the measured time per step (half the steps left, then the rest once
+    fewer than 20 are left), so a mark is passed by about one step's time even on a machine whose
+    speed drifts. Returns the training seconds."""
     clock = harness.clock_of(trainer.config) if clock is None else clock
     spent, per_step = 0.0, None
     for i in range(1, marks + 1):

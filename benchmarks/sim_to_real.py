@@ -31,7 +31,8 @@ pipeline sees them, F of them; clean training digits, G of them). The last line 
 ``gain: +X.X points`` (adapted minus clean-only accuracy on the real-style test
 digits). Not a test.
 
-    python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 30 --channels 3 --seeds 3   # in colour, 3 seeds, 1 thread
+    # in colour, 3 seeds, 1 thread:
+    python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 30 --channels 3 --seeds 3
     python benchmarks/sim_to_real.py --data-dir ../shared/data --minutes 1 --eval 500    # smoke run
 """
 
@@ -127,7 +128,8 @@ def shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch
 def train_classifier(
     x01: torch.Tensor, labels: torch.Tensor, seconds: float, clock, seed: int, batch: int = 128
 ) -> tuple[SmallConvNet, int]:
-    """SmallConvNet trained on ``x01`` (N, C, H, W) in [0, 1] with ``labels`` for ``seconds`` of ``clock``: (net in eval mode, steps)."""
+    """SmallConvNet trained on ``x01`` (N, C, H, W) in [0, 1] with ``labels`` for ``seconds`` of ``clock``:
+    (net in eval mode, steps)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     net = SmallConvNet(in_channels=x01.shape[1])
@@ -173,8 +175,8 @@ def run_seed(args, machine, seed: int, out: Path) -> dict:
     x_b, y_b = to_input(train.b.images, c), train.b.labels
     print(
         f"# sim-to-real: A = {len(train)} clean MNIST digits, B = the other {len(train)} as MNIST-M-style digits "
-        f"(patches: CIFAR-10 test JPEGs), test = {n_eval} real-style test digits; {c} channel(s); budget {args.minutes:g} "
-        f"{args.clock}-minutes, classifiers {cls_s / 60:.2f} min each; seed {seed}",
+        f"(patches: CIFAR-10 test JPEGs), test = {n_eval} real-style test digits; {c} channel(s); budget "
+        f"{args.minutes:g} {args.clock}-minutes, classifiers {cls_s / 60:.2f} min each; seed {seed}",
         flush=True,
     )
 
@@ -185,7 +187,8 @@ def run_seed(args, machine, seed: int, out: Path) -> dict:
     acc_clean = accuracy(clean, x_test, y_test)
     table.add("clean digits (A) only", "A", f"{100 * acc_clean:.1f}%", steps)
 
-    # the CycleGAN gets what is left after the two classifiers still to train and the translations (estimated 5% of the budget)
+    # the CycleGAN gets what is left after the two classifiers still to train and the translations
+    # (estimated 5% of the budget)
     gan_s = budget - (clock() - t_start) - 2 * cls_s - 0.05 * budget
     gan_data = train
     if c == 1:  # both domains as luma, uint8 (N, 1 + 1, H, W)
@@ -209,8 +212,8 @@ def run_seed(args, machine, seed: int, out: Path) -> dict:
     t0 = clock()
     trainer.fit()
     print(
-        f"CycleGAN ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {model.config}): {trainer.step} "
-        f"iterations of {args.batch_size} in {(clock() - t0) / 60:.1f} {args.clock}-min",
+        f"CycleGAN ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {model.config}): "
+        f"{trainer.step} iterations of {args.batch_size} in {(clock() - t0) / 60:.1f} {args.clock}-min",
         flush=True,
     )
     model.eval().cpu()

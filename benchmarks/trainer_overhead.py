@@ -13,7 +13,8 @@ would otherwise speed up the plain loop too. Two more arms: the Trainer
 with ``train.tune_malloc=false``, and with ``train.fused_adam=false`` (torch's default
 Adam, a Python loop over the tensors on CPU, as in the plain loop).
 
-    python benchmarks/trainer_overhead.py [--steps 40] [--repeats 5] [--device cpu] [--threads N] [--network vae|vae-mlp|pixelcnn]
+    python benchmarks/trainer_overhead.py [--steps 40] [--repeats 5] [--device cpu] [--threads N]
+        [--network vae|vae-mlp|pixelcnn]
 """
 
 from __future__ import annotations
@@ -230,8 +231,8 @@ def main(argv=None):
     med = {arm: statistics.median(r["seconds"] for r in rs) for arm, rs in results.items()}
     tp = med["plain"]
     print(
-        f"network: {build_model((1, 28, 28), a.network)[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x {a.repeats} repeats "
-        f"(median), each loop in a fresh process; device {a.device}"
+        f"network: {build_model((1, 28, 28), a.network)[1]}; input (1, 28, 28); batch {a.batch}; {a.steps} steps x "
+        f"{a.repeats} repeats (median), each loop in a fresh process; device {a.device}"
     )
     table = harness.Table(["loop", "threads", "images/s", "s/step", "ratio"])
     for arm, rs in results.items():

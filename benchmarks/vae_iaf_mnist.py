@@ -20,7 +20,8 @@ IAF improved the test NLL from about 81.1 nats (diagonal Gaussian) to
 79.1-79.9 nats.
 
     python benchmarks/vae_iaf_mnist.py --data-dir ../shared/data --preset mnist-10min --minutes 10 --posteriors iaf
-    python benchmarks/vae_iaf_mnist.py --data-dir ../shared/data --minutes 1 --k 10 --test-images 500   # both arms, a quick look
+    # both arms, a quick look:
+    python benchmarks/vae_iaf_mnist.py --data-dir ../shared/data --minutes 1 --k 10 --test-images 500
 """
 
 from __future__ import annotations

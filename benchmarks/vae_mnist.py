@@ -97,9 +97,9 @@ def main(argv=None) -> None:
         table.add("model", f"vae, preset {args.preset or '(defaults)'} {' '.join(args.set)}: {model.config}")
         table.add(
             "training",
-            f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} steps of "
-            f"{tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, warm-up {tc.warmup_steps} + cosine, "
-            f"EMA {tc.ema_decay:g}{', bfloat16 autocast' if tc.amp else ''}",
+            f"{facts['minutes']:.1f} {args.clock.upper()}-min ({facts['wall_minutes']:.1f} wall), {facts['steps']} "
+            f"steps of {tc.batch_size}, {facts['images'] / len(train_set.images):.1f} epochs, Adam lr {tc.lr:g}, "
+            f"warm-up {tc.warmup_steps} + cosine, EMA {tc.ema_decay:g}{', bfloat16 autocast' if tc.amp else ''}",
         )
         table.add(
             "training throughput", f"{facts['images'] / (facts['minutes'] * 60):.0f} images per {args.clock} second"

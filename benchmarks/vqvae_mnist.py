@@ -79,7 +79,8 @@ def main(argv=None) -> None:
         (
             f"test NLL bound, {len(x01)} test images",
             f"**{bpd.mean().item():.3f} +- {bpd.std().item() / math.sqrt(len(bpd)):.3f} bits/dim** "
-            f"({nll.mean().item():.1f} nats = prior {prior_nll.mean().item():.1f} + decoder {recon_nll.mean().item():.1f}; {time.perf_counter() - t:.0f} s)",
+            f"({nll.mean().item():.1f} nats = prior {prior_nll.mean().item():.1f} + decoder "
+            f"{recon_nll.mean().item():.1f}; {time.perf_counter() - t:.0f} s)",
         )
     )
     counts = torch.bincount(codes.flatten(), minlength=model.config.num_codes).double()
@@ -99,8 +100,8 @@ def main(argv=None) -> None:
         (
             "reconstructions keeping the digit (classifier's class of the original)",
             f"**{100 * (pred_rec == pred_x).double().mean().item():.1f}%** "
-            f"(true class {100 * (pred_rec == labels).double().mean().item():.1f}%; originals {100 * (pred_x == labels).double().mean().item():.1f}%); "
-            f"pixel L1 {(rec - x01).abs().mean().item():.3f}",
+            f"(true class {100 * (pred_rec == labels).double().mean().item():.1f}%; originals "
+            f"{100 * (pred_x == labels).double().mean().item():.1f}%); pixel L1 {(rec - x01).abs().mean().item():.3f}",
         )
     )
     save_png(

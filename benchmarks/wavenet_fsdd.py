@@ -257,8 +257,9 @@ def main(argv=None) -> None:
     rms = lambda w: float(w.pow(2).mean().sqrt())  # noqa: E731
 
     print(
-        f"wavenet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field {model.receptive_field} samples; "
-        f"{steps} steps in {train_s / 60:.1f} min ({train_s / steps:.2f} s/step), batch {rc.train.batch_size} x {rc.model.train_crop} samples"
+        f"wavenet: {sum(p.numel() for p in model.parameters()):,} parameters, receptive field {model.receptive_field} "
+        f"samples; {steps} steps in {train_s / 60:.1f} min ({train_s / steps:.2f} s/step), batch "
+        f"{rc.train.batch_size} x {rc.model.train_crop} samples"
     )
     print(
         f"test recordings: {len(test_recs)}, {sum(len(c) for c, _ in test_recs):,} samples (scored in {eval_s:.0f} s)"
@@ -273,11 +274,12 @@ def main(argv=None) -> None:
         f"RMS real test clips {rms(real_wave):.3f}, generated {rms(fake_wave):.3f}"
     )
     print(
-        f"voiced share of non-silent 32 ms frames: real test clips {voiced_fraction(real_wave):.2f}, generated {voiced_fraction(fake_wave):.2f}"
+        f"voiced share of non-silent 32 ms frames: real test clips {voiced_fraction(real_wave):.2f}, "
+        f"generated {voiced_fraction(fake_wave):.2f}"
     )
     print(
-        f"digit classifier (log-mel CNN, {args.classifier_epochs} epochs, {clf_s:.0f} s): real test clips {100 * acc_real:.1f}%, "
-        f"generated samples {100 * acc_fake:.1f}% (chance 10%)"
+        f"digit classifier (log-mel CNN, {args.classifier_epochs} epochs, {clf_s:.0f} s): real test clips "
+        f"{100 * acc_real:.1f}%, generated samples {100 * acc_fake:.1f}% (chance 10%)"
     )
     print(
         "predicted digit of the samples, per conditioning digit: "

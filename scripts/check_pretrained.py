@@ -478,8 +478,8 @@ def check_sim_to_real(model, judge, card: dict, data_dir: str, n: int) -> dict:
     kept = label_agreement(judge_probs(judge, fb.mean(1, keepdim=True)), test.labels[:n])
     seeds = len(s2r["per_seed"])
     return {
-        "numbers": f"gain {100 * gain['mean']:+.1f} points (sd {100 * gain['std']:.1f}, {seeds} seeds); the judge reads "
-        f"{pct(kept)} of F(real-style) as their digit",
+        "numbers": f"gain {100 * gain['mean']:+.1f} points (sd {100 * gain['std']:.1f}, {seeds} seeds); the judge "
+        f"reads {pct(kept)} of F(real-style) as their digit",
         "target": f"mean gain >= +{100 * SIM_TO_REAL_GAIN_TARGET:.0f} points",
         "pass": gain["mean"] >= SIM_TO_REAL_GAIN_TARGET,
         "measured": {
@@ -505,7 +505,8 @@ def check_manifold(model, data_name: str, data_dir: str, grid: int = 12) -> dict
     d_manifold = nearest_mean_distance(q, faces)
     d_random = nearest_mean_distance(q, train.images[pick].float() / 255)
     return {
-        "numbers": f"nearest manifold image {d_manifold:.3f} vs nearest of {grid * grid} random training images {d_random:.3f}",
+        "numbers": f"nearest manifold image {d_manifold:.3f} vs nearest of {grid * grid} "
+        f"random training images {d_random:.3f}",
         "target": "manifold <= random",
         "pass": d_manifold <= d_random,
         "measured": {
@@ -654,8 +655,8 @@ def markdown(rows: list[dict]) -> str:
         res = {True: "PASS", False: "**FAIL**", None: "-"}[r["pass"]]
         cpu = "" if r["train_cpu_minutes"] is None else f"{r['train_cpu_minutes']:.1f}"
         lines.append(
-            f"| {r['model']} | {r['check']} | {r['n']} | {r['numbers']} | {r['target']} | {res} | {r['headline']} | {cpu} "
-            f"| {r['cpu_seconds']:.0f} |"
+            f"| {r['model']} | {r['check']} | {r['n']} | {r['numbers']} | {r['target']} | {res} | "
+            f"{r['headline']} | {cpu} | {r['cpu_seconds']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -732,10 +733,16 @@ def main(argv=None) -> int:
     from train_pretrained import machine
 
     m = machine()
+    judge_source = (
+        "trained now in " + str(log["cpu_seconds"]) + " CPU s"
+        if log.get("trained_now")
+        else "cached: " + log.get("cached", "")
+    )
     head = [
-        f"Machine: {m['cpu']} ({m['cpus']} CPUs), torch {m['torch']}, {torch.get_num_threads()} thread; genlab {m['genlab']}.",
+        f"Machine: {m['cpu']} ({m['cpus']} CPUs), torch {m['torch']}, "
+        f"{torch.get_num_threads()} thread; genlab {m['genlab']}.",
         f"Judge: {info['parameters']} parameters, recipe sha256 {info['recipe_sha256'][:16]} "
-        f"({'trained now in ' + str(log['cpu_seconds']) + ' CPU s' if log.get('trained_now') else 'cached: ' + log.get('cached', '')}); "
+        f"({judge_source}); "
         f"test accuracy {pct(info['accuracy_grey'])} grey, {pct(info['accuracy_binarized'])} binarised; "
         f"confident (p >= {CONFIDENCE}) on {pct(info['real_confident'])} of real test digits "
         f"({pct(info['real_binarized_confident'])} binarised), on {pct(info['noise_confident'])} of uniform noise.",

@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     k, e, t = totals
     if t:
         print(
-            f"\n## all: {k}/{t} killed ({100 * k / t:.1f}%); {e} equivalent survivors ({100 * k / max(t - e, 1):.1f}% of the rest)"
+            f"\n## all: {k}/{t} killed ({100 * k / t:.1f}%); {e} equivalent survivors "
+            f"({100 * k / max(t - e, 1):.1f}% of the rest)"
         )
     return 0
 

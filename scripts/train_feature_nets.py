@@ -100,7 +100,8 @@ def train_one(name: str, data_dir: str | None, epochs: int, seed: int, batch_siz
             step += 1
             if step % 100 == 0:
                 print(
-                    f"  {name} epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)",
+                    f"  {name} epoch {epoch + 1}/{epochs} step {step}/{steps} loss "
+                    f"{loss.item():.3f} ({time.time() - t0:.0f}s)",
                     flush=True,
                 )
         acc = accuracy(net, test.images, test.labels)

@@ -130,7 +130,8 @@ SPECS: dict[str, Spec] = {
         ),
         minutes=10,
         fid=False,
-        about="class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli pixels, on dynamically binarised MNIST",
+        about="class-conditional Gated PixelCNN (5 layers, 32 channels), Bernoulli "
+        "pixels, on dynamically binarised MNIST",
     ),
     "dcgan-mnist": Spec(
         "dcgan",
@@ -179,7 +180,8 @@ SPECS: dict[str, Spec] = {
         ("train.batch_size=32", "train.lr=1e-3", "train.ema_decay=0.999", "model.bound_timesteps=50", *UNTIL_BUDGET),
         minutes=30,
         about=(
-            "DDPM (T = 1000, linear schedule, noise prediction) with a small U-Net, EMA weights, DDIM sampling, on MNIST"
+            "DDPM (T = 1000, linear schedule, noise prediction) with a small "
+            "U-Net, EMA weights, DDIM sampling, on MNIST"
         ),
     ),
     "pixelvae-mnist": Spec(
@@ -189,8 +191,8 @@ SPECS: dict[str, Spec] = {
         preset="mnist-10min",
         minutes=16,
         about=(
-            "PixelVAE: a 32-D latent and an MLP z -> feature-map network under a small PixelCNN decoder, Bernoulli pixels, "
-            "on dynamically binarised MNIST (the mnist-10min preset, its cosine schedule 1.5 times as long)"
+            "PixelVAE: a 32-D latent and an MLP z -> feature-map network under a small PixelCNN decoder, Bernoulli "
+            "pixels, on dynamically binarised MNIST (the mnist-10min preset, its cosine schedule 1.5 times as long)"
         ),
     ),
     "vqvae-mnist": Spec(
@@ -199,8 +201,8 @@ SPECS: dict[str, Spec] = {
         ("model.prior_start=2500", "train.batch_size=64", *UNTIL_BUDGET),
         minutes=20,
         about=(
-            "VQ-VAE (64 codes of 16 numbers on a 7x7 map, discretized logistic decoder), then its PixelCNN prior over the "
-            "code map (from step 2,500, autoencoder frozen), on MNIST"
+            "VQ-VAE (64 codes of 16 numbers on a 7x7 map, discretized logistic decoder), then its PixelCNN prior over "
+            "the code map (from step 2,500, autoencoder frozen), on MNIST"
         ),
     ),
     "glow-mnist": Spec(
@@ -625,7 +627,8 @@ def markdown_table() -> str:
     """The README's table of the shipped models, from their cards: what training cost, what the
     card measured, and what scripts/check_pretrained.py's independent judge found."""
     rows = [
-        "| model | data | CPU-min (steps x batch) | measured on the test split | judged (scripts/check_pretrained.py) |",
+        "| model | data | CPU-min (steps x batch) | measured on the test split | "
+        "judged (scripts/check_pretrained.py) |",
         "|---|---|---|---|---|",
     ]
     for name in pretrained.names():

@@ -27,7 +27,9 @@ IMAGE_STATS = """(sel) => Array.from(document.querySelectorAll(sel)).map(img => 
   const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
   const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
   const d = ctx.getImageData(0, 0, c.width, c.height).data; let lo = 255, hi = 0;
-  for (let k = 0; k < d.length; k += 4) { lo = Math.min(lo, d[k], d[k+1], d[k+2]); hi = Math.max(hi, d[k], d[k+1], d[k+2]); }
+  for (let k = 0; k < d.length; k += 4) {
+    lo = Math.min(lo, d[k], d[k+1], d[k+2]); hi = Math.max(hi, d[k], d[k+1], d[k+2]);
+  }
   return [img.naturalWidth, img.naturalHeight, hi - lo];
 })"""
 

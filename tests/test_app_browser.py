@@ -166,7 +166,8 @@ def test_every_view_renders_in_chromium(served):
         page.wait_for_selector("#m0-analyze-result >> text=bits/dim", timeout=VIEW_MS)
         images("#m0-analyze-reconstruction img")
         assert "above" in page.inner_text("#m0-analyze-result")  # the outlier percentile
-        # one field a line; each NLL with its estimator (k = 100 for the score, genlab.ood's k = 10 for the outlier NLLs)
+        # one field a line; each NLL with its estimator (k = 100 for the score, genlab.ood's k = 10 for the
+        # outlier NLLs)
         assert page.locator("#m0-analyze-result li").count() >= 6
         assert page.locator("#m0-analyze-result li", has_text="estimator").count() == 2
         assert (

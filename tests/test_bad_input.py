@@ -372,7 +372,8 @@ def test_damaged_weights_are_refused_with_how_to_restore_them(vae_run, tmp_path,
     line = fails_in_one_line(
         ["sample", str(run), "-n", "4"],
         capsys,
-        f"{weights} is corrupt: its SHA-256 does not match the one written at save; restore it from checkpoints/ with: cp ",
+        f"{weights} is corrupt: its SHA-256 does not match the one written at save; "
+        "restore it from checkpoints/ with: cp ",
     )
     assert tree(run) == before
     command = line.split("with: ")[1].split(" (")[0].split()

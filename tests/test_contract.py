@@ -245,7 +245,8 @@ def contract_problems(model: GenerativeModel) -> list[str]:  # noqa: C901
         problems.append(f"data_kind {model.data_kind!r} does not fit image_shape {shape}")
     if (model.likelihood_kind != "none") != ("log_prob" in caps):
         problems.append(
-            f"likelihood_kind {model.likelihood_kind!r} but log_prob {'is' if 'log_prob' in caps else 'is not'} provided"
+            f"likelihood_kind {model.likelihood_kind!r} but log_prob "
+            f"{'is' if 'log_prob' in caps else 'is not'} provided"
         )
     if "sample" not in caps:
         problems.append("every model samples: sample is not provided")

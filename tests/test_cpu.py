@@ -29,9 +29,14 @@ MMAP_PROBE = textwrap.dedent("""
     import ctypes, json, sys
     libc = ctypes.CDLL("libc.so.6")
     class Info(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+        ]
     libc.mallinfo2.restype = Info
-    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = (
+        ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    )
     def mmapped():
         before = libc.mallinfo2().hblks
         p = libc.malloc(64 << 20)
@@ -107,7 +112,8 @@ def test_trainer_tunes_malloc_while_it_trains_unless_switched_off(switch):
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_restore_malloc_gives_the_defaults_back():
     first, after, result = _mmap_probe(
-        "from genlab.train import cpu\nt = cpu.tune_malloc(); tuned = mmapped(); cpu.restore_malloc(); cpu.restore_malloc()\n"
+        "from genlab.train import cpu\n"
+        "t = cpu.tune_malloc(); tuned = mmapped(); cpu.restore_malloc(); cpu.restore_malloc()\n"
         "RESULT = [t, tuned, cpu.malloc_tuned()]"
     )
     assert (first, after) == (1, 1) and result == [cpu.MALLOPT_MAX, 0, None]

@@ -26,7 +26,9 @@ SCRIPT = textwrap.dedent(
     from genlab.io import save_tensors
     register_toys()
     dist.init_process_group("gloo")
-    cfg = run_cfg(model="toy-linear", steps=4, batch_size=16, checkpoint_every=2, log_every=1, sample_every=2, ema_decay=0.5)
+    cfg = run_cfg(
+        model="toy-linear", steps=4, batch_size=16, checkpoint_every=2, log_every=1, sample_every=2, ema_decay=0.5
+    )
     data = ToyData(n=40)
     run = train(cfg, out_dir={out!r}, dataset=data)
     run = resume(run, steps=8, dataset=data)

@@ -132,7 +132,8 @@ def test_progan_paper_is_the_official_cifar10_config_up_to_32x32_plus_the_lower_
 
 
 def test_pixelcnn_cifar10_preset_is_the_papers_layout():
-    """7x7 mask A (3 -> 2h), 15 residual blocks (1x1 2h->h, 3x3 h->h, 1x1 h->2h), 1x1 2h->1024, 1x1 1024->3*256; h = 128."""
+    """7x7 mask A (3 -> 2h), 15 residual blocks (1x1 2h->h, 3x3 h->h, 1x1 h->2h), 1x1 2h->1024,
+    1x1 1024->3*256; h = 128."""
     _, m = build("pixelcnn", "paper-cifar10")
     h = 128
     layout = (
@@ -199,7 +200,8 @@ def test_lsgan_and_vqvae_paper_presets_follow_the_authors():
         cfg.train.lr == 1e-3 and "xudonmao/LSGAN, train_lsun.py" in PAPER["lsgan"]["paper"].source
     )  # learning_rate 0.001
     vq = PAPER["vqvae"]["paper"].source
-    # the paper gives K = 512 for ImageNet and DeepMind Lab, none for CIFAR-10; its experiments did not use the EMA codebook
+    # the paper gives K = 512 for ImageNet and DeepMind Lab, none for CIFAR-10; its experiments did not
+    # use the EMA codebook
     assert "no K for CIFAR-10" in vq and "section 4.2" in vq and "not used" in vq and "only the EMA codebook" in vq
 
 

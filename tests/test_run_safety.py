@@ -315,7 +315,10 @@ def test_an_unwritable_metrics_log_is_a_write_error(tmp_path):
 
 # --------------------------------------------------------------------------- one process per run folder
 
-_HOLD = "import sys; from genlab.train.runs import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.readline()\n"
+_HOLD = (
+    "import sys; from genlab.train.runs import run_lock\n"
+    "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.readline()\n"
+)
 
 
 def _env() -> dict:

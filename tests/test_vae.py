@@ -305,7 +305,8 @@ def test_mlp_encoder_and_decoder_shapes_and_gradients(encoder, decoder, likeliho
 
 
 def test_mlp_vae_is_the_iwae_papers_network_exactly():
-    """784-200-200-50 tanh with mean and log-variance heads, mirrored decoder: 425,284 parameters (Burda et al. 2016)."""
+    """784-200-200-50 tanh with mean and log-variance heads, mirrored decoder: 425,284 parameters
+    (Burda et al. 2016)."""
     m = VAE(
         VAEConfig(
             image_shape=(1, 28, 28),
@@ -346,7 +347,8 @@ def test_iwae_training_loss_is_exact_with_the_exact_posterior():
 
 
 def test_iwae_training_loss_matches_an_independent_computation():
-    """The k-sample bound by hand with torch.distributions from the same noise: log (1/k) sum_i N(x; W z_i + b, s^2) N(z_i) / q(z_i|x)."""
+    """The k-sample bound by hand with torch.distributions from the same noise:
+    log (1/k) sum_i N(x; W z_i + b, s^2) N(z_i) / q(z_i|x)."""
     k = 5
     m, x = _iw_model(k, exact_posterior=False)
     torch.manual_seed(3)

@@ -55,7 +55,10 @@ def _how_to_restore(folder: Path) -> str:
     ):  # the newest checkpoint's weights: its EMA ones when the run keeps an average, as the Trainer writes
         step, newest = checkpoints[-1]
         weights = newest / ("ema.safetensors" if (newest / "ema.safetensors").exists() else "model.safetensors")
-        return f"restore it from checkpoints/ with: cp {weights} {folder / 'model.safetensors'} (the weights at step {step})"
+        return (
+            f"restore it from checkpoints/ with: cp {weights} "
+            f"{folder / 'model.safetensors'} (the weights at step {step})"
+        )
     if folder.resolve().parent == pretrained.ROOT:
         return "it ships with genlab: reinstall genlab to restore it"
     return "save or train the model again"

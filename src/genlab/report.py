@@ -412,7 +412,10 @@ class Report:
             except _Skip as e:
                 body = f'<p class="note">{html.escape(str(e))}</p>' if "skipped" in str(e) else None
             except (GenlabError, ValueError, TypeError, RuntimeError, NotImplementedError) as e:
-                body = f'<p class="note">not drawn: {html.escape(type(e).__name__)}: {html.escape(str(e).splitlines()[0] if str(e) else "")}</p>'
+                body = (
+                    f'<p class="note">not drawn: {html.escape(type(e).__name__)}: '
+                    f"{html.escape(str(e).splitlines()[0] if str(e) else '')}</p>"
+                )
             self.timings.append((title, time.perf_counter() - t))
             if body is not None:
                 sections.append(f"<h2>{html.escape(title)}</h2>\n{body}")

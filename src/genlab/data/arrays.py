@@ -89,7 +89,10 @@ def _unreadable(p: Path, error: Exception) -> str:
     if head != b"\x93NUMPY" and not head.startswith(b"PK"):
         return f"{str(p)!r} is not a valid .npz/.npy file (neither a NumPy array file nor a zip archive of them)"
     if "pickle" in str(error).lower() or "object" in str(error).lower():
-        return f"{str(p)!r} holds Python objects, not numbers; genlab reads numeric arrays only (uint8 0..255 or float 0..1)"
+        return (
+            f"{str(p)!r} holds Python objects, not numbers; genlab reads numeric "
+            "arrays only (uint8 0..255 or float 0..1)"
+        )
     return f"{str(p)!r} is a damaged .npz/.npy file ({type(error).__name__})"
 
 

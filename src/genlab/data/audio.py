@@ -107,7 +107,8 @@ def load_wav_folder(path: str | Path, clip_length: int = 4096, sample_rate: int 
         raise DataError(f"wav folder {str(root)!r} has no readable .wav files (found {len(files)} .wav files{extra})")
     if not clips:
         raise DataError(
-            f"wav folder {str(root)!r}: every file is shorter than one clip of {clip_length} samples at {sample_rate} Hz"
+            f"wav folder {str(root)!r}: every file is shorter than one clip of "
+            f"{clip_length} samples at {sample_rate} Hz"
         )
     return ImageDataset(torch.from_numpy(np.concatenate(clips)), name=f"wav:{root}")
 

@@ -131,7 +131,8 @@ def load_fsdd(split: str, data_dir=None, clip_length: int = CLIP_LENGTH, verify:
             n = len(recordings(folder))
             raise DataError(
                 f"fsdd: {str(folder)!r} is not the published FSDD ({n} of {N_RECORDINGS} recordings; md5 of "
-                f"`ls | sort | xargs md5sum` is {got}, expected {LISTING_MD5}); replace it with the full, unchanged recordings/ folder"
+                f"`ls | sort | xargs md5sum` is {got}, expected {LISTING_MD5}); replace it with "
+                "the full, unchanged recordings/ folder"
             )
     clips, labels = [], []
     for path, digit, _speaker, index in recordings(folder):

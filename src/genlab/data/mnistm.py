@@ -52,12 +52,14 @@ _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def blend(digits: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-    """``|patches - digits|`` per channel: uint8 digits (N, 1, H, W) and RGB patches (N, 3, H, W) -> uint8 (N, 3, H, W)."""
+    """``|patches - digits|`` per channel: uint8 digits (N, 1, H, W) and RGB patches (N, 3, H, W)
+    -> uint8 (N, 3, H, W)."""
     if digits.dtype != torch.uint8 or patches.dtype != torch.uint8:
         raise DataError(f"mnistm blends uint8 images, got {digits.dtype} digits and {patches.dtype} patches")
     if digits.ndim != 4 or digits.shape[1] != 1 or patches.shape != (digits.shape[0], 3, *digits.shape[2:]):
         raise DataError(
-            f"mnistm needs grey digits (N, 1, H, W) and patches (N, 3, H, W), got {tuple(digits.shape)} and {tuple(patches.shape)}"
+            "mnistm needs grey digits (N, 1, H, W) and patches (N, 3, H, W), got "
+            f"{tuple(digits.shape)} and {tuple(patches.shape)}"
         )
     return (patches.to(torch.int16) - digits.to(torch.int16)).abs().to(torch.uint8)
 
@@ -145,7 +147,8 @@ def patch_pool(split: str, data_dir=None) -> torch.Tensor:
 
 
 def patches(pool: torch.Tensor, index, split: str, seed: int, size: tuple[int, int]) -> torch.Tensor:
-    """The RGB patches (N, 3, H, W) of the digits at ``index``: crops of ``pool`` images (enlarged when smaller than ``size``)."""
+    """The RGB patches (N, 3, H, W) of the digits at ``index``: crops of ``pool`` images (enlarged when
+    smaller than ``size``)."""
     h, w = size
     if pool.shape[2] < h or pool.shape[3] < w:
         side = max(h, w)

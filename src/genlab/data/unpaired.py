@@ -76,7 +76,10 @@ INVERSES = {"invert": "invert", "rot90": "rot270", "rot270": "rot90", "flip": "f
 BLENDS = ("mnistm",)
 
 _NOT_IMAGES = ("ring8", "grid25", "sines")  # points and sequences cannot be a translation domain
-_SPEC_HELP = "unpaired:<A>,<B> with A and B image data sets, each optionally +invert, +rot90, +rot270, +flip or +mnistm, e.g. unpaired:mnist,mnist+invert"
+_SPEC_HELP = (
+    "unpaired:<A>,<B> with A and B image data sets, each optionally +invert, +rot90, +rot270, +flip or "
+    "+mnistm, e.g. unpaired:mnist,mnist+invert"
+)
 
 
 def parse_domain(text: str) -> tuple[str, str | None]:
@@ -127,7 +130,8 @@ def transform(images: torch.Tensor, name: str | None) -> torch.Tensor:
         return images
     if name in BLENDS:
         raise DataError(
-            f"{name!r} needs the split, data_dir and digit indices: use genlab.data.mnistm.mnistm or load_domain('mnist+{name}', ...)"
+            f"{name!r} needs the split, data_dir and digit indices: use "
+            f"genlab.data.mnistm.mnistm or load_domain('mnist+{name}', ...)"
         )
     if name not in TRANSFORMS:
         raise DataError(f"unknown transform {name!r}; choose one of: {', '.join(TRANSFORMS)}")
@@ -234,7 +238,10 @@ class UnpairedDataset:
         return self.images.shape[0]
 
     def __repr__(self) -> str:
-        return f"UnpairedDataset(A={self.domain_a!r}, B={self.domain_b!r}, n={len(self)}, shape={self.shape}, seed={self.seed})"
+        return (
+            f"UnpairedDataset(A={self.domain_a!r}, B={self.domain_b!r}, n={len(self)}, "
+            f"shape={self.shape}, seed={self.seed})"
+        )
 
 
 def _to_rgb(ds: ImageDataset) -> ImageDataset:

@@ -86,14 +86,20 @@ def preprocessing_note(model, seed: int, eight_bit: bool = True) -> str:
         if offset == 0.0:
             cell = f"the model's log_prob already includes the cell volume -D log 256 (D = {d}), so nothing is added"
         else:
-            cell = f"the model's continuous log-density log p(y) is converted to the discrete one by adding {offset:.2f} nats (= -D log 256 with D = {d})"
+            cell = (
+                "the model's continuous log-density log p(y) is converted to the discrete one by adding "
+                f"{offset:.2f} nats (= -D log 256 with D = {d})"
+            )
         return (
             f"uniform dequantization y = (k + u)/256, u ~ U[0,1) (seed {seed}); {cell}; "
             "reported NLL and bits/dim are discrete (an upper bound in expectation, Theis et al. 2016)"
         )
     if mode == "unit":
         if eight_bit:
-            return "8-bit pixels k/255 fed as they are; the model's likelihood is over the 256 levels: exact discrete likelihood"
+            return (
+                "8-bit pixels k/255 fed as they are; the model's likelihood is over "
+                "the 256 levels: exact discrete likelihood"
+            )
         return (
             "continuous inputs in [0, 1] fed as they are (not 8-bit): a continuous density, not a discrete likelihood"
         )
@@ -113,8 +119,9 @@ def impossible_likelihood(model, mean_nll: float, se: float, eight_bit: bool) ->
     if not discrete or not mean_nll + 3 * (se if math.isfinite(se) else 0.0) < 0:
         return None
     return (
-        f"mean NLL {mean_nll:.2f} +- {se:.2f} nats is below 0, impossible for discrete data (every probability is <= 1): "
-        f"the estimator ({model.likelihood_description()}) is inaccurate here, e.g. an ODE solved too coarsely"
+        f"mean NLL {mean_nll:.2f} +- {se:.2f} nats is below 0, impossible for discrete data "
+        f"(every probability is <= 1): the estimator ({model.likelihood_description()}) is "
+        "inaccurate here, e.g. an ODE solved too coarsely"
     )
 
 
@@ -168,7 +175,8 @@ def per_example_nll(
     want = tuple(model.config.image_shape)
     if tuple(images.shape[1:]) != want:
         raise ValueError(
-            f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have {tuple(images.shape)}"
+            f"the model expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), the data have "
+            f"{tuple(images.shape)}"
         )
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     offset = log_prob_offset(model)
@@ -228,8 +236,9 @@ def evaluate_likelihood(
         A JSON-ready dict: ``nll_nats``, ``nll_nats_se`` (standard error of the
         mean over examples), ``bits_per_dim``, ``bits_per_dim_se``,
         ``num_examples``, ``num_dims``, ``estimator`` (the model's
-        ``likelihood_description(k)``), ``iw_samples`` (None unless importance-sampled), ``input_mode``, ``preprocessing`` (the sentence to print
-        next to the number), ``log_prob_offset_nats``, ``seed``, ``data``.
+        ``likelihood_description(k)``), ``iw_samples`` (None unless
+        importance-sampled), ``input_mode``, ``preprocessing`` (the sentence to
+        print next to the number), ``log_prob_offset_nats``, ``seed``, ``data``.
     """
     k = _resolve_k(model, iw_samples) if model.likelihood_kind != "none" else None
     _, name, eight_bit = as_images01(dataset)

@@ -149,7 +149,8 @@ def quality_metrics(
 
 @torch.no_grad()
 def generate_samples(model, n: int, *, batch_size: int = 500, seed: int = 0) -> Tensor:
-    """``n`` samples in [0, 1], quantized to 8 bits like the real images; class-balanced labels for conditional models."""
+    """``n`` samples in [0, 1], quantized to 8 bits like the real images; class-balanced labels for
+    conditional models."""
     g = torch.Generator(device=model.device).manual_seed(seed)
     k = model.config.num_classes
     out = []
@@ -169,7 +170,8 @@ def check_measurable(model, n_samples: int) -> None:
         return
     if "sample" not in model.capabilities or n_samples < 1:
         raise GenlabError(
-            f"nothing to evaluate: {name} has no likelihood and no samples are drawn (n_samples={n_samples}, genlab eval --samples)"
+            f"nothing to evaluate: {name} has no likelihood and no samples are drawn "
+            f"(n_samples={n_samples}, genlab eval --samples)"
         )
     if model.data_kind != "image":
         raise GenlabError(
@@ -261,7 +263,8 @@ def evaluate(
             return result
         if n_samples < MIN_FID_SAMPLES:
             warnings.warn(
-                f"n_samples={n_samples} < {MIN_FID_SAMPLES}: FID is strongly biased and unstable at this size; rely on KID",
+                f"n_samples={n_samples} < {MIN_FID_SAMPLES}: FID is strongly biased "
+                "and unstable at this size; rely on KID",
                 stacklevel=2,
             )
         ref = reference_features(dataset, net, split=split, max_examples=max_examples, cache=cache)
@@ -289,12 +292,15 @@ def evaluate(
                 "feature_dim": net.dim,
                 "n_reference": len(ref["features"]),
                 "reference_stats": ref["path"] if cache else None,
-                "kid": f"unbiased MMD^2, polynomial kernel (x.y/d + 1)^3, {kid_subsets} subsets of {min(kid_subset_size, n_samples, len(ref['features']))}",
+                "kid": f"unbiased MMD^2, polynomial kernel (x.y/d + 1)^3, {kid_subsets} subsets of "
+                f"{min(kid_subset_size, n_samples, len(ref['features']))}",
                 "precision_recall_k": 3,
                 "density_coverage_k": 5,
                 "knn_max_points": knn_max,
-                "samples": "model.sample, clamped to [0, 1] and quantized to 8 bits; class-balanced labels for conditional models",
-                "fid_note": "Frechet distance in the feature space of genlab's own classifier; not comparable with Inception FIDs"
+                "samples": "model.sample, clamped to [0, 1] and quantized to 8 bits; "
+                "class-balanced labels for conditional models",
+                "fid_note": "Frechet distance in the feature space of genlab's own "
+                "classifier; not comparable with Inception FIDs"
                 if net.name != "inception"
                 else "Inception-v3 pool features via torch-fidelity",
             }
@@ -325,8 +331,8 @@ def write_report(results: dict, run_dir: str | os.PathLike) -> tuple[Path, Path]
             "",
             "| NLL (nats) | bits/dim | examples | importance samples |",
             "|---|---|---|---|",
-            f"| {lik['nll_nats']:.3f} +- {lik['nll_nats_se']:.3f} | {lik['bits_per_dim']:.4f} +- {lik['bits_per_dim_se']:.4f} "
-            f"| {lik['num_examples']} | {lik['iw_samples'] or 'none'} |",
+            f"| {lik['nll_nats']:.3f} +- {lik['nll_nats_se']:.3f} | {lik['bits_per_dim']:.4f} +- "
+            f"{lik['bits_per_dim_se']:.4f} | {lik['num_examples']} | {lik['iw_samples'] or 'none'} |",
             "",
             f"Estimator: {lik['estimator']}.",
             f"Preprocessing: {lik['preprocessing']}.",
@@ -342,7 +348,8 @@ def write_report(results: dict, run_dir: str | os.PathLike) -> tuple[Path, Path]
             "",
             "| FID | KID | precision | recall | density | coverage | classifier score |",
             "|---|---|---|---|---|---|---|",
-            f"| {q['fid']:.3f} | {kid_s} | {q['precision']:.3f} | {q['recall']:.3f} | {q['density']:.3f} | {q['coverage']:.3f} | {cs} |",
+            f"| {q['fid']:.3f} | {kid_s} | {q['precision']:.3f} | {q['recall']:.3f} | "
+            f"{q['density']:.3f} | {q['coverage']:.3f} | {cs} |",
             "",
             f"Feature network: `{s.get('feature_net')}` ({s.get('feature_dim')}-d); {s.get('n_samples')} samples vs "
             f"{s.get('n_reference')} reference images. {s.get('fid_note', '')}.",

@@ -120,7 +120,8 @@ class AutoregressiveImageModel(GenerativeModel):
             observed = torch.as_tensor(observed_mask, device=self.device).bool().expand_as(x).clone()
         except RuntimeError:
             raise ValueError(
-                f"observed_mask of shape {tuple(torch.as_tensor(observed_mask).shape)} does not broadcast to images {tuple(x.shape)}"
+                f"observed_mask of shape {tuple(torch.as_tensor(observed_mask).shape)} does "
+                f"not broadcast to images {tuple(x.shape)}"
             ) from None
         return self._generate(x, observed, self.check_labels(labels, x.shape[0]), generator, method)
 

@@ -25,7 +25,8 @@ then x_1 = 2 y - 1. Log-likelihood (nats per image), exact up to the ODE solver'
 
 integrated backwards from t = 1. By default (``likelihood_solver="dopri5"``) the solver is
 adaptive, Dormand-Prince RK5(4) with relative and absolute tolerance ``likelihood_tol``, as
-in FFJORD (which used 1e-5; here 1e-4, as accurate on MNIST to 0.001 bits/dim and 3x cheaper): a trained field is stiff just before t = 1, where it contracts the noise onto the
+in FFJORD (which used 1e-5; here 1e-4, as accurate on MNIST to 0.001 bits/dim and 3x
+cheaper): a trained field is stiff just before t = 1, where it contracts the noise onto the
 data at the scale of the dequantization cells, and equal steps miss that part of the integral
 (on MNIST 20 Heun steps gave -0.94 bits/dim, an impossible value). A fixed-step
 ``likelihood_solver`` with ``likelihood_steps`` steps remains for quick looks. Like glow's, ``log_prob``
@@ -174,7 +175,8 @@ def integrate_adaptive(
         if steps >= max_steps:
             raise RuntimeError(
                 f"dopri5 took more than {max_steps} steps from t={t0} to t={t1} (stopped at t={t:.6f}): "
-                f"the field is too stiff for tolerance {tol:g}; raise likelihood_tol or use a fixed-step likelihood_solver"
+                f"the field is too stiff for tolerance {tol:g}; raise "
+                "likelihood_tol or use a fixed-step likelihood_solver"
             )
         if (t + h - t1) * direction > 0:
             h = t1 - t

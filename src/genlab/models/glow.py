@@ -78,7 +78,8 @@ class GlowConfig(ModelConfig):
         _, h, w = self.image_shape
         if h % 2**self.num_scales or w % 2**self.num_scales:
             raise ConfigError(
-                f"glow: image height and width ({h}x{w}) must be divisible by 2**num_scales = {2**self.num_scales}; lower model.num_scales"
+                f"glow: image height and width ({h}x{w}) must be divisible by 2**num_scales = "
+                f"{2**self.num_scales}; lower model.num_scales"
             )
         if self.temperature <= 0:
             raise ConfigError(f"glow: model.temperature must be > 0, got {self.temperature}")

@@ -84,7 +84,8 @@ class ARNN(nn.Module):
         super().__init__()
         if dim < 1 or not hidden or min(hidden) < 1 or context_dim < 0:
             raise ValueError(
-                f"ARNN needs dim >= 1, at least one hidden width >= 1 and context_dim >= 0; got dim={dim}, hidden={tuple(hidden)}, context_dim={context_dim}"
+                f"ARNN needs dim >= 1, at least one hidden width >= 1 and context_dim >= 0; got dim={dim}, "
+                f"hidden={tuple(hidden)}, context_dim={context_dim}"
             )
         self.dim = dim
         d_in = torch.arange(dim)

@@ -248,7 +248,8 @@ class UNetModelConfig(ModelConfig):
             )
         if not (0 <= self.dropout < 1 and 0 <= self.label_dropout <= 1):
             raise ConfigError(
-                f"model.dropout must be in [0, 1) and model.label_dropout in [0, 1], got {self.dropout}, {self.label_dropout}"
+                "model.dropout must be in [0, 1) and model.label_dropout in [0, 1], "
+                f"got {self.dropout}, {self.label_dropout}"
             )
 
 

@@ -13,7 +13,8 @@ from torch import Tensor
 
 
 def perturb(images_u8: Tensor, mutation_rate: float, generator: torch.Generator | None = None) -> Tensor:
-    """Replace each pixel (all channels of it) with a uniform random value in 0..255 with probability ``mutation_rate``."""
+    """Replace each pixel (all channels of it) with a uniform random value in 0..255 with probability
+    ``mutation_rate``."""
     if not 0.0 <= mutation_rate <= 1.0:
         raise ValueError(f"mutation_rate must be in [0, 1], got {mutation_rate}")
     n, c, h, w = images_u8.shape

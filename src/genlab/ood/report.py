@@ -132,7 +132,8 @@ def evaluate_ood(
         x_out = _cap(data)
         if tuple(x_out.shape[1:]) != tuple(x_in.shape[1:]):
             raise ValueError(
-                f"outlier set {name!r} has shape {tuple(x_out.shape[1:])}, the in-distribution data {tuple(x_in.shape[1:])}; use genlab.ood.outlier_set to convert it"
+                f"outlier set {name!r} has shape {tuple(x_out.shape[1:])}, the in-distribution data "
+                f"{tuple(x_in.shape[1:])}; use genlab.ood.outlier_set to convert it"
             )
         n_out[name] = len(x_out)
         results[name], means[name], curves[name] = {}, {}, {}

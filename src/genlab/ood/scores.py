@@ -177,7 +177,8 @@ def scores(  # noqa: C901
     if "likelihood-ratio" in methods:
         if background is None:
             raise ValueError(
-                "method='likelihood-ratio' needs background=<a model trained on perturbed inputs>; see genlab.ood.train_background"
+                "method='likelihood-ratio' needs background=<a model trained on perturbed "
+                "inputs>; see genlab.ood.train_background"
             )
         if background.num_dims != model.num_dims:
             raise ValueError(f"the background model has {background.num_dims} dimensions, the model {model.num_dims}")

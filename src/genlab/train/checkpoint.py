@@ -70,7 +70,8 @@ def encode_state(obj, tensors: dict[str, torch.Tensor], prefix: str = "state"):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise CheckpointError(
-        f"cannot store a {type(obj).__name__} at {prefix} in a checkpoint (only tensors, arrays, numbers, strings, lists and dicts)"
+        f"cannot store a {type(obj).__name__} at {prefix} in a checkpoint "
+        "(only tensors, arrays, numbers, strings, lists and dicts)"
     )
 
 

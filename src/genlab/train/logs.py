@@ -161,7 +161,10 @@ class PlainProgress:
     def _print(self, now: float) -> None:
         elapsed = now - self._start
         rate = (self.n - self._initial) / elapsed if elapsed > 0 else 0.0
-        line = f"{self.desc}: step {self.n}/{self.total} ({self.n / max(self.total, 1):.0%}), {elapsed:.0f} s, {rate:.3g} steps/s"
+        line = (
+            f"{self.desc}: step {self.n}/{self.total} "
+            f"({self.n / max(self.total, 1):.0%}), {elapsed:.0f} s, {rate:.3g} steps/s"
+        )
         line += "".join(f", {k}={v}" for k, v in self._postfix.items())
         print(line, file=self.stream, flush=True)
         self._printed_step, self._printed_time = self.n, now

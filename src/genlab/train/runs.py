@@ -103,13 +103,14 @@ def fit_model_to_data(run_config: RunConfig, dataset, asked_shape: tuple[int, ..
     if k > 0:
         if getattr(dataset, "labels", None) is None:
             raise ConfigError(
-                f"model.num_classes={k} makes the model class-conditional, but the data set {run_config.data.name!r} has no labels; "
-                "set model.num_classes=0 or use a labelled data set"
+                f"model.num_classes={k} makes the model class-conditional, but the data set {run_config.data.name!r} "
+                "has no labels; set model.num_classes=0 or use a labelled data set"
             )
         have = int(getattr(dataset, "num_classes", 0) or (int(dataset.labels.max()) + 1))
         if have != k:
             raise ConfigError(
-                f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} classes; set model.num_classes={have}"
+                f"model.num_classes={k} but the data set {run_config.data.name!r} has {have} "
+                f"classes; set model.num_classes={have}"
             )
     shape = tuple(int(s) for s in images.shape[1:])  # (C, H, W) for images, (2,) for 2-D points
     check_data_kind(run_config.model_name, run_config.data.name, shape)
@@ -120,8 +121,8 @@ def fit_model_to_data(run_config: RunConfig, dataset, asked_shape: tuple[int, ..
             else "data.image_size and data.channels"
         )
         raise ConfigError(
-            f"model.image_shape={list(asked_shape)}, but the data set {run_config.data.name!r} holds data of shape {shape} "
-            f"and the data decides the model's shape: resize the data ({resize}) or drop model.image_shape"
+            f"model.image_shape={list(asked_shape)}, but the data set {run_config.data.name!r} holds data of shape "
+            f"{shape} and the data decides the model's shape: resize the data ({resize}) or drop model.image_shape"
         )
     model_cfg = dataclasses.replace(run_config.model, image_shape=shape)
     return dataclasses.replace(run_config, model=model_cfg)
@@ -133,8 +134,8 @@ def check_new_run_dir(run_dir: Path) -> None:
     check_folder_path(run_dir)
     if list_checkpoints(run_dir / "checkpoints") or (run_dir / "model.safetensors").exists():
         raise CheckpointError(
-            f"{run_dir} already holds a trained model; continue a run with genlab.train.resume({str(run_dir)!r}, steps) "
-            "(genlab resume) or choose another directory"
+            f"{run_dir} already holds a trained model; continue a run with genlab.train.resume({str(run_dir)!r}, "
+            "steps) (genlab resume) or choose another directory"
         )
 
 

@@ -43,7 +43,8 @@ def resolve_device(name: str, local_rank: int = 0, setting: str = "train.device"
         raise ConfigError(f"{setting}={name!r} but CUDA is not available; use {setting}=auto or cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(
-            f"{setting}={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            f"{setting}={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 "
+            f"to cuda:{torch.cuda.device_count() - 1}"
         )
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError(f"{setting}={name!r} but MPS (Apple's GPU) is not available; use {setting}=auto or cpu")

@@ -144,12 +144,14 @@ def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> No
         raise CheckpointError(f"the checkpoint {where} does not fit this model (mismatched weights: {bad[:5]})")
     if (trainer.ema is not None) != ("ema" in weights):
         warnings.warn(
-            f"train.ema_decay changed since {where} was written; the EMA {'starts from the current weights' if trainer.ema is not None else 'is dropped'}",
+            f"train.ema_decay changed since {where} was written; the EMA "
+            f"{'starts from the current weights' if trainer.ema is not None else 'is dropped'}",
             stacklevel=3,
         )
     if set(state["optimizers"]) != set(trainer.optimizers):
         raise CheckpointError(
-            f"the checkpoint {where} has optimisers for steps {sorted(state['optimizers'])}, this model has {sorted(trainer.optimizers)}"
+            f"the checkpoint {where} has optimisers for steps {sorted(state['optimizers'])}, this "
+            f"model has {sorted(trainer.optimizers)}"
         )
     if state.get("batch_size") != trainer.config.batch_size:
         warnings.warn(
@@ -182,7 +184,8 @@ def apply_training_state(trainer, weights: dict, state: dict, where: Path) -> No
         restore_rng(rngs[trainer.dist.rank], trainer.device)
     else:
         warnings.warn(
-            f"{where} was written by {len(rngs)} processes, this run has {trainer.dist.world_size}: the random streams are re-seeded",
+            f"{where} was written by {len(rngs)} processes, this run has "
+            f"{trainer.dist.world_size}: the random streams are re-seeded",
             stacklevel=3,
         )
         seed_everything(trainer.config.seed + 1000 * trainer.step + trainer.dist.rank)

@@ -80,15 +80,17 @@ class Trainer:
             (images.dtype == torch.uint8 and images.dim() == 4) or (images.is_floating_point() and images.dim() >= 2)
         ):
             raise ConfigError(
-                "the data set must have .images: a uint8 tensor (N, C, H, W), or a float tensor (N, ...) of data used as it is"
+                "the data set must have .images: a uint8 tensor (N, C, H, W), or a "
+                "float tensor (N, ...) of data used as it is"
             )
         self._raw_float = images.is_floating_point()
         labels = getattr(dataset, "labels", None)
         n = images.shape[0]
         if config.batch_size % self.dist.world_size:
+            divisible = config.batch_size - config.batch_size % self.dist.world_size or self.dist.world_size
             raise ConfigError(
                 f"train.batch_size={config.batch_size} (the global batch) must be divisible by the number of processes "
-                f"({self.dist.world_size}); e.g. train.batch_size={config.batch_size - config.batch_size % self.dist.world_size or self.dist.world_size}"
+                f"({self.dist.world_size}); e.g. train.batch_size={divisible}"
             )
         if n < config.batch_size:
             raise ConfigError(
@@ -157,7 +159,8 @@ class Trainer:
                 self._autocast_dtype = torch.bfloat16
                 if not cpu_has_bf16():
                     warnings.warn(
-                        "train.amp on a CPU without bfloat16 instructions: autocast is emulated and likely slower than float32",
+                        "train.amp on a CPU without bfloat16 instructions: autocast is "
+                        "emulated and likely slower than float32",
                         stacklevel=2,
                     )
             elif self.device.type != "cuda":
@@ -236,7 +239,8 @@ class Trainer:
             loss = out["loss"]
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise TrainingError(
-                    f"train step {name!r}: 'loss' must be a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
+                    f"train step {name!r}: 'loss' must be a scalar tensor, got "
+                    f"{getattr(loss, 'shape', type(loss).__name__)}"
                 )
             if not self.dist.enabled and not torch.isfinite(loss.detach()).item():
                 self._non_finite(name, float(loss.detach()))
@@ -316,8 +320,9 @@ class Trainer:
             return self.run_dir
         if 0 < c.max_seconds <= self._elapsed:
             warnings.warn(
-                f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at step {self.step}; "
-                "nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., max_seconds=S), sets a larger budget)",
+                f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at "
+                f"step {self.step}; nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., "
+                "max_seconds=S), sets a larger budget)",
                 stacklevel=2,
             )
             self.out_of_time = True
@@ -452,7 +457,8 @@ class Trainer:
             else "no checkpoint was written"
         )
         err = WriteError(
-            f"training stopped at step {self.step}: could not save a checkpoint in {self.run_dir} ({e.strerror or e}); {kept}"
+            f"training stopped at step {self.step}: could not save a checkpoint in "
+            f"{self.run_dir} ({e.strerror or e}); {kept}"
         )
         err.errno = e.errno
         return err

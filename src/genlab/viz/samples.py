@@ -93,7 +93,8 @@ class RenderedSamples:
         if path.suffix.lower() == ".wav":
             if self.kind != "sequence":
                 raise GenlabError(
-                    f"{path}: only sequence models are written as WAV files; this model makes {self.kind}, use a .png name"
+                    f"{path}: only sequence models are written as WAV files; this "
+                    f"model makes {self.kind}, use a .png name"
                 )
             from ..data.audio import save_wav
 
