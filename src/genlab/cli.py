@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="set any config field, e.g. model.latent_dim=2 (repeatable)"
     )
     t.add_argument("--no-report", action="store_true", help="do not write RUN/report.html at the end")
+    t.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print every resolved setting and where it came from (default, preset, flag, --set), then exit",
+    )
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run exactly where it stopped")
@@ -148,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-n",
         type=_samples,
         default=None,
-        help="number of samples, 1 to 10000 (default 64 images, 8 sequences, 1000 points; a translator's (A, B) pair is 2 images)",
+        help="number of samples, 1 to 10000 (default 64 images, 8 sequences, 1000 points; "
+        "a translator's (A, B) pair is 2 images)",
     )
     s.add_argument("--labels", help="class labels for a conditional model, e.g. 0,1,2 (repeated to fill n)")
     s.add_argument("--scale", type=_scale, default=2, help="pixel upscaling of the PNG, 1 to 16")

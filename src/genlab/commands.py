@@ -57,7 +57,8 @@ def _out_path(args, out_dir: Path, default_name: str, *also: str) -> Path:
 
 
 def _write_png(args, path: Path, image) -> None:
-    """Save ``image`` (an image or a batch, in [0, 1]) at ``path`` (:func:`_out_path`), scaled by ``--scale``; print where."""
+    """Save ``image`` (an image or a batch, in [0, 1]) at ``path`` (:func:`_out_path`), scaled by ``--scale``;
+    print where."""
     from .viz.images import save_png
 
     save_png(image, path, scale=args.scale)
@@ -131,12 +132,20 @@ def cmd_train(args) -> None:
     from .train import train
 
     sets = list(args.set or [])  # the model's defaults and presets come first (genlab.registry.build_run_config)
-    if args.data_dir:
-        sets.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
-    if args.steps is not None:
-        sets.append(f"train.steps={args.steps}")
-    if args.seed is not None:
-        sets.append(f"train.seed={args.seed}")
+    flags = {}
+    for key, flag, value in (
+        ("data.data_dir", "--data-dir", json.dumps(str(args.data_dir)) if args.data_dir else None),
+        ("train.steps", "--steps", args.steps),
+        ("train.seed", "--seed", args.seed),
+    ):
+        if value is not None:
+            sets.append(f"{key}={value}")
+            flags[key] = flag
+    if args.print_config:
+        from .registry import describe_run_config, resolve_run_config
+
+        print(describe_run_config(*resolve_run_config(args.model, args.data, args.preset, sets, flags)))
+        return
     run = train(args.model, out_dir=args.out, data=args.data, preset=args.preset, overrides=sets)
     _report_after_training(run, args)
     print(run)

@@ -12,10 +12,11 @@ Add a model by adding one entry here; nothing registers itself at import time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .config import DEFAULT_DATA, DataConfig, RunConfig, TrainConfig, apply_overrides, parse_overrides
+from .config import DEFAULT_DATA, DataConfig, RunConfig, TrainConfig, apply_overrides, parse_overrides, to_dict
 from .errors import ConfigError
 from .models.ali import ALI, ALIConfig
 from .models.cyclegan import DEFAULT_DATA as CYCLEGAN_DATA
@@ -193,8 +194,25 @@ def build_run_config(
 
     >>> build_run_config("gan", data="ring8", overrides=["train.steps=100"])
     """
+    return resolve_run_config(model_name, data, preset, overrides)[0]
+
+
+def resolve_run_config(
+    model_name: str,
+    data: str | None = None,
+    preset: str | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    flags: Mapping[str, str] | None = None,
+) -> tuple[RunConfig, dict[str, str]]:
+    """:func:`build_run_config` and where each value came from: ``(config, {"train.lr": "preset 'paper'", ...})``.
+
+    Every field of the config has a source: ``default`` (the config class), ``MODEL's training defaults``,
+    ``data MODEL's default``, ``preset NAME (for data DATA)`` (applied because of the data set), ``preset NAME``,
+    ``--data``, or, for an override, its entry in ``flags`` (e.g. ``{"train.steps": "--steps"}``), else ``--set``.
+    """
     e = entry(model_name)
     pairs = parse_overrides(overrides)
+    flags = flags or {}
     given_data = data
     if data is None:
         data = next((v for k, v in reversed(pairs) if k == "data.name"), e.default_data)
@@ -204,11 +222,49 @@ def build_run_config(
     cfg = RunConfig(
         model_name=model_name, model=e.config_class(), train=train_config(model_name), data=DataConfig(name=data)
     )
+    sources = dict.fromkeys(flat_config(cfg), "default")
+    sources.update({f"train.{k}": f"{model_name}'s training defaults" for k in e.train})
+    sources["data.name"] = "--data" if given_data is not None else f"{model_name}'s default data"
     for name, p in e.presets.items():
         if data in p.data and name != preset:
             cfg = apply_overrides(cfg, p.values)
+            sources.update(dict.fromkeys(p.values, f"preset {name!r} (for data {data})"))
     if preset is not None:
         cfg = apply_overrides(cfg, e.presets[preset].values)
+        sources.update(dict.fromkeys(e.presets[preset].values, f"preset {preset!r}"))
         if given_data is not None and cfg.data.name != given_data:
             cfg = apply_overrides(cfg, {"data.name": given_data})  # the user's data set, not the preset's
-    return apply_overrides(cfg, pairs)
+    if given_data is not None:
+        sources["data.name"] = "--data"
+    sources.update({k: flags.get(k, "--set") for k, _ in pairs})
+    cfg = apply_overrides(cfg, pairs)
+    values = flat_config(cfg)
+    return cfg, {k: sources.get(k, "--set") for k in values}
+
+
+def flat_config(cfg: RunConfig) -> dict[str, Any]:
+    """Every field of ``cfg`` by its dotted name (``"model.latent_dim"``, ``"train.step_lr.generator"``), in order."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            out[prefix] = value
+
+    for section in ("model", "train", "data"):
+        walk(section, to_dict(getattr(cfg, section)))
+    return out
+
+
+def describe_run_config(cfg: RunConfig, sources: Mapping[str, str]) -> str:
+    """One line per field: ``model.latent_dim = 32  (preset 'mnist-10min')``, aligned, for ``--print-config``."""
+    values = flat_config(cfg)
+    width = max(len(f"{k} = {json.dumps(v)}") for k, v in values.items())
+    lines = [
+        f"# {cfg.model_name}: every value and where it came from (later layers win: default, the model's "
+        "training defaults, presets for the data set, --preset, --data, flags and --set)"
+    ]
+    lines += [f"{f'{k} = {json.dumps(v)}':<{width}}  ({sources.get(k, '--set')})" for k, v in values.items()]
+    return "\n".join(lines)
