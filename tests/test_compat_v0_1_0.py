@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import genlab
-from genlab import registry
+from genlab import compat, registry
 from genlab.io import load_tensors
 from genlab.train import resume
 
@@ -159,7 +159,7 @@ def test_the_0_1_0_command_still_trains_the_same_weights(case, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         assert main(make_fixtures.train_argv(case, tmp_path / case) + ["--set", "train.fused_adam=false"]) == 0
     got = load_tensors(tmp_path / case / "model.safetensors")
-    retired = registry.entry(make_fixtures.CASES[case][0]).model_class.retired_state_keys
+    retired = compat.retired_state_keys(registry.entry(make_fixtures.CASES[case][0]).model_class)
     want = {k: v for k, v in load_tensors(FIXTURES / "runs" / case / "model.safetensors").items() if k not in retired}
     assert sorted(got) == sorted(want)
     noisy = rounding_driven(_load(f"runs/{case}"))

@@ -12,7 +12,7 @@ import warnings
 import pytest
 import torch
 
-from genlab import registry
+from genlab import compat, registry
 from genlab.config import (
     ModelConfig,
     RunConfig,
@@ -244,9 +244,10 @@ def test_model_configs_follow_the_naming_scheme(name):
     assert not fields & RETIRED, (
         f"{name}: use grey_levels/latent_levels, hidden_dim, block_kernel, num_blocks; optimiser settings go in train"
     )
-    assert set(config_cls.renamed.values()) <= fields and not set(config_cls.renamed) & fields
+    renamed = compat.renamed_fields(config_cls)
+    assert set(renamed.values()) <= fields and not set(renamed) & fields
     train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for path in config_cls.moved_to_train.values():
+    for path in compat.moved_to_train(config_cls).values():
         head, _, key = path.partition(".")
         assert head in train_fields and (not key or typing.get_origin(typing.get_type_hints(TrainConfig)[head]) is dict)
 

@@ -12,7 +12,7 @@ can set up the environment of OpenMP before anything imports torch (see genlab.t
 
 import importlib as _importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The public subpackages, each imported on first access as ``genlab.<name>``.
 _SUBPACKAGES = ("app", "data", "metrics", "models", "nn", "ood", "pretrained", "train", "viz")

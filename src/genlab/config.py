@@ -20,8 +20,8 @@ and as plain strings otherwise. A mapping field takes one entry at a time with
 
 Each config validates itself when it is built (``__post_init__`` calls ``validate``)
 and raises :class:`ConfigError` saying what was wrong and what would be right. Field
-names written by older genlab versions keep loading: :attr:`ModelConfig.renamed` and
-:attr:`ModelConfig.moved_to_train` map them, with a ``DeprecationWarning``.
+names written by older genlab versions keep loading: :mod:`genlab.compat` maps them, with a
+``DeprecationWarning``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
+from .compat import upgrade_model_fields
 from .errors import ConfigError
 
 #: The data set every tool uses when none is named: 5,000 MNIST digits shipped with the package.
@@ -56,11 +56,6 @@ class ModelConfig:
 
     image_shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 0
-
-    #: Field names older genlab versions wrote -> today's names (config.json and ``--set``).
-    renamed: ClassVar[Mapping[str, str]] = {}
-    #: Fields older versions kept in the model section -> their path in the train section now.
-    moved_to_train: ClassVar[Mapping[str, str]] = {}
 
     def __post_init__(self):
         self.validate()
@@ -122,7 +117,8 @@ class TrainConfig:
     budget_clock: str = (
         "wall"  # what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
     )
-    threads: int = 0  # CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
+    # CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
+    threads: int = 0
     tune_malloc: bool = (
         True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
     )
@@ -141,7 +137,8 @@ class TrainConfig:
             raise ConfigError(f"train.lr_schedule={self.lr_schedule!r}; use constant or cosine")
         if self.lr_schedule == "cosine" and self.schedule_steps <= 0:
             raise ConfigError(
-                "train.lr_schedule=cosine needs train.schedule_steps > 0 (the step where the rate reaches 0), e.g. train.schedule_steps=10000"
+                "train.lr_schedule=cosine needs train.schedule_steps > 0 "
+                "(the step where the rate reaches 0), e.g. train.schedule_steps=10000"
             )
         if self.warmup_steps < 0:
             raise ConfigError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
@@ -169,7 +166,8 @@ class TrainConfig:
             )
         if self.budget_clock not in ("wall", "cpu"):
             raise ConfigError(
-                f"train.budget_clock={self.budget_clock!r}; use wall (elapsed time) or cpu (CPU time of this process, every thread)"
+                f"train.budget_clock={self.budget_clock!r}; use wall (elapsed time) or cpu "
+                "(CPU time of this process, every thread)"
             )
         if self.threads < 0:
             raise ConfigError(f"train.threads must be >= 0 (0 = chosen from the free cores), got {self.threads}")
@@ -306,36 +304,6 @@ def from_dict(cls: type, data: dict, where: str = "config") -> Any:
 
 
 # --------------------------------------------------------------------------- older field names
-
-
-def upgrade_model_fields(cls: type, data: dict, where: str = "model") -> tuple[dict, dict]:
-    """Map the model fields an older genlab wrote to today's: ``(model fields, train settings)``.
-
-    ``cls.renamed`` fields get their new name; ``cls.moved_to_train`` fields are returned
-    as ``{path in the train section: value}`` (e.g. ``{"step_lr.generator": 2e-4}``). Each
-    old name gives a ``DeprecationWarning`` that names the new one.
-    """
-    renamed = getattr(cls, "renamed", {})
-    moved = getattr(cls, "moved_to_train", {})
-    model: dict = {}
-    train: dict = {}
-    for key, value in data.items():
-        if key in renamed:
-            new = renamed[key]
-            if new in data:
-                raise ConfigError(f"{where}: both {key!r} (its old name) and {new!r} are set; keep {new!r}")
-            warnings.warn(f"{where}.{key} is deprecated: it is now {where}.{new}", DeprecationWarning, stacklevel=3)
-            model[new] = value
-        elif key in moved:
-            warnings.warn(
-                f"{where}.{key} is deprecated: optimiser settings live in the train section, use train.{moved[key]}",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            train[moved[key]] = value
-        else:
-            model[key] = value
-    return model, train
 
 
 def model_config_from_dict(cls: type, data: dict, where: str = "model") -> Any:

@@ -109,14 +109,6 @@ class ALIConfig(GANConfig):
     )
     collapse_patience: int = 1000
 
-    renamed = {**GANConfig.renamed, "levels": "latent_levels"}
-    moved_to_train = {
-        "lr_g": "step_lr.generator-encoder",
-        "lr_d": "step_lr.discriminator",
-        "betas_g": "step_betas.generator-encoder",
-        "betas_d": "step_betas.discriminator",
-    }
-
     def validate(self) -> None:
         super().validate()
         if self.arch != "conv":
@@ -412,8 +404,8 @@ class ALI(GAN):
         if self._tracking() and self._streak("g", float(loss.detach()) > c.collapse_g_loss):
             raise TrainingError(
                 f"the ALI generator/encoder loss exploded: above {c.collapse_g_loss:g} for {c.collapse_patience} "
-                f"steps (now {float(loss.detach()):.3g}); try a lower train.step_lr.discriminator, model.penalty=r1 or raise "
-                f"model.collapse_g_loss / model.collapse_patience"
+                f"steps (now {float(loss.detach()):.3g}); try a lower train.step_lr.discriminator, model.penalty=r1 or "
+                "raise model.collapse_g_loss / model.collapse_patience"
             )
         return {
             "loss": total,
@@ -451,7 +443,8 @@ class ALI(GAN):
             return self.config.latent_levels
         if level not in range(1, self.config.latent_levels + 1):
             raise ValueError(
-                f"level must be in 1..{self.config.latent_levels} for a {self.config.latent_levels}-level model, got {level}"
+                f"level must be in 1..{self.config.latent_levels} for a "
+                f"{self.config.latent_levels}-level model, got {level}"
             )
         return level
 

@@ -95,8 +95,6 @@ class GenerativeModel(nn.Module):
     config_class: type[ModelConfig] = ModelConfig
     #: How data in [0, 1] is fed to the model: "binary", "dequantize", "signed" or "unit".
     input_mode: str = "unit"
-    #: State-dict keys an older genlab version saved that this model no longer has.
-    retired_state_keys: tuple[str, ...] = ()
     #: "image", "sequence" or "points" (:data:`DATA_KINDS`); a property where the config decides.
     data_kind: str = "image"
     #: "exact", "bound" or "none" (:data:`LIKELIHOOD_KINDS`): what :meth:`log_prob` returns.
@@ -155,7 +153,10 @@ class GenerativeModel(nn.Module):
             return "no likelihood"
         if self.importance_sampled:
             k = "the model's default number of" if iw_samples is None else f"k = {int(iw_samples)}"
-            return f"importance-weighted estimate (IWAE, Burda et al. 2016) with {k} samples: a stochastic lower bound on log p(x)"
+            return (
+                f"importance-weighted estimate (IWAE, Burda et al. 2016) with {k} "
+                "samples: a stochastic lower bound on log p(x)"
+            )
         if self.likelihood_kind == "exact":
             return "the model's exact log p(x)"
         return "a lower bound on log p(x) (the model's log_prob)"
@@ -268,9 +269,14 @@ class GenerativeModel(nn.Module):
 
     # ---------------------------------------------------------------- persistence
     def upgrade_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Weights saved by an older genlab version -> weights this model loads
-        (drops :attr:`retired_state_keys`)."""
-        return {k: v for k, v in state.items() if k not in self.retired_state_keys}
+        """Weights saved by an older genlab version -> weights this model loads (drops the keys
+        :func:`genlab.compat.retired_state_keys` names, with a ``DeprecationWarning``)."""
+        from ..compat import deprecate, retired_state_keys
+
+        retired = [k for k in retired_state_keys(type(self)) if k in state]
+        if retired:
+            deprecate(f"{type(self).__name__} weights with {retired} (genlab 0.1.0): dropped on loading")
+        return {k: v for k, v in state.items() if k not in retired}
 
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``directory`` atomically."""

@@ -92,21 +92,20 @@ class CycleGANConfig(ModelConfig):
     lambda_id: float = 0.0  # identity loss weight, relative to lambda_cyc (the paper uses 0.5 for painting -> photo)
     exemplars: int = 64  # training images kept (per domain) for sample()
 
-    moved_to_train = {"lr": "lr", "betas": "betas"}
-
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build)."""
         super().validate()
         losses.check_objective(self.objective)
         if len(self.image_shape) != 3:
             raise ConfigError(
-                f"model.image_shape must be (2C, H, W) (two domains stacked along channels), got {tuple(self.image_shape)}"
+                "model.image_shape must be (2C, H, W) "
+                f"(two domains stacked along channels), got {tuple(self.image_shape)}"
             )
         c2, h, w = self.image_shape
         if c2 % 2:
             raise ConfigError(
-                f"cyclegan needs unpaired two-domain data (both domains stacked along channels, an even count), but the data "
-                f"have {c2} channel(s); train on --data unpaired:<A>,<B>, e.g. --data {DEFAULT_DATA}"
+                "cyclegan needs unpaired two-domain data (both domains stacked along channels, an even count), but the "
+                f"data have {c2} channel(s); train on --data unpaired:<A>,<B>, e.g. --data {DEFAULT_DATA}"
             )
         self.check_unconditional("cyclegan")
         self.check_positive("g_channels", "d_channels", "exemplars")
@@ -115,8 +114,9 @@ class CycleGANConfig(ModelConfig):
         f = 2**self.g_downsamplings
         if h % f or w % f or h // f < 2 or w // f < 2:
             raise ConfigError(
-                f"the generators halve {h}x{w} images {self.g_downsamplings} times and double them back: the sides must be "
-                f"multiples of {f} with at least 2 pixels left (e.g. 28x28 with 2); change model.g_downsamplings or resize the data"
+                f"the generators halve {h}x{w} images {self.g_downsamplings} times and double them back: the sides "
+                f"must be multiples of {f} with at least 2 pixels left (e.g. 28x28 with 2); change "
+                "model.g_downsamplings or resize the data"
             )
         f = 2**self.d_downsamplings
         if h // f < 3 or w // f < 3:
@@ -329,7 +329,8 @@ class CycleGAN(GenerativeModel):
         want = (self.domain_channels, h, w)
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(
-                f"translate expects one domain's images of shape (N, {want[0]}, {h}, {w}) in [0, 1], got {tuple(getattr(x, 'shape', ()))}"
+                f"translate expects one domain's images of shape (N, {want[0]}, {h}, {w}) in "
+                f"[0, 1], got {tuple(getattr(x, 'shape', ()))}"
             )
         if x.numel() and (x.min() < 0 or x.max() > 1):
             raise ValueError("translate expects images in [0, 1]")

@@ -100,14 +100,6 @@ class GANConfig(ModelConfig):
     collapse_d_loss: float = 1e-3  # D's loss below this counts as a collapsed (won) discriminator
     collapse_g_loss: float = 30.0  # G's loss above this counts as exploding
 
-    renamed = {"hidden": "hidden_dim", "depth": "hidden_layers"}
-    moved_to_train = {
-        "lr_g": "step_lr.generator",
-        "lr_d": "step_lr.discriminator",
-        "betas_g": "step_betas.generator",
-        "betas_d": "step_betas.discriminator",
-    }
-
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build and by the model)."""
         super().validate()
@@ -255,8 +247,8 @@ class GAN(GenerativeModel):
                     f"the discriminator collapsed: its {c.objective} loss stayed below {c.collapse_d_loss:g} for "
                     f"{c.collapse_patience} steps (now {float(d_loss.detach()):.3g}, D(real)={float(d_real):.3f}, "
                     f"D(fake)={float(d_fake):.3f}); the generator gets no useful signal. Try the non-saturating or "
-                    f"least-squares objective, a lower train.step_lr.discriminator, model.penalty=r1, model.spectral_norm=true, or "
-                    f"raise model.collapse_patience (0 disables this check)"
+                    "least-squares objective, a lower train.step_lr.discriminator, model.penalty=r1, "
+                    "model.spectral_norm=true, or raise model.collapse_patience (0 disables this check)"
                 )
         out["loss"] = total
         return out

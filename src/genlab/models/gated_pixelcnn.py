@@ -50,8 +50,6 @@ class GatedPixelCNNConfig(ModelConfig):
     block_kernel: int = 3
     output_channels: int = 64
 
-    renamed = {"levels": "grey_levels", "num_layers": "num_blocks", "kernel": "block_kernel"}
-
     def validate(self) -> None:
         super().validate()
         check_head_config(self)

@@ -46,8 +46,6 @@ class PixelCNNConfig(ModelConfig):
     output_channels: int = 64
     channels_last: bool = True  # NHWC memory layout for training and evaluation: faster convolutions on CPU
 
-    renamed = {"levels": "grey_levels"}
-
     def validate(self) -> None:
         super().validate()
         check_head_config(self)

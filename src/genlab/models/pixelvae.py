@@ -104,8 +104,6 @@ class PixelVAEConfig(ModelConfig):
     block_kernel: int = 3
     channels_last: bool = True  # NHWC memory layout: about 2x faster convolutions on CPU
 
-    renamed = {"levels": "grey_levels", "pixel_layers": "pixel_blocks"}
-
     def validate(self) -> None:
         super().validate()
         self.check_unconditional("PixelVAE")
@@ -114,7 +112,8 @@ class PixelVAEConfig(ModelConfig):
         check_head_config(self)
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(
-                f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}"
+                "model.channels must list one positive width per encoder stage, "
+                f"e.g. [32, 64], got {list(self.channels)}"
             )
         self.check_positive("latent_dim", "z1_channels", "hidden_dim", "input_kernel", "block_kernel", "map_channels")
         self.check_choice("decoder", ("conv", "mlp"))

@@ -100,8 +100,6 @@ class ProGANConfig(ModelConfig):
     stable_steps: int = 400  # iterations at alpha = 1 per resolution (the last one: until the end)
     fade_steps: int = 400  # iterations of each fade-in
 
-    moved_to_train = {"lr": "lr", "betas": "betas"}
-
     def validate(self) -> None:
         """Raise ConfigError on a bad choice (called on build and by the model)."""
         super().validate()
@@ -110,12 +108,14 @@ class ProGANConfig(ModelConfig):
                 losses.check_objective(self.objective)
             except ConfigError:
                 raise ConfigError(
-                    f"unknown model.objective {self.objective!r}; choose wgan-gp or one of: {', '.join(losses.OBJECTIVES)}"
+                    f"unknown model.objective {self.objective!r}; choose wgan-gp or "
+                    f"one of: {', '.join(losses.OBJECTIVES)}"
                 ) from None
         self.check_positive("latent_dim", "channels", "min_channels", "mbstd_group")
         if self.stable_steps < 0 or self.fade_steps < 0 or self.stable_steps + self.fade_steps < 1:
             raise ConfigError(
-                f"model.stable_steps and model.fade_steps must be >= 0 with a positive sum, got {self.stable_steps} and {self.fade_steps}"
+                "model.stable_steps and model.fade_steps must be >= 0 with a positive sum, got "
+                f"{self.stable_steps} and {self.fade_steps}"
             )
         if self.gp_weight < 0 or self.drift < 0:
             raise ConfigError(f"model.gp_weight and model.drift must be >= 0, got {self.gp_weight} and {self.drift}")

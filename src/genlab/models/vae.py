@@ -112,8 +112,6 @@ class VAEConfig(ModelConfig):
     iaf_hidden_dim: int = 256  # width of the two hidden layers of each step's AR-NN (posterior="iaf")
     iaf_context: int = 64  # size of the context h(x) the encoder feeds to every step (posterior="iaf"; 0: none)
 
-    renamed = {"iaf_hidden": "iaf_hidden_dim"}
-
     def validate(self) -> None:
         super().validate()
         self.check_unconditional("the VAE")
@@ -128,7 +126,8 @@ class VAEConfig(ModelConfig):
             self.check_choice(name, allowed)
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(
-                f"model.channels must list one positive width per encoder stage, e.g. [32, 64], got {list(self.channels)}"
+                "model.channels must list one positive width per encoder stage, "
+                f"e.g. [32, 64], got {list(self.channels)}"
             )
         self.check_positive("latent_dim", "train_iw_samples")
         if "mlp" in (self.encoder, self.decoder) and (not self.mlp_hidden or min(self.mlp_hidden) < 1):
@@ -184,7 +183,6 @@ class VAE(GenerativeModel):
     example, in nats, shape (B,). See the module docstring for the equations."""
 
     config_class = VAEConfig
-    retired_state_keys = ("step",)  # genlab 0.1.0 counted the KL warm-up steps in a buffer
     likelihood_kind = "bound"
     importance_sampled = True  # log_prob is the IWAE bound over iw_samples draws
 

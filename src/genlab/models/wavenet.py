@@ -52,8 +52,6 @@ class WaveNetConfig(ModelConfig):
     stacks: int = 2
     train_crop: int = 0
 
-    renamed = {"levels": "amplitude_levels", "kernel_size": "block_kernel"}
-
     def validate(self) -> None:
         super().validate()
         if len(self.image_shape) != 3 or tuple(self.image_shape[:2]) != (1, 1):
