@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import genlab  # noqa: E402
+from genlab import pretrained  # noqa: E402
 from genlab.viz.images import make_grid, save_gif, save_png  # noqa: E402
 
 MAX_FILE = 200 * 1024
@@ -103,6 +104,19 @@ def cyclegan_translations(out: Path, data_dir: str) -> Path:
     return save_png(grid, out / "cyclegan-mnist-invert.png", scale=2)
 
 
+def mnistm_translations(out: Path, data_dir: str) -> Path:
+    """The colour sim-to-real CycleGAN: real-style test digits, F of them (made clean); clean test
+    digits, G of them (made real-style); 12 of each."""
+    from genlab.data.unpaired import load_domain
+
+    model = genlab.load("pretrained:cyclegan-mnist-mnistm")
+    real = load_domain("mnist+mnistm", "test", data_dir, seed=0).images[:12].float() / 255
+    clean = test_digits(data_dir, 12).expand(-1, 3, -1, -1)
+    with torch.inference_mode():
+        rows = [real, model.translate(real, "b2a"), clean, model.translate(clean, "a2b")]
+    return save_png(make_grid(torch.cat(rows).clamp(0, 1), nrow=12, padding=2), out / "sim-to-real-mnistm.png", scale=2)
+
+
 def wavenet_waveforms(out: Path) -> Path:
     from genlab.viz.plots import save_figure, waveform_figure
 
@@ -162,10 +176,9 @@ def ring8_figures(out: Path) -> list[Path]:
 
 def explorer_screenshot(out: Path, chromium: str) -> Path:
     """The explorer (``genlab serve`` with no run: every shipped model) after "Draw samples"
-    on its first tab, in headless Chromium, reduced to a 64-colour PNG."""
+    on the featured model's tab, in headless Chromium, reduced to a 64-colour PNG."""
     from playwright.sync_api import sync_playwright
 
-    from genlab import pretrained
     from genlab.app import Explorer
     from genlab.app.serve import launch
 
@@ -183,7 +196,7 @@ def explorer_screenshot(out: Path, chromium: str) -> Path:
             page = browser.new_page(viewport={"width": 1100, "height": 760})
             page.set_default_timeout(120000)
             page.goto(url)
-            page.get_by_role("tab", name="dcgan-mnist", exact=True).first.click()
+            page.get_by_role("tab", name=pretrained.FEATURED, exact=True).first.click()
             page.get_by_role("tab", name="Samples", exact=True).filter(visible=True).first.click()
             page.get_by_role("button", name="Draw samples", exact=True).filter(visible=True).first.click()
             page.wait_for_function(
@@ -217,11 +230,16 @@ FIGURES = {
         ],
     ),
     "dcgan-mnist": ("dcgan-mnist", lambda out, a: [samples("dcgan-mnist", out)]),
+    "progan-mnist": ("progan-mnist", lambda out, a: [samples("progan-mnist", out)]),
+    "glow-mnist": ("glow-mnist", lambda out, a: [samples("glow-mnist", out)]),
+    "vqvae-mnist": ("vqvae-mnist", lambda out, a: [samples("vqvae-mnist", out)]),
+    "pixelvae-mnist": ("pixelvae-mnist", lambda out, a: [samples("pixelvae-mnist", out)]),
     "ali-mnist": ("ali-mnist", lambda out, a: [samples("ali-mnist", out), ali_reconstructions(out, a.data_dir)]),
     "cyclegan-mnist-invert": ("cyclegan-mnist-invert", lambda out, a: [cyclegan_translations(out, a.data_dir)]),
+    "cyclegan-mnist-mnistm": ("cyclegan-mnist-mnistm", lambda out, a: [mnistm_translations(out, a.data_dir)]),
     "wavenet-sines": ("wavenet-sines", lambda out, a: [wavenet_waveforms(out)]),
     "gan-ring8": ("gan-ring8", lambda out, a: ring8_figures(out)),
-    "explorer": ("dcgan-mnist", lambda out, a: [explorer_screenshot(out, a.chromium)]),
+    "explorer": (pretrained.FEATURED, lambda out, a: [explorer_screenshot(out, a.chromium)]),
 }
 
 
@@ -235,8 +253,6 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from genlab import pretrained
-
     shipped = set(pretrained.names())
     wanted = set(args.only) or set(FIGURES)
     unknown = wanted - set(FIGURES)
