@@ -61,12 +61,14 @@ def test_uploads_are_limited_and_transparency_is_laid_over_white(tmp_path):
 
 
 def test_labels_are_parsed_and_checked():
+    from genlab.run import LabelError
+
     assert views.parse_labels(" 1, 2,3", 10) == [1, 2, 3] and views.parse_labels("", 10) is None
-    with pytest.raises(RequestError, match="out of range: this model has 3 classes"):
+    with pytest.raises(LabelError, match="out of range: this model has 3 classes"):
         views.parse_labels("3", 3)
-    with pytest.raises(RequestError, match="unconditional"):
+    with pytest.raises(LabelError, match="unconditional"):
         views.parse_labels("1", 0)
-    with pytest.raises(RequestError, match="integers separated by commas"):
+    with pytest.raises(LabelError, match="integers separated by commas"):
         views.parse_labels("a,b", 3)
 
 

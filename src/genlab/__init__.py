@@ -2,6 +2,7 @@
 
 >>> import genlab
 >>> model = genlab.load("runs/vae-mnist-5k")      # a trained run directory
+>>> run = genlab.Run("runs/vae-mnist-5k")         # the run: its config, model, data, labels, outputs
 >>> x = model.sample(16)                            # (16, 1, 28, 28) in [0, 1]
 >>> train = genlab.data.load("mnist-5k", "train")  # subpackages load on first use
 
@@ -17,7 +18,7 @@ __version__ = "0.2.0"
 #: The public subpackages, each imported on first access as ``genlab.<name>``.
 _SUBPACKAGES = ("app", "data", "metrics", "models", "nn", "ood", "pretrained", "train", "viz")
 
-__all__ = ["load", "__version__", *_SUBPACKAGES]
+__all__ = ["load", "Run", "__version__", *_SUBPACKAGES]
 
 
 def __getattr__(name: str):
@@ -25,6 +26,10 @@ def __getattr__(name: str):
         from .loading import load
 
         return load
+    if name == "Run":
+        from .run import Run
+
+        return Run
     if name in _SUBPACKAGES:
         return _importlib.import_module(f".{name}", __name__)  # also binds genlab.<name> for next time
     # the traceback adds "Did you mean: ...?" (Python 3.10+), from __dir__ below

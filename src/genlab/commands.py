@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_DATA
 from .errors import GenlabError
 
 
@@ -19,22 +18,6 @@ def _generator(seed: int):
     import torch
 
     return torch.Generator().manual_seed(seed)
-
-
-def _labels(text: str | None, n: int):
-    if text is None:
-        return None
-    import torch
-
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise GenlabError(f"--labels must be comma-separated integers like 0,1,2, got {text!r}") from None
-    if len(values) == 1:
-        values = values * n
-    if len(values) != n:
-        values = [values[i % len(values)] for i in range(n)]
-    return torch.tensor(values)
 
 
 def _out_path(args, out_dir: Path, default_name: str, *also: str) -> Path:
@@ -65,22 +48,11 @@ def _write_png(args, path: Path, image) -> None:
     print(path)
 
 
-def _folders(run: str) -> tuple[Path, Path]:
-    """(the folder a run argument names, the folder its outputs go to by default).
+def _open(run: str):
+    """The :class:`genlab.Run` a run argument names (a folder or ``pretrained:NAME``)."""
+    from .run import Run
 
-    A run folder is both. A shipped model (``pretrained:NAME``) is read from the package
-    and what a command writes goes to ``./pretrained-NAME/``, never into the package."""
-    from . import pretrained
-    from .loading import resolve_run
-
-    folder = resolve_run(run)
-    return folder, (Path(f"pretrained-{folder.name}") if pretrained.is_pretrained(run) else folder)
-
-
-def _load(run: str):
-    import genlab
-
-    return genlab.load(run)
+    return Run(run)
 
 
 def _require(model, capability: str, lacking: str) -> None:
@@ -94,35 +66,6 @@ def _device(name: str) -> str:
     from .train.settings import resolve_device
 
     return str(resolve_device(name, setting="--device"))
-
-
-def _data_for(model, name: str, split: str, data_dir: str | None, run: Path | None = None):
-    """Load a data set shaped like the model's input (resized / converted if needed)."""
-    from . import data
-
-    if model.data_kind == "points":  # 2-D points: nothing to resize
-        return data.load(name, split=split, data_dir=data_dir)
-    c, h, w = model.config.image_shape
-    return data.load(name, split=split, data_dir=data_dir, image_size=(h, w), channels=c)
-
-
-def _test_images(model, run: Path, args, n: int, g):
-    """n random test images of the run's data set (or --data), in [0, 1] and in the model's input space."""
-    import torch
-
-    d = _run_config(run)
-    ds = _data_for(model, args.data or d.get("name", DEFAULT_DATA), "test", args.data_dir or d.get("data_dir"))
-    idx = torch.randperm(len(ds), generator=g)[:n]
-    x01 = ds.images[idx].float() / 255
-    return x01, model.prepare(x01, generator=g)
-
-
-def _run_config(run: Path):
-    """The data section of a run's config.json (None for a bare saved model)."""
-    from .io import read_json
-
-    doc = read_json(run / "config.json")
-    return doc.get("data") or {}
 
 
 # ----------------------------------------------------------------------------- commands
@@ -180,10 +123,14 @@ def _report_after_training(run: Path, args) -> None:
 def cmd_report(args) -> None:
     from .report import write_report
 
-    run, out = _folders(args.run)
+    run = _open(args.run)
     print(
         write_report(
-            run, _out_path(args, out, "report.html"), fast=args.fast, seed=args.seed, device=_device(args.device)
+            run.path,
+            _out_path(args, run.output_dir, "report.html"),
+            fast=args.fast,
+            seed=args.seed,
+            device=_device(args.device),
         )
     )
 
@@ -194,19 +141,19 @@ def cmd_sample(args) -> None:
     from .viz.images import PICTURE_FORMATS
     from .viz.samples import check_picture, default_count, images_per_sample, render_samples
 
-    run, out = _folders(args.run)
-    model = _load(args.run)
+    run = _open(args.run)
+    model = run.model
     _require(model, "sample", "does not sample")
     if model.data_kind == "sequence":  # a WAV file, its waveforms beside it as .png; or the picture alone
-        path = _out_path(args, out, "samples.wav", *PICTURE_FORMATS)
+        path = _out_path(args, run.output_dir, "samples.wav", *PICTURE_FORMATS)
     else:
-        path = _out_path(args, out, "samples.png")
+        path = _out_path(args, run.output_dir, "samples.png")
     n = default_count(model) if args.n is None else args.n
     if model.data_kind == "image":  # -n counts images: a translator's sample is an (A, B) pair of them
         n = math.ceil(n / images_per_sample(model))
     check_picture(model, n, args.scale)
     shown = render_samples(
-        model, n, generator=_generator(args.seed), labels=_labels(args.labels, n), real=_run_config(run).get("name")
+        model, n, generator=_generator(args.seed), labels=run.labels(args.labels, n), real=run.data_spec.get("name")
     )
     print(shown.save(path, scale=args.scale, rate=args.rate))
 
@@ -216,9 +163,9 @@ def cmd_interpolate(args) -> None:
 
     from .viz import latent
 
-    run, out = _folders(args.run)
-    model = _load(args.run)
-    path = _out_path(args, out, "interpolation.gif")
+    run = _open(args.run)
+    model = run.model
+    path = _out_path(args, run.output_dir, "interpolation.gif")
     g = _generator(args.seed)
     if model.data_kind == "image":  # refuse an oversized GIF before its frames are decoded
         from .viz.images import check_pixels
@@ -226,7 +173,7 @@ def cmd_interpolate(args) -> None:
         _, h, w = model.config.image_shape
         check_pixels(h * args.scale, w * args.scale, args.points * args.frames)
     if "encode" in model.capabilities:  # latent-variable model: walk between encoded test images
-        _, x = _test_images(model, run, args, args.points, g)
+        _, x = run.test_images(args.points, g, args.data, args.data_dir)
         with torch.inference_mode():
             z = model.encode(x.to(model.device)).float().cpu()  # VAE: the posterior mean; ALI: E(x)
         frames = latent.loop_frames(model, z, steps_per_leg=args.frames, method=args.method)
@@ -241,7 +188,7 @@ def cmd_interpolate(args) -> None:
             steps=args.frames,
             method=args.method,
             generator=g,
-            labels=_labels(args.labels, 1),
+            labels=run.labels(args.labels, 1),
             scale=args.scale,
         )
     else:
@@ -252,9 +199,9 @@ def cmd_interpolate(args) -> None:
 def cmd_manifold(args) -> None:
     from .viz import latent
 
-    _, out = _folders(args.run)
-    path = _out_path(args, out, "manifold.png")
-    model = _load(args.run)
+    run = _open(args.run)
+    path = _out_path(args, run.output_dir, "manifold.png")
+    model = run.model
     _require(model, "decode", "has no latent space: the manifold figure decodes a grid of latent codes")
     if model.data_kind != "image":
         raise GenlabError(
@@ -269,11 +216,11 @@ def cmd_reconstruct(args) -> None:
 
     from .viz.images import make_grid
 
-    run, out = _folders(args.run)
-    path = _out_path(args, out, "reconstructions.png")
-    model = _load(args.run)
+    run = _open(args.run)
+    path = _out_path(args, run.output_dir, "reconstructions.png")
+    model = run.model
     _require(model, "reconstruct", "has no encoder to reconstruct with")
-    x01, x = _test_images(model, run, args, args.n, _generator(args.seed))
+    x01, x = run.test_images(args.n, _generator(args.seed), args.data, args.data_dir)
     rec = model.reconstruct(x.to(model.device)).float().cpu()
     pairs = torch.stack([x01, rec], 1).flatten(0, 1)  # originals and reconstructions side by side
     _write_png(args, path, make_grid(pairs, nrow=2 * max(1, int(args.n**0.5))))
@@ -282,11 +229,11 @@ def cmd_reconstruct(args) -> None:
 def cmd_traverse(args) -> None:
     from .viz import latent
 
-    run, out = _folders(args.run)
-    path = _out_path(args, out, "traversal.png")
-    model = _load(args.run)
+    run = _open(args.run)
+    path = _out_path(args, run.output_dir, "traversal.png")
+    model = run.model
     _require(model, "reconstruct", "has no encoder: a traversal varies the latent code of an encoded test image")
-    _, x = _test_images(model, run, args, 1, _generator(args.seed))
+    _, x = run.test_images(1, _generator(args.seed), args.data, args.data_dir)
     image = latent.traversal_grid(model, x, dims=args.dims, span=args.span, steps=args.steps)
     _write_png(args, path, image)
 
@@ -294,12 +241,10 @@ def cmd_traverse(args) -> None:
 def cmd_eval(args) -> None:
     from .metrics.quality import check_measurable, evaluate, write_report
 
-    run, out = _folders(args.run)
-    model = _load(args.run)
+    run = _open(args.run)
+    model = run.model
     check_measurable(model, args.samples)
-    d = _run_config(run)
-    name = args.data or d.get("name", DEFAULT_DATA)
-    ds = _data_for(model, name, args.split, args.data_dir or d.get("data_dir"))
+    ds = run.dataset(args.split, args.data, args.data_dir)
     result = evaluate(
         model,
         ds,
@@ -311,35 +256,33 @@ def cmd_eval(args) -> None:
         split=args.split,
         feature_net=args.feature_net,
     )
-    write_report(result, Path(args.out) if args.out else out)
+    write_report(result, Path(args.out) if args.out else run.output_dir)
     print(json.dumps(result, indent=2))
 
 
 def cmd_ood(args) -> None:
     from . import ood
 
-    run, out = _folders(args.run)
-    model = _load(args.run)
+    run = _open(args.run)
+    model = run.model
     _require(
         model,
         "log_prob",
         "has no likelihood: every outlier score needs log p(x); use a likelihood model (genlab models)",
     )
-    d = _run_config(run)
-    data_dir = args.data_dir or d.get("data_dir")
-    name = args.in_data or d.get("name", DEFAULT_DATA)
-    test = _data_for(model, name, "test", data_dir)
+    data_dir = args.data_dir or run.data_spec.get("data_dir")
+    test = run.dataset("test", args.in_data, data_dir)
     if args.max_examples:
         test = test.subset(range(min(args.max_examples, len(test))))
     outs = {spec: ood.outlier_set(spec, test, n=len(test), data_dir=data_dir, seed=args.seed) for spec in args.out_sets}
-    background = _load(args.background) if args.background else None
+    background = _open(args.background).model if args.background else None
     methods = [m for m in args.methods.split(",") if m]
     if "likelihood-ratio" in methods and background is None:
         raise GenlabError(
             "the likelihood-ratio method needs --background RUN (a model trained on perturbed inputs, "
             "see genlab.ood.train_background)"
         )
-    train = _data_for(model, name, "train", data_dir) if "typicality" in methods else None
+    train = run.dataset("train", args.in_data, data_dir) if "typicality" in methods else None
     result = ood.evaluate_ood(
         model,
         test,
@@ -349,7 +292,7 @@ def cmd_ood(args) -> None:
         train_data=train,
         iw_samples=args.iw_samples,
         seed=args.seed,
-        out_dir=Path(args.report_dir) if args.report_dir else out / "ood",
+        out_dir=Path(args.report_dir) if args.report_dir else run.output_dir / "ood",
     )
     print(json.dumps(result, indent=2))
 
@@ -359,9 +302,9 @@ def cmd_complete(args) -> None:
 
     from .viz.images import load_image
 
-    _, out = _folders(args.run)
-    path = _out_path(args, out, "completion.png")
-    model = _load(args.run)
+    run = _open(args.run)
+    path = _out_path(args, run.output_dir, "completion.png")
+    model = run.model
     _require(
         model, "complete", "does not complete images: only autoregressive models draw the missing rows (genlab models)"
     )
@@ -372,7 +315,7 @@ def cmd_complete(args) -> None:
     mask = torch.zeros(h, w)
     mask[: args.rows] = 1  # observed: the top rows; the rest is sampled in raster order
     completed = model.complete(
-        x01.contiguous(), mask, generator=_generator(args.seed), labels=_labels(args.labels, args.n)
+        x01.contiguous(), mask, generator=_generator(args.seed), labels=run.labels(args.labels, args.n)
     )
     _write_png(args, path, torch.cat([x01[:1], completed.float()]))
 
@@ -401,18 +344,18 @@ def cmd_serve(args) -> None:
 def cmd_translate(args) -> None:
     from .viz.translation import translation_grid, translation_inputs
 
-    run, out = _folders(args.run)
-    path = _out_path(args, out, f"translation-{args.direction}.png")
-    model = _load(args.run)
+    run = _open(args.run)
+    path = _out_path(args, run.output_dir, f"translation-{args.direction}.png")
+    model = run.model
     _require(model, "translate", "does not translate between domains; train cyclegan")
     x01 = translation_inputs(
         model,
         args.direction,
         image=args.image,
         domain=args.data,
-        run_data=_run_config(run).get("name"),
+        run_data=run.data_spec.get("name"),
         split=args.split,
-        data_dir=args.data_dir or _run_config(run).get("data_dir"),
+        data_dir=args.data_dir or run.data_spec.get("data_dir"),
         n=args.n,
         generator=_generator(args.seed),
     )

@@ -1,8 +1,8 @@
-"""``genlab.load(dir)``: rebuild a model from ``config.json`` + ``model.safetensors``.
+"""``genlab.load(dir)``: rebuild a model from ``config.json`` + ``model.safetensors``
+(through :class:`genlab.Run`, which reads the config), and the checked reading of the weights.
 
-:func:`resolve_run` is the one place a run argument (a folder, or ``pretrained:<name>``
-for a model shipped in the package) becomes a folder; ``genlab.load`` and every
-command of the CLI go through it.
+:func:`resolve_run` turns a run argument (a folder, or ``pretrained:<name>`` for a model
+shipped in the package) into a folder.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from pathlib import Path
 
 import torch
 
-from . import registry
-from .config import model_config_from_dict
-from .errors import CheckpointError, ConfigError
-from .io import load_tensors, read_json
+from .errors import CheckpointError
+from .io import load_tensors
 
 
 def resolve_run(run: str | Path) -> Path:
@@ -78,34 +76,6 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     genlab model, belongs to an unknown model, or its weights are corrupt or do
     not fit the config.
     """
-    path = resolve_run(path)
-    if not path.is_dir():
-        raise CheckpointError(
-            f"{path} is not a directory; expected a run directory with config.json and model.safetensors"
-        )
-    doc = read_json(path / "config.json")
-    name = doc.get("model_name")
-    if not isinstance(name, str) or "model" not in doc:
-        raise CheckpointError(f"{path / 'config.json'} is not a genlab model config (no model_name/model keys)")
-    try:
-        config_cls, model_cls = registry.get(name)
-        config = model_config_from_dict(config_cls, doc["model"], "model")
-    except ConfigError as e:
-        raise CheckpointError(f"cannot rebuild the model in {path}: {e}") from None
-    model = model_cls(config)
-    state = model.upgrade_state_dict(load_weights(path))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"the weights in {path / 'model.safetensors'} do not fit a {name!r} model with this config: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
-        )
-    state = {
-        k: v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v
-        for k, v in state.items()
-    }
-    model.load_state_dict(state)
-    return model.to(device).eval()
+    from .run import Run
+
+    return Run(path, device=device).model

@@ -141,7 +141,6 @@ class Report:
         self.model, self.caps = self.ex.model, self.ex.caps
         self.card = self.ex.card()
         self.timings: list[tuple[str, float]] = []
-        self._data = None
 
     # ------------------------------------------------------------------ helpers
     def _probe(self, what: str, call: Callable[[], object], items: int) -> None:
@@ -164,20 +163,14 @@ class Report:
 
     def _test_images(self, n: int) -> torch.Tensor:
         """n test images of the run's data set in [0, 1] (the first n)."""
-        from . import data
-
-        if self._data is None:
-            spec = self.card.get("data") or {}
-            if not spec.get("name"):
-                raise _Skip("the run names no data set")
-            c, h, w = self.model.config.image_shape
-            try:
-                self._data = data.load(
-                    spec["name"], "test", spec.get("data_dir"), image_size=(h, w), channels=c, download=False
-                )
-            except (GenlabError, OSError, ValueError) as e:
-                raise _Skip(f"the test images are not available here: {e}") from None
-        return self._data.images[:n].float() / 255
+        run = self.ex.run
+        if run is None or not run.data_spec.get("name"):
+            raise _Skip("the run names no data set")
+        try:
+            test = run.dataset("test", download=False)
+        except (GenlabError, OSError, ValueError) as e:
+            raise _Skip(f"the test images are not available here: {e}") from None
+        return test.images[:n].float() / 255
 
     def _labels(self, n: int):
         k = self.caps["num_classes"]

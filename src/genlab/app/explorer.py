@@ -48,6 +48,7 @@ from ..distributions import bits_per_dim
 from ..errors import GenlabError
 from ..io import read_json
 from ..metrics.likelihood import is_importance_sampled, log_prob_offset
+from ..run import Run
 from ..viz import latent as latent_viz
 from ..viz.images import make_grid
 from ..viz.samples import domain_shape, render_samples
@@ -151,7 +152,8 @@ class Explorer:
         self.lock = threading.Lock()
         self.caps = capabilities(model)
         self.interactive = interactive_settings(model)
-        self._doc = read_json(self.run_dir / "config.json") if self.run_dir is not None else {}
+        self.run = Run(self.run_dir, model=self.model) if self.run_dir is not None else None
+        self._doc = self.run.doc if self.run is not None else {}
         self._data_lock = threading.Lock()
         self._test_split = None  # the data set's test split, or why there is none (loaded once)
         self._references: dict[int, dict] = {}  # outlier scores of the reference images, per seed
@@ -161,9 +163,8 @@ class Explorer:
     def from_run(cls, run: str | Path, device: str = "cpu", **kwargs) -> "Explorer":
         """Load ``run`` (a run directory, a ``model.save`` folder or ``pretrained:<name>``) with
         :func:`genlab.load`."""
-        from ..loading import load, resolve_run
-
-        return cls(load(run, device=device), resolve_run(run), **kwargs)
+        opened = Run(run, device=device)
+        return cls(opened.model, opened.path, **kwargs)
 
     # ------------------------------------------------------------------ the card
     def card(self, body: dict | None = None) -> dict:
@@ -509,22 +510,12 @@ class Explorer:
         domains stacked along channels), loaded once; RequestError saying why when there is none."""
         with self._data_lock:
             if self._test_split is None:
-                from .. import data
 
                 name = (self._doc.get("data") or {}).get("name")
-                c, h, w = domain_shape(self.model)
-                stacked = self.model.config.image_shape[0] != c
                 self._test_split = "the run's config.json names no data set"
                 try:
                     if name:
-                        self._test_split = data.load(
-                            name,
-                            "test",
-                            self.data_dir or self._doc["data"].get("data_dir"),
-                            image_size=(h, w),
-                            channels=None if stacked else c,
-                            download=False,
-                        )
+                        self._test_split = self.run.dataset("test", data_dir=self.data_dir, download=False)
                 except (GenlabError, OSError, ValueError) as e:  # the page cannot download: say where to point it
                     reason = str(e).split(" (or pass download=True")[0]
                     self._test_split = f"{reason} (genlab serve --data-dir FOLDER names the folder of the data sets)"

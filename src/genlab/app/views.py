@@ -31,6 +31,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import GenlabError
+from ..run import parse_labels as run_labels
 from ..viz import plots
 from ..viz.images import make_grid, to_pil
 from ..viz.samples import render_samples
@@ -178,21 +179,9 @@ def display_scale(height: int, target: int = 112) -> int:
 
 
 def parse_labels(text: str | None, num_classes: int) -> list[int] | None:
-    """'3' or '0,1,2' -> [3] / [0, 1, 2] for a conditional model; empty -> None."""
-    if text is None or not str(text).strip():
-        return None
-    try:
-        values = [int(v) for v in str(text).replace(" ", "").split(",") if v]
-    except ValueError:
-        raise RequestError(f"labels must be integers separated by commas, like 0,1,2; got {text!r}") from None
-    if num_classes == 0:
-        raise RequestError("this model is unconditional: leave the labels empty")
-    bad = [v for v in values if not 0 <= v < num_classes]
-    if bad:
-        raise RequestError(
-            f"label {bad[0]} is out of range: this model has {num_classes} classes (0..{num_classes - 1})"
-        )
-    return values or None
+    """The labels box: '3' or '0,1,2' -> [3] / [0, 1, 2]; empty -> None (:func:`genlab.run.parse_labels`)."""
+    labels = run_labels(text, num_classes)
+    return None if labels is None else labels.tolist()
 
 
 def sample_images(explorer: Explorer, n: int, seed: int, labels: list[int] | None, watch: Watch | None = None):
