@@ -1,6 +1,7 @@
 """Shared fixtures. Real data sets are read from the shared data folder beside the
 checkout (``../shared/data``; override with GENLAB_SHARED_DATA); tests that need
-it are skipped where it is absent. Tests never touch the network."""
+it are skipped where it is absent. Tests never touch the network. Fixtures that several test
+modules use live here; plain helpers live in modules beside it (tiny.py, toys.py, ...)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 def _threads():
     torch.set_num_threads(1)  # tiny test models run fastest (and steadiest) on one thread
     yield
+
+
+@pytest.fixture
+def toys():
+    """The toy models of toys.py in the registry for one test (``toy-ae``, ``toy-gan``, ``toy-linear``)."""
+    from genlab import registry
+    from toys import register_toys
+
+    added = register_toys()
+    yield
+    for k in added:
+        registry.MODELS.pop(k, None)

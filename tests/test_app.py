@@ -28,6 +28,7 @@ from genlab.models.vae import VAE, VAEConfig
 from genlab.viz import latent as latent_viz
 from genlab.viz.images import make_grid, to_pil
 from genlab.viz.plots import figure_image, waveform_figure
+from tiny import TINY
 
 TRAIN = [
     "--data",
@@ -376,7 +377,6 @@ def test_ddpm_scores_an_upload_with_its_cheap_estimator_and_fewer_reference_imag
     explorer uses its unbiased estimate from 50 stratified terms and says so, and cuts the
     reference images to what the estimator scores in REFERENCE_SECONDS."""
     from genlab.app import explorer as engine
-    from test_contract import TINY
 
     model = build("ddpm", **{**TINY["ddpm"], "timesteps": 1000})
     ex = Explorer.from_run(with_data(model, tmp_path))
@@ -419,10 +419,9 @@ def test_translate_calls_the_models_translate():
 def test_a_registered_translator_gets_samples_and_translations():
     """Whatever model in the registry has translate() (CycleGAN): paired samples split into
     one-domain images, and translate on the domain's shape."""
-    names = [n for n, (_, cls) in registry.MODELS.items() if "translate" in capabilities_of(cls)]
+    names = [n for n in registry.MODELS if "translate" in capabilities_of(registry.entry(n).model_class)]
     if not names:
         pytest.skip("no translator in the registry")
-    from test_contract import TINY
 
     model = build(names[0], **TINY[names[0]])
     c, h, w = model.config.image_shape
@@ -445,8 +444,6 @@ def test_a_registered_translator_gets_samples_and_translations():
 def test_every_registered_model_answers_what_its_capabilities_promise(name):
     """Capabilities come from methods: each view a model's card lists must answer with
     PNGs of the right size, and the others must refuse with 400."""
-    from test_contract import TINY
-
     model = build(name, **TINY[name])
     caps = capabilities(model)
     shape = tuple(model.config.image_shape)
@@ -572,8 +569,6 @@ def test_serve_reports_a_busy_port(vae_run, capsys):
 def test_image_shaped_codes_get_sliders_and_interpolation_over_flattened_codes(name):
     """ddpm's and flow matching's codes are (C, H, W) noise: the latent views work on the
     flattened code, decode receives (N, *latent_shape), and neither is importance-sampled."""
-    from test_contract import TINY
-
     model = build(name, **TINY[name]).eval()
     ex = Explorer(model)
     shape, d = tuple(model.latent_shape), 36  # (1, 6, 6)

@@ -33,7 +33,7 @@ from genlab.app import Explorer  # noqa: E402
 from genlab.app.serve import launch  # noqa: E402
 from genlab.cli import main  # noqa: E402
 from saved_runs import saved  # noqa: E402
-from test_contract import TINY  # noqa: E402
+from tiny import TINY  # noqa: E402
 
 TRAIN = [
     "--data",
@@ -484,8 +484,6 @@ def genlab_serve(tmp_path, **env):
     """``python -m genlab serve`` of a tiny VAE on ``--port 0`` in a subprocess whose temporary
     folder is tmp_path/tmp, with ``env`` added to an environment without proxy variables;
     yields (process, the line it printed first: the address)."""
-    from test_contract import TINY
-
     run = saved(tmp_path / "vae", "vae", None, **TINY["vae"])
     (tmp_path / "tmp").mkdir()
     base = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
@@ -531,7 +529,6 @@ def test_serve_removes_its_temporary_folder_when_stopped(tmp_path, stop):
 
 def test_the_page_offers_the_projection_only_where_the_test_images_are_and_shows_the_card(tmp_path):
     from genlab.app.ui import Page
-    from test_contract import TINY
 
     runs = {
         "data": saved(tmp_path / "a", "vae", "digits", **TINY["vae"]),

@@ -26,11 +26,7 @@ from genlab.train.checkpoint import (  # noqa: E402
     prune_checkpoints,
     save_checkpoint,
 )
-from test_trainer import (
-    ToyData,
-    assert_bit_identical,
-    run_cfg,
-)  # noqa: E402,F401
+from toys import ToyData, assert_bit_identical, run_cfg  # noqa: E402
 
 
 def test_state_round_trip_without_pickle(tmp_path):
@@ -131,7 +127,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from test_trainer import ToyData, register_toys, run_cfg
+    from toys import ToyData, register_toys, run_cfg
     from genlab.train import train
     register_toys()
     train(run_cfg(steps=10**6, checkpoint_every=2, keep_checkpoints=2, ema_decay=0.8, log_every=3),

@@ -24,7 +24,7 @@ from genlab.config import (
 )
 from genlab.errors import ConfigError
 from genlab.io import load_tensors
-from test_contract import TINY
+from tiny import TINY
 
 
 def fit(name: str, **overrides) -> RunConfig:

@@ -18,7 +18,7 @@ from genlab.config import TrainConfig
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, TrainStep
 from genlab.train import cpu
-from test_trainer import ToyConfig, ToyData, _train_direct, assert_bit_identical, params_of, tcfg  # noqa: F401
+from toys import ToyConfig, ToyData, assert_bit_identical, params_of, tcfg, train_direct
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 GLIBC = sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
@@ -288,15 +288,15 @@ class _ConvNoisyAE(GenerativeModel):
 def test_channels_last_trains_in_that_layout_and_resumes_bit_identically(tmp_path):
     data = ToyData(n=40, shape=(2, 6, 6))
     cfg = tcfg(steps=9, channels_last=True, ema_decay=0.9)
-    full = _train_direct(_ConvNoisyAE, cfg, tmp_path / "full", data, 9)
+    full = train_direct(_ConvNoisyAE, cfg, tmp_path / "full", data, 9)
     assert full.model.layouts == [True] * 9
     assert full.model.net[0].weight.is_contiguous(memory_format=torch.channels_last)
-    _train_direct(_ConvNoisyAE, cfg, tmp_path / "part", data, 4)
+    train_direct(_ConvNoisyAE, cfg, tmp_path / "part", data, 4)
     torch.manual_seed(999)
-    resumed = _train_direct(_ConvNoisyAE, cfg, tmp_path / "part", data, 9, resume_from_dir=True)
+    resumed = train_direct(_ConvNoisyAE, cfg, tmp_path / "part", data, 9, resume_from_dir=True)
     assert_bit_identical(params_of(full.model), params_of(resumed.model))
     assert_bit_identical(full.ema.shadow, resumed.ema.shadow)
-    plain = _train_direct(_ConvNoisyAE, tcfg(steps=9, ema_decay=0.9), tmp_path / "plain", data, 9)
+    plain = train_direct(_ConvNoisyAE, tcfg(steps=9, ema_decay=0.9), tmp_path / "plain", data, 9)
     assert plain.model.layouts == [False] * 9
     # not the same run as without channels_last: randn_like/dropout fill a channels-last
     # tensor in its memory order, so the same seed puts different noise on each pixel

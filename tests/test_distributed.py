@@ -14,14 +14,14 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_trainer import ToyData, one_thread, run_cfg, toys  # noqa: E402,F401
+from toys import ToyData, run_cfg  # noqa: E402
 
 SCRIPT = textwrap.dedent(
     """
     import os, sys
     sys.path.insert(0, {tests!r})
     import torch, torch.distributed as dist
-    from test_trainer import ToyData, register_toys, run_cfg
+    from toys import ToyData, register_toys, run_cfg
     from genlab.train import train, resume
     from genlab.io import save_tensors
     register_toys()
@@ -52,7 +52,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
-def test_two_processes_match_one(tmp_path, toys):  # noqa: F811 (the fixture imported above)
+def test_two_processes_match_one(tmp_path, toys):
     import genlab
     from genlab.io import load_tensors
     from genlab.train import train

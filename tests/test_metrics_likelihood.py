@@ -18,6 +18,7 @@ from genlab.config import ModelConfig
 from genlab.distributions import log_mean_exp
 from genlab.metrics.likelihood import evaluate_likelihood
 from genlab.models.base import GenerativeModel
+from tiny import build
 
 
 @dataclass
@@ -195,7 +196,7 @@ def test_exact_model_rejects_iw_samples_and_shape_mismatch():
 # ---------------------------------------------------------------- every model names its own estimator
 
 #: What ``genlab eval``'s estimator sentence must name for each registered likelihood model
-#: (TINY configs of tests/test_contract.py), and whether it is importance-sampled.
+#: (TINY configs of tests/tiny.py), and whether it is importance-sampled.
 ESTIMATORS = {
     "vae": (["IWAE", "k = 100"], True),
     "pixelvae": (["IWAE", "k = 100"], True),
@@ -231,7 +232,6 @@ def _eval(model, **kw):
 
 def test_every_likelihood_model_has_its_expected_estimator():
     from genlab import registry
-    from test_contract import build
 
     likely = {n for n in registry.MODELS if build(n).likelihood_kind != "none"}
     assert likely == set(ESTIMATORS), "add the new likelihood model's estimator to ESTIMATORS"
@@ -239,8 +239,6 @@ def test_every_likelihood_model_has_its_expected_estimator():
 
 @pytest.mark.parametrize("case", sorted(ESTIMATORS) + sorted(VARIANTS))
 def test_eval_names_the_estimator_the_model_computes(case):
-    from test_contract import build
-
     name, extra, words = VARIANTS[case] if case in VARIANTS else (case, {}, ESTIMATORS[case][0])
     model = build(name, **extra)
     lik = _eval(model)
@@ -260,8 +258,6 @@ def test_eval_names_the_estimator_the_model_computes(case):
 
 @pytest.mark.parametrize("name", ["glow", "flow-matching"])
 def test_offset_note_when_log_prob_already_includes_it(name):
-    from test_contract import build
-
     lik = _eval(build(name))
     assert lik["log_prob_offset_nats"] == 0.0
     assert (

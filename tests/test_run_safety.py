@@ -20,7 +20,7 @@ import genlab  # noqa: E402
 from genlab.cli import main  # noqa: E402
 from genlab.errors import ConfigError, WriteError  # noqa: E402
 from genlab.train.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
-from test_trainer import NoisyAE, ToyConfig, ToyData, assert_bit_identical, one_thread, run_cfg, tcfg  # noqa: E402,F401
+from toys import NoisyAE, ToyConfig, ToyData, assert_bit_identical, run_cfg, tcfg  # noqa: E402
 
 TINY = [
     "--data",
@@ -75,7 +75,7 @@ def ticking(monkeypatch):
     from genlab import registry
     from genlab.train.trainer import Trainer
 
-    monkeypatch.setitem(registry.MODELS, "toy-tick", (ToyConfig, Ticking))
+    monkeypatch.setitem(registry.MODELS, "toy-tick", registry.ModelEntry(ToyConfig, Ticking))
     monkeypatch.setattr(Trainer, "clock", staticmethod(CLOCK))
     CLOCK.t = 1000.0
 

@@ -7,187 +7,25 @@ import dataclasses
 import json
 import math
 import warnings
-from dataclasses import dataclass
 
 import pytest
 import torch
 from torch import nn
 
-from genlab.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from genlab.errors import ConfigError, TrainingError
 from genlab.models.base import GenerativeModel, TrainStep
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other jobs for the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-# --------------------------------------------------------------------------- toys
-
-
-class ToyData:
-    """Duck-typed stand-in for genlab.data.ImageDataset."""
-
-    def __init__(self, n: int = 96, shape=(1, 6, 6), num_classes: int = 3, seed: int = 0, labelled: bool = True):
-        g = torch.Generator().manual_seed(seed)
-        self.images = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
-        self.labels = torch.arange(n) % num_classes if labelled else None
-        self.num_classes = num_classes if labelled else 0
-        self.shape = tuple(shape)
-
-
-@dataclass
-class ToyConfig(ModelConfig):
-    hidden: int = 16
-    dropout: float = 0.2
-    noise: float = 0.1
-
-
-class NoisyAE(GenerativeModel):
-    """One step; uses the global RNG (reparameterisation-like noise, dropout)."""
-
-    config_class = ToyConfig
-
-    def __init__(self, config: ToyConfig):
-        super().__init__(config)
-        d = self.num_dims
-        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(d, config.hidden), nn.Tanh(), nn.Dropout(config.dropout))
-        self.dec = nn.Linear(config.hidden, d)
-
-    def train_steps(self):
-        return [TrainStep("ae", [self], self.loss)]
-
-    def loss(self, batch):
-        h = self.enc(batch["x"])
-        h = h + self.config.noise * torch.randn_like(h)
-        rec = torch.sigmoid(self.dec(h))
-        loss = ((rec - batch["x"].flatten(1)) ** 2).mean()
-        return {"loss": loss, "mse": loss.detach()}
-
-    @torch.inference_mode()
-    def sample(self, n, *, generator=None, labels=None):
-        h = torch.randn(n, self.config.hidden, generator=generator, device=self.device)
-        return torch.sigmoid(self.dec(h)).view(n, *self.config.image_shape)
-
-
-class ToyGAN(GenerativeModel):
-    """Two steps: "d" updates D, "g" updates G; each loss touches both modules.
-    ``snapshots`` records every parameter at the start of each step's loss."""
-
-    config_class = ToyConfig
-
-    def __init__(self, config: ToyConfig):
-        super().__init__(config)
-        d = self.num_dims
-        self.G = nn.Sequential(nn.Linear(4, config.hidden), nn.ReLU(), nn.Linear(config.hidden, d))
-        self.D = nn.Sequential(nn.Linear(d, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1))
-        self.snapshots: list | None = None
-
-    def _record(self, name):
-        if self.snapshots is not None:
-            self.snapshots.append(
-                (
-                    name,
-                    {k: v.detach().clone() for k, v in self.named_parameters()},
-                    {k: v.grad for k, v in self.named_parameters()},
-                    {k: v.requires_grad for k, v in self.named_parameters()},
-                )
-            )
-
-    def train_steps(self):
-        return [TrainStep("d", [self.D], self.d_loss), TrainStep("g", [self.G], self.g_loss)]
-
-    def fake(self, n):
-        return torch.tanh(self.G(torch.randn(n, 4, device=self.device)))
-
-    def d_loss(self, batch):
-        self._record("d")
-        x = batch["x"].flatten(1)
-        # deliberately NOT detached: the Trainer's freezing must keep G untouched
-        fake = self.fake(x.shape[0])
-        sp = nn.functional.softplus
-        loss = sp(-self.D(x)).mean() + sp(self.D(fake)).mean()
-        return {"loss": loss}
-
-    def g_loss(self, batch):
-        self._record("g")
-        fake = self.fake(batch["x"].shape[0])
-        return {"loss": nn.functional.softplus(-self.D(fake)).mean()}
-
-    def sample(self, n, *, generator=None, labels=None):
-        raise NotImplementedError
-
-
-class LinearModel(GenerativeModel):
-    """Deterministic (no noise, no dropout, no batchnorm): for distributed equivalence."""
-
-    config_class = ToyConfig
-
-    def __init__(self, config: ToyConfig):
-        super().__init__(config)
-        d = self.num_dims
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(d, config.hidden), nn.Tanh(), nn.Linear(config.hidden, d))
-
-    def train_steps(self):
-        return [TrainStep("mse", [self.net], lambda b: {"loss": ((self.net(b["x"]) - b["x"].flatten(1)) ** 2).mean()})]
-
-
-TOY_MODELS = {"toy-ae": (ToyConfig, NoisyAE), "toy-gan": (ToyConfig, ToyGAN), "toy-linear": (ToyConfig, LinearModel)}
-
-
-def register_toys():
-    """Add the toy models to the (literal) registry dict; returns the keys added."""
-    from genlab import registry
-
-    added = [k for k in TOY_MODELS if k not in registry.MODELS]
-    registry.MODELS.update(TOY_MODELS)
-    return added
-
-
-@pytest.fixture
-def toys():
-    from genlab import registry
-
-    added = register_toys()
-    yield
-    for k in added:
-        registry.MODELS.pop(k, None)
-
-
-def tcfg(**kw) -> TrainConfig:
-    base = dict(
-        steps=12,
-        batch_size=16,
-        lr=1e-2,
-        log_every=0,
-        sample_every=0,
-        checkpoint_every=0,
-        progress=False,
-        device="cpu",
-        keep_checkpoints=2,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def run_cfg(model="toy-ae", data="toy", **train) -> RunConfig:
-    return RunConfig(model_name=model, model=ToyConfig(), train=tcfg(**train), data=DataConfig(name=data))
-
-
-def params_of(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def assert_bit_identical(a: dict, b: dict):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), f"{k} differs"
-
+from toys import (
+    LinearModel,
+    NoisyAE,
+    ToyConfig,
+    ToyData,
+    ToyGAN,
+    assert_bit_identical,
+    params_of,
+    run_cfg,
+    tcfg,
+    train_direct,
+)
 
 # --------------------------------------------------------------------------- contract
 
@@ -363,18 +201,6 @@ def test_lr_follows_schedule_during_training(tmp_path):
 # --------------------------------------------------------------------------- resume
 
 
-def _train_direct(model_cls, cfg, run_dir, data, steps, resume_from_dir=None, **model_kw):
-    from genlab.train import Trainer
-
-    torch.manual_seed(123)
-    model = model_cls(ToyConfig(image_shape=data.shape, **model_kw))
-    t = Trainer(model, data, cfg, run_dir)
-    if resume_from_dir is not None:
-        assert t.restore() is not None
-    t.fit(steps)
-    return t
-
-
 @pytest.mark.parametrize(
     "model_cls,extra",
     [
@@ -391,12 +217,12 @@ def test_bit_identical_resume(tmp_path, model_cls, extra):
     # n=40, batch 16: 2 batches per epoch, so the stop (step 7) falls mid-epoch
     data = ToyData(n=40)
     cfg = tcfg(steps=15, sample_every=4, log_every=3, **extra)
-    full = _train_direct(model_cls, cfg, tmp_path / "full", data, 15)
-    _train_direct(model_cls, cfg, tmp_path / "part", data, 7)
+    full = train_direct(model_cls, cfg, tmp_path / "full", data, 15)
+    train_direct(model_cls, cfg, tmp_path / "part", data, 7)
     # a fresh process-like Trainer: different init weights, RNG consumed elsewhere
     torch.manual_seed(999)
     torch.rand(17)
-    resumed = _train_direct(model_cls, cfg, tmp_path / "part", data, 15, resume_from_dir=True)
+    resumed = train_direct(model_cls, cfg, tmp_path / "part", data, 15, resume_from_dir=True)
     assert resumed.step == 15
     assert_bit_identical(params_of(full.model), params_of(resumed.model))
     for k in full.optimizers:
@@ -412,7 +238,7 @@ def test_ema_tracks_weights_and_goes_into_model_file(tmp_path):
     from genlab.io import load_tensors
 
     data = ToyData(n=40)
-    t = _train_direct(NoisyAE, tcfg(steps=5, ema_decay=0.5), tmp_path, data, 5)
+    t = train_direct(NoisyAE, tcfg(steps=5, ema_decay=0.5), tmp_path, data, 5)
     raw = params_of(t.model)
     saved = load_tensors(tmp_path / "model.safetensors")
     assert_bit_identical(saved, {k: v.to(raw[k].dtype) for k, v in t.ema.shadow.items()})
@@ -421,8 +247,8 @@ def test_ema_tracks_weights_and_goes_into_model_file(tmp_path):
 
 def test_sampling_and_logging_do_not_disturb_training(tmp_path):
     data = ToyData(n=40)
-    a = _train_direct(NoisyAE, tcfg(steps=8), tmp_path / "a", data, 8)
-    b = _train_direct(
+    a = train_direct(NoisyAE, tcfg(steps=8), tmp_path / "a", data, 8)
+    b = train_direct(
         NoisyAE, tcfg(steps=8, sample_every=2, log_every=1, checkpoint_every=3, ema_decay=0.9), tmp_path / "b", data, 8
     )
     assert_bit_identical(params_of(a.model), params_of(b.model))
@@ -554,12 +380,12 @@ def test_amp_on_cpu_autocasts_the_loss_to_bfloat16_and_keeps_float32_weights(tmp
             dtypes.append(self.dec(self.enc(batch["x"])).dtype)
             return super().loss(batch)
 
-    t = _train_direct(Recording, tcfg(steps=3, amp=True), tmp_path / "amp", data, 3)
+    t = train_direct(Recording, tcfg(steps=3, amp=True), tmp_path / "amp", data, 3)
     assert dtypes == [torch.bfloat16] * 3
     assert all(p.dtype == torch.float32 for p in t.model.parameters())
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
     dtypes.clear()
-    _train_direct(Recording, tcfg(steps=2), tmp_path / "fp32", data, 2)
+    train_direct(Recording, tcfg(steps=2), tmp_path / "fp32", data, 2)
     assert dtypes == [torch.float32] * 2
 
 
@@ -618,7 +444,7 @@ def test_fused_adam_follows_the_loop_adam_on_channels_last_weights_read_back_fro
 def test_progress_into_a_log_file_is_a_plain_line_every_tenth_of_the_run(tmp_path, capsys):
     """stderr captured (not a terminal, as ``genlab train ... > log 2>&1``): 100 steps print
     10 plain lines (steps 10, 20, ..., 100), not 100 redrawn bar frames, and no carriage return."""
-    _train_direct(NoisyAE, tcfg(steps=100, progress=True, log_every=25), tmp_path, ToyData(n=40), 100)
+    train_direct(NoisyAE, tcfg(steps=100, progress=True, log_every=25), tmp_path, ToyData(n=40), 100)
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith(f"{tmp_path.name}: step ")]
