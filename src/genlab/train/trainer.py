@@ -17,8 +17,9 @@ of every iteration with the 0-based iteration number.
 Beside this file in ``genlab.train``: ``runs`` (run directories, :func:`train`,
 :func:`resume`), ``state`` (EMA, RNG capture, the checkpointed training state),
 ``logs`` (metrics.jsonl and TensorBoard), ``settings`` (device,
-learning-rate schedule), ``checkpoint`` (the checkpoint folders) and ``cpu``
-(glibc's malloc, channels-last, the thread count).
+learning-rate schedule), ``checkpoint`` (the checkpoint folders), ``runtime`` (where and how
+the run executes: device, processes, mixed precision, compile, host tuning; the Trainer is
+given one) and ``cpu`` (glibc's malloc, channels-last, the thread count).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -35,11 +35,12 @@ from torch import nn
 from ..config import RunConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError, TrainingError, WriteError
 from ..io import make_dirs, save_tensors
-from . import cpu, distributed
+from . import distributed
 from .checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from .logs import MetricLog, progress_bar
 from .runs import write_run_config
-from .settings import cpu_has_bf16, lr_factor, resolve_device
+from .runtime import Runtime
+from .settings import lr_factor, resolve_device
 from .state import EMA, adam, apply_training_state, capture_rng, restore_rng, seed_everything, training_state
 
 __all__ = ["Trainer", "EMA", "lr_factor", "resolve_device", "seed_everything"]
@@ -63,18 +64,61 @@ class Trainer:
     #: CPU seconds of this process (every thread), for ``train.budget_clock = "cpu"``
     cpu_clock = staticmethod(time.process_time)
 
-    def __init__(  # noqa: C901
-        self, model: nn.Module, dataset, config: TrainConfig, run_dir: str | Path, run_config: RunConfig | None = None
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset,
+        config: TrainConfig,
+        run_dir: str | Path,
+        run_config: RunConfig | None = None,
+        runtime: Runtime | None = None,
     ):
+        """``runtime``: where and how the run executes (device, processes, mixed precision, host
+        tuning); by default :class:`~genlab.train.runtime.Runtime` of ``config``."""
         config.validate()
         self.model = model
         self.dataset = dataset
         self.config = config
         self.run_dir = Path(run_dir)
         self.run_config = run_config
-        self.dist = distributed.setup()
-        self.device = resolve_device(config.device, self.dist.local_rank)
+        self.runtime = runtime or Runtime(config)
+        self.dist, self.device = self.runtime.dist, self.runtime.device
+        self._set_data(dataset)
 
+        # Global RNGs: the same seed on every rank for the model's initial weights (set by
+        # the caller), a different stream per rank for the training noise.
+        seed_everything(config.seed + self.dist.rank)
+        self._data_gen = torch.Generator().manual_seed(config.seed)
+        self._epoch_gen_state = self._data_gen.get_state()
+        self._perm: torch.Tensor | None = None
+        self.epoch = 0
+        self._batch_index = 0
+        self.step = 0
+        self._elapsed = 0.0  # training time in seconds over every fit() of this run (checkpointed)
+        self.out_of_time = False
+
+        self.runtime.place(model)
+        model.train()
+        self.steps = list(model.train_steps())
+        if not self.steps:
+            raise ConfigError(f"{type(model).__name__}.train_steps() returned no steps")
+        config.check_steps([s.name for s in self.steps], type(model).__name__)
+        self._set_optimizers()
+        self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.scalers = self.runtime.scalers(self.optimizers)
+        self.log = MetricLog(self.run_dir, config.batch_size)
+        self._can_sample = True
+        self._last_checkpoint_step = -1
+
+    @property
+    def threads(self) -> int:
+        """CPU threads of the training loop (:attr:`Runtime.threads`)."""
+        return self.runtime.threads
+
+    def _set_data(self, dataset) -> None:
+        """Check ``dataset`` against the batch size and keep its images and labels (on the GPU when
+        they fit, so a batch is one gather, not a copy)."""
+        config = self.config
         images = getattr(dataset, "images", None)
         if not isinstance(images, torch.Tensor) or not (
             (images.dtype == torch.uint8 and images.dim() == 4) or (images.is_floating_point() and images.dim() >= 2)
@@ -97,32 +141,15 @@ class Trainer:
                 f"the data set has {n} images, fewer than train.batch_size={config.batch_size}; lower the batch size"
             )
         self._local_batch = config.batch_size // self.dist.world_size
-        # Small data sets live on the GPU so a batch is one gather, not a copy.
         on_device = self.device.type != "cpu" and images.numel() <= 2**30
         self._images = images.to(self.device) if on_device else images
         self._labels = None if labels is None else (labels.to(self.device) if on_device else labels)
 
-        # Global RNGs: the same seed on every rank for the model's initial weights (set by
-        # the caller), a different stream per rank for the training noise.
-        seed_everything(config.seed + self.dist.rank)
-        self._data_gen = torch.Generator().manual_seed(config.seed)
-        self._epoch_gen_state = self._data_gen.get_state()
-        self._perm: torch.Tensor | None = None
-        self.epoch = 0
-        self._batch_index = 0
-        self.step = 0
-        self._elapsed = 0.0  # training time in seconds over every fit() of this run (checkpointed)
-        self.out_of_time = False
-
-        model.to(self.device)
-        self.threads = cpu.prepare(model, config, self.device)  # glibc malloc, channels-last, CPU threads (train.cpu)
-        distributed.broadcast_module_(model, self.dist)
-        model.train()
-        self.steps = list(model.train_steps())
-        if not self.steps:
-            raise ConfigError(f"{type(model).__name__}.train_steps() returned no steps")
-        config.check_steps([s.name for s in self.steps], type(model).__name__)
-        all_params = list(model.parameters())
+    def _set_optimizers(self) -> None:
+        """One Adam optimiser and learning-rate schedule per distinct train step name; a repeated
+        step (e.g. several D steps) shares its optimiser and must update the same parameters."""
+        config = self.config
+        all_params = list(self.model.parameters())
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         self._params: dict[str, list[nn.Parameter]] = {}
@@ -132,7 +159,7 @@ class Trainer:
             if not params:
                 raise ConfigError(f"train step {s.name!r} updates no parameters")
             ids = {id(p) for p in params}
-            if s.name in self._params:  # a repeated step (e.g. several D steps) shares its optimiser
+            if s.name in self._params:
                 if ids != {id(p) for p in self._params[s.name]}:
                     raise ConfigError(f"train steps named {s.name!r} must update the same parameters")
                 continue
@@ -147,41 +174,6 @@ class Trainer:
             )
             self.optimizers[s.name] = opt
             self.schedulers[s.name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda k, c=config: lr_factor(k, c))
-        self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
-
-        # Mixed precision: bfloat16 autocast on CPUs (fast where the CPU has bfloat16
-        # instructions, e.g. AVX512-BF16 or AMX) and on GPUs that support it, else float16
-        # with a gradient scaler. Weights, optimiser state and checkpoints stay float32.
-        self._autocast_dtype = None
-        self.scalers: dict[str, torch.amp.GradScaler] = {}
-        if config.amp:
-            if self.device.type == "cpu":
-                self._autocast_dtype = torch.bfloat16
-                if not cpu_has_bf16():
-                    warnings.warn(
-                        "train.amp on a CPU without bfloat16 instructions: autocast is "
-                        "emulated and likely slower than float32",
-                        stacklevel=2,
-                    )
-            elif self.device.type != "cuda":
-                warnings.warn(
-                    f"train.amp is ignored on {self.device.type}: mixed precision is used on CPU and CUDA only",
-                    stacklevel=2,
-                )
-            else:
-                self._autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-                if self._autocast_dtype == torch.float16:
-                    self.scalers = {s.name: torch.amp.GradScaler("cuda") for s in self.steps}
-        if config.compile:
-            if self.device.type == "cpu":
-                warnings.warn("train.compile is ignored on cpu: torch.compile is used on GPUs only", stacklevel=2)
-            else:
-                for child in model.children():  # in place: state_dict keys are unchanged
-                    child.compile()
-
-        self.log = MetricLog(self.run_dir, config.batch_size)
-        self._can_sample = True
-        self._last_checkpoint_step = -1
 
     # ---------------------------------------------------------------- data
     def _next_indices(self) -> torch.Tensor:
@@ -215,11 +207,6 @@ class Trainer:
         return {"x": x, "y": y}
 
     # ---------------------------------------------------------------- one iteration
-    def _autocast(self):
-        if self._autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
-
     def _run_step(self, step, batch) -> dict:
         name = step.name
         params = self._params[name]
@@ -230,7 +217,7 @@ class Trainer:
             p.requires_grad_(False)
         try:
             opt.zero_grad(set_to_none=True)
-            with self._autocast():
+            with self.runtime.autocast():
                 out = step.loss(batch)
             if not isinstance(out, dict) or "loss" not in out:
                 raise TrainingError(
@@ -292,7 +279,7 @@ class Trainer:
             self.ema.update(self.model)
 
     # ---------------------------------------------------------------- the loop
-    def fit(self, steps: int | None = None) -> Path:  # noqa: C901
+    def fit(self, steps: int | None = None) -> Path:
         """Train until a total of ``steps`` iterations (default ``config.steps``), or until
         the run's training time reaches ``config.max_seconds`` (when > 0): then it stops at
         the next iteration boundary (``out_of_time`` becomes True). The time is the
@@ -304,70 +291,72 @@ class Trainer:
         With nothing to do (the step or the time budget already reached) it writes nothing.
         Raises :class:`TrainingError` (writing no checkpoint) on a non-finite loss.
         """
+        if self._nothing_to_do(steps):
+            return self.run_dir
+        c = self.config
+        if self.dist.is_main:  # only now: with nothing to do the run folder stays as it is
+            make_dirs(self.run_dir)
+            self._write_config()
+        bar = progress_bar(c.steps, self.step, self.run_dir.name) if c.progress and self.dist.is_main else None
+        clock = self.cpu_clock if c.budget_clock == "cpu" else self.clock
+        t_start, elapsed0 = clock(), self._elapsed
+        self.log.start(self.step)
+        self.out_of_time = False
+        try:
+            with self.runtime.tuned():
+                while self.step < c.steps:
+                    if c.max_seconds > 0 and self._time_is_up(elapsed0 + clock() - t_start):
+                        self.out_of_time = True
+                        break
+                    self._iteration()
+                    self._elapsed = elapsed0 + clock() - t_start
+                    self._after_iteration(bar)
+                if self._last_checkpoint_step != self.step:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            self.log.flush()
+        return self.run_dir
+
+    def _nothing_to_do(self, steps: int | None) -> bool:
+        """Set the target ``steps`` (None: keep ``config.steps``) and say (with a warning) when the
+        run has already reached it or spent its time budget."""
         if steps is not None and steps != self.config.steps:
             if steps < 0:
                 raise ConfigError(f"steps must be >= 0, got {steps}")
             self.config = dataclasses.replace(self.config, steps=steps)
             if self.run_config is not None:
                 self.run_config = dataclasses.replace(self.run_config, train=self.config)
-        target = self.config.steps
         c = self.config
-        if self.step >= target:
-            if self.step > target:
+        if self.step >= c.steps:
+            if self.step > c.steps:
                 warnings.warn(
-                    f"the run is already at step {self.step}, past the requested {target}; nothing to do", stacklevel=2
+                    f"the run is already at step {self.step}, past the requested {c.steps}; nothing to do", stacklevel=3
                 )
-            return self.run_dir
+            return True
         if 0 < c.max_seconds <= self._elapsed:
             warnings.warn(
                 f"the run has already spent its budget train.max_seconds={c.max_seconds:g} ({self._elapsed:.1f} s) at "
                 f"step {self.step}; nothing to do (genlab resume RUN --steps N --max-seconds S, or resume(..., "
                 "max_seconds=S), sets a larger budget)",
-                stacklevel=2,
+                stacklevel=3,
             )
             self.out_of_time = True
-            return self.run_dir
-        if self.dist.is_main:  # only now: with nothing to do the run folder stays as it is
-            make_dirs(self.run_dir)
-            self._write_config()
-        bar = None
-        if c.progress and self.dist.is_main:
-            bar = progress_bar(target, self.step, self.run_dir.name)  # plain lines when stderr is a log file
-        clock = self.cpu_clock if c.budget_clock == "cpu" else self.clock
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)  # train.threads, chosen at start-up; restored below
-        # glibc keeps freed activations for the next step while the loop runs; restored below
-        tuned_here = c.tune_malloc and cpu.malloc_tuned() is None and cpu.tune_malloc() is not None
-        t_start = clock()
-        elapsed0 = self._elapsed
-        self.log.start(self.step)
-        self.out_of_time = False
-        try:
-            while self.step < target:
-                if c.max_seconds > 0 and self._time_is_up(elapsed0 + clock() - t_start):
-                    self.out_of_time = True
-                    break
-                self._iteration()
-                self._elapsed = elapsed0 + clock() - t_start
-                s = self.step
-                if c.log_every > 0 and s % c.log_every == 0:
-                    self._log(bar)
-                if bar is not None:
-                    bar.update(1)  # after the log line, so that it shows this step's losses
-                if c.sample_every > 0 and s % c.sample_every == 0:
-                    self.save_samples()
-                if c.checkpoint_every > 0 and s % c.checkpoint_every == 0:
-                    self.save_checkpoint()
-            if self._last_checkpoint_step != self.step:
-                self.save_checkpoint()
-        finally:
-            torch.set_num_threads(threads)
-            if tuned_here:
-                cpu.restore_malloc()
-            if bar is not None:
-                bar.close()
-            self.log.flush()
-        return self.run_dir
+            return True
+        return False
+
+    def _after_iteration(self, bar) -> None:
+        """The periodic work after an iteration: the log line, the progress bar, sample grids, checkpoints."""
+        c, s = self.config, self.step
+        if c.log_every > 0 and s % c.log_every == 0:
+            self._log(bar)
+        if bar is not None:
+            bar.update(1)  # after the log line, so that it shows this step's losses
+        if c.sample_every > 0 and s % c.sample_every == 0:
+            self.save_samples()
+        if c.checkpoint_every > 0 and s % c.checkpoint_every == 0:
+            self.save_checkpoint()
 
     def _time_is_up(self, elapsed: float) -> bool:
         """Whether ``elapsed`` (seconds, this run's training time so far) has reached
