@@ -35,6 +35,8 @@ from genlab.cli import main  # noqa: E402
 from saved_runs import saved  # noqa: E402
 from tiny import TINY  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 TRAIN = [
     "--data",
     "digits",

@@ -627,8 +627,8 @@ def _messages() -> list[tuple[str, str]]:
 
 def _fields() -> dict[str, set[str]]:
     model_fields = set()
-    for config_cls, _ in registry.MODELS.values():
-        model_fields |= {f.name for f in dataclasses.fields(config_cls)}
+    for e in registry.MODELS.values():
+        model_fields |= {f.name for f in dataclasses.fields(e.config_class)}
     return {
         "model": model_fields,
         "train": {f.name for f in dataclasses.fields(TrainConfig)},

@@ -154,14 +154,11 @@ def test_presets_apply_in_order_and_name_their_source(monkeypatch):
         registry.build_run_config("gan", preset="papr")
 
 
-def test_registry_entries_unpack_like_0_1_0_pairs_and_pairs_are_entries(monkeypatch):
-    config_cls, model_cls = registry.MODELS["gan"]
-    assert (
-        (config_cls, model_cls)
-        == registry.get("gan")
-        == (registry.entry("gan").config_class, registry.entry("gan").model_class)
-    )
-    monkeypatch.setitem(registry.MODELS, "plain", (config_cls, model_cls))
+def test_registry_entries_are_model_entries_and_get_gives_their_classes(monkeypatch):
+    assert all(type(e) is registry.ModelEntry for e in registry.MODELS.values())
+    e = registry.entry("gan")
+    assert registry.get("gan") == (e.config_class, e.model_class)
+    monkeypatch.setitem(registry.MODELS, "plain", registry.ModelEntry(e.config_class, e.model_class))
     assert registry.entry("plain").train == {} and registry.build_run_config("plain").train == TrainConfig()
 
 

@@ -16,6 +16,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from toys import ToyData, run_cfg  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = textwrap.dedent(
     """
     import os, sys

@@ -43,17 +43,14 @@ from .presets import BUDGET, PAPER, VAE_QUICKSTART, Preset, Published  # noqa: F
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows about a model (see the module docstring). It unpacks like the
-    ``(ConfigClass, ModelClass)`` pair genlab 0.1.0 kept in :data:`MODELS`."""
+    """What the registry knows about a model (see the module docstring); every value of :data:`MODELS` is one.
+    :func:`get` gives its ``(ConfigClass, ModelClass)`` pair."""
 
     config_class: type
     model_class: type
     default_data: str = DEFAULT_DATA
     train: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig defaults of this model, by field
     presets: Mapping[str, Preset] = field(default_factory=dict)
-
-    def __iter__(self):
-        return iter((self.config_class, self.model_class))
 
 
 _POINTS = Preset(
@@ -140,13 +137,11 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def entry(name: str) -> ModelEntry:
-    """The :class:`ModelEntry` of ``name``, or a clear error listing the choices. A
-    ``(ConfigClass, ModelClass)`` pair in :data:`MODELS` is an entry with every default."""
+    """The :class:`ModelEntry` of ``name``, or a clear error listing the choices."""
     try:
-        e = MODELS[name]
+        return MODELS[name]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; available models: {', '.join(sorted(MODELS))}") from None
-    return e if isinstance(e, ModelEntry) else ModelEntry(*e)
 
 
 def get(name: str):
