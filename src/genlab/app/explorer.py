@@ -510,7 +510,6 @@ class Explorer:
         domains stacked along channels), loaded once; RequestError saying why when there is none."""
         with self._data_lock:
             if self._test_split is None:
-
                 name = (self._doc.get("data") or {}).get("name")
                 self._test_split = "the run's config.json names no data set"
                 try:
