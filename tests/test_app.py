@@ -1,27 +1,22 @@
 """The explorer's engine (:class:`genlab.app.Explorer`): tiny models saved in tmp_path,
-each view called with the JSON-ready body the page sends and its answer round-tripped
-through strict JSON. Every image is checked against the direct library call it stands
-for, pixel for pixel. The Gradio page itself is tested in test_app_browser.py."""
+each view called with typed arguments as the page calls it. Every image is checked
+against the direct library call it stands for, pixel for pixel. The Gradio page itself
+is tested in test_app_browser.py."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import socket
 import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import genlab
 from genlab import data, ood, registry
-from genlab.app import Explorer, RequestError, capabilities
-from genlab.app.explorer import domain_shape
+from genlab.app import Explorer, RequestError, capabilities, uploads
 from genlab.cli import main
 from genlab.models.base import capabilities_of
 from genlab.models.vae import VAE, VAEConfig
@@ -69,67 +64,32 @@ def vae_run(tmp_path_factory):
     return out
 
 
-@contextmanager
-def serving(explorer):
-    """The explorer itself: views are called in process (the former HTTP layer is Gradio's now)."""
-    yield explorer
-
-
 @pytest.fixture(scope="module")
-def vae_url(vae_run):
+def vae_ex(vae_run):
     yield Explorer.from_run(vae_run)
 
 
-VIEWS = {"card", "samples", "latent", "interpolate", "manifold", "analyze", "translate"}
-
-
-def request(explorer, path, body=None):
-    """(status, strict-JSON answer) of one view: 200, or 400 with {"error"} for a RequestError
-    (GenlabError / ValueError: bad input said by the explorer or the model)."""
-    name = path.rsplit("/", 1)[-1]
-    if name not in VIEWS:
-        return 400, {"error": f"unknown view {path!r}"}
-    try:
-        doc = getattr(explorer, name)(body or {})
-    except (RequestError, ValueError) as e:
-        return 400, {"error": str(e)}
-    return 200, json.loads(json.dumps(doc, allow_nan=False))
-
-
-def ok(url, path, body=None):
-    status, doc = request(url, path, body)
-    assert status == 200, doc
-    return doc
-
-
-def png(b64: str) -> Image.Image:
-    raw = base64.b64decode(b64)
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
-    img = Image.open(io.BytesIO(raw))
-    img.load()
-    return img
-
-
-def pixels(b64: str) -> torch.Tensor:
-    """A base64 PNG -> uint8 (C, H, W)."""
-    img = png(b64)
+def pixels(img) -> torch.Tensor:
+    """A Pillow image -> uint8 (C, H, W)."""
     arr = torch.from_numpy(np.asarray(img).copy())
     return arr.unsqueeze(0) if arr.dim() == 2 else arr.permute(2, 0, 1)
 
 
 def expected(image: torch.Tensor) -> torch.Tensor:
-    """What a (C, H, W) image in [0, 1] looks like after the PNG round trip."""
-    return pixels(base64.b64encode(_png_bytes(image)).decode())
+    """What a (C, H, W) image in [0, 1] looks like on the page (8 bits per channel)."""
+    return pixels(to_pil(image))
 
 
-def _png_bytes(image: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG")
-    return buf.getvalue()
+def same(image: torch.Tensor, want: torch.Tensor) -> bool:
+    """``image`` is exactly ``want`` (a model's output) clamped to [0, 1]."""
+    return torch.equal(image, want.detach().float().clamp(0, 1))
 
 
-def data_url(image: torch.Tensor) -> str:
-    return "data:image/png;base64," + base64.b64encode(_png_bytes(image)).decode()
+def same_analysis(a, b) -> bool:
+    tensors = ("input", "model_input", "reconstruction")
+    return all(
+        (getattr(a, k) is None and getattr(b, k) is None) or torch.equal(getattr(a, k), getattr(b, k)) for k in tensors
+    ) and (a.seed, a.label, a.likelihood, a.outlier) == (b.seed, b.label, b.likelihood, b.outlier)
 
 
 def digits_test(n=4):
@@ -139,8 +99,8 @@ def digits_test(n=4):
 # ----------------------------------------------------------------------------- the card and the page
 
 
-def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae_run):
-    card = ok(vae_url, "/api/card")
+def test_card_names_the_model_its_capabilities_and_the_training_log(vae_ex, vae_run):
+    card = vae_ex.card()
     assert card["name"] == "vae" and card["class"] == "VAE" and "Kingma" in card["summary"]
     assert card["config"]["latent_dim"] == 2 and card["data"]["name"] == "digits"
     caps = card["capabilities"]
@@ -155,7 +115,7 @@ def test_card_names_the_model_its_capabilities_and_the_training_log(vae_url, vae
     assert card["parameters"] == sum(p.numel() for p in genlab.load(vae_run).parameters())
 
 
-def test_answers_are_strict_json_even_with_non_finite_metrics(tmp_path):
+def test_the_card_is_strict_json_even_with_non_finite_metrics(tmp_path):
     model = build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)
     model.save(tmp_path)
     lines = [
@@ -164,7 +124,7 @@ def test_answers_are_strict_json_even_with_non_finite_metrics(tmp_path):
     ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + '\n{"step": 4, "nll/lo')
     raw = json.dumps(Explorer.from_run(tmp_path).card(), allow_nan=False)  # raises on NaN / inf
-    card = json.loads(raw, parse_constant=lambda c: pytest.fail(f"{c} in the answer"))
+    card = json.loads(raw, parse_constant=lambda c: pytest.fail(f"{c} in the card"))
     m = card["metrics"]
     assert m["records"] == 3 and m["last"]["nll/loss"] == 2.0 and m["last"]["lr"] is None  # the cut line is skipped
     assert m["series"]["nll/loss"] == [[1, 3.0], [3, 2.0]]  # the NaN is left out of the curve
@@ -204,101 +164,97 @@ def test_capabilities_follow_the_methods_not_the_names():
 # ----------------------------------------------------------------------------- images
 
 
-def test_samples_are_the_models_samples_for_the_seed(vae_url, vae_run):
+def test_samples_are_the_models_samples_for_the_seed(vae_ex, vae_run):
     model = genlab.load(vae_run)
-    doc = ok(vae_url, "/api/samples", {"n": 9, "seed": 7})
-    assert png(doc["image"]).size == (2 + 3 * 10, 2 + 3 * 10) and doc["nrow"] == 3
+    shown = vae_ex.samples(9, seed=7)
+    assert shown.image.size == (2 + 3 * 10, 2 + 3 * 10) and shown.nrow == 3
     x = model.sample(9, generator=torch.Generator().manual_seed(7))
-    assert torch.equal(pixels(doc["image"]), expected(make_grid(x, nrow=3)))
-    assert ok(vae_url, "/api/samples", {"n": 9, "seed": 7})["image"] == doc["image"]
-    assert ok(vae_url, "/api/samples", {"n": 9, "seed": 8})["image"] != doc["image"]
+    assert torch.equal(shown.samples, x) and torch.equal(pixels(shown.image), expected(make_grid(x, nrow=3)))
+    assert vae_ex.samples(9, seed=7).image.tobytes() == shown.image.tobytes()
+    assert vae_ex.samples(9, seed=8).image.tobytes() != shown.image.tobytes()
 
 
-def test_latent_endpoint_returns_exactly_decode_of_z(vae_url, vae_run):
+def test_latent_returns_exactly_decode_of_z(vae_ex, vae_run):
     model = genlab.load(vae_run)
-    doc = ok(vae_url, "/api/latent", {"seed": 5})
-    z = torch.tensor(doc["z"])
+    image, z = vae_ex.latent(seed=5)
     assert torch.equal(
         z, torch.randn(1, 2, generator=torch.Generator().manual_seed(5))[0]
     )  # the prior draw of the seed
-    assert png(doc["image"]).size == (8, 8)
-    assert torch.equal(pixels(doc["image"]), expected(model.decode(z[None])[0]))
+    assert image.shape == (1, 8, 8)
+    assert same(image, model.decode(z[None])[0])
     # the seed's code equals what sample() decodes for that seed
-    assert torch.equal(pixels(doc["image"]), expected(model.sample(1, generator=torch.Generator().manual_seed(5))[0]))
-    moved = ok(vae_url, "/api/latent", {"seed": 5, "values": [1.25]})
-    assert moved["z"] == [1.25, doc["z"][1]]
-    assert torch.equal(pixels(moved["image"]), expected(model.decode(torch.tensor([[1.25, doc["z"][1]]]))[0]))
-    given = ok(vae_url, "/api/latent", {"z": [-0.3, 2.0]})
-    assert torch.equal(pixels(given["image"]), expected(model.decode(torch.tensor([[-0.3, 2.0]]))[0]))
+    assert same(image, model.sample(1, generator=torch.Generator().manual_seed(5))[0])
+    moved, moved_z = vae_ex.latent(seed=5, values=[1.25])
+    assert moved_z.tolist() == [1.25, z[1].item()]
+    assert same(moved, model.decode(torch.tensor([[1.25, z[1].item()]]))[0])
+    given, given_z = vae_ex.latent(z=[-0.3, 2.0])
+    assert torch.equal(given_z, torch.tensor([-0.3, 2.0])) and same(given, model.decode(torch.tensor([[-0.3, 2.0]]))[0])
 
 
-def test_interpolation_strip_and_manifold(vae_url, vae_run):
+def test_interpolation_strip_and_manifold(vae_ex, vae_run):
     model = genlab.load(vae_run)
-    doc = ok(vae_url, "/api/interpolate", {"seed_a": 1, "seed_b": 2, "steps": 3, "method": "lerp"})
-    assert png(doc["image"]).size == (2 + 3 * 10, 12)
-    za, zb = torch.tensor(doc["z_a"]), torch.tensor(doc["z_b"])
-    strip = make_grid(model.decode(torch.stack([za, (za + zb) / 2, zb])), nrow=3)
-    assert torch.equal(pixels(doc["image"]), expected(strip))
-    slerp = ok(vae_url, "/api/interpolate", {"seed_a": 1, "seed_b": 2, "steps": 3})
+    strip = vae_ex.interpolate(seed_a=1, seed_b=2, steps=3, method="lerp")
+    assert strip.shape == (1, 12, 2 + 3 * 10)
+    za, zb = vae_ex.prior(1, 1)[0], vae_ex.prior(1, 2)[0]
+    assert torch.equal(za, torch.randn(1, 2, generator=torch.Generator().manual_seed(1))[0])
+    want = make_grid(model.decode(torch.stack([za, (za + zb) / 2, zb])), nrow=3)  # lerp's midpoint: equal to an ulp
+    assert torch.equal(expected(strip), expected(want))
+    slerp = vae_ex.interpolate(seed_a=1, seed_b=2, steps=3)
     frames = latent_viz.z_interpolation_frames(model, za, zb, 3, "slerp")
-    assert torch.equal(pixels(slerp["image"]), expected(make_grid(torch.stack(frames), nrow=3)))
-    man = ok(vae_url, "/api/manifold", {"n": 4})
-    assert png(man["image"]).size == (32, 32)
-    assert torch.equal(pixels(man["image"]), expected(latent_viz.manifold_grid(model, n=4)))
+    assert same(slerp, make_grid(torch.stack(frames), nrow=3))
+    man = vae_ex.manifold(4)
+    assert man.shape == (1, 32, 32) and same(man, latent_viz.manifold_grid(model, n=4))
 
 
 def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
     model = build("gan", image_shape=(1, 8, 8), latent_dim=4, hidden_dim=16, hidden_layers=1, num_classes=3)
-    with serving(Explorer(model)) as url:
-        doc = ok(url, "/api/latent", {"seed": 3, "label": 2})
-        same = model.sample(1, generator=torch.Generator().manual_seed(3), labels=torch.tensor([2]))
-        assert torch.equal(pixels(doc["image"]), expected(same[0]))
-        other = ok(url, "/api/latent", {"seed": 3, "label": 0})
-        assert other["z"] == doc["z"] and other["image"] != doc["image"]
-        grid = ok(url, "/api/samples", {"n": 4, "seed": 0})  # default labels 0, 1, 2, 0
-        x = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]))
-        assert grid["labels"] == [0, 1, 2, 0] and torch.equal(pixels(grid["image"]), expected(make_grid(x, nrow=2)))
-        assert ok(url, "/api/samples", {"n": 3, "labels": [1]})["labels"] == [1, 1, 1]
-        assert png(ok(url, "/api/interpolate", {"steps": 4, "label": 1})["image"]).size == (42, 12)
+    ex = Explorer(model)
+    image, z = ex.latent(seed=3, label=2)
+    assert same(image, model.sample(1, generator=torch.Generator().manual_seed(3), labels=torch.tensor([2]))[0])
+    other, other_z = ex.latent(seed=3, label=0)
+    assert torch.equal(other_z, z) and not torch.equal(other, image)
+    shown = ex.samples(4, seed=0)  # default labels 0, 1, 2, 0
+    x = model.sample(4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 1, 2, 0]))
+    assert shown.labels.tolist() == [0, 1, 2, 0] and torch.equal(pixels(shown.image), expected(make_grid(x, nrow=2)))
+    assert ex.samples(3, labels=[1]).labels.tolist() == [1, 1, 1]
+    assert ex.interpolate(steps=4, label=1).shape == (1, 12, 42)
 
 
 def test_point_and_sequence_models_get_samples():
-    points = build("gan", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1)
-    with serving(Explorer(points)) as url:
-        doc = ok(url, "/api/samples", {"n": 500, "seed": 0})
-        assert png(doc["image"]).size == (384, 384)
-        assert ok(url, "/api/samples", {"n": 500, "seed": 0})["image"] == doc["image"]
+    points = Explorer(build("gan", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1))
+    shown = points.samples(500, seed=0)
+    assert shown.image.size == (384, 384) and shown.samples.shape == (500, 2)
+    assert points.samples(500, seed=0).image.tobytes() == shown.image.tobytes()
     wave = build("wavenet", image_shape=(1, 1, 12), residual_channels=4, skip_channels=4, dilations=(1, 2), stacks=1)
-    with serving(Explorer(wave)) as url:
-        doc = ok(url, "/api/samples", {"n": 2, "seed": 0})
-        assert png(doc["image"]).size == (512, 2 * 64)
-        x = wave.sample(2, generator=torch.Generator().manual_seed(0))
-        buf = io.BytesIO()
-        figure_image(waveform_figure(x)).save(buf, format="PNG")
-        assert doc["image"] == base64.b64encode(buf.getvalue()).decode()
-        assert request(url, "/api/latent", {})[0] == 400
+    ex = Explorer(wave)
+    shown = ex.samples(2, seed=0)
+    assert shown.image.size == (512, 2 * 64)
+    x = wave.sample(2, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(shown.samples, x) and shown.image.tobytes() == figure_image(waveform_figure(x)).tobytes()
+    with pytest.raises(RequestError, match="cannot decode latent codes"):
+        ex.latent()
 
 
 # ----------------------------------------------------------------------------- your image
 
 
-def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_run):
+def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_ex, vae_run):
     model = genlab.load(vae_run)
     x01 = digits_test(1)
-    doc = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
+    found = vae_ex.analyze(x01[0], seed=4, iw_samples=7)
     g = torch.Generator().manual_seed(4)
     x = model.prepare(x01, generator=g)
     lp = model.log_prob(x, iw_samples=7, generator=g)
-    lik = doc["likelihood"]
-    assert lik["log_prob_nats"] == float(lp[0]) and lik["nll_nats"] == -float(lp[0]) and lik["offset_nats"] == 0
-    assert lik["bits_per_dim"] == pytest.approx(-float(lp[0]) / (64 * 0.6931471805599453), rel=1e-12)
-    assert "k = 7" in lik["estimator"]
-    assert torch.equal(pixels(doc["input"]), expected(x01[0]))
-    assert torch.equal(pixels(doc["model_input"]), expected(x[0]))  # the binarized draw
-    assert torch.equal(pixels(doc["reconstruction"]), expected(model.decode(model.encode(x))[0]))
+    lik = found.likelihood
+    assert lik.log_prob_nats == float(lp[0]) and lik.nll_nats == -float(lp[0]) and lik.offset_nats == 0
+    assert lik.bits_per_dim == pytest.approx(-float(lp[0]) / (64 * 0.6931471805599453), rel=1e-12)
+    assert "k = 7" in lik.estimator and lik.conditional_on_label is None
+    assert torch.equal(found.input, x01[0]) and found.seed == 4 and found.label is None
+    assert torch.equal(found.model_input, x[0])  # the binarized draw
+    assert same(found.reconstruction, model.decode(model.encode(x))[0])
     # outlier scores: percentiles among the run's held-out digits, as genlab.ood scores them
-    # (with genlab.ood's own importance samples, k = 10, for the upload and the reference alike)
-    out = doc["outlier"]
+    # (with genlab.ood's own importance samples, k = 10, for the image and the reference alike)
+    out = found.outlier
     assert out["available"] and out["reference"] == "digits test split, first 100 images" and out["iw_samples"] == 10
     ref = ood.nll_bits_per_dim(model, data.load("digits", "test").images[:100], seed=4)
     mine = float(ood.nll_bits_per_dim(model, x01, seed=4)[0])
@@ -312,38 +268,36 @@ def test_analyze_gives_log_prob_reconstruction_and_outlier_scores(vae_url, vae_r
     assert out["complexity"]["percentile"] == pytest.approx(
         100 * float((ref_complexity < my_complexity).double().mean())
     )
-    again = ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 4, "iw_samples": 7})
-    assert again == doc  # determinism per seed
-    assert ok(vae_url, "/api/analyze", {"image": data_url(x01[0]), "seed": 5, "iw_samples": 7})["likelihood"] != lik
+    assert same_analysis(vae_ex.analyze(x01[0], seed=4, iw_samples=7), found)  # determinism per seed
+    assert vae_ex.analyze(x01[0], seed=5, iw_samples=7).likelihood != lik
 
 
-def test_analyze_fits_other_sizes_only_when_asked(vae_url, vae_run):
+def test_uploads_are_fitted_to_the_models_size_only_when_asked(vae_ex):
     from genlab.data.images import fit_image, to_array
 
-    big = torch.rand(3, 20, 12)  # an RGB image of another size and aspect ratio
-    status, doc = request(vae_url, "/api/analyze", {"image": data_url(big)})
-    assert status == 400 and "12x20" in doc["error"] and "8x8" in doc["error"] and "fit" in doc["error"]
-    doc = ok(vae_url, "/api/analyze", {"image": data_url(big), "fit": True, "iw_samples": 2})
-    want = to_array(fit_image(to_pil(big).convert("L"), (8, 8)), 1)
-    assert torch.equal(pixels(doc["input"]), torch.from_numpy(want.copy()))
+    big = to_pil(torch.rand(3, 20, 12))  # an RGB image of another size and aspect ratio
+    with pytest.raises(RequestError) as error:
+        uploads.image_tensor(big, (1, 8, 8))
+    assert "12x20" in str(error.value) and "8x8" in str(error.value) and "fit" in str(error.value)
+    x01 = uploads.image_tensor(big, (1, 8, 8), fit=True)
+    found = vae_ex.analyze(x01, iw_samples=2)
+    want = to_array(fit_image(big.convert("L"), (8, 8)), 1)
+    assert torch.equal(expected(found.input), torch.from_numpy(want.copy()))
 
 
 def test_exact_likelihood_models_and_labels():
     pix = build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8)
-    x01 = torch.rand(1, 1, 5, 5)
-    with serving(Explorer(pix)) as url:
-        doc = ok(url, "/api/analyze", {"image": data_url(x01[0]), "seed": 2})
-        xq = torch.round(x01 * 255) / 255  # what the PNG carries
-        x = pix.prepare(xq, generator=torch.Generator().manual_seed(2))
-        assert doc["likelihood"]["log_prob_nats"] == float(pix.log_prob(x).detach()[0])
-        assert "reconstruction" not in doc and doc["likelihood"]["estimator"] == pix.likelihood_description()
-        assert doc["outlier"] == {
-            "available": False,
-            "reason": "no reference images: the run's config.json names no data set",
-        }
-        assert (
-            request(url, "/api/analyze", {"image": data_url(x01[0]), "iw_samples": 5})[0] == 200
-        )  # ignored: exact model
+    xq = torch.round(torch.rand(1, 1, 5, 5) * 255) / 255  # 8-bit levels, as an upload carries
+    ex = Explorer(pix)
+    found = ex.analyze(xq[0], seed=2)
+    x = pix.prepare(xq, generator=torch.Generator().manual_seed(2))
+    assert found.likelihood.log_prob_nats == float(pix.log_prob(x).detach()[0])
+    assert found.reconstruction is None and found.likelihood.estimator == pix.likelihood_description()
+    assert found.outlier == {
+        "available": False,
+        "reason": "no reference images: the run's config.json names no data set",
+    }
+    assert ex.analyze(xq[0], iw_samples=5).likelihood is not None  # ignored: exact model
     gated = build(
         "gated-pixelcnn",
         image_shape=(3, 4, 4),
@@ -354,14 +308,12 @@ def test_exact_likelihood_models_and_labels():
         num_classes=3,
     )
     rgb = torch.round(torch.rand(3, 4, 4) * 255) / 255
-    with serving(Explorer(gated)) as url:
-        doc = ok(url, "/api/analyze", {"image": data_url(rgb), "label": 2})
-        assert doc["likelihood"]["log_prob_nats"] == float(
-            gated.log_prob(rgb[None], labels=torch.tensor([2])).detach()[0]
-        )
-        assert doc["likelihood"]["conditional_on_label"] == 2 and "outlier" not in doc
-        status, err = request(url, "/api/analyze", {"image": data_url(rgb), "label": 3})
-        assert status == 400 and "'label' must be in 0..2, got 3" in err["error"]
+    ex = Explorer(gated)
+    found = ex.analyze(rgb, label=2)
+    assert found.likelihood.log_prob_nats == float(gated.log_prob(rgb[None], labels=torch.tensor([2])).detach()[0])
+    assert found.likelihood.conditional_on_label == 2 and found.outlier is None
+    with pytest.raises(RequestError, match=r"'label' must be in 0\.\.2, got 3"):
+        ex.analyze(rgb, label=3)
 
 
 def with_data(model, folder, name="digits"):
@@ -372,7 +324,7 @@ def with_data(model, folder, name="digits"):
     return folder
 
 
-def test_ddpm_scores_an_upload_with_its_cheap_estimator_and_fewer_reference_images(tmp_path, monkeypatch):
+def test_ddpm_scores_an_image_with_its_cheap_estimator_and_fewer_reference_images(tmp_path, monkeypatch):
     """DDPM's bound over all T = 1000 terms takes about 15 s an image at MNIST size: the
     explorer uses its unbiased estimate from 50 stratified terms and says so, and cuts the
     reference images to what the estimator scores in REFERENCE_SECONDS."""
@@ -383,11 +335,11 @@ def test_ddpm_scores_an_upload_with_its_cheap_estimator_and_fewer_reference_imag
     calls = []
     ex.model.net.register_forward_hook(lambda *args: calls.append(1))
     monkeypatch.setattr(engine, "REFERENCE_SECONDS", 0.0)
-    doc = ex.analyze({"image": data_url(torch.rand(1, 6, 6)), "fit": True})
-    lik, out = doc["likelihood"], doc["outlier"]
-    assert "an unbiased stratified estimate from k = 50 of its T = 1000 terms" in lik["estimator"]
-    assert out["estimator"] == lik["estimator"] and out["reference"] == "digits test split, first 10 images"
-    assert len(calls) < 1000  # 50 each for the upload's NLL, its outlier score, the 10 references in one batch, and
+    found = ex.analyze(torch.rand(1, 6, 6))
+    lik, out = found.likelihood, found.outlier
+    assert "an unbiased stratified estimate from k = 50 of its T = 1000 terms" in lik.estimator
+    assert out["estimator"] == lik.estimator and out["reference"] == "digits test split, first 10 images"
+    assert len(calls) < 1000  # 50 each for the image's NLL, its outlier score, the 10 references in one batch, and
     # the reconstruction (the full bound: 1000 network passes for each of the three)
     assert ex.model.config.bound_timesteps == 0  # the run's own estimator is left as it was
     assert ex.card()["config"]["bound_timesteps"] == 0
@@ -406,14 +358,13 @@ def test_translate_calls_the_models_translate():
     model = Flipper(
         VAEConfig(image_shape=(1, 4, 6), latent_dim=2, channels=(4,), hidden_dim=0, likelihood="logistic")
     ).eval()
-    img = torch.round(torch.rand(1, 4, 6) * 255) / 255
-    with serving(Explorer(model)) as url:
-        a2b = ok(url, "/api/translate", {"image": data_url(img), "direction": "a2b"})
-        assert png(a2b["image"]).size == (6, 4) and torch.equal(pixels(a2b["image"]), expected(img.flip(-1)))
-        b2a = ok(url, "/api/translate", {"image": data_url(img), "direction": "b2a"})
-        assert torch.equal(pixels(b2a["image"]), expected(img.flip(-2)))
-        status, err = request(url, "/api/translate", {"image": data_url(img), "direction": "sideways"})
-        assert status == 400 and "'a2b' or 'b2a'" in err["error"]
+    img = torch.rand(1, 4, 6)
+    ex = Explorer(model)
+    a2b = ex.translate(img, "a2b")
+    assert a2b.shape == (1, 4, 6) and torch.equal(a2b, img.flip(-1))
+    assert torch.equal(ex.translate(img, direction="b2a"), img.flip(-2))
+    with pytest.raises(RequestError, match="'a2b' or 'b2a'"):
+        ex.translate(img, "sideways")
 
 
 def test_a_registered_translator_gets_samples_and_translations():
@@ -427,86 +378,82 @@ def test_a_registered_translator_gets_samples_and_translations():
     c, h, w = model.config.image_shape
     cd = model.domain_channels
     img = torch.round(torch.rand(cd, h, w) * 255) / 255
-    with serving(Explorer(model)) as url:
-        card = ok(url, "/api/card")
-        assert card["capabilities"]["translate"] and not card["capabilities"]["analyze"]
-        doc = ok(url, "/api/samples", {"n": 4, "seed": 1})
-        x = model.sample(4, generator=torch.Generator().manual_seed(1))
-        assert torch.equal(
-            pixels(doc["image"]), expected(make_grid(x.reshape(4 * c // cd, cd, h, w), nrow=doc["nrow"]))
-        )
-        for direction in ("a2b", "b2a"):
-            out = ok(url, "/api/translate", {"image": data_url(img), "direction": direction})
-            assert torch.equal(pixels(out["image"]), expected(model.translate(img[None], direction)[0]))
+    ex = Explorer(model)
+    card = ex.card()
+    assert card["capabilities"]["translate"] and not card["capabilities"]["analyze"]
+    shown = ex.samples(4, seed=1)
+    x = model.sample(4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(pixels(shown.image), expected(make_grid(x.reshape(4 * c // cd, cd, h, w), nrow=shown.nrow)))
+    for direction in ("a2b", "b2a"):
+        assert same(ex.translate(img, direction), model.translate(img[None], direction)[0])
 
 
 @pytest.mark.parametrize("name", sorted(registry.MODELS))
 def test_every_registered_model_answers_what_its_capabilities_promise(name):
     """Capabilities come from methods: each view a model's card lists must answer with
-    PNGs of the right size, and the others must refuse with 400."""
+    images of the right size, and the others must refuse with a RequestError."""
     model = build(name, **TINY[name])
     caps = capabilities(model)
     shape = tuple(model.config.image_shape)
-    with serving(Explorer(model)) as url:
-        assert ok(url, "/api/card")["capabilities"] == caps
-        label = {"label": 1} if caps["num_classes"] else {}
-        assert ok(url, "/api/samples", {"n": 2, **label})["image"]
-        image = {
-            "image": data_url(torch.rand(*domain_shape(model)) if len(shape) == 3 else torch.rand(1, 4, 4)),
-            "fit": True,
-        }
-        for path, body, cap, size in [
-            ("/api/latent", {**label}, "latent", shape[:0:-1]),
-            ("/api/interpolate", {"steps": 3, **label}, "latent", None),
-            (
-                "/api/manifold",
-                {"n": 2, **label},
-                "manifold",
-                (2 * shape[-1], 2 * shape[-2]) if len(shape) == 3 else None,
-            ),
-            ("/api/analyze", {**image, "iw_samples": 2, **label}, "analyze", None),
-        ]:
-            status, doc = request(url, path, body)
-            assert status == (200 if caps[cap] else 400), (path, doc)
-            if caps[cap] and size is not None:
-                assert png(doc["image"]).size == tuple(size)
-            if path == "/api/analyze" and caps[cap]:
-                assert ("likelihood" in doc) == caps["log_prob"] and ("reconstruction" in doc) == caps["reconstruct"]
-                if caps["reconstruct"]:
-                    assert png(doc["reconstruction"]).size == shape[:0:-1]
+    ex = Explorer(model)
+    assert ex.card()["capabilities"] == caps
+    label = 1 if caps["num_classes"] else None
+    assert ex.samples(2, labels=None if label is None else [label]).image.size[0] > 0
+    image = torch.rand(*shape) if len(shape) == 3 else torch.rand(1, 4, 4)
+    for view, call, cap, size in [
+        ("latent", lambda: ex.latent(label=label)[0], "latent", shape),
+        ("interpolate", lambda: ex.interpolate(steps=3, label=label), "latent", None),
+        ("manifold", lambda: ex.manifold(2, label=label), "manifold", (shape[0], 2 * shape[-2], 2 * shape[-1])),
+        ("analyze", lambda: ex.analyze(image, iw_samples=2, label=label), "analyze", None),
+    ]:
+        if not caps[cap]:
+            with pytest.raises(RequestError):
+                call()
+            continue
+        out = call()
+        if size is not None:
+            assert tuple(out.shape) == size, view
+        if view == "analyze":
+            assert (out.likelihood is not None) == caps["log_prob"]
+            assert (out.reconstruction is not None) == caps["reconstruct"]
+            if caps["reconstruct"]:
+                assert tuple(out.reconstruction.shape) == shape
 
 
-# ----------------------------------------------------------------------------- bad requests
+# ----------------------------------------------------------------------------- bad arguments
 
 
 @pytest.mark.parametrize(
-    "path, body, message",
+    "view, kwargs, message",
     [
-        ("/api/samples", {"n": 65}, "'n' must be in 1..64, got 65"),
-        ("/api/samples", {"n": "9"}, "'n' must be an integer"),
-        ("/api/samples", {"seed": -1}, "'seed' must be in 0.."),
-        ("/api/samples", {"labels": [1]}, "this model is unconditional"),
-        ("/api/latent", {"values": [0, 0, 0]}, "'values' must be a list of at most 2 numbers"),
-        ("/api/latent", {"z": [0.5]}, "'z' must be a list of exactly 2 numbers"),
-        ("/api/latent", {"values": [1e9]}, "finite numbers within +-100"),
-        ("/api/interpolate", {"method": "cubic"}, "'method' must be 'slerp' or 'lerp'"),
-        ("/api/interpolate", {"steps": 1}, "'steps' must be in 2..32"),
-        ("/api/manifold", {"dims": [0, 0]}, "two different latent dimensions in 0..1"),
-        ("/api/manifold", {"n": 31}, "'n' must be in 2..30"),
-        ("/api/analyze", {}, "'image' must be a PNG file as base64 text"),
-        ("/api/analyze", {"image": "not base64!"}, "not valid base64"),
+        ("samples", {"n": 65}, "'n' must be in 1..64, got 65"),
+        ("samples", {"n": "9"}, "'n' must be an integer"),
+        ("samples", {"seed": -1}, "'seed' must be in 0.."),
+        ("samples", {"labels": [1]}, "this model is unconditional"),
+        ("latent", {"values": [0, 0, 0]}, "'values' must be a list of at most 2 numbers"),
+        ("latent", {"z": [0.5]}, "'z' must be a list of exactly 2 numbers"),
+        ("latent", {"values": [1e9]}, "finite numbers within +-100"),
+        ("latent", {"label": 1}, "'label' was given, but this model is unconditional"),
+        ("interpolate", {"method": "cubic"}, "'method' must be 'slerp' or 'lerp'"),
+        ("interpolate", {"steps": 1}, "'steps' must be in 2..32"),
+        ("manifold", {"dims": [0, 0]}, "two different latent dimensions in 0..1"),
+        ("manifold", {"n": 31}, "'n' must be in 2..30"),
+        ("analyze", {"x01": None}, "'x01' must be one image, a float tensor (1, 8, 8) (C, H, W) in [0, 1], got None"),
+        ("analyze", {"x01": torch.zeros(1, 8, 8, dtype=torch.uint8)}, "got a torch.uint8 tensor"),
         (
-            "/api/analyze",
-            {"image": base64.b64encode(b"GIF89a but not really").decode()},
-            "could not be decoded as an image",
+            "analyze",
+            {"x01": torch.rand(1, 8, 9)},
+            "'x01' has shape (1, 8, 9), this model takes one image of shape (1, 8, 8)",
         ),
-        ("/api/analyze", {"image": data_url(torch.rand(1, 8, 8)), "iw_samples": 0}, "'iw_samples' must be in 1..1000"),
-        ("/api/translate", {"image": data_url(torch.rand(1, 8, 8))}, "cannot translate images"),
+        ("analyze", {"x01": torch.full((1, 8, 8), 2.0)}, "'x01' must hold values in [0, 1], got 2..2"),
+        ("analyze", {"x01": torch.rand(1, 8, 8), "iw_samples": 0}, "'iw_samples' must be in 1..1000"),
+        ("translate", {"x01": torch.rand(1, 8, 8)}, "cannot translate images"),
     ],
 )
-def test_bad_requests_get_400_and_a_message(vae_url, path, body, message):
-    status, doc = request(vae_url, path, body)
-    assert status == 400 and message in doc["error"], doc
+def test_bad_arguments_raise_a_request_error_that_says_what_is_accepted(vae_ex, view, kwargs, message):
+    with pytest.raises(RequestError) as error:
+        getattr(vae_ex, view)(**kwargs)
+    assert message in str(error.value), str(error.value)
 
 
 def test_model_calls_are_serialised_and_the_run_dir_is_never_written(vae_run):
@@ -526,22 +473,19 @@ def test_model_calls_are_serialised_and_the_run_dir_is_never_written(vae_run):
             inside[0] -= 1
 
     explorer.model.sample = slow_sample
-    with serving(explorer) as url:
-        results = {}
-        threads = [
-            threading.Thread(
-                target=lambda s=s: results.__setitem__(s, ok(url, "/api/samples", {"n": 4, "seed": s})["image"])
-            )
-            for s in range(6)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert most[0] == 1  # never two model calls at once
-        assert all(results[s] == ok(url, "/api/samples", {"n": 4, "seed": s})["image"] for s in range(6))
-        ok(url, "/api/analyze", {"image": data_url(digits_test(1)[0]), "iw_samples": 2})
-        ok(url, "/api/card")
+    results = {}
+    threads = [
+        threading.Thread(target=lambda s=s: results.__setitem__(s, explorer.samples(4, seed=s).image.tobytes()))
+        for s in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1  # never two model calls at once
+    assert all(results[s] == explorer.samples(4, seed=s).image.tobytes() for s in range(6))
+    explorer.analyze(digits_test(1)[0], iw_samples=2)
+    explorer.card()
     assert snapshot() == before
 
 
@@ -579,24 +523,23 @@ def test_image_shaped_codes_get_sliders_and_interpolation_over_flattened_codes(n
     def decoded(z, seed):
         return model.decode(z.reshape(len(z), *shape), generator=torch.Generator().manual_seed(seed))
 
-    doc = ex.latent({"seed": 3})
-    z = torch.tensor(doc["z"])
+    image, z = ex.latent(seed=3)
     assert z.shape == (d,) and torch.equal(z, model.latent(1, generator=torch.Generator().manual_seed(3)).reshape(d))
-    assert torch.equal(pixels(doc["image"]), expected(decoded(z[None], 3)[0]))
-    moved = ex.latent({"seed": 3, "values": [0.5, -1.0]})
+    assert same(image, decoded(z[None], 3)[0])
+    moved, moved_z = ex.latent(seed=3, values=[0.5, -1.0])
     want = torch.cat([torch.tensor([0.5, -1.0]), z[2:]])
-    assert moved["z"] == want.tolist() and torch.equal(pixels(moved["image"]), expected(decoded(want[None], 3)[0]))
+    assert torch.equal(moved_z, want) and same(moved, decoded(want[None], 3)[0])
     with pytest.raises(RequestError, match="at most 36"):
-        ex.latent({"values": [0.0] * (d + 1)})
+        ex.latent(values=[0.0] * (d + 1))
 
-    strip = ex.interpolate({"seed_a": 1, "seed_b": 2, "steps": 3, "method": "lerp"})
-    za, zb = torch.tensor(strip["z_a"]), torch.tensor(strip["z_b"])
+    strip = ex.interpolate(seed_a=1, seed_b=2, steps=3, method="lerp")
+    za, zb = ex.prior(1, 1)[0], ex.prior(1, 2)[0]
     assert za.shape == (d,)
     frames = decoded(torch.stack([za, (za + zb) / 2, zb]), 1)
-    assert torch.allclose(pixels(strip["image"]).float(), expected(make_grid(frames, nrow=3)).float(), atol=1)
+    assert torch.allclose(expected(strip).float(), expected(make_grid(frames, nrow=3)).float(), atol=1)
 
-    lik = ex.analyze({"image": data_url(torch.rand(1, 6, 6)), "iw_samples": 9})["likelihood"]
-    assert lik["estimator"] == model.likelihood_description(None) and "IWAE" not in lik["estimator"]
+    lik = ex.analyze(torch.rand(1, 6, 6), iw_samples=9).likelihood
+    assert lik.estimator == model.likelihood_description(None) and "IWAE" not in lik.estimator
 
 
 def test_a_shipped_model_shows_its_card_and_says_how_to_find_its_data():
@@ -609,13 +552,13 @@ def test_a_shipped_model_shows_its_card_and_says_how_to_find_its_data():
     card = ex.card()
     want = shipped_card("vae-mnist")
     assert card["model_card"]["measured"] == want["measured"] and want["headline"] in card_markdown(card)
-    reason = ex.analyze({"image": data_url(torch.rand(1, 28, 28)), "iw_samples": 2})["outlier"]["reason"]
+    reason = ex.analyze(torch.rand(1, 28, 28), iw_samples=2).outlier["reason"]
     assert "--data-dir" in reason and "download=True" not in reason
 
 
 def test_data_dir_gives_a_shipped_model_outlier_scores_and_the_projection(shared_data):
     ex = Explorer.from_run("pretrained:vae-mnist", reference_examples=10, data_dir=shared_data)
-    out = ex.analyze({"image": data_url(torch.rand(1, 28, 28)), "iw_samples": 2})["outlier"]
+    out = ex.analyze(torch.rand(1, 28, 28), iw_samples=2).outlier
     assert out["available"] and out["reference"] == "mnist test split, first 10 images"
     from genlab.app import views
 

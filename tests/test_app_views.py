@@ -12,11 +12,13 @@ import torch
 from PIL import Image
 
 from genlab import registry
-from genlab.app import Explorer, views
+from genlab.app import Explorer, uploads, views
 from genlab.app.explorer import RequestError
 from genlab.cli import main
 from genlab.viz import plots
 from genlab.viz.images import make_grid
+from genlab.viz.samples import domain_shape
+from tiny import TINY
 
 
 def build(name, **fields):
@@ -30,17 +32,17 @@ def test_uploads_are_limited_and_transparency_is_laid_over_white(tmp_path):
     rgba.putpixel((1, 1), (10, 20, 30, 255))
     path = tmp_path / "t.png"
     rgba.save(path)
-    flat = views.b64_pil(views.read_upload(path))
+    flat = uploads.read_upload(path)
     assert flat.mode == "RGB" and flat.getpixel((0, 0)) == (255, 255, 255) and flat.getpixel((1, 1)) == (10, 20, 30)
-    assert views.flatten(rgba, background=0).getpixel((0, 0)) == (0, 0, 0)  # sketches: over black
+    assert uploads.flatten(rgba, background=0).getpixel((0, 0)) == (0, 0, 0)  # sketches: over black
     wide = tmp_path / "wide.png"
     Image.new("L", (5000, 2)).save(wide)
     with pytest.raises(RequestError, match="5000x2 pixels; at most 4096 a side"):
-        views.read_upload(wide)
+        uploads.read_upload(wide)
     fat = tmp_path / "fat.png"
-    fat.write_bytes(bytes(views.MAX_UPLOAD_BYTES + 1))
+    fat.write_bytes(bytes(uploads.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(RequestError, match="fat.png is 5.0 MiB; at most 5 MiB"):
-        views.read_upload(fat)
+        uploads.read_upload(fat)
     for name, content in (
         ("text.png", b"not an image"),
         ("page.png", b"<html><body>hi</body></html>"),
@@ -49,15 +51,15 @@ def test_uploads_are_limited_and_transparency_is_laid_over_white(tmp_path):
     ):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(RequestError, match=rf"^{name} is not an image PIL can read: [a-z]") as error:
-            views.read_upload(tmp_path / name)
+            uploads.read_upload(tmp_path / name)
         assert str(tmp_path) not in str(error.value)  # the server's folders are not shown
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(RequestError, match=r"^empty.png is empty \(0 bytes\), not an image$"):
-        views.read_upload(tmp_path / "empty.png")
+        uploads.read_upload(tmp_path / "empty.png")
     with pytest.raises(RequestError, match="gone.png is no longer on the server"):
-        views.read_upload(tmp_path / "gone.png")
+        uploads.read_upload(tmp_path / "gone.png")
     with pytest.raises(RequestError, match="upload an image first"):
-        views.read_upload(None)
+        uploads.read_upload(None)
 
 
 def test_labels_are_parsed_and_checked():
@@ -119,6 +121,20 @@ def test_gallery_images_are_the_samples_and_captions_carry_the_labels():
     want = model.sample(4, generator=torch.Generator().manual_seed(7), labels=torch.tensor([2, 0, 2, 0]))
     assert torch.equal(torch.stack(images), want.clamp(0, 1)) and torch.equal(grid, make_grid(want, nrow=2))
     assert captions == ["#0  label 2", "#1  label 0", "#2  label 2", "#3  label 0"]
+
+
+def test_completion_and_the_translation_cycle_take_image_tensors():
+    pix = Explorer(build("pixelcnn", image_shape=(1, 5, 5), hidden_channels=8, num_blocks=1, output_channels=8))
+    x01 = torch.rand(1, 5, 5)
+    kept, grid = views.complete(pix, x01, 3, 2, 0, None)
+    assert torch.equal(kept[:, :3], x01[:, :3]) and bool((kept[:, 3:] == 0.5).all()) and grid.shape[0] == 1
+    with pytest.raises(RequestError, match=r"'x01' has shape \(1, 4, 4\), this model takes one image of shape"):
+        views.complete(pix, torch.rand(1, 4, 4), 3, 2, 0, None)
+    cyc = Explorer(build("cyclegan", **TINY["cyclegan"]))
+    x = torch.rand(*domain_shape(cyc.model))
+    shown, there, back = views.translate_cycle(cyc, x, "a2b")
+    assert torch.equal(shown, x) and torch.equal(there, cyc.translate(x, "a2b"))
+    assert torch.equal(back, cyc.translate(there, "b2a")) and back.shape == x.shape
 
 
 def test_manifold_and_projection_figures_have_labelled_axes(tmp_path):
@@ -184,8 +200,8 @@ def test_the_analysis_text_has_one_field_a_line_and_names_each_estimator():
     ex = Explorer(vae)
     ex._doc = {"data": {"name": "noise"}}  # as if the run's test split were 12 noise images
     ex._test_split = types.SimpleNamespace(images=(torch.rand(12, 1, 8, 8) * 255).to(torch.uint8))
-    doc = ex.analyze({"image": views.pil_base64(Image.new("L", (8, 8), 128)), "iw_samples": 3})
-    lines = views.analysis_markdown(doc).splitlines()
+    x01 = uploads.image_tensor(Image.new("L", (8, 8), 128), (1, 8, 8))
+    lines = views.analysis_markdown(ex.analyze(x01, iw_samples=3)).splitlines()
     fields = [line for line in lines if line.startswith("- ")]
     assert len(fields) == 6 and all(line.startswith("- ") or line.startswith("**Outlier") or not line for line in lines)
     estimators = [line for line in fields if "estimator" in line]

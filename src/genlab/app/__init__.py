@@ -6,17 +6,20 @@ Python API::
 
     from genlab.app import Explorer
     explorer = Explorer.from_run("runs/vae-mnist-5k")
-    explorer.samples({"n": 16, "seed": 0})["image"]      # base64 PNG of a 4x4 grid
+    explorer.samples(16, seed=0).image                    # a Pillow image: the 4x4 grid
+    image, z = explorer.latent(seed=3)                    # decode(z) (C, H, W) in [0, 1], and z
 
     from genlab.app.serve import launch                   # needs the app extra (gradio)
     page, url = launch({"vae": explorer}, port=0, block=False)   # page.close() stops it
 
-:class:`Explorer` (plain Python, no web dependency) answers each view;
-:mod:`genlab.app.views` adds the views with figures, audio and progress;
-:mod:`genlab.app.ui` lays them out with Gradio; :mod:`genlab.app.serve` runs it.
+:class:`Explorer` (plain Python, no web dependency) answers each view with
+tensors, images and small dataclasses; :mod:`genlab.app.views` adds the views
+with figures, audio and progress; :mod:`genlab.app.uploads` turns an uploaded
+file into the Explorer's input tensor; :mod:`genlab.app.ui` lays them out with
+Gradio; :mod:`genlab.app.serve` runs it.
 """
 
-from .explorer import Explorer, RequestError, capabilities
+from .explorer import Analysis, Explorer, RequestError, capabilities
 from .serve import serve
 
-__all__ = ["Explorer", "RequestError", "capabilities", "serve"]
+__all__ = ["Analysis", "Explorer", "RequestError", "capabilities", "serve"]

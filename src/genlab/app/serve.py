@@ -7,7 +7,7 @@ offline and locked down:
   fonts from the internet (a theme on the system's own fonts);
 * uploads at most ``MAX_UPLOAD`` bytes (Gradio's ``max_file_size``) and images
   decoded under a pixel limit (Pillow's ``MAX_IMAGE_PIXELS``; a larger image is
-  an error, not a warning), checked again from the header by ``views.read_upload``;
+  an error, not a warning), checked again from the header by ``uploads.read_upload``;
 * bound to loopback (the default 127.0.0.1), requests whose ``Host`` header is not
   localhost / 127.0.0.1 / [::1] are refused with 400 (DNS rebinding);
 * requests from another web page are refused with 403 (:class:`SameOrigin`): an
@@ -41,7 +41,8 @@ import warnings
 from pathlib import Path
 
 from ..errors import GenlabError
-from .explorer import MAX_IMAGE_SIDE, Explorer
+from .explorer import Explorer
+from .uploads import MAX_IMAGE_SIDE
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]

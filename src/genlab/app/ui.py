@@ -13,19 +13,20 @@ request clears its view's outputs and says why in one line.
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 
 from PIL import Image
+from torch import Tensor
 
 from ..errors import GenlabError
 from ..viz import plots
 from ..viz.images import to_pil
-from . import views
-from .explorer import MAX_FRAMES, MAX_IW_SAMPLES, MAX_MANIFOLD, MAX_POINTS, MAX_SAMPLES, Explorer
+from ..viz.samples import domain_shape
+from . import uploads, views
+from .explorer import MAX_FRAMES, MAX_IW_SAMPLES, MAX_MANIFOLD, MAX_POINTS, MAX_SAMPLES, Explorer, RequestError
 
 MAX_SLIDERS = 10  # latent dimensions (of the flattened code) given a slider
 SLIDER_RANGE = 3.0  # each slider covers [-3, 3]
@@ -38,6 +39,11 @@ def _fail(error: Exception) -> str:
     if isinstance(error, (GenlabError, ValueError)):
         return f"**Error:** {str(error).splitlines()[0] if str(error) else type(error).__name__}"
     return f"**Error:** {type(error).__name__} while computing this view (see the server log)"
+
+
+def _int_or_none(value) -> int | None:
+    """A class label from the page's dropdown (None: there is none)."""
+    return None if value is None else int(value)
 
 
 def card_markdown(card: dict) -> str:
@@ -148,11 +154,7 @@ class Page:
                 gr.Plot(plots.loss_curves(series, title=name), label="training curves", elem_id=f"m{i}-curves")
             with gr.Row():
                 gr.JSON(
-                    json.loads(
-                        json.dumps({"model": card["config"], "data": card["data"], "train": card["train"]}, default=str)
-                    ),
-                    label="config",
-                    open=True,
+                    {"model": card["config"], "data": card["data"], "train": card["train"]}, label="config", open=True
                 )
                 if card.get("eval"):
                     gr.JSON(card["eval"], label="eval.json", open=True)
@@ -316,7 +318,7 @@ class Page:
             event = self._on(go.click, draw, inputs, [player, wave, status], i, "audio")
             self._cancel_button(i, "audio", event)
 
-    def _latent(self, i: int, ex: Explorer) -> None:  # noqa: C901
+    def _latent(self, i: int, ex: Explorer) -> None:
         gr = self.gr
         d = ex.caps["latent_dim"]
         with gr.Tab("Latent space"):
@@ -346,29 +348,25 @@ class Page:
                     )
                     status = gr.Markdown(elem_id=f"m{i}-latent-status")
             extra = [label] if label is not None else []
-
-            def body(seed, label=None):
-                doc = {"seed": int(seed or 0)}
-                if label is not None:
-                    doc["label"] = int(label)
-                return doc
+            scale = views.display_scale(ex.model.config.image_shape[-2], 224)
 
             def from_seed(seed, label=None):
                 try:
-                    doc = ex.latent(body(seed, label))
+                    image, z = ex.latent(int(seed or 0), label=_int_or_none(label))
                 except Exception as e:  # noqa: BLE001
                     return [gr.Slider()] * len(sliders) + [None, _fail(e)]
-                img = views.b64_pil(doc["image"], views.display_scale(doc["height"], 224))
-                vals = [max(-SLIDER_RANGE, min(SLIDER_RANGE, v)) for v in doc["z"][: len(sliders)]]
-                return [gr.Slider(value=v) for v in vals] + [img, ""]
+                vals = [max(-SLIDER_RANGE, min(SLIDER_RANGE, v)) for v in z[: len(sliders)].tolist()]
+                return [gr.Slider(value=v) for v in vals] + [to_pil(image, scale), ""]
 
             def move(seed, *args):
                 label = args[len(sliders)] if extra else None
                 try:
-                    doc = ex.latent({**body(seed, label), "values": [float(v) for v in args[: len(sliders)]]})
+                    image, _ = ex.latent(
+                        int(seed or 0), values=[float(v) for v in args[: len(sliders)]], label=_int_or_none(label)
+                    )
                 except Exception as e:  # noqa: BLE001
                     return None, _fail(e)
-                return views.b64_pil(doc["image"], views.display_scale(doc["height"], 224)), ""
+                return to_pil(image, scale), ""
 
             self._loads.append((from_seed, [seed] + extra, sliders + [decoded, status], i))
             for trigger in [seed.change] + ([label.change] if label is not None else []):
@@ -397,18 +395,10 @@ class Page:
 
             def interpolate(a, b, steps, method, label=None):
                 try:
-                    doc = ex.interpolate(
-                        {
-                            "seed_a": int(a or 0),
-                            "seed_b": int(b or 0),
-                            "steps": int(steps),
-                            "method": method,
-                            **({"label": int(label)} if label is not None else {}),
-                        }
-                    )
+                    strip = ex.interpolate(int(a or 0), int(b or 0), int(steps), method, _int_or_none(label))
                 except Exception as e:  # noqa: BLE001
                     return None, _fail(e)
-                return views.b64_pil(doc["image"], views.display_scale(ex.model.config.image_shape[-2], 64)), ""
+                return to_pil(strip, views.display_scale(ex.model.config.image_shape[-2], 64)), ""
 
             self._on(
                 go.click, interpolate, [seed_a, seed_b, steps, method] + extra, [strip, strip_status], i, "interpolate"
@@ -425,7 +415,7 @@ class Page:
 
                 def manifold(n, dx, dy, label=None):
                     try:
-                        return views.manifold_plot(ex, int(n), (int(dx), int(dy)), label), ""
+                        return views.manifold_plot(ex, int(n), (int(dx), int(dy)), _int_or_none(label)), ""
                     except Exception as e:  # noqa: BLE001
                         return None, _fail(e)
 
@@ -472,17 +462,19 @@ class Page:
         )
 
     @staticmethod
-    def _image_b64(upload, sketch, source) -> str:
-        """The image a view was given, from the raw upload and sketch payloads: the image views
-        skip Gradio's preprocessing (``preprocess=False``), which opens an upload with Pillow
-        and fails on a file that is not an image with a bare "Error"; genlab's reader,
-        :func:`views.read_upload`, says what is wrong in one sentence."""
+    def _image(upload, sketch, source, shape) -> Tensor:
+        """The image a view was given, fitted to ``shape`` (C, H, W), from the raw upload and
+        sketch payloads: the image views skip Gradio's preprocessing (``preprocess=False``),
+        which opens an upload with Pillow and fails on a file that is not an image with a bare
+        "Error"; genlab's reader, :func:`uploads.read_upload`, says what is wrong in one sentence."""
         if source == "drawing":
             composite = (sketch or {}).get("composite")
             if composite is None:
-                raise views.RequestError("draw something first")
-            return views.read_upload(composite["path"], background=0)
-        return views.read_upload(upload and upload["path"])
+                raise RequestError("draw something first")
+            img = uploads.read_upload(composite["path"], background=0)
+        else:
+            img = uploads.read_upload(upload and upload["path"])
+        return uploads.image_tensor(img, shape, fit=True)
 
     def _analyze(self, i: int, ex: Explorer, examples: list[str]) -> None:
         gr = self.gr
@@ -524,23 +516,15 @@ class Page:
 
             def analyze(upload, sketch, source, seed, k, label=None, progress=gr.Progress()):
                 try:
+                    x01 = self._image(upload, sketch, source, ex.model.config.image_shape)
                     with self._watch(i, "analyze", progress, doing="scoring"):
-                        doc = ex.analyze(
-                            {
-                                "image": self._image_b64(upload, sketch, source),
-                                "fit": True,
-                                "seed": int(seed or 0),
-                                "iw_samples": int(k),
-                                **({"label": int(label)} if label is not None else {}),
-                            }
-                        )
+                        found = ex.analyze(x01, int(seed or 0), _int_or_none(label), iw_samples=int(k))
                 except Exception as e:  # noqa: BLE001
                     return None, None, _fail(e)
-                h = ex.model.config.image_shape[-2]
-                s = views.display_scale(h, 160)
-                seen = views.b64_pil(doc.get("model_input") or doc["input"], s)
-                rec = views.b64_pil(doc["reconstruction"], s) if "reconstruction" in doc else None
-                return seen, rec, views.analysis_markdown(doc)
+                s = views.display_scale(ex.model.config.image_shape[-2], 160)
+                seen = to_pil(found.model_input if found.model_input is not None else found.input, s)
+                rec = to_pil(found.reconstruction, s) if found.reconstruction is not None else None
+                return seen, rec, views.analysis_markdown(found)
 
             event = self._on(
                 go.click,
@@ -588,10 +572,9 @@ class Page:
 
             def run(upload, sketch, source, rows, n, seed, label=None, progress=gr.Progress()):
                 try:
+                    x01 = self._image(upload, sketch, source, ex.model.config.image_shape)
                     watch = self._watch(i, "complete", progress, int(n), int(rows))
-                    shown, grid = views.complete(
-                        ex, self._image_b64(upload, sketch, source), int(rows), int(n), int(seed or 0), label, watch
-                    )
+                    shown, grid = views.complete(ex, x01, int(rows), int(n), int(seed or 0), _int_or_none(label), watch)
                 except Exception as e:  # noqa: BLE001
                     return None, None, _fail(e)
                 return to_pil(shown, views.display_scale(h, 160)), to_pil(grid, views.display_scale(h, 80)), ""
@@ -626,11 +609,12 @@ class Page:
 
             def run(upload, sketch, source, direction):
                 try:
-                    images = views.translate_cycle(ex, self._image_b64(upload, sketch, source), direction)
+                    x01 = self._image(upload, sketch, source, domain_shape(ex.model))
+                    images = views.translate_cycle(ex, x01, direction)
                 except Exception as e:  # noqa: BLE001
                     return None, None, None, _fail(e)
                 s = views.display_scale(h, 160)
-                return (*[im.resize((im.width * s, im.height * s), Image.NEAREST) for im in images], "")
+                return (*[to_pil(x, s) for x in images], "")
 
             self._on(
                 go.click, run, [upload, sketch, source, direction], shown + [status], i, "translate", preprocess=False

@@ -1,43 +1,35 @@
 """What the Gradio page shows, computed without Gradio: each function takes an
 :class:`~genlab.app.explorer.Explorer` (the layer that talks to the model) and
-returns Pillow images, matplotlib figures, arrays or plain text.
+returns tensors, Pillow images, matplotlib figures, arrays or plain text.
 
 Views beyond :class:`Explorer`'s methods: single samples with their class label
 (for a gallery), WaveNet audio, the manifold and 2-D point plots with axes,
-autoregressive completion of an uploaded image, a PCA projection of encoded
-test images coloured by class, and translation with its cycle reconstruction.
-Model calls hold ``explorer.lock``; slow ones run inside :class:`Watch`, which
-reports progress and stops the call when asked to.
-
-Uploads are read by :func:`read_upload`: at most ``MAX_UPLOAD_BYTES`` bytes and
-``MAX_IMAGE_SIDE`` pixels a side, checked from the header before any pixel is
-decoded; transparent pixels are laid over white (over black for sketches,
-which are drawn white on black like the digits).
+autoregressive completion of an image, a PCA projection of encoded test images
+coloured by class, and translation with its cycle reconstruction. Model calls
+hold ``explorer.lock``; slow ones run inside :class:`Watch`, which reports
+progress and stops the call when asked to.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from ..errors import GenlabError
 from ..run import parse_labels as run_labels
 from ..viz import plots
 from ..viz.images import make_grid, to_pil
-from ..viz.samples import render_samples
-from .explorer import MAX_IMAGE_SIDE, MAX_SAMPLES, Explorer, RequestError, domain_shape
+from .explorer import Analysis, Explorer, RequestError, check_image, domain_shape
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an uploaded image file
 MAX_PROJECTION = 2000  # test images encoded for the PCA view
 AUDIO_RATE = 8000  # Hz of WaveNet clips played back
 
@@ -102,72 +94,7 @@ class Watch:
             self._totals[self.key] = self.count
 
 
-# ----------------------------------------------------------------------------- uploads
-
-
-def read_upload(path: str | Path | None, *, background: int = 255) -> str:
-    """An uploaded image file -> base64 PNG text for the Explorer's ``"image"`` field.
-
-    Refused (RequestError, one sentence naming the file) when it is empty, above
-    ``MAX_UPLOAD_BYTES`` bytes or ``MAX_IMAGE_SIDE`` pixels a side (read from the header
-    before decoding), or not an image Pillow can read; transparency is laid over grey
-    level ``background``.
-    """
-    if path is None:
-        raise RequestError("upload an image first (or draw one, or click an example)")
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise RequestError(
-            f"{path.name} is no longer on the server (uploads are kept for a while only): upload it again"
-        ) from None
-    if size == 0:
-        raise RequestError(f"{path.name} is empty (0 bytes), not an image")
-    if size > MAX_UPLOAD_BYTES:
-        raise RequestError(f"{path.name} is {size / 2**20:.1f} MiB; at most {MAX_UPLOAD_BYTES / 2**20:.0f} MiB")
-    try:
-        with Image.open(path) as img:
-            if max(img.size) > MAX_IMAGE_SIDE:
-                raise RequestError(f"the image is {img.width}x{img.height} pixels; at most {MAX_IMAGE_SIDE} a side")
-            img.load()
-            flat = flatten(img, background)
-    except RequestError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise RequestError(
-            f"{path.name} is too large ({_reason(e, path)}); at most {MAX_IMAGE_SIDE} pixels a side"
-        ) from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise RequestError(f"{path.name} is not an image PIL can read: {_reason(e, path)}") from None
-    return pil_base64(flat)
-
-
-def _reason(error: Exception, path: Path) -> str:
-    """Pillow's message without the server's path of the file."""
-    return str(error).replace(f" {str(path)!r}", "").replace(str(path), path.name) or type(error).__name__
-
-
-def flatten(img: Image.Image, background: int = 255) -> Image.Image:
-    """Any Pillow image -> RGB, transparent pixels laid over grey level ``background``."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        base = Image.new("RGBA", rgba.size, (background, background, background, 255))
-        return Image.alpha_composite(base, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
-def pil_base64(img: Image.Image) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def b64_pil(text: str, scale: int = 1) -> Image.Image:
-    """Base64 PNG text (as the Explorer answers) -> a Pillow image, upscaled (nearest) by ``scale``."""
-    img = Image.open(io.BytesIO(base64.b64decode(text)))
-    img.load()
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+# ----------------------------------------------------------------------------- display
 
 
 def display_scale(height: int, target: int = 112) -> int:
@@ -185,21 +112,15 @@ def parse_labels(text: str | None, num_classes: int) -> list[int] | None:
 
 
 def sample_images(explorer: Explorer, n: int, seed: int, labels: list[int] | None, watch: Watch | None = None):
-    """n image samples for ``seed`` -> (the grid (C, H', W') as Explorer.samples draws it,
+    """n image samples for ``seed`` (:meth:`Explorer.samples`) -> (their grid (C, H', W'),
     the single images [(C, H, W)], their captions). Labels default to 0, 1, ..., k-1, 0, ...
     (cycled to n); a translator's paired samples are split into one-domain images."""
     caps = explorer.caps
     if caps["kind"] != "image":
         raise RequestError("image samples are for image models; this one makes " + caps["kind"])
-    n = int(min(max(n, 1), MAX_SAMPLES))
-    k = caps["num_classes"]
-    lab = None
-    if k:
-        lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)])
-    g = torch.Generator().manual_seed(int(seed))
-    with explorer.lock, torch.inference_mode(), watch or _null():
-        shown = render_samples(explorer.model, n, generator=g, labels=lab)
-    x = shown.samples
+    with watch or nullcontext():
+        shown = explorer.samples(n, seed, labels)
+    x, lab, n = shown.samples, shown.labels, len(shown.samples)
     c = domain_shape(explorer.model)[0]
     per = x.shape[1] // c
     images = x.reshape(n * per, c, *x.shape[2:]).clamp(0, 1)
@@ -213,24 +134,13 @@ def sample_images(explorer: Explorer, n: int, seed: int, labels: list[int] | Non
     return make_grid(images, nrow=nrow), list(images), captions
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-
 def audio_samples(explorer: Explorer, n: int, seed: int, labels: list[int] | None, watch: Watch | None = None):
     """Sequence models (WaveNet): n clips for ``seed`` -> ((rate, int16 samples) for an audio
     player, the waveform picture, the WAV file bytes). Clips play one after another."""
     from ..data.audio import save_wav
 
-    k = explorer.caps["num_classes"]
-    lab = torch.tensor([(labels or list(range(k)))[i % len(labels or range(k))] for i in range(n)]) if k else None
-    g = torch.Generator().manual_seed(int(seed))
-    with explorer.lock, torch.inference_mode(), watch or _null():
-        shown = render_samples(explorer.model, n, generator=g, labels=lab)
+    with watch or nullcontext():
+        shown = explorer.samples(n, seed, labels)
     x = shown.samples
     import tempfile
 
@@ -272,16 +182,10 @@ def points_plot(explorer: Explorer, n: int, seed: int):
 
 
 def manifold_plot(explorer: Explorer, n: int, dims: tuple[int, int], label: int | None):
-    """The n x n manifold (Explorer.manifold) as a figure with the z values on its axes."""
-    body = {"n": int(n), "dims": [int(dims[0]), int(dims[1])]}
-    if label is not None:
-        body["label"] = int(label)
-    doc = explorer.manifold(body)
-    img = b64_pil(doc["image"])
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    grid = torch.from_numpy(arr).unsqueeze(0) if arr.ndim == 2 else torch.from_numpy(arr).permute(2, 0, 1)
+    """The n x n manifold (:meth:`Explorer.manifold`) as a figure with the z values on its axes."""
+    grid = explorer.manifold(n, dims, label)
     c, h, w = explorer.model.config.image_shape
-    return plots.manifold_figure(grid, plots.quantile_axis(int(n)), tuple(body["dims"]), (h, w))
+    return plots.manifold_figure(grid, plots.quantile_axis(int(n)), (int(dims[0]), int(dims[1])), (h, w))
 
 
 def projection_plot(explorer: Explorer, n: int = 500, seed: int = 0):
@@ -312,23 +216,21 @@ def can_complete(explorer: Explorer) -> bool:
 
 
 def complete(
-    explorer: Explorer, image_b64: str, rows: int, n: int, seed: int, label: int | None, watch: Watch | None = None
+    explorer: Explorer, x01: Tensor, rows: int, n: int, seed: int, label: int | None, watch: Watch | None = None
 ) -> tuple[Tensor, Tensor]:
-    """Keep the top ``rows`` rows of an uploaded image (fitted to the model's size) and let
+    """Keep the top ``rows`` rows of an image (C, H, W) in [0, 1] of the model's shape and let
     the model draw the rest, n times -> (the observed part, rows below grey, (C, H, W);
     a grid of the n completions (C, H', W'))."""
-    from .explorer import decode_upload
-
     c, h, w = explorer.model.config.image_shape
     if not 0 < rows < h:
         raise RequestError(f"observed rows must be in 1..{h - 1}, got {rows}")
-    x01 = decode_upload(image_b64, (c, h, w), True)
+    x01 = check_image("x01", x01, (c, h, w))[None]
     mask = torch.zeros(h, w)
     mask[:rows] = 1
     k = explorer.caps["num_classes"]
     lab = torch.full((n,), int(label or 0), dtype=torch.long) if k else None
     g = torch.Generator().manual_seed(int(seed))
-    with explorer.lock, watch or _null():
+    with explorer.lock, watch or nullcontext():
         out = (
             explorer.model.complete(x01.expand(n, -1, -1, -1).contiguous(), mask, generator=g, labels=lab).float().cpu()
         )
@@ -337,12 +239,12 @@ def complete(
     return shown, make_grid(out.clamp(0, 1), nrow=max(1, math.ceil(math.sqrt(n))))
 
 
-def translate_cycle(explorer: Explorer, image_b64: str, direction: str) -> tuple[Image.Image, Image.Image, Image.Image]:
-    """Translate an upload with ``direction`` and back -> (input, translation, cycle
-    reconstruction), each as the model's pixels."""
-    there = explorer.translate({"image": image_b64, "fit": True, "direction": direction})
-    back = explorer.translate({"image": there["image"], "direction": "b2a" if direction == "a2b" else "a2b"})
-    return b64_pil(there["input"]), b64_pil(there["image"]), b64_pil(back["image"])
+def translate_cycle(explorer: Explorer, x01: Tensor, direction: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Translate an image (C, H, W) in [0, 1] with ``direction`` and back -> (the input, its
+    translation, the cycle reconstruction), each (C, H, W) in [0, 1]."""
+    there = explorer.translate(x01, direction)
+    back = explorer.translate(there, "b2a" if direction == "a2b" else "a2b")
+    return x01, there, back
 
 
 def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str]:
@@ -377,19 +279,19 @@ def example_images(explorer: Explorer, folder: Path, count: int = 8) -> list[str
     return paths
 
 
-def analysis_markdown(doc: dict) -> str:
-    """Explorer.analyze's answer as text, one field a line: log p(x) in nats and bits/dim, and
-    the outlier percentiles, each number with the estimator that produced it."""
+def analysis_markdown(analysis: Analysis) -> str:
+    """:meth:`Explorer.analyze`'s answer as text, one field a line: log p(x) in nats and bits/dim,
+    and the outlier percentiles, each number with the estimator that produced it."""
     lines = []
-    lik = doc.get("likelihood")
+    lik = analysis.likelihood
     if lik:
-        offset = f" (discrete-data offset {lik['offset_nats']:.2f})" if lik["offset_nats"] else ""
+        offset = f" (discrete-data offset {lik.offset_nats:.2f})" if lik.offset_nats else ""
         lines += [
-            f"- **log p(x)** = {lik['log_prob_nats']:.2f} nats{offset}",
-            f"- **NLL** = {lik['nll_nats']:.2f} nats = **{lik['bits_per_dim']:.4f} bits/dim**",
-            f"- estimator: {lik['estimator']}",
+            f"- **log p(x)** = {lik.log_prob_nats:.2f} nats{offset}",
+            f"- **NLL** = {lik.nll_nats:.2f} nats = **{lik.bits_per_dim:.4f} bits/dim**",
+            f"- estimator: {lik.estimator}",
         ]
-    out = doc.get("outlier")
+    out = analysis.outlier
     if out and out.get("available"):
         nll, cx = out["nll_bits_per_dim"], out["complexity"]
         lines += [
@@ -404,6 +306,6 @@ def analysis_markdown(doc: dict) -> str:
         ]
     elif out:
         lines += ["", f"outlier scores: {out['reason']}"]
-    if "reconstruction" in doc and not lik:
+    if analysis.reconstruction is not None and not lik:
         lines.append("reconstruction = decode(encode(x))")
     return "\n".join(lines) or "done"
