@@ -201,6 +201,7 @@ ESTIMATORS = {
     "vae": (["IWAE", "k = 100"], True),
     "pixelvae": (["IWAE", "k = 100"], True),
     "vqvae": (["deterministic lower bound", "no importance samples"], False),
+    "latent": (["deterministic lower bound", "no importance samples"], False),  # a VQ-VAE + PixelCNN prior
     "ddpm": (["variational lower bound", "all T = 10 terms"], False),
     "flow-matching": (["exact divergence"], False),  # D = 36 <= exact_max_dims: "auto" is exact
     "glow": (["exact"], False),

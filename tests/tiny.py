@@ -63,6 +63,16 @@ TINY = {
         prior_channels=8,
         prior_blocks=1,
     ),
+    # a fresh tiny VQ-VAE built in place (autoencoder=new:MODEL): the suite has no saved autoencoder to load
+    "latent": dict(
+        image_shape=(1, 8, 8),
+        autoencoder="new:vqvae",
+        autoencoder_config=dict(
+            hidden_channels=8, residual_blocks=1, num_codes=4, code_dim=3, prior_channels=8, prior_blocks=1
+        ),
+        prior="pixelcnn",
+        prior_config=dict(hidden_channels=8, num_blocks=1, output_channels=8, input_kernel=3),
+    ),
 }
 
 

@@ -29,6 +29,8 @@ from .models.gan import GAN, POINT_PRESET, GANConfig
 from .models.gan import TRAIN_DEFAULTS as GAN_TRAIN
 from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .models.glow import Glow, GlowConfig
+from .models.latent import TRAIN_DEFAULTS as LATENT_TRAIN
+from .models.latent import LatentConfig, LatentModel
 from .models.pixelcnn import PixelCNN, PixelCNNConfig
 from .models.pixelvae import PixelVAE, PixelVAEConfig
 from .models.progan import TRAIN_DEFAULTS as PROGAN_TRAIN
@@ -133,6 +135,7 @@ MODELS: dict[str, ModelEntry] = {
     "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
     "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),
     "vqvae": ModelEntry(VQVAEConfig, VQVAE, presets=PAPER["vqvae"]),
+    "latent": ModelEntry(LatentConfig, LatentModel, train=LATENT_TRAIN),
 }
 
 

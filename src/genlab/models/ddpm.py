@@ -34,6 +34,11 @@ Variational bound (nats per image; ``log_prob`` returns its negative):
     L_0     = -log p(x0 | x_1), a Gaussian N(mu(x_1, 1), sigma_1^2) discretized into the
               256 bins of width 2/255 around each pixel value (edge bins open to +-inf).
 
+``bound(x0, levels=K)`` discretizes L_0 into K bins instead (data on a K-value grid in [-1, 1],
+e.g. the code maps of :mod:`genlab.models.latent`); ``levels=None`` makes L_0 the Gaussian
+density -log N(x0; mu(x_1, 1), sigma_1^2), and the bound one on the log-density of continuous x0
+(e.g. latent codes, which need not lie in [-1, 1]).
+
 One x_t is drawn per term (as the papers evaluate it); ``bound_timesteps = k > 0``
 replaces the T terms by an unbiased stratified estimate from k of them.
 Bits/dim: :func:`genlab.distributions.bits_per_dim` of the bound (D = C H W).
@@ -233,24 +238,35 @@ class DDPM(UNetImageModel):
         labels: Tensor | None = None,
         out: Tensor | None = None,
         detach_mean: bool = False,
+        levels: int | None = 256,
     ) -> Tensor:
         """The bound's term for step t = i + 1 at x_t = q_sample(x0, i, noise), nats (B,):
-        L_0 = -log p(x0 | x_1) where i = 0, else L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))."""
+        L_0 = -log p(x0 | x_1) where i = 0, else L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t)).
+        L_0 is discretized into ``levels`` bins, or a Gaussian density for ``levels=None``."""
         xt = self.q_sample(x0, i, noise)
         if out is None:
             out = self.network(xt, i, labels)
         mean, log_var, _ = self.p_from_output(out, xt, i, detach_mean=detach_mean)
         q_mean, q_log_var = self.q_posterior(x0, xt, i)
         kl = D.kl_gaussian(q_mean, q_log_var, mean, log_var)
-        nll0 = -discretized_gaussian_log_prob(x0, mean, log_var)
+        if levels is None:
+            nll0 = -D.gaussian_log_prob(x0, mean, log_var)
+        else:
+            nll0 = -discretized_gaussian_log_prob(x0, mean, log_var, levels)
         return torch.where(i == 0, nll0, kl)
 
     def bound(
-        self, x0: Tensor, *, labels: Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        x0: Tensor,
+        *,
+        labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        levels: int | None = 256,
     ) -> dict[str, Tensor]:
         """The variational bound of x0 (B, C, H, W) in [-1, 1], nats per image: {"prior": L_T (B,),
         "terms": (B, T) L_0 .. L_{T-1} (or (B, k) stratified draws, already weighted),
-        "steps": the step indices of those columns, "total": (B,)}."""
+        "steps": the step indices of those columns, "total": (B,)}. ``levels``: the bins of L_0
+        (x0 on a grid of that many values), or None for continuous x0 (L_0 a Gaussian density)."""
         b, T, k = x0.shape[0], self.config.timesteps, self.config.bound_timesteps
         if k == 0:
             steps = torch.arange(T, device=x0.device)[None].expand(b, T)
@@ -263,7 +279,7 @@ class DDPM(UNetImageModel):
         terms = []
         for j in range(steps.shape[1]):
             noise = D.draw(torch.randn, x0.shape, generator=generator, device=x0.device)
-            terms.append(self.term(x0, steps[:, j], noise, labels) * weights[j])
+            terms.append(self.term(x0, steps[:, j], noise, labels, levels=levels) * weights[j])
         terms = torch.stack(terms, 1)
         prior = self.prior_term(x0)
         return {"prior": prior, "terms": terms, "steps": steps, "total": prior + terms.sum(1)}
