@@ -60,8 +60,9 @@ def all_commands() -> list[tuple[str, list[str]]]:
 
 
 def check_data_name(name: str) -> None:
-    """A ``--data`` value: a named data set, a path form, or unpaired:<A>,<B> of named domains (+transform)."""
-    if name.startswith(("folder:", "npz:", "npy:", "wav:")):
+    """A ``--data`` value: a named data set, a path form (latent:<run> included), or unpaired:<A>,<B> of named
+    domains (+transform)."""
+    if name.startswith(("folder:", "npz:", "npy:", "wav:", "latent:")):
         return
     domains = name[len("unpaired:") :].split(",") if name.startswith("unpaired:") else [name]
     for domain in domains:
