@@ -49,6 +49,11 @@ def test_nn_imports_nothing_from_models():
     assert not {k: v for k, v in bad.items() if v}
 
 
+def test_presets_import_no_model():
+    """Each model's presets live in its module, which imports genlab.presets: never the other way."""
+    assert not sorted(m for m in imported_modules(SRC / "presets.py") if m.startswith("genlab.models"))
+
+
 def test_file_io_comes_from_genlab_io_outside_the_training_package():
     io_names = ("atomic_write_bytes", "atomic_write_json", "save_tensors", "load_tensors", "read_json", "file_digest")
     bad = {}

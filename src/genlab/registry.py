@@ -1,46 +1,46 @@
-"""The model registry: one literal dict from a model's name to its :class:`ModelEntry`.
+"""The model registry: one literal dict from a model's name to its :class:`ModelEntry`, read from its module.
 
-An entry carries everything a run of the model starts from: its config and model
-classes, the data it trains on when none is named, its training defaults (the
-learning rate and betas its paper uses, ...) and its presets. :func:`build_run_config`
-turns (model, data, preset, overrides) into a :class:`~genlab.config.RunConfig`; the
-command line (``genlab train``) and the Python API (``genlab.train.train``) both call
-it, so the same arguments give the same run.
+A model's recipe lives in its own module (``genlab/models/<name>.py``), beside its config
+class: ``TRAIN_DEFAULTS`` (TrainConfig fields: the learning rate and betas its paper uses,
+...; may be empty), ``PRESETS`` (name -> :class:`~genlab.presets.Preset`: the paper's
+settings, those sized for a CPU budget, those applied to a data set; may be empty) and,
+where it trains on other data than genlab's default, ``DEFAULT_DATA``. :func:`entry_from`
+turns a module and its two classes into the entry that carries them.
+:func:`build_run_config` turns (model, data, preset, overrides) into a
+:class:`~genlab.config.RunConfig`; the command line (``genlab train``) and the Python API
+(``genlab.train.train``) both call it, so the same arguments give the same run.
 
-Add a model by adding one entry here; nothing registers itself at import time.
+Add a model by adding one line to :data:`MODELS`; nothing registers itself at import time.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Iterable, Mapping
 
 from .config import DEFAULT_DATA, DataConfig, RunConfig, TrainConfig, apply_overrides, parse_overrides, to_dict
 from .errors import ConfigError
-from .models.ali import ALI, ALIConfig
-from .models.cyclegan import DEFAULT_DATA as CYCLEGAN_DATA
-from .models.cyclegan import TRAIN_DEFAULTS as CYCLEGAN_TRAIN
-from .models.cyclegan import CycleGAN, CycleGANConfig
-from .models.dcgan import DCGAN, DCGANConfig, LSGANConfig
-from .models.ddpm import DDPM, DDPMConfig
-from .models.flow_matching import FlowMatching, FlowMatchingConfig
-from .models.gan import GAN, POINT_PRESET, GANConfig
-from .models.gan import TRAIN_DEFAULTS as GAN_TRAIN
-from .models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-from .models.glow import Glow, GlowConfig
-from .models.latent import TRAIN_DEFAULTS as LATENT_TRAIN
-from .models.latent import LatentConfig, LatentModel
-from .models.pixelcnn import PixelCNN, PixelCNNConfig
-from .models.pixelvae import PixelVAE, PixelVAEConfig
-from .models.progan import TRAIN_DEFAULTS as PROGAN_TRAIN
-from .models.progan import ProGAN, ProGANConfig
-from .models.transformer import TRAIN_DEFAULTS as TRANSFORMER_TRAIN
-from .models.transformer import Transformer, TransformerConfig
-from .models.vae import VAE, VAEConfig
-from .models.vqvae import VQVAE, VQVAEConfig
-from .models.wavenet import WaveNet, WaveNetConfig
-from .presets import BUDGET, PAPER, VAE_QUICKSTART, Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
+from .models import (
+    ali,
+    cyclegan,
+    dcgan,
+    ddpm,
+    flow_matching,
+    gan,
+    gated_pixelcnn,
+    glow,
+    latent,
+    pixelcnn,
+    pixelvae,
+    progan,
+    transformer,
+    vae,
+    vqvae,
+    wavenet,
+)
+from .presets import Preset, Published  # noqa: F401  (Preset and Published are part of the registry's interface)
 
 
 @dataclass(frozen=True)
@@ -55,87 +55,47 @@ class ModelEntry:
     presets: Mapping[str, Preset] = field(default_factory=dict)
 
 
-_POINTS = Preset(
-    POINT_PRESET,
-    data=("ring8", "grid25"),
-    source=(
-        "benchmarks/gan_ring8.py: on ring8, seeds 0-2, minimax and non-saturating cover 8/8 modes with 0.89-0.93 "
-        "high-quality samples (see the genlab.models.gan docstring)"
-    ),
-)
+#: The names of a model's recipe in its module (``DEFAULT_DATA`` may be left out: genlab's default data).
+RECIPE = ("TRAIN_DEFAULTS", "PRESETS")
 
-_FSDD = Preset(
-    {
-        "model.num_classes": 10,
-        "model.residual_channels": 32,
-        "model.skip_channels": 64,
-        "model.dilations": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-        "model.stacks": 1,
-        "model.train_crop": 1024,
-        "train.batch_size": 16,
-        "train.steps": 2000,
-        "train.lr": 1e-3,
-        "train.sample_every": 0,
-        "train.checkpoint_every": 250,
-    },
-    data=("fsdd",),
-    source=(
-        "benchmarks/wavenet_fsdd.py: digit-conditional, receptive field 1,024 samples (128 ms at 8 kHz), 16 random "
-        "1,024-sample windows per step; 1.2-5.0 s per step on 1 thread of a shared 2-core machine at load 17-22, "
-        "where the image-sized defaults took 181 s per step; test NLL 5.47 bits/sample after 550 steps (18.6 min)"
-    ),
-)
 
-#: CPU-budget presets: settings chosen by measurement for a short CPU run, not a paper's.
-_PIXELCNN_CPU = Preset(
-    {
-        "data.name": "mnist",
-        "model.image_shape": (1, 28, 28),
-        "model.likelihood": "bernoulli",
-        "model.channels_last": True,
-        "train.batch_size": 64,
-        "train.lr": 2e-3,
-        "train.warmup_steps": 100,
-        "train.lr_schedule": "cosine",
-        "train.steps": 4_000,
-        "train.schedule_steps": 4_000,
-        "train.ema_decay": 0.999,
-    },
-    source=(
-        "benchmarks/pixelcnn_mnist.py --preset mnist-cpu: the default network for 30 CPU-minutes of one thread "
-        "(about 4,000 steps of 64 at 150 images/s; the benchmark fits the schedule to its budget during the run)"
-    ),
-)
-_ALICE = Preset(
-    {"model.cycle_weight": 1.0},
-    source=(
-        "Li et al. 2017 (ALICE), explicit cycle consistency: ALI/BiGAN plus an l2 reconstruction term x -> E -> G -> x "
-        "in the (G, E) loss (model.cycle_weight); the weight was chosen for benchmarks/ali_mnist.py"
-    ),
-)
+def entry_from(module: ModuleType, config_class: type, model_class: type, prefix: str = "") -> ModelEntry:
+    """The :class:`ModelEntry` of a model whose recipe lives in ``module``: its ``TRAIN_DEFAULTS``,
+    ``PRESETS`` and ``DEFAULT_DATA`` (each with ``prefix`` in front where one module holds several
+    models' recipes, e.g. ``"LSGAN_"`` in :mod:`genlab.models.dcgan`)."""
+    missing = [prefix + name for name in RECIPE if not hasattr(module, prefix + name)]
+    if missing:
+        raise ConfigError(
+            f"{module.__name__} has no {' or '.join(missing)}: a registered model's module defines its recipe "
+            "beside its config class (an empty dict where it has none; CONTRIBUTING.md, 'Adding a model')"
+        )
+    return ModelEntry(
+        config_class,
+        model_class,
+        default_data=getattr(module, prefix + "DEFAULT_DATA", DEFAULT_DATA),
+        train=getattr(module, prefix + "TRAIN_DEFAULTS"),
+        presets=getattr(module, prefix + "PRESETS"),
+    )
+
 
 MODELS: dict[str, ModelEntry] = {
-    "vae": ModelEntry(VAEConfig, VAE, presets={"quickstart": VAE_QUICKSTART, **PAPER["vae"], **BUDGET["vae"]}),
-    "pixelcnn": ModelEntry(PixelCNNConfig, PixelCNN, presets={**PAPER["pixelcnn"], "mnist-cpu": _PIXELCNN_CPU}),
-    "gated-pixelcnn": ModelEntry(GatedPixelCNNConfig, GatedPixelCNN, presets=PAPER["gated-pixelcnn"]),
-    "transformer": ModelEntry(TransformerConfig, Transformer, train=TRANSFORMER_TRAIN),
-    "wavenet": ModelEntry(WaveNetConfig, WaveNet, default_data="sines", presets={"fsdd": _FSDD}),
-    "gan": ModelEntry(GANConfig, GAN, train=GAN_TRAIN, presets={"points": _POINTS}),
-    "dcgan": ModelEntry(DCGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["dcgan"]),
-    "lsgan": ModelEntry(LSGANConfig, DCGAN, train=GAN_TRAIN, presets=PAPER["lsgan"]),
-    "ali": ModelEntry(ALIConfig, ALI, train=GAN_TRAIN, presets={**PAPER["ali"], "alice": _ALICE}),
-    "cyclegan": ModelEntry(
-        CycleGANConfig, CycleGAN, default_data=CYCLEGAN_DATA, train=CYCLEGAN_TRAIN, presets=PAPER["cyclegan"]
-    ),
-    "progan": ModelEntry(ProGANConfig, ProGAN, train=PROGAN_TRAIN, presets=PAPER["progan"]),
-    "pixelvae": ModelEntry(PixelVAEConfig, PixelVAE, presets={**PAPER["pixelvae"], **BUDGET["pixelvae"]}),
-    "ddpm": ModelEntry(
-        DDPMConfig, DDPM, train={"grad_clip": 1.0}, presets=PAPER["ddpm"]
-    ),  # Ho et al. 2020, appendix B: gradients clipped to norm 1
-    "flow-matching": ModelEntry(FlowMatchingConfig, FlowMatching, train={"grad_clip": 1.0}),
-    "glow": ModelEntry(GlowConfig, Glow, presets=PAPER["glow"]),
-    "vqvae": ModelEntry(VQVAEConfig, VQVAE, presets=PAPER["vqvae"]),
-    "latent": ModelEntry(LatentConfig, LatentModel, train=LATENT_TRAIN),
+    "vae": entry_from(vae, vae.VAEConfig, vae.VAE),
+    "pixelcnn": entry_from(pixelcnn, pixelcnn.PixelCNNConfig, pixelcnn.PixelCNN),
+    "gated-pixelcnn": entry_from(gated_pixelcnn, gated_pixelcnn.GatedPixelCNNConfig, gated_pixelcnn.GatedPixelCNN),
+    "transformer": entry_from(transformer, transformer.TransformerConfig, transformer.Transformer),
+    "wavenet": entry_from(wavenet, wavenet.WaveNetConfig, wavenet.WaveNet),
+    "gan": entry_from(gan, gan.GANConfig, gan.GAN),
+    "dcgan": entry_from(dcgan, dcgan.DCGANConfig, dcgan.DCGAN),
+    "lsgan": entry_from(dcgan, dcgan.LSGANConfig, dcgan.DCGAN, prefix="LSGAN_"),
+    "ali": entry_from(ali, ali.ALIConfig, ali.ALI),
+    "cyclegan": entry_from(cyclegan, cyclegan.CycleGANConfig, cyclegan.CycleGAN),
+    "progan": entry_from(progan, progan.ProGANConfig, progan.ProGAN),
+    "pixelvae": entry_from(pixelvae, pixelvae.PixelVAEConfig, pixelvae.PixelVAE),
+    "ddpm": entry_from(ddpm, ddpm.DDPMConfig, ddpm.DDPM),
+    "flow-matching": entry_from(flow_matching, flow_matching.FlowMatchingConfig, flow_matching.FlowMatching),
+    "glow": entry_from(glow, glow.GlowConfig, glow.Glow),
+    "vqvae": entry_from(vqvae, vqvae.VQVAEConfig, vqvae.VQVAE),
+    "latent": entry_from(latent, latent.LatentConfig, latent.LatentModel),
 }
 
 

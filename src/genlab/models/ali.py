@@ -69,8 +69,10 @@ from torch import Tensor, nn
 from .. import losses
 from ..errors import ConfigError, TrainingError
 from ..nn import gan_blocks as blocks
+from ..presets import Preset
 from .base import Batch, TrainStep
 from .gan import GAN, GANConfig
+from .gan import TRAIN_DEFAULTS as GAN_TRAIN_DEFAULTS
 from .vae import _randn, reparameterize
 
 ENCODERS = ("stochastic", "deterministic")
@@ -127,6 +129,50 @@ class ALIConfig(GANConfig):
                 raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
         if not self.cycle_weight >= 0.0:
             raise ConfigError(f"model.cycle_weight must be >= 0 (0 disables the cycle term), got {self.cycle_weight}")
+
+
+#: Training defaults of the registry entry: the GAN's, Adam lr 2e-4, beta1 0.5 for both players.
+TRAIN_DEFAULTS = GAN_TRAIN_DEFAULTS
+
+#: The presets of ``genlab train ali --preset NAME``: the paper's, and ALICE's cycle term.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "cifar10",
+            "model.image_shape": (3, 32, 32),
+            "model.latent_dim": 64,
+            "model.encoder": "stochastic",
+            "model.dropout": 0.5,
+            "model.input_dropout": 0.2,
+            "train.batch_size": 100,
+            "train.lr": 1e-4,
+            "train.betas": (0.5, 0.999),
+            "train.steps": 2_913_750,
+        },
+        source=(
+            "IshmaelBelghazi/ALI, experiments/ali_cifar10.py (the authors' code; Dumoulin et al. 2017 (ALI), "
+            "appendix A, CIFAR-10 table): 64-d z, stochastic encoder, batch 100, Adam lr 1e-4, beta1 0.5, dropout "
+            "0.2 on the inputs of the first layers of D(x) and D(z) (model.input_dropout) and 0.5 on D's later "
+            "layers (model.dropout), 6,475 epochs of the 45,000 training images of ali/streams.py (2,913,750 "
+            "steps). The table's 'beta2 = 1e-3' is in the convention of Blocks' Adam of 2016 (mila-iqia/blocks, "
+            "blocks/algorithms/__init__.py before commit aa06451: decay rates as 1 - beta, defaults 0.1 and "
+            "0.001), which the script leaves at its default: beta2 0.999 in PyTorch's convention. Not expressible "
+            "in genlab's ALI: the paper's layer table (stride-1 and stride-2 convolutions of other widths, maxout "
+            "units in D, leaky slope 0.1, a sigmoid output, weights N(0, 0.01)) and the 0.5 dropout between D(x)'s "
+            "convolutions (genlab drops the image features after its conv body, and after each hidden layer of "
+            "the z and joint MLPs); genlab keeps its DCGAN-shaped networks. The paper reports no sample-quality "
+            "metric for CIFAR-10."
+        ),
+    ),
+    "alice": Preset(
+        {"model.cycle_weight": 1.0},
+        source=(
+            "Li et al. 2017 (ALICE), explicit cycle consistency: ALI/BiGAN plus an l2 reconstruction term "
+            "x -> E -> G -> x in the (G, E) loss (model.cycle_weight); the weight was chosen for "
+            "benchmarks/ali_mnist.py"
+        ),
+    ),
+}
 
 
 def ge_loss(objective: str, enc_logits: Tensor, gen_logits: Tensor) -> Tensor:

@@ -62,6 +62,7 @@ from ..data.transforms import from_signed, to_signed, to_uint8
 from ..distributions import draw
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_init
+from ..presets import Preset
 from .base import Batch, GenerativeModel, TrainStep
 
 DIRECTIONS = ("a2b", "b2a")
@@ -128,6 +129,38 @@ class CycleGANConfig(ModelConfig):
             raise ConfigError(
                 f"model.lambda_cyc and model.lambda_id must be >= 0, got {self.lambda_cyc} and {self.lambda_id}"
             )
+
+
+#: The presets of ``genlab train cyclegan --preset NAME``: the paper's.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "model.image_shape": (6, 256, 256),
+            "model.g_channels": 64,
+            "model.g_downsamplings": 2,
+            "model.g_blocks": 9,
+            "model.d_channels": 64,
+            "model.d_downsamplings": 3,
+            "model.objective": "least-squares",
+            "model.lambda_cyc": 10.0,
+            "model.lambda_id": 0.0,
+            "train.batch_size": 1,
+            "train.lr": 2e-4,
+            "train.betas": (0.5, 0.999),
+            "train.steps": 266_800,
+        },
+        source=(
+            "Zhu et al. 2017 (CycleGAN), section 4 and appendix 7.1-7.2: generator c7s1-64, d128, d256, 9 x R256, "
+            "u128, u64, c7s1-3 at 256x256; 70x70 PatchGAN (C64-C128-C256-C512); least squares; lambda = 10; Adam "
+            "lr 2e-4, beta1 0.5, batch 1; 200 epochs of horse2zebra's larger domain (1,334 images) = "
+            "266,800 steps. Not in genlab: the data "
+            "(give it with --data unpaired:folder:<A>,folder:<B>); the history of 50 "
+            "generated images; the linear decay of the rate to 0 over the last 100 epochs (genlab: constant, or "
+            "train.lr_schedule=cosine). The paper reports FCN scores and AMT studies, not FID. Parameters: G and F "
+            "11,378,179 each, D_A and D_B 2,764,737 each: the appendix's layers exactly."
+        ),
+    ),
+}
 
 
 # --------------------------------------------------------------------------- networks

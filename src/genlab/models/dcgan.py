@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..nn import gan_blocks as blocks
+from ..presets import Preset
 from .gan import GAN, GANConfig
+from .gan import TRAIN_DEFAULTS as GAN_TRAIN_DEFAULTS
 
 
 @dataclass
@@ -46,11 +48,81 @@ class DCGANConfig(GANConfig):
         super().validate()
 
 
+#: Training defaults of the registry entry: the GAN's, Adam lr 2e-4, beta1 0.5 for both players (section 4).
+TRAIN_DEFAULTS = GAN_TRAIN_DEFAULTS
+
+_ADAM_GAN = {"train.lr": 2e-4, "train.betas": (0.5, 0.999)}
+
+#: The presets of ``genlab train dcgan --preset NAME``: the paper's.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "celeba",
+            "model.image_shape": (3, 64, 64),
+            "model.latent_dim": 100,
+            "model.channels": 128,
+            "model.upsample": "transposed",
+            "model.g_batchnorm": True,
+            "model.d_batchnorm": True,
+            "model.objective": "non-saturating",
+            "train.batch_size": 128,
+            "train.weight_decay": 1e-5,
+            "train.steps": 34_180,
+            **_ADAM_GAN,
+        },
+        source=(
+            "Newmu/dcgan_code, faces/train_uncond_dcgan.py (the authors' code; Radford, Metz & Chintala 2016 "
+            "(DCGAN), section 4 and figure 1): 100-d z projected to 4x4x1024 with batch norm per unit "
+            "(as genlab's), transposed stride-2 convolutions 512-256-128-3 to 64x64 (ngf 128), D "
+            "128-256-512-1024 (ndf 128), ReLU/tanh in G, LeakyReLU 0.2 in D, weights N(0, 0.02), Adam lr 2e-4, "
+            "beta1 0.5, L2 weight decay 1e-5, batch 128, 25 epochs of 350,000 faces with G and D updated on "
+            "alternate batches (about 34,180 updates of each). "
+            "Not in genlab: the code's and figure 1's 5x5 kernels (genlab's DCGAN has no kernel-size setting: "
+            "4x4 stride-2 layers); z uniform in [-1, 1] (genlab: normal); convolutions without biases (genlab's "
+            "last layer of G has 3); the paper's data (LSUN bedrooms, Imagenet-1k, its own web-scraped faces): "
+            "CelebA 64x64 instead. Parameters of G: 12,689,155 (the code's layers with 4x4 kernels, plus 3 "
+            "biases); the code's G with its 5x5 kernels: 18,885,760."
+        ),
+    ),
+}
+
+
 @dataclass
 class LSGANConfig(DCGANConfig):
     """DCGAN with the least-squares objective (Mao et al., 2017)."""
 
     objective: str = "least-squares"
+
+
+#: Training defaults of the ``lsgan`` registry entry: the GAN's (its paper's preset sets its own rate).
+LSGAN_TRAIN_DEFAULTS = GAN_TRAIN_DEFAULTS
+
+#: The presets of ``genlab train lsgan --preset NAME``: the paper's.
+LSGAN_PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "celeba",
+            "model.image_shape": (3, 64, 64),
+            "model.latent_dim": 1024,
+            "model.channels": 64,
+            "model.objective": "least-squares",
+            "train.batch_size": 64,
+            "train.lr": 1e-3,
+            "train.betas": (0.5, 0.999),
+            "train.steps": 1_000_000,
+        },
+        source=(
+            "xudonmao/LSGAN, train_lsun.py and vgg.py (the authors' code for the LSUN scenes; Mao et al. 2017 "
+            "(LSGAN), section 3.2 with a = 0, b = c = 1, and figure 3): 1024-d z, batch norm, D widths "
+            "64-128-256-512, Adam lr 1e-3 (train_lsun.py's learning_rate; train_chn.py, the "
+            "Chinese-characters model, uses 2e-4), "
+            "beta1 0.5, batch 64, D then G on every batch, max_steps 1,000,000. Not expressible in genlab's "
+            "DCGAN-shaped networks: the 112x112 LSUN network (vgg.py; G: 3x3 transposed convolutions alternating "
+            "strides 2 and 1, 256 maps at 7x7; D: 5x5 stride-2 convolutions, ops.py): genlab uses DCGAN's 4x4 "
+            "stride-2 layers; z uniform in [-1, 1] (genlab: normal); LSUN (CelebA 64x64 instead)."
+        ),
+    ),
+}
 
 
 class DCGAN(GAN):

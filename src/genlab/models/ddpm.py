@@ -61,6 +61,7 @@ from torch import Tensor
 from .. import distributions as D
 from ..errors import ConfigError
 from ..nn.unet import UNetModelConfig, drop_labels, guided
+from ..presets import Preset, Published
 from .base import TrainStep
 from .unet_image import UNetImageModel
 
@@ -103,6 +104,51 @@ class DDPMConfig(UNetModelConfig):
             raise ConfigError(
                 f"model.eta and model.inversion_iterations must be >= 0, got {self.eta}, {self.inversion_iterations}"
             )
+
+
+#: Training defaults of the registry entry: gradients clipped to norm 1 (Ho et al. 2020, appendix B).
+TRAIN_DEFAULTS = {"grad_clip": 1.0}
+
+#: The presets of ``genlab train ddpm --preset NAME``: the paper's.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "cifar10",
+            "model.image_shape": (3, 32, 32),
+            "model.timesteps": 1000,
+            "model.schedule": "linear",
+            "model.loss": "simple",
+            "model.channels": 128,
+            "model.channel_mult": (1, 2, 2, 2),
+            "model.num_blocks": 2,
+            "model.attention_resolutions": (16,),
+            "model.groups": 32,
+            "model.dropout": 0.1,
+            "train.lr": 2e-4,
+            "train.batch_size": 128,
+            "train.steps": 800_000,
+            "train.ema_decay": 0.9999,
+        },
+        source=(
+            "Ho, Jain & Abbeel 2020 (DDPM), section 4 and appendix B (CIFAR-10): T = 1000, linear betas 1e-4 to "
+            "0.02, L_simple, U-Net of 128 channels with multipliers (1, 2, 2, 2), 2 residual blocks per "
+            "resolution, self-attention at 16x16, group norm, dropout 0.1, Adam lr 2e-4, batch 128, 800k steps, "
+            "EMA 0.9999, gradients clipped to norm 1 (the registry entry's training default). Not in genlab: "
+            "random horizontal flips; the paper's 5,000-step learning-rate warm-up (set train.warmup_steps=5000). "
+            "Parameters: 35.7 M in the paper, 25,833,987 in genlab's U-Net "
+            "with these settings (its residual blocks and attention differ in detail)."
+        ),
+        published=(
+            Published(
+                "FID",
+                3.17,
+                "Ho et al. 2020, Table 1, CIFAR-10, unconditional",
+                "Inception FID on 50,000 samples; genlab's FID uses its own CIFAR-10 features",
+            ),
+            Published("bits/dim", 3.75, "Ho et al. 2020, Table 1, CIFAR-10 test NLL bound of the L_simple model"),
+        ),
+    ),
+}
 
 
 def linear_betas(timesteps: int, max_beta: float = 0.999) -> Tensor:

@@ -58,6 +58,7 @@ from torch import Tensor
 from .. import distributions as D
 from ..errors import ConfigError
 from ..nn.unet import UNetModelConfig, drop_labels, guided
+from ..presets import Preset
 from .base import TrainStep
 from .unet_image import UNetImageModel
 
@@ -89,6 +90,13 @@ class FlowMatchingConfig(UNetModelConfig):
         self.check_positive("sample_steps", "likelihood_steps")
         if not 0 < self.likelihood_tol < 1:
             raise ConfigError(f"model.likelihood_tol must be in (0, 1), e.g. 1e-4; got {self.likelihood_tol}")
+
+
+#: Training defaults of the registry entry: gradients clipped to norm 1, as DDPM's.
+TRAIN_DEFAULTS = {"grad_clip": 1.0}
+
+#: The presets of ``genlab train flow-matching --preset NAME``: none yet.
+PRESETS: dict[str, Preset] = {}
 
 
 def conditional_path(x0: Tensor, x1: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:

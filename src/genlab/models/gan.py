@@ -45,6 +45,7 @@ from ..config import ModelConfig
 from ..distributions import draw
 from ..errors import ConfigError, TrainingError
 from ..nn import gan_blocks as blocks
+from ..presets import Preset
 from .base import Batch, GenerativeModel, TrainStep
 
 ARCHS = ("mlp", "conv")
@@ -120,6 +121,19 @@ class GANConfig(ModelConfig):
             if len(self.image_shape) != 3:
                 raise ConfigError("model.arch=conv needs images (C, H, W); use model.arch=mlp for points")
             blocks.dcgan_layout(*self.image_shape[1:])  # a side the convolutional networks can make
+
+
+#: The presets of ``genlab train gan``: :data:`POINT_PRESET`, applied to ring8 and grid25.
+PRESETS: dict[str, Preset] = {
+    "points": Preset(
+        POINT_PRESET,
+        data=("ring8", "grid25"),
+        source=(
+            "benchmarks/gan_ring8.py: on ring8, seeds 0-2, minimax and non-saturating cover 8/8 modes with 0.89-0.93 "
+            "high-quality samples (see the genlab.models.gan docstring)"
+        ),
+    ),
+}
 
 
 class GAN(GenerativeModel):

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..nn.autoregressive import check_head_config
 from ..nn.masked import Position, horizontal_conv, pointwise_conv, vertical_conv
+from ..presets import Preset, Published
 from .autoregressive import AutoregressiveImageModel
 
 
@@ -54,6 +55,34 @@ class GatedPixelCNNConfig(ModelConfig):
         super().validate()
         check_head_config(self)
         self.check_positive("hidden_channels", "num_blocks", "input_kernel", "block_kernel", "output_channels")
+
+
+#: Training defaults of the registry entry: TrainConfig's own.
+TRAIN_DEFAULTS: dict = {}
+
+#: The presets of ``genlab train gated-pixelcnn --preset NAME``: the paper's.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "cifar10",
+            "model.image_shape": (3, 32, 32),
+            "model.likelihood": "categorical",
+            "model.grey_levels": 256,
+            "model.hidden_channels": 384,
+            "model.num_blocks": 20,
+            "model.input_kernel": 5,
+            "model.block_kernel": 5,
+            "model.output_channels": 384,
+        },
+        source=(
+            "van den Oord et al. 2016b (Conditional PixelCNN), section 3.1 and Table 1 (CIFAR-10): 20 gated layers "
+            "of 384 feature maps, 5x5 filters, a 256-way softmax per sub-pixel. The paper gives no output-head "
+            "width: genlab's 1x1 head is 384 wide here. The paper reports no MNIST setting. Not in genlab: its "
+            "32-GPU synchronous training schedule (genlab: Adam with its defaults)."
+        ),
+        published=(Published("bits/dim", 3.03, "van den Oord et al. 2016b, Table 1, CIFAR-10 test, Gated PixelCNN"),),
+    ),
+}
 
 
 def gate(a: Tensor) -> Tensor:

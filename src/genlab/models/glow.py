@@ -57,6 +57,7 @@ from .. import distributions as D
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..nn.flow_layers import FlowStep, ZeroConv2d, squeeze, unsqueeze
+from ..presets import Preset, Published
 from .base import GenerativeModel, TrainStep
 
 
@@ -83,6 +84,32 @@ class GlowConfig(ModelConfig):
             )
         if self.temperature <= 0:
             raise ConfigError(f"glow: model.temperature must be > 0, got {self.temperature}")
+
+
+#: Training defaults of the registry entry: TrainConfig's own.
+TRAIN_DEFAULTS: dict = {}
+
+#: The presets of ``genlab train glow --preset NAME``: the paper's.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "cifar10",
+            "model.image_shape": (3, 32, 32),
+            "model.num_scales": 3,
+            "model.steps_per_scale": 32,
+            "model.hidden_channels": 512,
+            "model.invertible_conv": True,
+            "train.lr": 1e-3,
+        },
+        source=(
+            "Kingma & Dhariwal 2018 (Glow), section 5 and Table 2 (CIFAR-10): L = 3 levels of K = 32 steps "
+            "(actnorm, invertible 1x1 convolution, affine coupling), coupling networks 512 wide, learned prior, "
+            "Adam lr 1e-3. Not in genlab: the paper's multi-GPU batch and its learning-rate warm-up (genlab: "
+            "train.warmup_steps, unset). Parameters: 44,055,408."
+        ),
+        published=(Published("bits/dim", 3.35, "Kingma & Dhariwal 2018, Table 2, CIFAR-10 test, Glow"),),
+    ),
+}
 
 
 class GaussianPrior(nn.Module):

@@ -95,6 +95,7 @@ from .. import distributions as D
 from ..config import ModelConfig
 from ..data.latent import code_space, codes_to_latent, encode_codes
 from ..errors import ConfigError
+from ..presets import Preset
 from .base import GenerativeModel, TrainStep, capabilities_of
 
 #: The priors a latent model can put over codes: autoregressive ones for discrete codes only.
@@ -181,6 +182,10 @@ class LatentConfig(ModelConfig):
         _check_fields(registry.get(self.prior)[0], self.prior_config, "model.prior_config", "the codes' shape")
         if not (math.isfinite(self.scale) and self.scale >= 0):
             raise ConfigError(f"model.scale must be >= 0 (0: estimated from the first batch), got {self.scale}")
+
+
+#: The presets of ``genlab train latent --preset NAME``: none yet.
+PRESETS: dict[str, Preset] = {}
 
 
 def _load_autoencoder(config: LatentConfig):

@@ -25,6 +25,7 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from ..nn.autoregressive import check_head_config
 from ..nn.masked import pixelcnn_conv, pointwise_conv
+from ..presets import Preset, Published
 from .autoregressive import AutoregressiveImageModel
 
 
@@ -52,6 +53,71 @@ class PixelCNNConfig(ModelConfig):
         self.check_positive("hidden_channels", "input_kernel", "block_kernel", "output_channels")
         if self.num_blocks < 0:
             raise ConfigError(f"model.num_blocks must be >= 0, got {self.num_blocks}")
+
+
+#: Training defaults of the registry entry: TrainConfig's own.
+TRAIN_DEFAULTS: dict = {}
+
+# Pixel RNN paper, section 3.5 / figure 5: 7x7 mask A, 15 residual blocks of 2h = 256 maps, 1x1 output layers of 1024.
+_PIXELCNN_15 = {
+    "model.hidden_channels": 256,
+    "model.num_blocks": 15,
+    "model.input_kernel": 7,
+    "model.block_kernel": 3,
+    "model.output_channels": 1024,
+}
+
+#: The presets of ``genlab train pixelcnn --preset NAME``: the Pixel RNN paper's, and one for 30 CPU-minutes.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {"data.name": "mnist", "model.image_shape": (1, 28, 28), "model.likelihood": "bernoulli", **_PIXELCNN_15},
+        source=(
+            "van den Oord, Kalchbrenner & Kavukcuoglu 2016a (Pixel RNN), section 3.5, figure 5 and Table 4 "
+            "(binarised MNIST): a 7x7 mask-A convolution, 15 residual blocks (1x1 2h->h, 3x3 mask B, 1x1 h->2h, "
+            "h = 128), two 1x1 output layers (1024 units), a sigmoid per pixel. The paper "
+            "states the depth and width for its CIFAR-10 models; this preset uses the same "
+            "network on binarised MNIST. Not in genlab: the "
+            "paper's RMSProp optimiser (genlab: Adam)."
+        ),
+        published=(Published("test NLL nats", 81.30, "van den Oord et al. 2016a, Table 4, binarised MNIST, PixelCNN"),),
+    ),
+    "paper-cifar10": Preset(
+        {
+            "data.name": "cifar10",
+            "model.image_shape": (3, 32, 32),
+            "model.likelihood": "categorical",
+            "model.grey_levels": 256,
+            **_PIXELCNN_15,
+        },
+        source=(
+            "van den Oord et al. 2016a (Pixel RNN), sections 3.4-3.5 and 5, Table 5 (CIFAR-10): the network of "
+            "'paper' with R->G->B channel masks and a 256-way softmax per sub-pixel. Not in genlab: RMSProp "
+            "(genlab: Adam). ../shared/data holds CIFAR-10's test split only, as JPEGs: train on a machine that "
+            "can download CIFAR-10. Parameters: 4,290,816, the paper's layers exactly."
+        ),
+        published=(Published("bits/dim", 3.14, "van den Oord et al. 2016a, Table 5, CIFAR-10 test, PixelCNN"),),
+    ),
+    # A CPU-budget preset: settings chosen by measurement for a short CPU run, not a paper's.
+    "mnist-cpu": Preset(
+        {
+            "data.name": "mnist",
+            "model.image_shape": (1, 28, 28),
+            "model.likelihood": "bernoulli",
+            "model.channels_last": True,
+            "train.batch_size": 64,
+            "train.lr": 2e-3,
+            "train.warmup_steps": 100,
+            "train.lr_schedule": "cosine",
+            "train.steps": 4_000,
+            "train.schedule_steps": 4_000,
+            "train.ema_decay": 0.999,
+        },
+        source=(
+            "benchmarks/pixelcnn_mnist.py --preset mnist-cpu: the default network for 30 CPU-minutes of one thread "
+            "(about 4,000 steps of 64 at 150 images/s; the benchmark fits the schedule to its budget during the run)"
+        ),
+    ),
+}
 
 
 class ResidualBlock(nn.Module):

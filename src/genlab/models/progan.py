@@ -75,6 +75,7 @@ from ..config import ModelConfig
 from ..distributions import draw
 from ..errors import ConfigError
 from ..nn.gan_blocks import dcgan_layout
+from ..presets import Preset, Published
 from .base import Batch, GenerativeModel, TrainStep
 
 HE_GAIN = math.sqrt(2.0)
@@ -126,6 +127,54 @@ class ProGANConfig(ModelConfig):
         if len(self.image_shape) != 3:
             raise ConfigError(f"progan needs images (C, H, W), got image_shape={tuple(self.image_shape)}")
         dcgan_layout(*self.image_shape[1:])  # grows s -> 2s -> ... -> the side: s * 2^k, 4 <= s <= 7, k >= 2
+
+
+#: The presets of ``genlab train progan --preset NAME``: the paper's.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {
+            "data.name": "cifar10",
+            "model.image_shape": (3, 32, 32),
+            "model.latent_dim": 128,
+            "model.channels": 128,
+            "model.min_channels": 128,
+            "model.objective": "wgan-gp",
+            "model.gp_weight": 10.0,
+            "model.drift": 0.001,
+            "model.mbstd_group": 16,
+            "model.stable_steps": 25_000,
+            "model.fade_steps": 25_000,
+            "train.batch_size": 16,
+            "train.lr": 1e-3,
+            "train.betas": (0.0, 0.99),
+            "train.steps": 1_250_000,
+        },
+        source=(
+            "tkarras/progressive_growing_of_gans, branch original-theano-version, config.py, the block 'Section "
+            "6.5: CIFAR10 inception scores' (Karras et al. 2018 (ProGAN), section 6.5; appendix A.1 for the "
+            "layers): 128-d latent (latent_size), 128 feature maps at every resolution "
+            "(fmap_base 4096, fmap_max 128), WGAN-GP (lambda 10, drift 0.001), minibatch stddev over the whole "
+            "minibatch of 16 (mbstat_avg 'all'), equalized learning rate, pixel norm, Adam lr 1e-3, betas "
+            "(0, 0.99), batch 16, 400k images per stabilisation and per fade-in "
+            "(lod_training_kimg = lod_transition_kimg = 400: 25,000 steps each), 20,000k images in all "
+            "(total_kimg: 1,250,000 steps), no learning-rate ramp-up, no mirroring. Not in genlab: the "
+            "gradient-penalty target 750 (iwass_target; the penalty is lambda (|grad| - 750)^2 / 750^2, genlab's "
+            "target is 1); G and D updated in one function (separate_funcs False; genlab: D, then G); the base "
+            "config's generator EMA 0.999 (set train.ema_decay=0.999 for it). The paper's CIFAR-10 figure is an "
+            "inception score, which genlab does not compute. Parameters: G 1,298,828 and D 1,298,689; the config's "
+            "layers up to 32x32 at 128 maps: 1,295,747 and 1,297,153 (genlab keeps a toRGB / fromRGB layer per "
+            "resolution and a bias per unit of G's first dense layer)."
+        ),
+        published=(
+            Published(
+                "inception score",
+                8.80,
+                "Karras et al. 2018, section 6.5, unsupervised CIFAR-10",
+                "not comparable with genlab's FID/KID",
+            ),
+        ),
+    ),
+}
 
 
 def growth_schedule(step: int, num_levels: int, stable_steps: int, fade_steps: int) -> tuple[int, float]:

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..nn.autoregressive import OutputHead
+from ..presets import Preset
 from .autoregressive import AutoregressiveImageModel
 from .base import GenerativeModel
 
@@ -89,6 +90,10 @@ class TransformerConfig(ModelConfig):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1) (0 disables), got {self.dropout}")
+
+
+#: The presets of ``genlab train transformer --preset NAME``: none yet.
+PRESETS: dict[str, Preset] = {}
 
 
 @dataclass
