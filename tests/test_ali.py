@@ -26,6 +26,7 @@ def tiny(**kw):
 # --------------------------------------------------------------------------- the two-player contract
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", [dict(), dict(latent_levels=2, encoder="deterministic", penalty="r1", d_steps=2)])
 def test_each_step_leaves_the_other_player_bit_identical_with_the_trainer(tmp_path, kw):
     from genlab.config import TrainConfig
@@ -93,6 +94,7 @@ class _PairMLP(nn.Module):
         return self.net(torch.cat([x, zs[0]], 1)).squeeze(1)
 
 
+@pytest.mark.slow
 def test_discriminator_approaches_q_over_q_plus_p():
     """Train only D through the model's own D-step loss, with the encoder and generator
     replaced by the linear-Gaussian maps above: D must approach q / (q + p) on a grid,
@@ -166,6 +168,7 @@ def test_cycle_term_is_the_mean_squared_reconstruction_through_the_top_code(enco
     assert "ge/cycle" not in tiny(encoder=encoder, latent_levels=levels).ge_step_loss({"x": x, "y": None})
 
 
+@pytest.mark.slow
 def test_cycle_term_makes_reconstructions_closer(tmp_path):
     from genlab.config import TrainConfig
     from genlab.data import ImageDataset

@@ -99,6 +99,7 @@ def digits_test(n=4):
 # ----------------------------------------------------------------------------- the card and the page
 
 
+@pytest.mark.slow
 def test_card_names_the_model_its_capabilities_and_the_training_log(vae_ex, vae_run):
     card = vae_ex.card()
     assert card["name"] == "vae" and card["class"] == "VAE" and "Kingma" in card["summary"]
@@ -220,6 +221,7 @@ def test_conditional_gan_latent_uses_the_label_and_the_generators_prior():
     assert ex.interpolate(steps=4, label=1).shape == (1, 12, 42)
 
 
+@pytest.mark.slow
 def test_point_and_sequence_models_get_samples():
     points = Explorer(build("gan", image_shape=(2,), latent_dim=2, hidden_dim=8, hidden_layers=1))
     shown = points.samples(500, seed=0)
@@ -388,6 +390,7 @@ def test_a_registered_translator_gets_samples_and_translations():
         assert same(ex.translate(img, direction), model.translate(img[None], direction)[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(registry.MODELS))
 def test_every_registered_model_answers_what_its_capabilities_promise(name):
     """Capabilities come from methods: each view a model's card lists must answer with
@@ -499,6 +502,7 @@ def test_serve_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_serve_reports_a_busy_port(vae_run, capsys):
     pytest.importorskip("gradio")
     with socket.socket() as s:
@@ -509,6 +513,7 @@ def test_serve_reports_a_busy_port(vae_run, capsys):
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ddpm", "flow-matching"])
 def test_image_shaped_codes_get_sliders_and_interpolation_over_flattened_codes(name):
     """ddpm's and flow matching's codes are (C, H, W) noise: the latent views work on the

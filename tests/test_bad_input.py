@@ -166,6 +166,7 @@ def test_size_options_name_their_allowed_range(vae_run, capsys, argv, allowed):
     assert tree(vae_run) == before
 
 
+@pytest.mark.slow
 def test_pictures_over_64_megapixels_are_refused_before_they_are_drawn(vae_run, tmp_path, capsys, monkeypatch):
     from genlab.viz import images
 
@@ -212,6 +213,7 @@ def test_serve_port_out_of_range(vae_run, capsys, port):
     fails_in_one_line(["serve", str(vae_run), "--port", port], capsys, "--port")
 
 
+@pytest.mark.slow
 def test_what_a_model_cannot_do_is_one_line(vae_run, pixelcnn_run, ring_run, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where a pretrained model's outputs would go
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "d.png")
@@ -323,6 +325,7 @@ def test_translate_with_a_file_that_is_not_an_image(tmp_path, not_an_image, caps
     assert tree(run) == before
 
 
+@pytest.mark.slow
 def test_warnings_show_the_message_alone(vae_run, tmp_path):
     """8x8 images fit no feature network: eval warns; the warning is one line, no source line under it."""
     env = {**os.environ, "PYTHONPATH": str(SRC.parent), "OMP_NUM_THREADS": "1"}

@@ -326,6 +326,7 @@ def digit_like_images(n: int, seed: int = 0):
     return (x / x.amax((1, 2, 3), keepdim=True).clamp_min(1e-6) * 255).round().to(torch.uint8)
 
 
+@pytest.mark.slow
 def test_sample_quality_judges_the_samples_with_the_shipped_classifier(tmp_path):
     from genlab.metrics.features import get_feature_net
 
@@ -356,6 +357,7 @@ def test_write_json_turns_tensors_into_numbers(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": [1.5, 2.0], "b": 3.0, "c": "x"}
 
 
+@pytest.mark.slow
 def test_a_multi_thread_benchmark_restarts_with_passive_openmp(tmp_path):
     """From the command line with --threads 2 a script runs again with OMP_WAIT_POLICY=PASSIVE
     (read by OpenMP when torch loads, so it must be set before); with 1 thread, or with the

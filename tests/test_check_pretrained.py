@@ -186,6 +186,7 @@ def test_plan_follows_capabilities_and_data(cp, name, fields, data, want):
     assert cp.plan(registry.build(name, **fields), data) == want
 
 
+@pytest.mark.slow
 def test_sim_to_real_check_reports_the_cards_gain_and_judges_f_of_real_style_digits(cp, shared_data):
     if not (shared_data / "cifar10-test-jpeg").is_dir():
         pytest.skip("no cifar10-test-jpeg in the shared data")

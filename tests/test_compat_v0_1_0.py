@@ -120,6 +120,7 @@ def test_exact_log_likelihoods_are_unchanged(case):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", RUNS)
 def test_a_0_1_0_run_resumes_to_the_weights_0_1_0_reached(case, tmp_path):
     run = tmp_path / case

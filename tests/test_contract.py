@@ -73,6 +73,7 @@ def test_save_load_round_trip(name, tmp_path):
     assert torch.equal(model.sample(2, generator=g1), loaded.sample(2, generator=g2))
 
 
+@pytest.mark.slow
 def test_log_prob_is_finite_nats_per_example(name):
     model = build(name).eval()
     if model.likelihood_kind == "none":
@@ -260,6 +261,7 @@ def test_a_model_that_breaks_the_contract_fails_the_check():
     assert contract_problems(kept) == [] and kept.capabilities == {"sample", "decode"}
 
 
+@pytest.mark.slow
 def test_each_capability_answers_with_the_documented_shapes(name):
     """What ``capabilities`` promises works: codes of latent_shape, decoded data of the
     model's shape in [0, 1], reconstructions, critic scores and translations."""

@@ -98,6 +98,7 @@ RESULT = [before, INSIDE, cpu.malloc_tuned()]
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 @pytest.mark.parametrize("switch", [True, False])
 def test_trainer_tunes_malloc_while_it_trains_unless_switched_off(switch):
@@ -249,6 +250,7 @@ def test_openmp_defaults_keep_the_users_settings():
     assert cpu.openmp_defaults(env) == {} and env == {"OMP_WAIT_POLICY": "ACTIVE"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("torch_first", [False, True])
 def test_genlab_command_sets_openmp_env_before_torch(torch_first):
     code = ("import torch\n" if torch_first else "") + "import os, genlab.cli\nprint(os.environ.get('OMP_WAIT_POLICY'))"

@@ -69,6 +69,7 @@ def test_frey_face():
     assert torch.equal(data.load("frey-face", "test", root).images, test.images)  # fixed split
 
 
+@pytest.mark.slow
 def test_cifar10_from_jpeg_folder():
     root = shared("cifar10-test-jpeg")
     ds = data.load("cifar10", "test", root, download=False)

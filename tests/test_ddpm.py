@@ -163,6 +163,7 @@ def test_each_bound_term_matches_a_monte_carlo_estimate(loss):
         assert abs(log_ratio.mean().item() - model.prior_term(x0).item()) < 5 * se + 1e-5
 
 
+@pytest.mark.slow
 def test_bound_total_matches_an_independent_computation_from_the_chain():
     """E_q[log q(x_{1:T} | x0) - log p(x_{0:T})], sampled through the forward chain one step at a
     time, against the mean of log_prob's assembled bound (both in nats)."""
@@ -195,6 +196,7 @@ def test_bound_total_matches_an_independent_computation_from_the_chain():
     assert ours.std() < chain.std()  # the analytic KLs remove most of the chain's noise
 
 
+@pytest.mark.slow
 def test_stratified_bound_is_unbiased_for_the_full_sum():
     model = tiny(timesteps=40, schedule="cosine")
     x0 = grid_images(1, (1, 4, 4)).expand(3000, -1, -1, -1)
@@ -227,6 +229,7 @@ def _train(model: DDPM, steps: int = 150) -> DDPM:
     return model.eval()
 
 
+@pytest.mark.slow
 def test_ddim_with_eta_zero_is_deterministic_and_invertible():
     torch.manual_seed(0)
     model = _train(

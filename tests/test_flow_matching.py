@@ -47,6 +47,7 @@ def mixture_velocity(x: torch.Tensor, t: float, weights=W, stds=S) -> torch.Tens
     return (post * cond).sum(1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", [0.2, 0.5, 0.85])
 def test_conditional_target_averages_to_the_marginal_velocity(t):
     n = 2_000_000
@@ -101,6 +102,7 @@ def test_ode_likelihood_of_a_linear_flow_is_the_gaussian_density():
     assert abs(est.mean().item() - exact20.item()) < 4 * est.std().item() / math.sqrt(len(est))
 
 
+@pytest.mark.slow
 def test_exact_divergence_and_hutchinson_agree_on_the_unet():
     model = tiny(likelihood_steps=4)
     y = torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(3))
@@ -113,6 +115,7 @@ def test_exact_divergence_and_hutchinson_agree_on_the_unet():
     assert abs(est.mean().item() - exact.item()) < 4 * est.std().item() / math.sqrt(len(est)) + 1e-4
 
 
+@pytest.mark.slow
 def test_log_prob_of_the_zero_velocity_is_the_scaled_gaussian():
     """An untrained model (output conv at zero) is the identity flow: p(y) = N(2y - 1; 0, I) 2^D,
     and log_prob adds the dequantization offset -D log 256."""
@@ -125,6 +128,7 @@ def test_log_prob_of_the_zero_velocity_is_the_scaled_gaussian():
     assert torch.allclose(model.log_prob(y), want, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_log_prob_works_under_inference_mode_as_the_metrics_call_it():
     model = tiny()
     y = torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(6))
@@ -151,6 +155,7 @@ def test_encode_and_decode_invert_each_other():
     assert torch.equal(model.decode(z), model.decode(z))
 
 
+@pytest.mark.slow
 def test_conditional_model_with_guidance():
     model = tiny(num_classes=3, guidance_scale=2.0, sample_steps=3)
     x = model.sample(3, labels=torch.tensor([0, 1, 2]), generator=torch.Generator().manual_seed(0))
@@ -207,6 +212,7 @@ def test_dopri5_error_control_and_evaluation_count():
         integrate_adaptive(f, (x,), 0.0, 1.0, 1e-12, max_steps=5)
 
 
+@pytest.mark.slow
 def test_model_likelihood_solver_choice():
     assert (
         registry.build("flow-matching", image_shape=(1, 3, 3), **TINY).config.likelihood_solver == "dopri5"

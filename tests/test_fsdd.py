@@ -116,6 +116,7 @@ def test_listing_md5_matches_md5sum(tiny_fsdd):
     assert fsdd.listing_md5(folder) == hashlib.md5(listing).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "fsdd" / "recordings").is_dir(), reason="the real FSDD is not in ../shared/data")
 def test_real_fsdd_official_split():
     assert fsdd.listing_md5(REAL / "fsdd" / "recordings") == fsdd.LISTING_MD5

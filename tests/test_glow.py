@@ -104,6 +104,7 @@ def test_encode_decode_invert_each_other_in_float32(invertible_conv):
     assert (model.encode(model._reverse_flow(model._unpack(eps))) - eps).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_density_integrates_to_one_on_a_1x2x2_image():
     """Importance sampling of the continuous density over R^4 from a Gaussian q fitted to
     the model's own samples (covariance inflated): (1/n) sum p(y)/q(y) must be 1 within

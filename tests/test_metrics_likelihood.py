@@ -238,6 +238,7 @@ def test_every_likelihood_model_has_its_expected_estimator():
     assert likely == set(ESTIMATORS), "add the new likelihood model's estimator to ESTIMATORS"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(ESTIMATORS) + sorted(VARIANTS))
 def test_eval_names_the_estimator_the_model_computes(case):
     name, extra, words = VARIANTS[case] if case in VARIANTS else (case, {}, ESTIMATORS[case][0])
@@ -257,6 +258,7 @@ def test_eval_names_the_estimator_the_model_computes(case):
         assert "k = 5 " in _eval(model, iw_samples=5)["estimator"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["glow", "flow-matching"])
 def test_offset_note_when_log_prob_already_includes_it(name):
     lik = _eval(build(name))

@@ -129,6 +129,7 @@ def test_load_mnistm_domain_and_unpaired_spec(patch_dir):
         data.load("unpaired:mnist-5k,mnist-5k+mnistm", "test", patch_dir / "cifar10-test-jpeg" / "cat")
 
 
+@pytest.mark.slow
 def test_real_mnistm_from_the_shared_cifar_jpegs(shared_data):
     if not (shared_data / "cifar10-test-jpeg").is_dir():
         pytest.skip("no cifar10-test-jpeg in the shared data")
@@ -152,6 +153,7 @@ def s2r():
         sys.path.remove(str(ROOT / "benchmarks"))
 
 
+@pytest.mark.slow
 def test_benchmark_pieces(s2r):
     x = torch.rand(6, 3, 12, 12)
     grey = s2r.to_input(x, 1)
@@ -171,6 +173,7 @@ def test_benchmark_pieces(s2r):
     assert s2r.accuracy(net, xs, 1 - ys) < 0.1
 
 
+@pytest.mark.slow
 def test_benchmark_runs_end_to_end(s2r, shared_data, tmp_path, capsys):
     if not (shared_data / "cifar10-test-jpeg").is_dir():
         pytest.skip("no cifar10-test-jpeg in the shared data")

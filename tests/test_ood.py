@@ -183,6 +183,7 @@ def _brute_force_fpr95(a, b):
     return float((a >= best).mean())
 
 
+@pytest.mark.slow
 def test_fpr95_equals_a_brute_force_threshold_sweep_on_tied_scores():
     rng = np.random.default_rng(0)
     for trial in range(300):

@@ -12,6 +12,7 @@ import genlab
 SUBPACKAGES = ("data", "metrics", "ood", "train", "viz", "models", "nn")
 
 
+@pytest.mark.slow
 def test_import_genlab_is_torch_free_and_subpackages_load_on_first_use():
     """In a fresh interpreter: no torch after ``import genlab``; ``genlab.data.load`` and the
     other subpackages then work without importing them by name, and ``dir`` lists them."""

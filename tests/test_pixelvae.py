@@ -132,6 +132,7 @@ def test_categorical_p_x_given_z_sums_to_one_over_all_grey_images():
     assert abs(total - 1) < 1e-5, float(total)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", ["conv", "mlp"])
 def test_iwae_brackets_the_exact_marginal_computed_by_quadrature(decoder):
     """1-D latent on 2x2 images: log p(x) by quadrature sums to one over the 16

@@ -166,6 +166,7 @@ def test_the_readme_has_python_examples():
     assert len(python_examples()) >= 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where,code", python_examples(), ids=[where for where, _ in python_examples()])
 def test_readme_python_example_runs(where, code, tmp_path, monkeypatch):
     if "../shared/data" in code:

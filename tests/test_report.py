@@ -150,6 +150,7 @@ def test_report_command_and_training_without_it(vae_run, tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_every_image_of_the_report_decodes_in_chromium(vae_run):
     with chromium() as browser:
         external: list = []

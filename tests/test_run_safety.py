@@ -338,6 +338,7 @@ def held_by_another_process(folder: Path):
         p.communicate(b"\n", timeout=60)
 
 
+@pytest.mark.slow
 def test_train_and_resume_refuse_a_run_folder_another_process_uses(cli_run, tmp_path, capsys):
     import shutil
 
@@ -361,6 +362,7 @@ def test_train_and_resume_refuse_a_run_folder_another_process_uses(cli_run, tmp_
         assert not (folder / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_two_trains_into_one_folder_started_together_one_fails(tmp_path):
     out = tmp_path / "same"
     argv = [sys.executable, "-m", "genlab", "train", "vae", "--steps", "200", "--out", str(out), "--no-report", *TINY]

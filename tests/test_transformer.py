@@ -48,6 +48,7 @@ def by_position(model: Transformer, params: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- the distribution
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "shape,likelihood,levels",
     [
