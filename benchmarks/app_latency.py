@@ -24,8 +24,8 @@ import torch
 
 import harness
 from genlab import registry
-from genlab.app import Explorer
 from genlab.app.serve import launch
+from genlab.explore import Explorer
 
 MODELS = {
     "vae": dict(image_shape=(1, 28, 28)),

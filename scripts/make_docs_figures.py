@@ -179,8 +179,8 @@ def explorer_screenshot(out: Path, chromium: str) -> Path:
     on the featured model's tab, in headless Chromium, reduced to a 64-colour PNG."""
     from playwright.sync_api import sync_playwright
 
-    from genlab.app import Explorer
     from genlab.app.serve import launch
+    from genlab.explore import Explorer
 
     explorers = {n: Explorer.from_run(pretrained.path(n), reference_examples=0) for n in pretrained.names()}
     for attempt in range(3):  # Gradio gives up when its own check of the local URL takes over 3 s (a loaded machine)

@@ -330,7 +330,7 @@ def test_ddpm_scores_an_image_with_its_cheap_estimator_and_fewer_reference_image
     """DDPM's bound over all T = 1000 terms takes about 15 s an image at MNIST size: the
     explorer uses its unbiased estimate from 50 stratified terms and says so, and cuts the
     reference images to what the estimator scores in REFERENCE_SECONDS."""
-    from genlab.app import explorer as engine
+    from genlab.explore import explorer as engine
 
     model = build("ddpm", **{**TINY["ddpm"], "timesteps": 1000})
     ex = Explorer.from_run(with_data(model, tmp_path))
@@ -565,6 +565,6 @@ def test_data_dir_gives_a_shipped_model_outlier_scores_and_the_projection(shared
     ex = Explorer.from_run("pretrained:vae-mnist", reference_examples=10, data_dir=shared_data)
     out = ex.analyze(torch.rand(1, 28, 28), iw_samples=2).outlier
     assert out["available"] and out["reference"] == "mnist test split, first 10 images"
-    from genlab.app import views
+    from genlab.explore import views
 
     assert "mnist test images" in views.projection_plot(ex, 20).axes[0].get_title()

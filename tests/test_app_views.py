@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from genlab import registry
-from genlab.app import Explorer, uploads, views
-from genlab.app.explorer import RequestError
+from genlab.app import uploads
 from genlab.cli import main
+from genlab.explore import Explorer, views
+from genlab.explore.explorer import RequestError
 from genlab.viz import plots
 from genlab.viz.images import make_grid
 from genlab.viz.samples import domain_shape

@@ -33,7 +33,7 @@ print("ok")
 
 def test_an_unknown_attribute_is_an_attribute_error_that_names_what_there_is():
     with pytest.raises(
-        AttributeError, match=r"no attribute 'metric' \(it has: .*data, load, metrics, models, nn, ood, .*viz\)"
+        AttributeError, match=r"no attribute 'metric' \(it has: .*data, explore, load, metrics, models, nn, ood, .*viz"
     ):
         genlab.metric  # noqa: B018
     assert not hasattr(genlab, "no_such_thing")

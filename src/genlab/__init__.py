@@ -16,7 +16,7 @@ import importlib as _importlib
 __version__ = "0.2.0"
 
 #: The public subpackages, each imported on first access as ``genlab.<name>``.
-_SUBPACKAGES = ("app", "data", "metrics", "models", "nn", "ood", "pretrained", "train", "viz")
+_SUBPACKAGES = ("app", "data", "explore", "metrics", "models", "nn", "ood", "pretrained", "train", "viz")
 
 __all__ = ["load", "Run", "__version__", *_SUBPACKAGES]
 

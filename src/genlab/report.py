@@ -133,7 +133,7 @@ class Report:
     def __init__(
         self, run: str | Path, *, fast: bool = False, budget_s: float = 5.0, seed: int = 0, device: str = "cpu"
     ):
-        from .app.explorer import Explorer
+        from .explore import Explorer
 
         self.run = Path(run)
         self.fast, self.budget_s, self.seed = fast, float(budget_s), int(seed)
@@ -228,13 +228,13 @@ class Report:
         if not self.caps["sample"]:
             raise _Skip("the model does not sample")
         if kind == "points":
-            from .app import views
+            from .explore import views
 
             return _img(
                 _fig_png(views.points_plot(self.ex, POINTS, self.seed)), pixelated=False, width=540, alt="points"
             )
         if kind == "sequence":
-            from .app import views
+            from .explore import views
 
             self._probe("sampling audio", lambda: self.model.sample(1, generator=self._g(), labels=self._labels(1)), 1)
             (_, _), wave, raw = views.audio_samples(self.ex, 2, self.seed, None)
@@ -249,7 +249,7 @@ class Report:
                 _img(last[0][1].read_bytes(), width=512, alt="samples"),
                 f"{SAMPLES} samples at step {last[0][0]} (the Trainer's grid)",
             )
-        from .app import views
+        from .explore import views
 
         self._probe("sampling", lambda: self.model.sample(1, generator=self._g(), labels=self._labels(1)), SAMPLES)
         grid, _, _ = views.sample_images(self.ex, SAMPLES, self.seed, None)
@@ -355,7 +355,7 @@ class Report:
         )
 
     def part_manifold(self) -> str:
-        from .app import views
+        from .explore import views
 
         if not self.caps["manifold"] or self.caps["latent_dim"] != 2:
             raise _Skip("the latent is not 2-D")

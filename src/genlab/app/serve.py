@@ -41,7 +41,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import GenlabError
-from .explorer import Explorer
+from ..explore.explorer import Explorer
 from .uploads import MAX_IMAGE_SIDE
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")

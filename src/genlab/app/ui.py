@@ -22,11 +22,12 @@ from PIL import Image
 from torch import Tensor
 
 from ..errors import GenlabError
+from ..explore import views
+from ..explore.explorer import MAX_FRAMES, MAX_IW_SAMPLES, MAX_MANIFOLD, MAX_POINTS, MAX_SAMPLES, Explorer, RequestError
 from ..viz import plots
 from ..viz.images import to_pil
 from ..viz.samples import domain_shape
-from . import uploads, views
-from .explorer import MAX_FRAMES, MAX_IW_SAMPLES, MAX_MANIFOLD, MAX_POINTS, MAX_SAMPLES, Explorer, RequestError
+from . import uploads
 
 MAX_SLIDERS = 10  # latent dimensions (of the flattened code) given a slider
 SLIDER_RANGE = 3.0  # each slider covers [-3, 3]

@@ -1,5 +1,5 @@
 """Images given to the page: an uploaded (or drawn) file -> a Pillow image ->
-a tensor of the model's shape, the :class:`~genlab.app.explorer.Explorer`'s input.
+a tensor of the model's shape, the :class:`~genlab.explore.Explorer`'s input.
 
 Files are read by :func:`read_upload`: at most ``MAX_UPLOAD_BYTES`` bytes and
 ``MAX_IMAGE_SIDE`` pixels a side, checked from the header before any pixel is
@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .explorer import RequestError
+from ..explore.explorer import RequestError
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # an uploaded image file
 MAX_IMAGE_SIDE = 4096  # pixels, either side of an uploaded image

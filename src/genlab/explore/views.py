@@ -1,5 +1,5 @@
 """What the Gradio page shows, computed without Gradio: each function takes an
-:class:`~genlab.app.explorer.Explorer` (the layer that talks to the model) and
+:class:`~genlab.explore.explorer.Explorer` (the layer that talks to the model) and
 returns tensors, Pillow images, matplotlib figures, arrays or plain text.
 
 Views beyond :class:`Explorer`'s methods: single samples with their class label
