@@ -5,7 +5,8 @@ OpenMP wait policy are process-wide and fixed at start-up), with the models of
 ``genlab train MODEL`` at their registry defaults on mnist-5k (1x28x28, batch 128):
 
 * ``--part options`` -- steps/s and CPU seconds per step of each model in
-  ``--models`` with ``train.tune_malloc`` off, on, and on with ``train.channels_last``,
+  ``--models`` with ``train.tune_malloc`` off, on, and on with the other memory layout
+  (``model.channels_last`` flipped, for the models that have it: VAE, PixelVAE, PixelCNN),
   on ``--threads`` threads, alone;
 * ``--part sharing`` -- steps/s beside 0, 1, 2, ... busy single-thread torch processes
   (``--busy``; each multiplies 256x256 matrices in a loop) for each thread setting in
@@ -76,15 +77,9 @@ def measure(spec: dict) -> dict:
     load = harness.load_average()
     data = harness.load("mnist-5k", "train", argparse.Namespace(data_dir=spec.get("data_dir")))
     torch.manual_seed(0)
-    model = registry.build(spec["model"], image_shape=tuple(data.images.shape[1:]))
-    cfg = harness.train_config(
-        None,
-        spec["model"],
-        device="cpu",
-        threads=spec["threads"],
-        tune_malloc=spec["malloc"],
-        channels_last=spec["channels_last"],
-    )
+    layout = {} if spec["channels_last"] is None else {"channels_last": spec["channels_last"]}
+    model = registry.build(spec["model"], image_shape=tuple(data.images.shape[1:]), **layout)
+    cfg = harness.train_config(None, spec["model"], device="cpu", threads=spec["threads"], tune_malloc=spec["malloc"])
     with tempfile.TemporaryDirectory() as run:
         trainer = Trainer(model, data, cfg, run)
         trainer.fit(spec["warm"])
@@ -161,12 +156,15 @@ def part_options(a, machine):
         ["model", "threads", "setting", "steps/s", "CPU s/step", "speed-up", "load avg (1 min)"],
         title="allocator and memory layout, alone",
     )
-    arms = [
-        ("tune_malloc off", False, False),
-        ("tune_malloc on", True, False),
-        ("tune_malloc on + channels_last", True, True),
-    ]
+    from genlab import registry
+
     for model in a.models.split(","):
+        # the model's own layout, then the other one where the model has the setting (model.channels_last)
+        arms = [("tune_malloc off", False, None), ("tune_malloc on", True, None)]
+        field = registry.get(model)[0].__dataclass_fields__.get("channels_last")
+        if field is not None:
+            default = field.default
+            arms.append((f"tune_malloc on + model.channels_last={str(not default).lower()}", True, not default))
         base = None
         for name, malloc, cl in arms:
             spec = dict(
@@ -230,7 +228,7 @@ def part_sharing(a, machine):
                             model=model,
                             threads=threads,
                             malloc=True,
-                            channels_last=False,
+                            channels_last=None,
                             warm=a.warm,
                             seconds=a.seconds,
                             data_dir=a.data_dir,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,51 @@ def test_retired_weights_are_dropped_with_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # today's weights: nothing to drop, nothing said
         assert set(vae.upgrade_state_dict(vae.state_dict())) == set(vae.state_dict())
+
+
+def test_train_channels_last_moved_to_the_model_for_files_and_overrides():
+    """train.channels_last (train with channels-last weights and batches) and model.channels_last did one
+    job; the model's is kept (it holds for inference too). True turns the model's on, false (the old
+    default) turned nothing off, and a model without the field trains in the standard layout."""
+    import dataclasses
+
+    from genlab.config import TrainConfig, to_dict
+
+    assert "channels_last" not in {f.name for f in dataclasses.fields(TrainConfig)}
+    vae, dcgan = registry.get("vae")[0], registry.get("dcgan")[0]
+    doc = {"model_name": "vae", "model": {"channels_last": False}, "train": {"channels_last": True, "lr": 2e-3}}
+    with pytest.warns(DeprecationWarning, match="train.channels_last=true now sets model.channels_last=true"):
+        run = run_config_from_dict(doc, vae)
+    assert run.model.channels_last is True and run.train.lr == 2e-3
+    assert "channels_last" not in to_dict(run.train)  # saved anew without it
+    doc = {"model_name": "vae", "model": {}, "train": {"channels_last": False}}
+    with pytest.warns(DeprecationWarning, match="train.channels_last is deprecated: .* ignored: false was its default"):
+        assert run_config_from_dict(doc, vae).model.channels_last is True  # the VAE's own default, untouched
+    doc = {"model_name": "dcgan", "model": {}, "train": {"channels_last": True}}
+    with pytest.warns(DeprecationWarning, match="DCGANConfig has no channels_last field"):
+        assert run_config_from_dict(doc, dcgan).model == dcgan()
+    # --set: the same mapping; a later override still wins
+    with pytest.warns(DeprecationWarning, match="now sets model.channels_last=true"):
+        cfg = registry.build_run_config("vae", overrides=["model.channels_last=false", "train.channels_last=true"])
+    assert cfg.model.channels_last is True
+    with pytest.warns(DeprecationWarning, match="now sets model.channels_last=true"):
+        cfg = registry.build_run_config("vae", overrides=["train.channels_last=true", "model.channels_last=false"])
+    assert cfg.model.channels_last is False
+    with pytest.warns(DeprecationWarning, match="DCGANConfig has no channels_last field"):
+        assert registry.build_run_config("dcgan", overrides=["train.channels_last=true"]).model == dcgan()
+    with pytest.raises(ConfigError, match="train.channels_last: expected true or false"):
+        registry.build_run_config("vae", overrides=["train.channels_last=yes"])
+    assert set(compat.MOVED_TO_MODEL.values()) <= set(vae.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("name", ["vae-mnist", "vae-frey-face", "pixelvae-mnist", "pixelcnn-mnist", "dcgan-mnist"])
+def test_shipped_run_configs_with_train_channels_last_still_load(name):
+    from genlab.train import load_run_config
+
+    folder = Path(genlab.pretrained.__file__).parent / name
+    with pytest.warns(DeprecationWarning, match="train.channels_last"):
+        run = load_run_config(folder)
+    assert getattr(run.model, "channels_last", False) is (name != "dcgan-mnist")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the model alone (genlab.load) never read the train section
+        genlab.load(f"pretrained:{name}")

@@ -1,24 +1,27 @@
 """What genlab keeps only so that files written by older versions still load.
 
 genlab 0.1.0 wrote some model fields under other names, kept optimiser settings (learning rates,
-betas) in the model section of ``config.json``, and saved a VAE buffer the model no longer has.
-Loading such a run maps each of them to today's form with a ``DeprecationWarning`` that names the new
-form. Every shim here carries the version that deletes it (:data:`REMOVED_IN`); once genlab's own
-version reaches it, :func:`deprecate` raises instead of warning and ``tests/test_compat.py`` fails,
-so a shim is deleted on its date rather than kept forever (as diffusers' ``deprecate()`` does).
+betas) in the model section of ``config.json``, had a second memory-layout switch in the train section
+(``train.channels_last``, in files written before 0.2.0; the layout is now the model's own
+``model.channels_last``) and saved a VAE buffer the model no longer has. Loading such a run maps each
+of them to today's form with a ``DeprecationWarning`` that names the new form. Every shim here carries
+the version that deletes it (:data:`REMOVED_IN`); once genlab's own version reaches it,
+:func:`deprecate` raises instead of warning and ``tests/test_compat.py`` fails, so a shim is deleted
+on its date rather than kept forever (as diffusers' ``deprecate()`` does).
 
 Nothing outside this module knows an old name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any, Mapping
 
 from .errors import ConfigError
 
 #: The version whose release deletes the 0.1.0 shims below (config field names, optimiser settings
-#: in the model section, retired state keys).
+#: in the model section, train.channels_last, retired state keys).
 REMOVED_IN = "0.3.0"
 
 #: Model config class name -> {field name genlab 0.1.0 wrote: today's name}. Subclasses inherit
@@ -51,6 +54,14 @@ MOVED_TO_TRAIN: dict[str, dict[str, str]] = {
     "CycleGANConfig": {"lr": "lr", "betas": "betas"},
     "ProGANConfig": {"lr": "lr", "betas": "betas"},
 }
+
+#: Train field genlab had before 0.2.0 -> the model field that replaced it. ``train.channels_last``
+#: (channels-last weights and batches while training, any model) and the model's own ``channels_last``
+#: (VAE, PixelVAE, PixelCNN: NHWC weights and inputs for training and inference alike) did one job; the
+#: model's is kept. ``true`` turns the model's on; ``false``, the old default, turned nothing off and is
+#: dropped; a model without the field trains in the standard layout (channels-last trained no faster
+#: there: benchmarks/README.md).
+MOVED_TO_MODEL: dict[str, str] = {"channels_last": "channels_last"}
 
 #: Model class name -> state-dict keys genlab 0.1.0 saved that the model no longer has.
 RETIRED_STATE_KEYS: dict[str, tuple[str, ...]] = {
@@ -128,6 +139,39 @@ def upgrade_model_fields(cls: type, data: Mapping[str, Any], where: str = "model
         else:
             model[key] = value
     return model, train
+
+
+def upgrade_train_fields(config_cls: type, data: Mapping[str, Any], where: str = "train") -> tuple[dict, dict]:
+    """Map the train fields an older genlab wrote to today's, for a model with config class
+    ``config_cls``: ``(train fields, model fields)``.
+
+    A switch that moved to the model (:data:`MOVED_TO_MODEL`) set to ``true`` becomes ``{model field:
+    True}`` where ``config_cls`` has that field; ``false`` (it switched nothing off) and a model without
+    the field drop it. Each is deprecated (a ``DeprecationWarning`` that says which).
+    """
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    train: dict = {}
+    model: dict = {}
+    for key, value in data.items():
+        if key not in MOVED_TO_MODEL:
+            train[key] = value
+            continue
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
+        new = MOVED_TO_MODEL[key]
+        if value and new in fields:
+            model[new] = True
+            effect = f"{where}.{key}=true now sets model.{new}=true"
+        elif value:
+            effect = f"ignored: {config_cls.__name__} has no {new} field and trains in the standard layout"
+        else:
+            effect = "ignored: false was its default and switched nothing off"
+        deprecate(
+            f"{where}.{key} is deprecated: the memory layout is the model's own setting, model.{new} "
+            f"(training and inference); {effect}",
+            stacklevel=4,
+        )
+    return train, model
 
 
 def retired_state_keys(model_cls: type) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .compat import upgrade_model_fields
+from .compat import upgrade_model_fields, upgrade_train_fields
 from .errors import ConfigError
 
 #: The data set every tool uses when none is named: 5,000 MNIST digits shipped with the package.
@@ -122,7 +122,6 @@ class TrainConfig:
     tune_malloc: bool = (
         True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
     )
-    channels_last: bool = False  # train with 4-D weights and batches in channels-last memory layout
     fused_adam: bool = (
         True  # Adam's fused kernel where torch has one (CPU, CUDA); false: torch's default (genlab <= 0.1.0)
     )
@@ -316,9 +315,11 @@ def model_config_from_dict(cls: type, data: dict, where: str = "model") -> Any:
 def run_config_from_dict(doc: dict, config_cls: type) -> RunConfig:
     """A :class:`RunConfig` from a ``config.json`` document (``model_name``, ``model``,
     ``train``, optional ``data``), older field names included: optimiser settings that
-    older versions kept in the model section move to the train section."""
+    older versions kept in the model section move to the train section, and train
+    settings that moved to the model section go there."""
     model, moved = upgrade_model_fields(config_cls, doc["model"])
-    train = dict(doc["train"])
+    train, to_model = upgrade_train_fields(config_cls, doc["train"])
+    model.update(to_model)
     for path, value in moved.items():
         _set_path(train, path, value, "train")
     return RunConfig(
@@ -369,8 +370,8 @@ def parse_overrides(overrides: Iterable[str | tuple[str, Any]] | Mapping[str, An
 
 def apply_overrides(cfg: RunConfig, overrides: Iterable[str | tuple[str, Any]] | Mapping[str, Any]) -> RunConfig:
     """Apply ``section.field=value`` overrides (strings, or a mapping of keys to values) to a
-    RunConfig; returns a new one, validated. Later overrides win. Older model field names
-    are accepted with a ``DeprecationWarning`` (see :func:`upgrade_model_fields`).
+    RunConfig; returns a new one, validated. Later overrides win. Older field names are
+    accepted with a ``DeprecationWarning`` (see :func:`upgrade_model_fields`, :func:`upgrade_train_fields`).
 
     >>> apply_overrides(cfg, ["model.latent_dim=2", "train.lr=3e-4", "train.step_lr.discriminator=4e-4"])
     """
@@ -384,13 +385,17 @@ def apply_overrides(cfg: RunConfig, overrides: Iterable[str | tuple[str, Any]] |
         section, name = key.split(".", 1)
         if section not in sections:
             raise ConfigError(f"unknown config section {section!r}; valid sections: {sorted(sections)}")
+        if section == "data":
+            _set_path(updates["data"], name, value, "data")
+            continue
+        # older names: a model field may go to the train section and a train field to the model's
         if section == "model":
-            model, moved = upgrade_model_fields(type(cfg.model), {name: value})
-            for new, v in model.items():
-                _set_path(updates["model"], new, v, "model")
-            for path, v in moved.items():
-                _set_path(updates["train"], path, v, "train")
+            model, train = upgrade_model_fields(type(cfg.model), {name: value})
         else:
-            _set_path(updates[section], name, value, section)
+            train, model = upgrade_train_fields(type(cfg.model), {name: value})
+        for path, v in model.items():
+            _set_path(updates["model"], path, v, "model")
+        for path, v in train.items():
+            _set_path(updates["train"], path, v, "train")
     new = {section: from_dict(type(obj), updates[section], section) for section, obj in sections.items()}
     return RunConfig(model_name=cfg.model_name, **new)

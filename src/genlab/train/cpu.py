@@ -192,15 +192,12 @@ def openmp_defaults(environ: dict) -> dict:
 # --------------------------------------------------------------------------- the Trainer's use
 
 
-def prepare(model, config, device) -> int:
-    """What the Trainer does at start-up: channels-last weights (``train.channels_last``),
-    and the thread count for training (returned; :func:`training_threads` of
-    ``train.threads`` on CPU, torch's own setting on other devices). The allocator
-    (``train.tune_malloc``) is tuned only while ``fit`` runs: :func:`tune_malloc`,
-    then :func:`restore_malloc`."""
+def loop_threads(config, device) -> int:
+    """The thread count the Trainer trains with: :func:`training_threads` of ``train.threads``
+    on CPU, torch's own setting on other devices. (The allocator, ``train.tune_malloc``, is
+    tuned only while ``fit`` runs: :func:`tune_malloc`, then :func:`restore_malloc`; the memory
+    layout is the model's own setting, ``model.channels_last`` where a model has it.)"""
     import torch
 
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
     current = torch.get_num_threads()
     return training_threads(config.threads, current) if device.type == "cpu" else current

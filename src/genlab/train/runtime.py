@@ -1,6 +1,7 @@
 """Where and how a training run executes, apart from what it computes: the device, the
 processes (torchrun), mixed precision, ``torch.compile`` and the host's tuning (CPU threads,
-glibc's allocator, channels-last weights).
+glibc's allocator). The memory layout is not among them: it is the model's own setting
+(``model.channels_last`` of the conv models that gain from it), for training and inference alike.
 
 The :class:`~genlab.train.trainer.Trainer` is given one :class:`Runtime` and asks it to place
 the model, to wrap each loss in :meth:`Runtime.autocast`, for a step's gradient scaler, and to
@@ -22,7 +23,7 @@ from .settings import cpu_has_bf16, resolve_device
 
 class Runtime:
     """The execution settings of ``config`` (``train.device``, ``amp``, ``compile``, ``threads``,
-    ``tune_malloc``, ``channels_last``) resolved for this machine and process.
+    ``tune_malloc``) resolved for this machine and process.
 
     Attributes: ``dist`` (this process's place among torchrun's, :func:`distributed.setup`),
     ``device``, ``autocast_dtype`` (None: float32), ``threads`` (the CPU threads of the loop,
@@ -57,10 +58,10 @@ class Runtime:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     def place(self, model: nn.Module) -> None:
-        """Move ``model`` to the device (channels-last where set), choose the loop's CPU threads,
+        """Move ``model`` to the device (in the memory layout the model chose), choose the loop's CPU threads,
         give every process rank 0's initial weights and compile it where asked (GPUs only)."""
         model.to(self.device)
-        self.threads = cpu.prepare(model, self.config, self.device)
+        self.threads = cpu.loop_threads(self.config, self.device)
         distributed.broadcast_module_(model, self.dist)
         if self.config.compile:
             if self.device.type == "cpu":

@@ -19,7 +19,7 @@ Beside this file in ``genlab.train``: ``runs`` (run directories, :func:`train`,
 ``logs`` (metrics.jsonl and TensorBoard), ``settings`` (device,
 learning-rate schedule), ``checkpoint`` (the checkpoint folders), ``runtime`` (where and how
 the run executes: device, processes, mixed precision, compile, host tuning; the Trainer is
-given one) and ``cpu`` (glibc's malloc, channels-last, the thread count).
+given one) and ``cpu`` (glibc's malloc, the thread count).
 """
 
 from __future__ import annotations
@@ -197,8 +197,6 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
         # uint8 images -> [0, 1] -> the model's input space; float data (e.g. 2-D points) as it is
         x = x if self._raw_float else self.model.prepare(x.float().div_(255.0))
-        if self.config.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
         y = None
         if self._labels is not None:
             y = self._labels[idx]
