@@ -299,3 +299,10 @@ def test_data_config_errors():
         DataConfig(split="validation")
     with pytest.raises(ConfigError, match="data.name must name a data set"):
         registry.build_run_config("vae", overrides=['data.name=""'])
+
+
+def test_train_config_lists_its_runtime_section_last():
+    from genlab.config import RUNTIME_FIELDS
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert names[-len(RUNTIME_FIELDS) :] == list(RUNTIME_FIELDS)  # optimisation first, then the runtime section

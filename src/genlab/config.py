@@ -87,44 +87,63 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """The optimisation schedule. All lengths are in optimisation steps
-    (iterations), so that stopping at step s and resuming gives the same run."""
+    """How a model is trained, in two sections (``--set train.FIELD=VALUE`` for either):
 
+    * **optimisation**: what the run computes: steps, batch, Adam, schedule, EMA, seed, the
+      time budget, and how often it logs, draws samples and checkpoints. All lengths are in
+      optimisation steps (iterations), so that stopping at step s and resuming gives the same run.
+    * **runtime**: where and how it runs (:data:`RUNTIME_FIELDS`, read by
+      :class:`genlab.train.runtime.Runtime`): device, mixed precision, compile, CPU threads, the
+      allocator, Adam's fused kernel. They change speed, and results only by float rounding
+      (mixed precision by more: it computes in bfloat16 or float16).
+    """
+
+    # ------------------------------------------------------------------ optimisation
     steps: int = 2000
     batch_size: int = 128
-    lr: float = 1e-3  # Adam's learning rate of every train step without its own in step_lr
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam's betas of every step without its own in step_betas
-    step_lr: dict[str, float] = field(
-        default_factory=dict
-    )  # train step name -> its own rate, e.g. {"discriminator": 4e-4}
-    step_betas: dict[str, tuple[float, float]] = field(default_factory=dict)  # train step name -> its own betas
+    #: Adam's learning rate of every train step without its own in step_lr
+    lr: float = 1e-3
+    #: Adam's betas of every step without its own in step_betas
+    betas: tuple[float, float] = (0.9, 0.999)
+    #: train step name -> its own rate, e.g. {"discriminator": 4e-4}
+    step_lr: dict[str, float] = field(default_factory=dict)
+    #: train step name -> its own betas
+    step_betas: dict[str, tuple[float, float]] = field(default_factory=dict)
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # "constant" or "cosine" (decays to 0 at schedule_steps)
-    schedule_steps: int = 0  # length of the cosine schedule, in steps; required (> 0) with "cosine"
-    warmup_steps: int = 0  # linear learning-rate warm-up
-    grad_clip: float = 0.0  # max global gradient norm per step; 0 disables
-    ema_decay: float = 0.0  # 0 disables the exponential moving average of the weights
+    #: "constant" or "cosine" (decays to 0 at schedule_steps)
+    lr_schedule: str = "constant"
+    #: length of the cosine schedule, in steps; required (> 0) with "cosine"
+    schedule_steps: int = 0
+    #: linear learning-rate warm-up, in steps
+    warmup_steps: int = 0
+    #: max global gradient norm per step; 0 disables
+    grad_clip: float = 0.0
+    #: decay of the exponential moving average of the weights; 0 disables
+    ema_decay: float = 0.0
     seed: int = 0
+    #: time budget of the run in seconds, counted across resumes; 0 = none
+    max_seconds: float = 0.0
+    #: what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
+    budget_clock: str = "wall"
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", "mps"
-    amp: bool = False  # autocast: bfloat16 on CPU; bfloat16 (or float16 + scaler) on GPU
-    compile: bool = False  # torch.compile the model's modules
     progress: bool = True
-    max_seconds: float = 0.0  # time budget of the run in seconds, counted across resumes; 0 = none
-    budget_clock: str = (
-        "wall"  # what max_seconds counts: "wall" (elapsed time) or "cpu" (this process's CPU time, all threads)
-    )
-    # CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
+
+    # ------------------------------------------------------------------ runtime
+    #: "auto", "cpu", "cuda", "cuda:1", "mps"
+    device: str = "auto"
+    #: autocast: bfloat16 on CPU; bfloat16 (or float16 + scaler) on GPU
+    amp: bool = False
+    #: torch.compile the model's modules (GPUs only)
+    compile: bool = False
+    #: CPU threads while training: 0 = chosen at start from the free cores (never above torch's setting), N = exactly N
     threads: int = 0
-    tune_malloc: bool = (
-        True  # Linux/glibc: keep freed buffers in the process (mallopt), as MALLOC_MMAP_THRESHOLD_ would
-    )
-    fused_adam: bool = (
-        True  # Adam's fused kernel where torch has one (CPU, CUDA); false: torch's default (genlab <= 0.1.0)
-    )
+    #: Linux/glibc: keep freed buffers in the process while training (mallopt), as MALLOC_MMAP_THRESHOLD_ would
+    tune_malloc: bool = True
+    #: Adam's fused kernel where torch has one (CPU, CUDA); false: torch's default (genlab <= 0.1.0)
+    fused_adam: bool = True
 
     def __post_init__(self):
         self.validate()
@@ -189,6 +208,10 @@ class TrainConfig:
                     f"train.{field_name} names {unknown}, but {model}'s train steps are {names}; "
                     f"e.g. train.{field_name}.{names[-1]}=..."
                 )
+
+
+#: The runtime section of :class:`TrainConfig`: where and how a run executes, not what it computes.
+RUNTIME_FIELDS = ("device", "amp", "compile", "threads", "tune_malloc", "fused_adam")
 
 
 @dataclass
