@@ -46,12 +46,10 @@ def _threads():
 
 
 @pytest.fixture
-def toys():
-    """The toy models of toys.py in the registry for one test (``toy-ae``, ``toy-gan``, ``toy-linear``)."""
+def toys(monkeypatch):
+    """The toy models of toys.py in the registry for one test (``toy-ae``, ``toy-gan``, ``toy-linear``): the
+    registry's ``MODELS`` is replaced by a copy with them for the test; genlab's own dict is never changed."""
     from genlab import registry
-    from toys import register_toys
+    from toys import TOY_MODELS
 
-    added = register_toys()
-    yield
-    for k in added:
-        registry.MODELS.pop(k, None)
+    monkeypatch.setattr(registry, "MODELS", {**registry.MODELS, **TOY_MODELS})

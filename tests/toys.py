@@ -132,7 +132,9 @@ TOY_MODELS = {
 
 
 def register_toys() -> list[str]:
-    """Add the toy models to the (literal) registry dict; returns the keys added."""
+    """Add the toy models to the registry dict of this process; returns the keys added. Only for the
+    child processes a test starts (a SIGKILL'd training, torchrun workers), which end with them; tests
+    themselves use the ``toys`` fixture, which leaves genlab's registry as it was."""
     from genlab import registry
 
     added = [k for k in TOY_MODELS if k not in registry.MODELS]
