@@ -408,3 +408,24 @@ def test_bfloat16_autocast_keeps_the_posterior_in_float32(posterior):
     full = m.loss({"x": x, "y": None})["loss"]
     assert low.dtype == torch.float32
     assert abs(low.item() - full.item()) < 0.02 * abs(full.item())
+
+
+def test_an_extreme_encoder_output_gives_a_finite_bound_not_nan():
+    # An image far from the training data drove the shipped MNIST VAE's log-variance to 89.6 (NaN log_prob).
+    from genlab.models.vae import LOG_VAR_RANGE
+
+    model = VAE(VAEConfig(image_shape=(1, 4, 4), latent_dim=2, hidden_dim=8, encoder="mlp", decoder="mlp")).eval()
+    x = (torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    raw = model._encoder_output
+
+    def extreme(inp):
+        out = raw(inp).clone()
+        out[:, 2:4] = 89.6  # the log-variance half
+        return out
+
+    model._encoder_output = extreme
+    mu, log_var = model.posterior(x)
+    assert float(log_var.max()) == LOG_VAR_RANGE[1]
+    with torch.no_grad():
+        lp = model.log_prob(x, iw_samples=4, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(lp).all() and (lp <= 0).all()

@@ -324,6 +324,13 @@ _INPUT_MODES = {"bernoulli": "binary", "logistic": "unit", "gaussian": "dequanti
 # ----------------------------------------------------------------------------- shared maths
 
 
+#: Bounds of q(z|x)'s log-variance (sigma from e^-15 to e^5). An image far from the training data can drive
+#: the encoder's raw output past what float32 holds once squared (89.6 for a Fashion-MNIST image under
+#: the shipped MNIST VAE: sigma^2 = e^89.6 overflows, and log_prob became NaN). Any q(z|x) gives a valid
+#: bound, so bounding it keeps every estimate a bound; trained models stay far inside the range.
+LOG_VAR_RANGE = (-30.0, 10.0)
+
+
 def reparameterize(mu: Tensor, log_var: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I): a sample of N(mu, diag(exp(log_var)))
     that is differentiable in mu and log_var. eps comes from ``generator`` or the global RNG."""
@@ -415,9 +422,10 @@ class VAE(GenerativeModel):
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, C, H, W) in the model's input space -> (mu, log_var), each (B, latent_dim).
-        With posterior="iaf" these are the parameters of the flow's initial Gaussian q_0."""
+        With posterior="iaf" these are the parameters of the flow's initial Gaussian q_0.
+        log_var is kept in :data:`LOG_VAR_RANGE` (see there)."""
         mu, log_var = self._encoder_output(x)[:, : 2 * self.config.latent_dim].chunk(2, dim=1)
-        return mu, log_var
+        return mu, log_var.clamp(*LOG_VAR_RANGE)
 
     def encode_posterior(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """x -> (mu, log_var, h): q_0's parameters, each (B, latent_dim), and the IAF
@@ -427,7 +435,7 @@ class VAE(GenerativeModel):
         out = self._encoder_output(x)
         d = self.config.latent_dim
         mu, log_var = out[:, : 2 * d].chunk(2, dim=1)
-        return mu, log_var, out[:, 2 * d :]
+        return mu, log_var.clamp(*LOG_VAR_RANGE), out[:, 2 * d :]
 
     def _encoder_output(self, x: Tensor) -> Tensor:
         """x -> the encoder head's output (B, 2 * latent_dim + context size)."""
