@@ -110,6 +110,8 @@ def check_command(argv: list[str]) -> None:
         importlib.import_module(argv[2])
     elif argv[0] == "python":
         check_script(argv)
+    elif argv[0] == "mkdocs":  # the site's build (the docs extra); CI runs it
+        assert (ROOT / "mkdocs.yml").is_file() and argv[1] in ("build", "serve"), " ".join(argv)
     elif argv[0] != "pip":
         raise AssertionError(f"a command this test does not know how to check: {' '.join(argv)}")
 
