@@ -114,6 +114,7 @@ class FeatureNet(nn.Module):
             p.requires_grad_(False)
 
     def check_input(self, x: Tensor) -> None:
+        """Raise FeatureNetError, saying how to fix it, unless ``x`` is a batch (N, C, H, W) of the input shape."""
         c, h, w = self.input_shape
         if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise FeatureNetError(
@@ -124,6 +125,7 @@ class FeatureNet(nn.Module):
 
     @torch.inference_mode()
     def features(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """The feature vectors (N, F) of images ``x`` (N, C, H, W) in [0, 1], computed ``batch_size`` at a time."""
         self.check_input(x)
         dev = next(self.net.parameters()).device
         out = [
@@ -134,6 +136,7 @@ class FeatureNet(nn.Module):
 
     @torch.inference_mode()
     def logits(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """The classifier head's logits (N, classes) of images ``x`` (N, C, H, W) in [0, 1]."""
         self.check_input(x)
         if not hasattr(self.net, "head"):
             raise FeatureNetError(f"feature network {self.name!r} has no classifier head")

@@ -63,6 +63,7 @@ class TrainStep:
     new_batch: bool = False
 
     def parameters(self) -> list[nn.Parameter]:
+        """The parameters this step updates: those of its modules, each once."""
         seen: dict[int, nn.Parameter] = {}
         for m in self.modules:
             for p in m.parameters():
@@ -110,6 +111,7 @@ class GenerativeModel(nn.Module):
 
     # ---------------------------------------------------------------- contract
     def train_steps(self) -> list[TrainStep]:
+        """The optimisation steps of one training iteration, in order (one for a VAE; D then G for a GAN)."""
         raise NotImplementedError
 
     def prepare(self, x01: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -224,12 +226,14 @@ class GenerativeModel(nn.Module):
     # ---------------------------------------------------------------- helpers
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters (the CPU for a model without any)."""
         for p in self.parameters():
             return p.device
         return torch.device("cpu")
 
     @property
     def num_dims(self) -> int:
+        """D, the number of values in one example (C * H * W): the denominator of bits per dimension."""
         c, h, w = self.config.image_shape
         return c * h * w
 

@@ -90,6 +90,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """shadow <- decay * shadow + (1 - decay) * weights, for every floating-point tensor of ``model``."""
         w = 1.0 - self.decay
         for k, v in model.state_dict().items():
             s = self.shadow[k]
@@ -104,6 +105,7 @@ class EMA:
         return {k: v.to(ref[k].dtype) for k, v in self.shadow.items()}
 
     def load(self, weights: dict[str, torch.Tensor]) -> None:
+        """Replace the shadow weights with ``weights`` (a checkpoint's); CheckpointError when they do not match."""
         if set(weights) != set(self.shadow):
             raise CheckpointError("the EMA weights in the checkpoint do not match this model's parameters")
         for k, v in weights.items():

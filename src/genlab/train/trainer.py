@@ -407,6 +407,7 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     @property
     def checkpoint_dir(self) -> Path:
+        """``run_dir/checkpoints``: one folder per checkpoint, ``step-XXXXXXX``."""
         return self.run_dir / "checkpoints"
 
     def _write_config(self) -> None:
