@@ -495,6 +495,9 @@ def genlab_serve(tmp_path, **env):
         env={**base, "TMPDIR": str(tmp_path / "tmp"), "OMP_NUM_THREADS": "1", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # A job started with & by a non-interactive shell (CI run in the background) inherits SIGINT
+        # ignored, and Python keeps it ignored: give the server the default a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 180)
@@ -525,7 +528,7 @@ def test_serve_removes_its_temporary_folder_when_stopped(tmp_path, stop):
         assert get(f"http://127.0.0.1:{port}/", "/")[0] == 200
         assert [p.name[:13] for p in (tmp_path / "tmp").iterdir()] == ["genlab-serve-"]
         proc.send_signal(getattr(signal, stop))
-        proc.wait(timeout=180)  # as long as start-up may take on a loaded machine; one that never stops fails
+        proc.wait(timeout=60)
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
