@@ -220,17 +220,32 @@ def _load_autoencoder(config: LatentConfig):
     return autoencoder.eval()
 
 
-def _prior_config(config: LatentConfig, space) -> Any:
+def code_prior(name: str, space, prior_config: dict, autoencoder: str = "the autoencoder"):
+    """A fresh registry model ``name`` built as a prior over codes of ``space`` (a
+    :class:`~genlab.data.latent.CodeSpace`): its config is ``prior_config`` plus the fields the codes
+    decide (refused when set otherwise). The one way genlab builds a prior over codes: the latent
+    model's and the VQ-VAE's own PixelCNN (``code_prior("pixelcnn", its code space, ...)``)."""
+    from .. import registry
+
+    if name in AUTOREGRESSIVE and space.kind != "discrete":
+        raise ConfigError(
+            f"model.prior={name!r} models discrete values, but the codes of {autoencoder} are continuous; "
+            "choose ddpm or flow-matching (or a vqvae autoencoder)"
+        )
+    return registry.build(name, _prior_config(name, space, prior_config))
+
+
+def code_levels(codes: Tensor, levels: int) -> Tensor:
+    """Code indices c in {0..K-1} (any shape) -> c / (K - 1) in [0, 1]: a code map as the image an
+    autoregressive prior with a K-way categorical head reads (it rounds it back to c)."""
+    return codes.float() / (levels - 1)
+
+
+def _prior_config(name: str, space, prior_config: dict) -> Any:
     """The prior's config: ``prior_config`` plus the fields the codes decide (refused when set otherwise)."""
     from .. import registry
     from ..config import from_dict
 
-    name = config.prior
-    if name in AUTOREGRESSIVE and space.kind != "discrete":
-        raise ConfigError(
-            f"model.prior={name!r} models discrete values, but the codes of {config.autoencoder} are continuous; "
-            "choose ddpm or flow-matching (or a vqvae autoencoder)"
-        )
     forced: dict[str, tuple[Any, str]] = {}
     if name in AUTOREGRESSIVE:
         why = f"the code maps take {space.levels} values"
@@ -240,12 +255,12 @@ def _prior_config(config: LatentConfig, space) -> Any:
     elif space.kind == "continuous":
         forced = {"clip_denoised": (False, "unit-variance codes leave [-1, 1]")}
     for key, (value, why) in forced.items():
-        if key in config.prior_config and config.prior_config[key] != value:
+        if key in prior_config and prior_config[key] != value:
             raise ConfigError(
-                f"model.prior_config.{key}={config.prior_config[key]!r}, but the latent model sets it to "
+                f"model.prior_config.{key}={prior_config[key]!r}, but the latent model sets it to "
                 f"{value!r}: {why}; leave it out"
             )
-    values = {**config.prior_config, **{k: v for k, (v, _) in forced.items()}, "image_shape": list(space.shape)}
+    values = {**prior_config, **{k: v for k, (v, _) in forced.items()}, "image_shape": list(space.shape)}
     try:
         return from_dict(registry.get(name)[0], values, "model.prior_config")
     except ConfigError as e:
@@ -259,8 +274,6 @@ class LatentModel(GenerativeModel):
     data_kind = "image"
 
     def __init__(self, config: LatentConfig):
-        from .. import registry
-
         super().__init__(config)
         autoencoder = _load_autoencoder(config)
         try:
@@ -269,7 +282,7 @@ class LatentModel(GenerativeModel):
             raise ConfigError(f"model.autoencoder={config.autoencoder!r}: {e}") from None
         self.input_mode = autoencoder.input_mode  # the autoencoder's input space is this model's
         self.family = {"ddpm": "ddpm", "flow-matching": "flow"}.get(config.prior, "autoregressive")
-        self.prior = registry.build(config.prior, _prior_config(config, self.space))
+        self.prior = code_prior(config.prior, self.space, config.prior_config, config.autoencoder)
         steps = self.prior.train_steps()
         if len(steps) != 1:
             raise ConfigError(f"model.prior={config.prior!r} trains in {len(steps)} steps; a prior needs one")
@@ -355,7 +368,7 @@ class LatentModel(GenerativeModel):
             return (u + 1) / 2 if self.family == "flow" else u
         c = codes.float()
         if self.family == "autoregressive":
-            return c / (k - 1)
+            return code_levels(c, k)
         if self.family == "ddpm":
             return 2 * c / (k - 1) - 1
         return (c + D.draw(torch.rand, c.shape, generator=generator, device=c.device)) / k

@@ -66,11 +66,12 @@ from torch import Tensor, nn
 
 from .. import distributions as D
 from ..config import ModelConfig
+from ..data.latent import CodeSpace
 from ..errors import ConfigError
 from ..nn.blocks import TransposedConvUp, downsampled_sizes
 from ..presets import Preset, Published
 from .base import GenerativeModel, TrainStep
-from .pixelcnn import PixelCNN, PixelCNNConfig
+from .latent import code_levels, code_prior
 
 
 @dataclass
@@ -232,17 +233,14 @@ class VQVAE(GenerativeModel):
         )
         self.up = nn.ModuleList(TransposedConvUp(hid, hid) for _ in range(config.downsamplings))
         self.decoder_out = nn.Conv2d(hid, 2 * c, 3, padding=1)  # logistic means and log-scales
-        hc, wc = self.sizes[-1]
-        self.prior = PixelCNN(
-            PixelCNNConfig(
-                image_shape=(1, hc, wc),
-                likelihood="categorical",
-                grey_levels=config.num_codes,
-                hidden_channels=config.prior_channels,
-                num_blocks=config.prior_blocks,
-                output_channels=config.prior_channels,
-            )
-        )
+        # The prior is a latent model's prior over this model's own codes (models/latent.py builds both).
+        space = CodeSpace("discrete", (1, *self.sizes[-1]), levels=config.num_codes)
+        prior_config = {
+            "hidden_channels": config.prior_channels,
+            "num_blocks": config.prior_blocks,
+            "output_channels": config.prior_channels,
+        }
+        self.prior = code_prior("pixelcnn", space, prior_config, "vqvae")
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------------ networks
@@ -280,7 +278,7 @@ class VQVAE(GenerativeModel):
 
     def _prior_input(self, codes: Tensor) -> Tensor:
         """Codes (B, h, w) -> the PixelCNN's one-channel image of k / (K - 1), (B, 1, h, w)."""
-        return codes.unsqueeze(1).float() / (self.config.num_codes - 1)
+        return code_levels(codes.unsqueeze(1), self.config.num_codes)
 
     # ------------------------------------------------------------------ training
     def begin_iteration(self, step: int) -> None:
