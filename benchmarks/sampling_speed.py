@@ -1,4 +1,4 @@
-"""Benchmark: naive vs cached sampling of PixelCNN / Gated PixelCNN.
+"""Benchmark: naive vs cached sampling of PixelCNN / Gated PixelCNN / the transformer.
 
 Not a test: it prints a table of images per second at batch 1, 16 and 64 on
 28x28 grey (Bernoulli) and 32x32 RGB (discretised logistic mixture) images,
@@ -16,6 +16,7 @@ extrapolated by H / K, marked "est."; the cached sampler runs the same partial
 job to check equality, and is also timed on full images.
 
     python benchmarks/sampling_speed.py --quick
+    python benchmarks/sampling_speed.py --models transformer --shapes 1x28x28 --batches 16 --quick
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def build_parser():
     ap = harness.parser(__doc__, threads=os.cpu_count() or 1)
     ap.add_argument("--models", default="pixelcnn,gated-pixelcnn")
     ap.add_argument("--batches", default="1,16,64")
+    ap.add_argument("--shapes", default="1x28x28,3x32x32", help="image shapes CxHxW, comma-separated")
     ap.add_argument(
         "--naive-rows", type=int, default=0, help="time naive sampling on this many rows only (0: full images)"
     )
@@ -53,7 +55,7 @@ def main(argv=None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     table = harness.Table(["model", "image", "batch", "naive images/s", "cached images/s", "speed-up", "samples equal"])
     for name in args.models.split(","):
-        for shape in [(1, 28, 28), (3, 32, 32)]:
+        for shape in [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]:
             torch.manual_seed(0)
             model = registry.build(name, image_shape=shape).eval()
             c, h, w = shape

@@ -282,7 +282,7 @@ def test_budget_presets_build_set_every_value_and_leave_the_defaults_alone(model
     assert default.model.decoder in ("upsample", "conv") and default.train.ema_decay == 0.0
 
 
-@pytest.mark.parametrize("model,preset", [("pixelcnn", "mnist-cpu"), ("ali", "alice")])
+@pytest.mark.parametrize("model,preset", [("pixelcnn", "mnist-cpu"), ("transformer", "mnist-cpu"), ("ali", "alice")])
 def test_cpu_presets_build_and_set_their_values(model, preset):
     p = registry.entry(model).presets[preset]
     cfg = registry.build_run_config(model, preset=preset)
