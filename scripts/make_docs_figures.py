@@ -233,6 +233,7 @@ FIGURES = {
     "progan-mnist": ("progan-mnist", lambda out, a: [samples("progan-mnist", out)]),
     "glow-mnist": ("glow-mnist", lambda out, a: [samples("glow-mnist", out)]),
     "vqvae-mnist": ("vqvae-mnist", lambda out, a: [samples("vqvae-mnist", out)]),
+    "vq-transformer-mnist": ("vq-transformer-mnist", lambda out, a: [samples("vq-transformer-mnist", out)]),
     "pixelvae-mnist": ("pixelvae-mnist", lambda out, a: [samples("pixelvae-mnist", out)]),
     "ali-mnist": ("ali-mnist", lambda out, a: [samples("ali-mnist", out), ali_reconstructions(out, a.data_dir)]),
     "cyclegan-mnist-invert": ("cyclegan-mnist-invert", lambda out, a: [cyclegan_translations(out, a.data_dir)]),

@@ -222,6 +222,24 @@ SPECS: dict[str, Spec] = {
             "temperature 0.7, on dequantized MNIST"
         ),
     ),
+    "vq-transformer-mnist": Spec(
+        "latent",
+        "mnist",
+        (
+            'model.autoencoder="pretrained:vqvae-mnist"',
+            'model.prior="transformer"',
+            "train.batch_size=128",
+            "train.lr=1e-3",
+            "train.warmup_steps=100",
+            "train.ema_decay=0.995",
+            *UNTIL_BUDGET,
+        ),
+        minutes=10,
+        about=(
+            "the VQ + transformer recipe: a transformer (Image GPT, d = 64, 4 blocks) over the 7x7 code maps of the "
+            "shipped vqvae-mnist (frozen; 20 CPU-minutes of its own), decoded by it, on MNIST"
+        ),
+    ),
     "progan-mnist": Spec(
         "progan",
         "mnist",
