@@ -100,17 +100,19 @@ PRESETS: dict[str, Preset] = {
             "data.name": "mnist",
             "model.image_shape": (1, 28, 28),
             "model.likelihood": "bernoulli",
+            "model.num_blocks": 2,
             "train.batch_size": 32,
             "train.lr": 2e-3,
             "train.warmup_steps": 100,
             "train.lr_schedule": "cosine",
-            "train.steps": 1_000,
-            "train.schedule_steps": 1_000,
+            "train.steps": 2_000,
+            "train.schedule_steps": 2_000,
             "train.ema_decay": 0.995,
         },
         source=(
-            "benchmarks/README.md, 'Transformer and latent priors on MNIST': the default network (d = 64, 4 blocks) "
-            "for about 30 CPU-minutes of one thread (1,000 steps of 32 at about 18 images/s)"
+            "benchmarks/README.md, 'Transformer and latent priors on MNIST': for about 30 CPU-minutes of one thread, "
+            "2 blocks of d = 64 (2,000 steps of 32 at about 36 images/s) reached 94.54 nats against 99.07 for the "
+            "default 4 blocks (1,000 steps)"
         ),
     ),
 }
