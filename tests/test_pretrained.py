@@ -178,3 +178,19 @@ def test_report_of_a_pretrained_model_goes_to_the_working_directory(tmp_path, mo
         "run": pretrained.path("vae-mnist"),
         "out": __import__("pathlib").Path("pretrained-vae-mnist/report.html"),
     }
+
+
+def test_models_with_a_shipped_name_prints_its_card(capsys):
+    card = pretrained.card("vq-transformer-mnist")
+    for name in ("vq-transformer-mnist", "pretrained:vq-transformer-mnist"):
+        assert main(["models", name]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"vq-transformer-mnist: {card['about']}")
+        assert card["headline"] in out and f"{card['training']['cpu_minutes']} CPU-minutes" in out
+        for check in card["judged"]["checks"]:
+            assert check["numbers"] in out
+    assert main(["models", "pixelcnn"]) == 0  # a registry name still prints its presets
+    assert "mnist-cpu" in capsys.readouterr().out
+    assert main(["models", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "registry models: ali" in err and "shipped models: flow-matching-mnist" in err

@@ -324,8 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="skip the parts a probe call predicts take more than 5 s")
     s.add_argument("--device", default="cpu")
 
-    s = sub.add_parser("models", help="list the models; with a name: its presets (values, source, published results)")
-    s.add_argument("model", nargs="?", help="a registry name, e.g. pixelcnn: print its presets in full")
+    s = sub.add_parser(
+        "models",
+        help="list the models; with a name: its presets (values, source, published results), or a shipped model's card",
+    )
+    s.add_argument(
+        "model",
+        nargs="?",
+        help="a registry name, e.g. pixelcnn: its presets in full; a shipped model, e.g. flow-matching-mnist: its card",
+    )
     s.set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the named data sets").set_defaults(func=cmd_datasets)
     return p

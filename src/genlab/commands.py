@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import GenlabError
+from .errors import ConfigError, GenlabError
 
 
 def _generator(seed: int):
@@ -367,6 +367,14 @@ def cmd_models(args) -> None:
     from .presets import describe
 
     if args.model:
+        shipped = args.model.removeprefix(pretrained.PREFIX)
+        if args.model not in registry.MODELS and shipped in pretrained.names():
+            return print(describe_card(pretrained.card(shipped)))
+        if args.model not in registry.MODELS:
+            raise ConfigError(
+                f"unknown model {args.model!r}; registry models: {', '.join(sorted(registry.MODELS))}; "
+                f"shipped models: {', '.join(pretrained.names()) or 'none'}"
+            )
         return print(describe(registry.entry(args.model).presets) or f"{args.model} has no presets")
     for name in registry.MODELS:
         e = registry.entry(name)
@@ -388,6 +396,24 @@ def cmd_models(args) -> None:
             for check in card.get("judged", {}).get("checks", []):  # scripts/check_pretrained.py's independent judge
                 verdict = {True: "meets", False: "misses", None: "-"}[check["pass"]]
                 print(f"{'':22s} judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")
+
+
+def describe_card(card: dict) -> str:
+    """A shipped model's card as text: what it is, how it was trained, what it measures, the judge's verdicts."""
+    t = card["training"]
+    how = f"preset {t['preset']}" if t.get("preset") else "the registry defaults"
+    lines = [
+        f"{card['name']}: {card['about']}",
+        f"  model {card['model']} on {card['data']['name']}; {card['parameters']:,} parameters",
+        f"  trained: {t['cpu_minutes']} CPU-minutes, {t['steps']:,} steps of {t['batch_size']}, seed {t['seed']}, "
+        f"{how}" + (f", with {' '.join(t['overrides'])}" if t.get("overrides") else ""),
+        f"  on: {card['machine']['cpu']}, {card.get('date', '')}",
+        f"  measured on the test split: {card['headline']}",
+    ]
+    for check in card.get("judged", {}).get("checks", []):
+        verdict = {True: "meets", False: "misses", None: "-"}[check["pass"]]
+        lines.append(f"  judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")
+    return "\n".join(lines)
 
 
 def cmd_datasets(args) -> None:
