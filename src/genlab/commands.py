@@ -393,9 +393,8 @@ def cmd_models(args) -> None:
                 f"{name:22s} {card['data']['name']:28s} {card['headline']}"
                 + (f"; {minutes:.0f} CPU-min" if minutes else "")
             )
-            for check in card.get("judged", {}).get("checks", []):  # scripts/check_pretrained.py's independent judge
-                verdict = {True: "meets", False: "misses", None: "-"}[check["pass"]]
-                print(f"{'':22s} judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")
+            for line in verdicts(card):
+                print(f"{'':22s} {line}")
 
 
 def describe_card(card: dict) -> str:
@@ -410,10 +409,16 @@ def describe_card(card: dict) -> str:
         f"  on: {card['machine']['cpu']}, {card.get('date', '')}",
         f"  measured on the test split: {card['headline']}",
     ]
+    return "\n".join(lines + [f"  {line}" for line in verdicts(card)])
+
+
+def verdicts(card: dict) -> list[str]:
+    """One line per check of scripts/check_pretrained.py's independent judge in ``card["judged"]``."""
+    out = []
     for check in card.get("judged", {}).get("checks", []):
         verdict = {True: "meets", False: "misses", None: "-"}[check["pass"]]
-        lines.append(f"  judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")
-    return "\n".join(lines)
+        out.append(f"judged ({check['check']}): {check['numbers']} [{verdict} {check['target']}]")
+    return out
 
 
 def cmd_datasets(args) -> None:
