@@ -31,7 +31,9 @@ from pathlib import Path
 
 import torch
 
+import genlab
 import harness
+from genlab.train.checkpoint import list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -58,61 +60,49 @@ def build_parser():
     return ap
 
 
-def training_minutes(spec: str) -> float | None:
-    """CPU-minutes of a run's training: a card's, or the newest checkpoint's budget clock."""
-    from genlab.train.checkpoint import load_checkpoint
-
-    if spec.startswith("pretrained:"):
-        from genlab import pretrained
-
-        return pretrained.card(spec.split(":", 1)[1])["training"]["cpu_minutes"]
-    from genlab import Run
-
-    run = Run(spec)
+def training_minutes(run: genlab.Run) -> float | None:
+    """CPU-minutes of a run's training: a shipped model's card, or the newest checkpoint's budget clock."""
+    if run.is_pretrained:
+        return run.card["training"]["cpu_minutes"]
     if run.doc.get("train", {}).get("budget_clock") != "cpu":
         return None
-    newest = max((run.path / "checkpoints").glob("step-*"), key=lambda c: int(c.name.split("-")[1]))
-    _, state, _ = load_checkpoint(newest)
+    _, state, _ = load_checkpoint(list_checkpoints(run.path / "checkpoints")[-1][1])
     return state["elapsed"] / 60
 
 
-def total_minutes(spec: str, model) -> tuple[float | None, str]:
+def total_minutes(run: genlab.Run) -> tuple[float | None, str]:
     """(the run's training CPU-minutes plus its autoencoder's, how they add up)."""
-    own = training_minutes(spec)
-    autoencoder = getattr(model.config, "autoencoder", None)
+    own = training_minutes(run)
+    autoencoder = getattr(run.model.config, "autoencoder", None)
     if own is None or not autoencoder:
         return own, "" if own is None else f"{own:.1f}"
-    ae = training_minutes(autoencoder)
+    ae = training_minutes(genlab.Run(autoencoder))
     if ae is None:
         return None, f"{own:.1f} + ? (autoencoder)"
     return own + ae, f"{ae:.1f} + {own:.1f}"
 
 
-def likelihood(spec: str, model, args, test, from_card: bool) -> dict | None:
+def likelihood(model, card: dict | None, args, test) -> dict | None:
+    """The test NLL: the card's (``card`` given), else measured on ``--likelihood-examples`` digits."""
     from genlab.metrics.likelihood import evaluate_likelihood
 
     if model.likelihood_kind == "none":
         return None
-    if from_card:
-        from genlab import pretrained
-
-        got = pretrained.card(spec.split(":", 1)[1]).get("measured", {}).get("likelihood")
-        if got:
-            return {**got, "source": "card"}
+    got = (card or {}).get("measured", {}).get("likelihood")
+    if got:
+        return {**got, "source": "card"}
     iw = args.iw_samples if model.importance_sampled else None
     r = evaluate_likelihood(model, test, iw_samples=iw, max_examples=args.likelihood_examples, progress=False)
     return {**r, "source": "measured"}
 
 
-def quality(spec: str, model, args, test, from_card: bool) -> dict | None:
+def quality(model, card: dict | None, args, test) -> dict | None:
+    """FID/KID of ``--samples`` samples: the card's (``card`` given, same sample count), else measured."""
     if not args.samples or "sample" not in model.capabilities:
         return None
-    if from_card:
-        from genlab import pretrained
-
-        got = pretrained.card(spec.split(":", 1)[1]).get("measured", {}).get("sample_quality")
-        if got and got.get("samples") == args.samples:
-            return {"fid": got["fid"], "kid": got["kid"], "source": "card"}
+    got = (card or {}).get("measured", {}).get("sample_quality")
+    if got and got.get("samples") == args.samples:
+        return {"fid": got["fid"], "kid": got["kid"], "source": "card"}
     q = harness.sample_quality(model, test, samples=args.samples, seed=0)
     return {"fid": q["fid"], "kid": q["kid"], "source": "measured"}
 
@@ -140,8 +130,6 @@ def data_kind(model) -> str:
 
 
 def main(argv=None) -> None:
-    import genlab
-
     args, machine = harness.start(build_parser(), argv)
     test = harness.load("mnist", "test", args)
     judge = judging.get_judge(args.data_dir)[0] if args.judge_samples else None
@@ -162,17 +150,18 @@ def main(argv=None) -> None:
         label, _, spec = item.partition("=")
         if not spec:
             raise SystemExit(f"--run wants LABEL=RUN (a run folder or pretrained:NAME), got {item!r}")
-        model = genlab.load(spec).eval()
-        minutes, how = total_minutes(spec, model)
-        from_card = spec.startswith("pretrained:") and label not in args.remeasure
-        nll = likelihood(spec, model, args, test, from_card)
-        q = quality(spec, model, args, test, from_card)
+        run = genlab.Run(spec)
+        model = run.model
+        minutes, how = total_minutes(run)
+        card = run.card if label not in args.remeasure else None
+        nll = likelihood(model, card, args, test)
+        q = quality(model, card, args, test)
         shares = None
         if judge is not None and "sample" in model.capabilities:
             shown, _ = judging.shown_samples(model, args.judge_samples)
             shares = judging.confident_shares(judging.judge_probs(judge, shown))
         speed = seconds_per_image(model, args.speed_batch)
-        what = spec.split(":", 1)[1] if spec.startswith("pretrained:") else genlab.Run(spec).model_name
+        what = run.name if run.is_pretrained else run.model_name
         if hasattr(model.config, "prior"):
             what = f"{model.config.prior} over {model.config.autoencoder.split(':')[-1]}"
         bound = "" if nll is None else f" ({estimator_kind(nll.get('estimator', ''))})"
