@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -194,3 +195,33 @@ def test_models_with_a_shipped_name_prints_its_card(capsys):
     assert main(["models", "nope"]) == 2
     err = capsys.readouterr().err
     assert "registry models: ali" in err and "shipped models: flow-matching-mnist" in err
+
+
+def test_a_model_that_misses_a_target_says_why_in_its_card(capsys):
+    """Every shipped model the judge fails carries a ``falls_short`` sentence (what it reached, what would
+    close the gap), and ``genlab models NAME`` prints it."""
+    for name in pretrained.names():
+        card = pretrained.card(name)
+        if any(c["pass"] is False for c in card.get("judged", {}).get("checks", [])):
+            assert len(card.get("falls_short", "")) > 40, name
+            assert main(["models", name]) == 0
+            assert f"falls short: {card['falls_short']}" in capsys.readouterr().out
+
+
+def test_rewriting_the_notes_changes_only_the_words(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import train_pretrained as tp
+
+    name = "gan-ring8"
+    (tmp_path / name).mkdir()
+    card = {**pretrained.card(name), "about": "old words", "falls_short": "old reason"}
+    (tmp_path / name / "card.json").write_text(json.dumps(card))
+    spec = tp.SPECS[name]
+    monkeypatch.setitem(tp.SPECS, name, __import__("dataclasses").replace(spec, falls_short=""))
+    assert tp.main(["--notes", "--only", name, "--out", str(tmp_path)]) == 0
+    got = json.loads((tmp_path / name / "card.json").read_text())
+    assert got["about"] == spec.about and "falls_short" not in got
+    rest = [json.dumps({k: v for k, v in c.items() if k not in ("about", "falls_short")}) for c in (got, card)]
+    assert rest[0] == rest[1]  # (json text: a card may hold NaN, which equals nothing)

@@ -409,7 +409,8 @@ def describe_card(card: dict) -> str:
         f"  on: {card['machine']['cpu']}, {card.get('date', '')}",
         f"  measured on the test split: {card['headline']}",
     ]
-    return "\n".join(lines + [f"  {line}" for line in verdicts(card)])
+    short = [f"  falls short: {card['falls_short']}"] if card.get("falls_short") else []
+    return "\n".join(lines + [f"  {line}" for line in verdicts(card)] + short)
 
 
 def verdicts(card: dict) -> list[str]:
