@@ -194,7 +194,7 @@ def test_models_with_a_shipped_name_prints_its_card(capsys):
     assert "mnist-cpu" in capsys.readouterr().out
     assert main(["models", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "registry models: ali" in err and "shipped models: flow-matching-mnist" in err
+    assert "registry models: ali" in err and "shipped models: vq-transformer-mnist" in err
 
 
 def test_a_model_that_misses_a_target_says_why_in_its_card(capsys):

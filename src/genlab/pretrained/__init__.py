@@ -34,7 +34,7 @@ class PretrainedError(GenlabError, LookupError):
 
 #: The shipped model the explorer opens on: the best sampler by the independent judge
 #: (scripts/check_pretrained.py); the others follow in alphabetical order.
-FEATURED = "flow-matching-mnist"
+FEATURED = "vq-transformer-mnist"
 
 
 def names() -> list[str]:
