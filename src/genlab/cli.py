@@ -12,7 +12,7 @@ makes one call into the library; nothing here computes anything itself.
     genlab eval runs/vae-mnist-5k --data mnist --split test --iw-samples 1000
     genlab report runs/vae-mnist-5k            # runs/vae-mnist-5k/report.html
     genlab serve runs/vae-mnist-5k runs/pixelcnn-mnist-5k
-    genlab sample pretrained:dcgan-mnist -n 64      # a model shipped with genlab (`genlab models`)
+    genlab sample pretrained:vq-transformer-mnist -n 64  # a model shipped with genlab (`genlab models`)
     genlab serve                                    # the explorer over every shipped model
 
 Every command that takes a run folder also takes ``pretrained:NAME``: the model is read
