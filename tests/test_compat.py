@@ -106,31 +106,38 @@ def test_train_channels_last_moved_to_the_model_for_files_and_overrides():
     assert set(compat.MOVED_TO_MODEL.values()) <= set(vae.__dataclass_fields__)
 
 
+def _as_0_1_0(tmp_path, name: str) -> Path:
+    """A copy of shipped model ``name`` whose config is written as genlab 0.1.0 wrote it:
+    ``train.channels_last=false`` (that field's default then), whatever the model's own."""
+    import json
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(Path(genlab.pretrained.__file__).parent / name, folder)
+    doc = json.loads((folder / "config.json").read_text())
+    doc["genlab_version"], doc["train"]["channels_last"] = "0.1.0", False
+    (folder / "config.json").write_text(json.dumps(doc))
+    return folder
+
+
 @pytest.mark.parametrize("name", ["vae-mnist", "vae-frey-face", "pixelvae-mnist", "pixelcnn-mnist"])
-def test_shipped_run_configs_with_train_channels_last_still_load(name):
+def test_0_1_0_run_configs_with_train_channels_last_still_load(name, tmp_path):
     from genlab.train import load_run_config
 
-    folder = Path(genlab.pretrained.__file__).parent / name
+    folder = _as_0_1_0(tmp_path, name)
     with pytest.warns(DeprecationWarning, match="train.channels_last"):
         run = load_run_config(folder)
-    assert run.model.channels_last is True
+    assert run.model.channels_last is True  # the model's own field, untouched by the old default
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the model alone (genlab.load) never read the train section
-        genlab.load(f"pretrained:{name}")
+        genlab.load(folder)
 
 
 def test_a_0_1_0_config_of_a_model_without_channels_last_drops_the_old_key(tmp_path):
     """dcgan-mnist's config as genlab 0.1.0 wrote it (``train.channels_last=false``; dcgan has no such field)."""
-    import json
-    import shutil
-
     from genlab.train import load_run_config
 
-    folder = tmp_path / "dcgan-mnist"
-    shutil.copytree(Path(genlab.pretrained.__file__).parent / "dcgan-mnist", folder)
-    doc = json.loads((folder / "config.json").read_text())
-    doc["genlab_version"], doc["train"]["channels_last"] = "0.1.0", False
-    (folder / "config.json").write_text(json.dumps(doc))
+    folder = _as_0_1_0(tmp_path, "dcgan-mnist")
     with pytest.warns(DeprecationWarning, match="train.channels_last"):
         run = load_run_config(folder)
     assert not hasattr(run.model, "channels_last") and not hasattr(run.train, "channels_last")
