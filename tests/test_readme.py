@@ -15,6 +15,7 @@ Commands are parsed, never run: ``genlab ...`` by genlab's own argument parser,
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import shlex
@@ -88,6 +89,7 @@ def check_genlab(argv: list[str]) -> None:
     registry.build(args.model, cfg.model)  # the model's own validation of the values
 
 
+@functools.cache
 def written_runs() -> set[str]:
     """The run folders that the READMEs' ``genlab train ... --out DIR`` commands write."""
     return {
