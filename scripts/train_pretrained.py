@@ -92,9 +92,9 @@ SPECS: dict[str, Spec] = {
         ),
         falls_short=(
             "67% of its samples are digits the judge is sure of after 60 CPU-minutes (target 70%; 56% after 8, 66% "
-            "after 41, so longer runs have stopped paying): the "
-            "factorised Bernoulli decoder draws each pixel's mean, so uncertain strokes blur, and the 32-D Gaussian "
-            "prior puts mass where the encoder put no digit. A better prior closes more of the gap than a longer run: "
+            "after 41, so longer runs have stopped paying): the factorised Bernoulli decoder draws each pixel's mean, "
+            "so uncertain strokes blur, and the 32-D Gaussian prior puts mass where the encoder put no digit. A "
+            "better prior closes more of the gap than a longer run: "
             "flow matching over the codes of the 8-minute VAE (genlab train latent, 22 more CPU-minutes) drew 74% "
             "judged digits in benchmarks/README.md."
         ),
@@ -257,10 +257,9 @@ SPECS: dict[str, Spec] = {
         ),
         falls_short=(
             "75% of its samples are digits the judge is sure of after 59 CPU-minutes (target 85%; 65% after 10, 74% "
-            "after 41), "
-            "although its likelihood is the best shipped (79.0 nats): the PixelCNN decoder draws strokes that the "
-            "latent code does not pin down. More training still helps, slowly (its NLL fell from 81.7 nats); a wider "
-            "network and a longer run, past one CPU thread's hour, would close the rest."
+            "after 41), although its likelihood is the best shipped (79.0 nats): the PixelCNN decoder draws strokes "
+            "that the latent code does not pin down. More training still helps, slowly (its NLL fell from 81.7 "
+            "nats); a wider network and a longer run, past one CPU thread's hour, would close the rest."
         ),
     ),
     "vqvae-mnist": Spec(
